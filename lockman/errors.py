@@ -24,7 +24,7 @@ class InputError(LockmanError):
     exit_code = EXIT_USAGE
 
 
-class ReferenceError_(InputError):
+class InvalidReference(InputError):
     """An image reference that does not follow the distribution grammar."""
 
 
