@@ -1,0 +1,3 @@
+from lockman.cli import entry
+
+entry()

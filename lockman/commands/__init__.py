@@ -1,0 +1,1 @@
+"""Thin commands: parse nothing, print results, return an exit code."""

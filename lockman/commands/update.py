@@ -1,0 +1,68 @@
+"""`lockman update`: re-resolve every image and rewrite xcargo.lock when something moved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lockman import lockfile
+from lockman.commands._common import report_errors
+from lockman.console import err, out, short
+from lockman.errors import EXIT_OK, EXIT_VERIFY
+from lockman.locker import Change, diff_locks, gather_all, lock_one, wanted_images
+from lockman.lockfile import Lockfile
+from lockman.registry.client import RegistryClient
+from lockman.xcargo import load_config
+
+
+def describe(change: Change) -> str:
+    old = short(change.old.digest) if change.old else "(new)"
+    new = short(change.new.digest) if change.new else "(removed)"
+    if change.old and change.new and change.old.digest == change.new.digest:
+        return f"{change.display}  platforms changed ({short(change.new.digest)})"
+    return f"{change.display}  {old} → {new}"
+
+
+async def run(config_path: Path, *, check: bool, dry_run: bool, timeout: float) -> int:
+    config = load_config(config_path)
+    for triple in config.skipped_targets:
+        err(
+            f"warning: {config.path}: target {triple} has no container image "
+            f'(set [targets."{triple}".container].image to lock one); skipped'
+        )
+    wanted = wanted_images(config.images, config.path)
+    lock_path = config.lockfile_path
+    with lockfile.locked(lock_path):
+        old = lockfile.read(lock_path)
+        previous = old.by_key() if old else {}
+        async with RegistryClient(timeout=timeout) as client:
+            await client.prefetch_tokens([w.use.ref for w in wanted])
+            outcomes = await gather_all(lock_one(client, w, previous.get(w.key)) for w in wanted)
+        errors = [o.error for o in outcomes if o.error is not None]
+        if errors:
+            return report_errors(errors)
+        for o in outcomes:
+            if o.tag_moved_to:
+                err(
+                    f"notice: {o.wanted.use.ref.familiar()} is pinned in {config.path} "
+                    f"({o.wanted.use.key}), but tag {o.wanted.use.tag} now points at "
+                    f"{short(o.tag_moved_to)}; the pin is kept"
+                )
+        new = Lockfile(tuple(o.entry for o in outcomes if o.entry is not None)).sorted()
+        text = lockfile.dumps(new)
+        current_text = lock_path.read_text(encoding="utf-8") if old is not None else None
+        changes = diff_locks(old, new)
+        for c in changes:
+            out(describe(c))
+        if text == current_text:
+            if not changes:
+                out(f"{lock_path}: up to date ({len(new.images)} images)")
+            return EXIT_OK
+        if check:
+            err(f"error: {lock_path} is not up to date: run `lockman update`")
+            return EXIT_VERIFY
+        if dry_run:
+            out(f"{lock_path}: would be updated (dry run)")
+            return EXIT_OK
+        lockfile.write_atomic(lock_path, text)
+        out(f"{lock_path}: updated ({len(changes)} changed, {len(new.images)} images)")
+        return EXIT_OK

@@ -1,0 +1,37 @@
+"""Where lockman's words go: one line per message on stderr, results on stdout.
+
+Every message passes a redaction step: a secret the run has handled (password, token) is
+replaced before it can reach a terminal or a CI log, whatever code path produced the text.
+"""
+
+from __future__ import annotations
+
+import sys
+
+_secrets: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    if value and len(value) >= 4:
+        _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    for s in sorted(_secrets, key=len, reverse=True):
+        text = text.replace(s, "***")
+    return text
+
+
+def out(text: str = "") -> None:
+    sys.stdout.write(redact(text) + "\n")
+
+
+def err(text: str) -> None:
+    sys.stderr.write(redact(text) + "\n")
+    sys.stderr.flush()
+
+
+def short(digest: str) -> str:
+    """``sha256:`` plus 12 hex: enough to tell digests apart at a glance."""
+    alg, _, hex_ = digest.partition(":")
+    return f"{alg}:{hex_[:12]}"

@@ -1,0 +1,153 @@
+"""Turning the images a config uses into lock entries, and comparing locks.
+
+Sits between the pure model (xcargo config, lockfile) and the registry client. An image whose
+tag still points at the locked digest costs one HEAD and no GET: the previous entry (with its
+platform list) is kept as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+from lockman.errors import InputError, LockmanError
+from lockman.lockfile import LockedImage, LockedPlatform, Lockfile
+from lockman.manifest import INDEX_TYPES, Manifest
+from lockman.registry.client import RegistryClient
+from lockman.xcargo import ImageUse
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One lock entry to produce: a (name, tag) pair and every place that uses it."""
+
+    use: ImageUse
+    sources: tuple[str, ...]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.use.name, self.use.tag)
+
+    @property
+    def source(self) -> str:
+        return "; ".join(self.sources)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    wanted: Wanted
+    entry: LockedImage | None = None
+    error: LockmanError | None = None
+    tag_moved_to: str | None = None  # for pinned images whose tag now points elsewhere
+
+
+def wanted_images(uses: Iterable[ImageUse], config_path: object) -> list[Wanted]:
+    """Group uses by (name, tag); two different pins for one name:tag is a config error."""
+    groups: dict[tuple[str, str], list[ImageUse]] = {}
+    for u in uses:
+        groups.setdefault((u.name, u.tag), []).append(u)
+    out = []
+    for key, group in groups.items():
+        digests = {u.ref.digest for u in group}
+        if len(digests) > 1:
+            where = ", ".join(u.key for u in group)
+            raise InputError(f"{config_path}: {where}: {key[0]}:{key[1]} is pinned to different digests")
+        pinned = next((u for u in group if u.pinned), group[0])
+        out.append(Wanted(pinned, tuple(sorted({u.source for u in group}))))
+    return sorted(out, key=lambda w: w.key)
+
+
+def platforms_of(manifest: Manifest) -> tuple[LockedPlatform, ...]:
+    if not manifest.is_index:
+        return ()
+    return tuple(
+        LockedPlatform(d.platform.os, d.platform.architecture, d.digest, d.platform.variant)
+        for d in manifest.platform_children()
+        if d.platform is not None
+    )
+
+
+def _entry(w: Wanted, digest: str, manifest: Manifest | None, media_type: str) -> LockedImage:
+    return LockedImage(
+        name=w.use.name,
+        tag=w.use.tag,
+        digest=digest,
+        media_type=manifest.media_type if manifest else media_type,
+        source=w.source,
+        pinned=w.use.pinned,
+        platforms=platforms_of(manifest) if manifest else (),
+    )
+
+
+async def lock_one(client: RegistryClient, w: Wanted, previous: LockedImage | None) -> Outcome:
+    ref = w.use.ref
+    try:
+        if ref.digest is not None:
+            return await _lock_pinned(client, w, previous)
+        resolved = await client.resolve(ref.with_digest(None))
+        desc, manifest = resolved.descriptor, resolved.manifest
+        if previous is not None and previous.digest == desc.digest and not previous.pinned:
+            return Outcome(w, replace(previous, source=w.source))
+        if manifest is None and desc.media_type in INDEX_TYPES:
+            manifest = await client.get_manifest(ref.with_digest(desc.digest))
+        return Outcome(w, _entry(w, desc.digest, manifest, desc.media_type))
+    except LockmanError as e:
+        return Outcome(w, error=e)
+
+
+async def _lock_pinned(client: RegistryClient, w: Wanted, previous: LockedImage | None) -> Outcome:
+    ref = w.use.ref
+    assert ref.digest is not None
+    digest = ref.digest
+
+    async def pinned_entry() -> LockedImage:
+        if previous is not None and previous.digest == digest and previous.pinned:
+            # Already locked and verified: confirm the registry still serves it (one HEAD).
+            desc = (await client.resolve(ref)).descriptor
+            return replace(previous, source=w.source, media_type=previous.media_type or desc.media_type)
+        manifest = await client.get_manifest(ref)  # hashes the bytes against the pin
+        return _entry(w, digest, manifest, manifest.media_type)
+
+    async def tag_now() -> str | None:
+        if ref.tag is None:
+            return None
+        try:
+            return (await client.resolve(ref.with_digest(None))).digest
+        except LockmanError:
+            return None  # the tag is documentation; a vanished tag does not break the pin
+
+    entry, current = await asyncio.gather(pinned_entry(), tag_now())
+    moved = current if current is not None and current != digest else None
+    return Outcome(w, entry, tag_moved_to=moved)
+
+
+async def gather_all(aws: Iterable[Awaitable[T]]) -> list[T]:
+    return list(await asyncio.gather(*aws))
+
+
+@dataclass(frozen=True)
+class Change:
+    name: str
+    tag: str
+    old: LockedImage | None
+    new: LockedImage | None
+
+    @property
+    def display(self) -> str:
+        return f"{self.name}:{self.tag}" if self.tag else self.name
+
+
+def diff_locks(old: Lockfile | None, new: Lockfile) -> list[Change]:
+    """Entries whose digest (or platform list) changed, appeared or disappeared."""
+    before = old.by_key() if old else {}
+    after = new.by_key()
+    changes = []
+    for key in sorted(set(before) | set(after)):
+        a, b = before.get(key), after.get(key)
+        if a is None or b is None or a.digest != b.digest or a.platforms != b.platforms:
+            changes.append(Change(key[0], key[1], a, b))
+    return changes

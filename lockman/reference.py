@@ -1,0 +1,186 @@
+"""Image references: the distribution reference grammar and Docker Hub normalisation.
+
+Pure: no I/O. The grammar follows distribution/reference (v2.8) and the OCI distribution spec:
+
+    reference  := name [ ":" tag ] [ "@" digest ]
+    name       := [ domain "/" ] path-component ( "/" path-component )*
+    domain     := host [ ":" port ]
+    tag        := [\\w][\\w.-]{0,127}
+    digest     := "sha256:" 64 lowercase hex | "sha512:" 128 lowercase hex
+
+The first path component is a registry host only when it contains ``.`` or ``:`` or is
+``localhost`` (docker's rule); otherwise the name lives on Docker Hub, where single-component
+names get the ``library/`` prefix. Only registered digest algorithms are accepted: an unknown one
+could never be verified, so it is an error rather than something to pass along.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from lockman.errors import InvalidReference
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_API = "registry-1.docker.io"
+_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io"}
+MAX_NAME_LENGTH = 255
+
+_ALNUM = r"[a-z0-9]+"
+_SEPARATOR = r"(?:[._]|__|[-]+)"
+_PATH_COMPONENT = rf"{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_IPV6 = r"\[[a-fA-F0-9:]+\]"
+_HOST = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|{_IPV6})"
+_DOMAIN = rf"{_HOST}(?::[0-9]+)?"
+
+PATH_RE = re.compile(rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
+DOMAIN_RE = re.compile(_DOMAIN)
+TAG_RE = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
+DIGEST_RE = re.compile(r"(?P<alg>[A-Za-z][A-Za-z0-9]*(?:[+._-][A-Za-z][A-Za-z0-9]*)*):(?P<hex>.+)")
+DIGEST_HEX_LENGTHS = {"sha256": 64, "sha512": 128}
+_LOWER_HEX = re.compile(r"[0-9a-f]+")
+
+
+def validate_digest(digest: str, *, what: str = "digest") -> str:
+    """Return ``digest`` if it is a registered algorithm with well-formed hex, else raise."""
+    m = DIGEST_RE.fullmatch(digest)
+    if not m:
+        raise InvalidReference(f"invalid {what} {digest!r}: expected 'sha256:<64 hex>'")
+    alg, hex_ = m.group("alg"), m.group("hex")
+    if alg not in DIGEST_HEX_LENGTHS:
+        raise InvalidReference(
+            f"invalid {what} {digest!r}: unsupported digest algorithm {alg!r} "
+            "(sha256 and sha512 are supported)"
+        )
+    want = DIGEST_HEX_LENGTHS[alg]
+    if len(hex_) != want or not _LOWER_HEX.fullmatch(hex_):
+        raise InvalidReference(f"invalid {what} {digest!r}: {alg} needs {want} lowercase hex characters")
+    return digest
+
+
+def is_digest(value: str) -> bool:
+    try:
+        validate_digest(value)
+    except InvalidReference:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A parsed, normalised image reference.
+
+    ``written`` keeps the name exactly as the user wrote it (without tag or digest): that is
+    what the lockfile records, so a Renovate regex over xcargo.toml and xcargo.lock agree.
+    """
+
+    registry: str
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+    written: str = ""
+
+    @property
+    def name(self) -> str:
+        """Fully qualified repository name, e.g. ``docker.io/library/rust``."""
+        return f"{self.registry}/{self.repository}"
+
+    @property
+    def api_host(self) -> str:
+        """Host (and port) that serves the distribution API for this registry."""
+        return DOCKER_HUB_API if self.registry == DOCKER_HUB else self.registry
+
+    @property
+    def reference(self) -> str:
+        """What goes after ``/manifests/``: the digest when there is one, else the tag."""
+        return self.digest or self.tag or "latest"
+
+    def with_digest(self, digest: str | None) -> Reference:
+        return Reference(self.registry, self.repository, self.tag, digest, self.written)
+
+    def with_tag(self, tag: str | None) -> Reference:
+        return Reference(self.registry, self.repository, tag, self.digest, self.written)
+
+    def __str__(self) -> str:
+        s = self.name
+        if self.tag is not None:
+            s += f":{self.tag}"
+        if self.digest is not None:
+            s += f"@{self.digest}"
+        return s
+
+    def familiar(self) -> str:
+        """The name as written, with tag and digest: what a user recognises in messages."""
+        s = self.written or self.name
+        if self.tag is not None:
+            s += f":{self.tag}"
+        if self.digest is not None:
+            s += f"@{self.digest}"
+        return s
+
+
+def _split_domain(name: str) -> tuple[str | None, str]:
+    first, sep, rest = name.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
+        return first, rest
+    return None, name
+
+
+def parse(text: str, *, default_tag: str | None = "latest") -> Reference:
+    """Parse ``text`` into a :class:`Reference`, normalising Docker Hub names.
+
+    ``default_tag`` fills in the tag when neither tag nor digest is given (docker's ``latest``).
+    Raises :class:`InvalidReference` naming the reference and the problem.
+    """
+    if not isinstance(text, str):
+        raise InvalidReference(f"invalid reference {text!r}: not a string")
+    if text == "":
+        raise InvalidReference("invalid reference '': empty")
+    if text != text.strip() or any(c.isspace() for c in text):
+        raise InvalidReference(f"invalid reference {text!r}: contains whitespace")
+
+    remainder, at, digest = text.partition("@")
+    digest_value: str | None = None
+    if at:
+        if "@" in digest:
+            raise InvalidReference(f"invalid reference {text!r}: more than one '@'")
+        try:
+            digest_value = validate_digest(digest)
+        except InvalidReference as e:
+            raise InvalidReference(f"invalid reference {text!r}: {_reason(e)}") from None
+
+    name, tag = remainder, None
+    colon = remainder.rfind(":")
+    if colon > remainder.rfind("/"):
+        name, tag = remainder[:colon], remainder[colon + 1 :]
+        if not TAG_RE.fullmatch(tag):
+            why = "longer than 128 characters" if len(tag) > 128 else "not a valid tag"
+            raise InvalidReference(f"invalid reference {text!r}: tag {tag!r} is {why}")
+
+    if not name:
+        raise InvalidReference(f"invalid reference {text!r}: missing repository name")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidReference(f"invalid reference {text!r}: name longer than {MAX_NAME_LENGTH} characters")
+
+    domain, path = _split_domain(name)
+    if domain is not None and not DOMAIN_RE.fullmatch(domain):
+        raise InvalidReference(f"invalid reference {text!r}: invalid registry host {domain!r}")
+    if not PATH_RE.fullmatch(path):
+        if path != path.lower() and PATH_RE.fullmatch(path.lower()):
+            raise InvalidReference(f"invalid reference {text!r}: repository name must be lowercase")
+        raise InvalidReference(f"invalid reference {text!r}: invalid repository name {path!r}")
+
+    registry = domain if domain is not None else DOCKER_HUB
+    if registry in _HUB_ALIASES:
+        registry = DOCKER_HUB
+    if registry == DOCKER_HUB and "/" not in path:
+        path = f"library/{path}"
+    if tag is None and digest_value is None:
+        tag = default_tag
+    return Reference(registry, path, tag, digest_value, name)
+
+
+def _reason(e: InvalidReference) -> str:
+    msg = str(e)
+    return msg.split(": ", 1)[1] if ": " in msg else msg

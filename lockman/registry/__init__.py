@@ -1,0 +1,1 @@
+"""The I/O layer: the OCI distribution protocol over httpx, with auth and host policy."""

@@ -1,0 +1,214 @@
+"""Where registry credentials come from: the stores docker and podman users already have.
+
+Order (what docker, then podman/skopeo, use): ``$DOCKER_CONFIG/config.json`` or
+``~/.docker/config.json`` (``credHelpers`` for the host, then ``credsStore``, then ``auths``),
+then ``REGISTRY_AUTH_FILE``, ``$XDG_RUNTIME_DIR/containers/auth.json``,
+``~/.config/containers/auth.json``. A repository-scoped ``auths`` key wins over the host key.
+
+A credential helper that is missing or has nothing for the host means anonymous access, not a
+failure (ggcr#156, docker/cli#1989): public pulls must keep working. Secrets are kept in
+:class:`Credential`, whose ``repr`` hides them, so they cannot leak into messages by accident.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("lockman.credentials")
+
+HUB_KEYS = (
+    "https://index.docker.io/v1/",
+    "index.docker.io",
+    "docker.io",
+    "registry-1.docker.io",
+    "https://registry-1.docker.io",
+    "https://index.docker.io",
+)
+
+
+@dataclass(frozen=True)
+class Credential:
+    username: str = field(repr=False, default="")
+    password: str = field(repr=False, default="")
+    identity_token: str = field(repr=False, default="")
+
+    def __repr__(self) -> str:
+        return "Credential(<redacted>)"
+
+    def __post_init__(self) -> None:
+        from lockman.console import register_secret
+
+        for s in (self.password, self.identity_token):
+            register_secret(s)
+        if self.password:  # the Basic header and config.json's "auth" carry it encoded
+            register_secret(base64.b64encode(f"{self.username}:{self.password}".encode()).decode())
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        log.warning("ignoring unreadable credentials file %s: %s", path, type(e).__name__)
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _normalise_key(key: str) -> str:
+    """Reduce an ``auths`` key (URL or host[/path]) to ``host[/path]``."""
+    k = key
+    for prefix in ("https://", "http://"):
+        if k.startswith(prefix):
+            k = k[len(prefix) :]
+    k = k.rstrip("/")
+    if k.endswith("/v1") or k.endswith("/v2"):
+        k = k[:-3]
+    if k in ("index.docker.io", "registry-1.docker.io"):
+        k = "docker.io"
+    return k
+
+
+def _from_auth_entry(entry: Any) -> Credential | None:
+    if not isinstance(entry, dict):
+        return None
+    identity = entry.get("identitytoken") or ""
+    user, password = entry.get("username") or "", entry.get("password") or ""
+    auth = entry.get("auth")
+    if isinstance(auth, str) and auth:
+        try:
+            decoded = base64.b64decode(auth).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            log.warning("ignoring malformed 'auth' value in a credentials file")
+            decoded = ""
+        user, _, password = decoded.partition(":")
+    if identity:
+        return Credential(username=user, identity_token=identity)
+    if user or password:
+        return Credential(username=user, password=password)
+    return None
+
+
+def _lookup_auths(auths: Any, registry: str, repository: str) -> Credential | None:
+    if not isinstance(auths, dict):
+        return None
+    by_key: dict[str, Any] = {}
+    for key, entry in auths.items():
+        by_key.setdefault(_normalise_key(str(key)), entry)
+    # Most specific first: registry/full/repo, registry/full, ..., registry.
+    parts = repository.split("/")
+    candidates = [f"{registry}/{'/'.join(parts[:i])}" for i in range(len(parts), 0, -1)]
+    candidates.append(registry)
+    for c in candidates:
+        if c in by_key:
+            cred = _from_auth_entry(by_key[c])
+            if cred:
+                return cred
+    return None
+
+
+def _helper_server_url(registry: str) -> str:
+    return "https://index.docker.io/v1/" if registry == "docker.io" else registry
+
+
+def run_helper(helper: str, registry: str) -> Credential | None:
+    """Ask ``docker-credential-<helper>``; None when it is missing or has nothing for us."""
+    exe = shutil.which(f"docker-credential-{helper}")
+    if exe is None:
+        log.debug("credential helper docker-credential-%s not found; anonymous", helper)
+        return None
+    try:
+        proc = subprocess.run(
+            [exe, "get"],
+            input=_helper_server_url(registry).encode(),
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        log.debug("credential helper %s failed for %s: %s", helper, registry, type(e).__name__)
+        return None
+    if proc.returncode != 0:
+        # "credentials not found in native keychain" and friends: anonymous, by design.
+        log.debug("credential helper %s has no credentials for %s", helper, registry)
+        return None
+    try:
+        data = json.loads(proc.stdout)
+    except ValueError:
+        log.debug("credential helper %s answered with something that is not JSON", helper)
+        return None
+    if not isinstance(data, dict):
+        return None
+    user, secret = str(data.get("Username") or ""), str(data.get("Secret") or "")
+    if not secret:
+        return None
+    if user == "<token>":
+        return Credential(identity_token=secret)
+    return Credential(username=user, password=secret)
+
+
+def _docker_config_path() -> Path:
+    base = os.environ.get("DOCKER_CONFIG")
+    return Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
+
+
+def _podman_auth_paths() -> list[Path]:
+    paths: list[Path] = []
+    if os.environ.get("REGISTRY_AUTH_FILE"):
+        paths.append(Path(os.environ["REGISTRY_AUTH_FILE"]))
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        paths.append(Path(os.environ["XDG_RUNTIME_DIR"]) / "containers" / "auth.json")
+    paths.append(Path.home() / ".config" / "containers" / "auth.json")
+    return paths
+
+
+class CredentialStore:
+    """Looks credentials up lazily, once per (registry, repository), and remembers secrets."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str], Credential | None] = {}
+        self._docker: dict[str, Any] | None = None
+        self._docker_loaded = False
+
+    def _docker_config(self) -> dict[str, Any]:
+        if not self._docker_loaded:
+            self._docker = _read_json(_docker_config_path()) or {}
+            self._docker_loaded = True
+        return self._docker or {}
+
+    def get(self, registry: str, repository: str = "") -> Credential | None:
+        key = (registry, repository)
+        if key not in self._cache:
+            self._cache[key] = self._find(registry, repository)
+        return self._cache[key]
+
+    def _find(self, registry: str, repository: str) -> Credential | None:
+        cfg = self._docker_config()
+        helpers = cfg.get("credHelpers")
+        if isinstance(helpers, dict):
+            for k, helper in helpers.items():
+                if _normalise_key(str(k)) == registry and isinstance(helper, str) and helper:
+                    return run_helper(helper, registry)
+        store = cfg.get("credsStore")
+        if isinstance(store, str) and store:
+            cred = run_helper(store, registry)
+            if cred:
+                return cred
+        cred = _lookup_auths(cfg.get("auths"), registry, repository)
+        if cred:
+            return cred
+        for path in _podman_auth_paths():
+            data = _read_json(path)
+            if data:
+                cred = _lookup_auths(data.get("auths"), registry, repository)
+                if cred:
+                    return cred
+        return None

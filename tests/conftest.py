@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from lockman.cli import main
+from tests.registry import Registry, htpasswd_line
+
+_counter = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test sees the developer's credentials, registries.conf, caches or proxies."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    for var in (
+        "DOCKER_CONFIG",
+        "REGISTRY_AUTH_FILE",
+        "XDG_RUNTIME_DIR",
+        "CONTAINERS_REGISTRIES_CONF",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "NO_COLOR",
+        "XDG_CACHE_HOME",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("LOCKMAN_LOCK_DIR", str(home / "locks"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+    return home
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A plain-HTTP, anonymous docker-registry shared by the session (tests use unique repos)."""
+    reg = Registry(tmp_path_factory.mktemp("registry")).start()
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture
+def own_registry(tmp_path: Path) -> Iterator[Registry]:
+    """A registry of the test's own, which it may stop."""
+    reg = Registry(tmp_path / "registry").start()
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="session")
+def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """docker-registry with htpasswd auth; user ``alice``, password in ``.password``."""
+    root = tmp_path_factory.mktemp("basic-registry")
+    root.mkdir(exist_ok=True)
+    password = "s3cret-Pa55word-for-tests"
+    (root / "htpasswd").write_text(htpasswd_line("alice", password) + "\n")
+    reg = Registry(
+        root,
+        auth={"htpasswd": {"realm": "lockman-test", "path": str(root / "htpasswd")}},
+        username="alice",
+        password=password,
+    ).start()
+    yield reg
+    reg.stop()
+
+
+def unique_repo(prefix: str = "test") -> str:
+    return f"{prefix}/r{next(_counter)}-{os.getpid()}"
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]):
+    """Run the CLI in-process: ``run("update", "--config", p)`` → Result(code, out, err)."""
+
+    def _run(*args: str) -> Result:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return _run

@@ -1,0 +1,96 @@
+"""Reference grammar cases, many from distribution/reference's own tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from lockman.errors import InvalidReference
+from lockman.reference import parse, validate_digest
+
+D256 = "sha256:" + "a" * 64
+D512 = "sha512:" + "b" * 128
+
+
+@pytest.mark.parametrize(
+    ("text", "registry", "repository", "tag", "digest"),
+    [
+        ("rust", "docker.io", "library/rust", "latest", None),
+        ("rust:1.70", "docker.io", "library/rust", "1.70", None),
+        ("library/rust:1.70-slim", "docker.io", "library/rust", "1.70-slim", None),
+        ("docker.io/rust", "docker.io", "library/rust", "latest", None),
+        ("index.docker.io/library/rust:1", "docker.io", "library/rust", "1", None),
+        ("rustlang/rust:nightly", "docker.io", "rustlang/rust", "nightly", None),
+        (
+            "ghcr.io/cross-rs/aarch64-unknown-linux-gnu:0.2.5",
+            "ghcr.io",
+            "cross-rs/aarch64-unknown-linux-gnu",
+            "0.2.5",
+            None,
+        ),
+        ("localhost/foo", "localhost", "foo", "latest", None),
+        ("localhost:5000/foo/bar:v1", "localhost:5000", "foo/bar", "v1", None),
+        ("127.0.0.1:5000/a_b/c__d/e-f/g--h:t", "127.0.0.1:5000", "a_b/c__d/e-f/g--h", "t", None),
+        ("[::1]:5000/foo:bar", "[::1]:5000", "foo", "bar", None),
+        (f"rust@{D256}", "docker.io", "library/rust", None, D256),
+        (f"rust:1.70@{D256}", "docker.io", "library/rust", "1.70", D256),
+        (f"example.com/x@{D512}", "example.com", "x", None, D512),
+        ("foo.com:8080/x", "foo.com:8080", "x", "latest", None),
+        ("a" * 10 + ":" + "T" * 128, "docker.io", "library/" + "a" * 10, "T" * 128, None),
+        ("Uppercase.io/x", "Uppercase.io", "x", "latest", None),
+    ],
+)
+def test_valid(text: str, registry: str, repository: str, tag: str | None, digest: str | None) -> None:
+    ref = parse(text)
+    assert (ref.registry, ref.repository, ref.tag, ref.digest) == (registry, repository, tag, digest)
+    assert parse(str(ref)) == parse(str(ref))  # canonical form re-parses
+    assert str(parse(str(ref))) == str(ref)
+
+
+def test_written_name_kept() -> None:
+    assert parse("rust:1.70").written == "rust"
+    assert parse(f"ghcr.io/a/b:c@{D256}").written == "ghcr.io/a/b"
+    assert parse("rust").familiar() == "rust:latest"
+
+
+def test_api_host() -> None:
+    assert parse("rust").api_host == "registry-1.docker.io"
+    assert parse("ghcr.io/x/y").api_host == "ghcr.io"
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("", "empty"),
+        ("Rust:1", "lowercase"),
+        ("rust:", "not a valid tag"),
+        ("rust:-x", "not a valid tag"),
+        ("rust:" + "a" * 129, "longer than 128"),
+        ("rust@sha256:abc", "64 lowercase hex"),
+        ("rust@sha256:" + "A" * 64, "64 lowercase hex"),
+        ("rust@md5:" + "a" * 32, "unsupported digest algorithm"),
+        ("rust@sha512:" + "a" * 64, "128 lowercase hex"),
+        ("rust@", "invalid"),
+        ("a//b", "invalid repository"),
+        ("-foo", "invalid repository"),
+        ("foo-", "invalid repository"),
+        ("foo/", "invalid repository"),
+        ("rust 1", "whitespace"),
+        (" rust", "whitespace"),
+        ("a@b@c", "more than one"),
+        (":tag", "missing repository"),
+        ("a" * 256, "longer than 255"),
+        ("ex_ample.com/x", "invalid registry host"),
+        ("foo/a___b", "invalid repository"),
+    ],
+)
+def test_invalid(text: str, fragment: str) -> None:
+    with pytest.raises(InvalidReference) as exc:
+        parse(text)
+    assert fragment in str(exc.value)
+    assert repr(text)[1:-1][:20] in str(exc.value)  # names the reference
+
+
+def test_validate_digest() -> None:
+    assert validate_digest(D256) == D256
+    with pytest.raises(InvalidReference, match="unsupported"):
+        validate_digest("sha1:" + "a" * 40)
