@@ -1,0 +1,1 @@
+"""Pure cosign / Sigstore signature verification: no network, fixed inputs in, verdict out."""
