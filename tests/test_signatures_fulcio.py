@@ -46,9 +46,9 @@ def test_loose_cert_with_loose_fulcio_root() -> None:
     root = TrustedRoot.from_pems(fulcio_certs=[fixture_bytes("fulcio_v1.crt.pem")])
     v = verify_certificate(leaf, chain, root, SIGNED_AT, ignore_sct=True)
     assert len(v.path) == 3 and v.sct_log_id is None
-    with pytest.raises(VerificationError, match="SCT from unknown CT log dd3d306a"):
+    with pytest.raises(VerificationError, match=r"SCT from unknown CT log dd3d306a"):
         verify_certificate(leaf, chain, root, SIGNED_AT)
-    with pytest.raises(VerificationError, match="no trusted issuer"):
+    with pytest.raises(VerificationError, match=r"no trusted issuer"):
         verify_chain(leaf, [], root, SIGNED_AT)  # intermediate missing
 
 
@@ -82,7 +82,7 @@ def test_bundle_cert_issuer_oids_agree() -> None:
 def test_disagreeing_issuer_oids_rejected() -> None:
     fulcio = FakeFulcio()
     leaf = fulcio.leaf(new_key("p256"), issuer="https://a.test", issuer_v1="https://b.test")
-    with pytest.raises(VerificationError, match="issuer extensions disagree"):
+    with pytest.raises(VerificationError, match=r"issuer extensions disagree"):
         certificate_issuer(leaf)
 
 
@@ -97,10 +97,10 @@ def test_fresh_chain_sct_and_eku() -> None:
     assert v.identities[0].startswith("https://github.com/org/repo/")
     assert v.sct_log_id == fulcio.ct_log_id.hex()
     client = fulcio.leaf(new_key("p256"), eku=ExtendedKeyUsageOID.CLIENT_AUTH)
-    with pytest.raises(VerificationError, match="not for code signing"):
+    with pytest.raises(VerificationError, match=r"not for code signing"):
         verify_certificate(client, [], root, T0)
     no_sct = fulcio.leaf(new_key("p256"), with_sct=False)
-    with pytest.raises(VerificationError, match="no embedded SCT"):
+    with pytest.raises(VerificationError, match=r"no embedded SCT"):
         verify_certificate(no_sct, [], root, T0)
     assert verify_certificate(no_sct, [], root, T0, ignore_sct=True).sct_log_id is None
 
@@ -112,13 +112,13 @@ def test_forged_sct_rejected() -> None:
     # Same CT log id, different key: the SCT signature must not verify.
     root = fulcio.trusted_root()
     fake_ct = replace(root.ctlogs[0], key=impostor.ct_key.public_key())
-    with pytest.raises(VerificationError, match="SCT signature does not verify"):
+    with pytest.raises(VerificationError, match=r"SCT signature does not verify"):
         verify_certificate(leaf, [], replace(root, ctlogs=(fake_ct,)), T0)
 
 
 def test_chain_to_foreign_ca_rejected() -> None:
     leaf = FakeFulcio().leaf(new_key("p256"))
-    with pytest.raises(VerificationError, match="no trusted issuer"):
+    with pytest.raises(VerificationError, match=r"no trusted issuer"):
         verify_chain(leaf, [], FakeFulcio().trusted_root(), T0)
-    with pytest.raises(VerificationError, match="no Fulcio certificate authorities"):
+    with pytest.raises(VerificationError, match=r"no Fulcio certificate authorities"):
         verify_chain(leaf, [], TrustedRoot(), T0)

@@ -47,7 +47,7 @@ def test_fresh_keys_round_trip(alg: str) -> None:
     key = load_public_key(public_pem(priv))
     sig = sign(priv, b"payload")
     verify_signature(key, sig, b"payload")
-    with pytest.raises(VerificationError, match="does not verify with key sha256:"):
+    with pytest.raises(VerificationError, match=r"does not verify with key sha256:"):
         verify_signature(key, sig, b"payload!")
 
 
@@ -70,7 +70,7 @@ def test_private_key_is_rejected() -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    with pytest.raises(InputError, match="private key"):
+    with pytest.raises(InputError, match=r"private key"):
         load_public_key(pem, "k.pem")
 
 
@@ -78,18 +78,18 @@ def test_garbage_and_small_rsa_rejected(tmp_path) -> None:
     with pytest.raises(InputError, match=r"bad\.pub: not a PEM public key"):
         load_public_key(b"hello", "bad.pub")
     small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    with pytest.raises(InputError, match="too small"):
+    with pytest.raises(InputError, match=r"too small"):
         load_public_key(public_pem(small))
-    with pytest.raises(InputError, match="unsupported elliptic curve"):
+    with pytest.raises(InputError, match=r"unsupported elliptic curve"):
         load_public_key(public_pem(ec.generate_private_key(ec.SECP256K1())))
-    with pytest.raises(InputError, match="cannot read public key"):
+    with pytest.raises(InputError, match=r"cannot read public key"):
         load_public_key_file(tmp_path / "missing.pub")
 
 
 def test_decode_b64_is_lenient_about_whitespace_and_padding() -> None:
     assert decode_b64("aGVs\nbG8g\r\n d29y bGQ=") == b"hello world"
     assert decode_b64("aGVsbG8") == b"hello"
-    with pytest.raises(VerificationError, match="not valid base64"):
+    with pytest.raises(VerificationError, match=r"not valid base64"):
         decode_b64("a*b")
 
 

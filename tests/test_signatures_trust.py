@@ -81,5 +81,5 @@ def test_bad_trusted_root(text: str, message: str) -> None:
 
 
 def test_missing_file(tmp_path) -> None:
-    with pytest.raises(InputError, match="cannot read trusted root"):
+    with pytest.raises(InputError, match=r"cannot read trusted root"):
         TrustedRoot.from_file(tmp_path / "nope.json")
