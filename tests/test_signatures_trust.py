@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from signing_helpers import TESTDATA
@@ -83,3 +84,20 @@ def test_bad_trusted_root(text: str, message: str) -> None:
 def test_missing_file(tmp_path) -> None:
     with pytest.raises(InputError, match=r"cannot read trusted root"):
         TrustedRoot.from_file(tmp_path / "nope.json")
+
+
+@pytest.mark.parametrize("stamp", ["2022-12-31T23:59:59.9Z", "2022-12-31T23:59:59.123456789Z"])
+def test_protobuf_timestamps_with_any_fraction(stamp: str) -> None:
+    doc = json.loads(
+        (
+            Path(__file__).resolve().parent.parent / "lockman/signatures/data/trusted_root.json"
+        ).read_text()
+    )
+    doc["certificateAuthorities"][0]["validFor"]["end"] = stamp
+    root = TrustedRoot.from_json(json.dumps(doc))
+    end = root.certificate_authorities[0].validity.end
+    assert end is not None and (end.year, end.second, end.microsecond // 100000) == (
+        2022,
+        59,
+        9 if stamp.endswith(".9Z") else 1,
+    )

@@ -17,6 +17,7 @@ Users can always pass their own with ``trusted-root`` / ``--trusted-root``.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -185,6 +186,8 @@ def _time(value: Any, where: str) -> datetime | None:
     text = str(value)
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
+    # Python 3.10's fromisoformat only takes 3- or 6-digit fractions; protobuf JSON has 0-9.
+    text = re.sub(r"\.(\d+)", lambda m: "." + (m.group(1) + "000000")[:6], text, count=1)
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError as exc:
