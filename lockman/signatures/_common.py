@@ -1,0 +1,51 @@
+"""Steps shared by ``.sig`` layers and bundles once the signed bytes are known."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from lockman.errors import InputError, VerificationError
+from lockman.signatures.fulcio import VerifiedCertificate, verify_certificate
+from lockman.signatures.keys import PublicKey
+from lockman.signatures.policy import Policy
+
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def check_image_digest(image_digest: str) -> str:
+    """The image digest we verify against must itself be well formed (caller error if not)."""
+    if not _DIGEST.fullmatch(image_digest):
+        raise InputError(f"image digest {image_digest!r} is not sha256:<64 lowercase hex>")
+    return image_digest
+
+
+def leaf_key(cert: x509.Certificate) -> PublicKey:
+    """The signing key inside a Fulcio leaf, restricted to the algorithms we verify."""
+    key = cert.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
+        raise VerificationError(f"certificate key type {type(key).__name__} is not supported")
+    return key
+
+
+def check_keyless(
+    leaf: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    policy: Policy,
+    signed_time: datetime | None,
+) -> tuple[VerifiedCertificate, str, str]:
+    """Chain + SCT at the tlog time (now if the tlog was ignored), then identity and issuer.
+
+    Without a tlog time cosign also checks at the current time, so short-lived Fulcio
+    certificates then fail as expired: that is the honest answer, not a bug.
+    """
+    when = signed_time or datetime.now(timezone.utc)
+    verified = verify_certificate(
+        leaf, intermediates, policy.root(), when, ignore_sct=policy.ignore_sct
+    )
+    identity, issuer = policy.match_identity(leaf)
+    return verified, identity, issuer

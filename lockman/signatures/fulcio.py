@@ -1,0 +1,336 @@
+"""Keyless signing certificates (Fulcio): chain, time, usage, identity, embedded SCT.
+
+We walk the chain ourselves instead of using cryptography's ``PolicyBuilder``: its client
+verifier insists on the clientAuth EKU, which Fulcio leaves do not carry (they are codeSigning).
+Each link is checked with ``verify_directly_issued_by`` (issuer name + signature), every issuer
+must be a CA allowed to sign certificates, and every certificate must be valid at the signing
+time, which comes from the Rekor entry's ``integratedTime``. The chain must end in a certificate
+of a Fulcio CA from the trusted root whose validity window also contains that time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.certificate_transparency import LogEntryType, SignedCertificateTimestamp
+from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
+
+from lockman.errors import VerificationError
+from lockman.signatures.keys import key_id, signature_valid
+from lockman.signatures.trust import CertificateAuthority, TrustedRoot
+
+OID_ISSUER_V1 = ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
+"""Fulcio OIDC issuer, deprecated form: the extension value is the raw string bytes."""
+OID_ISSUER_V2 = ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
+"""Fulcio OIDC issuer, current form: the extension value is a DER UTF8String."""
+OID_OTHERNAME_SAN = ObjectIdentifier("1.3.6.1.4.1.57264.1.7")
+"""Fulcio's otherName SAN (username identities), a DER UTF8String."""
+
+_MAX_CHAIN = 8
+
+
+def load_certificate(pem: str | bytes, what: str = "certificate") -> x509.Certificate:
+    """Parse exactly one PEM certificate from signature material (VerificationError if bad)."""
+    certs = load_certificates(pem, what)
+    if len(certs) != 1:
+        raise VerificationError(f"{what}: expected one PEM certificate, found {len(certs)}")
+    return certs[0]
+
+
+def load_certificates(pem: str | bytes, what: str = "certificate chain") -> list[x509.Certificate]:
+    """Parse zero or more concatenated PEM certificates (VerificationError if malformed)."""
+    data = pem.encode() if isinstance(pem, str) else pem
+    if not data.strip():
+        return []
+    try:
+        return x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise VerificationError(f"{what}: not PEM certificates ({exc})") from exc
+
+
+def load_der_certificate(der: bytes, what: str = "certificate") -> x509.Certificate:
+    """Parse a DER certificate from a bundle (VerificationError if malformed)."""
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError as exc:
+        raise VerificationError(f"{what}: not a DER certificate ({exc})") from exc
+
+
+def _subject(cert: x509.Certificate) -> str:
+    return cert.subject.rfc4514_string() or "<empty subject>"
+
+
+def _valid_at(cert: x509.Certificate, when: datetime) -> bool:
+    return cert.not_valid_before_utc <= when <= cert.not_valid_after_utc
+
+
+def _check_valid_at(cert: x509.Certificate, when: datetime, what: str) -> None:
+    if not _valid_at(cert, when):
+        raise VerificationError(
+            f"{what} ({_subject(cert)}) not valid at {when.isoformat()}: valid "
+            f"{cert.not_valid_before_utc.isoformat()} to {cert.not_valid_after_utc.isoformat()}"
+        )
+
+
+def _check_ca(cert: x509.Certificate, below: int) -> None:
+    """``cert`` must be a CA allowed to sign certs, with ``below`` CAs beneath it in the path."""
+    try:
+        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        bc = None
+    if bc is None or not bc.ca:
+        raise VerificationError(f"issuer {_subject(cert)} is not a CA")
+    if bc.path_length is not None and below > bc.path_length:
+        raise VerificationError(f"issuer {_subject(cert)} path length {bc.path_length} exceeded")
+    try:
+        ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return
+    if not ku.key_cert_sign:
+        raise VerificationError(f"issuer {_subject(cert)} lacks keyCertSign usage")
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    if cert.issuer != issuer.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _path_to(
+    leaf: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    ca: CertificateAuthority,
+    when: datetime,
+) -> list[x509.Certificate]:
+    """Walk from ``leaf`` to any certificate of ``ca``; return the path (leaf first)."""
+    anchors = list(ca.chain)
+    pool = anchors + [c for c in intermediates if c not in anchors]
+    path = [leaf]
+    current = leaf
+    for _ in range(_MAX_CHAIN):
+        if current in anchors:
+            return path
+        issuer = next((c for c in pool if c not in path and _issued_by(current, c)), None)
+        if issuer is None:
+            raise VerificationError(f"no trusted issuer found for {_subject(current)}")
+        _check_ca(issuer, below=len(path) - 1)
+        _check_valid_at(issuer, when, "CA certificate")
+        path.append(issuer)
+        current = issuer
+    raise VerificationError("certificate chain too long")
+
+
+def verify_chain(
+    leaf: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    trusted_root: TrustedRoot,
+    when: datetime,
+) -> list[x509.Certificate]:
+    """Check that ``leaf`` chains to a Fulcio CA of ``trusted_root`` at time ``when``.
+
+    ``intermediates`` are untrusted helpers (the chain annotation); only the trusted root's CA
+    certificates anchor. Returns the path, leaf first. Raises VerificationError with the reason
+    from the most promising CA if none works.
+    """
+    _check_valid_at(leaf, when, "signing certificate")
+    if not trusted_root.certificate_authorities:
+        raise VerificationError(f"{trusted_root.source} has no Fulcio certificate authorities")
+    reasons = []
+    for ca in trusted_root.certificate_authorities:
+        if not ca.validity.contains(when):
+            reasons.append(f"CA {ca.uri or _subject(ca.chain[-1])} not valid at {when.isoformat()}")
+            continue
+        try:
+            return _path_to(leaf, intermediates, ca, when)
+        except VerificationError as exc:
+            reasons.append(str(exc))
+    # Prefer the reason that got furthest: one not about a foreign issuer.
+    specific = [r for r in reasons if not r.startswith("no trusted issuer")]
+    raise VerificationError("certificate chain: " + (specific or reasons)[0])
+
+
+def check_code_signing(leaf: x509.Certificate) -> None:
+    """Fulcio leaves must be for code signing (EKU codeSigning)."""
+    try:
+        eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound as exc:
+        raise VerificationError("signing certificate has no extended key usage") from exc
+    if ExtendedKeyUsageOID.CODE_SIGNING not in eku:
+        raise VerificationError("signing certificate is not for code signing (EKU)")
+    try:
+        bc = leaf.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return
+    if bc.ca:
+        raise VerificationError("signing certificate is a CA certificate")
+
+
+def _der_utf8(value: bytes) -> str:
+    """Decode a DER UTF8String (tag 0x0C), the only shape Fulcio's newer extensions use."""
+    if len(value) < 2 or value[0] != 0x0C:
+        raise VerificationError("certificate extension is not a DER UTF8String")
+    length = value[1]
+    offset = 2
+    if length & 0x80:
+        n = length & 0x7F
+        if n == 0 or n > 4 or len(value) < 2 + n:
+            raise VerificationError("certificate extension has a bad DER length")
+        length = int.from_bytes(value[2 : 2 + n], "big")
+        offset = 2 + n
+    if len(value) != offset + length:
+        raise VerificationError("certificate extension has a bad DER length")
+    try:
+        return value[offset:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise VerificationError("certificate extension is not UTF-8") from exc
+
+
+def _extension_bytes(cert: x509.Certificate, oid: ObjectIdentifier) -> bytes | None:
+    try:
+        ext = cert.extensions.get_extension_for_oid(oid)
+    except x509.ExtensionNotFound:
+        return None
+    value = ext.value
+    return value.value if isinstance(value, x509.UnrecognizedExtension) else None
+
+
+def certificate_issuer(cert: x509.Certificate) -> str | None:
+    """The OIDC issuer Fulcio recorded; both encodings must agree if both are present."""
+    v1 = _extension_bytes(cert, OID_ISSUER_V1)
+    v2 = _extension_bytes(cert, OID_ISSUER_V2)
+    issuer_v1 = v1.decode("utf-8", "replace") if v1 is not None else None
+    issuer_v2 = _der_utf8(v2) if v2 is not None else None
+    if issuer_v1 is not None and issuer_v2 is not None and issuer_v1 != issuer_v2:
+        raise VerificationError(
+            f"certificate issuer extensions disagree: {issuer_v1!r} (.1.1) != {issuer_v2!r} (.1.8)"
+        )
+    return issuer_v2 if issuer_v2 is not None else issuer_v1
+
+
+def certificate_identities(cert: x509.Certificate) -> list[str]:
+    """Every SAN as a string: emails, URIs, DNS names, IPs, and Fulcio otherName usernames."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    out: list[str] = []
+    out += san.get_values_for_type(x509.RFC822Name)
+    out += san.get_values_for_type(x509.UniformResourceIdentifier)
+    out += san.get_values_for_type(x509.DNSName)
+    out += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    for other in san.get_values_for_type(x509.OtherName):
+        if other.type_id == OID_OTHERNAME_SAN:
+            out.append(_der_utf8(other.value))
+    return out
+
+
+def _sct_signed_data(
+    sct: SignedCertificateTimestamp, leaf: x509.Certificate, issuer_key_hash: bytes
+) -> bytes:
+    """RFC 6962 §3.2 ``digitally-signed`` struct for an SCT.
+
+    For a precertificate entry the signed entry is the issuer key hash plus the leaf's TBS with
+    the SCT list extension removed (``tbs_precertificate_bytes`` rebuilds exactly that).
+    """
+    if sct.entry_type == LogEntryType.PRE_CERTIFICATE:
+        tbs = leaf.tbs_precertificate_bytes
+        entry = issuer_key_hash + len(tbs).to_bytes(3, "big") + tbs
+    else:
+        der = leaf.public_bytes(serialization.Encoding.DER)
+        entry = len(der).to_bytes(3, "big") + der
+    millis = int(sct.timestamp.replace(tzinfo=timezone.utc).timestamp() * 1000)
+    ext = sct.extension_bytes
+    return (
+        struct.pack("!BBQH", sct.version.value, 0, millis, sct.entry_type.value)
+        + entry
+        + struct.pack("!H", len(ext))
+        + ext
+    )
+
+
+def verify_sct(leaf: x509.Certificate, issuer: x509.Certificate, trusted_root: TrustedRoot) -> str:
+    """Check the leaf's embedded SCTs; one must verify under a trusted CT log key.
+
+    Returns the hex log id of the CT log whose SCT verified.
+    """
+    try:
+        scts = list(
+            leaf.extensions.get_extension_for_class(
+                x509.PrecertificateSignedCertificateTimestamps
+            ).value
+        )
+    except x509.ExtensionNotFound as exc:
+        raise VerificationError("signing certificate has no embedded SCT") from exc
+    issuer_key_hash = key_id(issuer.public_key())  # type: ignore[arg-type]
+    reasons = []
+    for sct in scts:
+        keys = trusted_root.ctlog_keys(sct.log_id)
+        if not keys:
+            reasons.append(f"SCT from unknown CT log {sct.log_id.hex()}")
+            continue
+        if not isinstance(sct.signature_hash_algorithm, hashes.SHA256):
+            reasons.append("SCT hash algorithm is not SHA-256")
+            continue
+        data = _sct_signed_data(sct, leaf, issuer_key_hash)
+        when = sct.timestamp.replace(tzinfo=timezone.utc)
+        for log in keys:
+            if not log.validity.contains(when):
+                reasons.append(f"CT log {sct.log_id.hex()} key not valid at {when.isoformat()}")
+            elif signature_valid(log.key, sct.signature, data, hashes.SHA256()):
+                return sct.log_id.hex()
+            else:
+                reasons.append(f"SCT signature does not verify with CT log {sct.log_id.hex()}")
+    raise VerificationError("; ".join(reasons) or "signing certificate has an empty SCT list")
+
+
+@dataclass(frozen=True)
+class VerifiedCertificate:
+    """What a checked Fulcio certificate tells us about its signer."""
+
+    path: tuple[x509.Certificate, ...]
+    identities: tuple[str, ...]
+    issuer: str | None
+    sct_log_id: str | None
+
+
+def verify_certificate(
+    leaf: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    trusted_root: TrustedRoot,
+    when: datetime,
+    *,
+    ignore_sct: bool = False,
+) -> VerifiedCertificate:
+    """Chain, validity at ``when``, codeSigning EKU and (unless ``ignore_sct``) the SCT.
+
+    Identity matching is the policy's job (``Policy.match_identity``); this only extracts it.
+    """
+    path = verify_chain(leaf, intermediates, trusted_root, when)
+    check_code_signing(leaf)
+    sct_log = None
+    if not ignore_sct:
+        if len(path) < 2:
+            raise VerificationError("cannot check SCT: signing certificate has no issuer in path")
+        sct_log = verify_sct(leaf, path[1], trusted_root)
+    return VerifiedCertificate(
+        path=tuple(path),
+        identities=tuple(certificate_identities(leaf)),
+        issuer=certificate_issuer(leaf),
+        sct_log_id=sct_log,
+    )
+
+
+def cert_fingerprint(cert: x509.Certificate) -> str:
+    """``sha256:<hex>`` of the certificate DER, for reports."""
+    return "sha256:" + hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()

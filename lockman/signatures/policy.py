@@ -1,0 +1,237 @@
+"""What a signature must prove: a ``Policy``, and the ``[[policy]]`` tables of lockman.toml.
+
+Modes follow ``cosign verify``: a public key (``--key``), or keyless, where both an identity
+(``--certificate-identity[-regexp]``) and an OIDC issuer (``--certificate-oidc-issuer[-regexp]``)
+are required, so that "any Fulcio certificate" can never pass by omission.
+
+Regular expressions must match the *whole* string (``re.fullmatch``). cosign uses Go's
+``regexp.MatchString``, which is unanchored: ``--certificate-identity-regexp 'github.com/org/'``
+also accepts ``https://evil.example/github.com/org/``. Anchoring is stricter, so lockman never
+accepts what cosign would reject; write ``.*`` where a prefix or suffix is meant. Patterns use
+Python ``re`` syntax, which agrees with Go RE2 for the usual identity patterns.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+import tomlkit.exceptions
+from cryptography import x509
+
+from lockman.errors import InputError, VerificationError
+from lockman.signatures.fulcio import certificate_identities, certificate_issuer
+from lockman.signatures.keys import PublicKey, key_fingerprint, load_public_key_file
+from lockman.signatures.trust import TrustedRoot, default_trusted_root
+
+
+def _compile(pattern: str | None, name: str) -> re.Pattern[str] | None:
+    if pattern is None:
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise InputError(f"{name}: invalid regular expression {pattern!r} ({exc})") from exc
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Verification requirements for one image. Invalid combinations raise InputError."""
+
+    key: PublicKey | None = None
+    certificate_identity: str | None = None
+    certificate_identity_regexp: str | None = None
+    certificate_oidc_issuer: str | None = None
+    certificate_oidc_issuer_regexp: str | None = None
+    trusted_root: TrustedRoot | None = None
+    """None means the shipped public-good root (``default_trusted_root()``)."""
+    ignore_tlog: bool = False
+    ignore_sct: bool = False
+
+    def __post_init__(self) -> None:
+        has_identity = bool(self.certificate_identity or self.certificate_identity_regexp)
+        has_issuer = bool(self.certificate_oidc_issuer or self.certificate_oidc_issuer_regexp)
+        if self.key is not None and (has_identity or has_issuer):
+            raise InputError("policy: give either a key or certificate identity/issuer, not both")
+        if self.key is None and not (has_identity and has_issuer):
+            raise InputError(
+                "policy: keyless verification needs both certificate-identity(-regexp) "
+                "and certificate-oidc-issuer(-regexp); or give a key"
+            )
+        _compile(self.certificate_identity_regexp, "certificate-identity-regexp")
+        _compile(self.certificate_oidc_issuer_regexp, "certificate-oidc-issuer-regexp")
+
+    @property
+    def keyless(self) -> bool:
+        """True when signatures must come from Fulcio certificates."""
+        return self.key is None
+
+    def root(self) -> TrustedRoot:
+        """The trusted root in force."""
+        return self.trusted_root if self.trusted_root is not None else default_trusted_root()
+
+    def describe(self) -> str:
+        """One line for reports: what the policy demands."""
+        if self.key is not None:
+            return f"key {key_fingerprint(self.key)}"
+        ident = self.certificate_identity or f"~{self.certificate_identity_regexp}"
+        issuer = self.certificate_oidc_issuer or f"~{self.certificate_oidc_issuer_regexp}"
+        return f"identity {ident} issued by {issuer}"
+
+    def match_identity(self, cert: x509.Certificate) -> tuple[str, str]:
+        """Return (identity, issuer) of ``cert`` if they satisfy the policy, else raise.
+
+        The identity is the first SAN that satisfies every identity constraint given.
+        """
+        issuer = certificate_issuer(cert)
+        if issuer is None:
+            raise VerificationError("certificate has no OIDC issuer extension")
+        if self.certificate_oidc_issuer is not None and issuer != self.certificate_oidc_issuer:
+            raise VerificationError(
+                f"certificate issuer {issuer!r} != expected {self.certificate_oidc_issuer!r}"
+            )
+        issuer_re = _compile(self.certificate_oidc_issuer_regexp, "certificate-oidc-issuer-regexp")
+        if issuer_re is not None and not issuer_re.fullmatch(issuer):
+            raise VerificationError(
+                f"certificate issuer {issuer!r} does not match "
+                f"{self.certificate_oidc_issuer_regexp!r}"
+            )
+        sans = certificate_identities(cert)
+        ident_re = _compile(self.certificate_identity_regexp, "certificate-identity-regexp")
+        for san in sans:
+            if self.certificate_identity is not None and san != self.certificate_identity:
+                continue
+            if ident_re is not None and not ident_re.fullmatch(san):
+                continue
+            return san, issuer
+        wanted = (
+            repr(self.certificate_identity)
+            if self.certificate_identity is not None
+            else f"regexp {self.certificate_identity_regexp!r}"
+        )
+        found = ", ".join(repr(s) for s in sans) or "none"
+        raise VerificationError(f"certificate identity {found} does not match {wanted}")
+
+
+@dataclass(frozen=True)
+class PolicyRule:
+    """One ``[[policy]]`` table: the glob patterns it covers and the policy they get."""
+
+    images: tuple[str, ...]
+    policy: Policy
+
+    def matches(self, image_name: str) -> bool:
+        """Glob match on the name as written, or on it without ``:tag`` / ``@digest``."""
+        candidates = {image_name, _repository(image_name)}
+        return any(fnmatch.fnmatchcase(c, p) for c in candidates for p in self.images)
+
+
+def _repository(image_name: str) -> str:
+    name = image_name.split("@", 1)[0]
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    return name[:colon] if colon > slash else name
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """The policies of a project, in file order; the first matching rule wins."""
+
+    rules: tuple[PolicyRule, ...] = ()
+    source: str = ""
+
+    def policy_for(self, image_name: str) -> Policy | None:
+        """The policy for ``image_name`` (as written in the project), or None if unsigned."""
+        for rule in self.rules:
+            if rule.matches(image_name):
+                return rule.policy
+        return None
+
+
+_STRING_KEYS = {
+    "key": "key",
+    "certificate-identity": "certificate_identity",
+    "certificate-identity-regexp": "certificate_identity_regexp",
+    "certificate-oidc-issuer": "certificate_oidc_issuer",
+    "certificate-oidc-issuer-regexp": "certificate_oidc_issuer_regexp",
+    "trusted-root": "trusted_root",
+}
+_BOOL_KEYS = {"insecure-ignore-tlog": "ignore_tlog", "insecure-ignore-sct": "ignore_sct"}
+_ALL_KEYS = {"images", *_STRING_KEYS, *_BOOL_KEYS}
+
+
+def _rule(table: Any, where: str, base: Path) -> PolicyRule:
+    if not isinstance(table, dict):
+        raise InputError(f"{where}: must be a table")
+    unknown = sorted(set(table) - _ALL_KEYS)
+    if unknown:
+        raise InputError(
+            f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_ALL_KEYS))})"
+        )
+    images = table.get("images")
+    if (
+        not isinstance(images, list)
+        or not images
+        or not all(isinstance(i, str) and i for i in images)
+    ):
+        raise InputError(f"{where}: images must be a non-empty list of glob strings")
+    args: dict[str, Any] = {}
+    for toml_key, field in _STRING_KEYS.items():
+        if toml_key in table:
+            value = table[toml_key]
+            if not isinstance(value, str) or not value:
+                raise InputError(f"{where}: {toml_key} must be a non-empty string")
+            args[field] = value
+    for toml_key, field in _BOOL_KEYS.items():
+        if toml_key in table:
+            if not isinstance(table[toml_key], bool):
+                raise InputError(f"{where}: {toml_key} must be true or false")
+            args[field] = table[toml_key]
+    if "key" in args:
+        try:
+            args["key"] = load_public_key_file(base / args["key"])
+        except InputError as exc:
+            raise InputError(f"{where}: key: {exc}") from exc
+    if "trusted_root" in args:
+        try:
+            args["trusted_root"] = TrustedRoot.from_file(base / args["trusted_root"])
+        except InputError as exc:
+            raise InputError(f"{where}: trusted-root: {exc}") from exc
+    try:
+        policy = Policy(**args)
+    except InputError as exc:
+        raise InputError(f"{where}: {str(exc).removeprefix('policy: ')}") from exc
+    return PolicyRule(images=tuple(images), policy=policy)
+
+
+def parse_policies(text: str, source: str, base: Path) -> PolicySet:
+    """Parse the ``[[policy]]`` array of a lockman.toml text; other tables are ignored."""
+    try:
+        doc = tomlkit.parse(text).unwrap()
+    except tomlkit.exceptions.ParseError as exc:
+        raise InputError(f"{source}: invalid TOML ({exc})") from exc
+    tables = doc.get("policy", [])
+    if not isinstance(tables, Sequence) or isinstance(tables, str):
+        raise InputError(f"{source}: policy must be an array of tables ([[policy]])")
+    rules = tuple(_rule(t, f"{source}: [[policy]] #{i + 1}", base) for i, t in enumerate(tables))
+    return PolicySet(rules=rules, source=source)
+
+
+def load_policy_file(path: str | Path) -> PolicySet:
+    """Read lockman.toml; key and trusted-root paths are relative to its directory."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{p}: cannot read policy file ({exc})") from exc
+    return parse_policies(text, str(p), p.parent)
+
+
+def policy_for(policies: PolicySet, image_name: str) -> Policy | None:
+    """Functional spelling of ``PolicySet.policy_for``."""
+    return policies.policy_for(image_name)

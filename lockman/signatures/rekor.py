@@ -1,0 +1,364 @@
+"""Rekor transparency log evidence, checked offline.
+
+- SET (signed entry timestamp / inclusion promise): ECDSA by the Rekor key whose log id is
+  ``logID``, over the RFC 8785 canonical JSON of
+  ``{"body", "integratedTime", "logID", "logIndex"}``. It proves Rekor accepted the entry at
+  ``integratedTime``, the time keyless certificates are checked at.
+- Inclusion proof (RFC 6962 Merkle audit path) plus its signed checkpoint (a signed note whose
+  signature line carries the 4-byte key hint = first bytes of the log id). Checked when present;
+  it does not authenticate ``integratedTime``.
+- The entry body must describe *our* signature: ``hashedrekord`` 0.0.1 (signature, key or
+  certificate, sha256 of the payload) or ``dsse`` 0.0.1 (payload hash, signatures + verifier).
+
+No online lookup is ever made: without a SET or proof the tlog requirement simply fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import rfc8785
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from lockman.errors import InputError, VerificationError
+from lockman.signatures.keys import (
+    PublicKey,
+    decode_b64,
+    load_public_key,
+    signature_valid,
+    spki_der,
+)
+from lockman.signatures.trust import TrustedRoot
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    """RFC 6962 audit path for ``log_index`` (index within the shard) in a tree of ``tree_size``."""
+
+    log_index: int
+    tree_size: int
+    root_hash: bytes
+    hashes: tuple[bytes, ...]
+    checkpoint: str
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One Rekor entry as a signature carries it (cosign annotation or bundle tlog entry)."""
+
+    body: bytes
+    """The canonicalized entry body, decoded from base64 (JSON)."""
+    body_b64: str
+    """The body exactly as base64 text, because the SET signs that text, not the bytes."""
+    integrated_time: int
+    log_index: int
+    log_id: bytes
+    signed_entry_timestamp: bytes | None = None
+    inclusion_proof: InclusionProof | None = None
+
+    @property
+    def integrated_datetime(self) -> datetime:
+        """``integratedTime`` as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.integrated_time, tz=timezone.utc)
+
+
+@dataclass(frozen=True)
+class TlogVerification:
+    """Which evidence verified, for reporting."""
+
+    log_index: int
+    log_id: str
+    integrated_time: int
+    set_verified: bool
+    inclusion_proof_verified: bool
+
+
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, bool):
+        raise VerificationError(f"{what} is not an integer")
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise VerificationError(f"{what} is not an integer") from exc
+
+
+def parse_cosign_bundle(annotation: str) -> LogEntry:
+    """Parse the ``dev.sigstore.cosign/bundle`` annotation (SET + payload)."""
+    try:
+        doc = json.loads(annotation)
+        payload = doc["Payload"]
+        return LogEntry(
+            body=decode_b64(payload["body"], "Rekor bundle body"),
+            body_b64=str(payload["body"]),
+            integrated_time=_int(payload["integratedTime"], "Rekor bundle integratedTime"),
+            log_index=_int(payload["logIndex"], "Rekor bundle logIndex"),
+            log_id=bytes.fromhex(payload["logID"]),
+            signed_entry_timestamp=decode_b64(doc["SignedEntryTimestamp"], "SignedEntryTimestamp"),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise VerificationError(f"malformed Rekor bundle annotation ({exc!r})") from exc
+
+
+def parse_bundle_tlog_entry(entry: dict[str, Any]) -> LogEntry:
+    """Parse one ``verificationMaterial.tlogEntries[]`` item of a Sigstore bundle."""
+    try:
+        body_b64 = str(entry["canonicalizedBody"])
+        promise = entry.get("inclusionPromise") or {}
+        set_b64 = promise.get("signedEntryTimestamp")
+        proof = None
+        if entry.get("inclusionProof"):
+            p = entry["inclusionProof"]
+            proof = InclusionProof(
+                log_index=_int(p["logIndex"], "inclusionProof.logIndex"),
+                tree_size=_int(p["treeSize"], "inclusionProof.treeSize"),
+                root_hash=decode_b64(p["rootHash"], "inclusionProof.rootHash"),
+                hashes=tuple(decode_b64(h, "inclusionProof.hashes") for h in p.get("hashes", [])),
+                checkpoint=str((p.get("checkpoint") or {}).get("envelope", "")),
+            )
+        return LogEntry(
+            body=decode_b64(body_b64, "tlog entry canonicalizedBody"),
+            body_b64=body_b64,
+            integrated_time=_int(entry.get("integratedTime", 0), "tlog entry integratedTime"),
+            log_index=_int(entry["logIndex"], "tlog entry logIndex"),
+            log_id=decode_b64(entry["logId"]["keyId"], "tlog entry logId"),
+            signed_entry_timestamp=decode_b64(set_b64, "signedEntryTimestamp") if set_b64 else None,
+            inclusion_proof=proof,
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise VerificationError(f"malformed tlog entry ({exc!r})") from exc
+
+
+def set_payload(entry: LogEntry) -> bytes:
+    """The bytes a SET signs: RFC 8785 JSON of body, integratedTime, logID (hex), logIndex."""
+    return rfc8785.dumps(
+        {
+            "body": entry.body_b64,
+            "integratedTime": entry.integrated_time,
+            "logID": entry.log_id.hex(),
+            "logIndex": entry.log_index,
+        }
+    )
+
+
+def verify_set(entry: LogEntry, trusted_root: TrustedRoot) -> None:
+    """Check the SET with the trusted Rekor key named by the entry's log id."""
+    if entry.signed_entry_timestamp is None:
+        raise VerificationError("tlog entry has no signed entry timestamp")
+    keys = trusted_root.tlog_keys(entry.log_id)
+    if not keys:
+        raise VerificationError(f"tlog entry from unknown Rekor log {entry.log_id.hex()}")
+    data = set_payload(entry)
+    when = entry.integrated_datetime
+    for log in keys:
+        if not log.validity.contains(when):
+            continue
+        if signature_valid(log.key, entry.signed_entry_timestamp, data):
+            return
+        raise VerificationError(
+            f"Rekor SET does not verify with log key {entry.log_id.hex()} (entry {entry.log_index})"
+        )
+    raise VerificationError(f"Rekor log key {entry.log_id.hex()} not valid at {when.isoformat()}")
+
+
+def _hash_leaf(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def _hash_children(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def merkle_root_from_proof(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes:
+    """RFC 9162 §2.1.3.2: recompute the root from a leaf's audit path."""
+    if not 0 <= index < size:
+        raise VerificationError(f"inclusion proof index {index} outside tree of size {size}")
+    inner = (index ^ (size - 1)).bit_length()
+    border = bin(index >> inner).count("1")
+    if len(proof) != inner + border:
+        raise VerificationError(
+            f"inclusion proof has {len(proof)} hashes, expected {inner + border}"
+        )
+    node = _hash_leaf(leaf)
+    for i, h in enumerate(proof[:inner]):
+        node = _hash_children(node, h) if (index >> i) & 1 == 0 else _hash_children(h, node)
+    for h in proof[inner:]:
+        node = _hash_children(h, node)
+    return node
+
+
+def verify_checkpoint(checkpoint: str, proof: InclusionProof, trusted_root: TrustedRoot) -> None:
+    """Check the signed note: same tree size and root as the proof, signed by a trusted log."""
+    text, sep, sigs = checkpoint.partition("\n\n")
+    if not sep:
+        raise VerificationError("checkpoint is not a signed note")
+    lines = text.split("\n")
+    if len(lines) < 3:
+        raise VerificationError("checkpoint body too short")
+    try:
+        size = int(lines[1])
+        root = decode_b64(lines[2], "checkpoint root hash")
+    except ValueError as exc:
+        raise VerificationError("checkpoint body malformed") from exc
+    if size != proof.tree_size or root != proof.root_hash:
+        raise VerificationError("checkpoint does not match the inclusion proof's tree")
+    signed = (text + "\n").encode()
+    for line in sigs.splitlines():
+        if not line.startswith("\u2014 "):
+            continue
+        _, _, rest = line[2:].rpartition(" ")
+        blob = decode_b64(rest, "checkpoint signature")
+        hint, sig = blob[:4], blob[4:]
+        for log in trusted_root.tlogs:
+            if log.log_id[:4] == hint and signature_valid(log.key, sig, signed):
+                return
+    raise VerificationError("checkpoint has no signature from a trusted Rekor log")
+
+
+def verify_inclusion_proof(entry: LogEntry, trusted_root: TrustedRoot) -> None:
+    """Check the entry's Merkle inclusion proof and its signed checkpoint."""
+    proof = entry.inclusion_proof
+    if proof is None:
+        raise VerificationError("tlog entry has no inclusion proof")
+    root = merkle_root_from_proof(entry.body, proof.log_index, proof.tree_size, proof.hashes)
+    if root != proof.root_hash:
+        raise VerificationError("inclusion proof does not lead to the stated root hash")
+    verify_checkpoint(proof.checkpoint, proof, trusted_root)
+
+
+def verify_entry(
+    entry: LogEntry, trusted_root: TrustedRoot, *, require_set: bool
+) -> TlogVerification:
+    """Verify what evidence the entry carries; at least one kind must be present and pass.
+
+    ``require_set``: the caller needs a trusted ``integratedTime`` (keyless), which only a SET
+    provides.
+    """
+    set_ok = proof_ok = False
+    if entry.signed_entry_timestamp is not None:
+        verify_set(entry, trusted_root)
+        set_ok = True
+    elif require_set:
+        raise VerificationError("tlog entry has no inclusion promise (SET) to prove its time")
+    if entry.inclusion_proof is not None:
+        verify_inclusion_proof(entry, trusted_root)
+        proof_ok = True
+    if not (set_ok or proof_ok):
+        raise VerificationError(
+            "tlog entry has neither an inclusion promise nor an inclusion proof"
+        )
+    return TlogVerification(
+        log_index=entry.log_index,
+        log_id=entry.log_id.hex(),
+        integrated_time=entry.integrated_time,
+        set_verified=set_ok,
+        inclusion_proof_verified=proof_ok,
+    )
+
+
+def _body(entry: LogEntry) -> dict[str, Any]:
+    try:
+        body = json.loads(entry.body)
+    except ValueError as exc:
+        raise VerificationError("tlog entry body is not JSON") from exc
+    if not isinstance(body, dict):
+        raise VerificationError("tlog entry body is not a JSON object")
+    return body
+
+
+def _same_verifier(pem_b64: str, key: PublicKey, cert: x509.Certificate | None) -> bool:
+    """Does the body's base64 PEM (key or certificate) name our signer?"""
+    pem = decode_b64(pem_b64, "tlog entry public key")
+    if b"BEGIN CERTIFICATE" in pem:
+        try:
+            body_cert = x509.load_pem_x509_certificate(pem)
+        except ValueError:
+            return False
+        if cert is not None:
+            return body_cert == cert
+        return spki_der(body_cert.public_key()) == spki_der(key)  # type: ignore[arg-type]
+    if cert is not None:
+        return False  # keyless: the log must record the certificate, not a bare key
+    try:
+        return spki_der(load_public_key(pem, "tlog entry public key")) == spki_der(key)
+    except InputError:
+        return False
+
+
+def check_hashedrekord_body(
+    entry: LogEntry,
+    *,
+    signature: bytes,
+    payload: bytes,
+    key: PublicKey,
+    cert: x509.Certificate | None = None,
+) -> None:
+    """The entry must record this signature, this signer and sha256(payload)."""
+    body = _body(entry)
+    kind, version = body.get("kind"), body.get("apiVersion")
+    if (kind, version) != ("hashedrekord", "0.0.1"):
+        raise VerificationError(f"tlog entry kind {kind} {version} is not hashedrekord 0.0.1")
+    try:
+        spec = body["spec"]
+        data_hash = spec["data"]["hash"]
+        body_sig = decode_b64(spec["signature"]["content"], "tlog entry signature")
+        body_key = spec["signature"]["publicKey"]["content"]
+    except (KeyError, TypeError) as exc:
+        raise VerificationError(f"tlog entry body malformed ({exc!r})") from exc
+    if data_hash.get("algorithm") != "sha256":
+        raise VerificationError(
+            f"tlog entry hash algorithm {data_hash.get('algorithm')} is not sha256"
+        )
+    if data_hash.get("value") != hashlib.sha256(payload).hexdigest():
+        raise VerificationError("tlog entry records a different payload hash")
+    if body_sig != signature:
+        raise VerificationError("tlog entry records a different signature")
+    if not _same_verifier(body_key, key, cert):
+        raise VerificationError("tlog entry records a different public key or certificate")
+
+
+def check_dsse_body(
+    entry: LogEntry,
+    *,
+    payload: bytes,
+    signatures: Sequence[bytes],
+    key: PublicKey,
+    cert: x509.Certificate | None = None,
+) -> None:
+    """The entry must record sha256 of the DSSE payload and exactly the envelope's signatures.
+
+    The envelope hash is not recomputed: Rekor hashes its own re-serialisation of the envelope,
+    which we cannot reproduce byte for byte (sigstore-python skips it for the same reason).
+    """
+    body = _body(entry)
+    kind, version = body.get("kind"), body.get("apiVersion")
+    if (kind, version) != ("dsse", "0.0.1"):
+        raise VerificationError(f"tlog entry kind {kind} {version} is not dsse 0.0.1")
+    try:
+        spec = body["spec"]
+        payload_hash = spec["payloadHash"]
+        recorded = [
+            (decode_b64(s["signature"], "tlog entry signature"), s["verifier"])
+            for s in spec["signatures"]
+        ]
+    except (KeyError, TypeError) as exc:
+        raise VerificationError(f"tlog entry body malformed ({exc!r})") from exc
+    if (
+        payload_hash.get("algorithm") != "sha256"
+        or payload_hash.get("value") != hashlib.sha256(payload).hexdigest()
+    ):
+        raise VerificationError("tlog entry records a different DSSE payload hash")
+    if sorted(sig for sig, _ in recorded) != sorted(signatures):
+        raise VerificationError("tlog entry records different DSSE signatures")
+    if not all(_same_verifier(v, key, cert) for _, v in recorded):
+        raise VerificationError("tlog entry records a different public key or certificate")
+
+
+def pem_of(cert: x509.Certificate) -> bytes:
+    """PEM bytes of a certificate (what Rekor stores as the verifier)."""
+    return cert.public_bytes(serialization.Encoding.PEM)

@@ -1,0 +1,244 @@
+"""Sigstore trust material: which Fulcio CAs, Rekor logs and CT logs we believe, and when.
+
+A ``TrustedRoot`` is parsed from Sigstore's ``trusted_root.json`` (media type
+``application/vnd.dev.sigstore.trustedroot+json;version=0.1``) or assembled from loose PEM files
+(``rekor.pub``, ``fulcio_v1.crt.pem``), the way older cosign setups and the test fixtures ship
+them. Every key and CA carries a validity window; callers check it at the signing time.
+
+The shipped public-good root (``data/trusted_root.json``) is a verbatim copy of
+sigstore-python's embedded ``tuf-repo-cdn.sigstore.dev/trusted_root.json`` at commit 276c5e8f
+(2025-10-21, "Update embedded trust root"). It is *not* refreshed over TUF: lockman never goes
+online for trust material. To refresh it, take the current ``trusted_root.json`` from Sigstore's
+TUF repository (``cosign trusted-root create`` / ``sigstore`` TUF cache, or the sigstore-python
+file above), replace the data file, update ``DEFAULT_TRUSTED_ROOT_DATE`` and re-run the tests.
+Users can always pass their own with ``trusted-root`` / ``--trusted-root``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from lockman.errors import InputError
+from lockman.signatures.keys import (
+    PublicKey,
+    decode_b64,
+    key_id,
+    load_public_key,
+    load_public_key_der,
+)
+
+DEFAULT_TRUSTED_ROOT_DATE = "2025-10-21"
+"""When the shipped public-good trusted root was taken (sigstore-python commit 276c5e8f)."""
+
+TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
+
+
+@dataclass(frozen=True)
+class ValidityWindow:
+    """``[start, end]`` in UTC; None means open on that side."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def contains(self, when: datetime) -> bool:
+        """True if ``when`` (timezone-aware) lies inside the window."""
+        if self.start is not None and when < self.start:
+            return False
+        return not (self.end is not None and when > self.end)
+
+    def __str__(self) -> str:
+        start = self.start.isoformat() if self.start else "-inf"
+        end = self.end.isoformat() if self.end else "+inf"
+        return f"[{start}, {end}]"
+
+
+@dataclass(frozen=True)
+class LogKey:
+    """A transparency log's (Rekor) or CT log's signing key, found by its log id."""
+
+    log_id: bytes
+    key: PublicKey
+    validity: ValidityWindow = field(default_factory=ValidityWindow)
+    base_url: str = ""
+
+
+@dataclass(frozen=True)
+class CertificateAuthority:
+    """A Fulcio CA: its chain (issuing cert first, root last) and when it may issue."""
+
+    chain: tuple[x509.Certificate, ...]
+    validity: ValidityWindow = field(default_factory=ValidityWindow)
+    uri: str = ""
+
+
+@dataclass(frozen=True)
+class TrustedRoot:
+    """The set of logs and CAs a verification trusts."""
+
+    tlogs: tuple[LogKey, ...] = ()
+    certificate_authorities: tuple[CertificateAuthority, ...] = ()
+    ctlogs: tuple[LogKey, ...] = ()
+    source: str = "trusted root"
+
+    def tlog_keys(self, log_id: bytes) -> list[LogKey]:
+        """Rekor keys with this log id (normally one)."""
+        return [k for k in self.tlogs if k.log_id == log_id]
+
+    def ctlog_keys(self, log_id: bytes) -> list[LogKey]:
+        """CT log keys with this log id (normally one)."""
+        return [k for k in self.ctlogs if k.log_id == log_id]
+
+    @classmethod
+    def from_json(cls, data: bytes | str, source: str = "trusted root") -> TrustedRoot:
+        """Parse ``trusted_root.json``; InputError naming ``source`` and the bad field."""
+        try:
+            doc = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InputError(f"{source}: not valid JSON ({exc})") from exc
+        if not isinstance(doc, dict):
+            raise InputError(f"{source}: expected a JSON object")
+        media_type = doc.get("mediaType", "")
+        if not str(media_type).startswith("application/vnd.dev.sigstore.trustedroot"):
+            raise InputError(f"{source}: mediaType {media_type!r} is not a Sigstore trusted root")
+        try:
+            tlogs = tuple(
+                _log_key(e, f"{source}: tlogs[{i}]") for i, e in enumerate(doc.get("tlogs", []))
+            )
+            ctlogs = tuple(
+                _log_key(e, f"{source}: ctlogs[{i}]") for i, e in enumerate(doc.get("ctlogs", []))
+            )
+            cas = tuple(
+                _ca(e, f"{source}: certificateAuthorities[{i}]")
+                for i, e in enumerate(doc.get("certificateAuthorities", []))
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise InputError(f"{source}: malformed trusted root ({exc!r})") from exc
+        return cls(tlogs=tlogs, certificate_authorities=cas, ctlogs=ctlogs, source=source)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> TrustedRoot:
+        """Read ``trusted_root.json`` from disk."""
+        p = Path(path)
+        try:
+            data = p.read_bytes()
+        except OSError as exc:
+            raise InputError(f"{p}: cannot read trusted root ({exc.strerror or exc})") from exc
+        return cls.from_json(data, source=str(p))
+
+    @classmethod
+    def from_pems(
+        cls,
+        rekor_keys: Iterable[bytes | str] = (),
+        fulcio_certs: Iterable[bytes | str] = (),
+        ctlog_keys: Iterable[bytes | str] = (),
+        source: str = "PEM trust material",
+    ) -> TrustedRoot:
+        """Assemble a root from loose PEMs, each trusted without a time limit.
+
+        Log ids are computed as sha256 of the key's SPKI DER, as Rekor and CT logs define them.
+        Each Fulcio PEM may hold a chain (issuing CA first, root last) and becomes one CA.
+        """
+        tlogs = tuple(_pem_log_key(p, f"{source}: Rekor key") for p in rekor_keys)
+        ctlogs = tuple(_pem_log_key(p, f"{source}: CT log key") for p in ctlog_keys)
+        cas = []
+        for pem in fulcio_certs:
+            certs = _load_pem_certs(pem, f"{source}: Fulcio certificate")
+            cas.append(CertificateAuthority(chain=tuple(certs)))
+        return cls(tlogs=tlogs, certificate_authorities=tuple(cas), ctlogs=ctlogs, source=source)
+
+    def merged(self, other: TrustedRoot) -> TrustedRoot:
+        """Trust everything either root trusts (e.g. the default root plus a private Rekor)."""
+        return TrustedRoot(
+            tlogs=self.tlogs + other.tlogs,
+            certificate_authorities=self.certificate_authorities + other.certificate_authorities,
+            ctlogs=self.ctlogs + other.ctlogs,
+            source=f"{self.source} + {other.source}",
+        )
+
+
+def _load_pem_certs(pem: bytes | str, source: str) -> list[x509.Certificate]:
+    data = pem.encode() if isinstance(pem, str) else pem
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise InputError(f"{source}: not PEM certificates ({exc})") from exc
+    return certs
+
+
+def _pem_log_key(pem: bytes | str, source: str) -> LogKey:
+    key = load_public_key(pem, source)
+    return LogKey(log_id=key_id(key), key=key)
+
+
+def _time(value: Any, where: str) -> datetime | None:
+    if value is None:
+        return None
+    text = str(value)
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    # Python 3.10's fromisoformat only takes 3- or 6-digit fractions; protobuf JSON has 0-9.
+    text = re.sub(r"\.(\d+)", lambda m: "." + (m.group(1) + "000000")[:6], text, count=1)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InputError(f"{where}: bad timestamp {value!r}") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed
+
+
+def _window(entry: dict[str, Any], where: str) -> ValidityWindow:
+    valid = entry.get("validFor") or {}
+    return ValidityWindow(
+        start=_time(valid.get("start"), where), end=_time(valid.get("end"), where)
+    )
+
+
+def _log_key(entry: dict[str, Any], where: str) -> LogKey:
+    public_key = entry["publicKey"]
+    der = decode_b64(public_key["rawBytes"], f"{where}.publicKey.rawBytes")
+    key = load_public_key_der(der, f"{where}.publicKey")
+    log_id = decode_b64(entry["logId"]["keyId"], f"{where}.logId.keyId")
+    return LogKey(
+        log_id=log_id,
+        key=key,
+        validity=_window(public_key, f"{where}.publicKey.validFor"),
+        base_url=str(entry.get("baseUrl", "")),
+    )
+
+
+def _ca(entry: dict[str, Any], where: str) -> CertificateAuthority:
+    certs: Sequence[dict[str, Any]] = entry["certChain"]["certificates"]
+    chain = []
+    for i, c in enumerate(certs):
+        der = decode_b64(c["rawBytes"], f"{where}.certChain[{i}]")
+        try:
+            chain.append(x509.load_der_x509_certificate(der))
+        except ValueError as exc:
+            raise InputError(f"{where}.certChain[{i}]: not a DER certificate ({exc})") from exc
+    if not chain:
+        raise InputError(f"{where}: empty certificate chain")
+    return CertificateAuthority(
+        chain=tuple(chain),
+        validity=_window(entry, f"{where}.validFor"),
+        uri=str(entry.get("uri", "")),
+    )
+
+
+@lru_cache(maxsize=1)
+def default_trusted_root() -> TrustedRoot:
+    """The shipped Sigstore public-good trusted root (see the module docstring for its date)."""
+    data = resources.files("lockman.signatures").joinpath("data/trusted_root.json").read_bytes()
+    return TrustedRoot.from_json(
+        data, source=f"public-good trusted root ({DEFAULT_TRUSTED_ROOT_DATE})"
+    )
