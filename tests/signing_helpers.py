@@ -11,7 +11,7 @@ import hashlib
 import json
 import struct
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Union
 
@@ -124,9 +124,7 @@ def simple_signing_payload(digest: str, reference: str = "registry.test/app") ->
 class FakeRekor:
     """Signs SETs like Rekor: ECDSA P-256 over RFC 8785 JSON of the entry payload."""
 
-    key: ec.EllipticCurvePrivateKey = field(
-        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
-    )
+    key: ec.EllipticCurvePrivateKey = field(default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
     next_index: int = 1000
 
     @property
@@ -182,9 +180,7 @@ def dsse_body(payload: bytes, signatures: list[bytes], verifier_pem: bytes) -> d
         "spec": {
             "envelopeHash": {"algorithm": "sha256", "value": "00" * 32},
             "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(payload).hexdigest()},
-            "signatures": [
-                {"signature": b64(s), "verifier": b64(verifier_pem)} for s in signatures
-            ],
+            "signatures": [{"signature": b64(s), "verifier": b64(verifier_pem)} for s in signatures],
         },
     }
 
@@ -194,7 +190,7 @@ def dsse_body(payload: bytes, signatures: list[bytes], verifier_pem: bytes) -> d
 OID_SCT_LIST = ObjectIdentifier("1.3.6.1.4.1.11129.2.4.2")
 OID_ISSUER_V1 = ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
 OID_ISSUER_V2 = ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
-T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 
 
 def _der_utf8(text: str) -> bytes:
@@ -305,9 +301,7 @@ class FakeFulcio:
                 x509.UnrecognizedExtension(OID_ISSUER_V1, (issuer_v1 or issuer).encode()),
                 critical=False,
             )
-            .add_extension(
-                x509.UnrecognizedExtension(OID_ISSUER_V2, _der_utf8(issuer)), critical=False
-            )
+            .add_extension(x509.UnrecognizedExtension(OID_ISSUER_V2, _der_utf8(issuer)), critical=False)
         )
         if not with_sct:
             return builder.sign(self.inter_key, hashes.SHA384())

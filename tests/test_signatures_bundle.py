@@ -6,11 +6,11 @@ import base64
 import json
 
 import pytest
-from signing_helpers import FakeFulcio, FakeRekor, fixture_bytes, make_bundle, new_key
 
 from lockman.errors import VerificationError
 from lockman.signatures import COSIGN_SIGN_PREDICATE, Policy, TrustedRoot, verify_bundle
 from lockman.signatures.bundle import pae
+from tests.signing_helpers import FakeFulcio, FakeRekor, fixture_bytes, make_bundle, new_key
 
 # Subject of the in-toto statement in oci-attestation.sigstore.json.
 DIGEST = "sha256:732112270d7e59418a8c080b134b24cabd67d250d0d0147a97ed95ba5c280aa4"
@@ -37,11 +37,7 @@ def test_real_bundle_verifies_with_public_good_root() -> None:
     assert result.kind == "sigstore-bundle"
     assert result.signer == f"cody@soyland.com (issuer {GITHUB})"
     assert result.predicate_type == "https://cosign.sigstore.dev/attestation/v1"
-    assert (
-        result.tlog is not None
-        and result.tlog.set_verified
-        and result.tlog.inclusion_proof_verified
-    )
+    assert result.tlog is not None and result.tlog.set_verified and result.tlog.inclusion_proof_verified
     assert result.sct_log_id == "dd3d306ac6c7113263191e1c99673702a24a5eb8de3cadff878a72802f29ee8e"
 
 
@@ -129,9 +125,7 @@ def test_fresh_bundles_keyed_and_keyless(alg: str) -> None:
         FRESH_DIGEST, make_bundle(priv, FRESH_DIGEST, rekor), keyed, {COSIGN_SIGN_PREDICATE}
     )
     assert result.signer.startswith("key sha256:") and result.tlog is not None
-    leaf = fulcio.leaf(
-        priv, identity="https://github.com/o/r/.github/workflows/release.yml@refs/tags/v1"
-    )
+    leaf = fulcio.leaf(priv, identity="https://github.com/o/r/.github/workflows/release.yml@refs/tags/v1")
     keyless = Policy(
         certificate_identity_regexp=r"https://github\.com/o/r/\.github/workflows/.*",
         certificate_oidc_issuer="https://issuer.lockman.test",

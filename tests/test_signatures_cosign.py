@@ -8,18 +8,6 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from signing_helpers import (
-    T0,
-    TESTDATA,
-    FakeFulcio,
-    FakeRekor,
-    fixture_bytes,
-    fixture_digest,
-    fixture_layers,
-    keyed_layer,
-    keyless_layer,
-    new_key,
-)
 
 from lockman.errors import InputError, VerificationError
 from lockman.signatures import Policy, TrustedRoot, signature_tag, verify_signatures
@@ -32,6 +20,18 @@ from lockman.signatures.cosign import (
     SignatureLayer,
 )
 from lockman.signatures.keys import key_fingerprint, load_public_key_file
+from tests.signing_helpers import (
+    T0,
+    TESTDATA,
+    FakeFulcio,
+    FakeRekor,
+    fixture_bytes,
+    fixture_digest,
+    fixture_layers,
+    keyed_layer,
+    keyless_layer,
+    new_key,
+)
 
 COSIGN_PUB = load_public_key_file(TESTDATA / "cosign.pub")
 COSIGN2_PUB = load_public_key_file(TESTDATA / "cosign2.pub")
@@ -67,17 +67,13 @@ def test_valid_2_both_layers_verify() -> None:
     layers = fixture_layers(d)
     assert len(layers) == 2
     assert verify_signatures(fixture_digest(d), layers, NO_TLOG).index == 0
-    assert verify_signatures(fixture_digest(d), layers[1:], NO_TLOG).signer.startswith(
-        "key sha256:"
-    )
+    assert verify_signatures(fixture_digest(d), layers[1:], NO_TLOG).signer.startswith("key sha256:")
 
 
 def test_mixed_unknown_key_then_valid_is_accepted() -> None:
     d = "dir-img-cosign-mixed"
     assert verify_signatures(fixture_digest(d), fixture_layers(d), NO_TLOG).index == 1
-    with pytest.raises(
-        VerificationError, match=r"layer 0: signature does not verify with key sha256:c87a"
-    ):
+    with pytest.raises(VerificationError, match=r"layer 0: signature does not verify with key sha256:c87a"):
         verify_signatures(fixture_digest(d), fixture_layers(d)[:1], NO_TLOG)
 
 

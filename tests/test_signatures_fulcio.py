@@ -5,11 +5,10 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from signing_helpers import T0, FakeFulcio, fixture_bytes, new_key
 
 from lockman.errors import VerificationError
 from lockman.signatures.fulcio import (
@@ -22,14 +21,13 @@ from lockman.signatures.fulcio import (
     verify_chain,
 )
 from lockman.signatures.trust import TrustedRoot, ValidityWindow, default_trusted_root
+from tests.signing_helpers import T0, FakeFulcio, fixture_bytes, new_key
 
-SIGNED_AT = datetime.fromtimestamp(1670870899, tz=timezone.utc)  # rekor-set integratedTime
+SIGNED_AT = datetime.fromtimestamp(1670870899, tz=UTC)  # rekor-set integratedTime
 
 
 def loose_leaf():
-    return load_certificate(fixture_bytes("fulcio-cert")), load_certificates(
-        fixture_bytes("fulcio-chain")
-    )
+    return load_certificate(fixture_bytes("fulcio-cert")), load_certificates(fixture_bytes("fulcio-chain"))
 
 
 def test_loose_cert_verifies_with_default_root_including_sct() -> None:
@@ -72,9 +70,7 @@ def test_time_outside_ca_window() -> None:
 
 def test_bundle_cert_issuer_oids_agree() -> None:
     doc = json.loads(fixture_bytes("oci-attestation.sigstore.json"))
-    leaf = load_der_certificate(
-        base64.b64decode(doc["verificationMaterial"]["certificate"]["rawBytes"])
-    )
+    leaf = load_der_certificate(base64.b64decode(doc["verificationMaterial"]["certificate"]["rawBytes"]))
     assert certificate_issuer(leaf) == "https://github.com/login/oauth"
     assert certificate_identities(leaf) == ["cody@soyland.com"]
 

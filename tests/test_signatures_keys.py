@@ -9,7 +9,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import given
 from hypothesis import strategies as st
-from signing_helpers import TESTDATA, b64, new_key, public_pem, sign
 
 from lockman.errors import InputError, VerificationError
 from lockman.signatures.keys import (
@@ -22,6 +21,7 @@ from lockman.signatures.keys import (
     spki_der,
     verify_signature,
 )
+from tests.signing_helpers import TESTDATA, b64, new_key, public_pem, sign
 
 
 @pytest.mark.parametrize(
@@ -35,9 +35,7 @@ def test_fixture_keys_load(name: str, label: str) -> None:
 def test_fingerprint_is_sha256_of_spki() -> None:
     key = load_public_key_file(TESTDATA / "rekor.pub")
     # The public-good Rekor logID is the sha256 of its SPKI.
-    assert key_fingerprint(key) == (
-        "sha256:c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d"
-    )
+    assert key_fingerprint(key) == ("sha256:c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d")
     assert key_fingerprint(key) == "sha256:" + hashlib.sha256(spki_der(key)).hexdigest()
 
 

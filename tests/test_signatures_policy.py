@@ -6,11 +6,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from signing_helpers import TESTDATA
 
 from lockman.errors import InputError
 from lockman.signatures.keys import key_fingerprint, load_public_key_file
 from lockman.signatures.policy import Policy, load_policy_file, policy_for
+from tests.signing_helpers import TESTDATA
 
 KEY = load_public_key_file(TESTDATA / "cosign.pub")
 
@@ -68,9 +68,7 @@ insecure-ignore-tlog = true
     )
     policies = load_policy_file(path)
     special = policies.policy_for("ghcr.io/cross-rs/special:1.0")
-    assert (
-        special is not None and special.keyless and special.ignore_sct and not special.ignore_tlog
-    )
+    assert special is not None and special.keyless and special.ignore_sct and not special.ignore_tlog
     other = policies.policy_for("ghcr.io/cross-rs/aarch64-unknown-linux-gnu:main")
     assert other is not None and other.key is not None and other.ignore_tlog
     assert key_fingerprint(other.key) == key_fingerprint(KEY)

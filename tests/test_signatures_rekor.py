@@ -7,15 +7,6 @@ import json
 from dataclasses import replace
 
 import pytest
-from signing_helpers import (
-    TESTDATA,
-    FakeRekor,
-    fixture_bytes,
-    hashedrekord_body,
-    new_key,
-    public_pem,
-    sign,
-)
 
 from lockman.errors import VerificationError
 from lockman.signatures.fulcio import load_certificate, load_der_certificate
@@ -30,6 +21,15 @@ from lockman.signatures.rekor import (
     verify_set,
 )
 from lockman.signatures.trust import TrustedRoot, ValidityWindow, default_trusted_root
+from tests.signing_helpers import (
+    TESTDATA,
+    FakeRekor,
+    fixture_bytes,
+    hashedrekord_body,
+    new_key,
+    public_pem,
+    sign,
+)
 
 
 def loose_entry():
@@ -131,9 +131,7 @@ def test_hashedrekord_body_must_match_signature_signer_and_payload() -> None:
     with pytest.raises(VerificationError, match=r"different payload hash"):
         check_hashedrekord_body(entry, signature=sig, payload=payload + b" ", key=key, cert=leaf)  # type: ignore[arg-type]
     with pytest.raises(VerificationError, match=r"different signature"):
-        check_hashedrekord_body(
-            entry, signature=sig[:-1] + b"\x00", payload=payload, key=key, cert=leaf
-        )  # type: ignore[arg-type]
+        check_hashedrekord_body(entry, signature=sig[:-1] + b"\x00", payload=payload, key=key, cert=leaf)  # type: ignore[arg-type]
     other = load_certificate((TESTDATA / "fulcio_v1.crt.pem").read_bytes())
     with pytest.raises(VerificationError, match=r"different public key or certificate"):
         check_hashedrekord_body(entry, signature=sig, payload=payload, key=key, cert=other)  # type: ignore[arg-type]
@@ -148,9 +146,7 @@ def test_hashedrekord_keyed_body_and_wrong_kind() -> None:
     entry = parse_cosign_bundle(rekor.cosign_annotation(body, 1700000000))
     check_hashedrekord_body(entry, signature=sig, payload=payload, key=priv.public_key())
     with pytest.raises(VerificationError, match=r"different public key"):
-        check_hashedrekord_body(
-            entry, signature=sig, payload=payload, key=new_key("p256").public_key()
-        )
+        check_hashedrekord_body(entry, signature=sig, payload=payload, key=new_key("p256").public_key())
     body["kind"] = "rekord"
     entry = parse_cosign_bundle(rekor.cosign_annotation(body, 1700000000))
     with pytest.raises(VerificationError, match=r"is not hashedrekord 0\.0\.1"):
@@ -160,9 +156,7 @@ def test_hashedrekord_keyed_body_and_wrong_kind() -> None:
 def test_dsse_body_checks() -> None:
     doc = bundle_doc()
     entry = bundle_entry()
-    leaf = load_der_certificate(
-        base64.b64decode(doc["verificationMaterial"]["certificate"]["rawBytes"])
-    )
+    leaf = load_der_certificate(base64.b64decode(doc["verificationMaterial"]["certificate"]["rawBytes"]))
     payload = base64.b64decode(doc["dsseEnvelope"]["payload"])
     sigs = [base64.b64decode(doc["dsseEnvelope"]["signatures"][0]["sig"])]
     key = leaf.public_key()

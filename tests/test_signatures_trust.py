@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from signing_helpers import TESTDATA
 
 from lockman.errors import InputError
 from lockman.signatures.trust import (
@@ -16,10 +15,9 @@ from lockman.signatures.trust import (
     ValidityWindow,
     default_trusted_root,
 )
+from tests.signing_helpers import TESTDATA
 
-PUBLIC_GOOD_REKOR = bytes.fromhex(
-    "c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d"
-)
+PUBLIC_GOOD_REKOR = bytes.fromhex("c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d")
 
 
 def test_default_root_contents() -> None:
@@ -29,7 +27,7 @@ def test_default_root_contents() -> None:
     assert len(root.certificate_authorities) == 2
     (rekor,) = root.tlog_keys(PUBLIC_GOOD_REKOR)
     assert rekor.base_url == "https://rekor.sigstore.dev"
-    assert rekor.validity.start == datetime(2021, 1, 12, 11, 53, 27, tzinfo=timezone.utc)
+    assert rekor.validity.start == datetime(2021, 1, 12, 11, 53, 27, tzinfo=UTC)
     old_ca = root.certificate_authorities[0]
     assert old_ca.validity.end is not None and old_ca.validity.end.year == 2022
     assert [len(ca.chain) for ca in root.certificate_authorities] == [1, 2]
@@ -41,22 +39,19 @@ def test_from_pems_computes_log_ids() -> None:
         fulcio_certs=[(TESTDATA / "fulcio_v1.crt.pem").read_bytes()],
     )
     assert root.tlog_keys(PUBLIC_GOOD_REKOR)
-    assert (
-        root.certificate_authorities[0].chain[0].subject.rfc4514_string()
-        == "CN=sigstore,O=sigstore.dev"
-    )
+    assert root.certificate_authorities[0].chain[0].subject.rfc4514_string() == "CN=sigstore,O=sigstore.dev"
     assert root.ctlogs == ()
 
 
 def test_validity_window() -> None:
     w = ValidityWindow(
-        start=datetime(2020, 1, 1, tzinfo=timezone.utc),
-        end=datetime(2021, 1, 1, tzinfo=timezone.utc),
+        start=datetime(2020, 1, 1, tzinfo=UTC),
+        end=datetime(2021, 1, 1, tzinfo=UTC),
     )
-    assert w.contains(datetime(2020, 6, 1, tzinfo=timezone.utc))
-    assert not w.contains(datetime(2019, 6, 1, tzinfo=timezone.utc))
-    assert not w.contains(datetime(2021, 6, 1, tzinfo=timezone.utc))
-    assert ValidityWindow().contains(datetime(1999, 1, 1, tzinfo=timezone.utc))
+    assert w.contains(datetime(2020, 6, 1, tzinfo=UTC))
+    assert not w.contains(datetime(2019, 6, 1, tzinfo=UTC))
+    assert not w.contains(datetime(2021, 6, 1, tzinfo=UTC))
+    assert ValidityWindow().contains(datetime(1999, 1, 1, tzinfo=UTC))
 
 
 @pytest.mark.parametrize(
@@ -89,9 +84,7 @@ def test_missing_file(tmp_path) -> None:
 @pytest.mark.parametrize("stamp", ["2022-12-31T23:59:59.9Z", "2022-12-31T23:59:59.123456789Z"])
 def test_protobuf_timestamps_with_any_fraction(stamp: str) -> None:
     doc = json.loads(
-        (
-            Path(__file__).resolve().parent.parent / "lockman/signatures/data/trusted_root.json"
-        ).read_text()
+        (Path(__file__).resolve().parent.parent / "lockman/signatures/data/trusted_root.json").read_text()
     )
     doc["certificateAuthorities"][0]["validFor"]["end"] = stamp
     root = TrustedRoot.from_json(json.dumps(doc))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -43,9 +43,7 @@ def check_keyless(
     Without a tlog time cosign also checks at the current time, so short-lived Fulcio
     certificates then fail as expired: that is the honest answer, not a bug.
     """
-    when = signed_time or datetime.now(timezone.utc)
-    verified = verify_certificate(
-        leaf, intermediates, policy.root(), when, ignore_sct=policy.ignore_sct
-    )
+    when = signed_time or datetime.now(UTC)
+    verified = verify_certificate(leaf, intermediates, policy.root(), when, ignore_sct=policy.ignore_sct)
     identity, issuer = policy.match_identity(leaf)
     return verified, identity, issuer

@@ -151,9 +151,7 @@ def verify_bundle(
 
     predicate_type = _statement_subject_matches(payload, image_digest)
     if predicate_types is not None and predicate_type not in predicate_types:
-        raise VerificationError(
-            f"predicate type {predicate_type!r} is not one of {sorted(predicate_types)}"
-        )
+        raise VerificationError(f"predicate type {predicate_type!r} is not one of {sorted(predicate_types)}")
 
     tlog: TlogVerification | None = None
     signed_time = None

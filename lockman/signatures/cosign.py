@@ -65,9 +65,7 @@ def payload_digest(payload: bytes) -> str:
         claimed = critical["image"]["docker-manifest-digest"]
         kind = critical["type"]
     except (ValueError, KeyError, TypeError) as exc:
-        raise VerificationError(
-            f"payload is not a cosign simple-signing document ({exc!r})"
-        ) from exc
+        raise VerificationError(f"payload is not a cosign simple-signing document ({exc!r})") from exc
     if kind != SIMPLE_SIGNING_TYPE:
         raise VerificationError(f"payload type {kind!r} is not {SIMPLE_SIGNING_TYPE!r}")
     if not isinstance(claimed, str):
@@ -84,9 +82,7 @@ def _leaf(annotations: Mapping[str, str]) -> tuple[x509.Certificate, list[x509.C
     return leaf, chain
 
 
-def verify_layer(
-    image_digest: str, layer: SignatureLayer, policy: Policy, index: int = 0
-) -> SignatureResult:
+def verify_layer(image_digest: str, layer: SignatureLayer, policy: Policy, index: int = 0) -> SignatureResult:
     """Verify one simple-signing layer against the policy; VerificationError says why not."""
     check_image_digest(image_digest)
     if layer.media_type != SIMPLE_SIGNING_MEDIA_TYPE:
@@ -120,9 +116,7 @@ def verify_layer(
             )
         entry = parse_cosign_bundle(bundle)
         tlog = verify_entry(entry, policy.root(), require_set=True)
-        check_hashedrekord_body(
-            entry, signature=signature, payload=layer.payload, key=key, cert=leaf
-        )
+        check_hashedrekord_body(entry, signature=signature, payload=layer.payload, key=key, cert=leaf)
         signed_time = entry.integrated_datetime
 
     if leaf is None:
@@ -147,9 +141,7 @@ def verify_layer(
     )
 
 
-def verify_signatures(
-    image_digest: str, layers: Sequence[SignatureLayer], policy: Policy
-) -> SignatureResult:
+def verify_signatures(image_digest: str, layers: Sequence[SignatureLayer], policy: Policy) -> SignatureResult:
     """Return the first simple-signing layer that passes; otherwise say why each failed.
 
     Layers of other media types are ignored (cosign attaches other things to ``.sig`` tags too).

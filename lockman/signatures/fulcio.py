@@ -14,7 +14,7 @@ import hashlib
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -249,7 +249,7 @@ def _sct_signed_data(
     else:
         der = leaf.public_bytes(serialization.Encoding.DER)
         entry = len(der).to_bytes(3, "big") + der
-    millis = int(sct.timestamp.replace(tzinfo=timezone.utc).timestamp() * 1000)
+    millis = int(sct.timestamp.replace(tzinfo=UTC).timestamp() * 1000)
     ext = sct.extension_bytes
     return (
         struct.pack("!BBQH", sct.version.value, 0, millis, sct.entry_type.value)
@@ -266,9 +266,7 @@ def verify_sct(leaf: x509.Certificate, issuer: x509.Certificate, trusted_root: T
     """
     try:
         scts = list(
-            leaf.extensions.get_extension_for_class(
-                x509.PrecertificateSignedCertificateTimestamps
-            ).value
+            leaf.extensions.get_extension_for_class(x509.PrecertificateSignedCertificateTimestamps).value
         )
     except x509.ExtensionNotFound as exc:
         raise VerificationError("signing certificate has no embedded SCT") from exc
@@ -283,7 +281,7 @@ def verify_sct(leaf: x509.Certificate, issuer: x509.Certificate, trusted_root: T
             reasons.append("SCT hash algorithm is not SHA-256")
             continue
         data = _sct_signed_data(sct, leaf, issuer_key_hash)
-        when = sct.timestamp.replace(tzinfo=timezone.utc)
+        when = sct.timestamp.replace(tzinfo=UTC)
         for log in keys:
             if not log.validity.contains(when):
                 reasons.append(f"CT log {sct.log_id.hex()} key not valid at {when.isoformat()}")

@@ -49,9 +49,7 @@ def decode_b64(data: str | bytes, what: str = "base64 value") -> bytes:
 
 def spki_der(key: PublicKey) -> bytes:
     """The DER SubjectPublicKeyInfo: the canonical bytes that key ids and fingerprints hash."""
-    return key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def key_id(key: PublicKey) -> bytes:

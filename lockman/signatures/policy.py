@@ -98,8 +98,7 @@ class Policy:
         issuer_re = _compile(self.certificate_oidc_issuer_regexp, "certificate-oidc-issuer-regexp")
         if issuer_re is not None and not issuer_re.fullmatch(issuer):
             raise VerificationError(
-                f"certificate issuer {issuer!r} does not match "
-                f"{self.certificate_oidc_issuer_regexp!r}"
+                f"certificate issuer {issuer!r} does not match {self.certificate_oidc_issuer_regexp!r}"
             )
         sans = certificate_identities(cert)
         ident_re = _compile(self.certificate_identity_regexp, "certificate-identity-regexp")
@@ -170,15 +169,9 @@ def _rule(table: Any, where: str, base: Path) -> PolicyRule:
         raise InputError(f"{where}: must be a table")
     unknown = sorted(set(table) - _ALL_KEYS)
     if unknown:
-        raise InputError(
-            f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_ALL_KEYS))})"
-        )
+        raise InputError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_ALL_KEYS))})")
     images = table.get("images")
-    if (
-        not isinstance(images, list)
-        or not images
-        or not all(isinstance(i, str) and i for i in images)
-    ):
+    if not isinstance(images, list) or not images or not all(isinstance(i, str) and i for i in images):
         raise InputError(f"{where}: images must be a non-empty list of glob strings")
     args: dict[str, Any] = {}
     for toml_key, field in _STRING_KEYS.items():

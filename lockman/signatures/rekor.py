@@ -19,7 +19,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import rfc8785
@@ -65,7 +65,7 @@ class LogEntry:
     @property
     def integrated_datetime(self) -> datetime:
         """``integratedTime`` as an aware UTC datetime."""
-        return datetime.fromtimestamp(self.integrated_time, tz=timezone.utc)
+        return datetime.fromtimestamp(self.integrated_time, tz=UTC)
 
 
 @dataclass(frozen=True)
@@ -181,9 +181,7 @@ def merkle_root_from_proof(leaf: bytes, index: int, size: int, proof: Sequence[b
     inner = (index ^ (size - 1)).bit_length()
     border = bin(index >> inner).count("1")
     if len(proof) != inner + border:
-        raise VerificationError(
-            f"inclusion proof has {len(proof)} hashes, expected {inner + border}"
-        )
+        raise VerificationError(f"inclusion proof has {len(proof)} hashes, expected {inner + border}")
     node = _hash_leaf(leaf)
     for i, h in enumerate(proof[:inner]):
         node = _hash_children(node, h) if (index >> i) & 1 == 0 else _hash_children(h, node)
@@ -231,9 +229,7 @@ def verify_inclusion_proof(entry: LogEntry, trusted_root: TrustedRoot) -> None:
     verify_checkpoint(proof.checkpoint, proof, trusted_root)
 
 
-def verify_entry(
-    entry: LogEntry, trusted_root: TrustedRoot, *, require_set: bool
-) -> TlogVerification:
+def verify_entry(entry: LogEntry, trusted_root: TrustedRoot, *, require_set: bool) -> TlogVerification:
     """Verify what evidence the entry carries; at least one kind must be present and pass.
 
     ``require_set``: the caller needs a trusted ``integratedTime`` (keyless), which only a SET
@@ -249,9 +245,7 @@ def verify_entry(
         verify_inclusion_proof(entry, trusted_root)
         proof_ok = True
     if not (set_ok or proof_ok):
-        raise VerificationError(
-            "tlog entry has neither an inclusion promise nor an inclusion proof"
-        )
+        raise VerificationError("tlog entry has neither an inclusion promise nor an inclusion proof")
     return TlogVerification(
         log_index=entry.log_index,
         log_id=entry.log_id.hex(),
@@ -311,9 +305,7 @@ def check_hashedrekord_body(
     except (KeyError, TypeError) as exc:
         raise VerificationError(f"tlog entry body malformed ({exc!r})") from exc
     if data_hash.get("algorithm") != "sha256":
-        raise VerificationError(
-            f"tlog entry hash algorithm {data_hash.get('algorithm')} is not sha256"
-        )
+        raise VerificationError(f"tlog entry hash algorithm {data_hash.get('algorithm')} is not sha256")
     if data_hash.get("value") != hashlib.sha256(payload).hexdigest():
         raise VerificationError("tlog entry records a different payload hash")
     if body_sig != signature:
@@ -343,8 +335,7 @@ def check_dsse_body(
         spec = body["spec"]
         payload_hash = spec["payloadHash"]
         recorded = [
-            (decode_b64(s["signature"], "tlog entry signature"), s["verifier"])
-            for s in spec["signatures"]
+            (decode_b64(s["signature"], "tlog entry signature"), s["verifier"]) for s in spec["signatures"]
         ]
     except (KeyError, TypeError) as exc:
         raise VerificationError(f"tlog entry body malformed ({exc!r})") from exc

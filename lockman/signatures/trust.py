@@ -20,7 +20,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -111,12 +111,8 @@ class TrustedRoot:
         if not str(media_type).startswith("application/vnd.dev.sigstore.trustedroot"):
             raise InputError(f"{source}: mediaType {media_type!r} is not a Sigstore trusted root")
         try:
-            tlogs = tuple(
-                _log_key(e, f"{source}: tlogs[{i}]") for i, e in enumerate(doc.get("tlogs", []))
-            )
-            ctlogs = tuple(
-                _log_key(e, f"{source}: ctlogs[{i}]") for i, e in enumerate(doc.get("ctlogs", []))
-            )
+            tlogs = tuple(_log_key(e, f"{source}: tlogs[{i}]") for i, e in enumerate(doc.get("tlogs", [])))
+            ctlogs = tuple(_log_key(e, f"{source}: ctlogs[{i}]") for i, e in enumerate(doc.get("ctlogs", [])))
             cas = tuple(
                 _ca(e, f"{source}: certificateAuthorities[{i}]")
                 for i, e in enumerate(doc.get("certificateAuthorities", []))
@@ -193,15 +189,13 @@ def _time(value: Any, where: str) -> datetime | None:
     except ValueError as exc:
         raise InputError(f"{where}: bad timestamp {value!r}") from exc
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed
 
 
 def _window(entry: dict[str, Any], where: str) -> ValidityWindow:
     valid = entry.get("validFor") or {}
-    return ValidityWindow(
-        start=_time(valid.get("start"), where), end=_time(valid.get("end"), where)
-    )
+    return ValidityWindow(start=_time(valid.get("start"), where), end=_time(valid.get("end"), where))
 
 
 def _log_key(entry: dict[str, Any], where: str) -> LogKey:
@@ -239,6 +233,4 @@ def _ca(entry: dict[str, Any], where: str) -> CertificateAuthority:
 def default_trusted_root() -> TrustedRoot:
     """The shipped Sigstore public-good trusted root (see the module docstring for its date)."""
     data = resources.files("lockman.signatures").joinpath("data/trusted_root.json").read_bytes()
-    return TrustedRoot.from_json(
-        data, source=f"public-good trusted root ({DEFAULT_TRUSTED_ROOT_DATE})"
-    )
+    return TrustedRoot.from_json(data, source=f"public-good trusted root ({DEFAULT_TRUSTED_ROOT_DATE})")
