@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from lockman.cli import main
+from tests.faultproxy import FaultProxy
 from tests.registry import Registry, htpasswd_line
 
 _counter = itertools.count()
@@ -97,3 +98,11 @@ def run(capsys: pytest.CaptureFixture[str]):
         return Result(code, captured.out, captured.err)
 
     return _run
+
+
+@pytest.fixture
+def fault_proxy(registry: Registry) -> Iterator[FaultProxy]:
+    """A fault-injecting proxy in front of the shared registry; add rules per test."""
+    proxy = FaultProxy("127.0.0.1", registry.port).start()
+    yield proxy
+    proxy.stop()
