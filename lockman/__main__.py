@@ -1,3 +1,3 @@
-from lockman.cli import entry
+from lockman.launch import entry
 
 entry()

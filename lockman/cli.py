@@ -6,7 +6,6 @@ so ``lockman --help`` and ``--version`` stay fast.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -32,6 +31,8 @@ TimeoutOpt = Annotated[float, Parameter(name="--timeout", help="Seconds each reg
 
 def _run(factory: Callable[[], Coroutine[Any, Any, int]]) -> int:
     """Run an async command; every LockmanError becomes one stderr line and its exit code."""
+    import asyncio
+
     from lockman.console import err
 
     try:
@@ -85,7 +86,10 @@ def resolve(
     /,
     *,
     timeout: TimeoutOpt = 30.0,
-    concurrency: Annotated[int, Parameter(help="Parallel requests per registry.")] = 16,
+    concurrency: Annotated[
+        int | None,
+        Parameter(help="Parallel requests per registry (default: $LOCKMAN_CONCURRENCY, else 16)."),
+    ] = None,
 ) -> int:
     """Print REF@sha256:… for each reference, in input order."""
     from lockman.commands import resolve as cmd
@@ -96,7 +100,7 @@ def resolve(
             texts.extend(line.strip() for line in sys.stdin if line.strip() and not line.startswith("#"))
         else:
             texts.append(r)
-    if concurrency < 1:
+    if concurrency is not None and concurrency < 1:
         from lockman.console import err
 
         err("error: --concurrency must be at least 1")

@@ -11,7 +11,7 @@ from lockman.errors import EXIT_OK, LockmanError
 from lockman.registry.client import RegistryClient
 
 
-async def run(texts: list[str], *, timeout: float, concurrency: int) -> int:
+async def run(texts: list[str], *, timeout: float, concurrency: int | None) -> int:
     refs = [reference.parse(t) for t in texts]  # all input checked before any network
     unique = list(dict.fromkeys(refs))
     async with RegistryClient(timeout=timeout, concurrency=concurrency) as client:

@@ -8,6 +8,7 @@ Resolution costs one HEAD per reference; a GET happens only when the caller need
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 from collections import Counter
 from dataclasses import dataclass
@@ -31,9 +32,22 @@ from lockman.registry.auth import RegistryAuth
 from lockman.registry.credentials import CredentialStore
 from lockman.registry.hosts import default_ssl_context, plain_http_allowed
 
-DEFAULT_CONCURRENCY = 16
+DEFAULT_CONCURRENCY = 16  # requests in flight per registry over HTTP/1.1 (one connection each)
+DEFAULT_H2_CONCURRENCY = 64  # streams in flight on a registry's one HTTP/2 connection
+TOKEN_SCOPES_PER_REQUEST = 32  # keeps a batched token (sent on every request) well under 8 KiB
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = "lockman"
+
+
+def configured_concurrency() -> int | None:
+    """``LOCKMAN_CONCURRENCY`` when set to a positive integer, else None (protocol default)."""
+    value = os.environ.get("LOCKMAN_CONCURRENCY", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def http2_enabled() -> bool:
+    """HTTP/2 on TLS registries unless ``LOCKMAN_HTTP2=0`` (for comparison, or a broken middlebox)."""
+    return os.environ.get("LOCKMAN_HTTP2", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 class NotFound(RegistryError):
@@ -60,15 +74,15 @@ class RegistryClient:
         self,
         *,
         timeout: float = DEFAULT_TIMEOUT,
-        concurrency: int = DEFAULT_CONCURRENCY,
+        concurrency: int | None = None,
         credentials: CredentialStore | None = None,
-        http2: bool = True,
+        http2: bool | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._timeout = timeout
-        self._concurrency = concurrency
+        self._concurrency = concurrency or configured_concurrency()
         self._credentials = credentials or CredentialStore()
-        self._http2 = http2
+        self._http2 = http2_enabled() if http2 is None else http2
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
         self._bases: dict[str, asyncio.Task[str]] = {}
@@ -134,6 +148,7 @@ class RegistryClient:
                 response.status_code < 500 and "docker-distribution-api-version" in response.headers
             ):
                 self.auth.learn(host, response)
+                self._set_limit(host, response.http_version)
                 return base
             if scheme == "http" and first_error is not None:
                 break
@@ -143,10 +158,15 @@ class RegistryClient:
         assert first_error is not None
         raise first_error
 
+    def _set_limit(self, host: str, http_version: str) -> None:
+        """Bound requests in flight to this registry; HTTP/2 multiplexes one connection, so more."""
+        default = DEFAULT_H2_CONCURRENCY if http_version == "HTTP/2" else DEFAULT_CONCURRENCY
+        self._limits[host] = asyncio.Semaphore(self._concurrency or default)
+
     def _limit(self, host: str) -> asyncio.Semaphore:
         sem = self._limits.get(host)
         if sem is None:
-            sem = self._limits[host] = asyncio.Semaphore(self._concurrency)
+            sem = self._limits[host] = asyncio.Semaphore(self._concurrency or DEFAULT_CONCURRENCY)
         return sem
 
     async def _request(
@@ -174,14 +194,22 @@ class RegistryClient:
         return response
 
     async def prefetch_tokens(self, refs: list[Reference]) -> None:
-        """One token request per registry for all repositories this run will touch."""
-        by_host: dict[str, set[str]] = {}
-        for r in refs:
-            by_host.setdefault(r.api_host, set()).add(r.repository)
+        """Ping every registry and fetch its tokens up front, all in parallel.
 
-        async def one(host: str, repos: set[str]) -> None:
+        Repositories are batched, up to ``TOKEN_SCOPES_PER_REQUEST`` scopes per token request:
+        one round trip instead of one per repository, while the token (sent with every request)
+        stays small enough for proxies' header limits.
+        """
+        by_host: dict[str, dict[str, None]] = {}
+        for r in refs:
+            by_host.setdefault(r.api_host, {})[r.repository] = None
+
+        async def one(host: str, unique: dict[str, None]) -> None:
             await self._base(host)
-            await self.auth.prefetch(host, sorted(repos))
+            repos, n = list(unique), TOKEN_SCOPES_PER_REQUEST
+            await asyncio.gather(
+                *(self.auth.prefetch(host, repos[i : i + n]) for i in range(0, len(repos), n))
+            )
 
         await asyncio.gather(*(one(h, r) for h, r in by_host.items()))
 

@@ -1,0 +1,465 @@
+"""Benchmark: `lockman resolve -` against `xargs -P8 skopeo inspect --raw --no-tags`.
+
+Everything runs on this machine and is started here: one docker-registry storage served by
+three registry processes (plain HTTP; TLS with a test CA; TLS with Docker token auth and a token
+server), a TCP proxy that adds 20 ms to every client-to-server chunk in front of the TLS ones,
+and N pushed images. Each scenario runs lockman and skopeo on the same references, alternately,
+several times; the table shows the median wall time, the requests per reference counted from the
+registry's access log (plus the token server's), and lockman's speed-up over skopeo. skopeo's
+output (the raw manifest) is hashed and must match lockman's digest for every reference.
+
+    python3 benchmarks/resolve.py [--images 200] [--runs 5] [--delay 0.02] [--rss-images 1000]
+
+Needs docker-registry, skopeo and the test extras (trustme). Run from a checkout: lockman is
+run as ``python3 -m lockman`` from this tree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import trustme
+
+HERE = Path(__file__).resolve().parent
+TREE = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from token_server import ISSUER, TokenServer  # noqa: E402
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+SERVICE = "lockman-bench"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class Registry:
+    name: str
+    root: Path
+    storage: Path
+    tls: tuple[str, str] | None = None
+    auth: dict | None = None
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+
+    @property
+    def log(self) -> Path:
+        return self.root / f"{self.name}.log"
+
+    def start(self) -> Registry:
+        http: dict = {"addr": f"127.0.0.1:{self.port}"}
+        if self.tls:
+            http["tls"] = {"certificate": self.tls[0], "key": self.tls[1]}
+        cfg: dict = {
+            "version": 0.1,
+            "log": {"level": "warn", "accesslog": {"disabled": False}, "formatter": "text"},
+            "storage": {"filesystem": {"rootdirectory": str(self.storage)}},
+            "http": http,
+        }
+        if self.auth:
+            cfg["auth"] = self.auth
+        path = self.root / f"{self.name}.yml"
+        path.write_text(json.dumps(cfg))
+        exe = shutil.which("docker-registry") or shutil.which("registry")
+        if exe is None:
+            sys.exit(
+                "benchmarks/resolve.py: docker-registry is not installed (apt-get install docker-registry)"
+            )
+        self.proc = subprocess.Popen(
+            [exe, "serve", str(path)], stdout=self.log.open("ab"), stderr=subprocess.STDOUT
+        )
+        wait_port(self.port, self.proc)
+        return self
+
+    def requests(self) -> int:
+        """Requests in the access log so far (combined log format lines)."""
+        text = self.log.read_text(errors="replace")
+        return sum(1 for ln in text.splitlines() if '"' in ln and " HTTP/" in ln and "msg=" not in ln)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+def wait_port(port: int, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def start_proxy(target_port: int, delay: float) -> tuple[int, subprocess.Popen]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(HERE / "latency_proxy.py"),
+            "--target",
+            f"127.0.0.1:{target_port}",
+            "--delay",
+            str(delay),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline())
+    return port, proc
+
+
+def push_images(url: str, count: int, *, start: int = 0, tags_per_repo: int = 1) -> list[str]:
+    """Push ``count`` single-platform images; return ``repo:tag`` names.
+
+    Every manifest is distinct (it names its reference in an annotation) while all share one
+    config and one layer blob, mounted into each repository: three requests per image.
+    """
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers"}}).encode()
+    layer = b"lockman benchmark layer\n" * 8
+    names = []
+    with httpx.Client(base_url=url, timeout=60) as c:
+        first = None
+        for i in range(start, start + count):
+            repo, tag = f"bench/app{i // tags_per_repo:04d}", f"v{i % tags_per_repo}"
+            for blob in (config, layer):
+                if first is None:
+                    r = c.post(f"/v2/{repo}/blobs/uploads/")
+                    r = c.put(f"{r.headers['location']}&digest={sha256(blob)}", content=blob)
+                else:
+                    r = c.post(f"/v2/{repo}/blobs/uploads/?mount={sha256(blob)}&from={first}")
+                assert r.status_code == 201, r.text
+            first = first or repo
+            manifest = json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": OCI_MANIFEST,
+                    "config": {
+                        "mediaType": "application/vnd.oci.image.config.v1+json",
+                        "digest": sha256(config),
+                        "size": len(config),
+                    },
+                    "layers": [
+                        {
+                            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                            "digest": sha256(layer),
+                            "size": len(layer),
+                        }
+                    ],
+                    "annotations": {"bench.ref": f"{repo}:{tag}"},
+                },
+                indent=2,
+            ).encode()
+            r = c.put(f"/v2/{repo}/manifests/{tag}", content=manifest, headers={"Content-Type": OCI_MANIFEST})
+            assert r.status_code == 201, r.text
+            names.append(f"{repo}:{tag}")
+    return names
+
+
+# -- the two clients ------------------------------------------------------------------------------
+def lockman_env(ca: Path | None, *, http2: bool = True) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(TREE), NO_PROXY="127.0.0.1,localhost")
+    if ca:
+        env["SSL_CERT_FILE"] = str(ca)
+    env["LOCKMAN_HTTP2"] = "1" if http2 else "0"
+    return env
+
+
+def run_lockman(refs: list[str], env: dict[str, str]) -> dict[str, str]:
+    p = subprocess.run(
+        [sys.executable, "-m", "lockman", "resolve", "-"],
+        input="\n".join(refs) + "\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if p.returncode != 0:
+        raise RuntimeError(f"lockman failed ({p.returncode}): {p.stderr.strip()[:500]}")
+    digests = {}
+    for line in p.stdout.splitlines():
+        ref, _, digest = line.partition("@")
+        digests[ref] = digest
+    return digests
+
+
+def run_skopeo(refs: list[str], cert_dir: Path | None) -> dict[str, str]:
+    tls = ["--cert-dir", str(cert_dir)] if cert_dir else ["--tls-verify=false"]
+    p = subprocess.run(
+        ["xargs", "-P8", "-n1", "skopeo", "inspect", *tls, "--raw", "--no-tags"],
+        input="".join(f"docker://{r}\n" for r in refs).encode(),
+        capture_output=True,
+        check=False,
+    )
+    if p.returncode != 0:
+        raise RuntimeError(f"skopeo failed ({p.returncode}): {p.stderr.decode()[:500]}")
+    # --raw prints each manifest as the registry sent it; slice the concatenation byte-exactly.
+    out, digests, decoder, pos = p.stdout.decode(), {}, json.JSONDecoder(), 0
+    host = refs[0].split("/", 1)[0]
+    while True:
+        while pos < len(out) and out[pos].isspace():
+            pos += 1
+        if pos >= len(out):
+            break
+        obj, end = decoder.raw_decode(out, pos)
+        digests[f"{host}/{obj['annotations']['bench.ref']}"] = sha256(out[pos:end].encode())
+        pos = end
+    return digests
+
+
+# -- measuring -------------------------------------------------------------------------------------
+@dataclass
+class Result:
+    label: str
+    times: list[float] = field(default_factory=list)
+    requests: list[int] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+
+def measure(label: str, fn, counters, results: dict[str, Result]) -> dict[str, str]:
+    before = sum(c() for c in counters)
+    t0 = time.perf_counter()
+    digests = fn()
+    elapsed = time.perf_counter() - t0
+    res = results.setdefault(label, Result(label))
+    res.times.append(elapsed)
+    res.requests.append(sum(c() for c in counters) - before)
+    return digests
+
+
+def startup_times(runs: int) -> list[tuple[str, float]]:
+    env = lockman_env(None)
+    cases = [
+        ("python3 -c pass", [sys.executable, "-c", "pass"]),
+        ("lockman --version", [sys.executable, "-m", "lockman", "--version"]),
+        ("lockman --help", [sys.executable, "-m", "lockman", "--help"]),
+    ]
+    rows = []
+    for label, argv in cases:
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            subprocess.run(argv, env=env, capture_output=True, check=True)
+            times.append(time.perf_counter() - t0)
+        rows.append((label, statistics.median(times)))
+    return rows
+
+
+def peak_rss_kib(refs: list[str], env: dict[str, str]) -> int:
+    """Peak RSS of one `lockman resolve -` run, measured by a fresh parent's RUSAGE_CHILDREN."""
+    code = (
+        "import resource, subprocess, sys\n"
+        "p = subprocess.run(sys.argv[1:], stdin=sys.stdin, stdout=subprocess.DEVNULL)\n"
+        "assert p.returncode == 0\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code, sys.executable, "-m", "lockman", "resolve", "-"],
+        input="\n".join(refs) + "\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    return int(p.stdout.strip())
+
+
+@contextlib.contextmanager
+def environment(args: argparse.Namespace) -> Iterator[dict]:
+    root = Path(tempfile.mkdtemp(prefix="lockman-bench-"))
+    procs: list[subprocess.Popen] = []
+    registries: list[Registry] = []
+    token: TokenServer | None = None
+    try:
+        ca = trustme.CA()
+        leaf = ca.issue_cert("127.0.0.1", "localhost")
+        cert_dir = root / "certs"
+        cert_dir.mkdir()
+        ca_path = cert_dir / "ca.crt"
+        ca.cert_pem.write_to_path(str(ca_path))
+        cert, key = root / "server.crt", root / "server.key"
+        leaf.cert_chain_pems[0].write_to_path(str(cert))
+        leaf.private_key_pem.write_to_path(str(key))
+        storage = root / "storage"
+
+        def reg(name: str, **kw) -> Registry:
+            r = Registry(name, root, storage, **kw).start()
+            registries.append(r)
+            return r
+
+        plain = reg("plain")
+        t0 = time.perf_counter()
+        names = push_images(f"http://127.0.0.1:{plain.port}", args.images)
+        rss_names = names + push_images(
+            f"http://127.0.0.1:{plain.port}",
+            max(0, args.rss_images - args.images),
+            start=args.images,
+            tags_per_repo=1,
+        )
+        print(f"pushed {len(rss_names)} images in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        tls = reg("tls", tls=(str(cert), str(key)))
+        token_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        leaf.configure_cert(token_ctx)
+        token = TokenServer(root, SERVICE, token_ctx).start()
+        token_proxy, p = start_proxy(token.port, args.delay)
+        procs.append(p)
+        tok = reg(
+            "token",
+            tls=(str(cert), str(key)),
+            auth={
+                "token": {
+                    "realm": f"https://127.0.0.1:{token_proxy}/token",
+                    "service": SERVICE,
+                    "issuer": ISSUER,
+                    "rootcertbundle": str(token.cert_path),
+                }
+            },
+        )
+        tls_proxy, p = start_proxy(tls.port, args.delay)
+        procs.append(p)
+        tok_proxy, p = start_proxy(tok.port, args.delay)
+        procs.append(p)
+        yield {
+            "root": root,
+            "ca": ca_path,
+            "cert_dir": cert_dir,
+            "names": names,
+            "rss_names": rss_names,
+            "plain": plain,
+            "tls": tls,
+            "token_registry": tok,
+            "token": token,
+            "tls_proxy": tls_proxy,
+            "tok_proxy": tok_proxy,
+        }
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+        for r in registries:
+            r.stop()
+        if token:
+            token.stop()
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def check_http2(port: int, ca: Path) -> str:
+    with httpx.Client(http2=True, verify=str(ca)) as c:
+        return c.get(f"https://127.0.0.1:{port}/v2/").http_version
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=200, help="references per run (default 200)")
+    ap.add_argument("--runs", type=int, default=5, help="runs per client and scenario (median shown)")
+    ap.add_argument("--delay", type=float, default=0.02, help="latency proxy delay in seconds")
+    ap.add_argument("--rss-images", type=int, default=1000, help="references for the peak-RSS run")
+    ap.add_argument("--no-skopeo", action="store_true", help="lockman only")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = ap.parse_args()
+    if not args.no_skopeo and shutil.which("skopeo") is None:
+        sys.exit("benchmarks/resolve.py: skopeo is not installed (or pass --no-skopeo)")
+
+    with environment(args) as env:
+        ms = int(args.delay * 1000)
+        print(f"registry over TLS speaks {check_http2(env['tls'].port, env['ca'])}", file=sys.stderr)
+        tok_counters = [env["token_registry"].requests, lambda: env["token"].requests]
+        scenarios = [
+            (f"TLS + {ms} ms", f"127.0.0.1:{env['tls_proxy']}", env["ca"], [env["tls"].requests], True),
+            (f"TLS + {ms} ms, token auth", f"127.0.0.1:{env['tok_proxy']}", env["ca"], tok_counters, False),
+            ("HTTP loopback", f"127.0.0.1:{env['plain'].port}", None, [env["plain"].requests], False),
+        ]
+        table: list[tuple[str, Result, Result | None]] = []
+        for title, host, ca, counters, both_http in scenarios:
+            refs = [f"{host}/{n}" for n in env["names"]]
+            results: dict[str, Result] = {}
+            clients = [("lockman (HTTP/2)" if ca else "lockman", lockman_env(ca, http2=True))]
+            if both_http:
+                clients.append(("lockman (HTTP/1.1)", lockman_env(ca, http2=False)))
+            for _ in range(args.runs):
+                for label, lenv in clients:
+                    got = measure(
+                        label, lambda lenv=lenv, refs=refs: run_lockman(refs, lenv), counters, results
+                    )
+                    assert len(got) == len(refs), f"{label}: {len(got)} of {len(refs)} resolved"
+                if not args.no_skopeo:
+                    cert_dir = env["cert_dir"] if ca else None
+                    sk = measure(
+                        "skopeo", lambda cd=cert_dir, refs=refs: run_skopeo(refs, cd), counters, results
+                    )
+                    if sk != got:
+                        bad = [r for r in refs if sk.get(r) != got.get(r)]
+                        raise SystemExit(
+                            f"{title}: skopeo and lockman disagree on {len(bad)} refs: {bad[:3]}"
+                        )
+            sk_res = results.pop("skopeo", None)
+            for res in results.values():
+                table.append((title, res, sk_res))
+            if sk_res:
+                table.append((title, sk_res, None))
+            print(f"done: {title}", file=sys.stderr)
+
+        rss = peak_rss_kib(
+            [f"127.0.0.1:{env['tls_proxy']}/{n}" for n in env["rss_names"]], lockman_env(env["ca"])
+        )
+        rss_small = peak_rss_kib(
+            [f"127.0.0.1:{env['tls_proxy']}/{n}" for n in env["names"][:10]], lockman_env(env["ca"])
+        )
+    startup = startup_times(max(args.runs * 2, 10))
+
+    n = args.images
+    print(
+        f"\n{n} references, median of {args.runs} runs, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}\n"
+    )
+    print(
+        f"| {'scenario':<24} | {'client':<19} | {'wall time':>9} | {'requests/ref':>12} | {'vs skopeo':>9} |"
+    )
+    print(f"|{'-' * 26}|{'-' * 21}|{'-' * 11}|{'-' * 14}|{'-' * 11}|")
+    for title, res, sk in table:
+        ratio = f"{sk.median / res.median:.1f}x" if sk else "1.0x"
+        if sk is None and res.label != "skopeo":
+            ratio = "-"
+        per_ref = statistics.median(res.requests) / n
+        print(f"| {title:<24} | {res.label:<19} | {res.median:>7.2f} s | {per_ref:>12.3f} | {ratio:>9} |")
+    print()
+    for label, t in startup:
+        print(f"start-up: {label:<18} {t * 1000:6.0f} ms")
+    print(
+        f"peak RSS: lockman resolve of {len(env['rss_names'])} references: {rss / 1024:.1f} MiB "
+        f"(10 references: {rss_small / 1024:.1f} MiB)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
