@@ -38,9 +38,10 @@ import trustme
 
 HERE = Path(__file__).resolve().parent
 TREE = HERE.parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(TREE))
 
-from token_server import ISSUER, TokenServer  # noqa: E402
+from tests.bulkpush import push_images  # noqa: E402
+from tests.tokenserver import TokenServer  # noqa: E402
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 SERVICE = "lockman-bench"
@@ -133,53 +134,6 @@ def start_proxy(target_port: int, delay: float) -> tuple[int, subprocess.Popen]:
     assert proc.stdout is not None
     port = int(proc.stdout.readline())
     return port, proc
-
-
-def push_images(url: str, count: int, *, start: int = 0, tags_per_repo: int = 1) -> list[str]:
-    """Push ``count`` single-platform images; return ``repo:tag`` names.
-
-    Every manifest is distinct (it names its reference in an annotation) while all share one
-    config and one layer blob, mounted into each repository: three requests per image.
-    """
-    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers"}}).encode()
-    layer = b"lockman benchmark layer\n" * 8
-    names = []
-    with httpx.Client(base_url=url, timeout=60) as c:
-        first = None
-        for i in range(start, start + count):
-            repo, tag = f"bench/app{i // tags_per_repo:04d}", f"v{i % tags_per_repo}"
-            for blob in (config, layer):
-                if first is None:
-                    r = c.post(f"/v2/{repo}/blobs/uploads/")
-                    r = c.put(f"{r.headers['location']}&digest={sha256(blob)}", content=blob)
-                else:
-                    r = c.post(f"/v2/{repo}/blobs/uploads/?mount={sha256(blob)}&from={first}")
-                assert r.status_code == 201, r.text
-            first = first or repo
-            manifest = json.dumps(
-                {
-                    "schemaVersion": 2,
-                    "mediaType": OCI_MANIFEST,
-                    "config": {
-                        "mediaType": "application/vnd.oci.image.config.v1+json",
-                        "digest": sha256(config),
-                        "size": len(config),
-                    },
-                    "layers": [
-                        {
-                            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                            "digest": sha256(layer),
-                            "size": len(layer),
-                        }
-                    ],
-                    "annotations": {"bench.ref": f"{repo}:{tag}"},
-                },
-                indent=2,
-            ).encode()
-            r = c.put(f"/v2/{repo}/manifests/{tag}", content=manifest, headers={"Content-Type": OCI_MANIFEST})
-            assert r.status_code == 201, r.text
-            names.append(f"{repo}:{tag}")
-    return names
 
 
 # -- the two clients ------------------------------------------------------------------------------
@@ -335,14 +289,7 @@ def environment(args: argparse.Namespace) -> Iterator[dict]:
         tok = reg(
             "token",
             tls=(str(cert), str(key)),
-            auth={
-                "token": {
-                    "realm": f"https://127.0.0.1:{token_proxy}/token",
-                    "service": SERVICE,
-                    "issuer": ISSUER,
-                    "rootcertbundle": str(token.cert_path),
-                }
-            },
+            auth=token.registry_auth(f"https://127.0.0.1:{token_proxy}/token"),
         )
         tls_proxy, p = start_proxy(tls.port, args.delay)
         procs.append(p)

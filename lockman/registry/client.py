@@ -91,6 +91,10 @@ class RegistryClient:
         self.auth: RegistryAuth
 
     async def __aenter__(self) -> RegistryClient:
+        if self._http2:
+            from lockman.registry import http2
+
+            http2.install()
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(self._timeout),
             http2=self._http2,

@@ -4,7 +4,7 @@ Grants every scope asked for, anonymously, as Docker Hub does for public pulls: 
 /token?service=…&scope=repository:a:pull&scope=…`` answers ``{"token": JWT, "expires_in": 300}``.
 The JWT is RS256-signed and carries its certificate in ``x5c``; docker-registry is given that
 certificate as its ``rootcertbundle``. Requests are counted, so a benchmark can add them to the
-registry's access log.
+registry's access log. Used by the tests and by ``benchmarks/resolve.py``.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ class TokenServer:
     def __init__(self, root: Path, service: str, ssl_context: ssl.SSLContext | None = None) -> None:
         self.service = service
         self.requests = 0
+        self.scopes: list[list[str]] = []  # the scopes of each token request, in order
+        self._tls = ssl_context is not None
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lockman bench token signer")])
         now = dt.datetime.now(dt.UTC)
@@ -60,6 +62,7 @@ class TokenServer:
             def do_GET(self) -> None:
                 server.requests += 1
                 query = parse_qs(urlsplit(self.path).query)
+                server.scopes.append(query.get("scope", []))
                 body = json.dumps({"token": server.issue(query.get("scope", [])), "expires_in": 300}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -70,11 +73,36 @@ class TokenServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        if ssl_context is not None:
-            self._httpd.socket = ssl_context.wrap_socket(self._httpd.socket, server_side=True)
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 512
+
+            def finish_request(self, request, client_address):  # type: ignore[no-untyped-def]
+                # TLS handshake in the connection's own thread, not the accept loop.
+                if ssl_context is not None:
+                    try:
+                        request = ssl_context.wrap_socket(request, server_side=True)
+                    except (ssl.SSLError, OSError):
+                        return
+                super().finish_request(request, client_address)
+
+        self._httpd = Server(("127.0.0.1", 0), Handler)
         self.port = self._httpd.server_address[1]
+
+    def registry_auth(self, realm: str) -> dict:
+        """The ``auth`` section of a docker-registry config that trusts this server's tokens."""
+        return {
+            "token": {
+                "realm": realm,
+                "service": self.service,
+                "issuer": ISSUER,
+                "rootcertbundle": str(self.cert_path),
+            }
+        }
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self._tls else 'http'}://127.0.0.1:{self.port}/token"
 
     def issue(self, scopes: list[str]) -> str:
         access = []
