@@ -8,6 +8,7 @@ Resolution costs one HEAD per reference; a GET happens only when the caller need
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from collections import Counter
 from dataclasses import dataclass
@@ -15,7 +16,8 @@ from typing import Any
 
 import httpx
 
-from lockman.errors import AuthError, RegistryError, VerificationError
+from lockman.console import err
+from lockman.errors import AuthError, LockmanError, RegistryError, VerificationError
 from lockman.manifest import (
     ACCEPT,
     MANIFEST_TYPES,
@@ -27,13 +29,18 @@ from lockman.manifest import (
     parse_manifest,
 )
 from lockman.reference import DOCKER_HUB, DOCKER_HUB_API, Reference, is_digest
+from lockman.registry import ratelimit, tls
 from lockman.registry.auth import RegistryAuth
 from lockman.registry.credentials import CredentialStore
-from lockman.registry.hosts import default_ssl_context, plain_http_allowed
+from lockman.registry.host_transport import HostTransport
+from lockman.registry.hosts import plain_http_allowed
+from lockman.registry.registries_conf import Endpoint, RegistriesConf
 
 DEFAULT_CONCURRENCY = 16
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = "lockman"
+
+log = logging.getLogger("lockman.client")
 
 
 class NotFound(RegistryError):
@@ -64,12 +71,15 @@ class RegistryClient:
         credentials: CredentialStore | None = None,
         http2: bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
+        registries: RegistriesConf | None = None,
     ) -> None:
         self._timeout = timeout
         self._concurrency = concurrency
         self._credentials = credentials or CredentialStore()
         self._http2 = http2
         self._transport = transport
+        self._registries = registries
+        self._warned: set[str] = set()
         self._http: httpx.AsyncClient | None = None
         self._bases: dict[str, asyncio.Task[str]] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
@@ -77,18 +87,40 @@ class RegistryClient:
         self.auth: RegistryAuth
 
     async def __aenter__(self) -> RegistryClient:
+        if self._registries is None:
+            self._registries = RegistriesConf.load()
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
+        # Per-host TLS trust, client certificates and proxies (see host_transport.py).
+        transport = self._transport or HostTransport(
+            http2=self._http2, limits=limits, insecure=self._registries.is_insecure
+        )
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(self._timeout),
             http2=self._http2,
-            verify=default_ssl_context(),
             follow_redirects=True,
-            transport=self._transport,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            transport=transport,
+            limits=limits,
             headers={"User-Agent": USER_AGENT},
-            trust_env=True,
+            trust_env=False,  # proxies and CA variables are honoured by HostTransport
         )
-        self.auth = RegistryAuth(self._credentials, self._send_raw, plain_http_allowed, _registry_name)
+        self.auth = RegistryAuth(self._credentials, self._send_raw, self._plain_http_ok, _registry_name)
         return self
+
+    def _plain_http_ok(self, host: str) -> bool:
+        """Loopback registries (as docker allows) and those registries.conf marks insecure."""
+        return plain_http_allowed(host, self._registries is not None and self._registries.is_insecure(host))
+
+    def endpoints(self, ref: Reference) -> list[Endpoint]:
+        """Where to ask for ``ref``: registries.conf mirrors in order, then its location."""
+        assert self._registries is not None, "use RegistryClient as an async context manager"
+        return self._registries.endpoints(ref)
+
+    def _has_credentials(self, response: httpx.Response) -> bool:
+        registry = _answered_by(response)
+        try:
+            return self._credentials.get(registry) is not None
+        except LockmanError:
+            return False
 
     async def __aexit__(self, *exc: object) -> None:
         for task in self._bases.values():
@@ -121,7 +153,7 @@ class RegistryClient:
         return await asyncio.shield(task)
 
     async def _ping(self, host: str) -> str:
-        schemes = ["https", "http"] if plain_http_allowed(host) else ["https"]
+        schemes = ["https", "http"] if self._plain_http_ok(host) else ["https"]
         first_error: RegistryError | None = None
         for scheme in schemes:
             base = f"{scheme}://{host}"
@@ -158,6 +190,41 @@ class RegistryClient:
         headers: dict[str, str] | None = None,
         stream: bool = False,
     ) -> httpx.Response:
+        """Send to the first endpoint (mirror or location) that answers usefully.
+
+        A mirror that cannot be reached, refuses us, fails or lacks the content hands over to
+        the next endpoint; the primary location's answer (or error) is final.
+        """
+        endpoints = self.endpoints(ref)
+        for ep in endpoints[:-1]:
+            try:
+                response = await self._request_at(method, ep.ref, path, headers=headers, stream=stream)
+            except RegistryError as e:
+                self._mirror_failed(ref, ep, str(e))
+                continue
+            if not _try_next_endpoint(response.status_code):
+                return response
+            await response.aclose()
+            self._mirror_failed(ref, ep, f"HTTP {response.status_code}")
+        return await self._request_at(method, endpoints[-1].ref, path, headers=headers, stream=stream)
+
+    def _mirror_failed(self, ref: Reference, ep: Endpoint, why: str) -> None:
+        if why == "HTTP 404":
+            log.debug("mirror %s does not have %s; trying the next location", ep.host, ref.familiar())
+            return
+        if ep.host not in self._warned:
+            self._warned.add(ep.host)
+            err(f"warning: mirror {ep.host} for {ref.registry} failed ({why}); using the next location")
+
+    async def _request_at(
+        self,
+        method: str,
+        ref: Reference,
+        path: str,
+        *,
+        headers: dict[str, str] | None = None,
+        stream: bool = False,
+    ) -> httpx.Response:
         host = ref.api_host
         base = await self._base(host)
         request = self.http.build_request(method, f"{base}/v2/{ref.repository}/{path}", headers=headers)
@@ -171,17 +238,37 @@ class RegistryClient:
                 raise _network_error(host, e) from None
         # Count the auth round trips that happened inside the flow.
         self.requests[host] += len(response.history)
+        self._observe_quota(host, response)
         return response
 
+    def _observe_quota(self, host: str, response: httpx.Response) -> None:
+        """Warn once per run when Docker Hub says few pulls are left in its window."""
+        if not ratelimit.is_docker_hub(host) or f"quota:{host}" in self._warned:
+            return
+        q = ratelimit.quota(response.headers)
+        if q is not None and q.low and response.status_code != 429:
+            self._warned.add(f"quota:{host}")
+            err(ratelimit.low_quota_warning(_registry_name(host), q, self._has_credentials(response)))
+
     async def prefetch_tokens(self, refs: list[Reference]) -> None:
-        """One token request per registry for all repositories this run will touch."""
+        """One token request per registry for all repositories this run will touch.
+
+        Best effort: a failure here is reported by the request that meets it, with its reference.
+        """
         by_host: dict[str, set[str]] = {}
         for r in refs:
-            by_host.setdefault(r.api_host, set()).add(r.repository)
+            try:
+                first = self.endpoints(r)[0].ref
+            except LockmanError:
+                continue
+            by_host.setdefault(first.api_host, set()).add(first.repository)
 
         async def one(host: str, repos: set[str]) -> None:
-            await self._base(host)
-            await self.auth.prefetch(host, sorted(repos))
+            try:
+                await self._base(host)
+                await self.auth.prefetch(host, sorted(repos))
+            except RegistryError as e:
+                log.debug("token prefetch for %s failed: %s", host, e)
 
         await asyncio.gather(*(one(h, r) for h, r in by_host.items()))
 
@@ -190,11 +277,11 @@ class RegistryClient:
         """HEAD the manifest; None when the registry's answer cannot give a digest."""
         response = await self._request("HEAD", ref, f"manifests/{ref.reference}", headers={"Accept": ACCEPT})
         if response.status_code == 404:
-            raise NotFound(f"{ref.familiar()}: manifest unknown to {_registry_name(ref.api_host)}")
+            raise NotFound(f"{ref.familiar()}: manifest unknown to {_answered_by(response)}")
         if response.status_code != 200:
             if response.status_code in (405, 400) or response.status_code >= 500:
                 return None  # fall back to GET, which also reports lasting failures
-            _raise_status(ref, response)
+            _raise_status(ref, response, self._has_credentials(response))
         digest = response.headers.get("docker-content-digest", "")
         media_type = response.headers.get("content-type", "").split(";")[0].strip()
         if media_type in SCHEMA1_TYPES:
@@ -214,9 +301,9 @@ class RegistryClient:
         )
         try:
             if response.status_code == 404:
-                raise NotFound(f"{what}: manifest unknown to {_registry_name(ref.api_host)}")
+                raise NotFound(f"{what}: manifest unknown to {_answered_by(response)}")
             if response.status_code != 200:
-                _raise_status(ref, response)
+                _raise_status(ref, response, self._has_credentials(response))
             declared = response.headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > MAX_MANIFEST_BYTES:
                 raise VerificationError(
@@ -272,30 +359,49 @@ def _registry_name(host: str) -> str:
     return DOCKER_HUB if host == DOCKER_HUB_API else host
 
 
-def _raise_status(ref: Reference, response: httpx.Response) -> None:
+def _answered_by(response: httpx.Response) -> str:
+    """The registry that actually answered (a mirror or rewritten location, maybe)."""
+    return _registry_name(response.request.url.netloc.decode("ascii"))
+
+
+def _try_next_endpoint(status: int) -> bool:
+    """Statuses after which a mirror hands over to the next location."""
+    return status in (401, 403, 404, 408, 429) or status >= 500
+
+
+def _raise_status(ref: Reference, response: httpx.Response, authenticated: bool = False) -> None:
     status = response.status_code
-    registry = _registry_name(ref.api_host)
+    registry = _answered_by(response)
     detail = _error_detail(response)
     if status == 401:
         raise AuthError(f"{registry}: authentication required for {ref.familiar()}")
     if status == 403:
         raise AuthError(f"{registry}: access to {ref.familiar()} denied{detail}")
     if status == 429:
-        raise RegistryError(f"{registry}: too many requests (HTTP 429){detail}")
+        host = response.request.url.netloc.decode("ascii")
+        code = _error_code(response)
+        raise RegistryError(
+            ratelimit.too_many_requests(registry, host, response.headers, code, authenticated)
+        )
     raise RegistryError(f"{registry}: {ref.familiar()}: HTTP {status}{detail}")
 
 
-def _error_detail(response: httpx.Response) -> str:
+def _error_code(response: httpx.Response) -> str | None:
     """The registry's own error code, from its JSON error body, when it sent one."""
     try:
         body: Any = response.json()
     except (ValueError, httpx.ResponseNotRead, UnicodeDecodeError):
-        return ""
+        return None
     if isinstance(body, dict) and isinstance(body.get("errors"), list) and body["errors"]:
         first = body["errors"][0]
         if isinstance(first, dict) and isinstance(first.get("code"), str):
-            return f" ({first['code']})"
-    return ""
+            return str(first["code"])
+    return None
+
+
+def _error_detail(response: httpx.Response) -> str:
+    code = _error_code(response)
+    return f" ({code})" if code else ""
 
 
 def _network_error(host: str, e: httpx.HTTPError) -> RegistryError:
@@ -304,8 +410,8 @@ def _network_error(host: str, e: httpx.HTTPError) -> RegistryError:
     while cause is not None:
         if isinstance(cause, ssl.SSLCertVerificationError):
             return RegistryError(
-                f"{registry}: TLS certificate not trusted ({cause.verify_message}); trust its CA "
-                f"with SSL_CERT_FILE or /etc/docker/certs.d/{host}/ca.crt"
+                f"{registry}: TLS certificate not trusted ({cause.verify_message}); "
+                f"{tls.untrusted_hint(host)}"
             )
         cause = cause.__cause__ or cause.__context__
     if isinstance(e, httpx.TimeoutException):
