@@ -32,8 +32,9 @@ TimeoutOpt = Annotated[float, Parameter(name="--timeout", help="Seconds each reg
 
 def _run(factory: Callable[[], Coroutine[Any, Any, int]]) -> int:
     """Run an async command; every LockmanError becomes one stderr line and its exit code."""
-    from lockman.console import err
+    from lockman.console import configure_logging, err
 
+    configure_logging()
     try:
         return asyncio.run(factory())
     except LockmanError as e:

@@ -141,7 +141,7 @@ class RegistryClient:
             response = await self.http.send(request, auth=None)
             await response.aread()
             return response
-        except httpx.HTTPError as e:
+        except (httpx.HTTPError, ssl.SSLError) as e:  # httpcore's HTTP/2 may leak SSLError
             raise _network_error(request.url.netloc.decode("ascii"), e) from None
 
     async def _base(self, host: str) -> str:
@@ -234,7 +234,7 @@ class RegistryClient:
                 response = await self.http.send(request, auth=self.auth, stream=stream)
             except AuthError:
                 raise
-            except httpx.HTTPError as e:
+            except (httpx.HTTPError, ssl.SSLError) as e:  # httpcore's HTTP/2 may leak SSLError
                 raise _network_error(host, e) from None
         # Count the auth round trips that happened inside the flow.
         self.requests[host] += len(response.history)
@@ -319,7 +319,7 @@ class RegistryClient:
                             f"{what}: manifest exceeds the {MAX_MANIFEST_BYTES}-byte limit"
                         )
                     chunks.append(chunk)
-            except httpx.HTTPError as e:
+            except (httpx.HTTPError, ssl.SSLError) as e:  # httpcore's HTTP/2 may leak SSLError
                 raise _network_error(ref.api_host, e) from None
             raw = b"".join(chunks)
         finally:
@@ -404,7 +404,7 @@ def _error_detail(response: httpx.Response) -> str:
     return f" ({code})" if code else ""
 
 
-def _network_error(host: str, e: httpx.HTTPError) -> RegistryError:
+def _network_error(host: str, e: httpx.HTTPError | ssl.SSLError) -> RegistryError:
     registry = _registry_name(host)
     cause: BaseException | None = e
     while cause is not None:
@@ -412,6 +412,11 @@ def _network_error(host: str, e: httpx.HTTPError) -> RegistryError:
             return RegistryError(
                 f"{registry}: TLS certificate not trusted ({cause.verify_message}); "
                 f"{tls.untrusted_hint(host)}"
+            )
+        if isinstance(cause, ssl.SSLError) and cause.reason in tls.CLIENT_CERT_ALERTS:
+            return RegistryError(
+                f"{registry}: the registry refused the TLS handshake ({cause.reason}); "
+                f"{tls.client_cert_hint(host)}"
             )
         cause = cause.__cause__ or cause.__context__
     if isinstance(e, httpx.TimeoutException):

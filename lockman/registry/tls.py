@@ -132,3 +132,20 @@ def untrusted_hint(host: str) -> str:
     bases = certs_d_bases()
     where = f"{bases[0] / host / 'ca.crt'}" if bases else f"a certs.d directory for {host}"
     return f"trust its CA by putting it in {where} (or in SSL_CERT_FILE)"
+
+
+# TLS alerts a server sends when it wants a (different) client certificate.
+CLIENT_CERT_ALERTS = frozenset(
+    {
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+        "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+        "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+        "TLSV1_ALERT_UNKNOWN_CA",
+    }
+)
+
+
+def client_cert_hint(host: str) -> str:
+    bases = certs_d_bases()
+    where = f"{bases[0] / host}/" if bases else f"a certs.d directory for {host}"
+    return f"it may require a client certificate: put client.cert and client.key in {where}"
