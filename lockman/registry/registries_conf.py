@@ -60,19 +60,29 @@ class _Mirror:
 
 @dataclass(frozen=True)
 class RegistryEntry:
-    prefix: str
+    prefix: str  # the name part (tag or digest, if any, in ``version``)
     location: str
     insecure: bool = False
     blocked: bool = False
     mirrors: tuple[_Mirror, ...] = ()
     source: str = ""
+    version: str = ""  # ":tag" or "@digest" when the prefix names one image version
+
+    @property
+    def key(self) -> str:
+        return self.prefix + self.version
 
     @property
     def wildcard(self) -> bool:
         return self.prefix.startswith("*.")
 
-    def matches(self, name: str) -> int:
-        """Length of the match of this prefix against ``name`` (host/repo), 0 when none."""
+    def matches(self, ref: Reference) -> int:
+        """Length of the match of this prefix against the reference, 0 when none."""
+        name = ref.name
+        if self.version:
+            wanted = self.version[1:]
+            same = ref.digest == wanted if self.version[0] == "@" else ref.tag == wanted
+            return len(self.key) if name == self.prefix and same else 0
         if self.wildcard:
             host = name.split("/", 1)[0]
             hostname = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
@@ -91,12 +101,15 @@ def _normalise_name(value: str) -> str:
     return value
 
 
-def _strip_tag(prefix: str) -> str:
-    """Prefixes may name ``repo:tag`` or ``repo@digest``; lockman matches on the name."""
-    name = prefix.split("@", 1)[0]
-    last = name.rfind("/")
-    colon = name.rfind(":")
-    return name[:colon] if colon > last and last != -1 else name
+def _split_tag(prefix: str) -> tuple[str, str]:
+    """``host/repo:tag`` or ``host/repo@digest`` → (name, ":tag" or "@digest"); else (prefix, "")."""
+    name, at, digest = prefix.partition("@")
+    if at:
+        return name, "@" + digest
+    last, colon = name.rfind("/"), name.rfind(":")
+    if colon > last and last != -1:
+        return name[:colon], name[colon:]
+    return name, ""
 
 
 def _bool(table: dict[str, Any], key: str, where: str) -> bool:
@@ -118,7 +131,10 @@ def _parse_entry(table: Any, source: str, index: int) -> RegistryEntry:
     if not isinstance(table, dict):
         raise InputError(f"{where}: must be a table")
     location = _normalise_name(_str(table, "location", where))
-    prefix = _normalise_name(_strip_tag(_str(table, "prefix", where))) or location
+    prefix, version = _split_tag(_str(table, "prefix", where))
+    prefix = _normalise_name(prefix) or location
+    if _split_tag(location)[1]:
+        raise InputError(f"{where}: location {location!r} with a tag or digest is not supported")
     if not prefix:
         raise InputError(f"{where}: needs a 'prefix' or a 'location'")
     if prefix.startswith("*.") and "/" in prefix:
@@ -150,6 +166,7 @@ def _parse_entry(table: Any, source: str, index: int) -> RegistryEntry:
         blocked=_bool(table, "blocked", where),
         mirrors=tuple(mirrors),
         source=source,
+        version=version,
     )
 
 
@@ -195,7 +212,7 @@ class RegistriesConf:
     def __init__(self, entries: list[RegistryEntry]) -> None:
         merged: dict[str, RegistryEntry] = {}
         for e in entries:
-            merged[e.prefix] = e  # a later file's table with the same prefix wins
+            merged[e.key] = e  # a later file's table with the same prefix wins
         self.entries = list(merged.values())
 
     @classmethod
@@ -209,7 +226,7 @@ class RegistriesConf:
         """The table whose prefix is the longest match for the reference's name."""
         best, best_len = None, 0
         for e in self.entries:
-            n = e.matches(ref.name)
+            n = e.matches(ref)
             if n > best_len:
                 best, best_len = e, n
         return best
@@ -220,9 +237,7 @@ class RegistriesConf:
         if entry is None:
             return [Endpoint(ref)]
         if entry.blocked:
-            raise BlockedRegistry(
-                f"{ref.familiar()}: pulling from {entry.prefix} is blocked by {entry.source}"
-            )
+            raise BlockedRegistry(f"{ref.familiar()}: pulling from {entry.key} is blocked by {entry.source}")
         by_digest = ref.digest is not None
         out = [
             Endpoint(_rewrite(ref, entry, m.location), m.insecure, mirror=True)
@@ -257,10 +272,11 @@ def _api_host(location: str) -> str:
 
 
 def _rewrite(ref: Reference, entry: RegistryEntry, location: str) -> Reference:
-    """Replace the matched prefix of the name with ``location`` (no-op for wildcard prefixes)."""
-    if not location or entry.wildcard:
+    """Replace the matched prefix of the name with ``location`` (the host, for a wildcard)."""
+    if not location:
         return ref
-    rest = ref.name[len(entry.prefix) :].lstrip("/")
+    matched = ref.registry if entry.wildcard else entry.prefix  # a wildcard matches the host
+    rest = ref.name[len(matched) :].lstrip("/")
     target = f"{location}/{rest}" if rest else location
     registry, _, repository = target.partition("/")
     if not repository:
