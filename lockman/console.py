@@ -57,6 +57,5 @@ def configure_logging() -> None:
     logger = logging.getLogger("lockman")
     if not any(isinstance(h, _ConsoleHandler) for h in logger.handlers):
         logger.addHandler(_ConsoleHandler())
-    logger.propagate = False
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     logger.setLevel(logging.DEBUG if debug else logging.WARNING)

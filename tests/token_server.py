@@ -62,6 +62,7 @@ class TokenServer:
     refresh_tokens: dict[str, str] = field(default_factory=dict)  # refresh token → user
     lifetime: int = 300
     hits: list[Hit] = field(default_factory=list)
+    issued: list[str] = field(default_factory=list)  # tokens handed out over HTTP
 
     def __post_init__(self) -> None:
         self.key = ec.generate_private_key(ec.SECP256R1())
@@ -175,6 +176,7 @@ class TokenServer:
         else:
             access = [a for a in self.access_for(scopes, {"pull"}) if a["name"].startswith("public/")]
         token = self.mint(access, user or "")
+        self.issued.append(token)
         body = {"token": token, "expires_in": self.lifetime}
         if method == "POST":
             body = {"access_token": token, "expires_in": self.lifetime, "scope": " ".join(scopes)}

@@ -233,24 +233,38 @@ class CredentialStore:
         return self.problems.get(registry, "")
 
     def _find(self, registry: str, repository: str) -> Credential | None:
+        cred, source = self._search(registry, repository)
+        where = f"{registry}/{repository}" if repository else registry
+        if cred is None:
+            log.debug("%s: no credentials found; anonymous", where)
+        else:
+            kind = "identity token" if cred.identity_token else "username and password"
+            log.debug("%s: %s from %s", where, kind, source)
+        return cred
+
+    def _search(self, registry: str, repository: str) -> tuple[Credential | None, str]:
         cfg = self._docker_config()
+        docker = str(_docker_config_path())
         helpers = cfg.get("credHelpers")
         if isinstance(helpers, dict):
             for k, helper in helpers.items():
                 if _normalise_key(str(k)) == registry and isinstance(helper, str) and helper:
-                    return self._helper(helper, registry)  # docker asks this helper only
+                    # docker asks this helper only
+                    return self._helper(
+                        helper, registry
+                    ), f"docker-credential-{helper} ({docker} credHelpers)"
         store = cfg.get("credsStore")
         if isinstance(store, str) and store:
             cred = self._helper(store, registry)
             if cred:
-                return cred
+                return cred, f"docker-credential-{store} ({docker} credsStore)"
         cred = _lookup_auths(cfg.get("auths"), registry, repository)
         if cred:
-            return cred
+            return cred, f"{docker} auths"
         for path in _podman_auth_paths():
             data = _read_json(path)
             if data:
                 cred = _lookup_auths(data.get("auths"), registry, repository)
                 if cred:
-                    return cred
-        return None
+                    return cred, f"{path} auths"
+        return None, ""
