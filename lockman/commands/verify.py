@@ -11,12 +11,13 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from lockman import lockfile
+from lockman import lockfile, report
 from lockman.commands._common import worst
-from lockman.console import err, out
+from lockman.console import err, out, use_colour
 from lockman.errors import EXIT_OK, EXIT_VERIFY, LockmanError, VerificationError
 from lockman.locker import platforms_of, wanted_images
 from lockman.lockfile import LockedImage, Lockfile
+from lockman.progress import progress, tracked
 from lockman.reference import Reference
 from lockman.registry.client import NotFound, RegistryClient
 from lockman.xcargo import XcargoConfig, load_config
@@ -24,7 +25,7 @@ from lockman.xcargo import XcargoConfig, load_config
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # missing | stale | pin-mismatch | no-lockfile | not-served | digest-mismatch | ...
+    kind: str  # one of report.PROBLEM_KINDS
     image: str
     message: str
     exit_code: int = EXIT_VERIFY
@@ -123,11 +124,11 @@ async def _check_online(client: RegistryClient, use_ref: Reference, entry: Locke
     return problems
 
 
-async def run(config_path: Path, *, offline: bool, timeout: float) -> int:
+async def run(config_path: Path, *, offline: bool, timeout: float, fmt: report.Format = "text") -> int:
     config = load_config(config_path)
     lock = lockfile.read(config.lockfile_path)
     problems = consistency(config, lock)
-    checked = 0
+    checked: list[LockedImage] = []
     if not offline and lock is not None:
         entries = lock.by_key()
         targets = [
@@ -135,16 +136,26 @@ async def run(config_path: Path, *, offline: bool, timeout: float) -> int:
         ]
         async with RegistryClient(timeout=timeout) as client:
             await client.prefetch_tokens([r for r, _ in targets])
-            results = await asyncio.gather(*(_check_online(client, r, e) for r, e in targets))
+            with progress(len(targets), "verifying images") as tick:
+                results = await asyncio.gather(
+                    *(tracked(_check_online(client, r, e), tick) for r, e in targets)
+                )
         for r in results:
             problems.extend(r)
-        checked = len(targets)
+        checked = [e for _, e in targets]
+    elif lock is not None:
+        checked = list(lock.images)
     for p in problems:
         err(f"error: {p.message}")
+    result = report.VerifyReport(
+        str(config.lockfile_path),
+        offline,
+        tuple(report.VerifiedImage(e.name, e.tag, e.digest, e.source) for e in checked),
+        tuple(report.VerifyProblem(p.kind, p.image, p.message) for p in problems),
+    )
+    rendered = report.render_verify(result, fmt, colour=use_colour())
+    if rendered:
+        out(rendered.rstrip("\n"))
     if problems:
         return worst(p.exit_code for p in problems)
-    mode = (
-        "offline: lock matches config" if offline else f"{checked} images verified against their registries"
-    )
-    out(f"{config.lockfile_path}: ok ({mode})")
     return EXIT_OK
