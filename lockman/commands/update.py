@@ -133,6 +133,7 @@ async def run(
             if lock_changes:
                 out(f"{lock_path}: updated ({len(rep.updates)} changed, {len(new.images)} images)")
     if check and (lock_changes or config_changes):
-        err(f"error: {lock_path} is not up to date: run `lockman update`")
+        what = f"{config.path} pins are" if config_changes and not lock_changes else f"{lock_path} is"
+        err(f"error: {what} not up to date: run `lockman update{' --repin' if config_changes else ''}`")
         return EXIT_VERIFY
     return EXIT_OK
