@@ -16,6 +16,7 @@ from cyclopts import App, Parameter
 
 from lockman import __version__
 from lockman.errors import EXIT_REGISTRY, EXIT_USAGE, LockmanError
+from lockman.signature_options import SignatureOptions
 
 app = App(
     name="lockman",
@@ -28,6 +29,8 @@ ConfigOpt = Annotated[
     Path, Parameter(name=["--config", "-c"], help="xcargo.toml to read; xcargo.lock sits next to it.")
 ]
 TimeoutOpt = Annotated[float, Parameter(name="--timeout", help="Seconds each registry request may take.")]
+SignatureOpts = Annotated[SignatureOptions, Parameter(name="*", group="Signatures (cosign's flags)")]
+NO_SIGNATURE_FLAGS = SignatureOptions()
 
 
 def _run(factory: Callable[[], Coroutine[Any, Any, int]]) -> int:
@@ -54,11 +57,12 @@ def update(
     check: Annotated[bool, Parameter(help="Change nothing; exit 1 if the lock is not current.")] = False,
     dry_run: Annotated[bool, Parameter(help="Show what would change; write nothing.")] = False,
     timeout: TimeoutOpt = 30.0,
+    signatures: SignatureOpts = NO_SIGNATURE_FLAGS,
 ) -> int:
     """Resolve every image xcargo.toml uses and record its digest in xcargo.lock."""
     from lockman.commands import update as cmd
 
-    return _run(lambda: cmd.run(config, check=check, dry_run=dry_run, timeout=timeout))
+    return _run(lambda: cmd.run(config, check=check, dry_run=dry_run, timeout=timeout, signatures=signatures))
 
 
 @app.command
@@ -69,11 +73,13 @@ def verify(
         bool, Parameter(help="Only check that the lock matches the config; no network.")
     ] = False,
     timeout: TimeoutOpt = 30.0,
+    signatures: SignatureOpts = NO_SIGNATURE_FLAGS,
 ) -> int:
-    """Check the lock against the config and every locked digest against its registry."""
+    """Check the lock against the config, every locked digest against its registry, and
+    signatures where a policy (flags or lockman.toml) asks for them."""
     from lockman.commands import verify as cmd
 
-    return _run(lambda: cmd.run(config, offline=offline, timeout=timeout))
+    return _run(lambda: cmd.run(config, offline=offline, timeout=timeout, signatures=signatures))
 
 
 @app.command
