@@ -8,6 +8,7 @@ and forged variants must fail with exit 1 and say why.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import shutil
 from dataclasses import replace
@@ -357,3 +358,43 @@ def test_bad_policy_inputs_are_usage_errors(tmp_path, registry, run) -> None:
     assert r.code == 2 and "need a signer" in r.err
     r = run("verify", "--config", cfg, "--key", tmp_path / "nope.pem")
     assert r.code == 2 and "nope.pem" in r.err
+
+
+# ------------------------------------------------------------------ hostile or failing registry
+
+
+def _signed_behind_proxy(tmp_path, registry, fault_proxy, run):
+    priv = new_key("p256")
+    pub = tmp_path / "signer.pub"
+    pub.write_bytes(public_pem(priv))
+    repo, img = _fresh_image(registry, "proxy")
+    layer = keyed_layer(priv, img.digest, None)
+    push_signatures(registry, repo, img.digest, [layer])
+    cfg = locked_project(tmp_path, run, f"{fault_proxy.host}/{repo}:v1")
+    return cfg, pub, layer
+
+
+def test_payload_blob_altered_in_transit(tmp_path, registry, fault_proxy, run) -> None:
+    cfg, pub, layer = _signed_behind_proxy(tmp_path, registry, fault_proxy, run)
+    payload_digest = "sha256:" + hashlib.sha256(layer.payload).hexdigest()
+    fault_proxy.add(
+        rf"/blobs/{payload_digest}$", "alter", transform=lambda b: b.replace(b"sha256", b"sha512")
+    )
+    r = run("verify", "--config", cfg, "--key", pub, "--insecure-ignore-tlog")
+    assert r.code == 1
+    assert f"blob {payload_digest}: digest mismatch" in r.err
+
+
+def test_registry_failure_fetching_signatures_is_exit_3(tmp_path, registry, fault_proxy, run) -> None:
+    cfg, pub, _ = _signed_behind_proxy(tmp_path, registry, fault_proxy, run)
+    fault_proxy.add(r"\.sig$", "status", status=403)
+    r = run("verify", "--config", cfg, "--key", pub, "--insecure-ignore-tlog")
+    assert r.code == 3
+    assert "signature check failed" in r.err and "denied" in r.err
+
+
+def test_offline_says_signatures_are_not_checked(tmp_path, registry, run) -> None:
+    cfg, _, _ = fixture_image(tmp_path, registry, run, "dir-img-cosign-valid")
+    r = run("verify", "--config", cfg, "--offline", "--key", COSIGN_PUB)
+    assert r.code == 0
+    assert "signatures are not checked" in r.err and "signed by" not in r.out
