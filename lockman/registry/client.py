@@ -306,8 +306,8 @@ class RegistryClient:
         The answer is an index built by the registry, so there is no digest to check it against.
         """
         response = await self._request("GET", ref, f"referrers/{digest}", headers={"Accept": OCI_INDEX})
-        if response.status_code in (404, 405):
-            return None
+        if response.status_code in (400, 404, 405, 406):
+            return None  # no referrers API here (the spec says 404; older registries vary)
         if response.status_code != 200:
             _raise_status(ref, response)
         raw = response.content
