@@ -16,6 +16,7 @@ from cyclopts import App, Parameter
 
 from lockman import __version__
 from lockman.errors import EXIT_REGISTRY, EXIT_USAGE, LockmanError
+from lockman.signature_options import SignatureOptions
 
 app = App(
     name="lockman",
@@ -38,6 +39,8 @@ CommitMessageOpt = Annotated[
         name="--commit-message", negative="", help="Print only a commit message / PR title for the change."
     ),
 ]
+SignatureOpts = Annotated[SignatureOptions, Parameter(name="*", group="Signatures (cosign's flags)")]
+NO_SIGNATURE_FLAGS = SignatureOptions()
 
 
 def _run(factory: Callable[[], Coroutine[Any, Any, int]]) -> int:
@@ -79,6 +82,7 @@ def update(
     fmt: FormatOpt = "text",
     commit_message: CommitMessageOpt = False,
     timeout: TimeoutOpt = 30.0,
+    signatures: SignatureOpts = NO_SIGNATURE_FLAGS,
 ) -> int:
     """Resolve every image xcargo.toml uses and record its digest in xcargo.lock."""
     from lockman.commands import update as cmd
@@ -93,6 +97,7 @@ def update(
             repin=repin,
             fmt=fmt,
             commit_message=commit_message,
+            signatures=signatures,
         )
     )
 
@@ -106,11 +111,13 @@ def verify(
     ] = False,
     fmt: FormatOpt = "text",
     timeout: TimeoutOpt = 30.0,
+    signatures: SignatureOpts = NO_SIGNATURE_FLAGS,
 ) -> int:
-    """Check the lock against the config and every locked digest against its registry."""
+    """Check the lock against the config, every locked digest against its registry, and
+    signatures where a policy (flags or lockman.toml) asks for them."""
     from lockman.commands import verify as cmd
 
-    return _run(lambda: cmd.run(config, offline=offline, timeout=timeout, fmt=fmt))
+    return _run(lambda: cmd.run(config, offline=offline, timeout=timeout, signatures=signatures, fmt=fmt))
 
 
 @app.command

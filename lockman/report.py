@@ -270,6 +270,7 @@ PROBLEM_KINDS = (
     "digest-mismatch",  # served bytes do not hash to the locked digest
     "platform-mismatch",  # the locked index no longer lists a locked platform
     "registry",  # the registry could not be asked (network, auth, HTTP error)
+    "signature",  # a signature policy applies and no signature passed it
 )
 
 
@@ -282,12 +283,14 @@ class VerifyProblem:
 
 @dataclass(frozen=True)
 class VerifiedImage:
-    """One locked image that was checked. ``extra`` carries added per-image results (signatures)."""
+    """One locked image that was checked; ``signatures`` is the signature verdict when a policy
+    covered it (``ImageSignatures.as_dict()``), ``extra`` carries any later per-image results."""
 
     name: str
     tag: str
     digest: str
     source: str = ""
+    signatures: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -301,6 +304,7 @@ class VerifyReport:
     offline: bool
     images: tuple[VerifiedImage, ...]
     problems: tuple[VerifyProblem, ...]
+    signed: int = 0  # images whose signatures a policy checked
 
     @property
     def ok(self) -> bool:
@@ -323,6 +327,7 @@ def verify_json(report: VerifyReport) -> dict[str, Any]:
                 "source": i.source,
                 "ok": i.display not in by_image,
                 "problems": by_image.get(i.display, []),
+                "signatures": i.signatures,
                 **i.extra,
             }
             for i in report.images
@@ -339,6 +344,8 @@ def verify_text(report: VerifyReport, *, colour: bool = False) -> str:
         if report.offline
         else f"{len(report.images)} images verified against their registries"
     )
+    if report.signed:
+        mode += f", {report.signed} signed"
     return f"{report.lockfile}: {_c(_GREEN, 'ok', colour)} ({mode})"
 
 

@@ -45,7 +45,9 @@ def conforms(real: object, documented: object, path: str = "$") -> None:
         assert documented, f"{path}: the README example should show an element"
         for x in real:
             conforms(x, documented[0], f"{path}[]")
-    elif documented is None or isinstance(documented, str):
+    elif documented is None:  # documented as null here: null or an object described in prose
+        assert real is None or isinstance(real, dict), path
+    elif isinstance(documented, str):
         assert real is None or isinstance(real, str), path
     else:
         assert type(real) is type(documented), path
@@ -159,10 +161,15 @@ def test_verify_json_matches_the_documented_example() -> None:
         ("ok", True, []),
     ]
     assert {p["kind"] for p in readme_json("verify")["problems"]} <= set(report.PROBLEM_KINDS)
-    # per-image results added later (signatures) land on the image object
-    extra = report.VerifiedImage("s", "1", d("c"), extra={"signatures": [{"ok": True}]})
-    out = report.verify_json(report.VerifyReport("l", True, (extra,), ()))
-    assert out["images"][0]["signatures"] == [{"ok": True}] and out["ok"] is True
+    assert real["images"][0]["signatures"] is None  # no policy covered it
+    # a signature verdict (and any later per-image result) lands on the image object
+    signed = report.VerifiedImage("s", "1", d("c"), signatures={"verified": True}, extra={"later": 1})
+    out = report.verify_json(report.VerifyReport("l", False, (signed,), (), signed=1))
+    conforms(out, readme_json("verify") | {"images": [readme_json("verify")["images"][0] | {"later": 0}]})
+    assert out["images"][0]["signatures"] == {"verified": True} and out["ok"] is True
+    assert report.verify_text(report.VerifyReport("l", False, (signed,), (), signed=1)).endswith(
+        ", 1 signed)"
+    )
 
 
 def test_markdown_pr_body() -> None:

@@ -377,3 +377,45 @@ def test_shell_completion_lists_the_commands(run) -> None:
     assert m and set(m.group(1).split()) >= {"update", "verify", "diff", "pin", "resolve"}
     assert "--commit-message" in r.out and "--repin" in r.out
     assert run("completion", "tcsh").code == 2
+
+
+@pytest.mark.registry
+def test_verify_json_carries_signature_verdicts(tmp_path: Path, registry: Registry, run) -> None:
+    """With a signature policy, each image's JSON gets its verdict and stdout stays pure JSON."""
+    from tests.cosign_registry import push_signatures, store_fixture
+    from tests.signing_helpers import TESTDATA, fixture_layers
+
+    repo = unique_repo("cosign")
+    digest = store_fixture(registry, repo, "v1", "dir-img-cosign-valid")
+    push_signatures(registry, repo, digest, fixture_layers("dir-img-cosign-valid"))
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "{registry.host}/{repo}:v1"\n')
+    assert run("update", "--config", cfg).code == 0
+    flags = ["--key", TESTDATA / "cosign.pub", "--insecure-ignore-tlog", "--config", cfg]
+
+    r = run("verify", "--format", "json", *flags)
+    assert r.code == 0, r.err
+    doc = json.loads(r.out)  # no "signed by" lines mixed in
+    conforms(doc, readme_json("verify"))
+    sig = doc["images"][0]["signatures"]
+    assert sig["verified"] is True and sig["checks"][0]["digest"] == digest
+    assert sig["checks"][0]["kind"] and sig["checks"][0]["signer"]
+
+    text = run("verify", *flags)
+    assert "signed by" in text.out and text.out.rstrip().endswith(", 1 signed)")
+
+    bad = run(
+        "verify",
+        "--format",
+        "json",
+        "--key",
+        TESTDATA / "cosign2.pub",
+        "--insecure-ignore-tlog",
+        "--config",
+        cfg,
+    )
+    assert bad.code == 1
+    doc = json.loads(bad.out)
+    assert [p["kind"] for p in doc["problems"]] == ["signature"]
+    assert doc["images"][0]["signatures"]["verified"] is False
+    assert doc["images"][0]["problems"] == ["signature"]

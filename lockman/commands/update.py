@@ -10,17 +10,58 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lockman import lockfile, pinning, report
-from lockman.commands._common import report_errors
+from lockman.commands._common import report_errors, worst
 from lockman.console import err, out, short, use_colour
 from lockman.errors import EXIT_OK, EXIT_VERIFY
 from lockman.locker import Outcome, Wanted, gather_all, lock_one, wanted_images
-from lockman.lockfile import Lockfile
+from lockman.lockfile import LockedImage, Lockfile
 from lockman.progress import progress, tracked
 from lockman.registry.client import RegistryClient
 from lockman.selection import select
+from lockman.signature_options import SignatureOptions
 from lockman.xcargo import load_config
+
+if TYPE_CHECKING:
+    from lockman.signatures import PolicySet
+
+
+async def _refuse_unsigned(
+    client: RegistryClient,
+    outcomes: list[Outcome],
+    previous: dict[tuple[str, str], LockedImage],
+    policies: PolicySet,
+    recursive: bool,
+    show: bool = True,
+) -> int:
+    """Check the signature of every digest about to enter the lock; exit 1 if any fails.
+
+    Digests already in the lock are not re-checked here (``lockman verify`` checks them all),
+    so an unchanged image still costs one HEAD.
+    """
+    from lockman.signature_check import SignatureTarget, check_all
+
+    targets = []
+    for o in outcomes:
+        e = o.entry
+        if e is None:
+            continue
+        old = previous.get(e.key)
+        if old is not None and old.digest == e.digest and old.platforms == e.platforms:
+            continue
+        platforms = tuple((p.platform, p.digest) for p in e.platforms)
+        targets.append(SignatureTarget(o.wanted.use.ref, e.display, e.digest, platforms))
+    signed = await check_all(client, targets, policies, recursive=recursive)
+    codes = []
+    for s in signed:
+        for line in s.lines() if show else ():
+            out(line)
+        for c, message in s.failures():
+            err(f"error: {message}; not locked")
+            codes.append(c.exit_code)
+    return worst(codes)
 
 
 async def _repin(client: RegistryClient, outcomes: list[Outcome]) -> list[Outcome]:
@@ -49,8 +90,15 @@ async def run(
     repin: bool = False,
     fmt: report.Format = "text",
     commit_message: bool = False,
+    signatures: SignatureOptions | None = None,
 ) -> int:
     config = load_config(config_path)
+    options = signatures or SignatureOptions()
+    policies = None
+    if options.wanted(config.path):
+        from lockman.signature_check import load_policies
+
+        policies = load_policies(config.path, options)
     for triple in config.skipped_targets:
         err(
             f"warning: {config.path}: target {triple} has no container image "
@@ -67,14 +115,18 @@ async def run(
                 outcomes = await gather_all(
                     tracked(lock_one(client, w, previous.get(w.key)), tick) for w in wanted
                 )
+            moved_to: dict[tuple[str, str], str] = {}
             if repin and not any(o.error for o in outcomes):
                 moved_to = {o.wanted.key: o.tag_moved_to for o in outcomes if o.tag_moved_to}
                 outcomes = await _repin(client, outcomes)
-            else:
-                moved_to = {}
-        errors = [o.error for o in outcomes if o.error is not None]
-        if errors:
-            return report_errors(errors)
+            errors = [o.error for o in outcomes if o.error is not None]
+            if errors:
+                return report_errors(errors)
+            if policies is not None:
+                show = fmt == "text" and not commit_message  # stdout carries only the report
+                code = await _refuse_unsigned(client, outcomes, previous, policies, options.recursive, show)
+                if code != EXIT_OK:
+                    return code
         for o in outcomes:
             if o.tag_moved_to and o.wanted.key not in moved_to:
                 err(
