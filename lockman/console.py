@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import TextIO
 
 _secrets: set[str] = set()
 
@@ -59,3 +60,12 @@ def configure_logging() -> None:
         logger.addHandler(_ConsoleHandler())
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     logger.setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+def use_colour(stream: TextIO | None = None) -> bool:
+    """Colour only on a terminal, and never when ``NO_COLOR`` is set (https://no-color.org)."""
+    stream = sys.stdout if stream is None else stream
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())

@@ -48,6 +48,10 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(home / "registries.conf"))
     monkeypatch.setenv("LOCKMAN_CERTS_D", str(home / "certs.d"))
     monkeypatch.delenv("LOCKMAN_DEBUG", raising=False)
+    # Secrets registered for redaction by one test must not redact another test's output.
+    import lockman.console
+
+    monkeypatch.setattr(lockman.console, "_secrets", set())
     monkeypatch.setenv("LOCKMAN_LOCK_DIR", str(home / "locks"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     return home
