@@ -74,7 +74,9 @@ def test_basic_no_credentials_then_username_password_fields(
     assert r.err.count("\n") == 1 and f"{reg.host}: authentication required" in r.err
     assert "docker login" in r.err
 
-    docker_config(isolated_env, {"auths": {reg.host: {"username": "alice", "password": "wrong-Pa55word-basic"}}})
+    docker_config(
+        isolated_env, {"auths": {reg.host: {"username": "alice", "password": "wrong-Pa55word-basic"}}}
+    )
     r = run("update", "--config", cfg)
     assert r.code == 3 and f"{reg.host}: authentication failed" in r.err
     assert not (tmp_path / "xcargo.lock").exists()
