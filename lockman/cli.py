@@ -28,6 +28,9 @@ ConfigOpt = Annotated[
     Path, Parameter(name=["--config", "-c"], help="xcargo.toml to read; xcargo.lock sits next to it.")
 ]
 TimeoutOpt = Annotated[float, Parameter(name="--timeout", help="Seconds each registry request may take.")]
+NoCacheOpt = Annotated[
+    bool, Parameter(name="--no-cache", negative="", help="Neither read nor fill the local manifest cache.")
+]
 
 
 def _run(factory: Callable[[], Coroutine[Any, Any, int]]) -> int:
@@ -68,12 +71,51 @@ def verify(
     offline: Annotated[
         bool, Parameter(help="Only check that the lock matches the config; no network.")
     ] = False,
+    deep: Annotated[
+        bool, Parameter(help="Also stream and hash every config and layer blob (nothing is stored).")
+    ] = False,
+    no_cache: NoCacheOpt = False,
     timeout: TimeoutOpt = 30.0,
 ) -> int:
     """Check the lock against the config and every locked digest against its registry."""
     from lockman.commands import verify as cmd
 
-    return _run(lambda: cmd.run(config, offline=offline, timeout=timeout))
+    return _run(lambda: cmd.run(config, offline=offline, timeout=timeout, deep=deep, no_cache=no_cache))
+
+
+@app.command
+def pull(
+    images: Annotated[list[str], Parameter(help="Locked images to pull (default: all).")] = [],  # noqa: B006
+    /,
+    *,
+    config: ConfigOpt = Path("xcargo.toml"),
+    oci_layout: Annotated[
+        Path | None, Parameter(help="Write an OCI image layout here instead of using an engine.")
+    ] = None,
+    platform: Annotated[
+        str | None, Parameter(help="Only this platform of multi-platform images (os/arch[/variant]).")
+    ] = None,
+    runtime: Annotated[
+        str | None,
+        Parameter(help="docker, podman or auto (default: [container].runtime in xcargo.toml)."),
+    ] = None,
+    no_cache: NoCacheOpt = False,
+    timeout: TimeoutOpt = 30.0,
+) -> int:
+    """Fetch exactly the locked images, verifying every manifest and blob by digest."""
+    from lockman.commands import pull as cmd
+
+    return _run(
+        lambda: cmd.run(
+            config,
+            list(images),
+            oci_layout=oci_layout,
+            platform=platform,
+            runtime_name=runtime,
+            no_cache=no_cache,
+            timeout=timeout,
+        )
+    )
 
 
 @app.command

@@ -123,19 +123,34 @@ async def _check_online(client: RegistryClient, use_ref: Reference, entry: Locke
     return problems
 
 
-async def run(config_path: Path, *, offline: bool, timeout: float) -> int:
+async def run(
+    config_path: Path, *, offline: bool, timeout: float, deep: bool = False, no_cache: bool = False
+) -> int:
     config = load_config(config_path)
     lock = lockfile.read(config.lockfile_path)
     problems = consistency(config, lock)
     checked = 0
+    deep_summary = ""
     if not offline and lock is not None:
         entries = lock.by_key()
         targets = [
             (w.use.ref, entries[w.key]) for w in wanted_images(config.images, config.path) if w.key in entries
         ]
-        async with RegistryClient(timeout=timeout) as client:
+        from lockman.cache import ManifestCache
+
+        async with RegistryClient(timeout=timeout, cache=None if no_cache else ManifestCache()) as client:
             await client.prefetch_tokens([r for r, _ in targets])
             results = await asyncio.gather(*(_check_online(client, r, e) for r, e in targets))
+            if deep and not any(results):
+                from lockman.deep_verify import DeepVerifier
+
+                verifier = DeepVerifier(client)
+                blob_errors = await asyncio.gather(*(verifier.check(r, e) for r, e in targets))
+                results = [
+                    *results,
+                    *([Problem("blob", "", str(x), x.exit_code) for x in b] for b in blob_errors),
+                ]
+                deep_summary = f"; {verifier.blobs} blobs, {verifier.bytes_hashed} bytes hashed"
         for r in results:
             problems.extend(r)
         checked = len(targets)
@@ -144,7 +159,9 @@ async def run(config_path: Path, *, offline: bool, timeout: float) -> int:
     if problems:
         return worst(p.exit_code for p in problems)
     mode = (
-        "offline: lock matches config" if offline else f"{checked} images verified against their registries"
+        "offline: lock matches config"
+        if offline
+        else f"{checked} images verified against their registries{deep_summary}"
     )
     out(f"{config.lockfile_path}: ok ({mode})")
     return EXIT_OK

@@ -8,10 +8,12 @@ Resolution costs one HEAD per reference; a GET happens only when the caller need
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -30,6 +32,9 @@ from lockman.reference import DOCKER_HUB, DOCKER_HUB_API, Reference, is_digest
 from lockman.registry.auth import RegistryAuth
 from lockman.registry.credentials import CredentialStore
 from lockman.registry.hosts import default_ssl_context, plain_http_allowed
+
+if TYPE_CHECKING:
+    from lockman.cache import ManifestCache
 
 DEFAULT_CONCURRENCY = 16
 DEFAULT_TIMEOUT = 30.0
@@ -64,12 +69,14 @@ class RegistryClient:
         credentials: CredentialStore | None = None,
         http2: bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
+        cache: ManifestCache | None = None,
     ) -> None:
         self._timeout = timeout
         self._concurrency = concurrency
         self._credentials = credentials or CredentialStore()
         self._http2 = http2
         self._transport = transport
+        self._cache = cache
         self._http: httpx.AsyncClient | None = None
         self._bases: dict[str, asyncio.Task[str]] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
@@ -207,7 +214,23 @@ class RegistryClient:
         return Descriptor(media_type, digest, size)
 
     async def get_manifest(self, ref: Reference) -> Manifest:
-        """GET a manifest; verify its bytes against the digest asked for (or the header's)."""
+        """GET a manifest; verify its bytes against the digest asked for (or the header's).
+
+        With a manifest cache, a fetch by digest whose bytes are cached (and still hash right)
+        costs one HEAD, which confirms the registry still serves that digest, instead of a GET.
+        """
+        if self._cache is not None and ref.digest is not None:
+            cached = self._cache.get(ref.digest)
+            if cached is not None:
+                desc = await self.head_manifest(ref)
+                if desc is not None and desc.digest == ref.digest:
+                    return parse_manifest(cached, None, ref.digest, what=ref.familiar())
+        manifest = await self._get_manifest(ref)
+        if self._cache is not None and ref.digest is not None:
+            self._cache.put(manifest.digest, manifest.raw)
+        return manifest
+
+    async def _get_manifest(self, ref: Reference) -> Manifest:
         what = ref.familiar()
         response = await self._request(
             "GET", ref, f"manifests/{ref.reference}", headers={"Accept": ACCEPT}, stream=True
@@ -266,6 +289,39 @@ class RegistryClient:
                 return Resolved(ref, desc)
         manifest = await self.get_manifest(ref)
         return Resolved(ref, Descriptor(manifest.media_type, manifest.digest, len(manifest.raw)), manifest)
+
+    # -- blobs -------------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def stream_blob(
+        self, ref: Reference, digest: str, *, offset: int = 0
+    ) -> AsyncIterator[httpx.Response]:
+        """Open ``GET /v2/<name>/blobs/<digest>`` as a stream (from ``offset`` with a Range).
+
+        Yields the response with status 200 or 206; the caller reads ``aiter_raw()`` and hashes
+        (lockman.registry.blobs does). Redirects to object storage are followed; httpx drops
+        ``Authorization`` whenever a redirect leaves the registry's origin. ``identity`` encoding
+        so the bytes received are the blob's bytes and Range offsets mean blob offsets.
+        """
+        headers = {"Accept-Encoding": "identity"}
+        if offset > 0:
+            headers["Range"] = f"bytes={offset}-"
+        what = f"{ref.with_digest(None).with_tag(None).familiar()}@{digest}"
+        response = await self._request("GET", ref, f"blobs/{digest}", headers=headers, stream=True)
+        try:
+            if response.status_code == 404:
+                raise NotFound(f"{what}: blob unknown to {_registry_name(ref.api_host)}")
+            if response.status_code == 416 and offset > 0:
+                raise RangeNotSatisfiable(f"{what}: registry refused to resume at byte {offset}")
+            if response.status_code not in (200, 206):
+                await response.aread()
+                _raise_status(ref, response)
+            yield response
+        finally:
+            await response.aclose()
+
+
+class RangeNotSatisfiable(RegistryError):
+    """A resume offset the registry cannot serve (HTTP 416): start the blob again."""
 
 
 def _registry_name(host: str) -> str:
