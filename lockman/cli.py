@@ -56,12 +56,16 @@ def update(
     config: ConfigOpt = Path("xcargo.toml"),
     check: Annotated[bool, Parameter(help="Change nothing; exit 1 if the lock is not current.")] = False,
     dry_run: Annotated[bool, Parameter(help="Show what would change; write nothing.")] = False,
+    platform: Annotated[
+        str | None,
+        Parameter(help="Lock this platform's manifest (os/arch[/variant]) instead of the index; all: undo."),
+    ] = None,
     timeout: TimeoutOpt = 30.0,
 ) -> int:
     """Resolve every image xcargo.toml uses and record its digest in xcargo.lock."""
     from lockman.commands import update as cmd
 
-    return _run(lambda: cmd.run(config, check=check, dry_run=dry_run, timeout=timeout))
+    return _run(lambda: cmd.run(config, check=check, dry_run=dry_run, timeout=timeout, platform=platform))
 
 
 @app.command

@@ -9,7 +9,8 @@ from lockman.commands._common import report_errors
 from lockman.console import err, out, short
 from lockman.errors import EXIT_OK, EXIT_VERIFY
 from lockman.locker import Change, diff_locks, gather_all, lock_one, wanted_images
-from lockman.lockfile import Lockfile
+from lockman.lockfile import LockedImage, Lockfile
+from lockman.platforms import parse_platform
 from lockman.registry.client import RegistryClient
 from lockman.xcargo import load_config
 
@@ -17,12 +18,26 @@ from lockman.xcargo import load_config
 def describe(change: Change) -> str:
     old = short(change.old.digest) if change.old else "(new)"
     new = short(change.new.digest) if change.new else "(removed)"
+    if change.old and change.new and change.old.platform != change.new.platform:
+        kind = f"platform {change.new.platform}" if change.new.platform else "tag digest"
+        return f"{change.display}  {old} → {new} ({kind})"
     if change.old and change.new and change.old.digest == change.new.digest:
         return f"{change.display}  platforms changed ({short(change.new.digest)})"
     return f"{change.display}  {old} → {new}"
 
 
-async def run(config_path: Path, *, check: bool, dry_run: bool, timeout: float) -> int:
+def effective_platform(flag: str | None, previous: LockedImage | None) -> str:
+    """``--platform`` sets the kind (``all``: back to the tag's digest); otherwise it is kept."""
+    if flag is not None:
+        return "" if flag == "all" else flag
+    return previous.platform if previous is not None else ""
+
+
+async def run(
+    config_path: Path, *, check: bool, dry_run: bool, timeout: float, platform: str | None = None
+) -> int:
+    if platform is not None and platform != "all":
+        parse_platform(platform)  # bad input before any file or network
     config = load_config(config_path)
     for triple in config.skipped_targets:
         err(
@@ -36,7 +51,10 @@ async def run(config_path: Path, *, check: bool, dry_run: bool, timeout: float) 
         previous = old.by_key() if old else {}
         async with RegistryClient(timeout=timeout) as client:
             await client.prefetch_tokens([w.use.ref for w in wanted])
-            outcomes = await gather_all(lock_one(client, w, previous.get(w.key)) for w in wanted)
+            outcomes = await gather_all(
+                lock_one(client, w, previous.get(w.key), effective_platform(platform, previous.get(w.key)))
+                for w in wanted
+            )
         errors = [o.error for o in outcomes if o.error is not None]
         if errors:
             return report_errors(errors)
