@@ -186,6 +186,8 @@ def test_platform_selection_and_nested_index(tmp_path: Path, registry: Registry,
     assert r.code == 2 and "no linux/s390x image" in r.err and "linux/amd64" in r.err
     r = run("pull", "--config", cfg, "--oci-layout", tmp_path / "bad", "--platform", "linux")
     assert r.code == 2 and "--platform" in r.err
+    r = run("pull", "other:1", "--config", cfg, "--oci-layout", tmp_path / "bad")
+    assert r.code == 2 and "other:1: not in" in r.err
 
 
 @pytest.mark.registry

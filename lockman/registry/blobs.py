@@ -193,6 +193,7 @@ async def download_blob(
                 attempts -= 1
                 continue
             raise
+        partial.touch()  # an empty blob never opened the file
         os.replace(partial, final)
         return fetched
     assert last is not None
