@@ -16,6 +16,7 @@ from cyclopts import App, Parameter
 
 from lockman import __version__
 from lockman.errors import EXIT_REGISTRY, EXIT_USAGE, LockmanError
+from lockman.signature_options import SignatureOptions
 
 app = App(
     name="lockman",
@@ -31,6 +32,8 @@ TimeoutOpt = Annotated[float, Parameter(name="--timeout", help="Seconds each reg
 NoCacheOpt = Annotated[
     bool, Parameter(name="--no-cache", negative="", help="Neither read nor fill the local manifest cache.")
 ]
+SignatureOpts = Annotated[SignatureOptions, Parameter(name="*", group="Signatures (cosign's flags)")]
+NO_SIGNATURE_FLAGS = SignatureOptions()
 
 
 def _run(factory: Callable[[], Coroutine[Any, Any, int]]) -> int:
@@ -61,11 +64,16 @@ def update(
         Parameter(help="Lock this platform's manifest (os/arch[/variant]) instead of the index; all: undo."),
     ] = None,
     timeout: TimeoutOpt = 30.0,
+    signatures: SignatureOpts = NO_SIGNATURE_FLAGS,
 ) -> int:
     """Resolve every image xcargo.toml uses and record its digest in xcargo.lock."""
     from lockman.commands import update as cmd
 
-    return _run(lambda: cmd.run(config, check=check, dry_run=dry_run, timeout=timeout, platform=platform))
+    return _run(
+        lambda: cmd.run(
+            config, check=check, dry_run=dry_run, timeout=timeout, signatures=signatures, platform=platform
+        )
+    )
 
 
 @app.command
@@ -80,11 +88,17 @@ def verify(
     ] = False,
     no_cache: NoCacheOpt = False,
     timeout: TimeoutOpt = 30.0,
+    signatures: SignatureOpts = NO_SIGNATURE_FLAGS,
 ) -> int:
-    """Check the lock against the config and every locked digest against its registry."""
+    """Check the lock against the config, every locked digest against its registry, and
+    signatures where a policy (flags or lockman.toml) asks for them."""
     from lockman.commands import verify as cmd
 
-    return _run(lambda: cmd.run(config, offline=offline, timeout=timeout, deep=deep, no_cache=no_cache))
+    return _run(
+        lambda: cmd.run(
+            config, offline=offline, timeout=timeout, signatures=signatures, deep=deep, no_cache=no_cache
+        )
+    )
 
 
 @app.command
@@ -105,8 +119,10 @@ def pull(
     ] = None,
     no_cache: NoCacheOpt = False,
     timeout: TimeoutOpt = 30.0,
+    signatures: SignatureOpts = NO_SIGNATURE_FLAGS,
 ) -> int:
-    """Fetch exactly the locked images, verifying every manifest and blob by digest."""
+    """Fetch exactly the locked images, verifying every manifest and blob by digest, and
+    signatures where a policy (flags or lockman.toml) asks for them."""
     from lockman.commands import pull as cmd
 
     return _run(
@@ -118,6 +134,7 @@ def pull(
             runtime_name=runtime,
             no_cache=no_cache,
             timeout=timeout,
+            signatures=signatures,
         )
     )
 

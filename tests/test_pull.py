@@ -454,3 +454,42 @@ def test_update_platform_kind_is_kept(tmp_path: Path, registry: Registry, run) -
     assert r.code == 0, r.err
     rust = next(i for i in lockfile.read(lock_path).images if i.name.endswith("/rust"))
     assert rust.digest == moved.digest and rust.kind == "tag" and len(rust.platforms) == 2
+
+
+@pytest.mark.registry
+def test_pull_enforces_signature_policy(tmp_path: Path, registry: Registry, run, monkeypatch) -> None:
+    from tests.cosign_registry import push_signatures
+    from tests.signing_helpers import keyed_layer, new_key, public_pem
+
+    priv = new_key("p256")
+    signed_repo, unsigned_repo = unique_repo("sigpull"), unique_repo("sigpull")
+    signed = registry.push_image(signed_repo, "v1", salt="s")
+    registry.push_image(unsigned_repo, "v1", salt="u")
+    push_signatures(registry, signed_repo, signed.digest, [keyed_layer(priv, signed.digest, None)])
+    (tmp_path / "release.pub").write_bytes(public_pem(priv))
+    good, bad = f"{registry.host}/{signed_repo}:v1", f"{registry.host}/{unsigned_repo}:v1"
+    cfg = write_config(tmp_path, good, bad)
+    assert run("update", "--config", cfg).code == 0
+    (tmp_path / "lockman.toml").write_text(
+        '[[policy]]\nimages = ["*"]\nkey = "release.pub"\ninsecure-ignore-tlog = true\n'
+    )
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "engine.log"
+    (bindir / "docker").write_text(FAKE_ENGINE.format(log=log))
+    (bindir / "docker").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bindir))
+
+    r = run("pull", good, "--config", cfg, "--runtime", "docker")
+    assert r.code == 0, r.err
+    assert f"{good}: signed by key" in r.out and log.exists()
+    log.unlink()
+    r = run("pull", "--config", cfg, "--runtime", "docker")
+    assert r.code == 1
+    assert "signature check failed" in r.err and bad in r.err
+    assert not log.exists()  # one image failed: the engine pulls nothing
+
+    out = tmp_path / "layout"
+    r = run("pull", "--config", cfg, "--oci-layout", out)
+    assert r.code == 1 and "signature check failed" in r.err
+    assert list(ref_names(out)) == [good]

@@ -27,7 +27,8 @@ from lockman.platforms import matches, parse_platform
 from lockman.reference import Reference
 from lockman.registry.blobs import download_blob, file_matches
 from lockman.registry.client import RegistryClient
-from lockman.signature_gate import enforce_signature_policy
+from lockman.signature_gate import SignatureGate
+from lockman.signature_options import SignatureOptions
 from lockman.xcargo import load_config
 
 BLOB_CONCURRENCY = 4
@@ -65,7 +66,7 @@ class _Run:
     layout: OciLayout
     limit: asyncio.Semaphore
     downloads: dict[str, asyncio.Task[tuple[int, bool]]]
-    project_dir: Path
+    gate: SignatureGate
 
 
 async def _blob(run: _Run, ref: Reference, desc: Descriptor, what: str) -> tuple[int, bool]:
@@ -86,8 +87,7 @@ async def _pull_to_layout(run: _Run, entry: LockedImage, platform: Platform | No
     ref = entry_reference(entry)
     what = entry.display
     graph = await walk(run.client, ref, entry.digest, what=f"{what}@{entry.digest}", platform=platform)
-    root = graph.manifests[-1]
-    await enforce_signature_policy(run.client, ref, root, project_dir=run.project_dir)
+    await run.gate.check(run.client, ref, what, entry.digest, _platform_digests(entry))
 
     def start(digest: str, role: str, desc: Descriptor) -> asyncio.Task[tuple[int, bool]]:
         task = run.downloads.get(digest)
@@ -128,13 +128,17 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n} bytes"
 
 
+def _platform_digests(entry: LockedImage) -> tuple[tuple[str, str], ...]:
+    return tuple((p.platform, p.digest) for p in entry.platforms)
+
+
 async def _verify_for_engine(
-    client: RegistryClient, entry: LockedImage, platform: Platform | None, project_dir: Path
+    client: RegistryClient, entry: LockedImage, platform: Platform | None, gate: SignatureGate
 ) -> None:
     """Every manifest the engine will read, fetched by digest and hashed; then the policy."""
     ref = entry_reference(entry)
-    graph = await walk(client, ref, entry.digest, what=f"{entry.display}@{entry.digest}", platform=platform)
-    await enforce_signature_policy(client, ref, graph.manifests[-1], project_dir=project_dir)
+    await walk(client, ref, entry.digest, what=f"{entry.display}@{entry.digest}", platform=platform)
+    await gate.check(client, ref, entry.display, entry.digest, _platform_digests(entry))
 
 
 async def run(
@@ -146,8 +150,10 @@ async def run(
     runtime_name: str | None,
     no_cache: bool,
     timeout: float,
+    signatures: SignatureOptions | None = None,
 ) -> int:
     config = load_config(config_path)
+    gate = SignatureGate.open(config.path, signatures or SignatureOptions())
     lock = lockfile.read(config.lockfile_path)
     if lock is None:
         raise InputError(f"{config.lockfile_path}: no lockfile; run `lockman update`")
@@ -157,13 +163,13 @@ async def run(
     entries = select_entries(lock, images, config.lockfile_path)
     cache = None if no_cache else ManifestCache()
     if oci_layout is not None:
-        return await _run_layout(config.path.parent, entries, oci_layout, wanted_platform, cache, timeout)
+        return await _run_layout(gate, entries, oci_layout, wanted_platform, cache, timeout)
     source = "--runtime" if runtime_name else f"{config.path}: container.runtime"
     engine = runtime.choose(runtime_name or config.runtime, source=source)
     async with RegistryClient(timeout=timeout, cache=cache) as client:
         await client.prefetch_tokens([entry_reference(e) for e in entries])
         results = await asyncio.gather(
-            *(_verify_for_engine(client, e, wanted_platform, config.path.parent) for e in entries),
+            *(_verify_for_engine(client, e, wanted_platform, gate) for e in entries),
             return_exceptions=True,
         )
     errors = _errors(results)
@@ -192,7 +198,7 @@ def _errors(results: list[object]) -> list[LockmanError]:
 
 
 async def _run_layout(
-    project_dir: Path,
+    gate: SignatureGate,
     entries: list[LockedImage],
     directory: Path,
     platform: Platform | None,
@@ -203,7 +209,7 @@ async def _run_layout(
     with lockfile.locked(directory / "index.json"):  # one writer per layout at a time
         async with RegistryClient(timeout=timeout, cache=cache) as client:
             await client.prefetch_tokens([entry_reference(e) for e in entries])
-            state = _Run(client, layout, asyncio.Semaphore(BLOB_CONCURRENCY), {}, project_dir)
+            state = _Run(client, layout, asyncio.Semaphore(BLOB_CONCURRENCY), {}, gate)
             results = await asyncio.gather(
                 *(_pull_to_layout(state, e, platform) for e in entries), return_exceptions=True
             )

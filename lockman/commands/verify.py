@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lockman import lockfile
 from lockman.commands._common import worst
@@ -19,7 +20,12 @@ from lockman.locker import platforms_of, wanted_images
 from lockman.lockfile import LockedImage, Lockfile
 from lockman.reference import Reference
 from lockman.registry.client import NotFound, RegistryClient
+from lockman.signature_options import SignatureOptions
 from lockman.xcargo import XcargoConfig, load_config
+
+if TYPE_CHECKING:
+    from lockman.signature_check import ImageSignatures
+    from lockman.signatures import PolicySet
 
 
 @dataclass(frozen=True)
@@ -124,13 +130,28 @@ async def _check_online(client: RegistryClient, use_ref: Reference, entry: Locke
 
 
 async def run(
-    config_path: Path, *, offline: bool, timeout: float, deep: bool = False, no_cache: bool = False
+    config_path: Path,
+    *,
+    offline: bool,
+    timeout: float,
+    signatures: SignatureOptions | None = None,
+    deep: bool = False,
+    no_cache: bool = False,
 ) -> int:
     config = load_config(config_path)
+    options = signatures or SignatureOptions()
+    policies = None
+    if options.wanted(config.path):
+        from lockman.signature_check import load_policies
+
+        policies = load_policies(config.path, options)  # bad keys or policies: exit 2, no network
     lock = lockfile.read(config.lockfile_path)
     problems = consistency(config, lock)
     checked = 0
     deep_summary = ""
+    signed: list[ImageSignatures] = []
+    if policies is not None and offline:
+        err("warning: --offline: signatures are not checked (they live in the registry)")
     if not offline and lock is not None:
         entries = lock.by_key()
         targets = [
@@ -140,7 +161,10 @@ async def run(
 
         async with RegistryClient(timeout=timeout, cache=None if no_cache else ManifestCache()) as client:
             await client.prefetch_tokens([r for r, _ in targets])
-            results = await asyncio.gather(*(_check_online(client, r, e) for r, e in targets))
+            results, signed = await asyncio.gather(
+                asyncio.gather(*(_check_online(client, r, e) for r, e in targets)),
+                _check_signatures(client, targets, policies, options.recursive),
+            )
             if deep and not any(results):
                 from lockman.deep_verify import DeepVerifier
 
@@ -153,7 +177,11 @@ async def run(
                 deep_summary = f"; {verifier.blobs} blobs, {verifier.bytes_hashed} bytes hashed"
         for r in results:
             problems.extend(r)
+        problems.extend(_signature_problems(signed))
         checked = len(targets)
+    for s in signed:
+        for line in s.lines():
+            out(line)
     for p in problems:
         err(f"error: {p.message}")
     if problems:
@@ -163,5 +191,31 @@ async def run(
         if offline
         else f"{checked} images verified against their registries{deep_summary}"
     )
+    if signed:
+        mode += f", {len(signed)} signed"
     out(f"{config.lockfile_path}: ok ({mode})")
     return EXIT_OK
+
+
+async def _check_signatures(
+    client: RegistryClient,
+    targets: list[tuple[Reference, LockedImage]],
+    policies: PolicySet | None,
+    recursive: bool,
+) -> list[ImageSignatures]:
+    """Signature verdicts for every locked image a policy covers (see lockman.signature_check)."""
+    if policies is None:
+        return []
+    from lockman.signature_check import SignatureTarget, check_all
+
+    sig_targets = [
+        SignatureTarget(ref, e.display, e.digest, tuple((p.platform, p.digest) for p in e.platforms))
+        for ref, e in targets
+    ]
+    return await check_all(client, sig_targets, policies, recursive=recursive)
+
+
+def _signature_problems(signed: list[ImageSignatures]) -> list[Problem]:
+    return [
+        Problem("signature", s.image, message, c.exit_code) for s in signed for c, message in s.failures()
+    ]

@@ -22,6 +22,7 @@ from lockman.manifest import (
     ACCEPT,
     MANIFEST_TYPES,
     MAX_MANIFEST_BYTES,
+    OCI_INDEX,
     SCHEMA1_TYPES,
     Descriptor,
     Manifest,
@@ -289,6 +290,54 @@ class RegistryClient:
                 return Resolved(ref, desc)
         manifest = await self.get_manifest(ref)
         return Resolved(ref, Descriptor(manifest.media_type, manifest.digest, len(manifest.raw)), manifest)
+
+    # -- small blobs and referrers (signature material) -------------------------------------
+    async def fetch_small_blob(self, ref: Reference, digest: str, max_bytes: int) -> bytes:
+        """GET a blob of at most ``max_bytes`` into memory and check it hashes to ``digest``.
+
+        For signature payloads and bundles, which are small; image layers go through the pull
+        path. A blob larger than the bound is refused rather than buffered.
+        """
+        what = f"{ref.familiar()}: blob {digest}"
+        response = await self._request("GET", ref, f"blobs/{digest}", stream=True)
+        try:
+            if response.status_code == 404:
+                raise NotFound(f"{what}: unknown to {_registry_name(ref.api_host)}")
+            if response.status_code != 200:
+                _raise_status(ref, response)
+            chunks: list[bytes] = []
+            total = 0
+            try:
+                async for chunk in response.aiter_bytes():
+                    total += len(chunk)
+                    if total > max_bytes:
+                        raise VerificationError(f"{what}: larger than the {max_bytes}-byte limit")
+                    chunks.append(chunk)
+            except httpx.HTTPError as e:
+                raise _network_error(ref.api_host, e) from None
+        finally:
+            await response.aclose()
+        data = b"".join(chunks)
+        actual = compute_digest(data, digest.partition(":")[0])
+        if actual != digest:
+            raise VerificationError(f"{what}: digest mismatch: content hashes to {actual}")
+        return data
+
+    async def get_referrers(self, ref: Reference, digest: str) -> Manifest | None:
+        """``GET /v2/<name>/referrers/<digest>`` (OCI 1.1); None where the API is missing (404).
+
+        The answer is an index built by the registry, so there is no digest to check it against.
+        """
+        response = await self._request("GET", ref, f"referrers/{digest}", headers={"Accept": OCI_INDEX})
+        if response.status_code in (400, 404, 405, 406):
+            return None  # no referrers API here (the spec says 404; older registries vary)
+        if response.status_code != 200:
+            _raise_status(ref, response)
+        raw = response.content
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise VerificationError(f"{ref.familiar()}: referrers index exceeds {MAX_MANIFEST_BYTES} bytes")
+        what = f"{ref.familiar()}: referrers of {digest}"
+        return parse_manifest(raw, OCI_INDEX, compute_digest(raw), what=what)
 
     # -- blobs -------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
