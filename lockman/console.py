@@ -6,7 +6,9 @@ replaced before it can reach a terminal or a CI log, whatever code path produced
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import TextIO
 
 _secrets: set[str] = set()
 
@@ -35,3 +37,12 @@ def short(digest: str) -> str:
     """``sha256:`` plus 12 hex: enough to tell digests apart at a glance."""
     alg, _, hex_ = digest.partition(":")
     return f"{alg}:{hex_[:12]}"
+
+
+def use_colour(stream: TextIO | None = None) -> bool:
+    """Colour only on a terminal, and never when ``NO_COLOR`` is set (https://no-color.org)."""
+    stream = sys.stdout if stream is None else stream
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lockman import lockfile
+from lockman import lockfile, report
 from lockman.commands._common import worst
-from lockman.console import err, out
+from lockman.console import err, out, use_colour
 from lockman.errors import EXIT_OK, EXIT_VERIFY, LockmanError, VerificationError
 from lockman.locker import platforms_of, wanted_images
 from lockman.lockfile import LockedImage, Lockfile
+from lockman.progress import progress, tracked
 from lockman.reference import Reference
 from lockman.registry.client import NotFound, RegistryClient
 from lockman.signature_options import SignatureOptions
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # missing | stale | pin-mismatch | no-lockfile | not-served | digest-mismatch | ...
+    kind: str  # one of report.PROBLEM_KINDS
     image: str
     message: str
     exit_code: int = EXIT_VERIFY
@@ -137,6 +138,7 @@ async def run(
     signatures: SignatureOptions | None = None,
     deep: bool = False,
     no_cache: bool = False,
+    fmt: report.Format = "text",
 ) -> int:
     config = load_config(config_path)
     options = signatures or SignatureOptions()
@@ -147,8 +149,9 @@ async def run(
         policies = load_policies(config.path, options)  # bad keys or policies: exit 2, no network
     lock = lockfile.read(config.lockfile_path)
     problems = consistency(config, lock)
-    checked = 0
-    deep_summary = ""
+    checked: list[LockedImage] = []
+    deep_blobs: int | None = None
+    deep_bytes = 0
     signed: list[ImageSignatures] = []
     if policies is not None and offline:
         err("warning: --offline: signatures are not checked (they live in the registry)")
@@ -161,10 +164,11 @@ async def run(
 
         async with RegistryClient(timeout=timeout, cache=None if no_cache else ManifestCache()) as client:
             await client.prefetch_tokens([r for r, _ in targets])
-            results, signed = await asyncio.gather(
-                asyncio.gather(*(_check_online(client, r, e) for r, e in targets)),
-                _check_signatures(client, targets, policies, options.recursive),
-            )
+            with progress(len(targets), "verifying images") as tick:
+                results, signed = await asyncio.gather(
+                    asyncio.gather(*(tracked(_check_online(client, r, e), tick) for r, e in targets)),
+                    _check_signatures(client, targets, policies, options.recursive),
+                )
             if deep and not any(results):
                 from lockman.deep_verify import DeepVerifier
 
@@ -172,28 +176,41 @@ async def run(
                 blob_errors = await asyncio.gather(*(verifier.check(r, e) for r, e in targets))
                 results = [
                     *results,
-                    *([Problem("blob", "", str(x), x.exit_code) for x in b] for b in blob_errors),
+                    *(
+                        [Problem("blob", e.display, str(x), x.exit_code) for x in b]
+                        for (_, e), b in zip(targets, blob_errors, strict=True)
+                    ),
                 ]
-                deep_summary = f"; {verifier.blobs} blobs, {verifier.bytes_hashed} bytes hashed"
+                deep_blobs, deep_bytes = verifier.blobs, verifier.bytes_hashed
         for r in results:
             problems.extend(r)
         problems.extend(_signature_problems(signed))
-        checked = len(targets)
-    for s in signed:
-        for line in s.lines():
-            out(line)
+        checked = [e for _, e in targets]
+    elif lock is not None:
+        checked = list(lock.images)
+    if fmt == "text":  # in JSON each image carries its signatures; stdout holds only the report
+        for s in signed:
+            for line in s.lines():
+                out(line)
     for p in problems:
         err(f"error: {p.message}")
+    by_image = {s.image: s.as_dict() for s in signed}
+    result = report.VerifyReport(
+        str(config.lockfile_path),
+        offline,
+        tuple(
+            report.VerifiedImage(e.name, e.tag, e.digest, e.source, by_image.get(e.display)) for e in checked
+        ),
+        tuple(report.VerifyProblem(p.kind, p.image, p.message) for p in problems),
+        signed=len(signed),
+        blobs=deep_blobs,
+        blob_bytes=deep_bytes,
+    )
+    rendered = report.render_verify(result, fmt, colour=use_colour())
+    if rendered:
+        out(rendered.rstrip("\n"))
     if problems:
         return worst(p.exit_code for p in problems)
-    mode = (
-        "offline: lock matches config"
-        if offline
-        else f"{checked} images verified against their registries{deep_summary}"
-    )
-    if signed:
-        mode += f", {len(signed)} signed"
-    out(f"{config.lockfile_path}: ok ({mode})")
     return EXIT_OK
 
 
