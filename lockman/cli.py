@@ -29,6 +29,9 @@ ConfigOpt = Annotated[
     Path, Parameter(name=["--config", "-c"], help="xcargo.toml to read; xcargo.lock sits next to it.")
 ]
 TimeoutOpt = Annotated[float, Parameter(name="--timeout", help="Seconds each registry request may take.")]
+NoCacheOpt = Annotated[
+    bool, Parameter(name="--no-cache", negative="", help="Neither read nor fill the local manifest cache.")
+]
 FormatOpt = Annotated[
     Literal["text", "json", "markdown"],
     Parameter(name="--format", help="Report format: text for people, json for bots, markdown for PR bodies."),
@@ -77,6 +80,10 @@ def update(
     config: ConfigOpt = Path("xcargo.toml"),
     check: Annotated[bool, Parameter(help="Change nothing; exit 1 if the lock is not current.")] = False,
     dry_run: Annotated[bool, Parameter(help="Show what would change; write nothing.")] = False,
+    platform: Annotated[
+        str | None,
+        Parameter(help="Lock this platform's manifest (os/arch[/variant]) instead of the index; all: undo."),
+    ] = None,
     repin: Annotated[
         bool, Parameter(help="Move digest pins in xcargo.toml whose tag has moved (and lock them).")
     ] = False,
@@ -99,6 +106,7 @@ def update(
             fmt=fmt,
             commit_message=commit_message,
             signatures=signatures,
+            platform=platform,
         )
     )
 
@@ -110,6 +118,10 @@ def verify(
     offline: Annotated[
         bool, Parameter(help="Only check that the lock matches the config; no network.")
     ] = False,
+    deep: Annotated[
+        bool, Parameter(help="Also stream and hash every config and layer blob (nothing is stored).")
+    ] = False,
+    no_cache: NoCacheOpt = False,
     fmt: FormatOpt = "text",
     timeout: TimeoutOpt = 30.0,
     signatures: SignatureOpts = NO_SIGNATURE_FLAGS,
@@ -118,7 +130,17 @@ def verify(
     signatures where a policy (flags or lockman.toml) asks for them."""
     from lockman.commands import verify as cmd
 
-    return _run(lambda: cmd.run(config, offline=offline, timeout=timeout, signatures=signatures, fmt=fmt))
+    return _run(
+        lambda: cmd.run(
+            config,
+            offline=offline,
+            timeout=timeout,
+            signatures=signatures,
+            fmt=fmt,
+            deep=deep,
+            no_cache=no_cache,
+        )
+    )
 
 
 @app.command
@@ -145,6 +167,44 @@ def diff(
     return _sync(
         lambda: cmd.run(
             old, new, config_path=config, fmt=fmt, commit_message=commit_message, exit_code=exit_code
+        )
+    )
+
+
+@app.command
+def pull(
+    images: Annotated[list[str], Parameter(help="Locked images to pull (default: all).")] = [],  # noqa: B006
+    /,
+    *,
+    config: ConfigOpt = Path("xcargo.toml"),
+    oci_layout: Annotated[
+        Path | None, Parameter(help="Write an OCI image layout here instead of using an engine.")
+    ] = None,
+    platform: Annotated[
+        str | None, Parameter(help="Only this platform of multi-platform images (os/arch[/variant]).")
+    ] = None,
+    runtime: Annotated[
+        str | None,
+        Parameter(help="docker, podman or auto (default: [container].runtime in xcargo.toml)."),
+    ] = None,
+    no_cache: NoCacheOpt = False,
+    timeout: TimeoutOpt = 30.0,
+    signatures: SignatureOpts = NO_SIGNATURE_FLAGS,
+) -> int:
+    """Fetch exactly the locked images, verifying every manifest and blob by digest, and
+    signatures where a policy (flags or lockman.toml) asks for them."""
+    from lockman.commands import pull as cmd
+
+    return _run(
+        lambda: cmd.run(
+            config,
+            list(images),
+            oci_layout=oci_layout,
+            platform=platform,
+            runtime_name=runtime,
+            no_cache=no_cache,
+            timeout=timeout,
+            signatures=signatures,
         )
     )
 

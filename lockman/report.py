@@ -38,6 +38,7 @@ class ImageUpdate:
     new_digest: str | None
     source: str
     platforms_changed: tuple[PlatformChange, ...] = ()
+    kind_changed_to: str | None = None  # update --platform: the new pin's platform, "" = tag digest
 
     @property
     def display(self) -> str:
@@ -78,7 +79,13 @@ def image_updates(old: Lockfile | None, new: Lockfile | None) -> tuple[ImageUpda
     updates = []
     for key in sorted(set(before) | set(after)):
         a, b = before.get(key), after.get(key)
-        if a is not None and b is not None and a.digest == b.digest and a.platforms == b.platforms:
+        if (
+            a is not None
+            and b is not None
+            and a.digest == b.digest
+            and a.platforms == b.platforms
+            and a.platform == b.platform
+        ):
             continue
         source = (b.source if b else "") or (a.source if a else "")
         updates.append(
@@ -89,6 +96,7 @@ def image_updates(old: Lockfile | None, new: Lockfile | None) -> tuple[ImageUpda
                 b.digest if b else None,
                 source,
                 platform_changes(a, b),
+                b.platform if a is not None and b is not None and a.platform != b.platform else None,
             )
         )
     return tuple(updates)
@@ -201,7 +209,9 @@ def update_text(report: UpdateReport, *, colour: bool = False) -> str:
             lines.append(f"{name}  platforms changed ({short12(u.new_digest or '')})")
         else:
             lines.append(f"{name}  {_arrow(u.old_digest, u.new_digest, colour)}")
-        if u.old_digest is not None and u.new_digest is not None:
+        if u.kind_changed_to is not None:
+            lines[-1] += f" (platform {u.kind_changed_to})" if u.kind_changed_to else " (tag digest)"
+        if u.old_digest is not None and u.new_digest is not None and u.kind_changed_to is None:
             for p in u.platforms_changed:
                 lines.append(f"    {p.platform}  {_arrow(p.old_digest, p.new_digest, colour)}")
     return "\n".join(lines)
@@ -305,6 +315,8 @@ class VerifyReport:
     images: tuple[VerifiedImage, ...]
     problems: tuple[VerifyProblem, ...]
     signed: int = 0  # images whose signatures a policy checked
+    blobs: int | None = None  # verify --deep: blobs streamed and hashed (None: not deep)
+    blob_bytes: int = 0
 
     @property
     def ok(self) -> bool:
@@ -333,6 +345,7 @@ def verify_json(report: VerifyReport) -> dict[str, Any]:
             for i in report.images
         ],
         "problems": [{"kind": p.kind, "image": p.image, "message": p.message} for p in report.problems],
+        **({"deep": {"blobs": report.blobs, "bytes": report.blob_bytes}} if report.blobs is not None else {}),
     }
 
 
@@ -344,6 +357,8 @@ def verify_text(report: VerifyReport, *, colour: bool = False) -> str:
         if report.offline
         else f"{len(report.images)} images verified against their registries"
     )
+    if report.blobs is not None:
+        mode += f"; {report.blobs} blobs, {report.blob_bytes} bytes hashed"
     if report.signed:
         mode += f", {report.signed} signed"
     return f"{report.lockfile}: {_c(_GREEN, 'ok', colour)} ({mode})"

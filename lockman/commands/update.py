@@ -18,6 +18,7 @@ from lockman.console import err, out, short, use_colour
 from lockman.errors import EXIT_OK, EXIT_VERIFY
 from lockman.locker import Outcome, Wanted, gather_all, lock_one, wanted_images
 from lockman.lockfile import LockedImage, Lockfile
+from lockman.platforms import parse_platform
 from lockman.progress import progress, tracked
 from lockman.registry.client import RegistryClient
 from lockman.selection import select
@@ -80,6 +81,13 @@ async def _repin(client: RegistryClient, outcomes: list[Outcome]) -> list[Outcom
     return [by_key.get(o.wanted.key, o) for o in outcomes]
 
 
+def effective_platform(flag: str | None, previous: LockedImage | None) -> str:
+    """``--platform`` sets the kind (``all``: back to the tag's digest); otherwise it is kept."""
+    if flag is not None:
+        return "" if flag == "all" else flag
+    return previous.platform if previous is not None else ""
+
+
 async def run(
     config_path: Path,
     *,
@@ -91,7 +99,10 @@ async def run(
     fmt: report.Format = "text",
     commit_message: bool = False,
     signatures: SignatureOptions | None = None,
+    platform: str | None = None,
 ) -> int:
+    if platform is not None and platform != "all":
+        parse_platform(platform)  # bad input before any file or network
     config = load_config(config_path)
     options = signatures or SignatureOptions()
     policies = None
@@ -113,7 +124,13 @@ async def run(
             await client.prefetch_tokens([w.use.ref for w in wanted])
             with progress(len(wanted), "resolving images") as tick:
                 outcomes = await gather_all(
-                    tracked(lock_one(client, w, previous.get(w.key)), tick) for w in wanted
+                    tracked(
+                        lock_one(
+                            client, w, previous.get(w.key), effective_platform(platform, previous.get(w.key))
+                        ),
+                        tick,
+                    )
+                    for w in wanted
                 )
             moved_to: dict[tuple[str, str], str] = {}
             if repin and not any(o.error for o in outcomes):

@@ -136,6 +136,8 @@ async def run(
     offline: bool,
     timeout: float,
     signatures: SignatureOptions | None = None,
+    deep: bool = False,
+    no_cache: bool = False,
     fmt: report.Format = "text",
 ) -> int:
     config = load_config(config_path)
@@ -148,6 +150,8 @@ async def run(
     lock = lockfile.read(config.lockfile_path)
     problems = consistency(config, lock)
     checked: list[LockedImage] = []
+    deep_blobs: int | None = None
+    deep_bytes = 0
     signed: list[ImageSignatures] = []
     if policies is not None and offline:
         err("warning: --offline: signatures are not checked (they live in the registry)")
@@ -156,13 +160,28 @@ async def run(
         targets = [
             (w.use.ref, entries[w.key]) for w in wanted_images(config.images, config.path) if w.key in entries
         ]
-        async with RegistryClient(timeout=timeout) as client:
+        from lockman.cache import ManifestCache
+
+        async with RegistryClient(timeout=timeout, cache=None if no_cache else ManifestCache()) as client:
             await client.prefetch_tokens([r for r, _ in targets])
             with progress(len(targets), "verifying images") as tick:
                 results, signed = await asyncio.gather(
                     asyncio.gather(*(tracked(_check_online(client, r, e), tick) for r, e in targets)),
                     _check_signatures(client, targets, policies, options.recursive),
                 )
+            if deep and not any(results):
+                from lockman.deep_verify import DeepVerifier
+
+                verifier = DeepVerifier(client)
+                blob_errors = await asyncio.gather(*(verifier.check(r, e) for r, e in targets))
+                results = [
+                    *results,
+                    *(
+                        [Problem("blob", e.display, str(x), x.exit_code) for x in b]
+                        for (_, e), b in zip(targets, blob_errors, strict=True)
+                    ),
+                ]
+                deep_blobs, deep_bytes = verifier.blobs, verifier.bytes_hashed
         for r in results:
             problems.extend(r)
         problems.extend(_signature_problems(signed))
@@ -184,6 +203,8 @@ async def run(
         ),
         tuple(report.VerifyProblem(p.kind, p.image, p.message) for p in problems),
         signed=len(signed),
+        blobs=deep_blobs,
+        blob_bytes=deep_bytes,
     )
     rendered = report.render_verify(result, fmt, colour=use_colour())
     if rendered:

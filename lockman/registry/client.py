@@ -8,11 +8,13 @@ Resolution costs one HEAD per reference; a GET happens only when the caller need
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -36,6 +38,9 @@ from lockman.registry.credentials import CredentialStore
 from lockman.registry.host_transport import HostTransport
 from lockman.registry.hosts import plain_http_allowed
 from lockman.registry.registries_conf import Endpoint, RegistriesConf
+
+if TYPE_CHECKING:
+    from lockman.cache import ManifestCache
 
 DEFAULT_CONCURRENCY = 16
 DEFAULT_TIMEOUT = 30.0
@@ -73,6 +78,7 @@ class RegistryClient:
         http2: bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
         registries: RegistriesConf | None = None,
+        cache: ManifestCache | None = None,
     ) -> None:
         self._timeout = timeout
         self._concurrency = concurrency
@@ -81,6 +87,7 @@ class RegistryClient:
         self._transport = transport
         self._registries = registries
         self._warned: set[str] = set()
+        self._cache = cache
         self._http: httpx.AsyncClient | None = None
         self._bases: dict[str, asyncio.Task[str]] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
@@ -295,7 +302,23 @@ class RegistryClient:
         return Descriptor(media_type, digest, size)
 
     async def get_manifest(self, ref: Reference) -> Manifest:
-        """GET a manifest; verify its bytes against the digest asked for (or the header's)."""
+        """GET a manifest; verify its bytes against the digest asked for (or the header's).
+
+        With a manifest cache, a fetch by digest whose bytes are cached (and still hash right)
+        costs one HEAD, which confirms the registry still serves that digest, instead of a GET.
+        """
+        if self._cache is not None and ref.digest is not None:
+            cached = self._cache.get(ref.digest)
+            if cached is not None:
+                desc = await self.head_manifest(ref)
+                if desc is not None and desc.digest == ref.digest:
+                    return parse_manifest(cached, None, ref.digest, what=ref.familiar())
+        manifest = await self._get_manifest(ref)
+        if self._cache is not None and ref.digest is not None:
+            self._cache.put(manifest.digest, manifest.raw)
+        return manifest
+
+    async def _get_manifest(self, ref: Reference) -> Manifest:
         what = ref.familiar()
         response = await self._request(
             "GET", ref, f"manifests/{ref.reference}", headers={"Accept": ACCEPT}, stream=True
@@ -402,6 +425,39 @@ class RegistryClient:
             raise VerificationError(f"{ref.familiar()}: referrers index exceeds {MAX_MANIFEST_BYTES} bytes")
         what = f"{ref.familiar()}: referrers of {digest}"
         return parse_manifest(raw, OCI_INDEX, compute_digest(raw), what=what)
+
+    # -- blobs -------------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def stream_blob(
+        self, ref: Reference, digest: str, *, offset: int = 0
+    ) -> AsyncIterator[httpx.Response]:
+        """Open ``GET /v2/<name>/blobs/<digest>`` as a stream (from ``offset`` with a Range).
+
+        Yields the response with status 200 or 206; the caller reads ``aiter_raw()`` and hashes
+        (lockman.registry.blobs does). Redirects to object storage are followed; httpx drops
+        ``Authorization`` whenever a redirect leaves the registry's origin. ``identity`` encoding
+        so the bytes received are the blob's bytes and Range offsets mean blob offsets.
+        """
+        headers = {"Accept-Encoding": "identity"}
+        if offset > 0:
+            headers["Range"] = f"bytes={offset}-"
+        what = f"{ref.with_digest(None).with_tag(None).familiar()}@{digest}"
+        response = await self._request("GET", ref, f"blobs/{digest}", headers=headers, stream=True)
+        try:
+            if response.status_code == 404:
+                raise NotFound(f"{what}: blob unknown to {_registry_name(ref.api_host)}")
+            if response.status_code == 416 and offset > 0:
+                raise RangeNotSatisfiable(f"{what}: registry refused to resume at byte {offset}")
+            if response.status_code not in (200, 206):
+                await response.aread()
+                _raise_status(ref, response)
+            yield response
+        finally:
+            await response.aclose()
+
+
+class RangeNotSatisfiable(RegistryError):
+    """A resume offset the registry cannot serve (HTTP 416): start the blob again."""
 
 
 def _registry_name(host: str) -> str:
