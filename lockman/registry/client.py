@@ -30,6 +30,7 @@ from lockman.reference import DOCKER_HUB, DOCKER_HUB_API, Reference, is_digest
 from lockman.registry.auth import RegistryAuth
 from lockman.registry.credentials import CredentialStore
 from lockman.registry.hosts import default_ssl_context, plain_http_allowed
+from lockman.registry.retry import BodyTooLarge, Retrier, RetryPolicy, attempts_note, retry_after
 
 DEFAULT_CONCURRENCY = 16
 DEFAULT_TIMEOUT = 30.0
@@ -64,8 +65,10 @@ class RegistryClient:
         credentials: CredentialStore | None = None,
         http2: bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self._timeout = timeout
+        self.retrier = Retrier(timeout, retry or RetryPolicy.from_env())
         self._concurrency = concurrency
         self._credentials = credentials or CredentialStore()
         self._http2 = http2
@@ -104,13 +107,14 @@ class RegistryClient:
     # -- transport ---------------------------------------------------------------------------
     async def _send_raw(self, request: httpx.Request) -> httpx.Response:
         """Send without registry auth (pings, token requests), mapping network errors."""
-        self.requests[request.url.netloc.decode("ascii")] += 1
+        host = request.url.netloc.decode("ascii")
+        self.requests[host] += 1
         try:
-            response = await self.http.send(request, auth=None)
-            await response.aread()
-            return response
+            return await self.retrier.send(self.http, request)
         except httpx.HTTPError as e:
-            raise _network_error(request.url.netloc.decode("ascii"), e) from None
+            raise _network_error(host, e) from None
+        except BodyTooLarge as e:
+            raise RegistryError(f"{_registry_name(host)}: answer to {request.url.path} is {e}") from None
 
     async def _base(self, host: str) -> str:
         """Ping ``/v2/`` once per registry; learn its scheme and auth challenge."""
@@ -157,6 +161,7 @@ class RegistryClient:
         *,
         headers: dict[str, str] | None = None,
         stream: bool = False,
+        limit: int | None = MAX_MANIFEST_BYTES,
     ) -> httpx.Response:
         host = ref.api_host
         base = await self._base(host)
@@ -164,11 +169,19 @@ class RegistryClient:
         async with self._limit(host):
             self.requests[host] += 1
             try:
-                response = await self.http.send(request, auth=self.auth, stream=stream)
+                response = await self.retrier.send(
+                    self.http, request, auth=self.auth, stream=stream, limit=limit
+                )
             except AuthError:
                 raise
             except httpx.HTTPError as e:
                 raise _network_error(host, e) from None
+            except BodyTooLarge as e:
+                what = "declares" if e.declared else "sent more than"
+                raise VerificationError(
+                    f"{ref.familiar()}: manifest {what} {e.size if e.declared else e.limit} bytes, "
+                    f"over the {e.limit}-byte limit"
+                ) from None
         # Count the auth round trips that happened inside the flow.
         self.requests[host] += len(response.history)
         return response
@@ -209,36 +222,12 @@ class RegistryClient:
     async def get_manifest(self, ref: Reference) -> Manifest:
         """GET a manifest; verify its bytes against the digest asked for (or the header's)."""
         what = ref.familiar()
-        response = await self._request(
-            "GET", ref, f"manifests/{ref.reference}", headers={"Accept": ACCEPT}, stream=True
-        )
-        try:
-            if response.status_code == 404:
-                raise NotFound(f"{what}: manifest unknown to {_registry_name(ref.api_host)}")
-            if response.status_code != 200:
-                _raise_status(ref, response)
-            declared = response.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > MAX_MANIFEST_BYTES:
-                raise VerificationError(
-                    f"{what}: manifest of {int(declared)} bytes exceeds the {MAX_MANIFEST_BYTES}-byte limit"
-                )
-            chunks: list[bytes] = []
-            total = 0
-            try:
-                async for chunk in response.aiter_raw():
-                    total += len(chunk)
-                    if total > MAX_MANIFEST_BYTES:
-                        raise VerificationError(
-                            f"{what}: manifest exceeds the {MAX_MANIFEST_BYTES}-byte limit"
-                        )
-                    chunks.append(chunk)
-            except httpx.HTTPError as e:
-                raise _network_error(ref.api_host, e) from None
-            raw = b"".join(chunks)
-        finally:
-            await response.aclose()
-        if declared is not None and declared.isdigit() and int(declared) != len(raw):
-            raise RegistryError(f"{what}: truncated manifest ({len(raw)} of {declared} bytes)")
+        response = await self._request("GET", ref, f"manifests/{ref.reference}", headers={"Accept": ACCEPT})
+        if response.status_code == 404:
+            raise NotFound(f"{what}: manifest unknown to {_registry_name(ref.api_host)}")
+        if response.status_code != 200:
+            _raise_status(ref, response)
+        raw = response.content  # read under the size cap; a truncated body was retried
         header_digest = response.headers.get("docker-content-digest")
         if ref.digest is not None:
             expected = ref.digest
@@ -280,9 +269,17 @@ def _raise_status(ref: Reference, response: httpx.Response) -> None:
         raise AuthError(f"{registry}: authentication required for {ref.familiar()}")
     if status == 403:
         raise AuthError(f"{registry}: access to {ref.familiar()} denied{detail}")
+    note = attempts_note(response)
     if status == 429:
-        raise RegistryError(f"{registry}: too many requests (HTTP 429){detail}")
-    raise RegistryError(f"{registry}: {ref.familiar()}: HTTP {status}{detail}")
+        wait = retry_after(response)
+        later = f"; it asks to wait {wait:.0f} s" if wait is not None else ""
+        quota = ""
+        if registry == DOCKER_HUB:
+            quota = " (Docker Hub's pull limit is a rolling quota: log in, or try later)"
+        raise RegistryError(
+            f"{registry}: {ref.familiar()}: too many requests (HTTP 429){detail}{later}{quota}{note}"
+        )
+    raise RegistryError(f"{registry}: {ref.familiar()}: HTTP {status}{detail}{note}")
 
 
 def _error_detail(response: httpx.Response) -> str:
@@ -308,8 +305,11 @@ def _network_error(host: str, e: httpx.HTTPError) -> RegistryError:
                 f"with SSL_CERT_FILE or /etc/docker/certs.d/{host}/ca.crt"
             )
         cause = cause.__cause__ or cause.__context__
+    note = attempts_note(e)
     if isinstance(e, httpx.TimeoutException):
-        return RegistryError(f"{registry}: timed out ({type(e).__name__})")
+        return RegistryError(f"{registry}: timed out ({e or type(e).__name__}){note}")
     if isinstance(e, httpx.ConnectError):
-        return RegistryError(f"{registry}: cannot connect: {e or type(e).__name__}")
-    return RegistryError(f"{registry}: network error: {type(e).__name__}: {e}")
+        return RegistryError(f"{registry}: cannot connect: {e or type(e).__name__}{note}")
+    if isinstance(e, httpx.TooManyRedirects):
+        return RegistryError(f"{registry}: too many redirects (a redirect loop?)")
+    return RegistryError(f"{registry}: network error: {type(e).__name__}: {e}{note}")
