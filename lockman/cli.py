@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any
 
-from cyclopts import App, Parameter
+from cyclopts import App, Parameter, validators
 
 from lockman import __version__
 from lockman.errors import EXIT_REGISTRY, EXIT_USAGE, LockmanError
@@ -27,7 +27,16 @@ app = App(
 ConfigOpt = Annotated[
     Path, Parameter(name=["--config", "-c"], help="xcargo.toml to read; xcargo.lock sits next to it.")
 ]
-TimeoutOpt = Annotated[float, Parameter(name="--timeout", help="Seconds each registry request may take.")]
+# Every command that talks to a registry takes `timeout: TimeoutOpt = DEFAULT_TIMEOUT`.
+DEFAULT_TIMEOUT = 30.0
+TimeoutOpt = Annotated[
+    float,
+    Parameter(
+        name="--timeout",
+        help="Seconds each registry request may take; retries stop after a few multiples of it.",
+        validator=validators.Number(gt=0, lte=86400),
+    ),
+]
 
 
 def _run(factory: Callable[[], Coroutine[Any, Any, int]]) -> int:
@@ -53,12 +62,15 @@ def update(
     config: ConfigOpt = Path("xcargo.toml"),
     check: Annotated[bool, Parameter(help="Change nothing; exit 1 if the lock is not current.")] = False,
     dry_run: Annotated[bool, Parameter(help="Show what would change; write nothing.")] = False,
-    timeout: TimeoutOpt = 30.0,
+    keep_going: Annotated[
+        bool, Parameter(help="When some images fail, still record those that resolved (exit 3).")
+    ] = False,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
 ) -> int:
     """Resolve every image xcargo.toml uses and record its digest in xcargo.lock."""
     from lockman.commands import update as cmd
 
-    return _run(lambda: cmd.run(config, check=check, dry_run=dry_run, timeout=timeout))
+    return _run(lambda: cmd.run(config, check=check, dry_run=dry_run, timeout=timeout, keep_going=keep_going))
 
 
 @app.command
@@ -68,7 +80,7 @@ def verify(
     offline: Annotated[
         bool, Parameter(help="Only check that the lock matches the config; no network.")
     ] = False,
-    timeout: TimeoutOpt = 30.0,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
 ) -> int:
     """Check the lock against the config and every locked digest against its registry."""
     from lockman.commands import verify as cmd
@@ -84,7 +96,7 @@ def resolve(
     ],
     /,
     *,
-    timeout: TimeoutOpt = 30.0,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
     concurrency: Annotated[int, Parameter(help="Parallel requests per registry.")] = 16,
 ) -> int:
     """Print REF@sha256:… for each reference, in input order."""
