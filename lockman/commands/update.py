@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from lockman import lockfile
@@ -43,7 +44,8 @@ async def run(
         old = lockfile.read(lock_path)
         previous = old.by_key() if old else {}
         async with RegistryClient(timeout=timeout) as client:
-            await client.prefetch_tokens([w.use.ref for w in wanted])
+            with contextlib.suppress(LockmanError):  # it resurfaces per image, named
+                await client.prefetch_tokens([w.use.ref for w in wanted])
             outcomes = await gather_all(lock_one(client, w, previous.get(w.key)) for w in wanted)
         errors = [_named(o, o.error) for o in outcomes if o.error is not None]
         if errors and not keep_going:

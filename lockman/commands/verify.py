@@ -8,6 +8,7 @@ bytes hashed; an index must still list the locked platforms.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,7 +143,8 @@ async def run(config_path: Path, *, offline: bool, timeout: float) -> int:
             (w.use.ref, entries[w.key]) for w in wanted_images(config.images, config.path) if w.key in entries
         ]
         async with RegistryClient(timeout=timeout) as client:
-            await client.prefetch_tokens([r for r, _ in targets])
+            with contextlib.suppress(LockmanError):  # it resurfaces per image, named
+                await client.prefetch_tokens([r for r, _ in targets])
             results = await asyncio.gather(*(_check_online(client, r, e) for r, e in targets))
         for r in results:
             problems.extend(r)

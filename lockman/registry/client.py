@@ -132,7 +132,9 @@ class RegistryClient:
             try:
                 response = await self._send_raw(self.http.build_request("GET", f"{base}/v2/"))
             except RegistryError as e:
-                first_error = first_error or e
+                # After a TLS handshake failure (a plain-HTTP server), the HTTP error says more.
+                if first_error is None or getattr(first_error, "tls_handshake_failed", False):
+                    first_error = e
                 continue
             if response.status_code in (200, 401) or (
                 response.status_code < 500 and "docker-distribution-api-version" in response.headers
@@ -175,7 +177,7 @@ class RegistryClient:
             except AuthError:
                 raise
             except httpx.HTTPError as e:
-                raise _network_error(host, e) from None
+                raise _network_error(host, e, _where(ref)) from None
             except BodyTooLarge as e:
                 what = "declares" if e.declared else "sent more than"
                 raise VerificationError(
@@ -261,9 +263,17 @@ def _registry_name(host: str) -> str:
     return DOCKER_HUB if host == DOCKER_HUB_API else host
 
 
+def _where(ref: Reference) -> str:
+    """How an error names an image: the reference, after its registry when it does not show it."""
+    registry = _registry_name(ref.api_host)
+    familiar = ref.familiar()
+    return familiar if familiar.startswith(f"{registry}/") else f"{registry}: {familiar}"
+
+
 def _raise_status(ref: Reference, response: httpx.Response) -> None:
     status = response.status_code
     registry = _registry_name(ref.api_host)
+    where = _where(ref)
     detail = _error_detail(response)
     if status == 401:
         raise AuthError(f"{registry}: authentication required for {ref.familiar()}")
@@ -276,10 +286,8 @@ def _raise_status(ref: Reference, response: httpx.Response) -> None:
         quota = ""
         if registry == DOCKER_HUB:
             quota = " (Docker Hub's pull limit is a rolling quota: log in, or try later)"
-        raise RegistryError(
-            f"{registry}: {ref.familiar()}: too many requests (HTTP 429){detail}{later}{quota}{note}"
-        )
-    raise RegistryError(f"{registry}: {ref.familiar()}: HTTP {status}{detail}{note}")
+        raise RegistryError(f"{where}: too many requests (HTTP 429){detail}{later}{quota}{note}")
+    raise RegistryError(f"{where}: HTTP {status}{detail}{note}")
 
 
 def _error_detail(response: httpx.Response) -> str:
@@ -295,8 +303,9 @@ def _error_detail(response: httpx.Response) -> str:
     return ""
 
 
-def _network_error(host: str, e: httpx.HTTPError) -> RegistryError:
-    registry = _registry_name(host)
+def _network_error(host: str, e: httpx.HTTPError, where: str | None = None) -> RegistryError:
+    """One line for a network failure, naming the image (``where``) when there is one."""
+    registry = where or _registry_name(host)
     cause: BaseException | None = e
     while cause is not None:
         if isinstance(cause, ssl.SSLCertVerificationError):
@@ -306,6 +315,10 @@ def _network_error(host: str, e: httpx.HTTPError) -> RegistryError:
             )
         cause = cause.__cause__ or cause.__context__
     note = attempts_note(e)
+    if _tls_handshake_failed(e):
+        error = RegistryError(f"{registry}: cannot connect: {e or type(e).__name__}")
+        error.tls_handshake_failed = True  # type: ignore[attr-defined]
+        return error
     if isinstance(e, httpx.TimeoutException):
         return RegistryError(f"{registry}: timed out ({e or type(e).__name__}){note}")
     if isinstance(e, httpx.ConnectError):
@@ -313,3 +326,13 @@ def _network_error(host: str, e: httpx.HTTPError) -> RegistryError:
     if isinstance(e, httpx.TooManyRedirects):
         return RegistryError(f"{registry}: too many redirects (a redirect loop?)")
     return RegistryError(f"{registry}: network error: {type(e).__name__}: {e}{note}")
+
+
+def _tls_handshake_failed(e: BaseException) -> bool:
+    """TLS failed for a reason other than trust: typically a server that speaks plain HTTP."""
+    cause: BaseException | None = e
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError) and not isinstance(cause, ssl.SSLCertVerificationError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
