@@ -175,9 +175,11 @@ class FaultProxy:
                     sent += len(chunk)
                 if rule.chunked:
                     h.wfile.write(b"0\r\n\r\n")
+                h.wfile.flush()
             except OSError:
-                pass
-            return _reset(h)
+                return _reset(h)
+            h.close_connection = True  # a plain close: a reset would discard what is unread
+            return None
         raise AssertionError(f"unknown action {rule.action}")
 
 
