@@ -84,14 +84,27 @@ def _entry(w: Wanted, digest: str, manifest: Manifest | None, media_type: str) -
     )
 
 
-async def lock_one(client: RegistryClient, w: Wanted, previous: LockedImage | None) -> Outcome:
+async def lock_one(
+    client: RegistryClient, w: Wanted, previous: LockedImage | None, platform: str = ""
+) -> Outcome:
+    """Lock ``w``: what its tag resolves to, or (``platform`` set) that platform's manifest."""
     ref = w.use.ref
     try:
         if ref.digest is not None:
             return await _lock_pinned(client, w, previous)
+        if platform:
+            from lockman.platform_lock import lock_platform
+
+            entry = await lock_platform(client, w.use, w.source, previous, platform)
+            return Outcome(w, entry)
         resolved = await client.resolve(ref.with_digest(None))
         desc, manifest = resolved.descriptor, resolved.manifest
-        if previous is not None and previous.digest == desc.digest and not previous.pinned:
+        if (
+            previous is not None
+            and previous.digest == desc.digest
+            and not previous.pinned
+            and not previous.platform
+        ):
             return Outcome(w, replace(previous, source=w.source))
         if manifest is None:
             # A digest about to be recorded is fetched and hashed first: a lying HEAD
@@ -161,6 +174,12 @@ def diff_locks(old: Lockfile | None, new: Lockfile) -> list[Change]:
     changes = []
     for key in sorted(set(before) | set(after)):
         a, b = before.get(key), after.get(key)
-        if a is None or b is None or a.digest != b.digest or a.platforms != b.platforms:
+        if (
+            a is None
+            or b is None
+            or a.digest != b.digest
+            or a.platforms != b.platforms
+            or a.platform != b.platform
+        ):
             changes.append(Change(key[0], key[1], a, b))
     return changes

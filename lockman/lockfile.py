@@ -11,6 +11,7 @@ import contextlib
 import glob
 import hashlib
 import os
+import re
 import tempfile
 import tomllib
 from collections.abc import Iterator
@@ -22,6 +23,8 @@ from lockman.errors import InputError, InvalidReference
 from lockman.reference import validate_digest
 
 VERSION = 1
+KIND_TAG = "tag"  # the digest the tag resolves to (an index for multi-platform images); the default
+KIND_PLATFORM = "platform"  # one platform's manifest, chosen from the tag's index
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,12 @@ class LockedImage:
     source: str = ""
     pinned: bool = False
     platforms: tuple[LockedPlatform, ...] = field(default=())
+    platform: str = ""  # set: a platform-specific pin (kind = "platform"); else what the tag names
+    index_digest: str = ""  # for a platform pin: the index it was chosen from
+
+    @property
+    def kind(self) -> str:
+        return KIND_PLATFORM if self.platform else KIND_TAG
 
     @property
     def key(self) -> tuple[str, str]:
@@ -84,6 +93,11 @@ def dumps(lock: Lockfile) -> str:
         t.add("name", img.name)
         t.add("tag", img.tag)
         t.add("digest", img.digest)
+        if img.platform:
+            t.add("kind", KIND_PLATFORM)
+            t.add("platform", img.platform)
+            if img.index_digest:
+                t.add("index-digest", img.index_digest)
         if img.media_type:
             t.add("media-type", img.media_type)
         if img.source:
@@ -165,6 +179,17 @@ def loads(text: str, path: Path | str = "xcargo.lock") -> Lockfile:
                 raise fail(f"{pw}.variant", "expected a string")
             _digest(p["digest"], f"{pw}.digest", fail)
             platforms.append(LockedPlatform(p["os"], p["architecture"], p["digest"], variant or None))
+        kind = s("kind", required=False) or KIND_TAG
+        if kind not in (KIND_TAG, KIND_PLATFORM):
+            raise fail(f"{where}.kind", f"unknown kind {kind!r} (expected {KIND_TAG!r} or {KIND_PLATFORM!r})")
+        platform = s("platform", required=kind == KIND_PLATFORM)
+        if kind == KIND_TAG and platform:
+            raise fail(f"{where}.platform", 'only allowed with kind = "platform"')
+        if platform and not _PLATFORM_RE.fullmatch(platform):
+            raise fail(f"{where}.platform", f"invalid platform {platform!r}: expected os/arch[/variant]")
+        index_digest = s("index-digest", required=False)
+        if index_digest:
+            _digest(index_digest, f"{where}.index-digest", fail)
         img = LockedImage(
             name,
             tag,
@@ -173,12 +198,17 @@ def loads(text: str, path: Path | str = "xcargo.lock") -> Lockfile:
             s("source", required=False),
             pinned,
             tuple(platforms),
+            platform,
+            index_digest,
         )
         if img.key in seen:
             raise fail(where, f"duplicate entry for {img.display}")
         seen.add(img.key)
         images.append(img)
     return Lockfile(tuple(images), version)
+
+
+_PLATFORM_RE = re.compile(r"[^/\s]+/[^/\s]+(?:/[^/\s]+)?")
 
 
 def _digest(value: str, key: str, fail: Any) -> None:

@@ -63,6 +63,7 @@ class XcargoConfig:
     images: tuple[ImageUse, ...]
     runtime: str
     skipped_targets: tuple[str, ...]  # triples with no container image at all
+    targets: tuple[str, ...] = ()  # every triple the file names, in order of appearance
 
     @property
     def lockfile_path(self) -> Path:
@@ -187,7 +188,7 @@ def parse_config(text: str, path: Path) -> XcargoConfig:
             uses.append(ImageUse(ref, f"built-in image for {triple}", where))
         elif not _natively_built(triple):
             skipped.append(triple)
-    return XcargoConfig(path, tuple(uses), runtime, tuple(skipped))
+    return XcargoConfig(path, tuple(uses), runtime, tuple(skipped), tuple(named))
 
 
 def load_config(path: Path) -> XcargoConfig:

@@ -11,6 +11,11 @@ import pytest
 from lockman.cli import main
 from tests.faultproxy import FaultProxy
 from tests.registry import Registry, htpasswd_line
+from tests.token_server import TokenServer
+from tests.token_server import token_registry as make_token_registry
+
+TOKEN_PASSWORD = "t0ken-Pa55word-for-tests"
+TOKEN_REFRESH = "refresh-t0ken-for-tests-0123456789"
 
 _counter = itertools.count()
 
@@ -38,6 +43,15 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    # Nor this machine's registries.conf, certs.d directories or debug switch.
+    (home / "registries.conf").write_text("")
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(home / "registries.conf"))
+    monkeypatch.setenv("LOCKMAN_CERTS_D", str(home / "certs.d"))
+    monkeypatch.delenv("LOCKMAN_DEBUG", raising=False)
+    # Secrets registered for redaction by one test must not redact another test's output.
+    import lockman.console
+
+    monkeypatch.setattr(lockman.console, "_secrets", set())
     monkeypatch.setenv("LOCKMAN_LOCK_DIR", str(home / "locks"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     # Real retries, tiny waits: fault tests stay fast (lockman.registry.retry reads these).
@@ -112,3 +126,19 @@ def fault_proxy(registry: Registry) -> Iterator[FaultProxy]:
     proxy = FaultProxy("127.0.0.1", registry.port).start()
     yield proxy
     proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def token_server() -> Iterator[TokenServer]:
+    """A Docker token server (ES256 JWTs); user ``alice`` and a refresh token for her."""
+    server = TokenServer(users={"alice": TOKEN_PASSWORD}, refresh_tokens={TOKEN_REFRESH: "alice"}).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory: pytest.TempPathFactory, token_server: TokenServer) -> Iterator[Registry]:
+    """docker-registry with ``auth: token`` trusting ``token_server``."""
+    reg = make_token_registry(tmp_path_factory.mktemp("token-registry"), token_server).start()
+    yield reg
+    reg.stop()

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -56,6 +57,9 @@ class Registry:
     port: int = field(default_factory=free_port)
     auth: dict | None = None
     tls: tuple[Path, Path] | None = None  # (cert, key)
+    ca: Path | None = None  # CA that signed the TLS certificate (for pushing)
+    client_cas: Path | None = None  # require client certificates signed by this CA
+    push_cert: tuple[str, str] | None = None  # client (cert, key) for pushing when required
     proc: subprocess.Popen | None = None
     username: str | None = None
     password: str | None = None
@@ -80,6 +84,8 @@ class Registry:
         http: dict = {"addr": self.host, "headers": {"X-Content-Type-Options": ["nosniff"]}}
         if self.tls:
             http["tls"] = {"certificate": str(self.tls[0]), "key": str(self.tls[1])}
+            if self.client_cas:
+                http["tls"]["clientcas"] = [str(self.client_cas)]
         cfg: dict = {
             "version": 0.1,
             "log": {"level": "info", "accesslog": {"disabled": False}, "formatter": "text"},
@@ -135,8 +141,12 @@ class Registry:
     # -- pushing through the distribution API --------------------------------------------------
     def client(self) -> httpx.Client:
         auth = (self.username, self.password) if self.username else None
-        verify: object = str(self.tls[0]) if self.tls else True
-        return httpx.Client(base_url=self.url, auth=auth, verify=verify, timeout=30)  # type: ignore[arg-type]
+        verify: ssl.SSLContext | bool = True
+        if self.tls:
+            verify = ssl.create_default_context(cafile=str(self.ca or self.tls[0]))
+            if self.push_cert:
+                verify.load_cert_chain(*self.push_cert)
+        return httpx.Client(base_url=self.url, auth=auth, verify=verify, timeout=30)
 
     def push_blob(self, repo: str, data: bytes) -> str:
         digest = sha256(data)

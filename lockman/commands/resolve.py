@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from lockman import reference
 from lockman.commands._common import report_errors
@@ -16,8 +15,7 @@ async def run(texts: list[str], *, timeout: float, concurrency: int) -> int:
     refs = [reference.parse(t) for t in texts]  # all input checked before any network
     unique = list(dict.fromkeys(refs))
     async with RegistryClient(timeout=timeout, concurrency=concurrency) as client:
-        with contextlib.suppress(LockmanError):  # it resurfaces per image, named
-            await client.prefetch_tokens(unique)
+        await client.prefetch_tokens(unique)
         results = await asyncio.gather(*(client.resolve(r) for r in unique), return_exceptions=True)
     by_ref = dict(zip(unique, results, strict=True))
     errors: list[LockmanError] = []

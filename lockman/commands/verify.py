@@ -8,25 +8,31 @@ bytes hashed; an index must still list the locked platforms.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lockman import lockfile
+from lockman import lockfile, report
 from lockman.commands._common import worst
-from lockman.console import err, out
+from lockman.console import err, out, use_colour
 from lockman.errors import EXIT_OK, EXIT_VERIFY, LockmanError, VerificationError
 from lockman.locker import platforms_of, wanted_images
 from lockman.lockfile import LockedImage, Lockfile
 from lockman.manifest import check_descriptor
+from lockman.progress import progress, tracked
 from lockman.reference import Reference
 from lockman.registry.client import NotFound, RegistryClient
+from lockman.signature_options import SignatureOptions
 from lockman.xcargo import XcargoConfig, load_config
+
+if TYPE_CHECKING:
+    from lockman.signature_check import ImageSignatures
+    from lockman.signatures import PolicySet
 
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # missing | stale | pin-mismatch | no-lockfile | not-served | digest-mismatch | ...
+    kind: str  # one of report.PROBLEM_KINDS
     image: str
     message: str
     exit_code: int = EXIT_VERIFY
@@ -132,29 +138,109 @@ async def _check_online(client: RegistryClient, use_ref: Reference, entry: Locke
     return problems
 
 
-async def run(config_path: Path, *, offline: bool, timeout: float) -> int:
+async def run(
+    config_path: Path,
+    *,
+    offline: bool,
+    timeout: float,
+    signatures: SignatureOptions | None = None,
+    deep: bool = False,
+    no_cache: bool = False,
+    fmt: report.Format = "text",
+) -> int:
     config = load_config(config_path)
+    options = signatures or SignatureOptions()
+    policies = None
+    if options.wanted(config.path):
+        from lockman.signature_check import load_policies
+
+        policies = load_policies(config.path, options)  # bad keys or policies: exit 2, no network
     lock = lockfile.read(config.lockfile_path)
     problems = consistency(config, lock)
-    checked = 0
+    checked: list[LockedImage] = []
+    deep_blobs: int | None = None
+    deep_bytes = 0
+    signed: list[ImageSignatures] = []
+    if policies is not None and offline:
+        err("warning: --offline: signatures are not checked (they live in the registry)")
     if not offline and lock is not None:
         entries = lock.by_key()
         targets = [
             (w.use.ref, entries[w.key]) for w in wanted_images(config.images, config.path) if w.key in entries
         ]
-        async with RegistryClient(timeout=timeout) as client:
-            with contextlib.suppress(LockmanError):  # it resurfaces per image, named
-                await client.prefetch_tokens([r for r, _ in targets])
-            results = await asyncio.gather(*(_check_online(client, r, e) for r, e in targets))
+        from lockman.cache import ManifestCache
+
+        async with RegistryClient(timeout=timeout, cache=None if no_cache else ManifestCache()) as client:
+            await client.prefetch_tokens([r for r, _ in targets])
+            with progress(len(targets), "verifying images") as tick:
+                results, signed = await asyncio.gather(
+                    asyncio.gather(*(tracked(_check_online(client, r, e), tick) for r, e in targets)),
+                    _check_signatures(client, targets, policies, options.recursive),
+                )
+            if deep and not any(results):
+                from lockman.deep_verify import DeepVerifier
+
+                verifier = DeepVerifier(client)
+                blob_errors = await asyncio.gather(*(verifier.check(r, e) for r, e in targets))
+                results = [
+                    *results,
+                    *(
+                        [Problem("blob", e.display, str(x), x.exit_code) for x in b]
+                        for (_, e), b in zip(targets, blob_errors, strict=True)
+                    ),
+                ]
+                deep_blobs, deep_bytes = verifier.blobs, verifier.bytes_hashed
         for r in results:
             problems.extend(r)
-        checked = len(targets)
+        problems.extend(_signature_problems(signed))
+        checked = [e for _, e in targets]
+    elif lock is not None:
+        checked = list(lock.images)
+    if fmt == "text":  # in JSON each image carries its signatures; stdout holds only the report
+        for s in signed:
+            for line in s.lines():
+                out(line)
     for p in problems:
         err(f"error: {p.message}")
+    by_image = {s.image: s.as_dict() for s in signed}
+    result = report.VerifyReport(
+        str(config.lockfile_path),
+        offline,
+        tuple(
+            report.VerifiedImage(e.name, e.tag, e.digest, e.source, by_image.get(e.display)) for e in checked
+        ),
+        tuple(report.VerifyProblem(p.kind, p.image, p.message) for p in problems),
+        signed=len(signed),
+        blobs=deep_blobs,
+        blob_bytes=deep_bytes,
+    )
+    rendered = report.render_verify(result, fmt, colour=use_colour())
+    if rendered:
+        out(rendered.rstrip("\n"))
     if problems:
         return worst(p.exit_code for p in problems)
-    mode = (
-        "offline: lock matches config" if offline else f"{checked} images verified against their registries"
-    )
-    out(f"{config.lockfile_path}: ok ({mode})")
     return EXIT_OK
+
+
+async def _check_signatures(
+    client: RegistryClient,
+    targets: list[tuple[Reference, LockedImage]],
+    policies: PolicySet | None,
+    recursive: bool,
+) -> list[ImageSignatures]:
+    """Signature verdicts for every locked image a policy covers (see lockman.signature_check)."""
+    if policies is None:
+        return []
+    from lockman.signature_check import SignatureTarget, check_all
+
+    sig_targets = [
+        SignatureTarget(ref, e.display, e.digest, tuple((p.platform, p.digest) for p in e.platforms))
+        for ref, e in targets
+    ]
+    return await check_all(client, sig_targets, policies, recursive=recursive)
+
+
+def _signature_problems(signed: list[ImageSignatures]) -> list[Problem]:
+    return [
+        Problem("signature", s.image, message, c.exit_code) for s in signed for c, message in s.failures()
+    ]

@@ -27,6 +27,7 @@ from lockman.registry.credentials import Credential, CredentialStore
 
 _SCOPE_PATH = re.compile(r"^/v2/(?P<name>.+?)/(?:manifests|blobs|tags|referrers)/")
 MIN_TOKEN_LIFETIME = 60.0
+CLIENT_ID = "lockman"
 
 
 def scope_for_path(path: str) -> str | None:
@@ -91,19 +92,23 @@ class RegistryAuth(httpx.Auth):
         if challenge is None:
             raise AuthError(f"{self._registry_of(host)}: authentication required (no usable challenge)")
         self._challenges[host] = challenge
+        # insufficient_scope names the scope(s) the registry wants (space-separated).
         wanted = (
             challenge.params.get("scope") if challenge.params.get("error") == "insufficient_scope" else None
         )
         await self._authorise(request, host, wanted or scope, refresh=True)
         response = yield request
         if response.status_code == 401:
-            registry = self._registry_of(host)
-            if self._credential(host, scope) is None:
-                raise AuthError(
-                    f"{registry}: authentication required (no credentials found for it; "
-                    f"run `docker login {registry}`)"
-                )
-            raise AuthError(f"{registry}: authentication failed (credentials were refused)")
+            raise self._failure(host, scope)
+
+    def _failure(self, host: str, scope: str | None) -> AuthError:
+        """One line: which registry, and whether credentials were missing or refused."""
+        registry = self._registry_of(host)
+        if self._credential(host, scope) is None:
+            why = self._credentials.problem(registry)
+            hint = f"{why}" if why else "no credentials found for it"
+            return AuthError(f"{registry}: authentication required ({hint}; run `docker login {registry}`)")
+        return AuthError(f"{registry}: authentication failed (credentials were refused)")
 
     async def _authorise(
         self, request: httpx.Request, host: str, scope: str | None, *, refresh: bool
@@ -118,7 +123,7 @@ class RegistryAuth(httpx.Auth):
                 request.headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
             return
         scope = scope or challenge.params.get("scope") or ""
-        token = await self.token(host, [scope], refresh=refresh)
+        token = await self.token(host, scope.split() or [""], refresh=refresh)
         if token:
             request.headers["Authorization"] = f"Bearer {token}"
 
@@ -171,11 +176,17 @@ class RegistryAuth(httpx.Auth):
             params.append(("service", challenge.params["service"]))
         params += [("scope", s) for s in scopes if s]
         if cred and cred.identity_token:
+            # OAuth2 refresh-token grant, as docker sends it: one space-separated scope field.
             form = [
                 ("grant_type", "refresh_token"),
                 ("refresh_token", cred.identity_token),
-                ("client_id", "lockman"),
-            ] + [(k, v) for k, v in params]
+                ("client_id", CLIENT_ID),
+                ("access_type", "offline"),
+            ]
+            if challenge.params.get("service"):
+                form.append(("service", challenge.params["service"]))
+            if any(scopes):
+                form.append(("scope", " ".join(s for s in scopes if s)))
             request = httpx.Request(
                 "POST",
                 realm_url,
@@ -191,7 +202,7 @@ class RegistryAuth(httpx.Auth):
         response = await self._send(request)
         if response.status_code in (401, 403):
             if cred is None:
-                raise AuthError(f"{registry}: authentication required (no credentials found for it)")
+                raise self._failure(host, scopes[0] if scopes else None)
             raise AuthError(f"{registry}: authentication failed (token server refused the credentials)")
         if response.status_code != 200:
             raise RegistryError(
@@ -206,6 +217,8 @@ class RegistryAuth(httpx.Auth):
         if not isinstance(value, str) or not value:
             raise RegistryError(f"{registry}: token server {realm_url.host} sent no token")
         register_secret(value)
+        if isinstance(body, dict) and isinstance(body.get("refresh_token"), str):
+            register_secret(body["refresh_token"])
         return value, lifetime
 
 

@@ -8,18 +8,23 @@ Resolution costs one HEAD per reference; a GET happens only when the caller need
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import ssl
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from lockman.errors import AuthError, RegistryError, VerificationError
+from lockman.console import err
+from lockman.errors import AuthError, LockmanError, RegistryError, VerificationError
 from lockman.manifest import (
     ACCEPT,
     MANIFEST_TYPES,
     MAX_MANIFEST_BYTES,
+    OCI_INDEX,
     SCHEMA1_TYPES,
     Descriptor,
     Manifest,
@@ -27,14 +32,22 @@ from lockman.manifest import (
     parse_manifest,
 )
 from lockman.reference import DOCKER_HUB, DOCKER_HUB_API, Reference, is_digest
+from lockman.registry import ratelimit, tls
 from lockman.registry.auth import RegistryAuth
 from lockman.registry.credentials import CredentialStore
-from lockman.registry.hosts import default_ssl_context, plain_http_allowed
-from lockman.registry.retry import BodyTooLarge, Retrier, RetryPolicy, attempts_note, retry_after
+from lockman.registry.host_transport import HostTransport
+from lockman.registry.hosts import plain_http_allowed
+from lockman.registry.registries_conf import Endpoint, RegistriesConf
+from lockman.registry.retry import BodyTooLarge, Retrier, RetryPolicy, attempts_note
+
+if TYPE_CHECKING:
+    from lockman.cache import ManifestCache
 
 DEFAULT_CONCURRENCY = 16
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = "lockman"
+
+log = logging.getLogger("lockman.client")
 
 
 class NotFound(RegistryError):
@@ -65,6 +78,8 @@ class RegistryClient:
         credentials: CredentialStore | None = None,
         http2: bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
+        registries: RegistriesConf | None = None,
+        cache: ManifestCache | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
         self._timeout = timeout
@@ -73,6 +88,9 @@ class RegistryClient:
         self._credentials = credentials or CredentialStore()
         self._http2 = http2
         self._transport = transport
+        self._registries = registries
+        self._warned: set[str] = set()
+        self._cache = cache
         self._http: httpx.AsyncClient | None = None
         self._bases: dict[str, asyncio.Task[str]] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
@@ -80,18 +98,40 @@ class RegistryClient:
         self.auth: RegistryAuth
 
     async def __aenter__(self) -> RegistryClient:
+        if self._registries is None:
+            self._registries = RegistriesConf.load()
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
+        # Per-host TLS trust, client certificates and proxies (see host_transport.py).
+        transport = self._transport or HostTransport(
+            http2=self._http2, limits=limits, insecure=self._registries.is_insecure
+        )
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(self._timeout),
             http2=self._http2,
-            verify=default_ssl_context(),
             follow_redirects=True,
-            transport=self._transport,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            transport=transport,
+            limits=limits,
             headers={"User-Agent": USER_AGENT},
-            trust_env=True,
+            trust_env=False,  # proxies and CA variables are honoured by HostTransport
         )
-        self.auth = RegistryAuth(self._credentials, self._send_raw, plain_http_allowed, _registry_name)
+        self.auth = RegistryAuth(self._credentials, self._send_raw, self._plain_http_ok, _registry_name)
         return self
+
+    def _plain_http_ok(self, host: str) -> bool:
+        """Loopback registries (as docker allows) and those registries.conf marks insecure."""
+        return plain_http_allowed(host, self._registries is not None and self._registries.is_insecure(host))
+
+    def endpoints(self, ref: Reference) -> list[Endpoint]:
+        """Where to ask for ``ref``: registries.conf mirrors in order, then its location."""
+        assert self._registries is not None, "use RegistryClient as an async context manager"
+        return self._registries.endpoints(ref)
+
+    def _has_credentials(self, response: httpx.Response) -> bool:
+        registry = _answered_by(response)
+        try:
+            return self._credentials.get(registry) is not None
+        except LockmanError:
+            return False
 
     async def __aexit__(self, *exc: object) -> None:
         for task in self._bases.values():
@@ -111,7 +151,7 @@ class RegistryClient:
         self.requests[host] += 1
         try:
             return await self.retrier.send(self.http, request)
-        except httpx.HTTPError as e:
+        except (httpx.HTTPError, ssl.SSLError) as e:  # httpcore's HTTP/2 may leak SSLError
             raise _network_error(host, e) from None
         except BodyTooLarge as e:
             raise RegistryError(f"{_registry_name(host)}: answer to {request.url.path} is {e}") from None
@@ -125,7 +165,7 @@ class RegistryClient:
         return await asyncio.shield(task)
 
     async def _ping(self, host: str) -> str:
-        schemes = ["https", "http"] if plain_http_allowed(host) else ["https"]
+        schemes = ["https", "http"] if self._plain_http_ok(host) else ["https"]
         first_error: RegistryError | None = None
         for scheme in schemes:
             base = f"{scheme}://{host}"
@@ -165,6 +205,47 @@ class RegistryClient:
         stream: bool = False,
         limit: int | None = MAX_MANIFEST_BYTES,
     ) -> httpx.Response:
+        """Send to the first endpoint (mirror or location) that answers usefully.
+
+        A mirror that cannot be reached, refuses us, fails or lacks the content hands over to
+        the next endpoint; the primary location's answer (or error) is final.
+        """
+        endpoints = self.endpoints(ref)
+        for ep in endpoints[:-1]:
+            try:
+                response = await self._request_at(
+                    method, ep.ref, path, headers=headers, stream=stream, limit=limit, retry=False
+                )
+            except RegistryError as e:
+                self._mirror_failed(ref, ep, str(e))
+                continue
+            if not _try_next_endpoint(response.status_code):
+                return response
+            await response.aclose()
+            self._mirror_failed(ref, ep, f"HTTP {response.status_code}")
+        return await self._request_at(
+            method, endpoints[-1].ref, path, headers=headers, stream=stream, limit=limit
+        )
+
+    def _mirror_failed(self, ref: Reference, ep: Endpoint, why: str) -> None:
+        if why == "HTTP 404":
+            log.debug("mirror %s does not have %s; trying the next location", ep.host, ref.familiar())
+            return
+        if ep.host not in self._warned:
+            self._warned.add(ep.host)
+            err(f"warning: mirror {ep.host} for {ref.registry} failed ({why}); using the next location")
+
+    async def _request_at(
+        self,
+        method: str,
+        ref: Reference,
+        path: str,
+        *,
+        headers: dict[str, str] | None = None,
+        stream: bool = False,
+        limit: int | None = MAX_MANIFEST_BYTES,
+        retry: bool = True,
+    ) -> httpx.Response:
         host = ref.api_host
         base = await self._base(host)
         request = self.http.build_request(method, f"{base}/v2/{ref.repository}/{path}", headers=headers)
@@ -172,11 +253,11 @@ class RegistryClient:
             self.requests[host] += 1
             try:
                 response = await self.retrier.send(
-                    self.http, request, auth=self.auth, stream=stream, limit=limit
+                    self.http, request, auth=self.auth, stream=stream, limit=limit, retry=retry
                 )
             except AuthError:
                 raise
-            except httpx.HTTPError as e:
+            except (httpx.HTTPError, ssl.SSLError) as e:  # httpcore's HTTP/2 may leak SSLError
                 raise _network_error(host, e, _where(ref)) from None
             except BodyTooLarge as e:
                 what = "declares" if e.declared else "sent more than"
@@ -186,17 +267,37 @@ class RegistryClient:
                 ) from None
         # Count the auth round trips that happened inside the flow.
         self.requests[host] += len(response.history)
+        self._observe_quota(host, response)
         return response
 
+    def _observe_quota(self, host: str, response: httpx.Response) -> None:
+        """Warn once per run when Docker Hub says few pulls are left in its window."""
+        if not ratelimit.is_docker_hub(host) or f"quota:{host}" in self._warned:
+            return
+        q = ratelimit.quota(response.headers)
+        if q is not None and q.low and response.status_code != 429:
+            self._warned.add(f"quota:{host}")
+            err(ratelimit.low_quota_warning(_registry_name(host), q, self._has_credentials(response)))
+
     async def prefetch_tokens(self, refs: list[Reference]) -> None:
-        """One token request per registry for all repositories this run will touch."""
+        """One token request per registry for all repositories this run will touch.
+
+        Best effort: a failure here is reported by the request that meets it, with its reference.
+        """
         by_host: dict[str, set[str]] = {}
         for r in refs:
-            by_host.setdefault(r.api_host, set()).add(r.repository)
+            try:
+                first = self.endpoints(r)[0].ref
+            except LockmanError:
+                continue
+            by_host.setdefault(first.api_host, set()).add(first.repository)
 
         async def one(host: str, repos: set[str]) -> None:
-            await self._base(host)
-            await self.auth.prefetch(host, sorted(repos))
+            try:
+                await self._base(host)
+                await self.auth.prefetch(host, sorted(repos))
+            except RegistryError as e:
+                log.debug("token prefetch for %s failed: %s", host, e)
 
         await asyncio.gather(*(one(h, r) for h, r in by_host.items()))
 
@@ -205,11 +306,11 @@ class RegistryClient:
         """HEAD the manifest; None when the registry's answer cannot give a digest."""
         response = await self._request("HEAD", ref, f"manifests/{ref.reference}", headers={"Accept": ACCEPT})
         if response.status_code == 404:
-            raise NotFound(f"{ref.familiar()}: manifest unknown to {_registry_name(ref.api_host)}")
+            raise NotFound(f"{ref.familiar()}: manifest unknown to {_answered_by(response)}")
         if response.status_code != 200:
             if response.status_code in (405, 400) or response.status_code >= 500:
                 return None  # fall back to GET, which also reports lasting failures
-            _raise_status(ref, response)
+            _raise_status(ref, response, self._has_credentials(response))
         digest = response.headers.get("docker-content-digest", "")
         media_type = response.headers.get("content-type", "").split(";")[0].strip()
         if media_type in SCHEMA1_TYPES:
@@ -222,13 +323,29 @@ class RegistryClient:
         return Descriptor(media_type, digest, size)
 
     async def get_manifest(self, ref: Reference) -> Manifest:
-        """GET a manifest; verify its bytes against the digest asked for (or the header's)."""
+        """GET a manifest; verify its bytes against the digest asked for (or the header's).
+
+        With a manifest cache, a fetch by digest whose bytes are cached (and still hash right)
+        costs one HEAD, which confirms the registry still serves that digest, instead of a GET.
+        """
+        if self._cache is not None and ref.digest is not None:
+            cached = self._cache.get(ref.digest)
+            if cached is not None:
+                desc = await self.head_manifest(ref)
+                if desc is not None and desc.digest == ref.digest:
+                    return parse_manifest(cached, None, ref.digest, what=ref.familiar())
+        manifest = await self._get_manifest(ref)
+        if self._cache is not None and ref.digest is not None:
+            self._cache.put(manifest.digest, manifest.raw)
+        return manifest
+
+    async def _get_manifest(self, ref: Reference) -> Manifest:
         what = ref.familiar()
         response = await self._request("GET", ref, f"manifests/{ref.reference}", headers={"Accept": ACCEPT})
         if response.status_code == 404:
-            raise NotFound(f"{what}: manifest unknown to {_registry_name(ref.api_host)}")
+            raise NotFound(f"{what}: manifest unknown to {_answered_by(response)}")
         if response.status_code != 200:
-            _raise_status(ref, response)
+            _raise_status(ref, response, self._has_credentials(response))
         raw = response.content  # read under the size cap; a truncated body was retried
         header_digest = response.headers.get("docker-content-digest")
         if ref.digest is not None:
@@ -258,60 +375,159 @@ class RegistryClient:
         manifest = await self.get_manifest(ref)
         return Resolved(ref, Descriptor(manifest.media_type, manifest.digest, len(manifest.raw)), manifest)
 
+    # -- small blobs and referrers (signature material) -------------------------------------
+    async def fetch_small_blob(self, ref: Reference, digest: str, max_bytes: int) -> bytes:
+        """GET a blob of at most ``max_bytes`` into memory and check it hashes to ``digest``.
+
+        For signature payloads and bundles, which are small; image layers go through the pull
+        path. A blob larger than the bound is refused rather than buffered.
+        """
+        what = f"{ref.familiar()}: blob {digest}"
+        response = await self._request("GET", ref, f"blobs/{digest}", stream=True)
+        try:
+            if response.status_code == 404:
+                raise NotFound(f"{what}: unknown to {_registry_name(ref.api_host)}")
+            if response.status_code != 200:
+                _raise_status(ref, response)
+            chunks: list[bytes] = []
+            total = 0
+            try:
+                async for chunk in response.aiter_bytes():
+                    total += len(chunk)
+                    if total > max_bytes:
+                        raise VerificationError(f"{what}: larger than the {max_bytes}-byte limit")
+                    chunks.append(chunk)
+            except httpx.HTTPError as e:
+                raise _network_error(ref.api_host, e) from None
+        finally:
+            await response.aclose()
+        data = b"".join(chunks)
+        actual = compute_digest(data, digest.partition(":")[0])
+        if actual != digest:
+            raise VerificationError(f"{what}: digest mismatch: content hashes to {actual}")
+        return data
+
+    async def get_referrers(self, ref: Reference, digest: str) -> Manifest | None:
+        """``GET /v2/<name>/referrers/<digest>`` (OCI 1.1); None where the API is missing (404).
+
+        The answer is an index built by the registry, so there is no digest to check it against.
+        """
+        response = await self._request("GET", ref, f"referrers/{digest}", headers={"Accept": OCI_INDEX})
+        if response.status_code in (400, 404, 405, 406):
+            return None  # no referrers API here (the spec says 404; older registries vary)
+        if response.status_code != 200:
+            _raise_status(ref, response)
+        raw = response.content
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise VerificationError(f"{ref.familiar()}: referrers index exceeds {MAX_MANIFEST_BYTES} bytes")
+        what = f"{ref.familiar()}: referrers of {digest}"
+        return parse_manifest(raw, OCI_INDEX, compute_digest(raw), what=what)
+
+    # -- blobs -------------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def stream_blob(
+        self, ref: Reference, digest: str, *, offset: int = 0
+    ) -> AsyncIterator[httpx.Response]:
+        """Open ``GET /v2/<name>/blobs/<digest>`` as a stream (from ``offset`` with a Range).
+
+        Yields the response with status 200 or 206; the caller reads ``aiter_raw()`` and hashes
+        (lockman.registry.blobs does). Redirects to object storage are followed; httpx drops
+        ``Authorization`` whenever a redirect leaves the registry's origin. ``identity`` encoding
+        so the bytes received are the blob's bytes and Range offsets mean blob offsets.
+        """
+        headers = {"Accept-Encoding": "identity"}
+        if offset > 0:
+            headers["Range"] = f"bytes={offset}-"
+        what = f"{ref.with_digest(None).with_tag(None).familiar()}@{digest}"
+        response = await self._request("GET", ref, f"blobs/{digest}", headers=headers, stream=True)
+        try:
+            if response.status_code == 404:
+                raise NotFound(f"{what}: blob unknown to {_registry_name(ref.api_host)}")
+            if response.status_code == 416 and offset > 0:
+                raise RangeNotSatisfiable(f"{what}: registry refused to resume at byte {offset}")
+            if response.status_code not in (200, 206):
+                await response.aread()
+                _raise_status(ref, response)
+            yield response
+        finally:
+            await response.aclose()
+
+
+class RangeNotSatisfiable(RegistryError):
+    """A resume offset the registry cannot serve (HTTP 416): start the blob again."""
+
 
 def _registry_name(host: str) -> str:
     return DOCKER_HUB if host == DOCKER_HUB_API else host
 
 
-def _where(ref: Reference) -> str:
+def _answered_by(response: httpx.Response) -> str:
+    """The registry that actually answered (a mirror or rewritten location, maybe)."""
+    return _registry_name(response.request.url.netloc.decode("ascii"))
+
+
+def _try_next_endpoint(status: int) -> bool:
+    """Statuses after which a mirror hands over to the next location."""
+    return status in (401, 403, 404, 408, 429) or status >= 500
+
+
+def _where(ref: Reference, registry: str | None = None) -> str:
     """How an error names an image: the reference, after its registry when it does not show it."""
-    registry = _registry_name(ref.api_host)
+    registry = registry or _registry_name(ref.api_host)
     familiar = ref.familiar()
     return familiar if familiar.startswith(f"{registry}/") else f"{registry}: {familiar}"
 
 
-def _raise_status(ref: Reference, response: httpx.Response) -> None:
+def _raise_status(ref: Reference, response: httpx.Response, authenticated: bool = False) -> None:
     status = response.status_code
-    registry = _registry_name(ref.api_host)
-    where = _where(ref)
+    registry = _answered_by(response)
     detail = _error_detail(response)
+    note = attempts_note(response)
     if status == 401:
         raise AuthError(f"{registry}: authentication required for {ref.familiar()}")
     if status == 403:
         raise AuthError(f"{registry}: access to {ref.familiar()} denied{detail}")
-    note = attempts_note(response)
     if status == 429:
-        wait = retry_after(response)
-        later = f"; it asks to wait {wait:.0f} s" if wait is not None else ""
-        quota = ""
-        if registry == DOCKER_HUB:
-            quota = " (Docker Hub's pull limit is a rolling quota: log in, or try later)"
-        raise RegistryError(f"{where}: too many requests (HTTP 429){detail}{later}{quota}{note}")
-    raise RegistryError(f"{where}: HTTP {status}{detail}{note}")
+        host = response.request.url.netloc.decode("ascii")
+        code = _error_code(response)
+        raise RegistryError(
+            ratelimit.too_many_requests(registry, host, response.headers, code, authenticated) + note
+        )
+    raise RegistryError(f"{_where(ref, registry)}: HTTP {status}{detail}{note}")
 
 
-def _error_detail(response: httpx.Response) -> str:
+def _error_code(response: httpx.Response) -> str | None:
     """The registry's own error code, from its JSON error body, when it sent one."""
     try:
         body: Any = response.json()
     except (ValueError, httpx.ResponseNotRead, UnicodeDecodeError):
-        return ""
+        return None
     if isinstance(body, dict) and isinstance(body.get("errors"), list) and body["errors"]:
         first = body["errors"][0]
         if isinstance(first, dict) and isinstance(first.get("code"), str):
-            return f" ({first['code']})"
-    return ""
+            return str(first["code"])
+    return None
 
 
-def _network_error(host: str, e: httpx.HTTPError, where: str | None = None) -> RegistryError:
+def _error_detail(response: httpx.Response) -> str:
+    code = _error_code(response)
+    return f" ({code})" if code else ""
+
+
+def _network_error(host: str, e: httpx.HTTPError | ssl.SSLError, where: str | None = None) -> RegistryError:
     """One line for a network failure, naming the image (``where``) when there is one."""
     registry = where or _registry_name(host)
     cause: BaseException | None = e
     while cause is not None:
         if isinstance(cause, ssl.SSLCertVerificationError):
             return RegistryError(
-                f"{registry}: TLS certificate not trusted ({cause.verify_message}); trust its CA "
-                f"with SSL_CERT_FILE or /etc/docker/certs.d/{host}/ca.crt"
+                f"{registry}: TLS certificate not trusted ({cause.verify_message}); "
+                f"{tls.untrusted_hint(host)}"
+            )
+        if isinstance(cause, ssl.SSLError) and cause.reason in tls.CLIENT_CERT_ALERTS:
+            return RegistryError(
+                f"{registry}: the registry refused the TLS handshake ({cause.reason}); "
+                f"{tls.client_cert_hint(host)}"
             )
         cause = cause.__cause__ or cause.__context__
     note = attempts_note(e)

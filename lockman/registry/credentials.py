@@ -119,40 +119,70 @@ def _helper_server_url(registry: str) -> str:
     return "https://index.docker.io/v1/" if registry == "docker.io" else registry
 
 
-def run_helper(helper: str, registry: str) -> Credential | None:
-    """Ask ``docker-credential-<helper>``; None when it is missing or has nothing for us."""
-    exe = shutil.which(f"docker-credential-{helper}")
+HELPER_TIMEOUT = 20.0
+
+
+@dataclass(frozen=True)
+class HelperResult:
+    """What a helper said: a credential, nothing (anonymous), or a failure worth reporting."""
+
+    credential: Credential | None = None
+    problem: str = ""  # empty unless the helper is broken (not merely missing or empty-handed)
+
+
+def _not_found(text: str) -> bool:
+    t = text.lower()
+    return "not found" in t or "no credentials" in t or "does not exist" in t
+
+
+def _first_line(data: bytes) -> str:
+    line = data.decode("utf-8", "replace").strip().splitlines()
+    return line[0][:200] if line else ""
+
+
+def run_helper(helper: str, registry: str) -> HelperResult:
+    """Ask ``docker-credential-<helper> get`` for ``registry``'s credentials.
+
+    Missing helper or "credentials not found": anonymous, logged at debug level (ggcr#156,
+    docker/cli#1989). Anything else the helper does wrong (crash, hang, garbage) is a problem
+    for this registry only; the caller carries on anonymously and reports it if auth fails.
+    """
+    name = f"docker-credential-{helper}"
+    exe = shutil.which(name)
     if exe is None:
-        log.debug("credential helper docker-credential-%s not found; anonymous", helper)
-        return None
+        log.debug("credential helper %s not found on PATH; %s: anonymous", name, registry)
+        return HelperResult()
     try:
         proc = subprocess.run(
             [exe, "get"],
             input=_helper_server_url(registry).encode(),
             capture_output=True,
-            timeout=30,
+            timeout=HELPER_TIMEOUT,
             check=False,
         )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        log.debug("credential helper %s failed for %s: %s", helper, registry, type(e).__name__)
-        return None
+    except subprocess.TimeoutExpired:
+        return HelperResult(problem=f"{name} did not answer within {HELPER_TIMEOUT:g} s")
+    except OSError as e:
+        return HelperResult(problem=f"{name} could not be run ({e.strerror or type(e).__name__})")
     if proc.returncode != 0:
-        # "credentials not found in native keychain" and friends: anonymous, by design.
-        log.debug("credential helper %s has no credentials for %s", helper, registry)
-        return None
+        said = _first_line(proc.stdout) or _first_line(proc.stderr)
+        if _not_found(said):
+            log.debug("credential helper %s has no credentials for %s; anonymous", name, registry)
+            return HelperResult()
+        return HelperResult(problem=f"{name} failed (exit {proc.returncode}: {said or 'no message'})")
     try:
         data = json.loads(proc.stdout)
     except ValueError:
-        log.debug("credential helper %s answered with something that is not JSON", helper)
-        return None
+        return HelperResult(problem=f"{name} answered with something that is not JSON")
     if not isinstance(data, dict):
-        return None
+        return HelperResult(problem=f"{name} answered with something that is not a JSON object")
     user, secret = str(data.get("Username") or ""), str(data.get("Secret") or "")
     if not secret:
-        return None
+        log.debug("credential helper %s returned no secret for %s; anonymous", name, registry)
+        return HelperResult()
     if user == "<token>":
-        return Credential(identity_token=secret)
-    return Credential(username=user, password=secret)
+        return HelperResult(Credential(identity_token=secret))
+    return HelperResult(Credential(username=user, password=secret))
 
 
 def _docker_config_path() -> Path:
@@ -175,6 +205,7 @@ class CredentialStore:
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, str], Credential | None] = {}
+        self.problems: dict[str, str] = {}  # registry → why its helper gave nothing
         self._docker: dict[str, Any] | None = None
         self._docker_loaded = False
 
@@ -190,25 +221,50 @@ class CredentialStore:
             self._cache[key] = self._find(registry, repository)
         return self._cache[key]
 
+    def _helper(self, helper: str, registry: str) -> Credential | None:
+        result = run_helper(helper, registry)
+        if result.problem:
+            self.problems[registry] = result.problem
+            log.warning("%s: %s; continuing without its credentials", registry, result.problem)
+        return result.credential
+
+    def problem(self, registry: str) -> str:
+        """Why credentials for ``registry`` may be missing (a broken helper), or ''."""
+        return self.problems.get(registry, "")
+
     def _find(self, registry: str, repository: str) -> Credential | None:
+        cred, source = self._search(registry, repository)
+        where = f"{registry}/{repository}" if repository else registry
+        if cred is None:
+            log.debug("%s: no credentials found; anonymous", where)
+        else:
+            kind = "identity token" if cred.identity_token else "username and password"
+            log.debug("%s: %s from %s", where, kind, source)
+        return cred
+
+    def _search(self, registry: str, repository: str) -> tuple[Credential | None, str]:
         cfg = self._docker_config()
+        docker = str(_docker_config_path())
         helpers = cfg.get("credHelpers")
         if isinstance(helpers, dict):
             for k, helper in helpers.items():
                 if _normalise_key(str(k)) == registry and isinstance(helper, str) and helper:
-                    return run_helper(helper, registry)
+                    # docker asks this helper only
+                    return self._helper(
+                        helper, registry
+                    ), f"docker-credential-{helper} ({docker} credHelpers)"
         store = cfg.get("credsStore")
         if isinstance(store, str) and store:
-            cred = run_helper(store, registry)
+            cred = self._helper(store, registry)
             if cred:
-                return cred
+                return cred, f"docker-credential-{store} ({docker} credsStore)"
         cred = _lookup_auths(cfg.get("auths"), registry, repository)
         if cred:
-            return cred
+            return cred, f"{docker} auths"
         for path in _podman_auth_paths():
             data = _read_json(path)
             if data:
                 cred = _lookup_auths(data.get("auths"), registry, repository)
                 if cred:
-                    return cred
-        return None
+                    return cred, f"{path} auths"
+        return None, ""

@@ -1,15 +1,14 @@
-"""Per-host policy: which scheme a registry is spoken to with, and which TLS trust applies.
+"""Per-host policy: which scheme a registry is spoken to with.
 
-Plain HTTP is allowed only for loopback registries (localhost, 127.0.0.0/8, ::1), as Docker
-allows; there lockman still tries HTTPS first and falls back to HTTP only when the server does
-not speak TLS. Every other registry must use HTTPS.
+Plain HTTP is allowed for loopback registries (localhost, 127.0.0.0/8, ::1), as Docker allows,
+and for registries that registries.conf marks ``insecure``; there lockman still tries HTTPS
+first and falls back to HTTP only when the server does not speak TLS. Every other registry must
+use HTTPS. TLS trust per host lives in ``tls.py``; connections per host in ``host_transport.py``.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import ssl
-from functools import lru_cache
 
 
 def host_only(host: str) -> str:
@@ -29,11 +28,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def plain_http_allowed(host: str) -> bool:
-    return is_loopback(host)
-
-
-@lru_cache(maxsize=1)
-def default_ssl_context() -> ssl.SSLContext:
-    """System trust store, plus ``SSL_CERT_FILE``/``SSL_CERT_DIR`` when set (OpenSSL reads them)."""
-    return ssl.create_default_context()
+def plain_http_allowed(host: str, insecure: bool = False) -> bool:
+    """Loopback, or marked insecure by the user's registries.conf."""
+    return insecure or is_loopback(host)

@@ -25,7 +25,6 @@ every retry) is switched off: lockman's output is one line per error.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import os
 import ssl
 import time
@@ -38,12 +37,14 @@ import stamina
 import stamina.instrumentation
 
 from lockman.errors import InputError
+from lockman.registry.ratelimit import retry_after_seconds
 
 stamina.instrumentation.set_on_retry_hooks([])
 
 RETRY_STATUSES = frozenset({408, 429}) | (frozenset(range(500, 600)) - {501, 505})
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 DEFAULT_BODY_LIMIT = 4 * 1024 * 1024
+ERROR_BODY_LIMIT = 64 * 1024
 REQUEST_WINDOW = 2.0  # multiples of the per-request timeout
 RUN_WINDOW = 6.0
 
@@ -138,6 +139,7 @@ class Retrier:
         auth: httpx.Auth | None = None,
         stream: bool = False,
         limit: int | None = DEFAULT_BODY_LIMIT,
+        retry: bool = True,
     ) -> httpx.Response:
         """Send ``request`` and (unless ``stream``) read its body, retrying what is worth it.
 
@@ -147,7 +149,7 @@ class Retrier:
         """
         now = time.monotonic()
         window = min(REQUEST_WINDOW * self.timeout, self.run_deadline - now)
-        retry_ok = request.method in IDEMPOTENT and window > 0 and self.policy.attempts > 1
+        retry_ok = retry and request.method in IDEMPOTENT and window > 0 and self.policy.attempts > 1
         begun = now
         attempts = 0
 
@@ -202,7 +204,9 @@ class Retrier:
             async with asyncio.timeout(self.timeout):
                 response = await http.send(request, auth=auth, stream=True)
                 retryable = retry_ok and response.status_code in RETRY_STATUSES
-                if not stream or retryable:
+                if retryable:
+                    await _read_error_body(response, request.method)
+                elif not stream:
                     await _read(response, request.method, limit)
         except TimeoutError:
             if response is not None:
@@ -228,6 +232,14 @@ async def _read(response: httpx.Response, method: str, limit: int | None) -> Non
     await response.aread()
 
 
+async def _read_error_body(response: httpx.Response, method: str) -> None:
+    """Read an error body for its detail; a huge one is dropped unread, not an error."""
+    try:
+        await _read(response, method, ERROR_BODY_LIMIT)
+    except BodyTooLarge:
+        await response.aclose()
+
+
 def _transient(exc: BaseException) -> bool:
     """Network trouble worth another try; TLS failures and protocol misuse are not."""
     if not isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError):
@@ -242,23 +254,7 @@ def _transient(exc: BaseException) -> bool:
 
 def _retry_after(response: httpx.Response) -> float | None:
     """``Retry-After`` in seconds (delta or HTTP date), or None when absent or unreadable."""
-    value = response.headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def retry_after(response: httpx.Response) -> float | None:
-    """Public form of the ``Retry-After`` reading, for error messages."""
-    return _retry_after(response)
+    return retry_after_seconds(response.headers.get("retry-after"))
 
 
 def attempts_note(obj: object) -> str:

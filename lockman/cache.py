@@ -1,0 +1,80 @@
+"""A content-addressed cache of verified manifests in the user's cache directory.
+
+Safe to share and to leave lying around because nothing in it is trusted: an entry is a file
+named by its digest, and every read hashes the bytes again; an entry that does not hash to its
+name (a corrupted disk, a meddling user) is deleted and treated as a miss. Writes are atomic
+(temp file + rename), so concurrent lockman runs never see half an entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from lockman.manifest import MAX_MANIFEST_BYTES, compute_digest
+from lockman.reference import is_digest
+
+
+def default_cache_dir() -> Path:
+    """``$LOCKMAN_CACHE_DIR``, else the platform's user cache directory (XDG on Linux)."""
+    env = os.environ.get("LOCKMAN_CACHE_DIR")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("lockman"))
+
+
+class ManifestCache:
+    """Manifest bytes by digest under ``<root>/manifests/<alg>/<hex>``."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = (root or default_cache_dir()) / "manifests"
+        self.hits = 0
+        self.misses = 0
+
+    def _path(self, digest: str) -> Path:
+        alg, _, hex_ = digest.partition(":")
+        return self.root / alg / hex_
+
+    def get(self, digest: str) -> bytes | None:
+        """The cached bytes for ``digest``, re-hashed; None on a miss or a bad entry."""
+        if not is_digest(digest):
+            return None
+        path = self._path(digest)
+        try:
+            with path.open("rb") as f:
+                data = f.read(MAX_MANIFEST_BYTES + 1)
+        except OSError:
+            self.misses += 1
+            return None
+        if len(data) > MAX_MANIFEST_BYTES or compute_digest(data, digest.partition(":")[0]) != digest:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            self.misses += 1
+            return None
+        self.hits += 1
+        return data
+
+    def put(self, digest: str, data: bytes) -> None:
+        """Store bytes already verified against ``digest``; a cache that cannot write is no error."""
+        if not is_digest(digest) or compute_digest(data, digest.partition(":")[0]) != digest:
+            return
+        path = self._path(digest)
+        if path.exists():
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        except OSError:
+            pass

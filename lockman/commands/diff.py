@@ -1,0 +1,91 @@
+"""`lockman diff OLD NEW`: what moved between two lockfiles.
+
+Each side is a path, ``-`` (stdin) or ``git:REV`` (xcargo.lock, next to the config, as committed
+at REV). A lockfile that does not exist at REV counts as empty, so
+``lockman diff git:HEAD~1 xcargo.lock`` on the commit that added the lock lists every image as
+added. The output is the same report `update` prints, in the same formats.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from lockman import lockfile, report
+from lockman.console import out, use_colour
+from lockman.errors import EXIT_OK, EXIT_VERIFY, InputError
+from lockman.lockfile import Lockfile
+
+
+def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    try:
+        return subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, check=False)
+    except FileNotFoundError:
+        raise InputError("git: not installed (needed to read git:REV)") from None
+
+
+def read_git(rev: str, lock_path: Path) -> Lockfile:
+    """``lock_path`` as committed at ``rev``, in the repository that contains it."""
+    cwd = lock_path.parent if str(lock_path.parent) else Path(".")
+    label = f"git:{rev}"
+    if not rev or rev.startswith("-"):
+        raise InputError(f"{label}: expected git:REV, e.g. git:HEAD or git:origin/main")
+    top = _git(cwd, "rev-parse", "--show-toplevel")
+    if top.returncode != 0:
+        raise InputError(f"{label}: {cwd.resolve()} is not inside a git repository")
+    if _git(cwd, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").returncode != 0:
+        raise InputError(f"{label}: unknown git revision {rev!r}")
+    spec = f"{rev}:./{lock_path.name}"
+    if _git(cwd, "cat-file", "-e", spec).returncode != 0:
+        return Lockfile()  # not committed yet at that revision
+    blob = _git(cwd, "cat-file", "blob", spec)
+    if blob.returncode != 0:
+        raise InputError(
+            f"{label}: cannot read {lock_path.name}: {blob.stderr.decode(errors='replace').strip()}"
+        )
+    try:
+        text = blob.stdout.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{label}:{lock_path.name}: not valid TOML: not UTF-8 text") from None
+    return lockfile.loads(text, f"{label}:{lock_path.name}")
+
+
+def load_side(spec: str, lock_path: Path) -> Lockfile:
+    if spec == "-":
+        return lockfile.loads(sys.stdin.read(), "<stdin>")
+    if spec.startswith("git:"):
+        return read_git(spec[4:], lock_path)
+    path = Path(spec)
+    lock = lockfile.read(path)
+    if lock is None:
+        raise InputError(f"{path}: no such file")
+    return lock
+
+
+def run(
+    old_spec: str,
+    new_spec: str | None,
+    *,
+    config_path: Path,
+    fmt: report.Format = "text",
+    commit_message: bool = False,
+    exit_code: bool = False,
+) -> int:
+    lock_path = config_path.with_name("xcargo.lock")
+    new_spec = new_spec or str(lock_path)
+    if old_spec == "-" and new_spec == "-":
+        raise InputError("diff: only one side can be read from stdin (-)")
+    old = load_side(old_spec, lock_path)
+    new = load_side(new_spec, lock_path)
+    rep = report.UpdateReport(report.image_updates(old, new), new_spec)
+    if commit_message:
+        if rep.commit_message:
+            out(rep.commit_message)
+    elif fmt != "text":
+        out(report.render_update(rep, fmt).rstrip("\n"))
+    elif rep.updates:
+        out(report.update_text(rep, colour=use_colour()))
+    else:
+        out(f"{old_spec} → {new_spec}: no differences")
+    return EXIT_VERIFY if exit_code and rep.updates else EXIT_OK

@@ -1,0 +1,228 @@
+"""`lockman pull`: fetch exactly the locked images, every byte checked.
+
+Two destinations. ``--oci-layout DIR`` writes an OCI image layout (each blob streamed, hashed,
+renamed into place only on a digest match; present valid blobs skipped; interrupted downloads
+resumed). Otherwise the images go to docker or podman: lockman verifies the manifests and the
+signature policy, then runs ``<engine> pull name@sha256:…`` and prints that command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from lockman import lockfile, reference, runtime
+from lockman.cache import ManifestCache
+from lockman.commands._common import report_errors
+from lockman.console import err, out, short
+from lockman.errors import EXIT_OK, InputError, LockmanError, RegistryError, VerificationError
+from lockman.image_graph import ImageGraph, config_platform, walk
+from lockman.lockfile import LockedImage
+from lockman.manifest import Descriptor, Platform
+from lockman.oci_layout import OciLayout
+from lockman.platforms import matches, parse_platform
+from lockman.reference import Reference
+from lockman.registry.blobs import download_blob, file_matches
+from lockman.registry.client import RegistryClient
+from lockman.signature_gate import SignatureGate
+from lockman.signature_options import SignatureOptions
+from lockman.xcargo import load_config
+
+BLOB_CONCURRENCY = 4
+
+
+def entry_reference(entry: LockedImage) -> Reference:
+    """The locked entry as a reference carrying its locked digest."""
+    text = f"{entry.name}:{entry.tag}" if entry.tag else entry.name
+    return reference.parse(text, default_tag=None).with_digest(entry.digest)
+
+
+def select_entries(lock: lockfile.Lockfile, names: list[str], lock_path: Path) -> list[LockedImage]:
+    """All entries, or those the user named (as written in the lock, or any equivalent name)."""
+    entries = list(lock.sorted().images)
+    if not names:
+        return entries
+    chosen: list[LockedImage] = []
+    for name in names:
+        found = [e for e in entries if name in (e.display, e.name)]
+        if not found:
+            wanted = reference.parse(name, default_tag=None)
+            for e in entries:
+                r = entry_reference(e)
+                if r.name == wanted.name and wanted.tag in (None, r.tag):
+                    found.append(e)
+        if not found:
+            raise InputError(f"{name}: not in {lock_path} (run `lockman update` after adding it)")
+        chosen.extend(e for e in found if e not in chosen)
+    return chosen
+
+
+@dataclass
+class _Run:
+    client: RegistryClient
+    layout: OciLayout
+    limit: asyncio.Semaphore
+    downloads: dict[str, asyncio.Task[tuple[int, bool]]]
+    gate: SignatureGate
+
+
+async def _blob(run: _Run, ref: Reference, desc: Descriptor, what: str) -> tuple[int, bool]:
+    """(bytes fetched, was already present); one task per digest per run."""
+    final = run.layout.blob_path(desc.digest)
+    if final.exists():
+        if file_matches(final, desc):
+            return 0, True
+        final.unlink()  # present but wrong: never leave it under its digest's name
+    async with run.limit:
+        fetched = await download_blob(
+            run.client, ref, desc, final, run.layout.partial_path(desc.digest), what=what
+        )
+    return fetched, False
+
+
+async def _pull_to_layout(run: _Run, entry: LockedImage, platform: Platform | None) -> str:
+    ref = entry_reference(entry)
+    what = entry.display
+    graph = await walk(run.client, ref, entry.digest, what=f"{what}@{entry.digest}", platform=platform)
+    await run.gate.check(run.client, ref, what, entry.digest, _platform_digests(entry))
+
+    def start(digest: str, role: str, desc: Descriptor) -> asyncio.Task[tuple[int, bool]]:
+        task = run.downloads.get(digest)
+        if task is None:
+            task = asyncio.ensure_future(_blob(run, ref, desc, f"{what} ({role} {short(digest)})"))
+            run.downloads[digest] = task
+        return task
+
+    single = graph.single_manifest
+    if platform is not None and single is not None and single.config is not None:
+        # A single-platform image: its config says which platform; check before any layer.
+        await start(single.config.digest, "config", single.config)
+        _check_single_platform(run, graph, platform, what)
+    tasks = [start(digest, role, desc) for digest, (role, desc) in graph.blobs.items()]
+    results = await asyncio.gather(*tasks)
+    for m in graph.manifests:
+        run.layout.put_verified_bytes(m.digest, m.raw)
+    run.layout.set_ref(what, graph.top)
+    fetched = sum(n for n, _ in results)
+    present = sum(1 for _, p in results if p)
+    return (
+        f"{what}  {short(graph.top.digest)}  {len(graph.manifests)} manifests, {len(results)} blobs "
+        f"({present} already present, {_mb(fetched)} fetched)"
+    )
+
+
+def _check_single_platform(run: _Run, graph: ImageGraph, platform: Platform | None, what: str) -> None:
+    """--platform with a single-platform image: its config must say that platform."""
+    m = graph.single_manifest
+    if platform is None or m is None or m.config is None:
+        return
+    declared = config_platform(run.layout.blob_path(m.config.digest).read_bytes())
+    if not matches(platform, declared):
+        raise InputError(f"{what}: is a {declared or 'unknown'} image, not {platform}")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n} bytes"
+
+
+def _platform_digests(entry: LockedImage) -> tuple[tuple[str, str], ...]:
+    return tuple((p.platform, p.digest) for p in entry.platforms)
+
+
+async def _verify_for_engine(
+    client: RegistryClient, entry: LockedImage, platform: Platform | None, gate: SignatureGate
+) -> None:
+    """Every manifest the engine will read, fetched by digest and hashed; then the policy."""
+    ref = entry_reference(entry)
+    await walk(client, ref, entry.digest, what=f"{entry.display}@{entry.digest}", platform=platform)
+    await gate.check(client, ref, entry.display, entry.digest, _platform_digests(entry))
+
+
+async def run(
+    config_path: Path,
+    images: list[str],
+    *,
+    oci_layout: Path | None,
+    platform: str | None,
+    runtime_name: str | None,
+    no_cache: bool,
+    timeout: float,
+    signatures: SignatureOptions | None = None,
+) -> int:
+    config = load_config(config_path)
+    gate = SignatureGate.open(config.path, signatures or SignatureOptions())
+    lock = lockfile.read(config.lockfile_path)
+    if lock is None:
+        raise InputError(f"{config.lockfile_path}: no lockfile; run `lockman update`")
+    if oci_layout is not None and runtime_name is not None:
+        raise InputError("--oci-layout and --runtime are alternatives: give one")
+    wanted_platform = parse_platform(platform) if platform else None
+    entries = select_entries(lock, images, config.lockfile_path)
+    cache = None if no_cache else ManifestCache()
+    if oci_layout is not None:
+        return await _run_layout(gate, entries, oci_layout, wanted_platform, cache, timeout)
+    source = "--runtime" if runtime_name else f"{config.path}: container.runtime"
+    engine = runtime.choose(runtime_name or config.runtime, source=source)
+    async with RegistryClient(timeout=timeout, cache=cache) as client:
+        await client.prefetch_tokens([entry_reference(e) for e in entries])
+        results = await asyncio.gather(
+            *(_verify_for_engine(client, e, wanted_platform, gate) for e in entries),
+            return_exceptions=True,
+        )
+    errors = _errors(results)
+    if errors:
+        return report_errors(errors)  # nothing is handed to the engine unless all verified
+    for e in entries:
+        argv = runtime.pull_command(engine, entry_reference(e).name, e.digest, platform)
+        out("+ " + shlex.join(argv))
+        try:
+            code = subprocess.run(argv, check=False).returncode
+        except OSError as exc:
+            raise RegistryError(f"{engine}: cannot run: {exc.strerror or exc}") from None
+        if code != 0:
+            raise RegistryError(f"{shlex.join(argv)}: {engine} exited with status {code}")
+    return EXIT_OK
+
+
+def _errors(results: list[object]) -> list[LockmanError]:
+    errors: list[LockmanError] = []
+    for r in results:
+        if isinstance(r, LockmanError):
+            errors.append(r)
+        elif isinstance(r, BaseException):
+            raise r
+    return errors
+
+
+async def _run_layout(
+    gate: SignatureGate,
+    entries: list[LockedImage],
+    directory: Path,
+    platform: Platform | None,
+    cache: ManifestCache | None,
+    timeout: float,
+) -> int:
+    layout = OciLayout.open(directory)
+    with lockfile.locked(directory / "index.json"):  # one writer per layout at a time
+        async with RegistryClient(timeout=timeout, cache=cache) as client:
+            await client.prefetch_tokens([entry_reference(e) for e in entries])
+            state = _Run(client, layout, asyncio.Semaphore(BLOB_CONCURRENCY), {}, gate)
+            results = await asyncio.gather(
+                *(_pull_to_layout(state, e, platform) for e in entries), return_exceptions=True
+            )
+            # Downloads an image abandoned on its first error still finish (or fail) cleanly.
+            await asyncio.gather(*state.downloads.values(), return_exceptions=True)
+        layout.remove_partial_dir_if_empty()
+    for r in results:
+        if isinstance(r, str):
+            out(r)
+    errors = _errors(list(results))
+    if errors:
+        if any(isinstance(e, VerificationError) for e in errors):
+            err(f"note: nothing unverified was written to {directory}")
+        return report_errors(errors)
+    out(f"{directory}: {len(entries)} images written (oci:{directory}:NAME)")
+    return EXIT_OK

@@ -1,0 +1,208 @@
+"""Blob transfers with every byte hashed as it arrives, in bounded memory.
+
+Three ways to consume a blob, all over :meth:`RegistryClient.stream_blob`:
+
+- :func:`hash_blob`: stream and hash, keep nothing (``verify --deep``);
+- :func:`download_blob`: stream into a partial file, rename it to its final name only when size
+  and digest match; resume an interrupted download with an HTTP Range request after hashing the
+  prefix already on disk again (nothing on disk is trusted);
+- :func:`read_blob`: small blobs (image configs) into memory, with a hard size cap.
+
+A blob never takes more memory than one network chunk, whatever its size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from pathlib import Path
+
+import httpx
+
+from lockman.errors import RegistryError, VerificationError
+from lockman.manifest import Descriptor
+from lockman.reference import Reference
+from lockman.registry.client import RangeNotSatisfiable, RegistryClient
+
+READ_CHUNK = 1 << 20
+ATTEMPTS = 3  # an interrupted body is resumed this many times within one run
+
+
+class _Hasher:
+    """Hash and count bytes against a descriptor; refuse more bytes than it declares."""
+
+    def __init__(self, desc: Descriptor, what: str) -> None:
+        self.desc, self.what = desc, what
+        self.algorithm = desc.digest.partition(":")[0]
+        self.h = hashlib.new(self.algorithm)
+        self.size = 0
+
+    def update(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.desc.size:
+            raise VerificationError(
+                f"{self.what}: blob larger than its descriptor says ({self.desc.size} bytes): "
+                f"expected {self.desc.digest}"
+            )
+        self.h.update(chunk)
+
+    @property
+    def digest(self) -> str:
+        return f"{self.algorithm}:{self.h.hexdigest()}"
+
+    def check(self) -> None:
+        if self.size != self.desc.size:
+            raise VerificationError(
+                f"{self.what}: blob is {self.size} bytes, its descriptor says {self.desc.size}: "
+                f"expected {self.desc.digest}"
+            )
+        if self.digest != self.desc.digest:
+            raise VerificationError(
+                f"{self.what}: digest mismatch: expected {self.desc.digest}, got {self.digest}"
+            )
+
+
+def _interrupted(what: str, have: int, total: int, e: httpx.HTTPError) -> RegistryError:
+    return RegistryError(
+        f"{what}: download interrupted after {have} of {total} bytes ({type(e).__name__}); "
+        "run the command again to resume"
+    )
+
+
+async def hash_blob(client: RegistryClient, ref: Reference, desc: Descriptor, *, what: str) -> None:
+    """Stream a blob and check size and digest; nothing touches the disk."""
+    last: RegistryError | None = None
+    for _ in range(ATTEMPTS):
+        hasher = _Hasher(desc, what)
+        try:
+            async with client.stream_blob(ref, desc.digest) as response:
+                async for chunk in response.aiter_raw():
+                    hasher.update(chunk)
+        except httpx.HTTPError as e:
+            last = _interrupted(what, hasher.size, desc.size, e)
+            continue
+        hasher.check()
+        return
+    assert last is not None
+    raise last
+
+
+async def read_blob(
+    client: RegistryClient, ref: Reference, desc: Descriptor, *, what: str, limit: int = 4 << 20
+) -> bytes:
+    """A small blob, verified, in memory; refused when its descriptor says more than ``limit``."""
+    if desc.size > limit:
+        raise VerificationError(f"{what}: blob of {desc.size} bytes exceeds the {limit}-byte limit")
+    hasher = _Hasher(desc, what)
+    chunks: list[bytes] = []
+    try:
+        async with client.stream_blob(ref, desc.digest) as response:
+            async for chunk in response.aiter_raw():
+                hasher.update(chunk)
+                chunks.append(chunk)
+    except httpx.HTTPError as e:
+        raise _interrupted(what, hasher.size, desc.size, e) from None
+    hasher.check()
+    return b"".join(chunks)
+
+
+def _hash_prefix(path: Path, hasher: _Hasher) -> None:
+    with path.open("rb") as f:
+        while chunk := f.read(READ_CHUNK):
+            hasher.update(chunk)
+
+
+def _discard(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def file_matches(path: Path, desc: Descriptor) -> bool:
+    """Whether ``path`` holds exactly the blob ``desc`` names (size first, then a full hash)."""
+    try:
+        if path.stat().st_size != desc.size:
+            return False
+        hasher = _Hasher(desc, str(path))
+        _hash_prefix(path, hasher)
+    except (OSError, VerificationError):
+        return False
+    return hasher.digest == desc.digest
+
+
+async def download_blob(
+    client: RegistryClient,
+    ref: Reference,
+    desc: Descriptor,
+    final: Path,
+    partial: Path,
+    *,
+    what: str,
+) -> int:
+    """Download ``desc`` to ``final`` via ``partial``; return the bytes fetched over the network.
+
+    ``final`` appears (atomically, by rename) only with the right size and digest. A partial
+    file left by an interrupted run is resumed with ``Range`` after its prefix is hashed again;
+    if the whole then fails to verify, the prefix is blamed once and the blob fetched afresh.
+    On a digest mismatch the partial file is deleted, so nothing unverified stays behind.
+    """
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    last: RegistryError | None = None
+    fetched = 0
+    fresh_retry_left = True
+    attempts = 0
+    while attempts < ATTEMPTS:
+        attempts += 1
+        hasher = _Hasher(desc, what)
+        try:
+            if partial.exists():
+                _hash_prefix(partial, hasher)
+        except VerificationError:
+            _discard(partial)  # longer than the blob: cannot be a prefix of it
+            hasher = _Hasher(desc, what)
+        resumed_from = hasher.size
+        try:
+            if hasher.size < desc.size:
+                async with client.stream_blob(ref, desc.digest, offset=hasher.size) as response:
+                    if hasher.size and not _resumes_at(response, hasher.size):
+                        hasher = _Hasher(desc, what)  # the registry sent the whole blob
+                        resumed_from = 0
+                    with partial.open("ab" if hasher.size else "wb") as f:
+                        async for chunk in response.aiter_raw():
+                            hasher.update(chunk)
+                            f.write(chunk)
+                            fetched += len(chunk)
+                        f.flush()
+                        os.fsync(f.fileno())
+        except RangeNotSatisfiable:
+            _discard(partial)
+            continue
+        except httpx.HTTPError as e:
+            last = _interrupted(what, hasher.size, desc.size, e)
+            continue
+        except VerificationError:
+            _discard(partial)
+            raise
+        try:
+            hasher.check()
+        except VerificationError:
+            _discard(partial)
+            if resumed_from and fresh_retry_left:
+                fresh_retry_left = False  # the old prefix may be what was wrong
+                attempts -= 1
+                continue
+            raise
+        partial.touch()  # an empty blob never opened the file
+        os.replace(partial, final)
+        return fetched
+    assert last is not None
+    raise last
+
+
+def _resumes_at(response: httpx.Response, offset: int) -> bool:
+    """A 206 whose Content-Range starts where the partial file ends."""
+    if response.status_code != 206:
+        return False
+    content_range = response.headers.get("content-range", "")
+    return content_range.startswith(f"bytes {offset}-")

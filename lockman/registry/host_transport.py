@@ -1,0 +1,113 @@
+"""One httpx transport per (scheme, host): that host's TLS trust, client certificate and proxy.
+
+httpx fixes TLS settings and proxies per client, but registries differ: one has a private CA in
+``certs.d``, one wants a client certificate, one is ``insecure`` in registries.conf, one sits
+behind ``NO_PROXY``. This transport creates the right ``httpx.AsyncHTTPTransport`` the first
+time a host is contacted and reuses it (and its keep-alive connections) afterwards.
+
+Proxies follow the usual environment: ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` (either
+case) and ``NO_PROXY`` (host names, ``.domain`` suffixes, IP addresses, CIDR ranges, ``*``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import ssl
+import urllib.request
+from collections.abc import Callable
+
+import httpx
+
+from lockman.console import register_secret
+from lockman.registry.hosts import host_only
+from lockman.registry.tls import HostCerts, build_context, host_certs
+
+log = logging.getLogger("lockman.transport")
+
+
+def proxy_for(scheme: str, host: str) -> str | None:
+    """The proxy URL the environment asks for when talking to ``scheme://host``, if any."""
+    proxies = urllib.request.getproxies_environment()
+    url = proxies.get(scheme) or proxies.get("all")
+    if not url:
+        return None
+    if _bypassed(host, proxies.get("no", "")):
+        return None
+    url = url if "://" in url else f"http://{url}"
+    password = httpx.URL(url).password
+    if password:
+        register_secret(password)
+    return url
+
+
+def _bypassed(host: str, no_proxy: str) -> bool:
+    if not no_proxy:
+        return False
+    if urllib.request.proxy_bypass_environment(host, {"no": no_proxy}):
+        return True
+    try:
+        address = ipaddress.ip_address(host_only(host))
+    except ValueError:
+        return False
+    for entry in no_proxy.split(","):
+        entry = entry.strip()
+        if "/" in entry:
+            try:
+                if address in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                continue
+    return False
+
+
+class HostTransport(httpx.AsyncBaseTransport):
+    """Dispatch each request to the transport built for its scheme and host."""
+
+    def __init__(
+        self,
+        *,
+        http2: bool,
+        limits: httpx.Limits,
+        insecure: Callable[[str], bool] = lambda host: False,
+    ) -> None:
+        self._http2 = http2
+        self._limits = limits
+        self._insecure = insecure
+        self._transports: dict[tuple[str, str], httpx.AsyncHTTPTransport] = {}
+        self._contexts: dict[tuple[HostCerts, bool], ssl.SSLContext] = {}
+
+    def _ssl_context(self, host: str) -> ssl.SSLContext:
+        """Hosts with the same certs.d content (usually none) share one context."""
+        key = (host_certs(host), self._insecure(host))
+        ctx = self._contexts.get(key)
+        if ctx is None:
+            ctx = self._contexts[key] = build_context(key[0], key[1], host)
+        return ctx
+
+    def transport_for(self, url: httpx.URL) -> httpx.AsyncHTTPTransport:
+        scheme, host = url.scheme, url.netloc.decode("ascii")
+        key = (scheme, host)
+        transport = self._transports.get(key)
+        if transport is None:
+            proxy = proxy_for(scheme, host)
+            if proxy:
+                log.debug("%s: via proxy %s", host, httpx.URL(proxy).copy_with(username=None, password=None))
+            verify = self._ssl_context(host) if scheme == "https" else True
+            transport = httpx.AsyncHTTPTransport(
+                verify=verify,
+                http2=self._http2,
+                limits=self._limits,
+                proxy=proxy,
+                trust_env=False,
+            )
+            self._transports[key] = transport
+        return transport
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.transport_for(request.url).handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for t in self._transports.values():
+            await t.aclose()
+        self._transports.clear()

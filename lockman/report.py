@@ -1,0 +1,388 @@
+"""What changed and what failed, rendered for people (text, Markdown) and for bots (JSON).
+
+Pure: lockfile models in, strings out. The JSON shapes are a documented, stable interface
+(README, "JSON output"): keys are only ever added, never renamed or removed, so consumers must
+ignore keys they do not know. The Markdown is a pull-request body in the style Renovate users
+know; the commit message doubles as a PR title.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from lockman.lockfile import LockedImage, LockedPlatform, Lockfile
+
+Format = Literal["text", "json", "markdown"]
+FORMATS: tuple[str, ...] = ("text", "json", "markdown")
+
+
+@dataclass(frozen=True)
+class PlatformChange:
+    """One child of a multi-platform image that appeared, disappeared or moved."""
+
+    platform: str
+    old_digest: str | None
+    new_digest: str | None
+
+
+@dataclass(frozen=True)
+class ImageUpdate:
+    """One lock entry that appeared (old is None), disappeared (new is None) or moved."""
+
+    name: str
+    tag: str
+    old_digest: str | None
+    new_digest: str | None
+    source: str
+    platforms_changed: tuple[PlatformChange, ...] = ()
+    kind_changed_to: str | None = None  # update --platform: the new pin's platform, "" = tag digest
+
+    @property
+    def display(self) -> str:
+        return f"{self.name}:{self.tag}" if self.tag else self.name
+
+    @property
+    def kind(self) -> str:
+        if self.old_digest is None:
+            return "added"
+        if self.new_digest is None:
+            return "removed"
+        return "updated" if self.old_digest != self.new_digest else "platforms"
+
+
+def _platform_map(platforms: Iterable[LockedPlatform]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for p in platforms:
+        # An index may list one platform twice (e.g. different os.version): keep both digests.
+        out[p.platform] = f"{out[p.platform]},{p.digest}" if p.platform in out else p.digest
+    return out
+
+
+def platform_changes(old: LockedImage | None, new: LockedImage | None) -> tuple[PlatformChange, ...]:
+    before = _platform_map(old.platforms) if old else {}
+    after = _platform_map(new.platforms) if new else {}
+    changes = []
+    for plat in sorted(set(before) | set(after)):
+        a, b = before.get(plat), after.get(plat)
+        if a != b:
+            changes.append(PlatformChange(plat, a, b))
+    return tuple(changes)
+
+
+def image_updates(old: Lockfile | None, new: Lockfile | None) -> tuple[ImageUpdate, ...]:
+    """Entries whose digest or platform list differs between two locks, sorted by name and tag."""
+    before = old.by_key() if old else {}
+    after = new.by_key() if new else {}
+    updates = []
+    for key in sorted(set(before) | set(after)):
+        a, b = before.get(key), after.get(key)
+        if (
+            a is not None
+            and b is not None
+            and a.digest == b.digest
+            and a.platforms == b.platforms
+            and a.platform == b.platform
+        ):
+            continue
+        source = (b.source if b else "") or (a.source if a else "")
+        updates.append(
+            ImageUpdate(
+                key[0],
+                key[1],
+                a.digest if a else None,
+                b.digest if b else None,
+                source,
+                platform_changes(a, b),
+                b.platform if a is not None and b is not None and a.platform != b.platform else None,
+            )
+        )
+    return tuple(updates)
+
+
+@dataclass(frozen=True)
+class UpdateReport:
+    """The result of `update` (or `diff`): what moved and which files were written."""
+
+    updates: tuple[ImageUpdate, ...]
+    lockfile: str
+    changed_files: tuple[str, ...] = ()
+
+    @property
+    def commit_message(self) -> str | None:
+        return commit_message(self.updates)
+
+
+# -- digests -------------------------------------------------------------------------------------
+
+
+def short7(digest: str | None) -> str:
+    """The 7 hex characters Renovate shows (``sha256:`` dropped); several digests joined by ``,``."""
+    if not digest:
+        return ""
+    return ",".join(d.partition(":")[2][:7] for d in digest.split(","))
+
+
+def short12(digest: str) -> str:
+    return ",".join(f"{d.partition(':')[0]}:{d.partition(':')[2][:12]}" for d in digest.split(","))
+
+
+# -- commit message ------------------------------------------------------------------------------
+
+
+def _one_line(u: ImageUpdate) -> str:
+    if u.kind == "added":
+        return f"lock {u.display} at {short7(u.new_digest)}"
+    if u.kind == "removed":
+        return f"remove {u.display} from the lock"
+    if u.kind == "platforms":
+        return f"update {u.display} platform digests"
+    return f"update {u.display} digest to {short7(u.new_digest)}"
+
+
+def commit_message(updates: Iterable[ImageUpdate]) -> str | None:
+    """``chore(deps): update rust:1.70 digest to e4f5a6b``; a summary line plus a body for several.
+
+    The first line is a good pull-request title; None when nothing changed.
+    """
+    updates = list(updates)
+    if not updates:
+        return None
+    if len(updates) == 1:
+        return f"chore(deps): {_one_line(updates[0])}"
+    body = "\n".join(f"- {_one_line(u)}" for u in updates)
+    return f"chore(deps): update {len(updates)} container image digests\n\n{body}"
+
+
+# -- JSON ----------------------------------------------------------------------------------------
+
+
+def update_json(report: UpdateReport) -> dict[str, Any]:
+    return {
+        "updates": [
+            {
+                "name": u.name,
+                "tag": u.tag,
+                "old_digest": u.old_digest,
+                "new_digest": u.new_digest,
+                "source": u.source,
+                "platforms_changed": [
+                    {"platform": p.platform, "old_digest": p.old_digest, "new_digest": p.new_digest}
+                    for p in u.platforms_changed
+                ],
+            }
+            for u in report.updates
+        ],
+        "changed_files": list(report.changed_files),
+        "lockfile": report.lockfile,
+        "commit_message": report.commit_message,
+    }
+
+
+def dump_json(obj: Mapping[str, Any]) -> str:
+    return json.dumps(obj, indent=2, ensure_ascii=False)
+
+
+# -- text ----------------------------------------------------------------------------------------
+
+_RED, _GREEN, _BOLD, _DIM = "31", "32", "1", "2"
+
+
+def _c(code: str, text: str, colour: bool) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if colour and text else text
+
+
+def _arrow(old: str | None, new: str | None, colour: bool, fmt: Any = short12) -> str:
+    a = _c(_RED, fmt(old), colour) if old else "(new)"
+    b = _c(_GREEN, fmt(new), colour) if new else "(removed)"
+    return f"{a} → {b}"
+
+
+def update_text(report: UpdateReport, *, colour: bool = False) -> str:
+    """One line per image (``name:tag  old → new``), one indented line per platform change."""
+    lines = []
+    for u in report.updates:
+        name = _c(_BOLD, u.display, colour)
+        if u.kind == "platforms":
+            lines.append(f"{name}  platforms changed ({short12(u.new_digest or '')})")
+        else:
+            lines.append(f"{name}  {_arrow(u.old_digest, u.new_digest, colour)}")
+        if u.kind_changed_to is not None:
+            lines[-1] += f" (platform {u.kind_changed_to})" if u.kind_changed_to else " (tag digest)"
+        if u.old_digest is not None and u.new_digest is not None and u.kind_changed_to is None:
+            for p in u.platforms_changed:
+                lines.append(f"    {p.platform}  {_arrow(p.old_digest, p.new_digest, colour)}")
+    return "\n".join(lines)
+
+
+# -- Markdown ------------------------------------------------------------------------------------
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _md_change(old: str | None, new: str | None) -> str:
+    if old is None:
+        return f"added `{short7(new)}`"
+    if new is None:
+        return f"removed (was `{short7(old)}`)"
+    return f"`{short7(old)}` → `{short7(new)}`"
+
+
+def update_markdown(report: UpdateReport) -> str:
+    """A pull-request body: ``| Image | Tag | Change |`` for changed images, then platforms."""
+    if not report.updates:
+        return f"No container image digests changed in `{_md(report.lockfile)}`.\n"
+    lines = [
+        f"This updates the container image digests locked in `{_md(report.lockfile)}`.",
+        "",
+        "| Image | Tag | Change |",
+        "|---|---|---|",
+    ]
+    for u in report.updates:
+        change = (
+            "platform digests changed" if u.kind == "platforms" else _md_change(u.old_digest, u.new_digest)
+        )
+        lines.append(f"| {_md(u.name)} | {_md(u.tag)} | {change} |")
+    platform_rows = [
+        f"| {_md(u.display)} | {_md(p.platform)} | {_md_change(p.old_digest, p.new_digest)} |"
+        for u in report.updates
+        if u.old_digest is not None and u.new_digest is not None
+        for p in u.platforms_changed
+    ]
+    if platform_rows:
+        lines += ["", "### Platform changes", "", "| Image | Platform | Change |", "|---|---|---|"]
+        lines += platform_rows
+    lines += ["", "---", "Generated by lockman; `lockman verify` checks each digest against its registry."]
+    return "\n".join(lines) + "\n"
+
+
+def render_update(report: UpdateReport, fmt: Format, *, colour: bool = False) -> str:
+    if fmt == "json":
+        return dump_json(update_json(report))
+    if fmt == "markdown":
+        return update_markdown(report)
+    return update_text(report, colour=colour)
+
+
+# -- verify --------------------------------------------------------------------------------------
+
+# Every kind a problem can have; a consumer may switch on these.
+PROBLEM_KINDS = (
+    "no-lockfile",  # xcargo.lock does not exist
+    "missing",  # the config uses an image the lock lacks
+    "stale",  # the lock has an image the config no longer uses
+    "pin-mismatch",  # xcargo.toml pins a digest the lock disagrees with
+    "not-served",  # the registry does not serve a locked (platform) digest
+    "digest-mismatch",  # served bytes do not hash to the locked digest
+    "platform-mismatch",  # the locked index no longer lists a locked platform
+    "registry",  # the registry could not be asked (network, auth, HTTP error)
+    "signature",  # a signature policy applies and no signature passed it
+)
+
+
+@dataclass(frozen=True)
+class VerifyProblem:
+    kind: str
+    image: str  # ``name:tag`` as in the lock, or "" for whole-file problems
+    message: str
+
+
+@dataclass(frozen=True)
+class VerifiedImage:
+    """One locked image that was checked; ``signatures`` is the signature verdict when a policy
+    covered it (``ImageSignatures.as_dict()``), ``extra`` carries any later per-image results."""
+
+    name: str
+    tag: str
+    digest: str
+    source: str = ""
+    signatures: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def display(self) -> str:
+        return f"{self.name}:{self.tag}" if self.tag else self.name
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    lockfile: str
+    offline: bool
+    images: tuple[VerifiedImage, ...]
+    problems: tuple[VerifyProblem, ...]
+    signed: int = 0  # images whose signatures a policy checked
+    blobs: int | None = None  # verify --deep: blobs streamed and hashed (None: not deep)
+    blob_bytes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_json(report: VerifyReport) -> dict[str, Any]:
+    by_image: dict[str, list[str]] = {}
+    for p in report.problems:
+        by_image.setdefault(p.image, []).append(p.kind)
+    return {
+        "ok": report.ok,
+        "lockfile": report.lockfile,
+        "offline": report.offline,
+        "images": [
+            {
+                "name": i.name,
+                "tag": i.tag,
+                "digest": i.digest,
+                "source": i.source,
+                "ok": i.display not in by_image,
+                "problems": by_image.get(i.display, []),
+                "signatures": i.signatures,
+                **i.extra,
+            }
+            for i in report.images
+        ],
+        "problems": [{"kind": p.kind, "image": p.image, "message": p.message} for p in report.problems],
+        **({"deep": {"blobs": report.blobs, "bytes": report.blob_bytes}} if report.blobs is not None else {}),
+    }
+
+
+def verify_text(report: VerifyReport, *, colour: bool = False) -> str:
+    if not report.ok:
+        return ""  # problems go to stderr, one line each, whatever the format
+    mode = (
+        "offline: lock matches config"
+        if report.offline
+        else f"{len(report.images)} images verified against their registries"
+    )
+    if report.blobs is not None:
+        mode += f"; {report.blobs} blobs, {report.blob_bytes} bytes hashed"
+    if report.signed:
+        mode += f", {report.signed} signed"
+    return f"{report.lockfile}: {_c(_GREEN, 'ok', colour)} ({mode})"
+
+
+def verify_markdown(report: VerifyReport) -> str:
+    how = "offline (lock against config)" if report.offline else "against their registries"
+    lock = f"`{_md(report.lockfile)}`"
+    if report.ok:
+        return f"**lockman verify**: all {len(report.images)} images in {lock} verified {how}.\n"
+    lines = [
+        f"**lockman verify** found {len(report.problems)} problem(s) in {lock} ({how}):",
+        "",
+        "| Image | Problem | Details |",
+        "|---|---|---|",
+    ]
+    for p in report.problems:
+        lines.append(f"| {_md(p.image) or '—'} | `{p.kind}` | {_md(p.message)} |")
+    return "\n".join(lines) + "\n"
+
+
+def render_verify(report: VerifyReport, fmt: Format, *, colour: bool = False) -> str:
+    if fmt == "json":
+        return dump_json(verify_json(report))
+    if fmt == "markdown":
+        return verify_markdown(report)
+    return verify_text(report, colour=colour)

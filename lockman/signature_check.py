@@ -1,0 +1,291 @@
+"""Signature checks of locked images: policy (flags or lockman.toml) + registry → verdicts.
+
+Sits between the pure verifier (:mod:`lockman.signatures`) and the commands. For each digest,
+as cosign v3 does: Sigstore bundles attached as OCI referrers first, then the tag-based
+``sha256-<hex>.sig`` signatures; the first signature that satisfies the policy wins. A
+multi-platform image is checked at its index digest (what a pull by digest trusts); with
+``recursive`` every locked platform manifest must be signed as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from lockman.errors import EXIT_VERIFY, InputError, LockmanError, VerificationError
+from lockman.manifest import Descriptor
+from lockman.reference import Reference
+from lockman.registry.client import NotFound, RegistryClient
+from lockman.registry.referrers import list_referrers
+from lockman.signature_options import SignatureOptions, policy_path
+from lockman.signatures import (
+    COSIGN_SIGN_PREDICATE,
+    SIMPLE_SIGNING_MEDIA_TYPE,
+    Policy,
+    PolicySet,
+    SignatureLayer,
+    SignatureResult,
+    TrustedRoot,
+    load_policy_file,
+    load_public_key_file,
+    signature_tag,
+    verify_bundle,
+    verify_signatures,
+)
+from lockman.signatures.bundle import BUNDLE_MEDIA_TYPES
+from lockman.signatures.policy import PolicyRule
+
+MAX_SIGNATURE_BLOB = 1024 * 1024
+"""Payloads and bundles are a few KiB; anything near this is not a signature."""
+MAX_SIGNATURES = 64
+"""Layers (or bundles) tried per digest, so a hostile registry cannot make us fetch forever."""
+
+
+def load_policies(config_path: Path, options: SignatureOptions) -> PolicySet | None:
+    """The policies in force: the flags' signer for every image, else lockman.toml's rules.
+
+    ``--trusted-root`` and the ``--insecure-*`` flags also apply on top of lockman.toml. None
+    means no image needs a signature.
+    """
+    root = TrustedRoot.from_file(options.trusted_root) if options.trusted_root else None
+    if options.has_signer:
+        key = load_public_key_file(options.key) if options.key else None
+        policy = Policy(
+            key=key,
+            certificate_identity=options.certificate_identity,
+            certificate_identity_regexp=options.certificate_identity_regexp,
+            certificate_oidc_issuer=options.certificate_oidc_issuer,
+            certificate_oidc_issuer_regexp=options.certificate_oidc_issuer_regexp,
+            trusted_root=root,
+            ignore_tlog=options.insecure_ignore_tlog,
+            ignore_sct=options.insecure_ignore_sct,
+        )
+        return PolicySet(rules=(PolicyRule(images=("*",), policy=policy),), source="command line")
+    path = policy_path(config_path)
+    if not path.is_file():
+        if options.modifies:
+            raise InputError(
+                "--trusted-root, --insecure-ignore-tlog, --insecure-ignore-sct and --recursive need "
+                f"a signer: --key, --certificate-identity(-regexp) with --certificate-oidc-issuer(-regexp), "
+                f"or [[policy]] rules in {path}"
+            )
+        return None
+    policies = load_policy_file(path)
+    overrides: dict[str, Any] = {}
+    if root is not None:
+        overrides["trusted_root"] = root
+    if options.insecure_ignore_tlog:
+        overrides["ignore_tlog"] = True
+    if options.insecure_ignore_sct:
+        overrides["ignore_sct"] = True
+    if overrides:
+        rules = tuple(replace(r, policy=replace(r.policy, **overrides)) for r in policies.rules)
+        policies = replace(policies, rules=rules)
+    return policies
+
+
+@dataclass(frozen=True)
+class DigestCheck:
+    """The verdict for one digest: the image itself (``platform`` None) or one platform."""
+
+    digest: str
+    platform: str | None = None
+    result: SignatureResult | None = None
+    reason: str | None = None
+    exit_code: int = EXIT_VERIFY
+    """1 when no signature passed, 3 when the registry failed us while fetching them."""
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form for structured reports."""
+        r = self.result
+        d: dict[str, Any] = {"digest": self.digest, "platform": self.platform, "verified": self.ok}
+        if r is None:
+            d["reason"] = self.reason
+            return d
+        d.update(
+            kind=r.kind,
+            index=r.index,
+            signer=r.signer,
+            key_fingerprint=r.key_fingerprint,
+            certificate_identity=r.certificate_identity,
+            certificate_issuer=r.certificate_issuer,
+            tlog_log_index=r.tlog.log_index if r.tlog else None,
+            tlog_integrated_time=r.tlog.integrated_time if r.tlog else None,
+            predicate_type=r.predicate_type,
+        )
+        return d
+
+
+@dataclass(frozen=True)
+class ImageSignatures:
+    """Every signature verdict for one locked image under its policy."""
+
+    image: str
+    policy: str
+    checks: tuple[DigestCheck, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "policy": self.policy,
+            "verified": self.ok,
+            "checks": [c.as_dict() for c in self.checks],
+        }
+
+    def lines(self) -> list[str]:
+        """One line per verified digest, for stdout."""
+        out = []
+        for c in self.checks:
+            if c.result is None:
+                continue
+            where = f" ({c.platform})" if c.platform else ""
+            out.append(f"{self.image}{where}: signed by {c.result.signer} ({describe(c.result)})")
+        return out
+
+    def failures(self) -> list[tuple[DigestCheck, str]]:
+        """Each failed digest with its one-line message for stderr."""
+        out = []
+        for c in self.checks:
+            if c.result is None:
+                where = f" ({c.platform} {c.digest})" if c.platform else f" ({c.digest})"
+                out.append((c, f"{self.image}{where}: signature check failed ({self.policy}): {c.reason}"))
+        return out
+
+
+def describe(result: SignatureResult) -> str:
+    """Which signature verified: bundle or ``.sig`` layer, and its tlog entry."""
+    what = "Sigstore bundle" if result.kind == "sigstore-bundle" else f".sig layer {result.index}"
+    if result.tlog is not None:
+        what += f", Rekor log index {result.tlog.log_index}"
+    else:
+        what += ", transparency log not checked"
+    return what
+
+
+# -- fetching -----------------------------------------------------------------------------------
+
+
+async def fetch_bundles(client: RegistryClient, ref: Reference, digest: str) -> list[tuple[str, bytes]]:
+    """Sigstore bundles attached to ``digest`` as OCI referrers: ``(manifest digest, bundle)``."""
+    found = []
+    referrers = [d for d in await list_referrers(client, ref, digest) if _is_bundle(d)]
+    for desc in referrers[:MAX_SIGNATURES]:
+        manifest = await client.get_manifest(ref.with_digest(desc.digest))
+        if manifest.subject is not None and manifest.subject.digest != digest:
+            continue  # a stale fallback index entry about another image
+        for layer in manifest.layers[:1]:
+            if layer.media_type in BUNDLE_MEDIA_TYPES:
+                blob = await client.fetch_small_blob(ref, layer.digest, MAX_SIGNATURE_BLOB)
+                found.append((desc.digest, blob))
+    return found
+
+
+def _is_bundle(desc: Descriptor) -> bool:
+    return (desc.artifact_type or "") in BUNDLE_MEDIA_TYPES
+
+
+async def fetch_signature_layers(
+    client: RegistryClient, ref: Reference, digest: str
+) -> list[SignatureLayer] | None:
+    """The layers of the ``sha256-<hex>.sig`` manifest; None when there is no such tag.
+
+    Only simple-signing blobs are fetched; other attachments are passed on with an empty
+    payload (the verifier ignores them).
+    """
+    try:
+        manifest = await client.get_manifest(ref.with_digest(None).with_tag(signature_tag(digest)))
+    except NotFound:
+        return None
+    layers = []
+    for desc in manifest.layers[:MAX_SIGNATURES]:
+        payload = b""
+        if desc.media_type == SIMPLE_SIGNING_MEDIA_TYPE:
+            payload = await client.fetch_small_blob(ref, desc.digest, MAX_SIGNATURE_BLOB)
+        layers.append(SignatureLayer(desc.media_type, payload, desc.annotations))
+    return layers
+
+
+async def check_digest(
+    client: RegistryClient, ref: Reference, digest: str, policy: Policy
+) -> SignatureResult:
+    """Bundles first, then ``.sig`` layers; the first signature passing ``policy`` wins.
+
+    VerificationError lists why every candidate failed; registry failures propagate as they are.
+    """
+    reasons = []
+    bundles, layers = await asyncio.gather(
+        fetch_bundles(client, ref, digest), fetch_signature_layers(client, ref, digest)
+    )
+    for manifest_digest, bundle in bundles:
+        try:
+            return verify_bundle(digest, bundle, policy, predicate_types={COSIGN_SIGN_PREDICATE})
+        except VerificationError as e:
+            reasons.append(f"bundle {manifest_digest[:19]}: {e}")
+    tag = signature_tag(digest)
+    if layers is None:
+        reasons.append(f"no {tag} signatures" + ("" if bundles else " and no Sigstore bundle"))
+    else:
+        try:
+            return verify_signatures(digest, layers, policy)
+        except VerificationError as e:
+            reasons.append(f"{tag}: {e}")
+    raise VerificationError("; ".join(reasons))
+
+
+async def check_image(
+    client: RegistryClient,
+    ref: Reference,
+    image: str,
+    digest: str,
+    policy: Policy,
+    platforms: Sequence[tuple[str, str]] = (),
+) -> ImageSignatures:
+    """Check ``digest`` (and each ``(platform, digest)`` given) against ``policy``."""
+    targets: list[tuple[str, str | None]] = [(digest, None), *((d, p) for p, d in platforms)]
+
+    async def one(d: str, platform: str | None) -> DigestCheck:
+        try:
+            return DigestCheck(d, platform, result=await check_digest(client, ref, d, policy))
+        except LockmanError as e:
+            return DigestCheck(d, platform, reason=str(e), exit_code=e.exit_code)
+
+    checks = await asyncio.gather(*(one(d, p) for d, p in targets))
+    return ImageSignatures(image, policy.describe(), tuple(checks))
+
+
+@dataclass(frozen=True)
+class SignatureTarget:
+    """One locked image to check: where it lives, its name as written, its locked digests."""
+
+    ref: Reference
+    image: str
+    digest: str
+    platforms: tuple[tuple[str, str], ...] = ()
+
+
+async def check_all(
+    client: RegistryClient,
+    targets: Sequence[SignatureTarget],
+    policies: PolicySet,
+    *,
+    recursive: bool = False,
+) -> list[ImageSignatures]:
+    """Check every target that a policy covers (images no rule names are not checked)."""
+    jobs = []
+    for t in targets:
+        policy = policies.policy_for(t.image)
+        if policy is not None:
+            platforms = t.platforms if recursive else ()
+            jobs.append(check_image(client, t.ref, t.image, t.digest, policy, platforms))
+    return list(await asyncio.gather(*jobs))

@@ -1,0 +1,64 @@
+"""The signature-policy gate every pull passes through before content is handed on.
+
+``lockman pull`` opens the gate once per run (:meth:`SignatureGate.open`: the signer flags, else
+lockman.toml next to xcargo.toml, else nothing to check) and calls :meth:`SignatureGate.check`
+per image after its manifests are verified and before it writes an OCI layout entry or runs
+``docker``/``podman pull``. The verdicts come from lockman.signature_check, as for ``verify``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lockman.console import out
+from lockman.errors import EXIT_VERIFY, RegistryError, VerificationError
+from lockman.reference import Reference
+from lockman.registry.client import RegistryClient
+from lockman.signature_options import SignatureOptions
+
+if TYPE_CHECKING:
+    from lockman.signatures import PolicySet
+
+
+@dataclass(frozen=True)
+class SignatureGate:
+    policies: PolicySet | None = None
+    recursive: bool = False
+
+    @classmethod
+    def open(cls, config_path: Path, options: SignatureOptions) -> SignatureGate:
+        """Load the policies in force (bad keys or policy files: InputError, before any network)."""
+        if not options.wanted(config_path):
+            return cls()
+        from lockman.signature_check import load_policies
+
+        return cls(load_policies(config_path, options), options.recursive)
+
+    async def check(
+        self,
+        client: RegistryClient,
+        ref: Reference,
+        image: str,
+        digest: str,
+        platforms: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        """Raise unless ``image`` at the locked ``digest`` meets its policy (no rule: nothing to do).
+
+        ``platforms`` are the locked ``(platform, digest)`` pairs, checked too with ``--recursive``.
+        """
+        if self.policies is None:
+            return
+        from lockman.signature_check import SignatureTarget, check_all
+
+        target = SignatureTarget(ref.with_digest(None), image, digest, platforms)
+        for verdict in await check_all(client, [target], self.policies, recursive=self.recursive):
+            for line in verdict.lines():
+                out(line)
+            failures = verdict.failures()
+            if failures:
+                check, message = failures[0]
+                if check.exit_code == EXIT_VERIFY:
+                    raise VerificationError(message)
+                raise RegistryError(message)

@@ -1,0 +1,93 @@
+"""Credential lookup rules (no network): Docker Hub keys, scoped keys, helpers, precedence."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from lockman.registry.credentials import Credential, CredentialStore
+from tests.test_registry_auth import docker_config, helper_script
+
+
+def auth(user: str, password: str) -> dict[str, str]:
+    return {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "https://index.docker.io/v1/",
+        "index.docker.io",
+        "docker.io",
+        "registry-1.docker.io",
+        "https://registry-1.docker.io",
+    ],
+)
+def test_docker_hub_keys(isolated_env: Path, key: str) -> None:
+    docker_config(isolated_env, {"auths": {key: auth("hubuser", "hubpass")}})
+    cred = CredentialStore().get("docker.io", "library/rust")
+    assert cred is not None and (cred.username, cred.password) == ("hubuser", "hubpass")
+    assert CredentialStore().get("ghcr.io", "x/y") is None
+
+
+def test_most_specific_repository_key_wins(isolated_env: Path) -> None:
+    docker_config(
+        isolated_env,
+        {
+            "auths": {
+                "reg.example": auth("host", "h"),
+                "reg.example/team": auth("team", "t"),
+                "https://reg.example/team/app": auth("app", "a"),
+            }
+        },
+    )
+    store = CredentialStore()
+    assert store.get("reg.example", "team/app").username == "app"  # type: ignore[union-attr]
+    assert store.get("reg.example", "team/other").username == "team"  # type: ignore[union-attr]
+    assert store.get("reg.example", "solo").username == "host"  # type: ignore[union-attr]
+
+
+def test_docker_config_env_and_docker_before_podman(isolated_env: Path, tmp_path: Path, monkeypatch) -> None:
+    d = tmp_path / "dockercfg"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"auths": {"reg.example": auth("docker", "d")}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(d))
+    podman = tmp_path / "auth.json"
+    podman.write_text(
+        json.dumps({"auths": {"reg.example": auth("podman", "p"), "other.example": auth("p2", "x")}})
+    )
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(podman))
+    store = CredentialStore()
+    assert store.get("reg.example").username == "docker"  # type: ignore[union-attr]
+    assert store.get("other.example").username == "p2"  # type: ignore[union-attr]
+
+
+def test_helper_gets_hub_server_url(isolated_env: Path, tmp_path: Path, monkeypatch) -> None:
+    bin_dir = tmp_path / "bin"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    helper_script(
+        bin_dir,
+        "lmhub",
+        "assert server == 'https://index.docker.io/v1/', server\n"
+        "print(json.dumps({'Username': 'u', 'Secret': 'hub-secret'}))",
+    )
+    docker_config(isolated_env, {"credHelpers": {"docker.io": "lmhub"}})
+    cred = CredentialStore().get("docker.io", "library/rust")
+    assert cred is not None and cred.password == "hub-secret"
+
+
+def test_unreadable_config_is_a_warning_not_a_failure(isolated_env: Path, caplog) -> None:
+    d = isolated_env / ".docker"
+    d.mkdir()
+    (d / "config.json").write_text("{not json")
+    assert CredentialStore().get("reg.example") is None
+    assert "ignoring unreadable credentials file" in caplog.text
+
+
+def test_credential_repr_hides_secrets() -> None:
+    c = Credential(username="u", password="very-secret-value", identity_token="tok-secret-value")
+    assert "secret" not in repr(c) and "secret" not in str(c)

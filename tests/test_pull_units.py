@@ -1,0 +1,132 @@
+"""Pure parts of pulling: platform matching, lockfile kinds, the layout writer, the cache."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from lockman import lockfile
+from lockman.cache import ManifestCache
+from lockman.errors import InputError
+from lockman.lockfile import LockedImage, Lockfile
+from lockman.manifest import OCI_MANIFEST, Descriptor, Platform, sha256_digest
+from lockman.oci_layout import REF_NAME, OciLayout
+from lockman.platforms import matches, parse_platform, select
+
+D1, D2, D3 = ("sha256:" + c * 64 for c in "123")
+
+
+def desc(digest: str, platform: str | None, **annotations: str) -> Descriptor:
+    return Descriptor(OCI_MANIFEST, digest, 1, Platform.parse(platform) if platform else None, annotations)
+
+
+@pytest.mark.parametrize(
+    ("wanted", "candidate", "ok"),
+    [
+        ("linux/amd64", "linux/amd64", True),
+        ("linux/arm64", "linux/arm64/v8", True),  # arm64 means arm64/v8
+        ("linux/arm64/v8", "linux/arm64", True),
+        ("linux/arm/v7", "linux/arm/v6", False),
+        ("linux/arm", "linux/arm/v6", True),  # no variant asked: any variant
+        ("linux/amd64", "windows/amd64", False),
+        ("linux/amd64", "linux/arm64", False),  # Renovate matches architecture only; we do not
+        ("linux/aarch64", "linux/arm64/v8", True),
+    ],
+)
+def test_platform_matching(wanted: str, candidate: str, ok: bool) -> None:
+    assert matches(Platform.parse(wanted), Platform.parse(candidate)) is ok
+
+
+def test_select_prefers_exact_and_skips_attestations() -> None:
+    children = [
+        desc(D3, "unknown/unknown", **{"vnd.docker.reference.type": "attestation-manifest"}),
+        desc(D1, "linux/arm/v6"),
+        desc(D2, "linux/arm/v7"),
+    ]
+    assert select(children, Platform.parse("linux/arm")).digest == D2  # arm defaults to v7
+    assert select(children, Platform.parse("linux/arm/v6")).digest == D1
+    assert select(children, Platform.parse("unknown/unknown")) is None
+    with pytest.raises(InputError, match="--platform"):
+        parse_platform("linux")
+
+
+def test_lockfile_kind_round_trip_and_backward_compatible() -> None:
+    lock = Lockfile(
+        (
+            LockedImage(
+                "rust",
+                "1.70",
+                D1,
+                OCI_MANIFEST,
+                "container.image",
+                platform="linux/arm64/v8",
+                index_digest=D2,
+            ),
+            LockedImage("musl", "v1", D3, OCI_MANIFEST, "x"),
+        )
+    )
+    text = lockfile.dumps(lock)
+    assert text.count('kind = "platform"') == 1
+    assert (
+        f'name = "rust"\ntag = "1.70"\ndigest = "{D1}"\nkind = "platform"\nplatform = "linux/arm64/v8"\n'
+        in text
+    )
+    back = lockfile.loads(text)
+    assert back == lock.sorted()
+    assert lockfile.dumps(back) == text  # deterministic
+    assert [i.kind for i in back.images] == ["tag", "platform"]
+    old = f'version = 1\n[[image]]\nname = "rust"\ntag = "1"\ndigest = "{D1}"\n'
+    assert lockfile.loads(old).images[0].kind == "tag"  # lockfiles from before kinds still read
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ('kind = "weird"', "image[0].kind: unknown kind"),
+        ('kind = "platform"', "image[0].platform: missing"),
+        ('platform = "linux/amd64"', 'only allowed with kind = "platform"'),
+        ('kind = "platform"\nplatform = "linux"', "invalid platform"),
+        ('kind = "platform"\nplatform = "linux/amd64"\nindex-digest = "sha256:x"', "index-digest"),
+    ],
+)
+def test_lockfile_kind_errors(extra: str, problem: str) -> None:
+    text = f'version = 1\n[[image]]\nname = "rust"\ntag = "1"\ndigest = "{D1}"\n{extra}\n'
+    with pytest.raises(InputError, match=re.escape(problem)):
+        lockfile.loads(text)
+
+
+def test_layout_refs_replace_and_refuse_foreign_dirs(tmp_path: Path) -> None:
+    layout = OciLayout.open(tmp_path / "out")
+    assert json.loads((tmp_path / "out/oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
+    layout.set_ref("b:1", Descriptor(OCI_MANIFEST, D1, 10))
+    layout.set_ref("a:1", Descriptor(OCI_MANIFEST, D2, 10, Platform("linux", "arm64", "v8")))
+    layout.set_ref("b:1", Descriptor(OCI_MANIFEST, D3, 10))
+    index = json.loads((tmp_path / "out/index.json").read_text())
+    assert [(m["annotations"][REF_NAME], m["digest"]) for m in index["manifests"]] == [
+        ("a:1", D2),
+        ("b:1", D3),
+    ]
+    assert index["manifests"][0]["platform"] == {"architecture": "arm64", "os": "linux", "variant": "v8"}
+    with pytest.raises(AssertionError):
+        layout.put_verified_bytes(D1, b"not what D1 names")
+    assert not any((tmp_path / "out/blobs").rglob("*1111*"))
+
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other/file.txt").write_text("mine")
+    with pytest.raises(InputError, match="not an OCI image layout"):
+        OciLayout.open(tmp_path / "other")
+
+
+def test_cache_rehashes_on_read(tmp_path: Path) -> None:
+    cache = ManifestCache(tmp_path)
+    data = b'{"schemaVersion": 2}'
+    digest = sha256_digest(data)
+    cache.put(digest, data)
+    cache.put(D1, data)  # bytes that do not hash to the key are never stored
+    assert cache.get(digest) == data and cache.get(D1) is None
+    path = tmp_path / "manifests/sha256" / digest.split(":")[1]
+    path.write_bytes(b"tampered")
+    assert cache.get(digest) is None and not path.exists()

@@ -1,0 +1,248 @@
+"""registries.conf: parsing and endpoint choice (pure), then mirrors against real registries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lockman import lockfile, reference
+from lockman.errors import InputError
+from lockman.registry.registries_conf import BlockedRegistry, RegistriesConf, config_files
+from tests.conftest import unique_repo
+from tests.faultproxy import FaultProxy
+from tests.registry import Registry
+
+D1 = "sha256:" + "1" * 64
+
+
+def conf(tmp_path: Path, text: str, monkeypatch: pytest.MonkeyPatch) -> RegistriesConf:
+    path = tmp_path / "registries.conf"
+    path.write_text(text)
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(path))
+    return RegistriesConf.load()
+
+
+def where(c: RegistriesConf, ref: str) -> list[str]:
+    return [
+        f"{e.ref.registry}/{e.ref.repository}{' (mirror)' if e.mirror else ''}"
+        for e in c.endpoints(reference.parse(ref))
+    ]
+
+
+def test_prefix_longest_match_rewrite_and_mirror_order(tmp_path: Path, monkeypatch) -> None:
+    c = conf(
+        tmp_path,
+        """
+unqualified-search-registries = ["quay.io"]
+[[registry]]
+prefix = "docker.io"
+location = "docker.io"
+[[registry.mirror]]
+location = "mirror-a.example:5000"
+[[registry.mirror]]
+location = "mirror-b.example/hub"
+pull-from-mirror = "digest-only"
+
+[[registry]]
+prefix = "example.com/team"
+location = "internal.example/team-mirror"
+
+[[registry]]
+prefix = "example.com/team/special:1"
+blocked = true
+
+[[registry]]
+location = "old.example"
+insecure = true
+""",
+        monkeypatch,
+    )
+    assert where(c, "rust:1.70") == [
+        "mirror-a.example:5000/library/rust (mirror)",
+        "docker.io/library/rust",
+    ]
+    assert where(c, f"rust@{D1}") == [
+        "mirror-a.example:5000/library/rust (mirror)",
+        "mirror-b.example/hub/library/rust (mirror)",
+        "docker.io/library/rust",
+    ]
+    assert where(c, "index.docker.io/org/app:1") == [
+        "mirror-a.example:5000/org/app (mirror)",
+        "docker.io/org/app",
+    ]
+    assert where(c, "example.com/team/app:1") == ["internal.example/team-mirror/app"]
+    assert where(c, "example.com/teams/app:1") == ["example.com/teams/app"]  # not a path prefix
+    with pytest.raises(
+        BlockedRegistry, match=r"example.com/team/special:1: pulling .* blocked by .*registries.conf"
+    ):
+        c.endpoints(reference.parse("example.com/team/special:1"))
+    assert where(c, "example.com/team/special:2") == ["internal.example/team-mirror/special"]
+    # the name as written survives the rewrite: the lockfile records it
+    (ep,) = c.endpoints(reference.parse("example.com/team/app:1"))
+    assert ep.ref.written == "example.com/team/app" and ep.ref.tag == "1"
+    assert c.is_insecure("old.example") and not c.is_insecure("internal.example")
+
+
+def test_wildcard_prefix_and_mirror_by_digest_only(tmp_path: Path, monkeypatch) -> None:
+    c = conf(
+        tmp_path,
+        """
+[[registry]]
+prefix = "*.corp.example"
+insecure = true
+[[registry.mirror]]
+location = "cache.corp.example"
+
+[[registry]]
+location = "quay.io"
+mirror-by-digest-only = true
+[[registry.mirror]]
+location = "quay-cache.example"
+""",
+        monkeypatch,
+    )
+    assert where(c, "a.b.corp.example/x/y:1") == ["cache.corp.example/x/y (mirror)", "a.b.corp.example/x/y"]
+    assert c.is_insecure("a.b.corp.example:5000") and not c.is_insecure("corp.example.org")
+    assert where(c, "quay.io/x/y:1") == ["quay.io/x/y"]
+    assert where(c, f"quay.io/x/y@{D1}") == ["quay-cache.example/x/y (mirror)", "quay.io/x/y"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[[registry]]\nprefix = 'x.example'\ninsecure = 'yes'\n", "'insecure' must be true or false"),
+        ("[[registry]]\ninsecure = true\n", "needs a 'prefix' or a 'location'"),
+        ("[[registry]\n", "invalid TOML"),
+        (
+            "[[registry]]\nlocation = 'a.example'\n[[registry.mirror]]\nlocation = 'm'\npull-from-mirror = 'x'\n",
+            "'pull-from-mirror' must be one of",
+        ),
+    ],
+)
+def test_malformed_registries_conf_is_input_error(
+    tmp_path: Path, monkeypatch, text: str, message: str
+) -> None:
+    with pytest.raises(InputError, match=message) as info:
+        conf(tmp_path, text, monkeypatch)
+    assert str(tmp_path / "registries.conf") in str(info.value)
+
+
+def test_file_precedence_and_drop_ins(tmp_path: Path, monkeypatch, isolated_env: Path) -> None:
+    import lockman.registry.registries_conf as rc
+
+    monkeypatch.delenv("CONTAINERS_REGISTRIES_CONF")
+    system = tmp_path / "etc" / "registries.conf"
+    system_d = tmp_path / "etc" / "registries.conf.d"
+    system_d.mkdir(parents=True)
+    system.write_text("[[registry]]\nprefix = 'a.example'\nlocation = 'system.example'\n")
+    (system_d / "10-b.conf").write_text("[[registry]]\nprefix = 'a.example'\nlocation = 'dropin.example'\n")
+    (system_d / "ignored.txt").write_text("not toml [")
+    monkeypatch.setattr(rc, "SYSTEM_CONF", system)
+    monkeypatch.setattr(rc, "SYSTEM_CONF_D", system_d)
+    assert where(RegistriesConf.load(), "a.example/x:1") == ["dropin.example/x"]  # later file wins
+
+    user = isolated_env / ".config" / "containers" / "registries.conf"
+    user.parent.mkdir(parents=True)
+    user.write_text("[[registry]]\nprefix = 'a.example'\nlocation = 'user.example'\n")
+    assert config_files()[0] == user and system not in config_files()
+    assert where(RegistriesConf.load(), "a.example/x:1") == ["user.example/x"]
+
+
+# -- against real registries -------------------------------------------------------------------------
+def write_conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    path = tmp_path / "registries.conf"
+    path.write_text(text)
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(path))
+
+
+@pytest.mark.registry
+def test_docker_hub_names_served_by_mirror(tmp_path: Path, registry: Registry, run, monkeypatch) -> None:
+    """docker.io is unreachable here: every byte must come from the mirror."""
+    name = unique_repo("hubmirror").replace("/", "-")
+    idx = registry.push_index(f"library/{name}", "1.0", ["linux/amd64", "linux/arm64"])
+    org = registry.push_image(f"someorg/{name}", "2.0")
+    write_conf(
+        tmp_path,
+        monkeypatch,
+        f'[[registry]]\nprefix = "docker.io"\nlocation = "docker.io"\n'
+        f'[[registry.mirror]]\nlocation = "{registry.host}"\n',
+    )
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(
+        f'[container]\nimage = "{name}:1.0"\n'
+        f'[targets."aarch64-unknown-linux-gnu".container]\nimage = "docker.io/someorg/{name}:2.0"\n'
+    )
+    r = run("update", "--config", cfg)
+    assert r.code == 0, r.err
+    assert r.err == ""
+    by_name = {i.name: i for i in lockfile.read(tmp_path / "xcargo.lock").images}
+    assert by_name[name].digest == idx.digest  # recorded as written, not as the mirror's name
+    assert by_name[f"docker.io/someorg/{name}"].digest == org.digest
+    v = run("verify", "--config", cfg)
+    assert v.code == 0, v.err
+    r = run("resolve", f"{name}:1.0")
+    assert r.out == f"{name}:1.0@{idx.digest}\n"
+
+
+@pytest.mark.registry
+def test_failing_mirrors_fall_back_in_order(
+    tmp_path: Path, registry: Registry, own_registry: Registry, fault_proxy: FaultProxy, run, monkeypatch
+) -> None:
+    repo = unique_repo("fallback")
+    primary = own_registry.push_image(repo, "v1")
+    copy = registry.push_image(repo, "v1", salt="mirror copy")  # a mirror whose tag differs
+    fault_proxy.add(r"^/v2/.+", "status", status=503)  # a broken cache
+    write_conf(
+        tmp_path,
+        monkeypatch,
+        f'[[registry]]\nlocation = "{own_registry.host}"\n'
+        '[[registry.mirror]]\nlocation = "127.0.0.1:1"\n'  # 1: nothing listens
+        f'[[registry.mirror]]\nlocation = "{fault_proxy.host}"\n'  # 2: 503
+        f'[[registry.mirror]]\nlocation = "{registry.host}/elsewhere"\n'  # 3: lacks it (404)
+        f'[[registry.mirror]]\nlocation = "{registry.host}"\n',  # 4: has it
+    )
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "{own_registry.host}/{repo}:v1"\n')
+    r = run("resolve", f"{own_registry.host}/{repo}:v1")
+    assert r.code == 0, r.err
+    assert r.out == f"{own_registry.host}/{repo}:v1@{copy.digest}\n"  # the first mirror that has it
+    assert "warning: mirror 127.0.0.1:1" in r.err and f"warning: mirror {fault_proxy.host}" in r.err
+    assert "HTTP 503" in r.err and "elsewhere" not in r.err  # a mirror lacking an image is normal
+
+    # Mirrors that cannot serve it: the primary location answers.
+    write_conf(
+        tmp_path,
+        monkeypatch,
+        f'[[registry]]\nlocation = "{own_registry.host}"\n'
+        '[[registry.mirror]]\nlocation = "127.0.0.1:1"\n'
+        f'[[registry.mirror]]\nlocation = "{registry.host}/elsewhere"\n',
+    )
+    r = run("update", "--config", cfg)
+    assert r.code == 0, r.err
+    assert lockfile.read(tmp_path / "xcargo.lock").images[0].digest == primary.digest
+    assert r.err.count("warning: mirror 127.0.0.1:1") == 1  # once per run, not per request
+    assert "elsewhere" not in r.err
+
+
+@pytest.mark.registry
+def test_location_rewrite_blocked_and_insecure(tmp_path: Path, registry: Registry, run, monkeypatch) -> None:
+    base = unique_repo("rewrite")
+    img = registry.push_image(f"{base}/app", "1")
+    write_conf(
+        tmp_path,
+        monkeypatch,
+        f'[[registry]]\nprefix = "registry.lockman.example/team"\nlocation = "{registry.host}/{base}"\n'
+        '[[registry]]\nprefix = "forbidden.example"\nblocked = true\n',
+    )
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text('[container]\nimage = "registry.lockman.example/team/app:1"\n')
+    r = run("update", "--config", cfg)
+    assert r.code == 0, r.err
+    (entry,) = lockfile.read(tmp_path / "xcargo.lock").images
+    assert (entry.name, entry.digest) == ("registry.lockman.example/team/app", img.digest)
+
+    cfg.write_text('[container]\nimage = "forbidden.example/x:1"\n')
+    r = run("update", "--config", cfg)
+    assert r.code == 2 and "forbidden.example/x:1: pulling from forbidden.example is blocked by" in r.err
+    assert (tmp_path / "xcargo.lock").read_text().count("registry.lockman.example/team/app") == 1

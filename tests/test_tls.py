@@ -1,0 +1,174 @@
+"""TLS trust (SSL_CERT_FILE, certs.d, client certificates) and proxies, against real registries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trustme
+
+from lockman import lockfile
+from tests.conftest import unique_repo
+from tests.faultproxy import FaultProxy
+from tests.registry import Registry
+
+
+@dataclass
+class TLSSetup:
+    registry: Registry
+    ca: trustme.CA
+    ca_pem: Path
+    root: Path
+
+
+def _start(root: Path, *, client_certs: bool = False) -> TLSSetup:
+    ca = trustme.CA()
+    root.mkdir(parents=True, exist_ok=True)
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    chain, key, ca_pem = root / "server-chain.pem", root / "server.key", root / "ca.pem"
+    chain.write_bytes(b"".join(c.bytes() for c in server.cert_chain_pems))
+    key.write_bytes(server.private_key_pem.bytes())
+    ca.cert_pem.write_to_path(str(ca_pem))
+    reg = Registry(root / "registry", tls=(chain, key), ca=ca_pem)
+    if client_certs:
+        client = ca.issue_cert("lockman-test-client")
+        cert, ckey = root / "push-client.cert", root / "push-client.key"
+        cert.write_bytes(b"".join(c.bytes() for c in client.cert_chain_pems))
+        ckey.write_bytes(client.private_key_pem.bytes())
+        reg.client_cas = ca_pem
+        reg.push_cert = (str(cert), str(ckey))
+    reg.start()
+    return TLSSetup(reg, ca, ca_pem, root)
+
+
+@pytest.fixture(scope="module")
+def tls_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSSetup]:
+    setup = _start(tmp_path_factory.mktemp("tls"))
+    yield setup
+    setup.registry.stop()
+
+
+@pytest.fixture(scope="module")
+def mtls_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSSetup]:
+    setup = _start(tmp_path_factory.mktemp("mtls"), client_certs=True)
+    yield setup
+    setup.registry.stop()
+
+
+def _project(tmp_path: Path, reg: Registry) -> tuple[Path, str]:
+    repo = unique_repo("tls")
+    img = reg.push_image(repo, "v1")
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "{reg.host}/{repo}:v1"\n')
+    return cfg, img.digest
+
+
+@pytest.mark.registry
+def test_untrusted_certificate_is_refused_with_advice(tmp_path: Path, tls_setup: TLSSetup, run) -> None:
+    cfg, _ = _project(tmp_path, tls_setup.registry)
+    for cmd in (["update"], ["resolve", f"{tls_setup.registry.host}/x/y:1"]):
+        args = [*cmd, "--config", cfg] if cmd == ["update"] else cmd
+        r = run(*args)
+        assert r.code == 3, r.err
+        line = r.err.strip()
+        assert "\n" not in line and "Traceback" not in line
+        assert f"{tls_setup.registry.host}: TLS certificate not trusted" in line
+        assert f"certs.d/{tls_setup.registry.host}/ca.crt" in line and "SSL_CERT_FILE" in line
+    assert not (tmp_path / "xcargo.lock").exists()
+
+
+@pytest.mark.registry
+def test_trusted_via_ssl_cert_file(tmp_path: Path, tls_setup: TLSSetup, run, monkeypatch) -> None:
+    cfg, digest = _project(tmp_path, tls_setup.registry)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_setup.ca_pem))
+    r = run("update", "--config", cfg)
+    assert r.code == 0, r.err
+    assert lockfile.read(tmp_path / "xcargo.lock").images[0].digest == digest
+    assert run("verify", "--config", cfg).code == 0
+
+
+@pytest.mark.registry
+def test_trusted_via_ssl_cert_dir(tmp_path: Path, tls_setup: TLSSetup, run, monkeypatch) -> None:
+    import subprocess
+
+    cfg, _ = _project(tmp_path, tls_setup.registry)
+    d = tmp_path / "cadir"
+    d.mkdir()
+    (d / "test-ca.pem").write_bytes(tls_setup.ca_pem.read_bytes())
+    subprocess.run(["openssl", "rehash", str(d)], check=True, capture_output=True)
+    monkeypatch.setenv("SSL_CERT_DIR", str(d))
+    r = run("update", "--config", cfg)
+    assert r.code == 0, r.err
+
+
+@pytest.mark.registry
+def test_trusted_via_certs_d(tmp_path: Path, tls_setup: TLSSetup, run, monkeypatch) -> None:
+    cfg, _ = _project(tmp_path, tls_setup.registry)
+    docker_d, podman_d = tmp_path / "docker-certs.d", tmp_path / "containers-certs.d"
+    host_dir = podman_d / tls_setup.registry.host
+    host_dir.mkdir(parents=True)
+    (host_dir / "ca.crt").write_bytes(tls_setup.ca_pem.read_bytes())
+    monkeypatch.setenv("LOCKMAN_CERTS_D", f"{docker_d}:{podman_d}")
+    r = run("update", "--config", cfg)
+    assert r.code == 0, r.err
+    # The CA file for another host does not help this one.
+    other = podman_d / "127.0.0.1:1"
+    host_dir.rename(other)
+    r = run("update", "--config", cfg)
+    assert r.code == 3 and "not trusted" in r.err
+
+
+@pytest.mark.registry
+def test_client_certificate_from_certs_d(tmp_path: Path, mtls_setup: TLSSetup, run, monkeypatch) -> None:
+    cfg, digest = _project(tmp_path, mtls_setup.registry)
+    host_dir = tmp_path / "certs.d" / mtls_setup.registry.host
+    host_dir.mkdir(parents=True)
+    (host_dir / "ca.crt").write_bytes(mtls_setup.ca_pem.read_bytes())
+    monkeypatch.setenv("LOCKMAN_CERTS_D", str(tmp_path / "certs.d"))
+    r = run("update", "--config", cfg)
+    assert r.code == 3, r.err  # trusted, but the registry wants a client certificate
+    assert mtls_setup.registry.host in r.err and r.err.count("\n") == 1
+    # TLS 1.3 reports a missing client certificate after the handshake: the alert (and with
+    # it the hint) arrives only when it wins the race against the connection's close.
+    if "refused the TLS handshake" in r.err:
+        assert "client.cert and client.key" in r.err
+
+    client = mtls_setup.ca.issue_cert("lockman-client")
+    (host_dir / "client.cert").write_bytes(b"".join(c.bytes() for c in client.cert_chain_pems))
+    (host_dir / "client.key").write_bytes(client.private_key_pem.bytes())
+    r = run("update", "--config", cfg)
+    assert r.code == 0, r.err
+    assert lockfile.read(tmp_path / "xcargo.lock").images[0].digest == digest
+
+    (host_dir / "client.key").unlink()
+    r = run("update", "--config", cfg)
+    assert r.code == 2 and "client.cert: client certificate without its key client.key" in r.err
+
+
+# -- proxies -----------------------------------------------------------------------------------------
+@pytest.mark.registry
+def test_http_proxy_and_no_proxy(tmp_path: Path, registry: Registry, run, monkeypatch) -> None:
+    repo = unique_repo("proxy")
+    img = registry.push_image(repo, "v1")
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "{registry.host}/{repo}:v1"\n')
+    proxy = FaultProxy("127.0.0.1", registry.port).start()  # forwards absolute-form requests
+    try:
+        monkeypatch.setenv("HTTP_PROXY", f"http://{proxy.host}")
+        monkeypatch.setenv("HTTPS_PROXY", f"http://{proxy.host}")
+        monkeypatch.setenv("NO_PROXY", "example.com")
+        r = run("update", "--config", cfg)
+        assert r.code == 0, r.err
+        assert img.digest in (tmp_path / "xcargo.lock").read_text()
+        via_proxy = [p for _, p, _ in proxy.requests if p.startswith(f"http://{registry.host}/v2/")]
+        assert any("/manifests/v1" in p for p in via_proxy), proxy.requests
+
+        seen = len(proxy.requests)
+        for no_proxy in ("127.0.0.1", "127.0.0.0/8", "*"):
+            monkeypatch.setenv("NO_PROXY", no_proxy)
+            assert run("update", "--config", cfg).code == 0
+            assert len(proxy.requests) == seen, no_proxy
+    finally:
+        proxy.stop()
