@@ -62,3 +62,22 @@ def test_bad_lockfile(tmp_path: Path, run, name: str) -> None:
     shutil.copy(CORPUS / "lockfile" / name, tmp_path / "xcargo.lock")
     commands = [*COMMANDS, ["verify", "--offline"]]
     _check(run, tmp_path, tmp_path / "xcargo.lock", key, problem, commands)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "soon"])
+@pytest.mark.parametrize("command", ["update", "verify", "resolve", "pull", "diff", "pin"])
+def test_bad_timeout_is_usage_error(tmp_path: Path, run, command: str, value: str) -> None:
+    (tmp_path / "xcargo.toml").write_text(GOOD_CONFIG)
+    config = ["--config", str(tmp_path / "xcargo.toml")]
+    args = {"resolve": ["example.invalid/a:1"], "diff": [str(tmp_path / "xcargo.lock"), *config]}
+    r = run(command, *args.get(command, config), "--timeout", value)
+    assert r.code == 2 and r.err.count("\n") == 1 and "--timeout" in r.err, r.err
+
+
+def test_offline_commands_accept_timeout(tmp_path: Path, run) -> None:
+    (tmp_path / "xcargo.toml").write_text(GOOD_CONFIG)
+    (tmp_path / "xcargo.lock").write_text(GOOD_LOCK)
+    lock = tmp_path / "xcargo.lock"
+    assert run("diff", lock, lock, "--timeout", "3", "--config", tmp_path / "xcargo.toml").code == 0
+    assert run("pin", "--timeout", "3", "--config", tmp_path / "xcargo.toml").code == 0
+    assert run("verify", "--offline", "--timeout", "3", "--config", tmp_path / "xcargo.toml").code == 0
