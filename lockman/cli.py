@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from cyclopts import App, Parameter
+from cyclopts import App, Parameter, validators
 
 from lockman import __version__
 from lockman.errors import EXIT_REGISTRY, EXIT_USAGE, LockmanError
@@ -27,7 +27,16 @@ app = App(
 ConfigOpt = Annotated[
     Path, Parameter(name=["--config", "-c"], help="xcargo.toml to read; xcargo.lock sits next to it.")
 ]
-TimeoutOpt = Annotated[float, Parameter(name="--timeout", help="Seconds each registry request may take.")]
+# Every command that talks to a registry takes `timeout: TimeoutOpt = DEFAULT_TIMEOUT`.
+DEFAULT_TIMEOUT = 30.0
+TimeoutOpt = Annotated[
+    float,
+    Parameter(
+        name="--timeout",
+        help="Seconds each registry request may take; retries stop after a few multiples of it.",
+        validator=validators.Number(gt=0, lte=86400),
+    ),
+]
 NoCacheOpt = Annotated[
     bool, Parameter(name="--no-cache", negative="", help="Neither read nor fill the local manifest cache.")
 ]
@@ -81,6 +90,9 @@ def update(
     config: ConfigOpt = Path("xcargo.toml"),
     check: Annotated[bool, Parameter(help="Change nothing; exit 1 if the lock is not current.")] = False,
     dry_run: Annotated[bool, Parameter(help="Show what would change; write nothing.")] = False,
+    keep_going: Annotated[
+        bool, Parameter(help="When some images fail, still record those that resolved (exit 3).")
+    ] = False,
     platform: Annotated[
         str | None,
         Parameter(help="Lock this platform's manifest (os/arch[/variant]) instead of the index; all: undo."),
@@ -90,7 +102,7 @@ def update(
     ] = False,
     fmt: FormatOpt = "text",
     commit_message: CommitMessageOpt = False,
-    timeout: TimeoutOpt = 30.0,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
     signatures: SignatureOpts = NO_SIGNATURE_FLAGS,
 ) -> int:
     """Resolve every image xcargo.toml uses and record its digest in xcargo.lock."""
@@ -108,6 +120,7 @@ def update(
             commit_message=commit_message,
             signatures=signatures,
             platform=platform,
+            keep_going=keep_going,
         )
     )
 
@@ -124,7 +137,7 @@ def verify(
     ] = False,
     no_cache: NoCacheOpt = False,
     fmt: FormatOpt = "text",
-    timeout: TimeoutOpt = 30.0,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
     signatures: SignatureOpts = NO_SIGNATURE_FLAGS,
 ) -> int:
     """Check the lock against the config, every locked digest against its registry, and
@@ -161,6 +174,7 @@ def diff(
     exit_code: Annotated[
         bool, Parameter(name="--exit-code", negative="", help="Exit 1 when the lockfiles differ.")
     ] = False,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,  # no requests here; accepted so scripts can pass it everywhere
 ) -> int:
     """Show which images moved between two lockfiles (e.g. `lockman diff git:HEAD xcargo.lock`)."""
     from lockman.commands import diff as cmd
@@ -189,7 +203,7 @@ def pull(
         Parameter(help="docker, podman or auto (default: [container].runtime in xcargo.toml)."),
     ] = None,
     no_cache: NoCacheOpt = False,
-    timeout: TimeoutOpt = 30.0,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
     signatures: SignatureOpts = NO_SIGNATURE_FLAGS,
 ) -> int:
     """Fetch exactly the locked images, verifying every manifest and blob by digest, and
@@ -217,6 +231,7 @@ def pin(
     write: Annotated[
         bool, Parameter(negative="", help="Rewrite xcargo.toml; without it, show the diff.")
     ] = False,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,  # no requests here; accepted so scripts can pass it everywhere
 ) -> int:
     """Write the locked digests into xcargo.toml (image = "name:tag@sha256:…"), keeping comments."""
     from lockman.commands import pin as cmd
@@ -239,7 +254,7 @@ def resolve(
     ],
     /,
     *,
-    timeout: TimeoutOpt = 30.0,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
     concurrency: Annotated[
         int | None,
         Parameter(help="Parallel requests per registry (default: $LOCKMAN_CONCURRENCY, else 16)."),

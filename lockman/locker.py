@@ -12,10 +12,11 @@ from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from lockman.errors import InputError, LockmanError
+from lockman.errors import InputError, LockmanError, VerificationError
 from lockman.lockfile import LockedImage, LockedPlatform, Lockfile
-from lockman.manifest import INDEX_TYPES, Manifest
-from lockman.registry.client import RegistryClient
+from lockman.manifest import Descriptor, Manifest, check_descriptor
+from lockman.reference import Reference
+from lockman.registry.client import NotFound, RegistryClient
 from lockman.xcargo import ImageUse
 
 T = TypeVar("T")
@@ -105,11 +106,23 @@ async def lock_one(
             and not previous.platform
         ):
             return Outcome(w, replace(previous, source=w.source))
-        if manifest is None and desc.media_type in INDEX_TYPES:
-            manifest = await client.get_manifest(ref.with_digest(desc.digest))
+        if manifest is None:
+            # A digest about to be recorded is fetched and hashed first: a lying HEAD
+            # (Docker-Content-Digest) must never reach the lockfile.
+            manifest = await _fetch_announced(client, ref, desc)
+        check_descriptor(desc, manifest, what=ref.familiar())
         return Outcome(w, _entry(w, desc.digest, manifest, desc.media_type))
     except LockmanError as e:
         return Outcome(w, error=e)
+
+
+async def _fetch_announced(client: RegistryClient, ref: Reference, desc: Descriptor) -> Manifest:
+    try:
+        return await client.get_manifest(ref.with_digest(desc.digest))
+    except NotFound:
+        raise VerificationError(
+            f"{ref.familiar()}: registry announced digest {desc.digest} but serves no manifest with it"
+        ) from None
 
 
 async def _lock_pinned(client: RegistryClient, w: Wanted, previous: LockedImage | None) -> Outcome:

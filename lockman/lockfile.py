@@ -8,6 +8,7 @@ consecutive lines of each ``[[image]]`` so Renovate-style regex managers can rea
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import os
 import re
@@ -289,6 +290,14 @@ def locked(path: Path, timeout: float = 600.0) -> Iterator[None]:
     except Timeout:
         raise InputError(f"{path}: another lockman process holds the lock") from None
     try:
+        _remove_stale_temps(path)
         yield
     finally:
         lock.release()
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Temp files of a writer killed before its rename; safe to remove while we hold the lock."""
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()

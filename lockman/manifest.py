@@ -49,6 +49,24 @@ def check_digest(data: bytes, expected: str, *, what: str) -> None:
         raise VerificationError(f"{what}: digest mismatch: expected {expected}, got {actual}")
 
 
+def check_descriptor(descriptor: Descriptor, manifest: Manifest, *, what: str) -> None:
+    """The manifest fetched for a descriptor must be what the descriptor says it is.
+
+    A registry (or an index) that labels content one way and serves another is not trusted:
+    media type and size (when known) must agree, the digest was already checked on fetch.
+    """
+    if descriptor.media_type in MANIFEST_TYPES and descriptor.media_type != manifest.media_type:
+        raise VerificationError(
+            f"{what}: descriptor says {descriptor.media_type} but the manifest {manifest.digest} "
+            f"is {manifest.media_type}"
+        )
+    if descriptor.size and descriptor.size != len(manifest.raw):
+        raise VerificationError(
+            f"{what}: descriptor says {descriptor.size} bytes but the manifest {manifest.digest} "
+            f"has {len(manifest.raw)}"
+        )
+
+
 @dataclass(frozen=True)
 class Platform:
     os: str

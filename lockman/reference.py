@@ -138,17 +138,17 @@ def parse(text: str, *, default_tag: str | None = "latest") -> Reference:
     if text == "":
         raise InvalidReference("invalid reference '': empty")
     if text != text.strip() or any(c.isspace() for c in text):
-        raise InvalidReference(f"invalid reference {text!r}: contains whitespace")
+        raise InvalidReference(f"invalid reference {_show(text)}: contains whitespace")
 
     remainder, at, digest = text.partition("@")
     digest_value: str | None = None
     if at:
         if "@" in digest:
-            raise InvalidReference(f"invalid reference {text!r}: more than one '@'")
+            raise InvalidReference(f"invalid reference {_show(text)}: more than one '@'")
         try:
             digest_value = validate_digest(digest)
         except InvalidReference as e:
-            raise InvalidReference(f"invalid reference {text!r}: {_reason(e)}") from None
+            raise InvalidReference(f"invalid reference {_show(text)}: {_reason(e)}") from None
 
     name, tag = remainder, None
     colon = remainder.rfind(":")
@@ -156,20 +156,22 @@ def parse(text: str, *, default_tag: str | None = "latest") -> Reference:
         name, tag = remainder[:colon], remainder[colon + 1 :]
         if not TAG_RE.fullmatch(tag):
             why = "longer than 128 characters" if len(tag) > 128 else "not a valid tag"
-            raise InvalidReference(f"invalid reference {text!r}: tag {tag!r} is {why}")
+            raise InvalidReference(f"invalid reference {_show(text)}: tag {_show(tag)} is {why}")
 
     if not name:
-        raise InvalidReference(f"invalid reference {text!r}: missing repository name")
+        raise InvalidReference(f"invalid reference {_show(text)}: missing repository name")
     if len(name) > MAX_NAME_LENGTH:
-        raise InvalidReference(f"invalid reference {text!r}: name longer than {MAX_NAME_LENGTH} characters")
+        raise InvalidReference(
+            f"invalid reference {_show(text)}: name longer than {MAX_NAME_LENGTH} characters"
+        )
 
     domain, path = _split_domain(name)
     if domain is not None and not DOMAIN_RE.fullmatch(domain):
-        raise InvalidReference(f"invalid reference {text!r}: invalid registry host {domain!r}")
+        raise InvalidReference(f"invalid reference {_show(text)}: invalid registry host {_show(domain)}")
     if not PATH_RE.fullmatch(path):
         if path != path.lower() and PATH_RE.fullmatch(path.lower()):
-            raise InvalidReference(f"invalid reference {text!r}: repository name must be lowercase")
-        raise InvalidReference(f"invalid reference {text!r}: invalid repository name {path!r}")
+            raise InvalidReference(f"invalid reference {_show(text)}: repository name must be lowercase")
+        raise InvalidReference(f"invalid reference {_show(text)}: invalid repository name {_show(path)}")
 
     registry = domain if domain is not None else DOCKER_HUB
     if registry in _HUB_ALIASES:
@@ -179,6 +181,11 @@ def parse(text: str, *, default_tag: str | None = "latest") -> Reference:
     if tag is None and digest_value is None:
         tag = default_tag
     return Reference(registry, path, tag, digest_value, name)
+
+
+def _show(text: str, limit: int = 100) -> str:
+    """The reference quoted for a message, shortened: an absurd input must not flood the terminal."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
 def _reason(e: InvalidReference) -> str:

@@ -115,9 +115,8 @@ class _Reader:
 
 
 def _kind(obj: Any) -> str:
-    return {dict: "a table", list: "an array", str: "a string", bool: "a boolean"}.get(
-        type(obj), type(obj).__name__
-    )
+    kinds = {dict: "a table", list: "an array", str: "a string", bool: "a boolean", int: "an integer"}
+    return kinds.get(type(obj)) or {float: "a float"}.get(type(obj), f"a {type(obj).__name__} value")
 
 
 def _quote(key: str) -> str:

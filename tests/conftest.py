@@ -54,6 +54,12 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setattr(lockman.console, "_secrets", set())
     monkeypatch.setenv("LOCKMAN_LOCK_DIR", str(home / "locks"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+    # Real retries, tiny waits: fault tests stay fast (lockman.registry.retry reads these).
+    monkeypatch.setenv("LOCKMAN_RETRY_WAIT_INITIAL", "0.01")
+    monkeypatch.setenv("LOCKMAN_RETRY_WAIT_MAX", "0.05")
+    monkeypatch.setenv("LOCKMAN_RETRY_JITTER", "0.01")
+    for var in ("LOCKMAN_RETRY_ATTEMPTS", "LOCKMAN_RETRY_AFTER_MAX"):
+        monkeypatch.delenv(var, raising=False)
     return home
 
 

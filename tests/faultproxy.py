@@ -1,8 +1,9 @@
 """A fault-injecting HTTP proxy to put in front of the real docker-registry in tests.
 
 Forwards every request to the registry unchanged, except those matching a rule, which get a
-fault: a status code (503, 429 + Retry-After), altered bytes, a truncated body, a connection
-reset, a hang, a huge body, or rewritten headers. Rules fire a set number of times, so "fails
+fault: a status code (503, 429 + Retry-After, a redirect), altered bytes, a truncated body, a
+connection reset, a hang, a trickle (headers, then a byte at a time), a huge body (with an absurd
+Content-Length, or chunked without one), or rewritten headers. Rules fire a set number of times, so "fails
 twice, then works" is easy to say. Everything the proxy saw is recorded in ``requests``.
 """
 
@@ -33,7 +34,7 @@ HOP_BY_HOP = {
 @dataclass
 class Rule:
     path: str  # regex searched in the request path
-    action: str  # status | alter | truncate | reset | hang | huge | headers
+    action: str  # status | alter | truncate | reset | hang | trickle | huge | headers
     method: str | None = None
     times: int | None = None  # None: forever
     status: int = 503
@@ -42,6 +43,7 @@ class Rule:
     transform: Callable[[bytes], bytes] | None = None
     delay: float = 0.0
     size: int = 0
+    chunked: bool = False  # huge: no Content-Length, chunked transfer encoding
     fired: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -55,6 +57,7 @@ class FaultProxy:
         self.upstream = (upstream_host, upstream_port)
         self.rules: list[Rule] = []
         self.requests: list[tuple[str, str, int | str]] = []
+        self.headers_seen: list[tuple[str, str, dict[str, str]]] = []  # (method, path, headers)
         self._lock = threading.Lock()
         proxy = self
 
@@ -113,6 +116,7 @@ class FaultProxy:
         body = h.rfile.read(length) if length else b""
         rule = self._pick(method, path)
         self.requests.append((method, path, rule.action if rule else "forward"))
+        self.headers_seen.append((method, path, {k.lower(): v for k, v in h.headers.items()}))
         if rule is not None and rule.action == "status":
             return _respond(h, rule.status, rule.headers, rule.body, method)
         if rule is not None and rule.action == "reset":
@@ -127,8 +131,10 @@ class FaultProxy:
         resp = conn.getresponse()
         out_headers = {k: v for k, v in resp.getheaders() if k.lower() not in HOP_BY_HOP}
         if rule is None or rule.action == "headers":
-            if rule is not None:
-                out_headers.update(rule.headers)
+            if rule is not None:  # a header set to "" is removed
+                drop = {k.lower() for k, v in rule.headers.items() if v == ""}
+                out_headers = {k: v for k, v in out_headers.items() if k.lower() not in drop}
+                out_headers.update({k: v for k, v in rule.headers.items() if v != ""})
             if method == "HEAD":
                 resp.read()
                 return _respond(h, resp.status, out_headers, b"", method, keep_length=True)
@@ -144,18 +150,36 @@ class FaultProxy:
             h.wfile.write(data[: len(data) // 2])
             h.wfile.flush()
             return _reset(h)
+        if rule.action == "trickle":
+            _send_head(h, resp.status, {**out_headers, "Content-Length": str(len(data))})
+            try:
+                for i in range(len(data)):
+                    h.wfile.write(data[i : i + 1])
+                    h.wfile.flush()
+                    time.sleep(rule.delay or 0.1)
+            except OSError:
+                pass
+            return _reset(h)
         if rule.action == "huge":
             size = rule.size or 1 << 30
-            _send_head(h, resp.status, {**out_headers, "Content-Length": str(size)})
+            length = {"Transfer-Encoding": "chunked"} if rule.chunked else {"Content-Length": str(size)}
+            _send_head(h, resp.status, {**out_headers, **length})
             chunk = b"x" * 65536
             sent = 0
             try:
                 while sent < size:
-                    h.wfile.write(chunk)
+                    if rule.chunked:
+                        h.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    else:
+                        h.wfile.write(chunk)
                     sent += len(chunk)
+                if rule.chunked:
+                    h.wfile.write(b"0\r\n\r\n")
+                h.wfile.flush()
             except OSError:
-                pass
-            return _reset(h)
+                return _reset(h)
+            h.close_connection = True  # a plain close: a reset would discard what is unread
+            return None
         raise AssertionError(f"unknown action {rule.action}")
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from lockman import lockfile, pinning, report
 from lockman.commands._common import report_errors, worst
 from lockman.console import err, out, short, use_colour
-from lockman.errors import EXIT_OK, EXIT_VERIFY
+from lockman.errors import EXIT_OK, EXIT_VERIFY, LockmanError
 from lockman.locker import Outcome, Wanted, gather_all, lock_one, wanted_images
 from lockman.lockfile import LockedImage, Lockfile
 from lockman.platforms import parse_platform
@@ -27,6 +27,12 @@ from lockman.xcargo import load_config
 
 if TYPE_CHECKING:
     from lockman.signatures import PolicySet
+
+
+def _named(o: Outcome, e: LockmanError) -> LockmanError:
+    """The error, naming the image when its message does not (a network error names a host)."""
+    ref = o.wanted.use.ref.familiar()
+    return e if ref in str(e) else type(e)(f"{ref}: {e}")
 
 
 async def _refuse_unsigned(
@@ -100,6 +106,7 @@ async def run(
     commit_message: bool = False,
     signatures: SignatureOptions | None = None,
     platform: str | None = None,
+    keep_going: bool = False,
 ) -> int:
     if platform is not None and platform != "all":
         parse_platform(platform)  # bad input before any file or network
@@ -136,8 +143,8 @@ async def run(
             if repin and not any(o.error for o in outcomes):
                 moved_to = {o.wanted.key: o.tag_moved_to for o in outcomes if o.tag_moved_to}
                 outcomes = await _repin(client, outcomes)
-            errors = [o.error for o in outcomes if o.error is not None]
-            if errors:
+            errors = [_named(o, o.error) for o in outcomes if o.error is not None]
+            if errors and not keep_going:
                 return report_errors(errors)
             if policies is not None:
                 show = fmt == "text" and not commit_message  # stdout carries only the report
@@ -152,6 +159,8 @@ async def run(
                     f"{short(o.tag_moved_to)}; the pin is kept (`lockman update --repin` moves it)"
                 )
         fresh = [o.entry for o in outcomes if o.entry is not None]
+        # --keep-going: an image that failed keeps its old entry (a new one stays out).
+        fresh += [previous[o.wanted.key] for o in outcomes if o.error and o.wanted.key in previous]
         if images:  # a selective run leaves every other entry exactly as it was
             chosen = {w.key for w in wanted}
             fresh += [e for e in (old.images if old else ()) if e.key not in chosen]
@@ -189,7 +198,7 @@ async def run(
         if body:
             out(body)
         if not (lock_changes or config_changes):
-            if not rep.updates:
+            if not rep.updates and not errors:
                 out(f"{lock_path}: up to date ({len(new.images)} images)")
         elif check:
             pass
@@ -200,9 +209,11 @@ async def run(
                 if f == str(config.path):
                     out(f"{config.path}: pins moved to the tags' new digests")
             if lock_changes:
-                out(f"{lock_path}: updated ({len(rep.updates)} changed, {len(new.images)} images)")
+                partial = f", {len(errors)} failed and left as they were" if errors else ""
+                out(f"{lock_path}: updated ({len(rep.updates)} changed, {len(new.images)} images{partial})")
+    failed = report_errors(errors) if errors else EXIT_OK  # only with --keep-going
     if check and (lock_changes or config_changes):
         what = f"{config.path} pins are" if config_changes and not lock_changes else f"{lock_path} is"
         err(f"error: {what} not up to date: run `lockman update{' --repin' if config_changes else ''}`")
-        return EXIT_VERIFY
-    return EXIT_OK
+        return worst([EXIT_VERIFY, failed])
+    return failed

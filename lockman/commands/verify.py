@@ -18,6 +18,7 @@ from lockman.console import err, out, use_colour
 from lockman.errors import EXIT_OK, EXIT_VERIFY, LockmanError, VerificationError
 from lockman.locker import platforms_of, wanted_images
 from lockman.lockfile import LockedImage, Lockfile
+from lockman.manifest import check_descriptor
 from lockman.progress import progress, tracked
 from lockman.reference import Reference
 from lockman.registry.client import NotFound, RegistryClient
@@ -95,10 +96,12 @@ async def _check_online(client: RegistryClient, use_ref: Reference, entry: Locke
         ]
     except LockmanError as e:
         kind = "digest-mismatch" if isinstance(e, VerificationError) else "registry"
-        return [Problem(kind, display, str(e), e.exit_code)]
+        message = str(e) if use_ref.familiar() in str(e) else f"{display}: {e}"
+        return [Problem(kind, display, message, e.exit_code)]
     problems = []
     if entry.platforms:
         served = set(platforms_of(manifest))
+        listed = {d.digest: d for d in manifest.manifests}
         for p in entry.platforms:
             if p not in served:
                 problems.append(
@@ -127,6 +130,11 @@ async def _check_online(client: RegistryClient, use_ref: Reference, entry: Locke
                 problems.append(Problem(kind, display, f"{display} ({p.platform}): {r}", r.exit_code))
             elif isinstance(r, BaseException):
                 raise r
+            elif p.digest in listed:
+                try:
+                    check_descriptor(listed[p.digest], r, what=f"{display} ({p.platform})")
+                except VerificationError as e:
+                    problems.append(Problem("media-type-mismatch", display, str(e)))
     return problems
 
 

@@ -39,6 +39,7 @@ from lockman.registry.credentials import CredentialStore
 from lockman.registry.host_transport import HostTransport
 from lockman.registry.hosts import plain_http_allowed
 from lockman.registry.registries_conf import Endpoint, RegistriesConf
+from lockman.registry.retry import BodyTooLarge, Retrier, RetryPolicy, attempts_note
 
 if TYPE_CHECKING:
     from lockman.cache import ManifestCache
@@ -93,8 +94,10 @@ class RegistryClient:
         transport: httpx.AsyncBaseTransport | None = None,
         registries: RegistriesConf | None = None,
         cache: ManifestCache | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self._timeout = timeout
+        self.retrier = Retrier(timeout, retry or RetryPolicy.from_env())
         self._concurrency = concurrency or configured_concurrency()
         self._credentials = credentials or CredentialStore()
         self._http2 = http2_enabled() if http2 is None else http2
@@ -162,13 +165,14 @@ class RegistryClient:
     # -- transport ---------------------------------------------------------------------------
     async def _send_raw(self, request: httpx.Request) -> httpx.Response:
         """Send without registry auth (pings, token requests), mapping network errors."""
-        self.requests[request.url.netloc.decode("ascii")] += 1
+        host = request.url.netloc.decode("ascii")
+        self.requests[host] += 1
         try:
-            response = await self.http.send(request, auth=None)
-            await response.aread()
-            return response
+            return await self.retrier.send(self.http, request)
         except (httpx.HTTPError, ssl.SSLError) as e:  # httpcore's HTTP/2 may leak SSLError
-            raise _network_error(request.url.netloc.decode("ascii"), e) from None
+            raise _network_error(host, e) from None
+        except BodyTooLarge as e:
+            raise RegistryError(f"{_registry_name(host)}: answer to {request.url.path} is {e}") from None
 
     async def _base(self, host: str) -> str:
         """Ping ``/v2/`` once per registry; learn its scheme and auth challenge."""
@@ -186,7 +190,9 @@ class RegistryClient:
             try:
                 response = await self._send_raw(self.http.build_request("GET", f"{base}/v2/"))
             except RegistryError as e:
-                first_error = first_error or e
+                # After a TLS handshake failure (a plain-HTTP server), the HTTP error says more.
+                if first_error is None or getattr(first_error, "tls_handshake_failed", False):
+                    first_error = e
                 continue
             if response.status_code in (200, 401) or (
                 response.status_code < 500 and "docker-distribution-api-version" in response.headers
@@ -221,6 +227,7 @@ class RegistryClient:
         *,
         headers: dict[str, str] | None = None,
         stream: bool = False,
+        limit: int | None = MAX_MANIFEST_BYTES,
     ) -> httpx.Response:
         """Send to the first endpoint (mirror or location) that answers usefully.
 
@@ -230,7 +237,9 @@ class RegistryClient:
         endpoints = self.endpoints(ref)
         for ep in endpoints[:-1]:
             try:
-                response = await self._request_at(method, ep.ref, path, headers=headers, stream=stream)
+                response = await self._request_at(
+                    method, ep.ref, path, headers=headers, stream=stream, limit=limit, retry=False
+                )
             except RegistryError as e:
                 self._mirror_failed(ref, ep, str(e))
                 continue
@@ -238,7 +247,9 @@ class RegistryClient:
                 return response
             await response.aclose()
             self._mirror_failed(ref, ep, f"HTTP {response.status_code}")
-        return await self._request_at(method, endpoints[-1].ref, path, headers=headers, stream=stream)
+        return await self._request_at(
+            method, endpoints[-1].ref, path, headers=headers, stream=stream, limit=limit
+        )
 
     def _mirror_failed(self, ref: Reference, ep: Endpoint, why: str) -> None:
         if why == "HTTP 404":
@@ -256,6 +267,8 @@ class RegistryClient:
         *,
         headers: dict[str, str] | None = None,
         stream: bool = False,
+        limit: int | None = MAX_MANIFEST_BYTES,
+        retry: bool = True,
     ) -> httpx.Response:
         host = ref.api_host
         base = await self._base(host)
@@ -263,11 +276,19 @@ class RegistryClient:
         async with self._limit(host):
             self.requests[host] += 1
             try:
-                response = await self.http.send(request, auth=self.auth, stream=stream)
+                response = await self.retrier.send(
+                    self.http, request, auth=self.auth, stream=stream, limit=limit, retry=retry
+                )
             except AuthError:
                 raise
             except (httpx.HTTPError, ssl.SSLError) as e:  # httpcore's HTTP/2 may leak SSLError
-                raise _network_error(host, e) from None
+                raise _network_error(host, e, _where(ref)) from None
+            except BodyTooLarge as e:
+                what = "declares" if e.declared else "sent more than"
+                raise VerificationError(
+                    f"{ref.familiar()}: manifest {what} {e.size if e.declared else e.limit} bytes, "
+                    f"over the {e.limit}-byte limit"
+                ) from None
         # Count the auth round trips that happened inside the flow.
         self.requests[host] += len(response.history)
         self._observe_quota(host, response)
@@ -350,36 +371,12 @@ class RegistryClient:
 
     async def _get_manifest(self, ref: Reference) -> Manifest:
         what = ref.familiar()
-        response = await self._request(
-            "GET", ref, f"manifests/{ref.reference}", headers={"Accept": ACCEPT}, stream=True
-        )
-        try:
-            if response.status_code == 404:
-                raise NotFound(f"{what}: manifest unknown to {_answered_by(response)}")
-            if response.status_code != 200:
-                _raise_status(ref, response, self._has_credentials(response))
-            declared = response.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > MAX_MANIFEST_BYTES:
-                raise VerificationError(
-                    f"{what}: manifest of {int(declared)} bytes exceeds the {MAX_MANIFEST_BYTES}-byte limit"
-                )
-            chunks: list[bytes] = []
-            total = 0
-            try:
-                async for chunk in response.aiter_raw():
-                    total += len(chunk)
-                    if total > MAX_MANIFEST_BYTES:
-                        raise VerificationError(
-                            f"{what}: manifest exceeds the {MAX_MANIFEST_BYTES}-byte limit"
-                        )
-                    chunks.append(chunk)
-            except (httpx.HTTPError, ssl.SSLError) as e:  # httpcore's HTTP/2 may leak SSLError
-                raise _network_error(ref.api_host, e) from None
-            raw = b"".join(chunks)
-        finally:
-            await response.aclose()
-        if declared is not None and declared.isdigit() and int(declared) != len(raw):
-            raise RegistryError(f"{what}: truncated manifest ({len(raw)} of {declared} bytes)")
+        response = await self._request("GET", ref, f"manifests/{ref.reference}", headers={"Accept": ACCEPT})
+        if response.status_code == 404:
+            raise NotFound(f"{what}: manifest unknown to {_answered_by(response)}")
+        if response.status_code != 200:
+            _raise_status(ref, response, self._has_credentials(response))
+        raw = response.content  # read under the size cap; a truncated body was retried
         header_digest = response.headers.get("docker-content-digest")
         if ref.digest is not None:
             expected = ref.digest
@@ -504,10 +501,18 @@ def _try_next_endpoint(status: int) -> bool:
     return status in (401, 403, 404, 408, 429) or status >= 500
 
 
+def _where(ref: Reference, registry: str | None = None) -> str:
+    """How an error names an image: the reference, after its registry when it does not show it."""
+    registry = registry or _registry_name(ref.api_host)
+    familiar = ref.familiar()
+    return familiar if familiar.startswith(f"{registry}/") else f"{registry}: {familiar}"
+
+
 def _raise_status(ref: Reference, response: httpx.Response, authenticated: bool = False) -> None:
     status = response.status_code
     registry = _answered_by(response)
     detail = _error_detail(response)
+    note = attempts_note(response)
     if status == 401:
         raise AuthError(f"{registry}: authentication required for {ref.familiar()}")
     if status == 403:
@@ -516,9 +521,9 @@ def _raise_status(ref: Reference, response: httpx.Response, authenticated: bool 
         host = response.request.url.netloc.decode("ascii")
         code = _error_code(response)
         raise RegistryError(
-            ratelimit.too_many_requests(registry, host, response.headers, code, authenticated)
+            ratelimit.too_many_requests(registry, host, response.headers, code, authenticated) + note
         )
-    raise RegistryError(f"{registry}: {ref.familiar()}: HTTP {status}{detail}")
+    raise RegistryError(f"{_where(ref, registry)}: HTTP {status}{detail}{note}")
 
 
 def _error_code(response: httpx.Response) -> str | None:
@@ -539,8 +544,9 @@ def _error_detail(response: httpx.Response) -> str:
     return f" ({code})" if code else ""
 
 
-def _network_error(host: str, e: httpx.HTTPError | ssl.SSLError) -> RegistryError:
-    registry = _registry_name(host)
+def _network_error(host: str, e: httpx.HTTPError | ssl.SSLError, where: str | None = None) -> RegistryError:
+    """One line for a network failure, naming the image (``where``) when there is one."""
+    registry = where or _registry_name(host)
     cause: BaseException | None = e
     while cause is not None:
         if isinstance(cause, ssl.SSLCertVerificationError):
@@ -554,8 +560,25 @@ def _network_error(host: str, e: httpx.HTTPError | ssl.SSLError) -> RegistryErro
                 f"{tls.client_cert_hint(host)}"
             )
         cause = cause.__cause__ or cause.__context__
+    note = attempts_note(e)
+    if _tls_handshake_failed(e):
+        error = RegistryError(f"{registry}: cannot connect: {e or type(e).__name__}")
+        error.tls_handshake_failed = True  # type: ignore[attr-defined]
+        return error
     if isinstance(e, httpx.TimeoutException):
-        return RegistryError(f"{registry}: timed out ({type(e).__name__})")
+        return RegistryError(f"{registry}: timed out ({e or type(e).__name__}){note}")
     if isinstance(e, httpx.ConnectError):
-        return RegistryError(f"{registry}: cannot connect: {e or type(e).__name__}")
-    return RegistryError(f"{registry}: network error: {type(e).__name__}: {e}")
+        return RegistryError(f"{registry}: cannot connect: {e or type(e).__name__}{note}")
+    if isinstance(e, httpx.TooManyRedirects):
+        return RegistryError(f"{registry}: too many redirects (a redirect loop?)")
+    return RegistryError(f"{registry}: network error: {type(e).__name__}: {e}{note}")
+
+
+def _tls_handshake_failed(e: BaseException) -> bool:
+    """TLS failed for a reason other than trust: typically a server that speaks plain HTTP."""
+    cause: BaseException | None = e
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError) and not isinstance(cause, ssl.SSLCertVerificationError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False

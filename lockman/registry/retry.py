@@ -1,0 +1,266 @@
+"""Retrying registry requests: backoff with jitter, ``Retry-After``, and time bounds.
+
+One :class:`Retrier` per run sends every request (ping, token, HEAD, GET) through
+:meth:`Retrier.send`. An *attempt* is the request plus reading its body, so a body cut short
+(truncated, reset mid-stream) is retried like a refused connection. What is retried:
+connection errors, resets, timeouts, truncated bodies, and HTTP 408, 429 and 5xx (not 501/505),
+for idempotent methods only (a token ``POST`` may rotate a refresh token, so it is never repeated).
+
+Bounds, all derived from ``--timeout`` (T):
+
+- each attempt, body included, gets T seconds (a trickling registry cannot hold a run);
+- one request with its retries starts no new attempt after 2T, and makes at most
+  ``attempts`` tries;
+- the whole run starts no retry after 6T: a registry that keeps failing ends the run.
+
+``Retry-After`` (seconds or an HTTP date) replaces the backoff when it is at most
+``retry_after_max`` and fits in the request's window; a longer one (Docker Hub's rolling pull
+quota says hours) is not waited for: the 429 is reported at once.
+
+The backoff itself is stamina's (capped exponential with additive jitter, on tenacity): a
+well-kept library rather than a hand-rolled loop. Its default instrumentation (log lines on
+every retry) is switched off: lockman's output is one line per error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import stamina
+import stamina.instrumentation
+
+from lockman.errors import InputError
+from lockman.registry.ratelimit import retry_after_seconds
+
+stamina.instrumentation.set_on_retry_hooks([])
+
+RETRY_STATUSES = frozenset({408, 429}) | (frozenset(range(500, 600)) - {501, 505})
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+DEFAULT_BODY_LIMIT = 4 * 1024 * 1024
+ERROR_BODY_LIMIT = 64 * 1024
+REQUEST_WINDOW = 2.0  # multiples of the per-request timeout
+RUN_WINDOW = 6.0
+
+_ENV = {
+    "attempts": "LOCKMAN_RETRY_ATTEMPTS",
+    "wait_initial": "LOCKMAN_RETRY_WAIT_INITIAL",
+    "wait_max": "LOCKMAN_RETRY_WAIT_MAX",
+    "wait_jitter": "LOCKMAN_RETRY_JITTER",
+    "retry_after_max": "LOCKMAN_RETRY_AFTER_MAX",
+}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try. Every field can be set from the environment (see :meth:`from_env`)."""
+
+    attempts: int = 4
+    wait_initial: float = 0.5
+    wait_max: float = 8.0
+    wait_jitter: float = 1.0
+    retry_after_max: float = 30.0
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> RetryPolicy:
+        """Read ``LOCKMAN_RETRY_*`` overrides (tests use tiny waits; CI may want more attempts)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, var in _ENV.items():
+            text = env.get(var)
+            if text is None or text == "":
+                continue
+            try:
+                value = int(text) if name == "attempts" else float(text)
+            except ValueError:
+                value = -1
+            if not (value >= (1 if name == "attempts" else 0)) or value == float("inf"):
+                raise InputError(f"{var}={text!r}: expected a non-negative number")
+            values[name] = value
+        return cls(**values)
+
+
+class BodyTooLarge(Exception):
+    """A response body (declared or received) over the limit; never retried."""
+
+    def __init__(self, size: int, limit: int, declared: bool) -> None:
+        super().__init__(f"{size} bytes over the {limit}-byte limit")
+        self.size, self.limit, self.declared = size, limit, declared
+
+
+class _LimitedStream(httpx.AsyncByteStream):
+    """Reads through to the real stream, failing as soon as more than ``limit`` bytes arrive."""
+
+    def __init__(self, inner: Any, limit: int) -> None:
+        self._inner, self._limit = inner, limit
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        total = 0
+        async for chunk in self._inner:
+            total += len(chunk)
+            if total > self._limit:
+                raise BodyTooLarge(total, self._limit, declared=False)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _RetryableStatus(Exception):
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+@dataclass
+class Retrier:
+    """Sends requests for one run under :class:`RetryPolicy` and the ``--timeout`` bounds."""
+
+    timeout: float
+    policy: RetryPolicy = field(default_factory=RetryPolicy.from_env)
+    started: float = field(default_factory=time.monotonic)
+    log: list[tuple[str, str, float | None]] = field(default_factory=list)  # (url, why, wait)
+
+    @property
+    def run_deadline(self) -> float:
+        return self.started + RUN_WINDOW * self.timeout
+
+    async def send(
+        self,
+        http: httpx.AsyncClient,
+        request: httpx.Request,
+        *,
+        auth: httpx.Auth | None = None,
+        stream: bool = False,
+        limit: int | None = DEFAULT_BODY_LIMIT,
+        retry: bool = True,
+    ) -> httpx.Response:
+        """Send ``request`` and (unless ``stream``) read its body, retrying what is worth it.
+
+        Returns the final response, which after lasting 429/5xx is that error response; raises
+        the last ``httpx.HTTPError`` when the network kept failing (its ``lockman_attempts``
+        attribute says how many tries were made), or :class:`BodyTooLarge`.
+        """
+        now = time.monotonic()
+        window = min(REQUEST_WINDOW * self.timeout, self.run_deadline - now)
+        retry_ok = retry and request.method in IDEMPOTENT and window > 0 and self.policy.attempts > 1
+        begun = now
+        attempts = 0
+
+        def worth_retrying(exc: Exception) -> bool | float:
+            if isinstance(exc, _RetryableStatus):
+                wait = _retry_after(exc.response)
+                if wait is None:
+                    verdict: bool | float = True
+                elif wait > self.policy.retry_after_max or time.monotonic() + wait > begun + window:
+                    verdict = False
+                else:
+                    verdict = wait
+            else:
+                verdict = _transient(exc)
+            if verdict is not False:
+                why = str(exc) or type(exc).__name__
+                self.log.append((str(request.url), why, None if verdict is True else float(verdict)))
+            return verdict
+
+        context = stamina.retry_context(
+            on=worth_retrying,
+            attempts=self.policy.attempts if retry_ok else 1,
+            timeout=window if retry_ok else None,
+            wait_initial=self.policy.wait_initial,
+            wait_max=self.policy.wait_max,
+            wait_jitter=self.policy.wait_jitter,
+        )
+        try:
+            async for attempt in context:
+                with attempt:
+                    attempts += 1
+                    return await self._attempt(http, request, auth, stream, limit, retry_ok)
+        except _RetryableStatus as e:
+            e.response.extensions["lockman_attempts"] = attempts
+            return e.response
+        except httpx.HTTPError as e:
+            e.lockman_attempts = attempts  # type: ignore[attr-defined]
+            raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _attempt(
+        self,
+        http: httpx.AsyncClient,
+        request: httpx.Request,
+        auth: httpx.Auth | None,
+        stream: bool,
+        limit: int | None,
+        retry_ok: bool,
+    ) -> httpx.Response:
+        response: httpx.Response | None = None
+        try:
+            async with asyncio.timeout(self.timeout):
+                response = await http.send(request, auth=auth, stream=True)
+                retryable = retry_ok and response.status_code in RETRY_STATUSES
+                if retryable:
+                    await _read_error_body(response, request.method)
+                elif not stream:
+                    await _read(response, request.method, limit)
+        except TimeoutError:
+            if response is not None:
+                await response.aclose()
+            msg = f"no complete answer within {self.timeout:g} s"
+            raise httpx.ReadTimeout(msg, request=request) from None
+        except BaseException:
+            if response is not None:
+                await response.aclose()
+            raise
+        if retryable:
+            raise _RetryableStatus(response)
+        return response
+
+
+async def _read(response: httpx.Response, method: str, limit: int | None) -> None:
+    if limit is not None:
+        declared = response.headers.get("content-length", "")
+        if method != "HEAD" and declared.isdigit() and int(declared) > limit:
+            await response.aclose()
+            raise BodyTooLarge(int(declared), limit, declared=True)
+        response.stream = _LimitedStream(response.stream, limit)
+    await response.aread()
+
+
+async def _read_error_body(response: httpx.Response, method: str) -> None:
+    """Read an error body for its detail; a huge one is dropped unread, not an error."""
+    try:
+        await _read(response, method, ERROR_BODY_LIMIT)
+    except BodyTooLarge:
+        await response.aclose()
+
+
+def _transient(exc: BaseException) -> bool:
+    """Network trouble worth another try; TLS failures and protocol misuse are not."""
+    if not isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError):
+        return False
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError):
+            return False
+        cause = cause.__cause__ or cause.__context__
+    return True
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """``Retry-After`` in seconds (delta or HTTP date), or None when absent or unreadable."""
+    return retry_after_seconds(response.headers.get("retry-after"))
+
+
+def attempts_note(obj: object) -> str:
+    """`` after N attempts`` when ``obj`` (response or exception) was retried, else ``""``."""
+    if isinstance(obj, httpx.Response):
+        n = obj.extensions.get("lockman_attempts", 1)
+    else:
+        n = getattr(obj, "lockman_attempts", 1)
+    return f" (gave up after {n} attempts)" if isinstance(n, int) and n > 1 else ""
