@@ -40,6 +40,18 @@ def install() -> bool:
     global original_encode
     if HuffmanEncoder.encode is _encode:
         return True
-    original_encode = HuffmanEncoder.encode
+    original = HuffmanEncoder.encode
+    # Only swap when ours gives hpack's exact bytes on this hpack version: a changed hpack keeps
+    # its own (slow but correct) encoder rather than ours (fast but possibly wrong).
+    try:
+        from hpack.huffman_constants import REQUEST_CODES, REQUEST_CODES_LENGTH
+
+        probe = HuffmanEncoder(REQUEST_CODES, REQUEST_CODES_LENGTH)
+        sample = bytes(range(256)) + b"Bearer eyJhbGciOi.lockman"
+        if _encode(probe, sample) != original(probe, sample):
+            return False
+    except Exception:
+        return False
+    original_encode = original
     HuffmanEncoder.encode = _encode  # type: ignore[method-assign]
     return True
