@@ -41,10 +41,9 @@ TREE = HERE.parent
 sys.path.insert(0, str(TREE))
 
 from tests.bulkpush import push_images  # noqa: E402
-from tests.tokenserver import TokenServer  # noqa: E402
+from tests.token_server import TokenServer, registry_auth  # noqa: E402
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-SERVICE = "lockman-bench"
 
 
 def free_port() -> int:
@@ -283,13 +282,13 @@ def environment(args: argparse.Namespace) -> Iterator[dict]:
         tls = reg("tls", tls=(str(cert), str(key)))
         token_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         leaf.configure_cert(token_ctx)
-        token = TokenServer(root, SERVICE, token_ctx).start()
+        token = TokenServer(anonymous_pull=True, ssl_context=token_ctx).start()
         token_proxy, p = start_proxy(token.port, args.delay)
         procs.append(p)
         tok = reg(
             "token",
             tls=(str(cert), str(key)),
-            auth=token.registry_auth(f"https://127.0.0.1:{token_proxy}/token"),
+            auth=registry_auth(token, root, f"https://127.0.0.1:{token_proxy}/token"),
         )
         tls_proxy, p = start_proxy(tls.port, args.delay)
         procs.append(p)

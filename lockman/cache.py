@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 
+from lockman.fileio import write_atomic
 from lockman.manifest import MAX_MANIFEST_BYTES, compute_digest
 from lockman.reference import is_digest
 
@@ -67,14 +67,6 @@ class ManifestCache:
             return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            write_atomic(path, data, durable=False)
         except OSError:
             pass

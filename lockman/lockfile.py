@@ -12,14 +12,15 @@ import glob
 import hashlib
 import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from lockman import fileio
 from lockman.errors import InputError, InvalidReference
+from lockman.fileio import read_utf8
 from lockman.reference import validate_digest
 
 VERSION = 1
@@ -220,49 +221,11 @@ def _digest(value: str, key: str, fail: Any) -> None:
 
 def read(path: Path) -> Lockfile | None:
     """Read the lockfile, or None when it does not exist yet."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read: {e.strerror}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not valid TOML: not UTF-8 text") from None
-    return loads(text, path)
+    text = read_utf8(path)
+    return None if text is None else loads(text, path)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` so that a crash at any moment leaves the old file or the new one.
-
-    Temp file in the same directory, fsync, rename over, fsync the directory: the rename is
-    atomic and the fsyncs make it durable in that order.
-    """
-    directory = path.parent
-    try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode("utf-8"))
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+write_atomic = fileio.write_atomic  # the lockfile is replaced like every other file lockman writes
 
 
 def _lock_path(path: Path) -> Path:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from lockman.errors import InputError
+from lockman.fileio import write_atomic
 from lockman.manifest import OCI_INDEX, Descriptor, compute_digest
 
 LAYOUT_FILE = "oci-layout"
@@ -37,20 +36,6 @@ def descriptor_json(desc: Descriptor, annotations: dict[str, str] | None = None)
     if annotations:
         out["annotations"] = dict(sorted(annotations.items()))
     return out
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 class OciLayout:
@@ -76,7 +61,7 @@ class OciLayout:
             raise InputError(f"{root}: exists, is not empty and is not an OCI image layout")
         else:
             root.mkdir(parents=True, exist_ok=True)
-            _write_atomic(marker, json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode())
+            write_atomic(marker, json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode())
         (root / "blobs").mkdir(exist_ok=True)
         return layout
 
@@ -96,7 +81,7 @@ class OciLayout:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists() and path.read_bytes() == data:
             return
-        _write_atomic(path, data)
+        write_atomic(path, data)
 
     def read_index(self) -> dict[str, Any]:
         path = self.root / "index.json"
@@ -124,7 +109,7 @@ class OciLayout:
             key=lambda m: str((m.get("annotations") or {}).get(REF_NAME, "")) if isinstance(m, dict) else ""
         )
         doc["manifests"] = kept
-        _write_atomic(self.root / "index.json", (json.dumps(doc, indent=2) + "\n").encode())
+        write_atomic(self.root / "index.json", (json.dumps(doc, indent=2) + "\n").encode())
 
     def remove_partial_dir_if_empty(self) -> None:
         with contextlib.suppress(OSError):

@@ -16,6 +16,7 @@ from typing import Any
 
 from lockman import reference as refmod
 from lockman.errors import InputError, InvalidReference
+from lockman.fileio import read_utf8
 
 DEFAULT_REGISTRY = "ghcr.io/cross-rs"
 BUILTIN_TRIPLES = frozenset(
@@ -192,14 +193,7 @@ def parse_config(text: str, path: Path) -> XcargoConfig:
 
 
 def load_config(path: Path) -> XcargoConfig:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file (use --config to point at xcargo.toml)") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read: {e.strerror}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not valid TOML: not UTF-8 text") from None
+    text = read_utf8(path)
+    if text is None:
+        raise InputError(f"{path}: no such file (use --config to point at xcargo.toml)")
     return parse_config(text, path)

@@ -21,7 +21,7 @@ from lockman.registry import client as client_mod
 from tests.bulkpush import push_images
 from tests.conftest import unique_repo
 from tests.registry import Registry
-from tests.tokenserver import TokenServer
+from tests.token_server import TokenServer, registry_auth
 
 ROOT = Path(__file__).resolve().parent.parent
 TRIPLES = [
@@ -51,8 +51,8 @@ def resolve_stdin(run, monkeypatch: pytest.MonkeyPatch, refs: list[str]):
 @pytest.fixture
 def token_registry(tmp_path: Path) -> Iterator[tuple[Registry, TokenServer]]:
     """docker-registry with Docker token auth (anonymous pulls, like Docker Hub) on plain HTTP."""
-    tokens = TokenServer(tmp_path, "lockman-test").start()
-    reg = Registry(tmp_path / "registry", auth=tokens.registry_auth(tokens.url)).start()
+    tokens = TokenServer(anonymous_pull=True).start()
+    reg = Registry(tmp_path / "registry", auth=registry_auth(tokens, tmp_path)).start()
     yield reg, tokens
     reg.stop()
     tokens.stop()

@@ -5,8 +5,10 @@ id of the public key in its ``rootcertbundle``. The server below issues them ove
 loopback (allowed, since the registry itself is loopback): ``GET /token`` with optional Basic
 credentials, or ``POST /token`` with an OAuth2 ``refresh_token`` (docker's identity tokens) or
 ``password`` grant. Users get ``pull`` on what they ask for; anonymous callers get ``pull`` on
-``public/…`` repositories only and an empty grant elsewhere, as Docker Hub does for private ones.
-Every request is recorded in ``hits``.
+``public/…`` repositories only and an empty grant elsewhere, as Docker Hub does for private ones
+(``anonymous_pull=True`` grants anonymous pulls everywhere, as Docker Hub does for public images:
+the benchmark uses that). Every request is recorded in ``hits``. With ``ssl_context`` it serves
+HTTPS, doing each TLS handshake in the connection's own thread.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import base64
 import datetime
 import hashlib
 import json
+import ssl
 import threading
 import time
 import uuid
@@ -63,6 +66,8 @@ class TokenServer:
     lifetime: int = 300
     hits: list[Hit] = field(default_factory=list)
     issued: list[str] = field(default_factory=list)  # tokens handed out over HTTP
+    anonymous_pull: bool = False
+    ssl_context: ssl.SSLContext | None = None
 
     def __post_init__(self) -> None:
         self.key = ec.generate_private_key(ec.SECP256R1())
@@ -93,13 +98,40 @@ class TokenServer:
             def do_POST(self) -> None:
                 server._handle(self, "POST")
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        context = self.ssl_context
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 512
+
+            def finish_request(self, request, client_address):  # type: ignore[no-untyped-def]
+                if context is not None:
+                    try:
+                        request = context.wrap_socket(request, server_side=True)
+                    except (ssl.SSLError, OSError):
+                        return
+                super().finish_request(request, client_address)
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    @property
     def realm(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/token"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/token"
+
+    @property
+    def requests(self) -> int:
+        return len(self.hits)
+
+    @property
+    def scopes(self) -> list[list[str]]:
+        """The scopes of each token request, in order."""
+        return [h.scopes for h in self.hits]
 
     def start(self) -> TokenServer:
         self.thread.start()
@@ -174,7 +206,11 @@ class TokenServer:
         if user is not None:
             access = self.access_for(scopes, {"pull"})
         else:
-            access = [a for a in self.access_for(scopes, {"pull"}) if a["name"].startswith("public/")]
+            access = [
+                a
+                for a in self.access_for(scopes, {"pull"})
+                if self.anonymous_pull or a["name"].startswith("public/")
+            ]
         token = self.mint(access, user or "")
         self.issued.append(token)
         body = {"token": token, "expires_in": self.lifetime}
@@ -219,15 +255,19 @@ class TokenRegistry(Registry):
         return httpx.Client(base_url=self.url, auth=_MintAuth(self.server), timeout=30)
 
 
-def token_registry(root: Path, server: TokenServer) -> TokenRegistry:
+def registry_auth(server: TokenServer, root: Path, realm: str | None = None) -> dict:
+    """The ``auth`` section of a docker-registry config that trusts ``server``'s tokens."""
     root.mkdir(parents=True, exist_ok=True)
     bundle = server.write_bundle(root / "token-root.pem")
-    auth = {
+    return {
         "token": {
-            "realm": server.realm,
+            "realm": realm or server.realm,
             "service": SERVICE,
             "issuer": ISSUER,
             "rootcertbundle": str(bundle),
         }
     }
-    return TokenRegistry(root, auth=auth, server=server)
+
+
+def token_registry(root: Path, server: TokenServer) -> TokenRegistry:
+    return TokenRegistry(root, auth=registry_auth(server, root), server=server)
