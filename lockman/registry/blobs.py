@@ -23,7 +23,7 @@ import httpx
 from lockman.errors import RegistryError, VerificationError
 from lockman.manifest import Descriptor
 from lockman.reference import Reference
-from lockman.registry.client import RangeNotSatisfiable, RegistryClient
+from lockman.registry.client import NETWORK_ERRORS, RangeNotSatisfiable, RegistryClient
 
 READ_CHUNK = 1 << 20
 ATTEMPTS = 3  # an interrupted body is resumed this many times within one run
@@ -63,7 +63,7 @@ class _Hasher:
             )
 
 
-def _interrupted(what: str, have: int, total: int, e: httpx.HTTPError) -> RegistryError:
+def _interrupted(what: str, have: int, total: int, e: Exception) -> RegistryError:
     return RegistryError(
         f"{what}: download interrupted after {have} of {total} bytes ({type(e).__name__}); "
         "run the command again to resume"
@@ -79,7 +79,7 @@ async def hash_blob(client: RegistryClient, ref: Reference, desc: Descriptor, *,
             async with client.stream_blob(ref, desc.digest) as response:
                 async for chunk in response.aiter_raw():
                     hasher.update(chunk)
-        except httpx.HTTPError as e:
+        except NETWORK_ERRORS as e:
             last = _interrupted(what, hasher.size, desc.size, e)
             continue
         hasher.check()
@@ -101,7 +101,7 @@ async def read_blob(
             async for chunk in response.aiter_raw():
                 hasher.update(chunk)
                 chunks.append(chunk)
-    except httpx.HTTPError as e:
+    except NETWORK_ERRORS as e:
         raise _interrupted(what, hasher.size, desc.size, e) from None
     hasher.check()
     return b"".join(chunks)
@@ -178,7 +178,7 @@ async def download_blob(
         except RangeNotSatisfiable:
             _discard(partial)
             continue
-        except httpx.HTTPError as e:
+        except NETWORK_ERRORS as e:
             last = _interrupted(what, hasher.size, desc.size, e)
             continue
         except VerificationError:

@@ -44,6 +44,9 @@ from lockman.registry.retry import BodyTooLarge, Retrier, RetryPolicy, attempts_
 if TYPE_CHECKING:
     from lockman.cache import ManifestCache
 
+# What a failing connection raises: httpx's errors, and the raw ssl.SSLError that httpcore's
+# HTTP/2 path lets escape untranslated.
+NETWORK_ERRORS = (httpx.HTTPError, ssl.SSLError)
 DEFAULT_CONCURRENCY = 16  # requests in flight per registry over HTTP/1.1 (one connection each)
 DEFAULT_H2_CONCURRENCY = 64  # streams in flight on a registry's one HTTP/2 connection
 TOKEN_SCOPES_PER_REQUEST = 32  # keeps a batched token (sent on every request) well under 8 KiB
@@ -169,7 +172,7 @@ class RegistryClient:
         self.requests[host] += 1
         try:
             return await self.retrier.send(self.http, request)
-        except (httpx.HTTPError, ssl.SSLError) as e:  # httpcore's HTTP/2 may leak SSLError
+        except NETWORK_ERRORS as e:
             raise _network_error(host, e) from None
         except BodyTooLarge as e:
             raise RegistryError(f"{_registry_name(host)}: answer to {request.url.path} is {e}") from None
@@ -281,7 +284,7 @@ class RegistryClient:
                 )
             except AuthError:
                 raise
-            except (httpx.HTTPError, ssl.SSLError) as e:  # httpcore's HTTP/2 may leak SSLError
+            except NETWORK_ERRORS as e:
                 raise _network_error(host, e, _where(ref)) from None
             except BodyTooLarge as e:
                 what = "declares" if e.declared else "sent more than"
@@ -427,7 +430,7 @@ class RegistryClient:
                     if total > max_bytes:
                         raise VerificationError(f"{what}: larger than the {max_bytes}-byte limit")
                     chunks.append(chunk)
-            except httpx.HTTPError as e:
+            except NETWORK_ERRORS as e:
                 raise _network_error(ref.api_host, e) from None
         finally:
             await response.aclose()

@@ -93,9 +93,10 @@ class HostTransport(httpx.AsyncBaseTransport):
             proxy = proxy_for(scheme, host)
             if proxy:
                 log.debug("%s: via proxy %s", host, httpx.URL(proxy).copy_with(username=None, password=None))
-            verify = self._ssl_context(host) if scheme == "https" else True
+            # Plain HTTP needs no trust, but httpx builds a default context (loading a CA
+            # bundle) unless given one: reuse the host's cached context instead.
             transport = httpx.AsyncHTTPTransport(
-                verify=verify,
+                verify=self._ssl_context(host),
                 http2=self._http2,
                 limits=self._limits,
                 proxy=proxy,
