@@ -241,6 +241,34 @@ def test_token_reused_across_repositories(
 
 
 @pytest.mark.registry
+def test_insufficient_scope_gets_a_token_for_the_scope_asked(
+    tmp_path: Path, token_registry: Registry, token_server: TokenServer, run, isolated_env: Path
+) -> None:
+    """A cached token that lacks a repository: the registry's insufficient_scope challenge names
+    the scope it wants, and lockman fetches a token for exactly that, once."""
+    reg = token_registry
+    base = unique_repo("scope")
+    imgs = [reg.push_image(f"{base}/{n}", "v1") for n in ("a", "b")]
+    cfg = write_config(tmp_path, [f"{reg.host}/{base}/{n}:v1" for n in ("a", "b")])
+    docker_config(isolated_env, {"auths": {reg.host: {"auth": b64("alice", TOKEN_PASSWORD)}}})
+    before, log_mark = len(token_server.hits), len(reg.access_log_lines())
+    token_server.max_grants = 1  # the batched token covers only the first repository
+    try:
+        r = run("update", "--config", cfg)
+    finally:
+        token_server.max_grants = None
+    assert r.code == 0, r.err
+    hits = token_server.hits[before:]
+    assert len(hits) == 2, hits
+    assert sorted(hits[0].scopes) == [f"repository:{base}/a:pull", f"repository:{base}/b:pull"]
+    assert hits[1].scopes == [f"repository:{base}/b:pull"]  # exactly what the challenge named
+    refused = [ln for ln in reg.access_log_lines()[log_mark:] if '" 401 ' in ln and '"GET /v2/ ' not in ln]
+    assert len(refused) == 1 and f"/{base}/b/manifests/v1" in refused[0]
+    locked = {i.name.rsplit("/", 1)[1]: i.digest for i in lockfile.read(tmp_path / "xcargo.lock").images}
+    assert locked == {"a": imgs[0].digest, "b": imgs[1].digest}
+
+
+@pytest.mark.registry
 def test_token_wrong_password_and_public_anonymous(
     tmp_path: Path, token_registry: Registry, run, isolated_env: Path
 ) -> None:

@@ -67,6 +67,7 @@ class TokenServer:
     hits: list[Hit] = field(default_factory=list)
     issued: list[str] = field(default_factory=list)  # tokens handed out over HTTP
     anonymous_pull: bool = False
+    max_grants: int | None = None  # grant at most this many scopes per token (to provoke insufficient_scope)
     ssl_context: ssl.SSLContext | None = None
 
     def __post_init__(self) -> None:
@@ -211,6 +212,8 @@ class TokenServer:
                 for a in self.access_for(scopes, {"pull"})
                 if self.anonymous_pull or a["name"].startswith("public/")
             ]
+        if self.max_grants is not None:
+            access = access[: self.max_grants]
         token = self.mint(access, user or "")
         self.issued.append(token)
         body = {"token": token, "expires_in": self.lifetime}
