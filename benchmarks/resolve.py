@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import ssl
 import statistics
 import subprocess
@@ -41,80 +40,14 @@ TREE = HERE.parent
 sys.path.insert(0, str(TREE))
 
 from tests.bulkpush import push_images  # noqa: E402
+from tests.registry import Registry  # noqa: E402
 from tests.token_server import TokenServer, registry_auth  # noqa: E402
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-@dataclass
-class Registry:
-    name: str
-    root: Path
-    storage: Path
-    tls: tuple[str, str] | None = None
-    auth: dict | None = None
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen | None = None
-
-    @property
-    def log(self) -> Path:
-        return self.root / f"{self.name}.log"
-
-    def start(self) -> Registry:
-        http: dict = {"addr": f"127.0.0.1:{self.port}"}
-        if self.tls:
-            http["tls"] = {"certificate": self.tls[0], "key": self.tls[1]}
-        cfg: dict = {
-            "version": 0.1,
-            "log": {"level": "warn", "accesslog": {"disabled": False}, "formatter": "text"},
-            "storage": {"filesystem": {"rootdirectory": str(self.storage)}},
-            "http": http,
-        }
-        if self.auth:
-            cfg["auth"] = self.auth
-        path = self.root / f"{self.name}.yml"
-        path.write_text(json.dumps(cfg))
-        exe = shutil.which("docker-registry") or shutil.which("registry")
-        if exe is None:
-            sys.exit(
-                "benchmarks/resolve.py: docker-registry is not installed (apt-get install docker-registry)"
-            )
-        self.proc = subprocess.Popen(
-            [exe, "serve", str(path)], stdout=self.log.open("ab"), stderr=subprocess.STDOUT
-        )
-        wait_port(self.port, self.proc)
-        return self
-
-    def requests(self) -> int:
-        """Requests in the access log so far (combined log format lines)."""
-        text = self.log.read_text(errors="replace")
-        return sum(1 for ln in text.splitlines() if '"' in ln and " HTTP/" in ln and "msg=" not in ln)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-
-def wait_port(port: int, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port}")
 
 
 def start_proxy(target_port: int, delay: float) -> tuple[int, subprocess.Popen]:
@@ -265,7 +198,7 @@ def environment(args: argparse.Namespace) -> Iterator[dict]:
         storage = root / "storage"
 
         def reg(name: str, **kw) -> Registry:
-            r = Registry(name, root, storage, **kw).start()
+            r = Registry(root / name, storage=storage, log_level="warn", **kw).start()
             registries.append(r)
             return r
 
@@ -335,15 +268,17 @@ def main() -> int:
     args = ap.parse_args()
     if not args.no_skopeo and shutil.which("skopeo") is None:
         sys.exit("benchmarks/resolve.py: skopeo is not installed (or pass --no-skopeo)")
+    if shutil.which("docker-registry") is None and shutil.which("registry") is None:
+        sys.exit("benchmarks/resolve.py: docker-registry is not installed (apt-get install docker-registry)")
 
     with environment(args) as env:
         ms = int(args.delay * 1000)
         print(f"registry over TLS speaks {check_http2(env['tls'].port, env['ca'])}", file=sys.stderr)
-        tok_counters = [env["token_registry"].requests, lambda: env["token"].requests]
+        tok_counters = [env["token_registry"].request_count, lambda: env["token"].requests]
         scenarios = [
-            (f"TLS + {ms} ms", f"127.0.0.1:{env['tls_proxy']}", env["ca"], [env["tls"].requests], True),
+            (f"TLS + {ms} ms", f"127.0.0.1:{env['tls_proxy']}", env["ca"], [env["tls"].request_count], True),
             (f"TLS + {ms} ms, token auth", f"127.0.0.1:{env['tok_proxy']}", env["ca"], tok_counters, False),
-            ("HTTP loopback", f"127.0.0.1:{env['plain'].port}", None, [env["plain"].requests], False),
+            ("HTTP loopback", f"127.0.0.1:{env['plain'].port}", None, [env["plain"].request_count], False),
         ]
         table: list[tuple[str, Result, Result | None]] = []
         for title, host, ca, counters, both_http in scenarios:

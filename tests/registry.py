@@ -60,6 +60,8 @@ class Registry:
     ca: Path | None = None  # CA that signed the TLS certificate (for pushing)
     client_cas: Path | None = None  # require client certificates signed by this CA
     push_cert: tuple[str, str] | None = None  # client (cert, key) for pushing when required
+    storage: Path | None = None  # share one storage between registries (default: root/data)
+    log_level: str = "info"  # the access log is written at any level
     proc: subprocess.Popen | None = None
     username: str | None = None
     password: str | None = None
@@ -88,9 +90,9 @@ class Registry:
                 http["tls"]["clientcas"] = [str(self.client_cas)]
         cfg: dict = {
             "version": 0.1,
-            "log": {"level": "info", "accesslog": {"disabled": False}, "formatter": "text"},
+            "log": {"level": self.log_level, "accesslog": {"disabled": False}, "formatter": "text"},
             "storage": {
-                "filesystem": {"rootdirectory": str(self.root / "data")},
+                "filesystem": {"rootdirectory": str(self.storage or self.root / "data")},
                 "delete": {"enabled": True},
                 "maintenance": {"uploadpurging": {"enabled": False}},
             },
@@ -132,6 +134,9 @@ class Registry:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+    def request_count(self) -> int:
+        return len(self.access_log_lines())
 
     def access_log_lines(self) -> list[str]:
         """Requests the registry served (its access log), one line each."""

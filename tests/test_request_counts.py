@@ -60,8 +60,7 @@ def token_registry(tmp_path: Path) -> Iterator[tuple[Registry, TokenServer]]:
 
 def push_via_twin(reg: Registry, n: int) -> list[str]:
     """Push through a plain, open twin on the same storage (pushing is not what is measured)."""
-    twin = Registry(reg.root / "twin")
-    twin.config = lambda: {**Registry.config(twin), "storage": Registry.config(reg)["storage"]}  # type: ignore[method-assign]
+    twin = Registry(reg.root / "twin", storage=reg.storage or reg.root / "data")
     twin.start()
     try:
         refs = push_many(twin, n)
