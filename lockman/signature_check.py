@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from lockman.errors import EXIT_VERIFY, InputError, LockmanError, VerificationError
-from lockman.manifest import Descriptor
+from lockman.lockfile import LockedImage
+from lockman.manifest import INDEX_TYPES, Descriptor
 from lockman.reference import Reference
 from lockman.registry.client import NotFound, RegistryClient
 from lockman.registry.referrers import list_referrers
@@ -266,12 +267,74 @@ async def check_image(
 
 @dataclass(frozen=True)
 class SignatureTarget:
-    """One locked image to check: where it lives, its name as written, its locked digests."""
+    """One locked image to check: where it lives, its name as written, its locked digests.
+
+    ``index_digest`` is set for a platform pin (``update --platform``): ``digest`` is then one
+    platform's manifest chosen from that index, which is what signers usually sign.
+    """
 
     ref: Reference
     image: str
     digest: str
     platforms: tuple[tuple[str, str], ...] = ()
+    index_digest: str = ""
+    platform: str = ""  # a platform pin's platform
+
+    @classmethod
+    def for_entry(cls, ref: Reference, entry: LockedImage) -> SignatureTarget:
+        platforms = tuple((p.platform, p.digest) for p in entry.platforms)
+        return cls(
+            ref.with_digest(None), entry.display, entry.digest, platforms, entry.index_digest, entry.platform
+        )
+
+
+async def _index_lists(client: RegistryClient, ref: Reference, index_digest: str, digest: str) -> bool:
+    """Whether the index (fetched by digest, so hashed) lists ``digest``, one nesting level deep."""
+    index = await client.get_manifest(ref.with_digest(index_digest))
+    children = index.manifests
+    if any(d.digest == digest for d in children):
+        return True
+    nested = [d for d in children if d.media_type in INDEX_TYPES]
+    for d in nested[:MAX_SIGNATURES]:
+        if any(c.digest == digest for c in (await client.get_manifest(ref.with_digest(d.digest))).manifests):
+            return True
+    return False
+
+
+async def check_platform_pin(
+    client: RegistryClient, t: SignatureTarget, policy: Policy, recursive: bool
+) -> ImageSignatures:
+    """A platform pin is trusted through its signed index (which must list it), as a pull of
+    the tag would be, or through a signature of its own; ``recursive`` requires both."""
+    platform = t.platform or None
+
+    async def via_index() -> DigestCheck:
+        try:
+            if not await _index_lists(client, t.ref, t.index_digest, t.digest):
+                raise VerificationError(f"{t.digest} is not a platform of index {t.index_digest}")
+            return DigestCheck(
+                t.index_digest, None, result=await check_digest(client, t.ref, t.index_digest, policy)
+            )
+        except LockmanError as e:
+            return DigestCheck(t.index_digest, None, reason=f"index: {e}", exit_code=e.exit_code)
+
+    async def itself() -> DigestCheck:
+        try:
+            return DigestCheck(t.digest, platform, result=await check_digest(client, t.ref, t.digest, policy))
+        except LockmanError as e:
+            return DigestCheck(t.digest, platform, reason=str(e), exit_code=e.exit_code)
+
+    index_check, own_check = await asyncio.gather(via_index(), itself())
+    if recursive:
+        checks: tuple[DigestCheck, ...] = (index_check, own_check)
+    elif index_check.ok or own_check.ok:
+        checks = (index_check if index_check.ok else own_check,)
+    else:
+        reason = f"{index_check.reason}; platform manifest: {own_check.reason}"
+        checks = (
+            replace(own_check, reason=reason, exit_code=min(index_check.exit_code, own_check.exit_code)),
+        )
+    return ImageSignatures(t.image, policy.describe(), checks)
 
 
 async def check_all(
@@ -285,7 +348,11 @@ async def check_all(
     jobs = []
     for t in targets:
         policy = policies.policy_for(t.image)
-        if policy is not None:
+        if policy is None:
+            continue
+        if t.index_digest:
+            jobs.append(check_platform_pin(client, t, policy, recursive))
+        else:
             platforms = t.platforms if recursive else ()
             jobs.append(check_image(client, t.ref, t.image, t.digest, policy, platforms))
     return list(await asyncio.gather(*jobs))

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from lockman.console import out
 from lockman.errors import EXIT_VERIFY, RegistryError, VerificationError
+from lockman.lockfile import LockedImage
 from lockman.reference import Reference
 from lockman.registry.client import RegistryClient
 from lockman.signature_options import SignatureOptions
@@ -36,23 +37,17 @@ class SignatureGate:
 
         return cls(load_policies(config_path, options), options.recursive)
 
-    async def check(
-        self,
-        client: RegistryClient,
-        ref: Reference,
-        image: str,
-        digest: str,
-        platforms: tuple[tuple[str, str], ...] = (),
-    ) -> None:
-        """Raise unless ``image`` at the locked ``digest`` meets its policy (no rule: nothing to do).
+    async def check(self, client: RegistryClient, ref: Reference, entry: LockedImage) -> None:
+        """Raise unless the locked ``entry`` meets its policy (no rule: nothing to do).
 
-        ``platforms`` are the locked ``(platform, digest)`` pairs, checked too with ``--recursive``.
+        Its locked platform digests are checked too with ``--recursive``; a platform pin is
+        trusted through its signed index (see :func:`lockman.signature_check.check_platform_pin`).
         """
         if self.policies is None:
             return
         from lockman.signature_check import SignatureTarget, check_all
 
-        target = SignatureTarget(ref.with_digest(None), image, digest, platforms)
+        target = SignatureTarget.for_entry(ref, entry)
         for verdict in await check_all(client, [target], self.policies, recursive=self.recursive):
             for line in verdict.lines():
                 out(line)

@@ -302,6 +302,45 @@ def test_index_digest_must_be_signed_and_recursive(tmp_path, registry, run) -> N
     assert r.out.count("signed by key") == 3
 
 
+def test_platform_pin_is_trusted_through_its_signed_index(tmp_path, registry, run) -> None:
+    """`update --platform` locks one platform's manifest; signers sign the index. The pin passes
+    when the index listing it is signed, or when it is signed itself; --recursive wants both."""
+    priv = new_key("p256")
+    pub = tmp_path / "signer.pub"
+    pub.write_bytes(public_pem(priv))
+    repo = unique_repo("platpin")
+    idx = registry.push_index(repo, "v1", ["linux/amd64", "linux/arm64/v8"])
+    amd64 = idx.children["linux/amd64"].digest
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "{registry.host}/{repo}:v1"\n')
+    sig = ["--key", pub, "--insecure-ignore-tlog"]
+    lock = tmp_path / "xcargo.lock"
+
+    r = run("update", "--config", cfg, "--platform", "linux/amd64", *sig)  # nothing signed yet
+    assert r.code == 1 and "not locked" in r.err and not lock.exists()
+    assert "index: " in r.err and "platform manifest:" in r.err  # both ways were tried
+
+    push_signatures(registry, repo, idx.digest, [keyed_layer(priv, idx.digest, None)])
+    r = run("update", "--config", cfg, "--platform", "linux/amd64", *sig)
+    assert r.code == 0, r.err
+    assert f'digest = "{amd64}"' in lock.read_text() and f'index-digest = "{idx.digest}"' in lock.read_text()
+    v = run("verify", "--config", cfg, *sig)
+    assert v.code == 0, v.err
+    assert "signed by key" in v.out
+    r = run("verify", "--config", cfg, *sig, "--recursive")  # the platform manifest is unsigned
+    assert r.code == 1 and f"(linux/amd64 {amd64}): signature check failed" in r.err
+
+    push_signatures(registry, repo, amd64, [keyed_layer(priv, amd64, None)])
+    assert run("verify", "--config", cfg, *sig, "--recursive").code == 0
+
+    # A lock whose index-digest names an index that does not list the pinned manifest.
+    other = registry.push_index(repo, "other", ["linux/s390x"])
+    push_signatures(registry, repo, other.digest, [keyed_layer(priv, other.digest, None)])
+    lock.write_text(lock.read_text().replace(idx.digest, other.digest))
+    r = run("verify", "--config", cfg, "--key", pub, "--insecure-ignore-tlog", "--recursive")
+    assert r.code == 1 and f"{amd64} is not a platform of index {other.digest}" in r.err
+
+
 # ------------------------------------------------------------------ lockman.toml and update
 
 

@@ -87,7 +87,7 @@ async def _pull_to_layout(run: _Run, entry: LockedImage, platform: Platform | No
     ref = entry_reference(entry)
     what = entry.display
     graph = await walk(run.client, ref, entry.digest, what=f"{what}@{entry.digest}", platform=platform)
-    await run.gate.check(run.client, ref, what, entry.digest, _platform_digests(entry))
+    await run.gate.check(run.client, ref, entry)
 
     def start(digest: str, role: str, desc: Descriptor) -> asyncio.Task[tuple[int, bool]]:
         task = run.downloads.get(digest)
@@ -128,17 +128,13 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n} bytes"
 
 
-def _platform_digests(entry: LockedImage) -> tuple[tuple[str, str], ...]:
-    return tuple((p.platform, p.digest) for p in entry.platforms)
-
-
 async def _verify_for_engine(
     client: RegistryClient, entry: LockedImage, platform: Platform | None, gate: SignatureGate
 ) -> None:
     """Every manifest the engine will read, fetched by digest and hashed; then the policy."""
     ref = entry_reference(entry)
     await walk(client, ref, entry.digest, what=f"{entry.display}@{entry.digest}", platform=platform)
-    await gate.check(client, ref, entry.display, entry.digest, _platform_digests(entry))
+    await gate.check(client, ref, entry)
 
 
 async def run(

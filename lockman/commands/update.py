@@ -58,8 +58,7 @@ async def _refuse_unsigned(
         old = previous.get(e.key)
         if old is not None and old.digest == e.digest and old.platforms == e.platforms:
             continue
-        platforms = tuple((p.platform, p.digest) for p in e.platforms)
-        targets.append(SignatureTarget(o.wanted.use.ref, e.display, e.digest, platforms))
+        targets.append(SignatureTarget.for_entry(o.wanted.use.ref, e))
     signed = await check_all(client, targets, policies, recursive=recursive)
     codes = []
     for s in signed:

@@ -233,10 +233,7 @@ async def _check_signatures(
         return []
     from lockman.signature_check import SignatureTarget, check_all
 
-    sig_targets = [
-        SignatureTarget(ref, e.display, e.digest, tuple((p.platform, p.digest) for p in e.platforms))
-        for ref, e in targets
-    ]
+    sig_targets = [SignatureTarget.for_entry(ref, e) for ref, e in targets]
     return await check_all(client, sig_targets, policies, recursive=recursive)
 
 
