@@ -21,6 +21,7 @@ from typing import Any
 from lockman import fileio
 from lockman.errors import InputError, InvalidReference
 from lockman.fileio import read_utf8
+from lockman.manifest import Platform
 from lockman.reference import validate_digest
 
 VERSION = 1
@@ -37,7 +38,7 @@ class LockedPlatform:
 
     @property
     def platform(self) -> str:
-        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+        return str(Platform(self.os, self.architecture, self.variant))
 
 
 @dataclass(frozen=True)

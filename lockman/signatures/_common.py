@@ -11,8 +11,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from lockman.errors import InputError, VerificationError
 from lockman.signatures.fulcio import VerifiedCertificate, verify_certificate
-from lockman.signatures.keys import PublicKey
+from lockman.signatures.keys import PublicKey, key_fingerprint
 from lockman.signatures.policy import Policy
+from lockman.signatures.rekor import TlogVerification
+from lockman.signatures.result import SignatureResult
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
@@ -47,3 +49,40 @@ def check_keyless(
     verified = verify_certificate(leaf, intermediates, policy.root(), when, ignore_sct=policy.ignore_sct)
     identity, issuer = policy.match_identity(leaf)
     return verified, identity, issuer
+
+
+def signer_result(
+    *,
+    kind: str,
+    index: int,
+    key: PublicKey,
+    leaf: x509.Certificate | None,
+    chain: Sequence[x509.Certificate],
+    policy: Policy,
+    signed_time: datetime | None,
+    tlog: TlogVerification | None,
+    predicate_type: str | None = None,
+) -> SignatureResult:
+    """Who signed, once the signature verified: the key, or the Fulcio leaf's checked identity."""
+    fingerprint = key_fingerprint(key)
+    if leaf is None:
+        return SignatureResult(
+            kind=kind,
+            index=index,
+            signer=f"key {fingerprint}",
+            key_fingerprint=fingerprint,
+            tlog=tlog,
+            predicate_type=predicate_type,
+        )
+    verified, identity, issuer = check_keyless(leaf, chain, policy, signed_time)
+    return SignatureResult(
+        kind=kind,
+        index=index,
+        signer=f"{identity} (issuer {issuer})",
+        key_fingerprint=fingerprint,
+        certificate_identity=identity,
+        certificate_issuer=issuer,
+        tlog=tlog,
+        sct_log_id=verified.sct_log_id,
+        predicate_type=predicate_type,
+    )

@@ -26,7 +26,7 @@ from typing import Any
 from cryptography import x509
 
 from lockman.errors import VerificationError
-from lockman.signatures._common import check_image_digest, check_keyless, leaf_key
+from lockman.signatures._common import check_image_digest, leaf_key, signer_result
 from lockman.signatures.fulcio import load_der_certificate
 from lockman.signatures.keys import decode_b64, key_fingerprint, signature_valid
 from lockman.signatures.policy import Policy
@@ -173,25 +173,14 @@ def verify_bundle(
         if tlog is None:
             raise VerificationError("tlog: " + "; ".join(reasons))
 
-    if leaf is None:
-        fingerprint = key_fingerprint(key)
-        return SignatureResult(
-            kind="sigstore-bundle",
-            index=0,
-            signer=f"key {fingerprint}",
-            key_fingerprint=fingerprint,
-            tlog=tlog,
-            predicate_type=predicate_type,
-        )
-    verified, identity, issuer = check_keyless(leaf, chain, policy, signed_time)
-    return SignatureResult(
+    return signer_result(
         kind="sigstore-bundle",
         index=0,
-        signer=f"{identity} (issuer {issuer})",
-        key_fingerprint=key_fingerprint(key),
-        certificate_identity=identity,
-        certificate_issuer=issuer,
+        key=key,
+        leaf=leaf,
+        chain=chain,
+        policy=policy,
+        signed_time=signed_time,
         tlog=tlog,
-        sct_log_id=verified.sct_log_id,
         predicate_type=predicate_type,
     )

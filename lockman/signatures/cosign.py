@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from cryptography import x509
 
 from lockman.errors import VerificationError
-from lockman.signatures._common import check_image_digest, check_keyless, leaf_key
+from lockman.signatures._common import check_image_digest, leaf_key, signer_result
 from lockman.signatures.fulcio import load_certificate, load_certificates
-from lockman.signatures.keys import decode_b64, key_fingerprint, verify_signature
+from lockman.signatures.keys import decode_b64, verify_signature
 from lockman.signatures.policy import Policy
 from lockman.signatures.rekor import (
     TlogVerification,
@@ -119,25 +119,15 @@ def verify_layer(image_digest: str, layer: SignatureLayer, policy: Policy, index
         check_hashedrekord_body(entry, signature=signature, payload=layer.payload, key=key, cert=leaf)
         signed_time = entry.integrated_datetime
 
-    if leaf is None:
-        fingerprint = key_fingerprint(key)
-        return SignatureResult(
-            kind="cosign-signature",
-            index=index,
-            signer=f"key {fingerprint}",
-            key_fingerprint=fingerprint,
-            tlog=tlog,
-        )
-    verified, identity, issuer = check_keyless(leaf, chain, policy, signed_time)
-    return SignatureResult(
+    return signer_result(
         kind="cosign-signature",
         index=index,
-        signer=f"{identity} (issuer {issuer})",
-        key_fingerprint=key_fingerprint(key),
-        certificate_identity=identity,
-        certificate_issuer=issuer,
+        key=key,
+        leaf=leaf,
+        chain=chain,
+        policy=policy,
+        signed_time=signed_time,
         tlog=tlog,
-        sct_log_id=verified.sct_log_id,
     )
 
 
