@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 from cyclopts import App, Parameter, validators
 
 from lockman import __version__
+from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_REGISTRY, EXIT_USAGE, LockmanError
-from lockman.signature_options import SignatureOptions
 
 app = App(
     name="lockman",

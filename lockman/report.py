@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from lockman.lockfile import LockedImage, LockedPlatform, Lockfile
+from lockman.model.lockfile import LockedImage, LockedPlatform, Lockfile
 
 Format = Literal["text", "json", "markdown"]
 FORMATS: tuple[str, ...] = ("text", "json", "markdown")

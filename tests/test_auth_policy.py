@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lockman import reference
 from lockman.errors import AuthError
+from lockman.model import reference
 from lockman.registry.client import RegistryClient
 from lockman.registry.registries_conf import RegistriesConf
 from tests.test_registry_auth import b64, docker_config

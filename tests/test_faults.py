@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lockman import lockfile, reference
+from lockman.model import lockfile, reference
 from lockman.registry.client import RegistryClient
 from lockman.registry.retry import RetryPolicy
 from tests.conftest import unique_repo

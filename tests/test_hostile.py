@@ -14,8 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from lockman import lockfile
-from lockman.manifest import DOCKER_LIST, DOCKER_MANIFEST, DOCKER_SCHEMA1_SIGNED, OCI_INDEX, OCI_MANIFEST
+from lockman.model import lockfile
+from lockman.model.manifest import (
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    DOCKER_SCHEMA1_SIGNED,
+    OCI_INDEX,
+    OCI_MANIFEST,
+)
 from tests.conftest import unique_repo
 from tests.faultproxy import FaultProxy
 from tests.registry import Registry

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from lockman import lockfile
 from lockman.errors import InputError
-from lockman.lockfile import LockedImage, LockedPlatform, Lockfile
+from lockman.model import lockfile
+from lockman.model.lockfile import LockedImage, LockedPlatform, Lockfile
 
 D1, D2, D3 = ("sha256:" + c * 64 for c in "123")
 

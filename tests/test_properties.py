@@ -15,11 +15,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from lockman import lockfile, reference
 from lockman.errors import InputError, InvalidReference
-from lockman.lockfile import LockedImage, LockedPlatform, Lockfile
-from lockman.manifest import MANIFEST_TYPES
-from lockman.xcargo import parse_config
+from lockman.model import lockfile, reference
+from lockman.model.lockfile import LockedImage, LockedPlatform, Lockfile
+from lockman.model.manifest import MANIFEST_TYPES
+from lockman.model.xcargo import parse_config
 
 # Loaded CI machines: no per-example deadline, no complaint about slow generation.
 # LOCKMAN_HYPOTHESIS=deep runs 30x the examples (worth doing after touching the grammar).

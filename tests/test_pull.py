@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from lockman import lockfile
+from lockman.model import lockfile
 from tests.conftest import unique_repo
 from tests.faultproxy import FaultProxy
 from tests.registry import OCI_INDEX, Registry, sha256

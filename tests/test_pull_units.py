@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from lockman import lockfile
-from lockman.cache import ManifestCache
 from lockman.errors import InputError
-from lockman.lockfile import LockedImage, Lockfile
-from lockman.manifest import OCI_MANIFEST, Descriptor, Platform, sha256_digest
-from lockman.oci_layout import REF_NAME, OciLayout
-from lockman.platforms import matches, parse_platform, select
+from lockman.images.oci_layout import REF_NAME, OciLayout
+from lockman.model import lockfile
+from lockman.model.lockfile import LockedImage, Lockfile
+from lockman.model.manifest import OCI_MANIFEST, Descriptor, Platform, sha256_digest
+from lockman.model.platforms import matches, parse_platform, select
+from lockman.registry.cache import ManifestCache
 
 D1, D2, D3 = ("sha256:" + c * 64 for c in "123")
 

@@ -12,8 +12,8 @@ import json
 import httpx
 import pytest
 
-from lockman import reference
 from lockman.errors import RegistryError
+from lockman.model import reference
 from lockman.registry import ratelimit
 from lockman.registry.client import RegistryClient
 from lockman.registry.registries_conf import RegistriesConf

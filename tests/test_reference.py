@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lockman.errors import InvalidReference
-from lockman.reference import parse, validate_digest
+from lockman.model.reference import parse, validate_digest
 
 D256 = "sha256:" + "a" * 64
 D512 = "sha512:" + "b" * 128

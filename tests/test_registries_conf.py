@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lockman import lockfile, reference
 from lockman.errors import InputError
+from lockman.model import lockfile, reference
 from lockman.registry.registries_conf import BlockedRegistry, RegistriesConf, config_files
 from tests.conftest import unique_repo
 from tests.faultproxy import FaultProxy

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lockman import lockfile
+from lockman.model import lockfile
 from tests.conftest import TOKEN_PASSWORD, TOKEN_REFRESH, unique_repo
 from tests.registry import Registry
 from tests.token_server import TokenServer

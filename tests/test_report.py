@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from lockman import lockfile, report
+from lockman import report
 from lockman.console import use_colour
-from lockman.lockfile import LockedImage, LockedPlatform, Lockfile
+from lockman.model import lockfile
+from lockman.model.lockfile import LockedImage, LockedPlatform, Lockfile
 from lockman.progress import progress
 
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from lockman.enforce.check import DigestCheck, ImageSignatures, load_policies
+from lockman.enforce.options import SignatureOptions
 from lockman.errors import InputError
-from lockman.signature_check import DigestCheck, ImageSignatures, load_policies
-from lockman.signature_options import SignatureOptions
 from lockman.signatures import SignatureResult
 from tests.cosign_registry import trusted_root_json
 from tests.signing_helpers import TESTDATA, FakeRekor

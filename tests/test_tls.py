@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from lockman import lockfile
+from lockman.model import lockfile
 from tests.conftest import unique_repo
 from tests.faultproxy import FaultProxy
 from tests.registry import Registry

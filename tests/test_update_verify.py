@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lockman import lockfile
+from lockman.model import lockfile
 from tests.conftest import unique_repo
 from tests.registry import Registry
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lockman import lockfile
-from lockman.lockfile import LockedImage, LockedPlatform, Lockfile
+from lockman.model import lockfile
+from lockman.model.lockfile import LockedImage, LockedPlatform, Lockfile
 from tests.conftest import unique_repo
 from tests.registry import Registry
 from tests.test_report import conforms, readme_json

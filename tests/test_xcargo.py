@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from lockman.errors import InputError
-from lockman.xcargo import parse_config
+from lockman.model.xcargo import parse_config
 
 P = Path("/proj/xcargo.toml")
 D = "sha256:" + "c" * 64

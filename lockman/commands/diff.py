@@ -12,10 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lockman import lockfile, report
+from lockman import report
 from lockman.console import out, use_colour
 from lockman.errors import EXIT_OK, EXIT_VERIFY, InputError
-from lockman.lockfile import Lockfile
+from lockman.model import lockfile
+from lockman.model.lockfile import Lockfile
 
 
 def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:

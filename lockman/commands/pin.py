@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from lockman import lockfile, pinning, reference
 from lockman.console import err, out
 from lockman.errors import EXIT_OK, VerificationError
-from lockman.lockfile import Lockfile
-from lockman.xcargo import load_config
+from lockman.model import lockfile, pinning, reference
+from lockman.model.lockfile import Lockfile
+from lockman.model.xcargo import load_config
 
 
 def run(config_path: Path, *, write: bool) -> int:

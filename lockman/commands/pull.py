@@ -14,22 +14,23 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from lockman import lockfile, reference, runtime
-from lockman.cache import ManifestCache
 from lockman.commands._common import report_errors
 from lockman.console import err, out, short
+from lockman.enforce.gate import SignatureGate
+from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, InputError, LockmanError, RegistryError, VerificationError
-from lockman.image_graph import ImageGraph, config_platform, walk
-from lockman.lockfile import LockedImage
-from lockman.manifest import Descriptor, Platform
-from lockman.oci_layout import OciLayout
-from lockman.platforms import matches, parse_platform
-from lockman.reference import Reference
+from lockman.images import runtime
+from lockman.images.graph import ImageGraph, config_platform, walk
+from lockman.images.oci_layout import OciLayout
+from lockman.model import lockfile, reference
+from lockman.model.lockfile import LockedImage
+from lockman.model.manifest import Descriptor, Platform
+from lockman.model.platforms import matches, parse_platform
+from lockman.model.reference import Reference
+from lockman.model.xcargo import load_config
 from lockman.registry.blobs import download_blob, file_matches
+from lockman.registry.cache import ManifestCache
 from lockman.registry.client import RegistryClient
-from lockman.signature_gate import SignatureGate
-from lockman.signature_options import SignatureOptions
-from lockman.xcargo import load_config
 
 BLOB_CONCURRENCY = 4
 

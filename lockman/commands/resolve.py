@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from lockman import reference
 from lockman.commands._common import report_errors
 from lockman.console import out
 from lockman.errors import EXIT_OK, LockmanError
+from lockman.model import reference
 from lockman.registry.client import RegistryClient
 
 

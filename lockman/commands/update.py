@@ -12,18 +12,19 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lockman import lockfile, pinning, report
+from lockman import report
 from lockman.commands._common import report_errors, worst
 from lockman.console import err, out, short, use_colour
+from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, EXIT_VERIFY, LockmanError
-from lockman.locker import Outcome, Wanted, gather_all, lock_one, wanted_images
-from lockman.lockfile import LockedImage, Lockfile
-from lockman.platforms import parse_platform
+from lockman.images.locker import Outcome, Wanted, gather_all, lock_one, wanted_images
+from lockman.images.selection import select
+from lockman.model import lockfile, pinning
+from lockman.model.lockfile import LockedImage, Lockfile
+from lockman.model.platforms import parse_platform
+from lockman.model.xcargo import load_config
 from lockman.progress import progress, tracked
 from lockman.registry.client import RegistryClient
-from lockman.selection import select
-from lockman.signature_options import SignatureOptions
-from lockman.xcargo import load_config
 
 if TYPE_CHECKING:
     from lockman.signatures import PolicySet
@@ -48,7 +49,7 @@ async def _refuse_unsigned(
     Digests already in the lock are not re-checked here (``lockman verify`` checks them all),
     so an unchanged image still costs one HEAD.
     """
-    from lockman.signature_check import SignatureTarget, check_all
+    from lockman.enforce.check import SignatureTarget, check_all
 
     targets = []
     for o in outcomes:
@@ -113,7 +114,7 @@ async def run(
     options = signatures or SignatureOptions()
     policies = None
     if options.wanted(config.path):
-        from lockman.signature_check import load_policies
+        from lockman.enforce.check import load_policies
 
         policies = load_policies(config.path, options)
     for triple in config.skipped_targets:

@@ -12,21 +12,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lockman import lockfile, report
+from lockman import report
 from lockman.commands._common import worst
 from lockman.console import err, out, use_colour
+from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, EXIT_VERIFY, LockmanError, VerificationError
-from lockman.locker import platforms_of, wanted_images
-from lockman.lockfile import LockedImage, Lockfile
-from lockman.manifest import check_descriptor
+from lockman.images.locker import platforms_of, wanted_images
+from lockman.model import lockfile
+from lockman.model.lockfile import LockedImage, Lockfile
+from lockman.model.manifest import check_descriptor
+from lockman.model.reference import Reference
+from lockman.model.xcargo import XcargoConfig, load_config
 from lockman.progress import progress, tracked
-from lockman.reference import Reference
 from lockman.registry.client import NotFound, RegistryClient
-from lockman.signature_options import SignatureOptions
-from lockman.xcargo import XcargoConfig, load_config
 
 if TYPE_CHECKING:
-    from lockman.signature_check import ImageSignatures
+    from lockman.enforce.check import ImageSignatures
     from lockman.signatures import PolicySet
 
 
@@ -152,7 +153,7 @@ async def run(
     options = signatures or SignatureOptions()
     policies = None
     if options.wanted(config.path):
-        from lockman.signature_check import load_policies
+        from lockman.enforce.check import load_policies
 
         policies = load_policies(config.path, options)  # bad keys or policies: exit 2, no network
     lock = lockfile.read(config.lockfile_path)
@@ -168,7 +169,7 @@ async def run(
         targets = [
             (w.use.ref, entries[w.key]) for w in wanted_images(config.images, config.path) if w.key in entries
         ]
-        from lockman.cache import ManifestCache
+        from lockman.registry.cache import ManifestCache
 
         async with RegistryClient(timeout=timeout, cache=None if no_cache else ManifestCache()) as client:
             await client.prefetch_tokens([r for r, _ in targets])
@@ -178,7 +179,7 @@ async def run(
                     _check_signatures(client, targets, policies, options.recursive),
                 )
             if deep and not any(results):
-                from lockman.deep_verify import DeepVerifier
+                from lockman.images.deep_verify import DeepVerifier
 
                 verifier = DeepVerifier(client)
                 blob_errors = await asyncio.gather(*(verifier.check(r, e) for r, e in targets))
@@ -228,10 +229,10 @@ async def _check_signatures(
     policies: PolicySet | None,
     recursive: bool,
 ) -> list[ImageSignatures]:
-    """Signature verdicts for every locked image a policy covers (see lockman.signature_check)."""
+    """Signature verdicts for every locked image a policy covers (see lockman.enforce.check)."""
     if policies is None:
         return []
-    from lockman.signature_check import SignatureTarget, check_all
+    from lockman.enforce.check import SignatureTarget, check_all
 
     sig_targets = [SignatureTarget.for_entry(ref, e) for ref, e in targets]
     return await check_all(client, sig_targets, policies, recursive=recursive)

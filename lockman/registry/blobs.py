@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 
 from lockman.errors import RegistryError, VerificationError
-from lockman.manifest import Descriptor
-from lockman.reference import Reference
+from lockman.model.manifest import Descriptor
+from lockman.model.reference import Reference
 from lockman.registry.client import NETWORK_ERRORS, RangeNotSatisfiable, RegistryClient
 
 READ_CHUNK = 1 << 20

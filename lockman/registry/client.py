@@ -21,7 +21,7 @@ import httpx
 
 from lockman.console import err
 from lockman.errors import AuthError, LockmanError, RegistryError, VerificationError
-from lockman.manifest import (
+from lockman.model.manifest import (
     ACCEPT,
     MANIFEST_TYPES,
     MAX_MANIFEST_BYTES,
@@ -32,7 +32,7 @@ from lockman.manifest import (
     compute_digest,
     parse_manifest,
 )
-from lockman.reference import DOCKER_HUB, DOCKER_HUB_API, Reference, is_digest
+from lockman.model.reference import DOCKER_HUB, DOCKER_HUB_API, Reference, is_digest
 from lockman.registry import ratelimit, tls
 from lockman.registry.auth import RegistryAuth
 from lockman.registry.credentials import CredentialStore
@@ -42,7 +42,7 @@ from lockman.registry.registries_conf import Endpoint, RegistriesConf
 from lockman.registry.retry import BodyTooLarge, Retrier, RetryPolicy, attempts_note
 
 if TYPE_CHECKING:
-    from lockman.cache import ManifestCache
+    from lockman.registry.cache import ManifestCache
 
 # What a failing connection raises: httpx's errors, and the raw ssl.SSLError that httpcore's
 # HTTP/2 path lets escape untranslated.

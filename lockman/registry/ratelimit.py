@@ -14,7 +14,7 @@ import email.utils
 import time
 from dataclasses import dataclass
 
-from lockman.reference import DOCKER_HUB, DOCKER_HUB_API
+from lockman.model.reference import DOCKER_HUB, DOCKER_HUB_API
 
 LOW_FRACTION = 0.1  # warn when at most a tenth of the window's pulls are left
 LOW_ABSOLUTE = 10

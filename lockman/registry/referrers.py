@@ -7,8 +7,8 @@ fallback tag ``sha256-<hex>``, as the distribution spec prescribes; that tag is 
 
 from __future__ import annotations
 
-from lockman.manifest import Descriptor
-from lockman.reference import Reference
+from lockman.model.manifest import Descriptor
+from lockman.model.reference import Reference
 from lockman.registry.client import NotFound, RegistryClient
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lockman.errors import InputError
-from lockman.reference import DOCKER_HUB, Reference
+from lockman.model.reference import DOCKER_HUB, Reference
 
 log = logging.getLogger("lockman.registries")
 

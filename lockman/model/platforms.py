@@ -9,7 +9,7 @@ architecture's default) is preferred. Attestation entries (``unknown/unknown``) 
 from __future__ import annotations
 
 from lockman.errors import InputError
-from lockman.manifest import Descriptor, Platform
+from lockman.model.manifest import Descriptor, Platform
 
 _DEFAULT_VARIANT = {"arm64": "v8", "arm": "v7"}
 _ARCH_ALIASES = {"aarch64": "arm64", "x86_64": "amd64", "x86-64": "amd64", "armhf": "arm"}

@@ -1,7 +1,7 @@
 """The signature flags of ``lockman verify`` / ``update``, named as ``cosign verify`` names them.
 
 Plain data with no heavy imports, so ``cli.py`` can declare the flags without loading
-cryptography; :mod:`lockman.signature_check` turns them into policies.
+cryptography; :mod:`lockman.enforce.check` turns them into policies.
 """
 
 from __future__ import annotations

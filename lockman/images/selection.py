@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lockman.errors import InputError
-from lockman.locker import Wanted
-from lockman.xcargo import XcargoConfig
+from lockman.images.locker import Wanted
+from lockman.model.xcargo import XcargoConfig
 
 
 def _target_sources(triple: str, config: XcargoConfig, wanted: Sequence[Wanted]) -> set[str]:

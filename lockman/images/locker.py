@@ -13,11 +13,11 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from lockman.errors import InputError, LockmanError, VerificationError
-from lockman.lockfile import LockedImage, LockedPlatform, Lockfile
-from lockman.manifest import Descriptor, Manifest, check_descriptor
-from lockman.reference import Reference
+from lockman.model.lockfile import LockedImage, LockedPlatform, Lockfile
+from lockman.model.manifest import Descriptor, Manifest, check_descriptor
+from lockman.model.reference import Reference
+from lockman.model.xcargo import ImageUse
 from lockman.registry.client import NotFound, RegistryClient
-from lockman.xcargo import ImageUse
 
 T = TypeVar("T")
 
@@ -93,7 +93,7 @@ async def lock_one(
         if ref.digest is not None:
             return await _lock_pinned(client, w, previous)
         if platform:
-            from lockman.platform_lock import lock_platform
+            from lockman.images.platform_lock import lock_platform
 
             entry = await lock_platform(client, w.use, w.source, previous, platform)
             return Outcome(w, entry)

@@ -15,13 +15,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from lockman.enforce.options import SignatureOptions, policy_path
 from lockman.errors import EXIT_VERIFY, InputError, LockmanError, VerificationError
-from lockman.lockfile import LockedImage
-from lockman.manifest import INDEX_TYPES, Descriptor
-from lockman.reference import Reference
+from lockman.model.lockfile import LockedImage
+from lockman.model.manifest import INDEX_TYPES, Descriptor
+from lockman.model.reference import Reference
 from lockman.registry.client import NotFound, RegistryClient
 from lockman.registry.referrers import list_referrers
-from lockman.signature_options import SignatureOptions, policy_path
 from lockman.signatures import (
     COSIGN_SIGN_PREDICATE,
     SIMPLE_SIGNING_MEDIA_TYPE,

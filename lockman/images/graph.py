@@ -12,10 +12,10 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 
-from lockman import platforms
 from lockman.errors import InputError, VerificationError
-from lockman.manifest import INDEX_TYPES, MANIFEST_TYPES, Descriptor, Manifest, Platform
-from lockman.reference import Reference
+from lockman.model import platforms
+from lockman.model.manifest import INDEX_TYPES, MANIFEST_TYPES, Descriptor, Manifest, Platform
+from lockman.model.reference import Reference
 from lockman.registry.client import RegistryClient
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from lockman.errors import InputError
-from lockman.image_graph import available_platforms, config_platform, select_platform
-from lockman.lockfile import LockedImage
-from lockman.manifest import INDEX_TYPES
-from lockman.platforms import matches, parse_platform
+from lockman.images.graph import available_platforms, config_platform, select_platform
+from lockman.model.lockfile import LockedImage
+from lockman.model.manifest import INDEX_TYPES
+from lockman.model.platforms import matches, parse_platform
+from lockman.model.xcargo import ImageUse
 from lockman.registry.blobs import read_blob
 from lockman.registry.client import RegistryClient
-from lockman.xcargo import ImageUse
 
 
 async def lock_platform(

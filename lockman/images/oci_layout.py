@@ -16,7 +16,7 @@ from typing import Any
 
 from lockman.errors import InputError
 from lockman.fileio import write_atomic
-from lockman.manifest import OCI_INDEX, Descriptor, compute_digest
+from lockman.model.manifest import OCI_INDEX, Descriptor, compute_digest
 
 LAYOUT_FILE = "oci-layout"
 LAYOUT_VERSION = "1.0.0"

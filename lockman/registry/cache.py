@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 
 from lockman.fileio import write_atomic
-from lockman.manifest import MAX_MANIFEST_BYTES, compute_digest
-from lockman.reference import is_digest
+from lockman.model.manifest import MAX_MANIFEST_BYTES, compute_digest
+from lockman.model.reference import is_digest
 
 
 def default_cache_dir() -> Path:

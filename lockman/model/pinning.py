@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lockman import reference as refmod
 from lockman.errors import InputError, InvalidReference
+from lockman.model import reference as refmod
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from typing import Any
 from lockman import fileio
 from lockman.errors import InputError, InvalidReference
 from lockman.fileio import read_utf8
-from lockman.manifest import Platform
-from lockman.reference import validate_digest
+from lockman.model.manifest import Platform
+from lockman.model.reference import validate_digest
 
 VERSION = 1
 KIND_TAG = "tag"  # the digest the tag resolves to (an index for multi-platform images); the default

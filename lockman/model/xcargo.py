@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lockman import reference as refmod
 from lockman.errors import InputError, InvalidReference
 from lockman.fileio import read_utf8
+from lockman.model import reference as refmod
 
 DEFAULT_REGISTRY = "ghcr.io/cross-rs"
 BUILTIN_TRIPLES = frozenset(

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 from lockman.console import short
 from lockman.errors import LockmanError
-from lockman.image_graph import walk
-from lockman.lockfile import LockedImage
-from lockman.manifest import Descriptor
-from lockman.reference import Reference
+from lockman.images.graph import walk
+from lockman.model.lockfile import LockedImage
+from lockman.model.manifest import Descriptor
+from lockman.model.reference import Reference
 from lockman.registry.blobs import hash_blob
 from lockman.registry.client import RegistryClient
 

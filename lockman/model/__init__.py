@@ -1,0 +1,4 @@
+"""Pure data and grammar: references, xcargo config, lockfile, manifests, platforms, pinning.
+
+No network. May import only ``lockman.errors``, ``lockman.fileio`` and its own modules.
+"""
