@@ -106,6 +106,8 @@ EXPLAINED: dict[tuple[str, str, str], str] = {
     ): "subsumed: with the length bytes cut off, the total-length check below refuses the same input"
     " with the same message",
     ("lockman/signatures/keys.py", "continue", "continue"): "no-op: the `continue` ends the loop body",
+    ("lockman/signatures/rekor.py", "continue", "continue"): "stricter: without it a note's non-signature"
+    " lines are decoded as signatures too, and a note carrying one is refused",
     ("lockman/signatures/cosign.py", "kwarg", "require_set=True"): "unreachable: parse_cosign_bundle"
     " refuses an annotation without SignedEntryTimestamp, so a .sig entry always has a SET",
     (
