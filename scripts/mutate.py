@@ -350,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
             target = tmp / module
             original = target.read_text()
             started = time.monotonic()
-            if _run(tmp, tests, args.timeout) != "survived":
+            # Twice: on a loaded machine a registry-backed test may fail once for want of time.
+            if _run(tmp, tests, args.timeout) != "survived" and _run(tmp, tests, args.timeout) != "survived":
                 print(f"  the unmutated tests fail for {module}; fix that first", flush=True)
                 return 2
             killed = explained = 0

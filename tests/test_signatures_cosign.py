@@ -377,8 +377,9 @@ def test_verify_layer_checks_media_type_and_digest_itself() -> None:
     upper = "sha256:" + "5E" * 32
     with pytest.raises(InputError, match=r"image digest 'sha256:5E5E"):
         verify_layer(upper, layer, policy)
-    with pytest.raises(InputError, match=r"image digest 'sha256:5E5E"):
-        verify_signatures(upper, [layer], policy)
+    for layers in ([layer], []):
+        with pytest.raises(InputError, match=r"image digest 'sha256:5E5E"):
+            verify_signatures(upper, layers, policy)
 
 
 def test_keyed_rekor_entry_for_another_signature_refused() -> None:
