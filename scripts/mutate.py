@@ -131,6 +131,12 @@ EXPLAINED: dict[tuple[str, str, str], str] = {
         "drop `isinstance(body, dict)` from "
         '`isinstance(body, dict) and isinstance(body.get("refresh_token"), str)`',
     ): "unreachable: a token was found with body.get, so body is a dict here",
+    (
+        "lockman/registry/auth.py",
+        "clause",
+        "drop `not repositories` from "
+        '`challenge is None or challenge.scheme != "bearer" or not repositories`',
+    ): "subsumed: no repositories means no missing scopes, and `if missing` then asks for nothing",
 }
 
 _GUARD_KWARGS = ("require_", "verify_", "check_", "strict")
