@@ -137,6 +137,15 @@ EXPLAINED: dict[tuple[str, str, str], str] = {
         "drop `not repositories` from "
         '`challenge is None or challenge.scheme != "bearer" or not repositories`',
     ): "subsumed: no repositories means no missing scopes, and `if missing` then asks for nothing",
+    (
+        "lockman/registry/credentials.py",
+        "clause",
+        "drop `isinstance(store, str)` from `isinstance(store, str) and store`",
+    ): "equivalent: a non-string credsStore names no docker-credential-* on PATH, and an empty answer falls"
+    " through to auths just the same",
+    ("lockman/registry/credentials.py", "clause", "drop `store` from `isinstance(store, str) and store`"):
+    "equivalent: an empty credsStore names no docker-credential- on PATH, and an empty answer falls"
+    " through to auths just the same",
 }
 
 _GUARD_KWARGS = ("require_", "verify_", "check_", "strict")
