@@ -11,9 +11,11 @@ of the TLS one. Images of random (incompressible) layers are pushed:
 
 Each scenario runs skopeo and lockman alternately, several times, each time into a fresh
 layout directory; the table shows the median wall time, the rate over the image's bytes, the
-ratio against skopeo's median in the same run (> 1 means lockman is faster) and the peak RSS of
-the process tree (``RUSAGE_CHILDREN`` of a fresh parent). ``verify --deep --no-cache`` is timed
-against ``cat blobs/* | sha256sum`` over the same bytes (the files are in the page cache).
+ratio against skopeo's median in the same run (> 1 means lockman is faster), and the CPU time
+(user + system) and peak RSS of the client's process tree (``RUSAGE_CHILDREN`` of a fresh
+parent). On a shared machine CPU time is the steadier figure; the registry's CPU is not in it.
+``verify --deep --no-cache`` is timed against ``cat blobs/* | sha256sum`` over the same bytes
+(the files are in the page cache).
 Every layout lockman writes is checked blob by blob. ``uptime`` load is printed with each
 scenario: the machine is shared.
 
@@ -54,14 +56,17 @@ from tests.registry import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Regis
 
 MiB = 1 << 20
 
-# Runs ARGV, prints {"code", "secs", "rss_kib", "err"}: the peak RSS is the child tree's alone.
+# Runs ARGV, prints {"code", "secs", "cpu", "rss_kib", "err"}: CPU time and peak RSS are the
+# child tree's alone.
 _WRAP = """
 import json, resource, subprocess, sys, time
 t = time.perf_counter()
 p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 secs = time.perf_counter() - t
-rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(json.dumps({"code": p.returncode, "secs": secs, "rss_kib": rss, "err": p.stderr.decode()[-1500:]}))
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = ru.ru_utime + ru.ru_stime
+err = p.stderr.decode()[-1500:]
+print(json.dumps({"code": p.returncode, "secs": secs, "cpu": cpu, "rss_kib": ru.ru_maxrss, "err": err}))
 """
 
 
@@ -129,6 +134,7 @@ def push_index(reg: Registry, repo: str, tag: str, per_platform: list[int], seed
 @dataclass
 class Sample:
     secs: float
+    cpu: float
     rss_kib: int
 
 
@@ -144,6 +150,10 @@ class Row:
         return statistics.median(s.secs for s in self.samples)
 
     @property
+    def cpu(self) -> float:
+        return statistics.median(s.cpu for s in self.samples)
+
+    @property
     def rss_mib(self) -> float:
         return max(s.rss_kib for s in self.samples) / 1024
 
@@ -155,7 +165,7 @@ def timed(argv: list[str], env: dict[str, str]) -> Sample:
     res = json.loads(p.stdout)
     if res["code"] != 0:
         raise SystemExit(f"{' '.join(argv[:4])}... failed ({res['code']}): {res['err']}")
-    return Sample(res["secs"], res["rss_kib"])
+    return Sample(res["secs"], res["cpu"], res["rss_kib"])
 
 
 def load() -> str:
@@ -314,6 +324,8 @@ def main() -> int:
         clients.append(Client("lockman (baseline)", args.baseline.resolve()))
     root = Path(tempfile.mkdtemp(prefix="lockman-pull-bench-"))
     table: list[tuple[Row, Row | None, str]] = []
+    here = Path.cwd()
+    os.chdir(root)  # `python -m lockman` imports from the working directory first: not a checkout
     try:
         with environment(root, args.delay) as env:
             t0 = time.perf_counter()
@@ -371,6 +383,7 @@ def main() -> int:
                 for r in rows:
                     table.append((r, rows[-1], f"{before} / {load()}"))
     finally:
+        os.chdir(here)
         shutil.rmtree(root, ignore_errors=True)
 
     day = time.strftime("%Y-%m-%d")
@@ -378,8 +391,8 @@ def main() -> int:
     print(
         "ratio: the reference's median time / this row's (> 1: faster); sha256sum rows: time / sha256sum's\n"
     )
-    print("| scenario | client | time | MiB/s | ratio | peak RSS | load (1 min, before / after) |")
-    print("|---|---|---:|---:|---:|---:|---|")
+    print("| scenario | client | time | MiB/s | ratio | CPU time | peak RSS | load (1 min, before / after) |")
+    print("|---|---|---:|---:|---:|---:|---:|---|")
     for row, ref_row, loads in table:
         if "verify" in row.client:
             ratio = f"{row.median / ref_row.median:.2f}x sha256sum" if ref_row else "-"
@@ -390,7 +403,7 @@ def main() -> int:
         rate = row.nbytes / MiB / row.median
         print(
             f"| {row.scenario} | {row.client} | {row.median:.2f} s | {rate:.0f} | {ratio} "
-            f"| {row.rss_mib:.0f} MiB | {loads} |"
+            f"| {row.cpu:.2f} s | {row.rss_mib:.0f} MiB | {loads} |"
         )
     return 0
 
