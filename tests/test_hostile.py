@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from lockman.model.manifest import (
 from tests.conftest import unique_repo
 from tests.faultproxy import FaultProxy
 from tests.registry import Registry
+from tests.signing_helpers import TESTDATA
 
 pytestmark = pytest.mark.registry
 
@@ -219,3 +221,39 @@ def test_redirect_never_carries_credentials_to_another_host(
     finally:
         front.stop()
         elsewhere.stop()
+
+
+# ------------------------------------------------------------------ case and glob bypasses
+
+
+def test_host_case_does_not_escape_blocked_entry(
+    tmp_path: Path, registry: Registry, run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = unique_repo("case")
+    registry.push_image(repo, "v1")
+    conf = tmp_path / "registries.conf"
+    conf.write_text(f'[[registry]]\nprefix = "localhost:{registry.port}"\nblocked = true\n')
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(conf))
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "LOCALHOST:{registry.port}/{repo}:v1"\n')
+    before = cfg.read_bytes()
+    r = run("update", "--config", cfg)
+    assert r.code == 2, (r.out, r.err)
+    assert "is blocked by" in r.err and "Traceback" not in r.err
+    assert not (tmp_path / "xcargo.lock").exists() and cfg.read_bytes() == before
+
+
+def test_host_case_does_not_escape_signature_policy(tmp_path: Path, registry: Registry, run) -> None:
+    repo = unique_repo("case")
+    registry.push_image(repo, "v1")  # unsigned
+    shutil.copy(TESTDATA / "cosign.pub", tmp_path / "cosign.pub")
+    (tmp_path / "lockman.toml").write_text(
+        f'[[policy]]\nimages = ["localhost:{registry.port}/*"]\nkey = "cosign.pub"\n'
+        "insecure-ignore-tlog = true\n"
+    )
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "LocalHost:{registry.port}/{repo}:v1"\n')
+    r = run("update", "--config", cfg)
+    assert r.code == 1, (r.out, r.err)
+    assert "signature check failed" in r.err and "not locked" in r.err
+    assert not (tmp_path / "xcargo.lock").exists()
