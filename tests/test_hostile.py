@@ -8,6 +8,7 @@ credentials to another host.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 import shutil
@@ -332,3 +333,50 @@ def test_token_realm_redirect_never_reposts_the_identity_token(
     finally:
         front.stop()
         elsewhere.stop()
+
+
+# ------------------------------------------------------------------ compressed bodies
+
+
+def gzip_bomb(size: int) -> bytes:
+    """``size`` zero bytes, gzip-compressed: about size/1000 on the wire."""
+    return gzip.compress(b"\0" * size, 9)
+
+
+@pytest.mark.parametrize("what", ["manifest", "token"])
+def test_compressed_body_is_capped_by_what_it_decodes_to(
+    tmp_path: Path, registry: Registry, fault_proxy: FaultProxy, run, what: str
+) -> None:
+    bomb = gzip_bomb(64 * MiB)
+    assert len(bomb) < 100_000  # far under the cap on the wire
+    gz = {"Content-Encoding": "gzip", "Content-Type": OCI_MANIFEST}
+    cfg, ref, _ = setup(tmp_path, registry, fault_proxy)
+    if what == "manifest":
+        fault_proxy.add("/manifests/", "status", method="HEAD", status=405)
+        fault_proxy.add("/manifests/", "status", method="GET", status=200, headers=gz, body=bomb)
+        expected = (ref, "sent more than 4194304 bytes")
+    else:
+        challenge = f'Bearer realm="http://{fault_proxy.host}/token",service="x"'
+        fault_proxy.add("^/token", "status", status=200, headers=gz, body=bomb)
+        fault_proxy.add("^/v2/", "status", status=401, headers={"WWW-Authenticate": challenge})
+        expected = ("answer to /token is", "over the 4194304-byte limit")
+    r = run("update", "--config", cfg)
+    assert r.code in (1, 3), (r.out, r.err)
+    assert r.err.count("\n") == 1 and "Traceback" not in r.err, r.err
+    for fragment in expected:
+        assert fragment in r.err, r.err
+    assert not (tmp_path / "xcargo.lock").exists()
+    assert all(h.get("accept-encoding") == "identity" for _, _, h in fault_proxy.headers_seen)
+
+
+def test_unoffered_encoding_is_refused(
+    tmp_path: Path, registry: Registry, fault_proxy: FaultProxy, run
+) -> None:
+    cfg, _ref, _ = setup(tmp_path, registry, fault_proxy)
+    fault_proxy.add("/manifests/", "status", method="HEAD", status=405)
+    fault_proxy.add(
+        "/manifests/", "status", method="GET", status=200, headers={"Content-Encoding": "br"}, body=b"\x1b"
+    )
+    r = run("update", "--config", cfg)
+    assert r.code == 3 and "sent Content-Encoding 'br'" in r.err and "Traceback" not in r.err, r.err
+    assert not (tmp_path / "xcargo.lock").exists()
