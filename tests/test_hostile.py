@@ -380,3 +380,26 @@ def test_unoffered_encoding_is_refused(
     r = run("update", "--config", cfg)
     assert r.code == 3 and "sent Content-Encoding 'br'" in r.err and "Traceback" not in r.err, r.err
     assert not (tmp_path / "xcargo.lock").exists()
+
+
+# ------------------------------------------------------------------ trickled bodies
+
+
+@pytest.mark.parametrize("command", ["pull", "verify --deep"])
+def test_timeout_bounds_a_trickled_blob_body(
+    tmp_path: Path, registry: Registry, fault_proxy: FaultProxy, run, command: str
+) -> None:
+    """Each byte comes well within the per-read timeout; the body as a whole must not."""
+    repo = unique_repo("trickle")
+    registry.push_image(repo, "v1", layer_size=400)
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "{fault_proxy.host}/{repo}:v1"\n')
+    assert run("update", "--config", cfg).code == 0
+    lock = (tmp_path / "xcargo.lock").read_bytes()
+    fault_proxy.add("/blobs/", "trickle", method="GET", delay=0.05)  # 400 bytes: 20 s each
+    extra = ["--oci-layout", str(tmp_path / "layout")] if command == "pull" else ["--deep"]
+    r = run(command.split()[0], "--timeout", "0.5", "--config", cfg, *extra)
+    assert r.code == 3, (r.out, r.err)
+    assert "interrupted after" in r.err and "body not complete within 0.5 s" in r.err, r.err
+    assert "Traceback" not in r.err
+    assert (tmp_path / "xcargo.lock").read_bytes() == lock

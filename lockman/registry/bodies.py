@@ -11,7 +11,10 @@ offered, so they are refused rather than decoded.
 
 from __future__ import annotations
 
+import asyncio
 import zlib
+from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 
@@ -118,3 +121,48 @@ async def read_capped(response: httpx.Response, limit: int) -> bytes:
     data = b"".join(chunks)
     response._content = data  # what aread() would have set: the decoded body, read once
     return data
+
+
+# A streamed body (a blob) must arrive within the timeout plus this much time per byte: a
+# server trickling one byte a second never holds a run for long, a slow link still gets a layer.
+MIN_BODY_RATE = 64 * 1024  # bytes per second
+
+
+def body_deadline(timeout: float, size: int) -> float:
+    """Seconds a streamed body of ``size`` bytes may take, all reads together."""
+    return timeout + max(size, 0) / MIN_BODY_RATE
+
+
+class DeadlineStream(httpx.AsyncByteStream):
+    """The response stream, with every read bounded by one deadline for the whole body.
+
+    httpx's read timeout bounds each read; a server sending a byte just before it expires would
+    never be stopped. Each chunk is awaited under what is left of the overall deadline, and the
+    deadline missed is an ``httpx.ReadTimeout`` like any other slow read.
+    """
+
+    def __init__(self, inner: Any, seconds: float, request: httpx.Request) -> None:
+        self._inner, self._seconds, self._request = inner, seconds, request
+        self._deadline = asyncio.get_running_loop().time() + seconds
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        chunks = self._inner.__aiter__()
+        while True:
+            try:
+                async with asyncio.timeout_at(self._deadline):
+                    chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise httpx.ReadTimeout(
+                    f"body not complete within {round(self._seconds, 1):g} s", request=self._request
+                ) from None
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def bound_body(response: httpx.Response, timeout: float, size: int) -> None:
+    """Make ``response``'s (still unread) body fail once it takes longer than its deadline."""
+    response.stream = DeadlineStream(response.stream, body_deadline(timeout, size), response.request)

@@ -35,7 +35,7 @@ from lockman.model.manifest import (
 from lockman.model.reference import DOCKER_HUB, DOCKER_HUB_API, Reference, is_digest
 from lockman.registry import ratelimit, tls
 from lockman.registry.auth import RegistryAuth
-from lockman.registry.bodies import IDENTITY, UnsupportedEncoding, read_capped
+from lockman.registry.bodies import IDENTITY, UnsupportedEncoding, bound_body, declared_length, read_capped
 from lockman.registry.credentials import CredentialStore
 from lockman.registry.host_transport import HostTransport
 from lockman.registry.hosts import plain_http_allowed
@@ -428,6 +428,7 @@ class RegistryClient:
         """
         what = f"{ref.familiar()}: blob {digest}"
         response = await self._request("GET", ref, f"blobs/{digest}", stream=True)
+        bound_body(response, self._timeout, max_bytes)
         try:
             if response.status_code == 404:
                 raise NotFound(f"{what}: unknown to {_registry_name(ref.api_host)}")
@@ -467,7 +468,7 @@ class RegistryClient:
     # -- blobs -------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def stream_blob(
-        self, ref: Reference, digest: str, *, offset: int = 0
+        self, ref: Reference, digest: str, *, offset: int = 0, size: int | None = None
     ) -> AsyncIterator[httpx.Response]:
         """Open ``GET /v2/<name>/blobs/<digest>`` as a stream (from ``offset`` with a Range).
 
@@ -475,12 +476,17 @@ class RegistryClient:
         (lockman.registry.blobs does). Redirects to object storage are followed; httpx drops
         ``Authorization`` whenever a redirect leaves the registry's origin. ``identity`` encoding
         so the bytes received are the blob's bytes and Range offsets mean blob offsets.
+
+        The body is bounded in time as a whole (``--timeout`` plus a second per 64 KiB of
+        ``size``, the bytes still expected; by default the declared length), not only per read.
         """
         headers = {"Accept-Encoding": "identity"}
         if offset > 0:
             headers["Range"] = f"bytes={offset}-"
         what = f"{ref.with_digest(None).with_tag(None).familiar()}@{digest}"
         response = await self._request("GET", ref, f"blobs/{digest}", headers=headers, stream=True)
+        expected = size if size is not None else declared_length(response) or 0
+        bound_body(response, self._timeout, expected)
         try:
             if response.status_code == 404:
                 raise NotFound(f"{what}: blob unknown to {_registry_name(ref.api_host)}")
