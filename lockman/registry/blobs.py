@@ -65,7 +65,8 @@ class _Hasher:
 
 def _interrupted(what: str, have: int, total: int, e: Exception) -> RegistryError:
     return RegistryError(
-        f"{what}: download interrupted after {have} of {total} bytes ({type(e).__name__}); "
+        f"{what}: download interrupted after {have} of {total} bytes ({type(e).__name__}"
+        f"{f': {e}' if str(e) else ''}); "
         "run the command again to resume"
     )
 
@@ -76,7 +77,7 @@ async def hash_blob(client: RegistryClient, ref: Reference, desc: Descriptor, *,
     for _ in range(ATTEMPTS):
         hasher = _Hasher(desc, what)
         try:
-            async with client.stream_blob(ref, desc.digest) as response:
+            async with client.stream_blob(ref, desc.digest, size=desc.size) as response:
                 async for chunk in response.aiter_raw():
                     hasher.update(chunk)
         except NETWORK_ERRORS as e:
@@ -97,7 +98,7 @@ async def read_blob(
     hasher = _Hasher(desc, what)
     chunks: list[bytes] = []
     try:
-        async with client.stream_blob(ref, desc.digest) as response:
+        async with client.stream_blob(ref, desc.digest, size=desc.size) as response:
             async for chunk in response.aiter_raw():
                 hasher.update(chunk)
                 chunks.append(chunk)
@@ -164,7 +165,10 @@ async def download_blob(
         resumed_from = hasher.size
         try:
             if hasher.size < desc.size:
-                async with client.stream_blob(ref, desc.digest, offset=hasher.size) as response:
+                # size: the whole blob, as a registry may ignore the Range and send it all
+                async with client.stream_blob(
+                    ref, desc.digest, offset=hasher.size, size=desc.size
+                ) as response:
                     if hasher.size and not _resumes_at(response, hasher.size):
                         hasher = _Hasher(desc, what)  # the registry sent the whole blob
                         resumed_from = 0

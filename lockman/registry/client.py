@@ -35,11 +35,12 @@ from lockman.model.manifest import (
 from lockman.model.reference import DOCKER_HUB, DOCKER_HUB_API, Reference, is_digest
 from lockman.registry import ratelimit, tls
 from lockman.registry.auth import RegistryAuth
+from lockman.registry.bodies import IDENTITY, UnsupportedEncoding, bound_body, declared_length, read_capped
 from lockman.registry.credentials import CredentialStore
 from lockman.registry.host_transport import BULK, HostTransport
 from lockman.registry.hosts import plain_http_allowed
 from lockman.registry.registries_conf import Endpoint, RegistriesConf
-from lockman.registry.retry import BodyTooLarge, Retrier, RetryPolicy, attempts_note
+from lockman.registry.retry import ERROR_BODY_LIMIT, BodyTooLarge, Retrier, RetryPolicy, attempts_note
 
 if TYPE_CHECKING:
     from lockman.registry.cache import ManifestCache
@@ -132,7 +133,8 @@ class RegistryClient:
             follow_redirects=True,
             transport=transport,
             limits=limits,
-            headers={"User-Agent": USER_AGENT},
+            # identity: digests are over stored bytes, and caps then count what is decoded.
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": IDENTITY},
             trust_env=False,  # proxies and CA variables are honoured by HostTransport
         )
         self.auth = RegistryAuth(self._credentials, self._send_raw, self._plain_http_ok, _registry_name)
@@ -167,15 +169,22 @@ class RegistryClient:
 
     # -- transport ---------------------------------------------------------------------------
     async def _send_raw(self, request: httpx.Request) -> httpx.Response:
-        """Send without registry auth (pings, token requests), mapping network errors."""
+        """Send without registry auth (pings, token requests), mapping network errors.
+
+        A POST (the OAuth2 refresh-token grant) is not redirected: a 307 would re-send its body,
+        the identity token, to wherever the ``Location`` points.
+        """
         host = request.url.netloc.decode("ascii")
         self.requests[host] += 1
+        request.headers.setdefault("Accept-Encoding", IDENTITY)  # token requests are built bare
         try:
-            return await self.retrier.send(self.http, request)
+            return await self.retrier.send(self.http, request, follow_redirects=request.method != "POST")
         except NETWORK_ERRORS as e:
             raise _network_error(host, e) from None
         except BodyTooLarge as e:
             raise RegistryError(f"{_registry_name(host)}: answer to {request.url.path} is {e}") from None
+        except UnsupportedEncoding as e:
+            raise RegistryError(f"{_registry_name(host)}: answer to {request.url.path} {e}") from None
 
     async def _base(self, host: str) -> str:
         """Ping ``/v2/`` once per registry; learn its scheme and auth challenge."""
@@ -299,6 +308,8 @@ class RegistryClient:
                     f"{ref.familiar()}: manifest {what} {e.size if e.declared else e.limit} bytes, "
                     f"over the {e.limit}-byte limit"
                 ) from None
+            except UnsupportedEncoding as e:
+                raise RegistryError(f"{_where(ref)}: registry {e}") from None
         # Count the auth round trips that happened inside the flow.
         self.requests[host] += len(response.history)
         self._observe_quota(host, response)
@@ -424,24 +435,22 @@ class RegistryClient:
         """
         what = f"{ref.familiar()}: blob {digest}"
         response = await self._request("GET", ref, f"blobs/{digest}", stream=True)
+        bound_body(response, self._timeout, max_bytes)
         try:
             if response.status_code == 404:
                 raise NotFound(f"{what}: unknown to {_registry_name(ref.api_host)}")
             if response.status_code != 200:
                 _raise_status(ref, response)
-            chunks: list[bytes] = []
-            total = 0
             try:
-                async for chunk in response.aiter_bytes():
-                    total += len(chunk)
-                    if total > max_bytes:
-                        raise VerificationError(f"{what}: larger than the {max_bytes}-byte limit")
-                    chunks.append(chunk)
+                data = await read_capped(response, max_bytes)
+            except BodyTooLarge:
+                raise VerificationError(f"{what}: larger than the {max_bytes}-byte limit") from None
+            except UnsupportedEncoding as e:
+                raise RegistryError(f"{what}: registry {e}") from None
             except NETWORK_ERRORS as e:
                 raise _network_error(ref.api_host, e) from None
         finally:
             await response.aclose()
-        data = b"".join(chunks)
         actual = compute_digest(data, digest.partition(":")[0])
         if actual != digest:
             raise VerificationError(f"{what}: digest mismatch: content hashes to {actual}")
@@ -466,7 +475,7 @@ class RegistryClient:
     # -- blobs -------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def stream_blob(
-        self, ref: Reference, digest: str, *, offset: int = 0
+        self, ref: Reference, digest: str, *, offset: int = 0, size: int | None = None
     ) -> AsyncIterator[httpx.Response]:
         """Open ``GET /v2/<name>/blobs/<digest>`` as a stream (from ``offset`` with a Range).
 
@@ -474,19 +483,25 @@ class RegistryClient:
         (lockman.registry.blobs does). Redirects to object storage are followed; httpx drops
         ``Authorization`` whenever a redirect leaves the registry's origin. ``identity`` encoding
         so the bytes received are the blob's bytes and Range offsets mean blob offsets.
+
+        The body is bounded in time as a whole (``--timeout`` plus a second per 64 KiB of
+        ``size``, the bytes still expected; by default the declared length), not only per read.
         """
         headers = {"Accept-Encoding": "identity"}
         if offset > 0:
             headers["Range"] = f"bytes={offset}-"
         what = f"{ref.with_digest(None).with_tag(None).familiar()}@{digest}"
         response = await self._request("GET", ref, f"blobs/{digest}", headers=headers, stream=True, bulk=True)
+        expected = size if size is not None else declared_length(response) or 0
+        bound_body(response, self._timeout, expected)
         try:
             if response.status_code == 404:
                 raise NotFound(f"{what}: blob unknown to {_registry_name(ref.api_host)}")
             if response.status_code == 416 and offset > 0:
                 raise RangeNotSatisfiable(f"{what}: registry refused to resume at byte {offset}")
             if response.status_code not in (200, 206):
-                await response.aread()
+                with contextlib.suppress(BodyTooLarge, UnsupportedEncoding, *NETWORK_ERRORS):
+                    await read_capped(response, ERROR_BODY_LIMIT)  # for its error code, if small
                 _raise_status(ref, response)
             yield response
         finally:

@@ -28,7 +28,6 @@ import asyncio
 import os
 import ssl
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +36,10 @@ import stamina
 import stamina.instrumentation
 
 from lockman.errors import InputError
+from lockman.registry.bodies import BodyTooLarge, UnsupportedEncoding, read_capped
 from lockman.registry.ratelimit import retry_after_seconds
+
+__all__ = ["BodyTooLarge", "Retrier", "RetryPolicy", "attempts_note"]
 
 stamina.instrumentation.set_on_retry_hooks([])
 
@@ -86,32 +88,6 @@ class RetryPolicy:
         return cls(**values)
 
 
-class BodyTooLarge(Exception):
-    """A response body (declared or received) over the limit; never retried."""
-
-    def __init__(self, size: int, limit: int, declared: bool) -> None:
-        super().__init__(f"{size} bytes over the {limit}-byte limit")
-        self.size, self.limit, self.declared = size, limit, declared
-
-
-class _LimitedStream(httpx.AsyncByteStream):
-    """Reads through to the real stream, failing as soon as more than ``limit`` bytes arrive."""
-
-    def __init__(self, inner: Any, limit: int) -> None:
-        self._inner, self._limit = inner, limit
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        total = 0
-        async for chunk in self._inner:
-            total += len(chunk)
-            if total > self._limit:
-                raise BodyTooLarge(total, self._limit, declared=False)
-            yield chunk
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
 class _RetryableStatus(Exception):
     def __init__(self, response: httpx.Response) -> None:
         super().__init__(f"HTTP {response.status_code}")
@@ -140,6 +116,7 @@ class Retrier:
         stream: bool = False,
         limit: int | None = DEFAULT_BODY_LIMIT,
         retry: bool = True,
+        follow_redirects: bool = True,
     ) -> httpx.Response:
         """Send ``request`` and (unless ``stream``) read its body, retrying what is worth it.
 
@@ -181,7 +158,7 @@ class Retrier:
             async for attempt in context:
                 with attempt:
                     attempts += 1
-                    return await self._attempt(http, request, auth, stream, limit, retry_ok)
+                    return await self._attempt(http, request, auth, stream, limit, retry_ok, follow_redirects)
         except _RetryableStatus as e:
             e.response.extensions["lockman_attempts"] = attempts
             return e.response
@@ -198,11 +175,12 @@ class Retrier:
         stream: bool,
         limit: int | None,
         retry_ok: bool,
+        follow_redirects: bool = True,
     ) -> httpx.Response:
         response: httpx.Response | None = None
         try:
             async with asyncio.timeout(self.timeout):
-                response = await http.send(request, auth=auth, stream=True)
+                response = await http.send(request, auth=auth, stream=True, follow_redirects=follow_redirects)
                 retryable = retry_ok and response.status_code in RETRY_STATUSES
                 if retryable:
                     await _read_error_body(response, request.method)
@@ -223,20 +201,18 @@ class Retrier:
 
 
 async def _read(response: httpx.Response, method: str, limit: int | None) -> None:
-    if limit is not None:
-        declared = response.headers.get("content-length", "")
-        if method != "HEAD" and declared.isdigit() and int(declared) > limit:
-            await response.aclose()
-            raise BodyTooLarge(int(declared), limit, declared=True)
-        response.stream = _LimitedStream(response.stream, limit)
-    await response.aread()
+    """Read the body; ``limit`` caps the decoded bytes (see lockman.registry.bodies)."""
+    if limit is None:
+        await response.aread()
+    else:
+        await read_capped(response, limit)
 
 
 async def _read_error_body(response: httpx.Response, method: str) -> None:
-    """Read an error body for its detail; a huge one is dropped unread, not an error."""
+    """Read an error body for its detail; a huge or undecodable one is dropped, not an error."""
     try:
         await _read(response, method, ERROR_BODY_LIMIT)
-    except BodyTooLarge:
+    except (BodyTooLarge, UnsupportedEncoding, httpx.DecodingError):
         await response.aclose()
 
 
