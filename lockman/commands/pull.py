@@ -28,11 +28,9 @@ from lockman.model.manifest import Descriptor, Platform
 from lockman.model.platforms import matches, parse_platform
 from lockman.model.reference import Reference
 from lockman.model.xcargo import load_config
-from lockman.registry.blobs import download_blob, file_matches
+from lockman.registry.blobs import BLOB_CONCURRENCY, download_blob, file_matches
 from lockman.registry.cache import ManifestCache
 from lockman.registry.client import RegistryClient
-
-BLOB_CONCURRENCY = 4
 
 
 def entry_reference(entry: LockedImage) -> Reference:
