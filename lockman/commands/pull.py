@@ -72,7 +72,7 @@ async def _blob(run: _Run, ref: Reference, desc: Descriptor, what: str) -> tuple
     """(bytes fetched, was already present); one task per digest per run."""
     final = run.layout.blob_path(desc.digest)
     if final.exists():
-        if file_matches(final, desc):
+        if await asyncio.to_thread(file_matches, final, desc):  # other blobs stream meanwhile
             return 0, True
         final.unlink()  # present but wrong: never leave it under its digest's name
     async with run.limit:
