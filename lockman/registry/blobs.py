@@ -31,7 +31,7 @@ READ_CHUNK = 1 << 20
 ATTEMPTS = 3  # an interrupted body is resumed this many times within one run
 # Blobs streamed at once by one run (pull, verify --deep), each on its own HTTP/1.1 connection:
 # enough to overlap one blob's round trips with another's bytes, few enough that a large image
-# does not open dozens of connections (benchmarks/pull.py measured 4 as well as 6 or 8).
+# does not open dozens of connections (benchmarks/pull.py measured 8 no faster than 4).
 BLOB_CONCURRENCY = 4
 
 
