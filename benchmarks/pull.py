@@ -191,13 +191,15 @@ class Client:
     tree: Path
 
     def env(self, work: Path, ca: Path) -> dict[str, str]:
-        return dict(
+        env = dict(
             os.environ,
             PYTHONPATH=str(self.tree),
             SSL_CERT_FILE=str(ca),
             NO_PROXY="127.0.0.1,localhost",
             XDG_CACHE_HOME=str(work / "cache"),
         )
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: bytecode cached
+        return env
 
     def argv(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "lockman", *args]
