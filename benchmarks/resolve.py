@@ -174,7 +174,7 @@ def startup_times(runs: int) -> list[tuple[str, float]]:
         times = []
         for _ in range(runs):
             t0 = time.perf_counter()
-            subprocess.run(argv, env=env, capture_output=True, check=True)
+            subprocess.run(argv, env=env, capture_output=True, check=True, cwd=LOCKMAN_TREE)
             times.append(time.perf_counter() - t0)
         rows.append((label, statistics.median(times)))
     return rows
@@ -195,6 +195,7 @@ def peak_rss_kib(refs: list[str], env: dict[str, str]) -> int:
         text=True,
         env=env,
         check=True,
+        cwd=LOCKMAN_TREE,
     )
     return int(p.stdout.strip())
 
