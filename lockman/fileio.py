@@ -8,9 +8,12 @@ directory. A crash at any moment leaves the old file or the new one, never a mix
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from lockman.errors import InputError
 
@@ -66,3 +69,66 @@ def write_atomic(path: Path, data: bytes | str, *, durable: bool = True) -> None
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+# -- files in directories other processes can write (an OCI layout, the user cache) -----------
+# Opening by name there must not follow a planted symlink (writing registry bytes into any file
+# the user can write) nor block on a planted FIFO: open with O_NOFOLLOW and O_NONBLOCK, then
+# check with fstat that what was opened is a plain file.
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+class UnsafePath(InputError):
+    """A path in a shared directory is a link, a FIFO or otherwise not a plain file."""
+
+
+def _opened_regular(fd: int, path: Path, *, single_link: bool = False) -> int:
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or (single_link and st.st_nlink > 1):
+        os.close(fd)
+        kind = "a hard-linked file" if stat.S_ISREG(st.st_mode) else "not a regular file"
+        raise UnsafePath(f"{path}: {kind}; refusing to use it")
+    return fd
+
+
+def _open(path: Path, flags: int, mode: int = 0o666) -> int:
+    try:
+        return os.open(path, flags | _NOFOLLOW, mode)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UnsafePath(f"{path}: is a symbolic link; refusing to follow it") from None
+        raise
+
+
+def open_read(path: Path) -> BinaryIO:
+    """Open a plain file for reading without following a link or blocking on a FIFO."""
+    fd = _opened_regular(_open(path, os.O_RDONLY | os.O_NONBLOCK), path)
+    return os.fdopen(fd, "rb")
+
+
+def open_write(path: Path, *, append: bool) -> BinaryIO:
+    """Append to an existing plain file, or create a new one (``O_EXCL``); never through a link."""
+    if append:
+        fd = _opened_regular(_open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK), path, single_link=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # whatever was there (a link, a FIFO): removed, not written through
+        fd = _opened_regular(
+            _open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _default_mode()), path, single_link=True
+        )
+    return os.fdopen(fd, "wb")
+
+
+def is_plain_file(path: Path) -> bool:
+    """True for a regular file that is not a symbolic link (``lstat``: links are not followed)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def refuse_link(path: Path, what: str) -> None:
+    """Raise when ``path`` exists as a symbolic link (a shared directory pointing elsewhere)."""
+    if path.is_symlink():
+        raise UnsafePath(f"{path}: {what} is a symbolic link; refusing to use it")

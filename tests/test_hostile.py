@@ -403,3 +403,92 @@ def test_timeout_bounds_a_trickled_blob_body(
     assert "interrupted after" in r.err and "body not complete within 0.5 s" in r.err, r.err
     assert "Traceback" not in r.err
     assert (tmp_path / "xcargo.lock").read_bytes() == lock
+
+
+# ------------------------------------------------------------------ a shared layout directory
+
+
+def _locked_image(tmp_path: Path, registry: Registry) -> tuple[Path, object]:
+    repo = unique_repo("shared")
+    img = registry.push_image(repo, "v1", layer_size=300)
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "{registry.host}/{repo}:v1"\n')
+    return cfg, img
+
+
+def test_planted_links_in_a_layout_never_redirect_writes(tmp_path: Path, registry: Registry, run) -> None:
+    """Links at a partial download and at a final blob: nothing is written through either."""
+    cfg, img = _locked_image(tmp_path, registry)
+    assert run("update", "--config", cfg).code == 0
+    layer, config = sha256(img.layers[0]), sha256(img.config)
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"the user's precious file\n")
+    lookalike = tmp_path / "attacker-config"
+    lookalike.write_bytes(img.config)  # right bytes today, anything the attacker likes tomorrow
+    out = tmp_path / "layout"
+    (out / ".lockman-partial").mkdir(parents=True)
+    (out / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (out / ".lockman-partial" / f"sha256-{layer[7:]}").symlink_to(victim)
+    (out / "blobs" / "sha256").mkdir(parents=True)
+    (out / "blobs" / "sha256" / config[7:]).symlink_to(lookalike)
+    r = run("pull", "--config", cfg, "--oci-layout", out)
+    assert r.code == 0, r.err
+    assert victim.read_bytes() == b"the user's precious file\n"
+    for digest, data in ((layer, img.layers[0]), (config, img.config)):
+        blob = out / "blobs" / "sha256" / digest[7:]
+        assert not blob.is_symlink() and blob.read_bytes() == data
+
+
+@pytest.mark.parametrize("part", ["blobs", ".lockman-partial", "blobs/sha256"])
+def test_layout_whose_parts_link_elsewhere_is_refused(
+    tmp_path: Path, registry: Registry, run, part: str
+) -> None:
+    cfg, _img = _locked_image(tmp_path, registry)
+    assert run("update", "--config", cfg).code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "layout"
+    out.mkdir()
+    (out / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (out / part).parent.mkdir(parents=True, exist_ok=True)
+    (out / part).symlink_to(elsewhere, target_is_directory=True)
+    r = run("pull", "--config", cfg, "--oci-layout", out)
+    assert r.code == 2, r.err
+    assert f"{out / part}: {part} is a symbolic link" in r.err and "Traceback" not in r.err
+    assert list(elsewhere.iterdir()) == []
+    assert not (out / "index.json").exists()
+
+
+def test_fifo_in_the_manifest_cache_is_a_miss_not_a_hang(tmp_path: Path, registry: Registry) -> None:
+    """Run as a process with a deadline: the old reader blocked forever on the FIFO."""
+    import os
+    import subprocess
+    import sys
+
+    cfg, img = _locked_image(tmp_path, registry)
+    env = {**os.environ, "LOCKMAN_CACHE_DIR": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "lockman"]
+    done = subprocess.run([*cmd, "update", "--config", str(cfg)], env=env, timeout=60, capture_output=True)
+    assert done.returncode == 0, done.stderr
+    entry = tmp_path / "cache" / "manifests" / "sha256" / img.digest[7:]
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    entry.unlink(missing_ok=True)
+    os.mkfifo(entry)
+    r = subprocess.run(
+        [*cmd, "verify", "--config", str(cfg)], env=env, timeout=20, capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+    assert entry.is_file() or not entry.exists()  # the FIFO is gone (replaced or removed)
+
+
+def test_planted_link_at_the_lock_file_is_refused(tmp_path: Path, registry: Registry, run) -> None:
+    from lockman.model.lockfile import _lock_path
+
+    cfg, _img = _locked_image(tmp_path, registry)
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    lock_path = _lock_path(tmp_path / "xcargo.lock")
+    lock_path.symlink_to(victim)
+    r = run("update", "--config", cfg)
+    assert r.code == 2 and f"{lock_path}: lock file is a symbolic link" in r.err, r.err
+    assert victim.read_bytes() == b"precious" and not (tmp_path / "xcargo.lock").exists()
