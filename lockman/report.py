@@ -281,6 +281,8 @@ PROBLEM_KINDS = (
     "platform-mismatch",  # the locked index no longer lists a locked platform
     "registry",  # the registry could not be asked (network, auth, HTTP error)
     "signature",  # a signature policy applies and no signature passed it
+    "media-type-mismatch",  # a platform manifest is not what its index descriptor says
+    "blob",  # verify --deep: a config or layer blob is missing, or its bytes are wrong
 )
 
 
@@ -289,6 +291,10 @@ class VerifyProblem:
     kind: str
     image: str  # ``name:tag`` as in the lock, or "" for whole-file problems
     message: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in PROBLEM_KINDS:  # consumers switch on kinds: each one is documented
+            raise AssertionError(f"undocumented problem kind {self.kind!r}")
 
 
 @dataclass(frozen=True)

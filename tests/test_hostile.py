@@ -163,6 +163,15 @@ def test_index_child_descriptor_disagreeing_with_child(tmp_path: Path, registry:
     v = run("verify", "--config", cfg)
     assert v.code == 1
     assert f"linux/amd64): descriptor says {DOCKER_MANIFEST}" in v.err and f"is {OCI_MANIFEST}" in v.err
+    # Every walk applies the same descriptor checks: pull (and a platform pin) refuse it too.
+    layout = tmp_path / "layout"
+    p = run("pull", "--config", cfg, "--oci-layout", layout)
+    assert p.code == 1 and f"descriptor says {DOCKER_MANIFEST}" in p.err, p.err
+    assert not (layout / "index.json").exists()
+    lock = (tmp_path / "xcargo.lock").read_bytes()
+    u = run("update", "--config", cfg, "--platform", "linux/amd64")
+    assert u.code == 1 and f"descriptor says {DOCKER_MANIFEST}" in u.err, u.err
+    assert (tmp_path / "xcargo.lock").read_bytes() == lock
 
 
 def schema1_body(repo: str) -> bytes:
@@ -492,3 +501,100 @@ def test_planted_link_at_the_lock_file_is_refused(tmp_path: Path, registry: Regi
     r = run("update", "--config", cfg)
     assert r.code == 2 and f"{lock_path}: lock file is a symbolic link" in r.err, r.err
     assert victim.read_bytes() == b"precious" and not (tmp_path / "xcargo.lock").exists()
+
+
+# ------------------------------------------------------------------ request amplification
+
+
+def _index(children: list[dict]) -> bytes:
+    return json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children}).encode()
+
+
+def _fan_out(registry: Registry, repo: str) -> list[str]:
+    """top lists mid 40 times, mid lists one image 40 times: 3 distinct manifests."""
+    img = registry.push_image(repo, None)
+    leaf = {
+        "mediaType": OCI_MANIFEST,
+        "digest": img.digest,
+        "size": len(img.manifest),
+        "platform": {"os": "linux", "architecture": "amd64"},
+    }
+    mid = _index([leaf] * 40)
+    mid_digest = registry.push_manifest(repo, sha256(mid), mid, OCI_INDEX)
+    top = _index([{"mediaType": OCI_INDEX, "digest": mid_digest, "size": len(mid)}] * 40)
+    registry.push_manifest(repo, "v1", top, OCI_INDEX)
+    return [sha256(top), mid_digest, img.digest]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["verify", "--deep"], ["pull", "--oci-layout", "LAYOUT"], ["update", "--platform", "linux/amd64"]],
+    ids=["verify-deep", "pull", "update-platform"],
+)
+def test_repeated_children_are_fetched_once(
+    tmp_path: Path, registry: Registry, fault_proxy: FaultProxy, run, command: list[str]
+) -> None:
+    repo = unique_repo("fanout")
+    digests = _fan_out(registry, repo)
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "{fault_proxy.host}/{repo}:v1"\n')
+    assert run("update", "--config", cfg).code == 0
+    fault_proxy.requests.clear()
+    args = [str(tmp_path / "layout") if a == "LAYOUT" else a for a in command]
+    no_cache = ["--no-cache"] if args[0] != "update" else []  # update keeps no manifest cache
+    r = run(args[0], "--config", cfg, *no_cache, *args[1:])
+    assert r.code == 0, r.err
+    gets = [p for m, p, _ in fault_proxy.requests if m == "GET" and "/manifests/" in p]
+    assert sorted(set(gets)) == sorted(gets), gets  # no digest fetched twice
+    assert {p.rsplit("/", 1)[1] for p in gets} <= set(digests)
+    assert len(fault_proxy.requests) < 15, fault_proxy.requests
+
+
+def test_too_deep_or_too_large_graph_is_refused_clearly(
+    tmp_path: Path, registry: Registry, run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = unique_repo("deep")
+    img = registry.push_image(repo, None)
+    desc = {"mediaType": OCI_MANIFEST, "digest": img.digest, "size": len(img.manifest)}
+    for _ in range(10):  # ten indexes, each wrapping the last
+        body = _index([desc])
+        desc = {"mediaType": OCI_INDEX, "digest": registry.push_manifest(repo, sha256(body), body, OCI_INDEX)}
+        desc["size"] = len(body)
+    registry.push_manifest(repo, "v1", body, OCI_INDEX)
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "{registry.host}/{repo}:v1"\n')
+    assert run("update", "--config", cfg).code == 0
+    r = run("pull", "--config", cfg, "--oci-layout", tmp_path / "layout")
+    assert r.code == 1 and "indexes nested more than 8 deep" in r.err, r.err
+    assert r.err.count("\n") <= 2 and "Traceback" not in r.err
+
+    import lockman.images.graph
+
+    monkeypatch.setattr(lockman.images.graph, "MAX_DEPTH", 20)
+    monkeypatch.setattr(lockman.images.graph, "MAX_MANIFESTS", 5)
+    r = run("verify", "--config", cfg, "--deep")
+    assert r.code == 1 and "more than 5 manifests in one image" in r.err, r.err
+
+
+def test_verify_deep_checks_every_image_whatever_the_others_problems(
+    tmp_path: Path, registry: Registry, fault_proxy: FaultProxy, run
+) -> None:
+    """One image's manifest is gone; another's layer is corrupt: both are reported."""
+    gone, corrupt = unique_repo("gone"), unique_repo("corrupt")
+    a = registry.push_image(gone, "v1", salt="gone")
+    b = registry.push_image(corrupt, "v1", salt="corrupt")
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(
+        f'[container]\nimage = "{fault_proxy.host}/{gone}:v1"\n\n'
+        f'[targets."aarch64-unknown-linux-gnu".container]\nimage = "{fault_proxy.host}/{corrupt}:v1"\n'
+    )
+    assert run("update", "--config", cfg).code == 0
+    fault_proxy.add(f"{gone}/manifests/", "status", status=404)
+    fault_proxy.add(f"{corrupt}/blobs/{sha256(b.layers[0])}", "alter", transform=lambda d: d[::-1])
+    r = run("verify", "--config", cfg, "--deep", "--no-cache", "--format", "json")
+    assert r.code == 1, r.err
+    doc = json.loads(r.out)
+    kinds = {(p["image"].split("/")[1], p["kind"]) for p in doc["problems"]}
+    assert ("gone", "not-served") in kinds and ("corrupt", "blob") in kinds, doc["problems"]
+    assert [i["ok"] for i in doc["images"]] == [False, False]
+    assert a.digest in r.err and "digest mismatch" in r.err

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from lockman.errors import InputError
-from lockman.images.graph import available_platforms, config_platform, select_platform
+from lockman.images.graph import available_platforms, config_platform, fetch_child, select_platform
 from lockman.model.lockfile import LockedImage
 from lockman.model.manifest import INDEX_TYPES
 from lockman.model.platforms import matches, parse_platform
@@ -41,7 +41,9 @@ async def lock_platform(
             raise InputError(
                 f"{what}: no {platform} image in {top.digest} (it has: {available_platforms(manifest)})"
             )
-        digest, media_type, index_digest = child.digest, child.media_type, top.digest
+        # Fetched by digest (hashed) and checked against its descriptor before it is recorded.
+        chosen = await fetch_child(client, ref, child, what)
+        digest, media_type, index_digest = chosen.digest, chosen.media_type, top.digest
     else:
         if manifest.config is None:
             raise InputError(f"{what}: manifest {top.digest} has no config to tell its platform")

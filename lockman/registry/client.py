@@ -109,6 +109,7 @@ class RegistryClient:
         self._registries = registries
         self._warned: set[str] = set()
         self._cache = cache
+        self._by_digest: dict[tuple[str, str, str], asyncio.Task[Manifest]] = {}
         self._http: httpx.AsyncClient | None = None
         self._bases: dict[str, asyncio.Task[str]] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
@@ -369,9 +370,25 @@ class RegistryClient:
     async def get_manifest(self, ref: Reference) -> Manifest:
         """GET a manifest; verify its bytes against the digest asked for (or the header's).
 
-        With a manifest cache, a fetch by digest whose bytes are cached (and still hash right)
-        costs one HEAD, which confirms the registry still serves that digest, instead of a GET.
+        A fetch by digest happens once per run and repository, however many walks, platforms or
+        index entries ask for it (content under a digest cannot change; a registry that lists
+        one child many times gets one request). With a manifest cache, a fetch by digest whose
+        bytes are cached (and still hash right) costs one HEAD instead of a GET.
         """
+        if ref.digest is None:
+            return await self._get_manifest_once(ref)
+        key = (ref.api_host, ref.repository, ref.digest)
+        task = self._by_digest.get(key)
+        if task is None:
+            task = self._by_digest[key] = asyncio.ensure_future(self._get_manifest_once(ref))
+        try:
+            return await asyncio.shield(task)
+        except LockmanError:
+            if self._by_digest.get(key) is task:
+                del self._by_digest[key]  # a failure is not remembered: a later ask tries again
+            raise
+
+    async def _get_manifest_once(self, ref: Reference) -> Manifest:
         if self._cache is not None and ref.digest is not None:
             cached = self._cache.get(ref.digest)
             if cached is not None:
