@@ -598,3 +598,32 @@ def test_verify_deep_checks_every_image_whatever_the_others_problems(
     assert ("gone", "not-served") in kinds and ("corrupt", "blob") in kinds, doc["problems"]
     assert [i["ok"] for i in doc["images"]] == [False, False]
     assert a.digest in r.err and "digest mismatch" in r.err
+
+
+# ------------------------------------------------------------------ deep JSON
+
+
+@pytest.mark.parametrize("where", ["manifest", "token", "error-body"])
+def test_deeply_nested_json_is_one_error_line(
+    tmp_path: Path, registry: Registry, fault_proxy: FaultProxy, run, where: str
+) -> None:
+    deep = b"[" * 200_000
+    cfg, ref, _ = setup(tmp_path, registry, fault_proxy)
+    if where == "token":
+        challenge = f'Bearer realm="http://{fault_proxy.host}/token",service="x"'
+        fault_proxy.add("^/token", "status", status=200, body=deep)
+        fault_proxy.add("^/v2/", "status", status=401, headers={"WWW-Authenticate": challenge})
+    else:
+        fault_proxy.add("/manifests/", "status", method="HEAD", status=405)
+        status = 200 if where == "manifest" else 400
+        fault_proxy.add("/manifests/", "status", method="GET", status=status, body=deep)
+    r = run("update", "--config", cfg)
+    assert r.code in (1, 3), (r.out, r.err)
+    assert r.err.count("\n") == 1 and "Traceback" not in r.err and "Recursion" not in r.err, r.err
+    expected = {
+        "manifest": "manifest is not valid JSON",
+        "token": "sent no token",
+        "error-body": "HTTP 400",
+    }[where]
+    assert expected in r.err and ("token" in where or ref in r.err), r.err
+    assert not (tmp_path / "xcargo.lock").exists()

@@ -14,9 +14,9 @@ times, each listing theirs 40 times, costs 3 fetches, not 1,641) and refuses mor
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, field
 
+from lockman import safejson
 from lockman.errors import InputError, VerificationError
 from lockman.model import platforms
 from lockman.model.manifest import (
@@ -181,7 +181,7 @@ async def _collect(
 def config_platform(data: bytes) -> Platform | None:
     """The platform an image config declares (``os``, ``architecture``, ``variant``)."""
     try:
-        obj = json.loads(data)
+        obj = safejson.loads(data)
     except (ValueError, UnicodeDecodeError):
         return None
     if not isinstance(obj, dict):

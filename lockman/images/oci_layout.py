@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lockman import safejson
 from lockman.errors import InputError
 from lockman.fileio import UnsafePath, is_plain_file, open_read, refuse_link, write_atomic
 from lockman.model.manifest import OCI_INDEX, Descriptor, compute_digest
@@ -60,7 +61,7 @@ class OciLayout:
         if marker.exists():
             try:
                 with open_read(marker) as f:
-                    version = json.loads(f.read(4096)).get("imageLayoutVersion")
+                    version = safejson.loads(f.read(4096)).get("imageLayoutVersion")
             except (ValueError, OSError, AttributeError):
                 version = None
             if version != LAYOUT_VERSION:
@@ -109,7 +110,7 @@ class OciLayout:
             return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
         try:
             with open_read(path) as f:
-                doc = json.loads(f.read())
+                doc = safejson.loads(f.read())
         except UnsafePath:
             raise
         except OSError as e:

@@ -7,10 +7,10 @@ descriptors and is never re-serialised.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from lockman import safejson
 from lockman.errors import VerificationError
 from lockman.model.reference import is_digest
 
@@ -163,7 +163,7 @@ def parse_manifest(raw: bytes, content_type: str | None, digest: str, *, what: s
     """
     content_type = (content_type or "").split(";")[0].strip() or None
     try:
-        obj = json.loads(raw)
+        obj = safejson.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise VerificationError(f"{what}: manifest is not valid JSON") from None
     if not isinstance(obj, dict):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from lockman import safejson
 from lockman.console import err
 from lockman.errors import AuthError, LockmanError, RegistryError, VerificationError
 from lockman.model.manifest import (
@@ -564,7 +565,7 @@ def _raise_status(ref: Reference, response: httpx.Response, authenticated: bool 
 def _error_code(response: httpx.Response) -> str | None:
     """The registry's own error code, from its JSON error body, when it sent one."""
     try:
-        body: Any = response.json()
+        body: Any = safejson.loads(response.content)
     except (ValueError, httpx.ResponseNotRead, UnicodeDecodeError):
         return None
     if isinstance(body, dict) and isinstance(body.get("errors"), list) and body["errors"]:

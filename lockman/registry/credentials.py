@@ -13,7 +13,6 @@ failure (ggcr#156, docker/cli#1989): public pulls must keep working. Secrets are
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
 import shutil
@@ -21,6 +20,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from lockman import safejson
 
 log = logging.getLogger("lockman.credentials")
 
@@ -54,7 +55,7 @@ class Credential:
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = safejson.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
@@ -171,7 +172,7 @@ def run_helper(helper: str, registry: str) -> HelperResult:
             return HelperResult()
         return HelperResult(problem=f"{name} failed (exit {proc.returncode}: {said or 'no message'})")
     try:
-        data = json.loads(proc.stdout)
+        data = safejson.loads(proc.stdout)
     except ValueError:
         return HelperResult(problem=f"{name} answered with something that is not JSON")
     if not isinstance(data, dict):
