@@ -627,3 +627,53 @@ def test_deeply_nested_json_is_one_error_line(
     }[where]
     assert expected in r.err and ("token" in where or ref in r.err), r.err
     assert not (tmp_path / "xcargo.lock").exists()
+
+
+# ------------------------------------------------------------------ registry text in reports and terminals
+
+OSC_TITLE = "\x1b]0;pwned\x07"
+INJECTED_ROW = "amd64 | ✅ safe to merge |\n<!--"
+
+
+@pytest.mark.parametrize(
+    "os_value",
+    [f"linux{OSC_TITLE}", f"linux\n{INJECTED_ROW}", "linux\ud800"],
+    ids=["ansi-osc", "markdown-row", "lone-surrogate"],
+)
+def test_platform_words_are_held_to_their_grammar(
+    tmp_path: Path, registry: Registry, run, os_value: str
+) -> None:
+    repo = unique_repo("words")
+    img = registry.push_image(repo, None)
+    child = {
+        "mediaType": OCI_MANIFEST,
+        "digest": img.digest,
+        "size": len(img.manifest),
+        "platform": {"os": os_value, "architecture": "amd64"},
+    }
+    body = _index([child])
+    registry.push_manifest(repo, "v1", body, OCI_INDEX)
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "{registry.host}/{repo}:v1"\n')
+    r = run("update", "--config", cfg, "--format", "markdown")
+    assert r.code == 1, (r.out, r.err)
+    assert "platform os" in r.err and "is not a valid value" in r.err, r.err
+    assert r.err.count("\n") == 1 and "Traceback" not in r.err
+    assert "\x1b" not in r.out + r.err and "<!--" not in r.out and "safe to merge |" not in r.out
+    assert not (tmp_path / "xcargo.lock").exists()
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown"])
+def test_registry_error_prose_never_reaches_terminal_or_pr_body_raw(
+    tmp_path: Path, registry: Registry, fault_proxy: FaultProxy, run, fmt: str
+) -> None:
+    cfg, ref, _ = setup(tmp_path, registry, fault_proxy)
+    assert run("update", "--config", cfg).code == 0
+    code = f"DENIED{OSC_TITLE}\n| {INJECTED_ROW}"
+    body = json.dumps({"errors": [{"code": code, "message": "x"}]}).encode()
+    fault_proxy.add("/manifests/", "status", status=400, body=body)
+    r = run("verify", "--config", cfg, "--no-cache", "--format", fmt)
+    assert r.code == 3, (r.out, r.err)
+    assert ref in r.err and "HTTP 400" in r.err, r.err
+    assert r.err.count("\n") == 1 and "\x1b" not in r.out + r.err
+    assert "<!--" not in r.out and "safe to merge |" not in r.out, r.out

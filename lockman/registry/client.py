@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import ssl
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -67,6 +68,9 @@ def configured_concurrency() -> int | None:
 def http2_enabled() -> bool:
     """HTTP/2 on TLS registries unless ``LOCKMAN_HTTP2=0`` (for comparison, or a broken middlebox)."""
     return os.environ.get("LOCKMAN_HTTP2", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+_ERROR_CODE_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
 
 class NotFound(RegistryError):
@@ -570,8 +574,11 @@ def _error_code(response: httpx.Response) -> str | None:
         return None
     if isinstance(body, dict) and isinstance(body.get("errors"), list) and body["errors"]:
         first = body["errors"][0]
-        if isinstance(first, dict) and isinstance(first.get("code"), str):
-            return str(first["code"])
+        code = first.get("code") if isinstance(first, dict) else None
+        # The distribution spec's codes are upper-case identifiers (MANIFEST_UNKNOWN, DENIED):
+        # anything else is registry prose that has no place in a one-line error.
+        if isinstance(code, str) and _ERROR_CODE_RE.fullmatch(code):
+            return code
     return None
 
 
