@@ -677,3 +677,59 @@ def test_registry_error_prose_never_reaches_terminal_or_pr_body_raw(
     assert ref in r.err and "HTTP 400" in r.err, r.err
     assert r.err.count("\n") == 1 and "\x1b" not in r.out + r.err
     assert "<!--" not in r.out and "safe to merge |" not in r.out, r.out
+
+
+# ------------------------------------------------------------------ xcargo.toml and xcargo.lock
+
+
+def test_pin_write_keeps_crlf_and_every_other_byte(tmp_path: Path, registry: Registry, run) -> None:
+    repo = unique_repo("crlf")
+    img = registry.push_image(repo, "v1")
+    cfg = tmp_path / "xcargo.toml"
+    original = (
+        f'# CRLF file\r\n[container]\r\nimage = "{registry.host}/{repo}:v1"  # keep me\r\n\r\n'.encode()
+    )
+    cfg.write_bytes(original)
+    assert run("update", "--config", cfg).code == 0
+    r = run("pin", "--config", cfg, "--write")
+    assert r.code == 0, r.err
+    expected = original.replace(b':v1"', f':v1@{img.digest}"'.encode())
+    assert cfg.read_bytes() == expected
+
+
+def test_pin_write_changes_both_files_or_neither(tmp_path: Path, registry: Registry) -> None:
+    """The second write fails (file size limit, as a full disk would): neither file changes."""
+    import os
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    repo = unique_repo("pair")
+    registry.push_index(repo, "v1", ["linux/amd64", "linux/arm64/v8", "linux/arm/v7", "linux/s390x"])
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "{registry.host}/{repo}:v1"\n')
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    cmd = [sys.executable, "-m", "lockman"]
+    done = subprocess.run([*cmd, "update", "--config", str(cfg)], env=env, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    before = {p: p.read_bytes() for p in (cfg, tmp_path / "xcargo.lock")}
+    limit = len(before[cfg]) + 200  # room for the pinned xcargo.toml, not for the lock
+    assert len(before[tmp_path / "xcargo.lock"]) > limit
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    r = subprocess.run(
+        [*cmd, "pin", "--config", str(cfg), "--write"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=small_files,
+    )
+    assert r.returncode == 3, (r.stdout, r.stderr)
+    assert r.stderr.startswith(f"error: {tmp_path / 'xcargo.lock'}: ") and "Traceback" not in r.stderr
+    assert {p: p.read_bytes() for p in before} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["xcargo.lock", "xcargo.toml"]  # no temp left
