@@ -11,6 +11,7 @@ import base64
 import gzip
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -733,3 +734,31 @@ def test_pin_write_changes_both_files_or_neither(tmp_path: Path, registry: Regis
     assert r.stderr.startswith(f"error: {tmp_path / 'xcargo.lock'}: ") and "Traceback" not in r.stderr
     assert {p: p.read_bytes() for p in before} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["xcargo.lock", "xcargo.toml"]  # no temp left
+
+
+# ------------------------------------------------------------------ a failing credential helper
+
+
+@pytest.mark.parametrize("stderr", [True, False], ids=["says-it-on-stderr", "json-only"])
+def test_failing_helper_output_never_shows_its_secret(
+    tmp_path: Path, basic_registry: Registry, run, isolated_env: Path, monkeypatch, stderr: bool
+) -> None:
+    from tests.test_registry_auth import docker_config, helper_script
+
+    secret = "helper-s3cret-value-0123"
+    bin_dir = tmp_path / "bin"
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    body = f"print(json.dumps({{'ServerURL': server, 'Username': 'alice', 'Secret': {secret!r}}}))\n"
+    if stderr:
+        body += f"print('keychain locked after reading {secret}', file=sys.stderr)\n"
+    helper_script(bin_dir, "lmleaky", body + "sys.exit(1)")
+    docker_config(isolated_env, {"credHelpers": {basic_registry.host: "lmleaky"}})
+    repo = unique_repo("leaky")
+    basic_registry.push_image(repo, "v1")
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "{basic_registry.host}/{repo}:v1"\n')
+    r = run("update", "--config", cfg)
+    assert r.code == 3, r.err
+    assert "docker-credential-lmleaky failed (exit 1" in r.err, r.err
+    assert secret not in r.out + r.err
+    assert not (tmp_path / "xcargo.lock").exists()
