@@ -1,8 +1,11 @@
-"""Hostile or broken registries: untrusted content is exit 1 and nothing is recorded.
+"""Hostile registries and shared machines: the attacker's tests, run through the real CLI.
 
-Each case puts the fault proxy in front of the real registry and rewrites what it says: altered
-bytes, lying digests, absurd sizes, wrong media types, schema 1, and a redirect that would carry
-credentials to another host.
+Each case puts the fault proxy in front of the real registry (or a small malicious loopback
+server) and rewrites what it says: altered bytes, lying digests, absurd sizes, wrong media
+types, schema 1, redirects that would carry credentials elsewhere, compressed bombs, trickled
+bodies, fan-out and deep graphs, terminal and Markdown injection, deep JSON; or plants links
+and FIFOs in directories lockman shares. Untrusted content is exit 1, a failing registry exit 3,
+no secret is printed, and the lock and config stay as they were.
 """
 
 from __future__ import annotations
@@ -12,12 +15,18 @@ import gzip
 import hashlib
 import json
 import os
+import resource
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+import lockman.images.graph
 from lockman.model import lockfile
+from lockman.model.lockfile import _lock_path
 from lockman.model.manifest import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
@@ -29,6 +38,7 @@ from tests.conftest import unique_repo
 from tests.faultproxy import FaultProxy
 from tests.registry import Registry
 from tests.signing_helpers import TESTDATA
+from tests.test_registry_auth import docker_config, helper_script
 
 pytestmark = pytest.mark.registry
 
@@ -471,10 +481,6 @@ def test_layout_whose_parts_link_elsewhere_is_refused(
 
 def test_fifo_in_the_manifest_cache_is_a_miss_not_a_hang(tmp_path: Path, registry: Registry) -> None:
     """Run as a process with a deadline: the old reader blocked forever on the FIFO."""
-    import os
-    import subprocess
-    import sys
-
     cfg, img = _locked_image(tmp_path, registry)
     env = {**os.environ, "LOCKMAN_CACHE_DIR": str(tmp_path / "cache")}
     cmd = [sys.executable, "-m", "lockman"]
@@ -492,8 +498,6 @@ def test_fifo_in_the_manifest_cache_is_a_miss_not_a_hang(tmp_path: Path, registr
 
 
 def test_planted_link_at_the_lock_file_is_refused(tmp_path: Path, registry: Registry, run) -> None:
-    from lockman.model.lockfile import _lock_path
-
     cfg, _img = _locked_image(tmp_path, registry)
     victim = tmp_path / "victim.txt"
     victim.write_bytes(b"precious")
@@ -568,8 +572,6 @@ def test_too_deep_or_too_large_graph_is_refused_clearly(
     r = run("pull", "--config", cfg, "--oci-layout", tmp_path / "layout")
     assert r.code == 1 and "indexes nested more than 8 deep" in r.err, r.err
     assert r.err.count("\n") <= 2 and "Traceback" not in r.err
-
-    import lockman.images.graph
 
     monkeypatch.setattr(lockman.images.graph, "MAX_DEPTH", 20)
     monkeypatch.setattr(lockman.images.graph, "MAX_MANIFESTS", 5)
@@ -700,12 +702,6 @@ def test_pin_write_keeps_crlf_and_every_other_byte(tmp_path: Path, registry: Reg
 
 def test_pin_write_changes_both_files_or_neither(tmp_path: Path, registry: Registry) -> None:
     """The second write fails (file size limit, as a full disk would): neither file changes."""
-    import os
-    import resource
-    import signal
-    import subprocess
-    import sys
-
     repo = unique_repo("pair")
     registry.push_index(repo, "v1", ["linux/amd64", "linux/arm64/v8", "linux/arm/v7", "linux/s390x"])
     cfg = tmp_path / "xcargo.toml"
@@ -743,8 +739,6 @@ def test_pin_write_changes_both_files_or_neither(tmp_path: Path, registry: Regis
 def test_failing_helper_output_never_shows_its_secret(
     tmp_path: Path, basic_registry: Registry, run, isolated_env: Path, monkeypatch, stderr: bool
 ) -> None:
-    from tests.test_registry_auth import docker_config, helper_script
-
     secret = "helper-s3cret-value-0123"
     bin_dir = tmp_path / "bin"
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
