@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from lockman import fileio
+from lockman import env, fileio
 from lockman.errors import InputError, InvalidReference
 from lockman.fileio import read_utf8
 from lockman.model.manifest import Platform
@@ -238,8 +238,13 @@ def _lock_path(path: Path) -> Path:
     from platformdirs import user_cache_dir
 
     key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:32]
-    d = Path(os.environ.get("LOCKMAN_LOCK_DIR") or Path(user_cache_dir("lockman")) / "locks")
-    d.mkdir(parents=True, exist_ok=True)
+    d = env.get("LOCKMAN_LOCK_DIR") or Path(user_cache_dir("lockman")) / "locks"
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        if env.get("LOCKMAN_LOCK_DIR") is None:
+            raise
+        raise env.invalid("LOCKMAN_LOCK_DIR", os.environ["LOCKMAN_LOCK_DIR"], e.strerror or str(e)) from None
     return d / f"{key}.lock"
 
 

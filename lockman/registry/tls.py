@@ -21,6 +21,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+from lockman import env
 from lockman.errors import InputError
 
 log = logging.getLogger("lockman.tls")
@@ -29,9 +30,8 @@ CERTS_D_ENV = "LOCKMAN_CERTS_D"
 
 
 def certs_d_bases() -> list[Path]:
-    override = os.environ.get(CERTS_D_ENV)
-    if override is not None:
-        return [Path(p) for p in override.split(os.pathsep) if p]
+    if os.environ.get(CERTS_D_ENV) is not None:  # set but empty: no certs.d directories at all
+        return env.get(CERTS_D_ENV) or []
     return [
         Path("/etc/docker/certs.d"),
         Path("/etc/containers/certs.d"),
