@@ -213,6 +213,8 @@ class RegistryClient:
                 f"{_registry_name(host)}: not a registry: GET /v2/ answered HTTP {response.status_code}"
             )
         assert first_error is not None
+        if "http" not in schemes and getattr(first_error, "plain_http_suspected", False):
+            raise RegistryError(f"{first_error}; {tls.plain_http_hint(host)}")
         raise first_error
 
     def _set_limit(self, host: str, http_version: str) -> None:
@@ -571,6 +573,7 @@ def _network_error(host: str, e: httpx.HTTPError | ssl.SSLError, where: str | No
     if _tls_handshake_failed(e):
         error = RegistryError(f"{registry}: cannot connect: {e or type(e).__name__}")
         error.tls_handshake_failed = True  # type: ignore[attr-defined]
+        error.plain_http_suspected = _plain_http_answer(e)  # type: ignore[attr-defined]
         return error
     if isinstance(e, httpx.TimeoutException):
         return RegistryError(f"{registry}: timed out ({e or type(e).__name__}){note}")
@@ -579,6 +582,16 @@ def _network_error(host: str, e: httpx.HTTPError | ssl.SSLError, where: str | No
     if isinstance(e, httpx.TooManyRedirects):
         return RegistryError(f"{registry}: too many redirects (a redirect loop?)")
     return RegistryError(f"{registry}: network error: {type(e).__name__}: {e}{note}")
+
+
+def _plain_http_answer(e: BaseException) -> bool:
+    """The TLS handshake failed the way it does when the server answers in plain HTTP."""
+    cause: BaseException | None = e
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError) and cause.reason in tls.PLAIN_HTTP_REASONS:
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return "WRONG_VERSION_NUMBER" in str(e) or "wrong version number" in str(e)
 
 
 def _tls_handshake_failed(e: BaseException) -> bool:

@@ -134,6 +134,21 @@ def untrusted_hint(host: str) -> str:
     return f"trust its CA by putting it in {where} (or in SSL_CERT_FILE)"
 
 
+# What OpenSSL reports when the server answered a TLS ClientHello in plain HTTP.
+PLAIN_HTTP_REASONS = frozenset(
+    {"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE"}
+)
+
+
+def plain_http_hint(host: str) -> str:
+    """What to do about a registry that speaks plain HTTP on a non-loopback address."""
+    return (
+        f"{host} seems to speak plain HTTP, which lockman allows only for loopback registries; "
+        f"if you trust the network path to it, pass `--insecure-registry {host}` (this run) or set "
+        f'`insecure = true` in a [[registry]] with location = "{host}" in registries.conf'
+    )
+
+
 # TLS alerts a server sends when it wants a (different) client certificate.
 CLIENT_CERT_ALERTS = frozenset(
     {
