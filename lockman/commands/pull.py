@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lockman.commands._common import report_errors
-from lockman.console import err, out, short
+from lockman.console import err, info, short
 from lockman.enforce.gate import SignatureGate
 from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, InputError, LockmanError, RegistryError, VerificationError
@@ -174,7 +174,7 @@ async def run(
         return report_errors(errors)  # nothing is handed to the engine unless all verified
     for e in entries:
         argv = runtime.pull_command(engine, entry_reference(e).name, e.digest, platform)
-        out("+ " + shlex.join(argv))
+        info("+ " + shlex.join(argv))
         try:
             code = subprocess.run(argv, check=False).returncode
         except OSError as exc:
@@ -215,11 +215,11 @@ async def _run_layout(
         layout.remove_partial_dir_if_empty()
     for r in results:
         if isinstance(r, str):
-            out(r)
+            info(r)
     errors = _errors(list(results))
     if errors:
         if any(isinstance(e, VerificationError) for e in errors):
             err(f"note: nothing unverified was written to {directory}")
         return report_errors(errors)
-    out(f"{directory}: {len(entries)} images written (oci:{directory}:NAME)")
+    info(f"{directory}: {len(entries)} images written (oci:{directory}:NAME)")
     return EXIT_OK

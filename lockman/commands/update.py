@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from lockman import report
 from lockman.commands._common import report_errors, worst
-from lockman.console import err, out, short, use_colour
+from lockman.console import err, info, out, short, use_colour
 from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, EXIT_VERIFY, LockmanError
 from lockman.images.locker import Outcome, Wanted, gather_all, lock_one, wanted_images
@@ -64,7 +64,7 @@ async def _refuse_unsigned(
     codes = []
     for s in signed:
         for line in s.lines() if show else ():
-            out(line)
+            info(line)
         for c, message in s.failures():
             err(f"error: {message}; not locked")
             codes.append(c.exit_code)
@@ -196,21 +196,21 @@ async def run(
     else:
         body = report.update_text(rep, colour=use_colour())
         if body:
-            out(body)
+            info(body)
         if not (lock_changes or config_changes):
             if not rep.updates and not errors:
-                out(f"{lock_path}: up to date ({len(new.images)} images)")
+                info(f"{lock_path}: up to date ({len(new.images)} images)")
         elif check:
             pass
         elif dry_run:
-            out(f"{lock_path}: would be updated (dry run)")
+            info(f"{lock_path}: would be updated (dry run)")
         else:
             for f in written:
                 if f == str(config.path):
-                    out(f"{config.path}: pins moved to the tags' new digests")
+                    info(f"{config.path}: pins moved to the tags' new digests")
             if lock_changes:
                 partial = f", {len(errors)} failed and left as they were" if errors else ""
-                out(f"{lock_path}: updated ({len(rep.updates)} changed, {len(new.images)} images{partial})")
+                info(f"{lock_path}: updated ({len(rep.updates)} changed, {len(new.images)} images{partial})")
     failed = report_errors(errors) if errors else EXIT_OK  # only with --keep-going
     if check and (lock_changes or config_changes):
         what = f"{config.path} pins are" if config_changes and not lock_changes else f"{lock_path} is"

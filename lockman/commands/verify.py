@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from lockman import report
 from lockman.commands._common import worst
-from lockman.console import err, out, use_colour
+from lockman.console import err, info, out, use_colour
 from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, EXIT_VERIFY, LockmanError, VerificationError
 from lockman.images.locker import platforms_of, wanted_images
@@ -200,7 +200,7 @@ async def run(
     if fmt == "text":  # in JSON each image carries its signatures; stdout holds only the report
         for s in signed:
             for line in s.lines():
-                out(line)
+                info(line)
     for p in problems:
         err(f"error: {p.message}")
     by_image = {s.image: s.as_dict() for s in signed}
@@ -217,7 +217,7 @@ async def run(
     )
     rendered = report.render_verify(result, fmt, colour=use_colour())
     if rendered:
-        out(rendered.rstrip("\n"))
+        (info if fmt == "text" else out)(rendered.rstrip("\n"))
     if problems:
         return worst(p.exit_code for p in problems)
     return EXIT_OK
