@@ -1,0 +1,234 @@
+"""What a new user meets first (issue 16), each through the real CLI and a real registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lockman.model import lockfile
+from tests.conftest import unique_repo
+from tests.registry import Registry
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def project(tmp_path: Path, body: str) -> Path:
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(body)
+    return cfg
+
+
+def one_image(tmp_path: Path, registry: Registry, *, platforms: list[str] | None = None) -> tuple[Path, str]:
+    """xcargo.toml whose [container].image is a fresh image (multi-platform when asked)."""
+    repo = unique_repo("first")
+    if platforms:
+        registry.push_index(repo, "1", platforms)
+    else:
+        registry.push_image(repo, "1")
+    name = f"{registry.host}/{repo}"
+    return project(tmp_path, f'[container]\nimage = "{name}:1"\n'), name
+
+
+# -- global options before the command; -v / -q on every command ---------------------------------
+
+
+@pytest.mark.registry
+def test_config_and_timeout_before_the_command(run, tmp_path: Path, registry: Registry) -> None:
+    cfg, _ = one_image(tmp_path, registry)
+    r = run("--config", cfg, "--timeout", "10", "update")
+    assert r.code == 0, r.err
+    assert cfg.with_name("xcargo.lock").exists()
+    r = run(f"--config={cfg}", "-q", "verify")
+    assert (r.code, r.out, r.err) == (0, "", "")
+
+
+def test_global_option_a_command_does_not_take_is_refused(run) -> None:
+    r = run("--config", "x.toml", "resolve", "rust:1")
+    assert r.code == 2
+    assert "--config" in r.err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["update"], ["verify"], ["diff", "-"], ["pull"], ["pin"], ["resolve", "x"], ["completion", "bash"]],
+)
+def test_every_command_takes_verbose_and_quiet(run, command: list[str]) -> None:
+    for flag in ("-v", "--verbose", "-q", "--quiet"):
+        r = run(*command, flag, "--help")
+        assert r.code == 0, (command, flag, r.err)
+    r = run(*command, "--help")
+    assert "--verbose" in r.out and "--quiet" in r.out
+
+
+def test_verbose_and_quiet_together_is_a_usage_error(run, tmp_path: Path) -> None:
+    r = run("verify", "-v", "-q", "--config", tmp_path / "xcargo.toml")
+    assert r.code == 2
+    assert r.err == "error: --verbose and --quiet are alternatives: give one\n"
+
+
+@pytest.mark.registry
+def test_verbose_shows_requests_quiet_shows_errors_only(run, tmp_path: Path, registry: Registry) -> None:
+    repo = unique_repo("verbose")
+    registry.push_image(repo, "1")
+    cfg = project(
+        tmp_path, f'[targets."x86_64-unknown-linux-gnu".container]\nimage = "{registry.host}/{repo}:1"\n'
+    )
+    r = run("update", "-v", "--config", cfg)
+    assert r.code == 0, r.err
+    assert f"debug: GET http://{registry.host}/v2/ -> 200" in r.err
+    assert f"debug: HEAD http://{registry.host}/v2/" in r.err
+    assert "xcargo.lock: updated" in r.out
+    # A warning (a target without an image) is dropped by -q; the error still shows.
+    cfg.write_text(cfg.read_text() + '[targets."riscv64gc-unknown-linux-gnu"]\n')
+    r = run("update", "--config", cfg)
+    assert "warning:" in r.err
+    r = run("update", "-q", "--config", cfg)
+    assert (r.code, r.out, r.err) == (0, "", "")
+    r = run("verify", "-q", "--config", tmp_path / "missing.toml")
+    assert r.code == 2 and r.err.startswith("error: ")
+
+
+# -- LOCKMAN_* variables ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "allowed"),
+    [
+        ("LOCKMAN_CONCURRENCY", "abc", "a whole number of at least 1"),
+        ("LOCKMAN_CONCURRENCY", "0", "a whole number of at least 1"),
+        ("LOCKMAN_RETRY_ATTEMPTS", "0", "a whole number of at least 1"),
+        ("LOCKMAN_RETRY_WAIT_MAX", "-1", "a number of seconds, 0 or more"),
+        ("LOCKMAN_RETRY_AFTER_MAX", "inf", "a number of seconds, 0 or more"),
+        ("LOCKMAN_HTTP2", "maybe", "1, 0, true, false, yes, no, on or off"),
+        ("LOCKMAN_DEBUG", "verbose", "1, 0, true, false, yes, no, on or off"),
+    ],
+)
+def test_every_variable_is_checked_the_same_way(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, var: str, value: str, allowed: str
+) -> None:
+    monkeypatch.setenv(var, value)
+    cfg = project(tmp_path, "")
+    for command in (
+        ["verify", "--offline", "--config", cfg],
+        ["resolve", "rust:1"],
+        ["pin", "--config", cfg],
+    ):
+        r = run(*command)
+        assert r.code == 2, (command, r.err)
+        assert r.err == f"error: environment variable {var}={value!r} is not valid: expected {allowed}\n"
+
+
+def test_directory_variables_name_the_variable(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = project(tmp_path, "")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    monkeypatch.setenv("LOCKMAN_CACHE_DIR", str(a_file))
+    r = run("verify", "--offline", "--config", cfg)
+    assert r.code == 2
+    assert r.err == (
+        f"error: environment variable LOCKMAN_CACHE_DIR={str(a_file)!r} is not valid: "
+        "expected a directory (created when missing)\n"
+    )
+    monkeypatch.delenv("LOCKMAN_CACHE_DIR")
+    monkeypatch.setenv("LOCKMAN_LOCK_DIR", "/proc/nope")
+    r = run("update", "--config", cfg)
+    assert r.code == 2
+    assert r.err.startswith("error: environment variable LOCKMAN_LOCK_DIR='/proc/nope' is not valid (")
+    assert r.err.endswith("expected a directory (created when missing)\n")
+    assert not cfg.with_name("xcargo.lock").exists()
+
+
+def test_readme_lists_every_variable() -> None:
+    from lockman.env import VARIABLES
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Environment variables", 1)[1].split("\n## ", 1)[0]
+    for name, v in VARIABLES.items():
+        assert f"`{name}`" in section, name
+        assert v.allowed in section, name
+
+
+# -- plain HTTP on a non-loopback address; --insecure-registry -------------------------------------
+
+
+@pytest.mark.registry
+def test_plain_http_registry_gets_a_hint_and_insecure_registry_allows_it(
+    run, tmp_path: Path, registry: Registry
+) -> None:
+    repo = unique_repo("plain")
+    img = registry.push_image(repo, "1")
+    # 127.1 is this registry, but not a spelling lockman treats as loopback: as a LAN address.
+    host = f"127.1:{registry.port}"
+    r = run("resolve", f"{host}/{repo}:1")
+    assert r.code == 3
+    assert "wrong version number" in r.err.lower()
+    assert f"pass `--insecure-registry {host}` (this run)" in r.err
+    assert "insecure = true" in r.err
+    assert r.err.count("\n") == 1
+    r = run("resolve", "--insecure-registry", host, f"{host}/{repo}:1")
+    assert (r.code, r.out) == (0, f"{host}/{repo}:1@{img.digest}\n"), r.err
+    # Per registry, never global: another registry named does not open this one.
+    r = run("resolve", "--insecure-registry", "other.example:5000", f"{host}/{repo}:1")
+    assert r.code == 3
+    # And the next run (same process) is back to the default.
+    r = run("resolve", f"{host}/{repo}:1")
+    assert r.code == 3
+
+
+@pytest.mark.parametrize("value", ["*", "http://reg.example", "reg.example/path", ""])
+def test_insecure_registry_takes_a_host_only(run, value: str) -> None:
+    r = run("resolve", "--insecure-registry", value, "rust:1")
+    assert r.code == 2
+    assert r.err.startswith(f"error: --insecure-registry {value!r}: expected a registry host")
+
+
+# -- update --platform in a mixed project; resolve --platform --------------------------------------
+
+
+@pytest.mark.registry
+def test_platform_update_takes_single_platform_image_as_it_is(
+    run, tmp_path: Path, registry: Registry
+) -> None:
+    base = unique_repo("mixed")
+    multi = registry.push_index(f"{base}/multi", "1", ["linux/amd64", "linux/arm64"])
+    single = registry.push_image(f"{base}/single", "1", arch="amd64")
+    cfg = project(
+        tmp_path,
+        f"""\
+[container]
+image = "{registry.host}/{base}/multi:1"
+
+[targets."x86_64-pc-windows-gnu".container]
+image = "{registry.host}/{base}/single:1"
+""",
+    )
+    r = run("update", "--platform", "linux/arm64", "--config", cfg)
+    assert r.code == 0, r.err
+    single_name = f"{registry.host}/{base}/single:1"
+    assert r.err == (
+        f"warning: {single_name}: single-platform linux/amd64 image, no linux/arm64 variant; "
+        f"taken as it is ({single.digest[:19]})\n"
+    )
+    lock = {i.name.rsplit("/", 1)[1]: i for i in lockfile.read(cfg.with_name("xcargo.lock")).images}
+    assert lock["multi"].digest == multi.children["linux/arm64"].digest
+    assert lock["multi"].platform == "linux/arm64"
+    assert (lock["single"].digest, lock["single"].platform) == (single.digest, "")
+    assert run("verify", "--config", cfg).code == 0
+
+
+@pytest.mark.registry
+def test_resolve_platform(run, registry: Registry) -> None:
+    repo = unique_repo("resolve-platform")
+    idx = registry.push_index(repo, "1", ["linux/amd64", "linux/arm64/v8"])
+    ref = f"{registry.host}/{repo}:1"
+    r = run("resolve", "--platform", "linux/arm64", ref)
+    assert (r.code, r.out) == (0, f"{ref}@{idx.children['linux/arm64/v8'].digest}\n"), r.err
+    r = run("resolve", ref)
+    assert r.out == f"{ref}@{idx.digest}\n"
+    r = run("resolve", "--platform", "linux/s390x", ref)
+    assert r.code == 2
+    assert "no linux/s390x image" in r.err
+    r = run("resolve", "--platform", "linux", ref)
+    assert r.code == 2 and r.err.startswith("error: --platform")
