@@ -273,6 +273,7 @@ def render_update(report: UpdateReport, fmt: Format, *, colour: bool = False) ->
 # Every kind a problem can have; a consumer may switch on these.
 PROBLEM_KINDS = (
     "no-lockfile",  # xcargo.lock does not exist
+    "merge-conflict",  # xcargo.lock holds git conflict markers
     "missing",  # the config uses an image the lock lacks
     "stale",  # the lock has an image the config no longer uses
     "pin-mismatch",  # xcargo.toml pins a digest the lock disagrees with

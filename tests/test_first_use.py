@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -232,3 +233,75 @@ def test_resolve_platform(run, registry: Registry) -> None:
     assert "no linux/s390x image" in r.err
     r = run("resolve", "--platform", "linux", ref)
     assert r.code == 2 and r.err.startswith("error: --platform")
+
+
+# -- a lockfile with merge-conflict markers ---------------------------------------------------------
+
+
+def git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.registry
+def test_merge_conflict_in_lock_is_named_by_verify_and_recovered_by_update(
+    run, tmp_path: Path, registry: Registry
+) -> None:
+    base = unique_repo("conflict")
+    a = registry.push_image(f"{base}/a", "1")
+    b = registry.push_image(f"{base}/b", "1")
+    pinned = registry.push_image(f"{base}/pinned", "1")
+    cfg = project(
+        tmp_path,
+        f"""\
+[targets."x86_64-pc-windows-gnu".container]
+image = "{registry.host}/{base}/pinned:1@{pinned.digest}"
+
+[container]
+runtime = "auto"
+""",
+    )
+    assert run("update", "--config", cfg).code == 0
+    git(tmp_path, "init", "-q", "-b", "main")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "base")
+    git(tmp_path, "switch", "-qc", "side")
+    cfg.write_text(cfg.read_text() + f'image = "{registry.host}/{base}/b:1"\n')
+    assert run("update", "--config", cfg).code == 0
+    git(tmp_path, "commit", "-qam", "b")
+    git(tmp_path, "switch", "-q", "main")
+    text = cfg.read_text()
+    cfg.write_text(
+        f'[targets."aarch64-unknown-linux-gnu".container]\nimage = "{registry.host}/{base}/a:1"\n\n{text}'
+    )
+    assert run("update", "--config", cfg).code == 0
+    git(tmp_path, "commit", "-qam", "a")
+    merge = git(tmp_path, "merge", "side")
+    assert "CONFLICT (content): Merge conflict in xcargo.lock" in merge.stdout, merge.stdout
+    assert "<<<<<<<" not in cfg.read_text()
+    lock_path = cfg.with_name("xcargo.lock")
+    conflicted = lock_path.read_text()
+    assert "<<<<<<< HEAD" in conflicted
+
+    r = run("verify", "--config", cfg)
+    assert r.code == 1
+    assert r.err == f"error: {lock_path} has merge conflicts: run `lockman update`\n"
+    r = run("verify", "--offline", "--format", "json", "--config", cfg)
+    assert json.loads(r.out)["problems"][0]["kind"] == "merge-conflict"
+    r = run("diff", "git:HEAD", "--config", cfg)
+    assert (r.code, r.err) == (2, f"error: {lock_path} has merge conflicts: run `lockman update`\n")
+
+    r = run("update", "--check", "--config", cfg)
+    assert r.code == 1
+    assert lock_path.read_text() == conflicted
+    r = run("update", "--config", cfg)
+    assert r.code == 0, r.err
+    assert r.err.startswith(f"notice: {lock_path} has merge conflicts: locking afresh from the config")
+    lock = {i.name.rsplit("/", 1)[1]: i.digest for i in lockfile.read(lock_path).images}
+    assert lock == {"a": a.digest, "b": b.digest, "pinned": pinned.digest}
+    assert run("verify", "--config", cfg).code == 0

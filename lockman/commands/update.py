@@ -87,6 +87,29 @@ async def _repin(client: RegistryClient, outcomes: list[Outcome]) -> list[Outcom
     return [by_key.get(o.wanted.key, o) for o in outcomes]
 
 
+def recover_conflict(conflict: lockfile.LockfileConflict, wanted: Sequence[Wanted], path: Path) -> Lockfile:
+    """Start again from both sides of a conflicted lock: every image is re-resolved from
+    xcargo.toml, and an entry either side had (its kind, platform) is kept where the config
+    still uses the image; where xcargo.toml pins a digest, the side that agrees with it wins."""
+    ours, theirs = conflict.sides
+    merged: dict[tuple[str, str], LockedImage] = {}
+    for side in (theirs, ours):  # on a tie, ours (the branch being merged into) wins
+        for e in side.images if side else ():
+            merged[e.key] = e
+    pins = {w.key: w.use.ref.digest for w in wanted if w.use.ref.digest}
+    for side in (theirs, ours):
+        for e in side.images if side else ():
+            if pins.get(e.key) == e.digest:
+                merged[e.key] = e
+    unreadable = sum(1 for side in (ours, theirs) if side is None)
+    note = f"; {unreadable} side(s) not a valid lockfile, ignored" if unreadable else ""
+    err(
+        f"notice: {path} has merge conflicts: locking afresh from the config, keeping what either "
+        f"side locked where the config still uses it{note}"
+    )
+    return Lockfile(tuple(merged.values())).sorted()
+
+
 def effective_platform(flag: str | None, previous: LockedImage | None) -> str:
     """``--platform`` sets the kind (``all``: back to the tag's digest); otherwise it is kept."""
     if flag is not None:
@@ -125,7 +148,10 @@ async def run(
     wanted = select(wanted_images(config.images, config.path), images, config)
     lock_path = config.lockfile_path
     with lockfile.locked(lock_path):
-        old = lockfile.read(lock_path)
+        try:
+            old = lockfile.read(lock_path)
+        except lockfile.LockfileConflict as conflict:
+            old = recover_conflict(conflict, wanted, lock_path)
         previous = old.by_key() if old else {}
         async with RegistryClient(timeout=timeout) as client:
             await client.prefetch_tokens([w.use.ref for w in wanted])

@@ -156,8 +156,13 @@ async def run(
         from lockman.enforce.check import load_policies
 
         policies = load_policies(config.path, options)  # bad keys or policies: exit 2, no network
-    lock = lockfile.read(config.lockfile_path)
-    problems = consistency(config, lock)
+    try:
+        lock = lockfile.read(config.lockfile_path)
+    except lockfile.LockfileConflict as conflict:  # drift, like a missing lockfile: exit 1
+        lock, conflicted = None, [Problem("merge-conflict", "", str(conflict))]
+    else:
+        conflicted = []
+    problems = conflicted or consistency(config, lock)
     checked: list[LockedImage] = []
     deep_blobs: int | None = None
     deep_bytes = 0
