@@ -305,3 +305,35 @@ runtime = "auto"
     lock = {i.name.rsplit("/", 1)[1]: i.digest for i in lockfile.read(lock_path).images}
     assert lock == {"a": a.digest, "b": b.digest, "pinned": pinned.digest}
     assert run("verify", "--config", cfg).code == 0
+
+
+# -- pull with the registry down -----------------------------------------------------------------
+
+
+@pytest.mark.registry
+def test_pull_with_registry_down_names_each_image_once_and_leaves_no_skeleton(
+    run, tmp_path: Path, own_registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = unique_repo("down")
+    own_registry.push_index(f"{base}/multi", "1", ["linux/amd64", "linux/arm64"])
+    own_registry.push_image(f"{base}/single", "1")
+    multi, single = f"{own_registry.host}/{base}/multi:1", f"{own_registry.host}/{base}/single:1"
+    cfg = project(
+        tmp_path,
+        f'[container]\nimage = "{multi}"\n\n[targets."x86_64-pc-windows-gnu".container]\nimage = "{single}"\n',
+    )
+    assert run("update", "--config", cfg).code == 0
+    own_registry.stop()
+    monkeypatch.setenv("LOCKMAN_RETRY_ATTEMPTS", "1")
+    out_dir = tmp_path / "images"
+    r = run("pull", "--oci-layout", out_dir, "--config", cfg)
+    assert r.code == 3
+    lines = r.err.splitlines()
+    assert len(lines) == 2, r.err
+    assert lines[0].startswith(f"error: {multi}: {own_registry.host}: cannot connect")
+    assert lines[1].startswith(f"error: {single}: {own_registry.host}: cannot connect")
+    assert not out_dir.exists()
+    # An empty directory the user made stays, empty.
+    out_dir.mkdir()
+    assert run("pull", "--oci-layout", out_dir, "--config", cfg).code == 3
+    assert out_dir.is_dir() and list(out_dir.iterdir()) == []

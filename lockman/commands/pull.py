@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from lockman.commands._common import report_errors
+from lockman.commands._common import naming, report_errors
 from lockman.console import err, info, short
 from lockman.enforce.gate import SignatureGate
 from lockman.enforce.options import SignatureOptions
@@ -169,7 +169,7 @@ async def run(
             *(_verify_for_engine(client, e, wanted_platform, gate) for e in entries),
             return_exceptions=True,
         )
-    errors = _errors(results)
+    errors = _errors(results, entries)
     if errors:
         return report_errors(errors)  # nothing is handed to the engine unless all verified
     for e in entries:
@@ -184,14 +184,16 @@ async def run(
     return EXIT_OK
 
 
-def _errors(results: list[object]) -> list[LockmanError]:
-    errors: list[LockmanError] = []
-    for r in results:
+def _errors(results: list[object], entries: list[LockedImage]) -> list[LockmanError]:
+    """One error per failed image, naming it; the same message twice is said once."""
+    errors: dict[str, LockmanError] = {}
+    for r, entry in zip(results, entries, strict=True):
         if isinstance(r, LockmanError):
-            errors.append(r)
+            e = naming(entry.display, r)
+            errors.setdefault(str(e), e)
         elif isinstance(r, BaseException):
             raise r
-    return errors
+    return list(errors.values())
 
 
 async def _run_layout(
@@ -202,6 +204,8 @@ async def _run_layout(
     cache: ManifestCache | None,
     timeout: float,
 ) -> int:
+    created = not directory.exists()
+    was_empty = created or (directory.is_dir() and not any(directory.iterdir()))
     layout = OciLayout.open(directory)
     with lockfile.locked(directory / "index.json"):  # one writer per layout at a time
         async with RegistryClient(timeout=timeout, cache=cache) as client:
@@ -213,10 +217,12 @@ async def _run_layout(
             # Downloads an image abandoned on its first error still finish (or fail) cleanly.
             await asyncio.gather(*state.downloads.values(), return_exceptions=True)
         layout.remove_partial_dir_if_empty()
+        if was_empty:  # a failed first pull leaves no empty skeleton behind
+            layout.remove_if_empty(keep_root=not created)
     for r in results:
         if isinstance(r, str):
             info(r)
-    errors = _errors(list(results))
+    errors = _errors(list(results), entries)
     if errors:
         if any(isinstance(e, VerificationError) for e in errors):
             err(f"note: nothing unverified was written to {directory}")

@@ -42,6 +42,8 @@ async def lock_platform(
     what = use.ref.familiar()
     chosen = await choose_platform(client, ref, top, manifest, wanted, what=what)
     if chosen is None:  # a single-platform image for another platform: locked as it is
+        if previous is not None and previous.digest == top.digest:
+            return replace(previous, source=source)
         return LockedImage(
             name=use.name, tag=use.tag, digest=top.digest, media_type=manifest.media_type, source=source
         )
