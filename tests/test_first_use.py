@@ -136,8 +136,9 @@ def test_directory_variables_name_the_variable(run, tmp_path: Path, monkeypatch:
     monkeypatch.setenv("LOCKMAN_LOCK_DIR", "/proc/nope")
     r = run("update", "--config", cfg)
     assert r.code == 2
-    assert r.err.startswith("error: environment variable LOCKMAN_LOCK_DIR='/proc/nope' is not valid (")
-    assert r.err.endswith("expected a directory (created when missing)\n")
+    last = r.err.splitlines()[-1]  # after the warning that this config uses no image
+    assert last.startswith("error: environment variable LOCKMAN_LOCK_DIR='/proc/nope' is not valid (")
+    assert last.endswith("expected a directory (created when missing)")
     assert not cfg.with_name("xcargo.lock").exists()
 
 
@@ -337,3 +338,46 @@ def test_pull_with_registry_down_names_each_image_once_and_leaves_no_skeleton(
     out_dir.mkdir()
     assert run("pull", "--oci-layout", out_dir, "--config", cfg).code == 3
     assert out_dir.is_dir() and list(out_dir.iterdir()) == []
+
+
+# -- an xcargo.toml that uses no image; unknown target triples ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ("", "it sets no [container].image and names no target"),
+        ("[build]\njobs = 4\n", "it sets no [container].image and names no target"),
+        (
+            '[targets]\ndefault = ["aarch64-apple-darwin", "wasm32-unknown-unknown"]\n',
+            "its targets (aarch64-apple-darwin, wasm32-unknown-unknown) build natively, without a container",
+        ),
+    ],
+)
+def test_config_without_images_warns_why_nothing_was_locked(run, tmp_path: Path, body: str, why: str) -> None:
+    cfg = project(tmp_path, body)
+    warning = f"warning: {cfg}: uses no container image ({why}); nothing to lock\n"
+    r = run("update", "--config", cfg)
+    assert (r.code, r.err) == (0, warning)
+    r = run("verify", "--config", cfg)
+    assert (r.code, r.err) == (0, warning)
+
+
+def test_unknown_target_triple_is_called_a_likely_typo(run, tmp_path: Path) -> None:
+    cfg = project(
+        tmp_path,
+        '[targets]\ndefault = ["x86_64-unknown-linux-gnu", "x86_64-unkown-linux-gnu", "riscv64gc-unknown-linux-gnu"]'
+        '\n\n[targets."x86_64-unknown-linux-gnu".container]\nimage = "localhost:1/x:1@sha256:'
+        + "a" * 64
+        + '"\n',
+    )
+    r = run("verify", "--offline", "--config", cfg)
+    assert r.err.splitlines()[:3] == [
+        f"warning: {cfg}: targets.default[1]: x86_64-unkown-linux-gnu is not a target triple rustc or xcargo "
+        "knows (did you mean x86_64-unknown-linux-gnu?)",
+        f"warning: {cfg}: target x86_64-unkown-linux-gnu has no container image "
+        '(set [targets."x86_64-unkown-linux-gnu".container].image to lock one); skipped',
+        # a real target that xcargo has no image for: skipped, but not called a typo
+        f"warning: {cfg}: target riscv64gc-unknown-linux-gnu has no container image "
+        '(set [targets."riscv64gc-unknown-linux-gnu".container].image to lock one); skipped',
+    ]

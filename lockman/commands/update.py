@@ -19,7 +19,7 @@ from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, EXIT_VERIFY, LockmanError
 from lockman.images.locker import Outcome, Wanted, gather_all, lock_one, wanted_images
 from lockman.images.selection import select
-from lockman.model import lockfile, pinning
+from lockman.model import lockfile, pinning, xcargo
 from lockman.model.lockfile import LockedImage, Lockfile
 from lockman.model.platforms import parse_platform
 from lockman.model.xcargo import load_config
@@ -140,11 +140,8 @@ async def run(
         from lockman.enforce.check import load_policies
 
         policies = load_policies(config.path, options)
-    for triple in config.skipped_targets:
-        err(
-            f"warning: {config.path}: target {triple} has no container image "
-            f'(set [targets."{triple}".container].image to lock one); skipped'
-        )
+    for warning in xcargo.warnings(config):
+        err(f"warning: {warning}")
     wanted = select(wanted_images(config.images, config.path), images, config)
     lock_path = config.lockfile_path
     with lockfile.locked(lock_path):

@@ -18,7 +18,7 @@ from lockman.console import err, info, out, use_colour
 from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, EXIT_VERIFY, LockmanError, VerificationError
 from lockman.images.locker import platforms_of, wanted_images
-from lockman.model import lockfile
+from lockman.model import lockfile, xcargo
 from lockman.model.lockfile import LockedImage, Lockfile
 from lockman.model.manifest import check_descriptor
 from lockman.model.reference import Reference
@@ -150,6 +150,8 @@ async def run(
     fmt: report.Format = "text",
 ) -> int:
     config = load_config(config_path)
+    for warning in xcargo.warnings(config):
+        err(f"warning: {warning}")
     options = signatures or SignatureOptions()
     policies = None
     if options.wanted(config.path):
