@@ -61,6 +61,11 @@ def verbosity() -> int:
     return _verbosity
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 image``, ``2 images``: every count lockman prints goes through here."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def short(digest: str) -> str:
     """``sha256:`` plus 12 hex: enough to tell digests apart at a glance."""
     alg, _, hex_ = digest.partition(":")

@@ -381,3 +381,103 @@ def test_unknown_target_triple_is_called_a_likely_typo(run, tmp_path: Path) -> N
         f"warning: {cfg}: target riscv64gc-unknown-linux-gnu has no container image "
         '(set [targets."riscv64gc-unknown-linux-gnu".container].image to lock one); skipped',
     ]
+
+
+# -- words -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.registry
+def test_counts_are_singular_for_one(run, tmp_path: Path, registry: Registry) -> None:
+    cfg, _ = one_image(tmp_path, registry)
+    r = run("update", "--config", cfg)
+    assert r.out.endswith(f"{cfg.with_name('xcargo.lock')}: updated (1 changed, 1 image)\n")
+    assert run("update", "--config", cfg).out.endswith(": up to date (1 image)\n")
+    r = run("verify", "--deep", "--config", cfg)
+    assert "(1 image verified against their registries; 2 blobs, " in r.out
+    r = run("verify", "--format", "markdown", "--config", cfg)
+    assert "all 1 image in" in r.out
+    r = run("pull", "--oci-layout", tmp_path / "out", "--config", cfg)
+    assert r.code == 0, r.err
+    assert "  1 manifest, 2 blobs (0 already present" in r.out
+    assert r.out.endswith(f"{tmp_path / 'out'}: 1 image written (oci:{tmp_path / 'out'}:NAME)\n")
+
+
+@pytest.mark.registry
+def test_platform_pin_of_a_single_platform_image_says_so(run, tmp_path: Path, registry: Registry) -> None:
+    cfg, name = one_image(tmp_path, registry)
+    assert run("update", "--config", cfg).code == 0
+    digest = lockfile.read(cfg.with_name("xcargo.lock")).images[0].digest
+    r = run("update", "--platform", "linux/amd64", "--config", cfg)
+    assert r.out.splitlines()[0] == f"{name}:1  {digest[:19]} is now a platform pin (linux/amd64)"
+    r = run("update", "--platform", "all", "--config", cfg)
+    assert r.out.splitlines()[0] == f"{name}:1  {digest[:19]} is now a tag pin"
+
+
+@pytest.mark.registry
+def test_dropping_only_pinned_says_what_was_rewritten(run, tmp_path: Path, registry: Registry) -> None:
+    cfg, name = one_image(tmp_path, registry)
+    assert run("update", "--config", cfg).code == 0
+    assert run("pin", "--write", "--config", cfg).code == 0
+    assert "pinned = true" in cfg.with_name("xcargo.lock").read_text()
+    cfg.write_text(f'[container]\nimage = "{name}:1"\n')  # the user removes the pin again
+    r = run("update", "--config", cfg)
+    assert r.code == 0, r.err
+    assert r.out == f"{cfg.with_name('xcargo.lock')}: updated (1 image; no digest moved; pinned rewritten)\n"
+
+
+@pytest.mark.registry
+def test_repin_dry_run_shows_the_xcargo_toml_change(run, tmp_path: Path, registry: Registry) -> None:
+    repo = unique_repo("repin")
+    old = registry.push_image(repo, "1", salt="a")
+    name = f"{registry.host}/{repo}"
+    cfg = project(tmp_path, f'[container]\nimage = "{name}:1@{old.digest}"  # toolchain\n')
+    assert run("update", "--config", cfg).code == 0
+    new = registry.push_image(repo, "1", salt="b")
+    before = cfg.read_text(), cfg.with_name("xcargo.lock").read_text()
+    r = run("update", "--repin", "--dry-run", "--config", cfg)
+    assert r.code == 0, r.err
+    assert f"--- a/{cfg}\n+++ b/{cfg}\n" in r.out
+    assert (
+        f'-image = "{name}:1@{old.digest}"  # toolchain\n+image = "{name}:1@{new.digest}"  # toolchain\n'
+        in r.out
+    )
+    assert r.out.endswith(f"{cfg}: pins would move to the tags' new digests (dry run)\n")
+    assert (cfg.read_text(), cfg.with_name("xcargo.lock").read_text()) == before
+
+
+@pytest.mark.registry
+def test_reports_on_exit_3(
+    run, tmp_path: Path, own_registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """verify prints its report (ok: false, the registry problems) on exit 3; update prints none."""
+    cfg, name = one_image(tmp_path, own_registry)
+    assert run("update", "--config", cfg).code == 0
+    own_registry.stop()
+    monkeypatch.setenv("LOCKMAN_RETRY_ATTEMPTS", "1")
+    r = run("verify", "--format", "json", "--config", cfg)
+    assert r.code == 3
+    doc = json.loads(r.out)
+    assert doc["ok"] is False
+    assert [(p["kind"], p["image"]) for p in doc["problems"]] == [("registry", f"{name}:1")]
+    assert r.err.startswith(f"error: {name}:1: ")
+    r = run("verify", "--format", "markdown", "--config", cfg)
+    assert r.code == 3 and "| `registry` |" in r.out
+    r = run("verify", "--config", cfg)
+    assert (r.code, r.out) == (3, "")  # text: the problems are the stderr lines
+    for fmt in ("json", "markdown", "text"):
+        r = run("update", "--format", fmt, "--config", cfg)
+        assert (r.code, r.out) == (3, ""), fmt
+        assert r.err.startswith(f"error: {name}:1: ")
+
+
+def test_help_texts(run, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "250")  # one help line per option
+    for command in ("diff", "pin"):
+        r = run(command, "--help")
+        assert "this command makes no requests" in r.out
+        assert "Seconds each registry request may take" not in r.out
+    r = run("resolve", "--help")
+    assert "16 over HTTP/1.1" in r.out and "64 streams over HTTP/2" in r.out
+    assert "--platform" in r.out
+    r = run("pull", "--help")
+    assert "[default: []]" not in r.out

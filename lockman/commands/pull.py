@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lockman.commands._common import naming, report_errors
-from lockman.console import err, info, short
+from lockman.console import count, err, info, short
 from lockman.enforce.gate import SignatureGate
 from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, InputError, LockmanError, RegistryError, VerificationError
@@ -110,7 +110,8 @@ async def _pull_to_layout(run: _Run, entry: LockedImage, platform: Platform | No
     fetched = sum(n for n, _ in results)
     present = sum(1 for _, p in results if p)
     return (
-        f"{what}  {short(graph.top.digest)}  {len(graph.manifests)} manifests, {len(results)} blobs "
+        f"{what}  {short(graph.top.digest)}  {count(len(graph.manifests), 'manifest')}, "
+        f"{count(len(results), 'blob')} "
         f"({present} already present, {_mb(fetched)} fetched)"
     )
 
@@ -227,5 +228,5 @@ async def _run_layout(
         if any(isinstance(e, VerificationError) for e in errors):
             err(f"note: nothing unverified was written to {directory}")
         return report_errors(errors)
-    info(f"{directory}: {len(entries)} images written (oci:{directory}:NAME)")
+    info(f"{directory}: {count(len(entries), 'image')} written (oci:{directory}:NAME)")
     return EXIT_OK

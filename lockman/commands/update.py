@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from lockman import report
 from lockman.commands._common import report_errors, worst
-from lockman.console import err, info, out, short, use_colour
+from lockman.console import count, err, info, out, short, use_colour
 from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, EXIT_VERIFY, LockmanError
 from lockman.images.locker import Outcome, Wanted, gather_all, lock_one, wanted_images
@@ -108,6 +108,18 @@ def recover_conflict(conflict: lockfile.LockfileConflict, wanted: Sequence[Wante
         f"side locked where the config still uses it{note}"
     )
     return Lockfile(tuple(merged.values())).sorted()
+
+
+def _details_changed(old: Lockfile | None, new: Lockfile) -> list[str]:
+    """Lockfile keys that changed in entries whose digests did not (``pinned``, ``source``…)."""
+    before = old.by_key() if old else {}
+    changed: set[str] = set()
+    for key, b in new.by_key().items():
+        a = before.get(key)
+        for name in ("pinned", "source", "media_type", "index_digest"):
+            if a is not None and getattr(a, name) != getattr(b, name):
+                changed.add(name.replace("_", "-"))
+    return sorted(changed)
 
 
 def effective_platform(flag: str | None, previous: LockedImage | None) -> str:
@@ -222,18 +234,29 @@ async def run(
             info(body)
         if not (lock_changes or config_changes):
             if not rep.updates and not errors:
-                info(f"{lock_path}: up to date ({len(new.images)} images)")
+                info(f"{lock_path}: up to date ({count(len(new.images), 'image')})")
         elif check:
             pass
         elif dry_run:
-            info(f"{lock_path}: would be updated (dry run)")
+            if config_changes:  # what --repin would do to xcargo.toml, shown as `lockman pin` shows it
+                assert config_text is not None and new_config_text is not None
+                out(pinning.unified_diff(config_text, new_config_text, str(config.path)).rstrip("\n"))
+            if lock_changes:
+                info(f"{lock_path}: would be updated (dry run)")
+            if config_changes:
+                info(f"{config.path}: pins would move to the tags' new digests (dry run)")
         else:
             for f in written:
                 if f == str(config.path):
                     info(f"{config.path}: pins moved to the tags' new digests")
             if lock_changes:
                 partial = f", {len(errors)} failed and left as they were" if errors else ""
-                info(f"{lock_path}: updated ({len(rep.updates)} changed, {len(new.images)} images{partial})")
+                images = count(len(new.images), "image")
+                if rep.updates or errors:
+                    info(f"{lock_path}: updated ({len(rep.updates)} changed, {images}{partial})")
+                else:  # e.g. `pinned` dropped after a pin was removed from xcargo.toml
+                    what = ", ".join(_details_changed(old, new)) or "formatting"
+                    info(f"{lock_path}: updated ({images}; no digest moved; {what} rewritten)")
     failed = report_errors(errors) if errors else EXIT_OK  # only with --keep-going
     if check and (lock_changes or config_changes):
         what = f"{config.path} pins are" if config_changes and not lock_changes else f"{lock_path} is"
