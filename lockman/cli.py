@@ -23,6 +23,9 @@ app = App(
     help="Pin the container images of an xcargo project to content digests, and verify them.",
     version=__version__,
     version_flags=["--version"],
+    # Plain text: rendering help as Markdown would import rich.markdown, markdown-it and pygments,
+    # about a third of `lockman --help`'s time.
+    help_format="plaintext",
 )
 
 ConfigOpt = Annotated[
