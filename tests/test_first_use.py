@@ -481,3 +481,19 @@ def test_help_texts(run, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "--platform" in r.out
     r = run("pull", "--help")
     assert "[default: []]" not in r.out
+
+
+@pytest.mark.registry
+def test_verbose_shows_retries(run, registry: Registry, fault_proxy) -> None:
+    repo = unique_repo("retry")
+    img = registry.push_image(repo, "1")
+    fault_proxy.add(f"/{repo}/manifests/", "status", status=503, times=1)
+    ref = f"{fault_proxy.host}/{repo}:1"
+    r = run("resolve", "-v", ref)
+    assert (r.code, r.out) == (0, f"{ref}@{img.digest}\n"), r.err
+    assert (
+        f"debug: retrying HEAD http://{fault_proxy.host}/v2/{repo}/manifests/1 after attempt 1: HTTP 503"
+        in r.err
+    )
+    r = run("resolve", ref)
+    assert "debug:" not in r.err
