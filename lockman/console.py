@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from typing import TextIO
 
@@ -29,11 +30,20 @@ def out(text: str = "") -> None:
     sys.stdout.write(redact(text) + "\n")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def one_line(text: str) -> str:
+    """Control characters (terminal escapes, newlines that would forge a second line) from
+    registry or file content shown as ``\\xNN``: a stderr message stays one honest line."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def err(text: str) -> None:
     """One line on stderr; under ``--quiet`` only ``error…`` lines get through."""
     if _verbosity == QUIET and not text.startswith("error"):
         return
-    sys.stderr.write(redact(text) + "\n")
+    sys.stderr.write(one_line(redact(text)) + "\n")
     sys.stderr.flush()
 
 

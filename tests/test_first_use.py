@@ -497,3 +497,18 @@ def test_verbose_shows_retries(run, registry: Registry, fault_proxy) -> None:
     )
     r = run("resolve", ref)
     assert "debug:" not in r.err
+
+
+@pytest.mark.registry
+def test_hostile_platform_in_a_config_blob_cannot_forge_lines(
+    run, tmp_path: Path, registry: Registry
+) -> None:
+    """The warning names the platform the image's config declares: registry content."""
+    repo = unique_repo("hostile-platform")
+    registry.push_image(repo, "1", os_="linux\x1b]0;pwned\x07", arch="amd64\nerror: all images verified")
+    cfg = project(tmp_path, f'[container]\nimage = "{registry.host}/{repo}:1"\n')
+    r = run("update", "--platform", "linux/arm64", "--config", cfg)
+    assert r.code == 0, r.err
+    assert r.err.count("\n") == 1 and r.err.startswith("warning: ")
+    assert "\x1b" not in r.err and "\x07" not in r.err
+    assert "linux\\x1b]0;pwned\\x07/amd64\\x0aerror: all images verified" in r.err
