@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lockman.console import terminal_safe
+from lockman.console import one_line, terminal_safe
 from lockman.report import md_code, md_text
 
 
@@ -30,7 +30,7 @@ def test_terminal_safe(raw: str, shown: str) -> None:
 def test_terminal_safe_keeps_only_lockmans_own_colours() -> None:
     assert terminal_safe("\x1b[31mred\x1b[0m") == "\x1b[31mred\x1b[0m"
     assert terminal_safe("\x1b[8mhidden\x1b[0m") == "\\u001b[8mhidden\x1b[0m"
-    assert terminal_safe("a\nb\x1b[31m", one_line=True) == "a\\u000ab\\u001b[31m"
+    assert one_line("a\nb\x1b[31m\u202e\ud800") == "a\\x0ab\\x1b[31m\\u202e\\ud800"
 
 
 def test_terminal_safe_keeps_json_valid() -> None:
