@@ -23,6 +23,7 @@ from typing import BinaryIO
 import httpx
 
 from lockman.errors import RegistryError, VerificationError
+from lockman.fileio import UnsafePath, is_plain_file, open_read, open_write
 from lockman.model.manifest import Descriptor
 from lockman.model.reference import Reference
 from lockman.registry.client import NETWORK_ERRORS, RangeNotSatisfiable, RegistryClient
@@ -176,7 +177,7 @@ def _flush_and_sync(f: BinaryIO) -> None:
 
 
 def _hash_prefix(path: Path, hasher: _Hasher) -> None:
-    with path.open("rb") as f:
+    with open_read(path) as f:  # not through a link, and never blocking on a FIFO
         while chunk := f.read(READ_CHUNK):
             hasher.update(chunk)
 
@@ -189,7 +190,7 @@ def _discard(path: Path) -> None:
 def file_matches(path: Path, desc: Descriptor) -> bool:
     """Whether ``path`` holds exactly the blob ``desc`` names (size first, then a full hash)."""
     try:
-        if path.stat().st_size != desc.size:
+        if not is_plain_file(path) or path.stat().st_size != desc.size:
             return False
         hasher = _Hasher(desc, str(path))
         _hash_prefix(path, hasher)
@@ -224,10 +225,10 @@ async def download_blob(
         attempts += 1
         hasher = _Hasher(desc, what)
         try:
-            if partial.exists():
+            if os.path.lexists(partial):
                 await asyncio.to_thread(_hash_prefix, partial, hasher)  # the loop keeps receiving
-        except VerificationError:
-            _discard(partial)  # longer than the blob: cannot be a prefix of it
+        except (VerificationError, UnsafePath):
+            _discard(partial)  # longer than the blob, or a planted link or FIFO: not a prefix
             hasher = _Hasher(desc, what)
         resumed_from = hasher.size
         try:
@@ -239,7 +240,7 @@ async def download_blob(
                     if hasher.size and not _resumes_at(response, hasher.size):
                         hasher = _Hasher(desc, what)  # the registry sent the whole blob
                         resumed_from = 0
-                    with partial.open("ab" if hasher.size else "wb") as f:
+                    with open_write(partial, append=hasher.size > 0) as f:
                         sink = _Sink(hasher, f)
                         try:
                             async for chunk in response.aiter_raw():
@@ -270,8 +271,9 @@ async def download_blob(
                 attempts -= 1
                 continue
             raise
-        partial.touch()  # an empty blob never opened the file
-        os.replace(partial, final)
+        if not os.path.lexists(partial):
+            open_write(partial, append=False).close()  # an empty blob never opened the file
+        os.replace(partial, final)  # renames the file itself; a link at ``final`` is replaced
         return fetched
     assert last is not None
     raise last

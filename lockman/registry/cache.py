@@ -9,19 +9,19 @@ name (a corrupted disk, a meddling user) is deleted and treated as a miss. Write
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 
-from lockman.fileio import write_atomic
+from lockman import env
+from lockman.fileio import UnsafePath, open_read, write_atomic
 from lockman.model.manifest import MAX_MANIFEST_BYTES, compute_digest
 from lockman.model.reference import is_digest
 
 
 def default_cache_dir() -> Path:
     """``$LOCKMAN_CACHE_DIR``, else the platform's user cache directory (XDG on Linux)."""
-    env = os.environ.get("LOCKMAN_CACHE_DIR")
-    if env:
-        return Path(env)
+    configured: Path | None = env.get("LOCKMAN_CACHE_DIR")
+    if configured is not None:
+        return configured
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("lockman"))
@@ -45,8 +45,13 @@ class ManifestCache:
             return None
         path = self._path(digest)
         try:
-            with path.open("rb") as f:
+            with open_read(path) as f:  # a planted link or FIFO is a miss, not a hang
                 data = f.read(MAX_MANIFEST_BYTES + 1)
+        except UnsafePath:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            self.misses += 1
+            return None
         except OSError:
             self.misses += 1
             return None

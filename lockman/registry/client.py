@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
+import re
 import ssl
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from lockman import env, safejson
 from lockman.console import err
 from lockman.errors import AuthError, LockmanError, RegistryError, VerificationError
 from lockman.model.manifest import (
@@ -38,7 +39,7 @@ from lockman.registry.auth import RegistryAuth
 from lockman.registry.bodies import IDENTITY, UnsupportedEncoding, bound_body, declared_length, read_capped
 from lockman.registry.credentials import CredentialStore
 from lockman.registry.host_transport import BULK, HostTransport
-from lockman.registry.hosts import plain_http_allowed
+from lockman.registry.hosts import insecure_for_run, plain_http_allowed
 from lockman.registry.registries_conf import Endpoint, RegistriesConf
 from lockman.registry.retry import ERROR_BODY_LIMIT, BodyTooLarge, Retrier, RetryPolicy, attempts_note
 
@@ -59,13 +60,16 @@ log = logging.getLogger("lockman.client")
 
 def configured_concurrency() -> int | None:
     """``LOCKMAN_CONCURRENCY`` when set to a positive integer, else None (protocol default)."""
-    value = os.environ.get("LOCKMAN_CONCURRENCY", "").strip()
-    return int(value) if value.isdigit() and int(value) > 0 else None
+    value: int | None = env.get("LOCKMAN_CONCURRENCY")
+    return value
 
 
 def http2_enabled() -> bool:
     """HTTP/2 on TLS registries unless ``LOCKMAN_HTTP2=0`` (for comparison, or a broken middlebox)."""
-    return os.environ.get("LOCKMAN_HTTP2", "1").strip().lower() not in ("0", "false", "no", "off")
+    return env.get("LOCKMAN_HTTP2") is not False
+
+
+_ERROR_CODE_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
 
 class NotFound(RegistryError):
@@ -109,6 +113,7 @@ class RegistryClient:
         self._registries = registries
         self._warned: set[str] = set()
         self._cache = cache
+        self._by_digest: dict[tuple[str, str, str], asyncio.Task[Manifest]] = {}
         self._http: httpx.AsyncClient | None = None
         self._bases: dict[str, asyncio.Task[str]] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
@@ -125,7 +130,7 @@ class RegistryClient:
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
         # Per-host TLS trust, client certificates and proxies (see host_transport.py).
         transport = self._transport or HostTransport(
-            http2=self._http2, limits=limits, insecure=self._registries.is_insecure
+            http2=self._http2, limits=limits, insecure=self._is_insecure
         )
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(self._timeout),
@@ -140,9 +145,13 @@ class RegistryClient:
         self.auth = RegistryAuth(self._credentials, self._send_raw, self._plain_http_ok, _registry_name)
         return self
 
+    def _is_insecure(self, host: str) -> bool:
+        """Marked insecure in registries.conf, or by ``--insecure-registry`` for this run."""
+        return insecure_for_run(host) or (self._registries is not None and self._registries.is_insecure(host))
+
     def _plain_http_ok(self, host: str) -> bool:
-        """Loopback registries (as docker allows) and those registries.conf marks insecure."""
-        return plain_http_allowed(host, self._registries is not None and self._registries.is_insecure(host))
+        """Loopback registries (as docker allows) and those marked insecure."""
+        return plain_http_allowed(host, self._is_insecure(host))
 
     def endpoints(self, ref: Reference) -> list[Endpoint]:
         """Where to ask for ``ref``: registries.conf mirrors in order, then its location."""
@@ -218,6 +227,8 @@ class RegistryClient:
                 f"{_registry_name(host)}: not a registry: GET /v2/ answered HTTP {response.status_code}"
             )
         assert first_error is not None
+        if "http" not in schemes and getattr(first_error, "plain_http_suspected", False):
+            raise RegistryError(f"{first_error}; {tls.plain_http_hint(host)}")
         raise first_error
 
     def _set_limit(self, host: str, http_version: str) -> None:
@@ -376,9 +387,25 @@ class RegistryClient:
     async def get_manifest(self, ref: Reference) -> Manifest:
         """GET a manifest; verify its bytes against the digest asked for (or the header's).
 
-        With a manifest cache, a fetch by digest whose bytes are cached (and still hash right)
-        costs one HEAD, which confirms the registry still serves that digest, instead of a GET.
+        A fetch by digest happens once per run and repository, however many walks, platforms or
+        index entries ask for it (content under a digest cannot change; a registry that lists
+        one child many times gets one request). With a manifest cache, a fetch by digest whose
+        bytes are cached (and still hash right) costs one HEAD instead of a GET.
         """
+        if ref.digest is None:
+            return await self._get_manifest_once(ref)
+        key = (ref.api_host, ref.repository, ref.digest)
+        task = self._by_digest.get(key)
+        if task is None:
+            task = self._by_digest[key] = asyncio.ensure_future(self._get_manifest_once(ref))
+        try:
+            return await asyncio.shield(task)
+        except LockmanError:
+            if self._by_digest.get(key) is task:
+                del self._by_digest[key]  # a failure is not remembered: a later ask tries again
+            raise
+
+    async def _get_manifest_once(self, ref: Reference) -> Manifest:
         if self._cache is not None and ref.digest is not None:
             cached = self._cache.get(ref.digest)
             if cached is not None:
@@ -554,13 +581,16 @@ def _raise_status(ref: Reference, response: httpx.Response, authenticated: bool 
 def _error_code(response: httpx.Response) -> str | None:
     """The registry's own error code, from its JSON error body, when it sent one."""
     try:
-        body: Any = response.json()
+        body: Any = safejson.loads(response.content)
     except (ValueError, httpx.ResponseNotRead, UnicodeDecodeError):
         return None
     if isinstance(body, dict) and isinstance(body.get("errors"), list) and body["errors"]:
         first = body["errors"][0]
-        if isinstance(first, dict) and isinstance(first.get("code"), str):
-            return str(first["code"])
+        code = first.get("code") if isinstance(first, dict) else None
+        # The distribution spec's codes are upper-case identifiers (MANIFEST_UNKNOWN, DENIED):
+        # anything else is registry prose that has no place in a one-line error.
+        if isinstance(code, str) and _ERROR_CODE_RE.fullmatch(code):
+            return code
     return None
 
 
@@ -589,6 +619,7 @@ def _network_error(host: str, e: httpx.HTTPError | ssl.SSLError, where: str | No
     if _tls_handshake_failed(e):
         error = RegistryError(f"{registry}: cannot connect: {e or type(e).__name__}")
         error.tls_handshake_failed = True  # type: ignore[attr-defined]
+        error.plain_http_suspected = _plain_http_answer(e)  # type: ignore[attr-defined]
         return error
     if isinstance(e, httpx.TimeoutException):
         return RegistryError(f"{registry}: timed out ({e or type(e).__name__}){note}")
@@ -597,6 +628,16 @@ def _network_error(host: str, e: httpx.HTTPError | ssl.SSLError, where: str | No
     if isinstance(e, httpx.TooManyRedirects):
         return RegistryError(f"{registry}: too many redirects (a redirect loop?)")
     return RegistryError(f"{registry}: network error: {type(e).__name__}: {e}{note}")
+
+
+def _plain_http_answer(e: BaseException) -> bool:
+    """The TLS handshake failed the way it does when the server answers in plain HTTP."""
+    cause: BaseException | None = e
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError) and cause.reason in tls.PLAIN_HTTP_REASONS:
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return "WRONG_VERSION_NUMBER" in str(e) or "wrong version number" in str(e)
 
 
 def _tls_handshake_failed(e: BaseException) -> bool:
