@@ -50,6 +50,7 @@ location = "internal.example/team-mirror"
 
 [[registry]]
 prefix = "example.com/team/special:1"
+location = "example.com/team/special"
 blocked = true
 
 [[registry]]
@@ -111,7 +112,7 @@ location = "quay-cache.example"
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[[registry]]\nprefix = 'x.example'\ninsecure = 'yes'\n", "'insecure' must be true or false"),
+        ("[[registry]]\nlocation = 'x.example'\ninsecure = 'yes'\n", "'insecure' must be true or false"),
         ("[[registry]]\ninsecure = true\n", "needs a 'prefix' or a 'location'"),
         ("[[registry]\n", "invalid TOML"),
         (
@@ -233,7 +234,7 @@ def test_location_rewrite_blocked_and_insecure(tmp_path: Path, registry: Registr
         tmp_path,
         monkeypatch,
         f'[[registry]]\nprefix = "registry.lockman.example/team"\nlocation = "{registry.host}/{base}"\n'
-        '[[registry]]\nprefix = "forbidden.example"\nblocked = true\n',
+        '[[registry]]\nlocation = "forbidden.example"\nblocked = true\n',
     )
     cfg = tmp_path / "xcargo.toml"
     cfg.write_text('[container]\nimage = "registry.lockman.example/team/app:1"\n')
