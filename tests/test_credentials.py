@@ -39,9 +39,9 @@ def test_most_specific_repository_key_wins(isolated_env: Path) -> None:
         isolated_env,
         {
             "auths": {
-                "reg.example": auth("host", "h"),
+                "https://reg.example/v1/": auth("host", "h"),  # a URL key names the host only
                 "reg.example/team": auth("team", "t"),
-                "https://reg.example/team/app": auth("app", "a"),
+                "reg.example/team/app": auth("app", "a"),
             }
         },
     )
