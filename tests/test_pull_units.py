@@ -30,7 +30,8 @@ def desc(digest: str, platform: str | None, **annotations: str) -> Descriptor:
         ("linux/arm64", "linux/arm64/v8", True),  # arm64 means arm64/v8
         ("linux/arm64/v8", "linux/arm64", True),
         ("linux/arm/v7", "linux/arm/v6", False),
-        ("linux/arm", "linux/arm/v6", True),  # no variant asked: any variant
+        ("linux/arm", "linux/arm/v6", False),  # arm means arm/v7 (containerd)
+        ("linux/amd64", "linux/amd64/v3", False),  # no variant asked: no other variant
         ("linux/amd64", "windows/amd64", False),
         ("linux/amd64", "linux/arm64", False),  # Renovate matches architecture only; we do not
         ("linux/aarch64", "linux/arm64/v8", True),
