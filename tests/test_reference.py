@@ -36,7 +36,10 @@ D512 = "sha512:" + "b" * 128
         (f"example.com/x@{D512}", "example.com", "x", None, D512),
         ("foo.com:8080/x", "foo.com:8080", "x", "latest", None),
         ("a" * 10 + ":" + "T" * 128, "docker.io", "library/" + "a" * 10, "T" * 128, None),
-        ("Uppercase.io/x", "Uppercase.io", "x", "latest", None),
+        ("Uppercase.io/x", "uppercase.io", "x", "latest", None),
+        ("LOCALHOST:5000/team/app", "localhost:5000", "team/app", "latest", None),
+        ("Docker.IO/rust", "docker.io", "library/rust", "latest", None),
+        ("[::AB]:5000/x", "[::ab]:5000", "x", "latest", None),
     ],
 )
 def test_valid(text: str, registry: str, repository: str, tag: str | None, digest: str | None) -> None:

@@ -10,8 +10,11 @@ Pure: no I/O. The grammar follows distribution/reference (v2.8) and the OCI dist
 
 The first path component is a registry host only when it contains ``.`` or ``:`` or is
 ``localhost`` (docker's rule); otherwise the name lives on Docker Hub, where single-component
-names get the ``library/`` prefix. Only registered digest algorithms are accepted: an unknown one
-could never be verified, so it is an error rather than something to pass along.
+names get the ``library/`` prefix. Host names are case-insensitive (RFC 4343), so the registry is
+lower-cased here, once: ``LOCALHOST:5000/x`` and ``localhost:5000/x`` are one registry to every
+policy, ``blocked`` entry and credential lookup downstream. Only registered digest algorithms
+are accepted: an unknown one could never be verified, so it is an error rather than something to
+pass along.
 """
 
 from __future__ import annotations
@@ -173,7 +176,7 @@ def parse(text: str, *, default_tag: str | None = "latest") -> Reference:
             raise InvalidReference(f"invalid reference {_show(text)}: repository name must be lowercase")
         raise InvalidReference(f"invalid reference {_show(text)}: invalid repository name {_show(path)}")
 
-    registry = domain if domain is not None else DOCKER_HUB
+    registry = domain.lower() if domain is not None else DOCKER_HUB
     if registry in _HUB_ALIASES:
         registry = DOCKER_HUB
     if registry == DOCKER_HUB and "/" not in path:

@@ -98,7 +98,14 @@ class RegistryEntry:
 
 
 def _normalise_name(value: str) -> str:
-    """``index.docker.io/x`` and friends are ``docker.io/x``, as in image references."""
+    """``index.docker.io/x`` and friends are ``docker.io/x``, as in image references.
+
+    The host is lower-cased, as reference parsing lower-cases it: a ``blocked`` or ``insecure``
+    entry must not be escaped (or widened) by the case a file or a user happens to write.
+    """
+    value = value.rstrip("/")
+    host, slash, rest = value.partition("/")
+    value = host.lower() + slash + rest
     for alias in _HUB_ALIASES:
         if value == alias or value.startswith(alias + "/"):
             return DOCKER_HUB + value[len(alias) :]
