@@ -143,6 +143,8 @@ def parse(text: str, *, default_tag: str | None = "latest") -> Reference:
     if text != text.strip() or any(c.isspace() for c in text):
         raise InvalidReference(f"invalid reference {_show(text)}: contains whitespace")
 
+    if len(text) > 4 * MAX_NAME_LENGTH + 256:  # cheap guard before any regex: no valid reference is this long
+        raise InvalidReference(f"invalid reference {_show(text)}: longer than any valid reference")
     remainder, at, digest = text.partition("@")
     digest_value: str | None = None
     if at:
@@ -163,10 +165,6 @@ def parse(text: str, *, default_tag: str | None = "latest") -> Reference:
 
     if not name:
         raise InvalidReference(f"invalid reference {_show(text)}: missing repository name")
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidReference(
-            f"invalid reference {_show(text)}: name longer than {MAX_NAME_LENGTH} characters"
-        )
 
     domain, path = _split_domain(name)
     if domain is not None and not DOMAIN_RE.fullmatch(domain):
@@ -181,6 +179,11 @@ def parse(text: str, *, default_tag: str | None = "latest") -> Reference:
         registry = DOCKER_HUB
     if registry == DOCKER_HUB and "/" not in path:
         path = f"library/{path}"
+    if len(registry) + 1 + len(path) > MAX_NAME_LENGTH:  # on the full name, as distribution/reference
+        raise InvalidReference(
+            f"invalid reference {_show(text)}: name longer than {MAX_NAME_LENGTH} characters"
+            f" once qualified as {registry}/{path[:20]}…"
+        )
     if tag is None and digest_value is None:
         tag = default_tag
     return Reference(registry, path, tag, digest_value, name)
