@@ -43,6 +43,7 @@ TAG_RE = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 DIGEST_RE = re.compile(r"(?P<alg>[A-Za-z][A-Za-z0-9]*(?:[+._-][A-Za-z][A-Za-z0-9]*)*):(?P<hex>.+)")
 DIGEST_HEX_LENGTHS = {"sha256": 64, "sha512": 128}
 _LOWER_HEX = re.compile(r"[0-9a-f]+")
+_IMAGE_ID = re.compile(r"[a-f0-9]{64}")
 
 
 def validate_digest(digest: str, *, what: str = "digest") -> str:
@@ -145,6 +146,10 @@ def parse(text: str, *, default_tag: str | None = "latest") -> Reference:
 
     if len(text) > 4 * MAX_NAME_LENGTH + 256:  # cheap guard before any regex: no valid reference is this long
         raise InvalidReference(f"invalid reference {_show(text)}: longer than any valid reference")
+    if _IMAGE_ID.fullmatch(text):
+        raise InvalidReference(
+            f"invalid reference {_show(text)}: a 64-character hexadecimal string is an image ID, not a name"
+        )
     remainder, at, digest = text.partition("@")
     digest_value: str | None = None
     if at:
@@ -179,10 +184,10 @@ def parse(text: str, *, default_tag: str | None = "latest") -> Reference:
         registry = DOCKER_HUB
     if registry == DOCKER_HUB and "/" not in path:
         path = f"library/{path}"
-    if len(registry) + 1 + len(path) > MAX_NAME_LENGTH:  # on the full name, as distribution/reference
+    if len(path) > MAX_NAME_LENGTH:  # the qualified path (library/ included), as distribution/reference
         raise InvalidReference(
-            f"invalid reference {_show(text)}: name longer than {MAX_NAME_LENGTH} characters"
-            f" once qualified as {registry}/{path[:20]}…"
+            f"invalid reference {_show(text)}: repository longer than {MAX_NAME_LENGTH} characters"
+            f" once qualified ({registry}/{path[:20]}…)"
         )
     if tag is None and digest_value is None:
         tag = default_tag

@@ -452,6 +452,8 @@ def _rewrite(ref: Reference, entry: RegistryEntry, location: str) -> Reference:
     """
     where = f"{entry.source}: [[registry]] #{entry.index + 1}"
     if not location:
+        if not entry.wildcard:  # parsing refuses this; kept so the function is safe on its own
+            raise InputError(f"{where}: 'location' is unset and 'prefix' {entry.key!r} is not a wildcard")
         return ref
     if not entry.matches(ref):
         raise InputError(f"{where}: prefix {entry.key!r} does not match {ref.familiar()}")
