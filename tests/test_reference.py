@@ -110,6 +110,8 @@ def test_name_length_is_checked_on_the_qualified_repository() -> None:
 
 
 def test_image_ids_are_not_names() -> None:
-    with pytest.raises(InvalidReference, match="image ID"):
+    with pytest.raises(InvalidReference, match="image ID or bare digest"):
         parse("1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a")
     assert parse("1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3").name.endswith("c1b3")
+    with pytest.raises(InvalidReference, match="bare digest"):
+        parse("sha256:" + "a" * 64)  # not Docker Hub's library/sha256 with a tag

@@ -43,7 +43,7 @@ TAG_RE = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 DIGEST_RE = re.compile(r"(?P<alg>[A-Za-z][A-Za-z0-9]*(?:[+._-][A-Za-z][A-Za-z0-9]*)*):(?P<hex>.+)")
 DIGEST_HEX_LENGTHS = {"sha256": 64, "sha512": 128}
 _LOWER_HEX = re.compile(r"[0-9a-f]+")
-_IMAGE_ID = re.compile(r"[a-f0-9]{64}")
+_IMAGE_ID = re.compile(r"(?:sha256:|sha512:)?[a-f0-9]{64,128}")
 
 
 def validate_digest(digest: str, *, what: str = "digest") -> str:
@@ -148,7 +148,7 @@ def parse(text: str, *, default_tag: str | None = "latest") -> Reference:
         raise InvalidReference(f"invalid reference {_show(text)}: longer than any valid reference")
     if _IMAGE_ID.fullmatch(text):
         raise InvalidReference(
-            f"invalid reference {_show(text)}: a 64-character hexadecimal string is an image ID, not a name"
+            f"invalid reference {_show(text)}: an image ID or bare digest is not an image name"
         )
     remainder, at, digest = text.partition("@")
     digest_value: str | None = None
