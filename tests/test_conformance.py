@@ -108,7 +108,9 @@ def _registries_file(
     inp: dict[str, Any], want: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, Any]:
     monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(SYSREG / inp["conf"]))
-    monkeypatch.setattr(rc, "SYSTEM_CONF_D", SYSREG / inp["drop_ins"] if inp["drop_ins"] else tmp_path / "none")
+    monkeypatch.setattr(
+        rc, "SYSTEM_CONF_D", SYSREG / inp["drop_ins"] if inp["drop_ins"] else tmp_path / "none"
+    )
     try:
         conf = rc.RegistriesConf.load()
     except InputError as e:
@@ -218,6 +220,7 @@ def test_every_peer_is_ported_with_provenance() -> None:
         "containers-image",
         "distribution-reference",
         "docker-cli",
+        "google-go-containerregistry",
     }
     provenance = (HERE / "PROVENANCE.md").read_text()
     for path in files:
