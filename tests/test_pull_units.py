@@ -133,7 +133,9 @@ def test_cache_rehashes_on_read(tmp_path: Path) -> None:
     assert cache.get(digest) is None and not path.exists()
 
 
-@pytest.mark.parametrize("bad", ["linux /arm", "linux/&arm", "/linux/arm", "linux/arm/", "linux/arm/foo/bar", "arm"])
+@pytest.mark.parametrize(
+    "bad", ["linux /arm", "linux/&arm", "/linux/arm", "linux/arm/", "linux/arm/foo/bar", "arm"]
+)
 def test_malformed_platform_is_exit_2_through_the_cli(tmp_path, run, bad: str) -> None:
     """containerd's TestParseSelectorInvalid inputs (and a lone architecture): usage errors, not drift."""
     cfg = tmp_path / "xcargo.toml"
