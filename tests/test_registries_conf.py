@@ -381,3 +381,31 @@ def test_wildcard_prefix_with_location_rewrites_the_host(tmp_path: Path, monkeyp
     assert where(c, "a.b.example.io/team/app:1") == ["mirror.example.com/team/app"]
     assert where(c, "other.example/x:1") == ["other.example/x"]  # unrelated images still work
     assert where(c, "example.io/x:1") == ["example.io/x"]  # the bare domain is not a subdomain
+
+
+def test_hostile_drop_ins_and_special_files_are_not_read(
+    tmp_path: Path, monkeypatch, isolated_env: Path
+) -> None:
+    """A symlink to /dev/zero or a FIFO in a drop-in directory is skipped; named directly, it is exit 2."""
+    import os
+
+    import lockman.registry.registries_conf as rc
+
+    system_d = tmp_path / "etc.d"
+    system_d.mkdir()
+    monkeypatch.setattr(rc, "SYSTEM_CONF_D", system_d)
+    (system_d / "00-zero.conf").symlink_to("/dev/zero")
+    os.mkfifo(system_d / "01-fifo.conf")
+    (system_d / "02-dir.conf").mkdir()
+    (system_d / "03-ok.conf").write_text('[[registry]]\nlocation = "ok.example"\nblocked = true\n')
+    c = conf(tmp_path, "", monkeypatch)
+    assert [e.location for e in c.entries] == ["ok.example"]
+    for special in (system_d / "00-zero.conf", system_d / "01-fifo.conf"):
+        monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(special))
+        with pytest.raises(InputError, match="not a regular file"):
+            RegistriesConf.load()
+    big = tmp_path / "big.conf"
+    big.write_text("#" * (rc.MAX_CONF_BYTES + 1))
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(big))
+    with pytest.raises(InputError, match="larger than 4 MiB"):
+        RegistriesConf.load()

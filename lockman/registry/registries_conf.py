@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -295,9 +296,24 @@ def _unique(entries: list[RegistryEntry]) -> list[RegistryEntry]:
     return list(out.values())
 
 
+MAX_CONF_BYTES = 4 << 20
+
+
+def _read_small(path: Path) -> str:
+    """The file's text; a device, FIFO or huge file (a symlink to /dev/zero) is refused, not read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InputError(f"{path}: not a regular file")
+        data = f.read(MAX_CONF_BYTES + 1)
+    if len(data) > MAX_CONF_BYTES:
+        raise InputError(f"{path}: larger than {MAX_CONF_BYTES >> 20} MiB; not a registries configuration")
+    return data.decode("utf-8")
+
+
 def _load_file(path: Path, *, required: bool = False, drop_in: bool = False) -> list[RegistryEntry]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(_read_small(path))
     except FileNotFoundError:
         if required:
             raise InputError(
@@ -332,14 +348,14 @@ def _load_file(path: Path, *, required: bool = False, drop_in: bool = False) -> 
 
 
 def _drop_ins(directory: Path) -> list[Path]:
-    """``*.conf`` entries that are not directories, by name; a missing directory is no drop-ins."""
+    """``*.conf`` regular files (symlinks followed), by name; a missing directory is no drop-ins."""
     try:
         names = sorted(p.name for p in directory.iterdir())
     except (FileNotFoundError, NotADirectoryError):
         return []
     except OSError as e:
         raise InputError(f"{directory}: cannot read drop-in directory: {e.strerror or e}") from None
-    return [directory / n for n in names if n.endswith(".conf") and not (directory / n).is_dir()]
+    return [directory / n for n in names if n.endswith(".conf") and (directory / n).is_file()]
 
 
 @dataclass(frozen=True)
