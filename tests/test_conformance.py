@@ -49,9 +49,9 @@ def _raw_reference(text: str) -> Reference:
     return Reference(registry.lower(), repository, tag, digest or None, name)
 
 
-def _reference(text: str) -> dict[str, Any]:
+def _reference(text: str, default_tag: str | None = None) -> dict[str, Any]:
     try:
-        r = parse(text, default_tag=None)
+        r = parse(text, default_tag=default_tag)
     except InputError as e:
         return {"error": True, "message": str(e)}
     pull = f"{r.name}@{r.digest}" if r.digest else f"{r.name}:{r.tag or 'latest'}"
@@ -182,6 +182,8 @@ def test_peer_row(check: str, row: dict[str, Any], tmp_path: Path, monkeypatch: 
     inp = row["input"]
     if check == "reference":
         _check(_reference(inp), expected, row)
+    elif check == "reference_regclient":  # regclient fills in ``latest`` as lockman does
+        _check(_reference(inp, default_tag="latest"), expected, row)
     elif check == "platform_parse":
         _check(_platform_parse(inp), expected, row)
     elif check == "platform_match":
@@ -221,6 +223,7 @@ def test_every_peer_is_ported_with_provenance() -> None:
         "distribution-reference",
         "docker-cli",
         "google-go-containerregistry",
+        "regclient-regclient",
     }
     provenance = (HERE / "PROVENANCE.md").read_text()
     for path in files:

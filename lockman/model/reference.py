@@ -172,7 +172,7 @@ def parse(text: str, *, default_tag: str | None = "latest") -> Reference:
         raise InvalidReference(f"invalid reference {_show(text)}: missing repository name")
 
     domain, path = _split_domain(name)
-    if domain is not None and not DOMAIN_RE.fullmatch(domain):
+    if domain is not None and (not DOMAIN_RE.fullmatch(domain) or not _valid_ipv6(domain)):
         raise InvalidReference(f"invalid reference {_show(text)}: invalid registry host {_show(domain)}")
     if not PATH_RE.fullmatch(path):
         if path != path.lower() and PATH_RE.fullmatch(path.lower()):
@@ -192,6 +192,19 @@ def parse(text: str, *, default_tag: str | None = "latest") -> Reference:
     if tag is None and digest_value is None:
         tag = default_tag
     return Reference(registry, path, tag, digest_value, name)
+
+
+def _valid_ipv6(domain: str) -> bool:
+    """A bracketed host must be a real IPv6 address (``[1::2::3]`` is not), as regclient checks."""
+    if not domain.startswith("["):
+        return True
+    import ipaddress
+
+    try:
+        ipaddress.IPv6Address(domain[1 : domain.index("]")])
+    except ValueError:
+        return False
+    return True
 
 
 def _show(text: str, limit: int = 100) -> str:
