@@ -409,3 +409,15 @@ def test_hostile_drop_ins_and_special_files_are_not_read(
     monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(big))
     with pytest.raises(InputError, match="larger than 4 MiB"):
         RegistriesConf.load()
+
+
+def test_registries_config_path_is_the_older_name(tmp_path: Path, monkeypatch) -> None:
+    """containers/image's environment: REGISTRIES_CONFIG_PATH only when CONTAINERS_REGISTRIES_CONF is unset."""
+    monkeypatch.delenv("CONTAINERS_REGISTRIES_CONF")
+    monkeypatch.setenv("REGISTRIES_CONFIG_PATH", str(tmp_path / "old-name.conf"))
+    with pytest.raises(
+        InputError, match=r"old-name.conf: registries configuration not found \(named by REGISTRIES_"
+    ):
+        RegistriesConf.load()
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", "")  # set, even empty: the older name is not consulted
+    assert rc_config_main() != tmp_path / "old-name.conf"

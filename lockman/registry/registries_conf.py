@@ -311,14 +311,13 @@ def _read_small(path: Path) -> str:
     return data.decode("utf-8")
 
 
-def _load_file(path: Path, *, required: bool = False, drop_in: bool = False) -> list[RegistryEntry]:
+def _load_file(path: Path, *, required: str = "", drop_in: bool = False) -> list[RegistryEntry]:
+    """One file's tables, checked; ``required`` names the variable that named a file that must exist."""
     try:
         data = tomllib.loads(_read_small(path))
     except FileNotFoundError:
         if required:
-            raise InputError(
-                f"{path}: registries configuration not found (named by CONTAINERS_REGISTRIES_CONF)"
-            ) from None
+            raise InputError(f"{path}: registries configuration not found (named by {required})") from None
         return []
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
@@ -361,22 +360,22 @@ def _drop_ins(directory: Path) -> list[Path]:
 @dataclass(frozen=True)
 class ConfigSources:
     main: Path
-    required: bool  # named by the environment: a missing file is an error, not "no configuration"
+    required: str  # the variable that named it: then a missing file is an error, not "no configuration"
     drop_ins: tuple[Path, ...]
 
 
 def config_sources() -> ConfigSources:
     """Which files make up the configuration, as containers/image's ``newConfigWrapper`` decides."""
-    if "CONTAINERS_REGISTRIES_CONF" in os.environ:
-        override = os.environ["CONTAINERS_REGISTRIES_CONF"]
-    else:
-        override = os.environ.get("REGISTRIES_CONFIG_PATH", "")
+    variable = "CONTAINERS_REGISTRIES_CONF"
+    if variable not in os.environ:
+        variable = "REGISTRIES_CONFIG_PATH"  # the older name, only when the new one is not set at all
+    override = os.environ.get(variable, "")
     user_dir = Path.home() / ".config" / "containers"
     user_conf, user_d = user_dir / "registries.conf", user_dir / "registries.conf.d"
     if not override and user_conf.exists():
-        return ConfigSources(user_conf, False, tuple(_drop_ins(user_d)))
+        return ConfigSources(user_conf, "", tuple(_drop_ins(user_d)))
     main = Path(override) if override else SYSTEM_CONF
-    return ConfigSources(main, bool(override), (*_drop_ins(SYSTEM_CONF_D), *_drop_ins(user_d)))
+    return ConfigSources(main, variable if override else "", (*_drop_ins(SYSTEM_CONF_D), *_drop_ins(user_d)))
 
 
 def config_files() -> list[Path]:
