@@ -115,3 +115,4 @@ def test_image_ids_are_not_names() -> None:
     assert parse("1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3").name.endswith("c1b3")
     with pytest.raises(InvalidReference, match="bare digest"):
         parse("sha256:" + "a" * 64)  # not Docker Hub's library/sha256 with a tag
+    assert parse("a" * 70).repository == "library/" + "a" * 70  # only exactly 64 hex is an image ID

@@ -43,7 +43,7 @@ TAG_RE = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 DIGEST_RE = re.compile(r"(?P<alg>[A-Za-z][A-Za-z0-9]*(?:[+._-][A-Za-z][A-Za-z0-9]*)*):(?P<hex>.+)")
 DIGEST_HEX_LENGTHS = {"sha256": 64, "sha512": 128}
 _LOWER_HEX = re.compile(r"[0-9a-f]+")
-_IMAGE_ID = re.compile(r"(?:sha256:|sha512:)?[a-f0-9]{64,128}")
+_IMAGE_ID = re.compile(r"[a-f0-9]{64}|sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
 
 
 def validate_digest(digest: str, *, what: str = "digest") -> str:
