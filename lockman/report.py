@@ -9,6 +9,7 @@ know; the commit message doubles as a PR title.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -226,8 +227,34 @@ def update_text(report: UpdateReport, *, colour: bool = False) -> str:
 # -- Markdown ------------------------------------------------------------------------------------
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|")
+# ASCII punctuation that can start Markdown or HTML inline (``. / : - ,`` cannot, inline, and
+# stay readable in names and digests); ``@`` would mention a GitHub user or team.
+_MD_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()<>#+!|~&=^$%\"'@;?])")
+_MD_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def md_text(text: str) -> str:
+    """``text`` as literal Markdown inline text, safe in a table cell of a pull-request body.
+
+    Punctuation that could open markup is backslash-escaped (CommonMark renders ``\\x`` as
+    ``x``), so no emphasis, link, image, table pipe, HTML tag, ``<!--`` comment or mention can
+    start; line breaks and other control characters are shown as ``\\uXXXX`` instead of ending
+    the row.
+    """
+    text = _MD_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return _MD_PUNCTUATION.sub(r"\\\1", text)
+
+
+def md_code(text: str) -> str:
+    """``text`` as a Markdown code span: a fence longer than any backtick run inside it."""
+    text = _MD_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+_md = md_text
 
 
 def _md_change(old: str | None, new: str | None) -> str:
@@ -241,9 +268,9 @@ def _md_change(old: str | None, new: str | None) -> str:
 def update_markdown(report: UpdateReport) -> str:
     """A pull-request body: ``| Image | Tag | Change |`` for changed images, then platforms."""
     if not report.updates:
-        return f"No container image digests changed in `{_md(report.lockfile)}`.\n"
+        return f"No container image digests changed in {md_code(report.lockfile)}.\n"
     lines = [
-        f"This updates the container image digests locked in `{_md(report.lockfile)}`.",
+        f"This updates the container image digests locked in {md_code(report.lockfile)}.",
         "",
         "| Image | Tag | Change |",
         "|---|---|---|",
@@ -288,6 +315,8 @@ PROBLEM_KINDS = (
     "platform-mismatch",  # the locked index no longer lists a locked platform
     "registry",  # the registry could not be asked (network, auth, HTTP error)
     "signature",  # a signature policy applies and no signature passed it
+    "media-type-mismatch",  # a platform manifest is not what its index descriptor says
+    "blob",  # verify --deep: a config or layer blob is missing, or its bytes are wrong
 )
 
 
@@ -296,6 +325,10 @@ class VerifyProblem:
     kind: str
     image: str  # ``name:tag`` as in the lock, or "" for whole-file problems
     message: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in PROBLEM_KINDS:  # consumers switch on kinds: each one is documented
+            raise AssertionError(f"undocumented problem kind {self.kind!r}")
 
 
 @dataclass(frozen=True)
@@ -373,7 +406,7 @@ def verify_text(report: VerifyReport, *, colour: bool = False) -> str:
 
 def verify_markdown(report: VerifyReport) -> str:
     how = "offline (lock against config)" if report.offline else "against their registries"
-    lock = f"`{_md(report.lockfile)}`"
+    lock = md_code(report.lockfile)
     if report.ok:
         return f"**lockman verify**: all {count(len(report.images), 'image')} in {lock} verified {how}.\n"
     lines = [
