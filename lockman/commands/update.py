@@ -143,6 +143,13 @@ async def run(
             if repin and not any(o.error for o in outcomes):
                 moved_to = {o.wanted.key: o.tag_moved_to for o in outcomes if o.tag_moved_to}
                 outcomes = await _repin(client, outcomes)
+            if not repin:  # a pinned and an unpinned use that no longer agree (--repin fixes it)
+                outcomes = [
+                    replace(o, entry=None, error=x, tag_moved_to=None)
+                    if (x := o.split_pin_error(config.path))
+                    else o
+                    for o in outcomes
+                ]
             errors = [_named(o, o.error) for o in outcomes if o.error is not None]
             if errors and not keep_going:
                 return report_errors(errors)
@@ -173,7 +180,10 @@ async def run(
             config_text = config.path.read_text(encoding="utf-8")
             by_key = {(w.use.name, w.use.tag): moved_to[w.key] for w in wanted if w.key in moved_to}
             new_config_text, _ = pinning.rewrite(
-                config_text, config.path, lambda _k, ref: by_key.get((ref.written, ref.tag or ""))
+                config_text,
+                config.path,
+                # pins move; a bare use of the same name:tag stays bare
+                lambda _k, ref: by_key.get((ref.written, ref.tag or "")) if ref.digest else None,
             )
         lock_changes = text != current_text
         config_changes = new_config_text is not None and new_config_text != config_text
