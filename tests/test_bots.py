@@ -79,3 +79,27 @@ def test_two_different_pins_name_each_key(tmp_path: Path, registry: Registry, ru
     assert r.code == 2 and r.err.count("\n") == 1
     assert f"container.image = {a.digest}" in r.err and f"{AARCH64} = {b.digest}" in r.err
     assert not (tmp_path / "xcargo.lock").exists()
+
+
+@pytest.mark.registry
+def test_update_of_one_image_after_a_tag_bump_touches_only_that_image(
+    tmp_path: Path, registry: Registry, run
+) -> None:
+    base = unique_repo("branch")
+    registry.push_image(f"{base}/rust", "1.70", salt="70")
+    new = registry.push_image(f"{base}/rust", "1.71", salt="71")
+    cross = registry.push_image(f"{base}/cross", "0.2", salt="c1")
+    rust, tool = f"{registry.host}/{base}/rust", f"{registry.host}/{base}/cross"
+    body = f'[container]\nimage = "{rust}:1.70"\n\n[targets."aarch64-unknown-linux-gnu".container]\nimage = "{tool}:0.2"\n'
+    cfg = write(tmp_path, body)
+    assert run("update", "--config", cfg).code == 0
+    registry.push_image(f"{base}/cross", "0.2", salt="c2")  # another branch's business
+
+    cfg.write_text(body.replace(":1.70", ":1.71"))  # what the bot's branch changed
+    r = run("update", "--config", cfg, rust)
+    assert r.code == 0, r.err
+    lock = entries(tmp_path)
+    assert sorted(lock) == [(tool, "0.2"), (rust, "1.71")]  # the old tag's entry is gone
+    assert lock[(rust, "1.71")].digest == new.digest
+    assert lock[(tool, "0.2")].digest == cross.digest  # not moved by this branch
+    assert run("verify", "--offline", "--config", cfg).code == 0

@@ -122,7 +122,8 @@ async def run(
             f"warning: {config.path}: target {triple} has no container image "
             f'(set [targets."{triple}".container].image to lock one); skipped'
         )
-    wanted = select(wanted_images(config.images, config.path), images, config)
+    every = wanted_images(config.images, config.path)
+    wanted = select(every, images, config)
     lock_path = config.lockfile_path
     with lockfile.locked(lock_path):
         old = lockfile.read(lock_path)
@@ -169,8 +170,15 @@ async def run(
         # --keep-going: an image that failed keeps its old entry (a new one stays out).
         fresh += [previous[o.wanted.key] for o in outcomes if o.error and o.wanted.key in previous]
         if images:  # a selective run leaves every other entry exactly as it was
-            chosen = {w.key for w in wanted}
-            fresh += [e for e in (old.images if old else ()) if e.key not in chosen]
+            chosen, used = {w.key for w in wanted}, {w.key for w in every}
+            names = {w.use.name for w in wanted}
+            # ... except the named images' entries the config no longer uses (the old tag after a
+            # tag bump), so `lockman update NAME` after a bot's bump leaves no stale entry.
+            fresh += [
+                e
+                for e in (old.images if old else ())
+                if e.key not in chosen and (e.key in used or e.name not in names)
+            ]
         new = Lockfile(tuple(fresh)).sorted()
         text = lockfile.dumps(new)
         current_text = lock_path.read_text(encoding="utf-8") if old is not None else None
