@@ -29,7 +29,9 @@ def entries(tmp_path: Path) -> dict[tuple[str, str], lockfile.LockedImage]:
 
 
 @pytest.mark.registry
-def test_one_image_pinned_for_one_target_and_bare_for_another(tmp_path: Path, registry: Registry, run) -> None:
+def test_one_image_pinned_for_one_target_and_bare_for_another(
+    tmp_path: Path, registry: Registry, run
+) -> None:
     name = f"{registry.host}/{unique_repo('split')}/rust"
     x = registry.push_index(name.split("/", 1)[1], "1.71", ["linux/amd64", "linux/arm64"], salt="x")
     cfg = write(
@@ -103,3 +105,76 @@ def test_update_of_one_image_after_a_tag_bump_touches_only_that_image(
     assert lock[(rust, "1.71")].digest == new.digest
     assert lock[(tool, "0.2")].digest == cross.digest  # not moved by this branch
     assert run("verify", "--offline", "--config", cfg).code == 0
+
+
+def renovate_edit(tmp_path: Path, old: str, new: str) -> None:
+    """What a regex manager on xcargo.lock does: replace the ``digest = "…"`` line, nothing else."""
+    path = tmp_path / "xcargo.lock"
+    text = path.read_text()
+    assert f'\ndigest = "{old}"\n' in text
+    path.write_text(text.replace(f'\ndigest = "{old}"\n', f'\ndigest = "{new}"\n'))
+
+
+@pytest.mark.registry
+def test_platform_pin_holding_an_index_digest_fails_verify_and_is_rebuilt(
+    tmp_path: Path, registry: Registry, run
+) -> None:
+    repo = unique_repo("platpin")
+    name = f"{registry.host}/{repo}"
+    one = registry.push_index(repo, "1.70", ["linux/amd64", "linux/arm64"], salt="1")
+    cfg = write(tmp_path, f'[container]\nimage = "{name}:1.70"\n')
+    assert run("update", "--platform", "linux/amd64", "--config", cfg).code == 0
+    amd64 = one.children["linux/amd64"].digest
+    assert entries(tmp_path)[(name, "1.70")].digest == amd64
+
+    # Another platform's manifest recorded as linux/amd64: served, hashes right, still wrong.
+    renovate_edit(tmp_path, amd64, one.children["linux/arm64"].digest)
+    r = run("verify", "--config", cfg)
+    assert r.code == 1
+    assert f"index {one.digest} lists {amd64} for linux/amd64, not the locked" in r.err
+    renovate_edit(tmp_path, one.children["linux/arm64"].digest, amd64)
+    assert run("verify", "--config", cfg).code == 0
+
+    # The tag moves and the bot writes the tag's new digest (an index) into `digest`.
+    two = registry.push_index(repo, "1.70", ["linux/amd64", "linux/arm64"], salt="2")
+    renovate_edit(tmp_path, amd64, two.digest)
+    for deep in ((), ("--deep",)):
+        r = run("verify", *deep, "--config", cfg)
+        assert r.code == 1, r.err
+        assert f"platform pin {two.digest} is a multi-platform index, not a linux/amd64 image manifest" in r.err
+    assert run("update", "--check", "--config", cfg).code == 1
+    r = run("update", "--config", cfg)
+    assert r.code == 0, r.err
+    entry = entries(tmp_path)[(name, "1.70")]
+    assert (entry.digest, entry.index_digest) == (two.children["linux/amd64"].digest, two.digest)
+    assert run("verify", "--config", cfg).code == 0
+
+
+@pytest.mark.registry
+def test_tag_pin_whose_digest_was_edited_is_rebuilt(tmp_path: Path, registry: Registry, run) -> None:
+    repo = unique_repo("edited")
+    name = f"{registry.host}/{repo}"
+    registry.push_index(repo, "1.70", ["linux/amd64", "linux/arm64"], salt="1")
+    cfg = write(tmp_path, f'[container]\nimage = "{name}:1.70"\n')
+    assert run("update", "--config", cfg).code == 0
+    old = entries(tmp_path)[(name, "1.70")]
+
+    # Same kind (an index): only the manifest tells the platforms are stale. verify fetches it
+    # (and keeps it in the manifest cache), so the next update sees the mismatch and rebuilds.
+    two = registry.push_index(repo, "1.70", ["linux/amd64", "linux/arm64"], salt="2")
+    renovate_edit(tmp_path, old.digest, two.digest)
+    r = run("verify", "--config", cfg)
+    assert r.code == 1 and "is not in the index" in r.err
+    assert run("update", "--config", cfg).code == 0
+    assert {p.digest for p in entries(tmp_path)[(name, "1.70")].platforms} == {
+        c.digest for c in two.children.values()
+    }
+    assert run("verify", "--config", cfg).code == 0
+
+    # Another kind: the tag now names a single-platform image; the HEAD alone says so.
+    single = registry.push_image(repo, "1.70", salt="3")
+    renovate_edit(tmp_path, two.digest, single.digest)
+    assert run("update", "--config", cfg).code == 0
+    entry = entries(tmp_path)[(name, "1.70")]
+    assert entry.platforms == () and entry.media_type == single.media_type
+    assert run("verify", "--config", cfg).code == 0

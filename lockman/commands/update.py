@@ -128,7 +128,10 @@ async def run(
     with lockfile.locked(lock_path):
         old = lockfile.read(lock_path)
         previous = old.by_key() if old else {}
-        async with RegistryClient(timeout=timeout) as client:
+        from lockman.registry.cache import ManifestCache
+
+        # The cache lets the no-change path check recorded details for free (see locker).
+        async with RegistryClient(timeout=timeout, cache=ManifestCache()) as client:
             await client.prefetch_tokens([w.use.ref for w in wanted])
             with progress(len(wanted), "resolving images") as tick:
                 outcomes = await gather_all(

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from lockman.errors import InputError, LockmanError, VerificationError
 from lockman.model.lockfile import LockedImage, LockedPlatform, Lockfile
-from lockman.model.manifest import Descriptor, Manifest, check_descriptor
+from lockman.model.manifest import INDEX_TYPES, Descriptor, Manifest, check_descriptor
 from lockman.model.reference import Reference
 from lockman.model.xcargo import ImageUse
 from lockman.registry.client import NotFound, RegistryClient
@@ -128,6 +128,7 @@ async def lock_one(
             and previous.digest == desc.digest
             and not previous.pinned
             and not previous.platform
+            and recorded_details_agree(client, ref, previous, desc)
         ):
             return Outcome(w, replace(previous, source=w.source))
         if manifest is None:
@@ -138,6 +139,24 @@ async def lock_one(
         return Outcome(w, _entry(w, desc.digest, manifest, desc.media_type))
     except LockmanError as e:
         return Outcome(w, error=e)
+
+
+def recorded_details_agree(
+    client: RegistryClient, ref: Reference, previous: LockedImage, desc: Descriptor
+) -> bool:
+    """Whether an entry's media type and platforms still fit the digest the tag names.
+
+    The no-change path trusts the lock for one HEAD. A digest edited in xcargo.lock by anything
+    but lockman (a bot's regex manager) leaves the old details behind; what the HEAD tells
+    (media type, index or not) and the local manifest cache (filled by ``verify``) catch that, and
+    the entry is then rebuilt from the registry.
+    """
+    if previous.media_type and desc.media_type and previous.media_type != desc.media_type:
+        return False
+    if bool(previous.platforms) and desc.media_type and desc.media_type not in INDEX_TYPES:
+        return False
+    cached = client.cached_manifest(ref.with_digest(desc.digest))
+    return cached is None or platforms_of(cached) == previous.platforms
 
 
 async def _fetch_announced(client: RegistryClient, ref: Reference, desc: Descriptor) -> Manifest:
