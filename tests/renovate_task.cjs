@@ -4,9 +4,9 @@
 // the allowedCommands patterns are tested against the command as written (before templating),
 // the command is compiled with Renovate's template engine against the upgrade's fields, and
 // run by Renovate's exec, whose child gets Renovate's trimmed copy of the bot's environment plus
-// customEnvVariables. Input on stdin (JSON): allowedCommands, allowCommandTemplating,
-// customEnvVariables, and tasks: [{command, upgrade, cwd, env}], where env is the environment
-// of the Renovate process for that task. Output: one marked JSON line on stdout (Renovate's
+// the admin's customEnvVariables. Input on stdin (JSON): allowedCommands, allowCommandTemplating,
+// and tasks: [{command, upgrade, cwd, env, customEnvVariables}], where env is the environment of
+// the Renovate process for that task. Output: one marked JSON line on stdout (Renovate's
 // logger writes there too), a result per task.
 'use strict';
 const fs = require('node:fs');
@@ -27,7 +27,7 @@ async function runTask(task) {
     allowCommandTemplating: input.allowCommandTemplating,
     localDir: task.cwd,
   });
-  setCustomEnv(input.customEnvVariables || {});
+  setCustomEnv(task.customEnvVariables || {});
   for (const key of Object.keys(process.env)) delete process.env[key];
   Object.assign(process.env, task.env);
   const cmd = task.command;

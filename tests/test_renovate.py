@@ -101,7 +101,6 @@ def post_upgrade_tasks(dist: Path, tasks: list[dict]) -> list[dict]:
     payload = {
         "allowedCommands": ADMIN["allowedCommands"],
         "allowCommandTemplating": ADMIN["allowCommandTemplating"],
-        "customEnvVariables": {},
         "tasks": tasks,
     }
     proc = subprocess.run(
@@ -214,18 +213,32 @@ def test_renovate_preset_extracts_proposes_and_lockman_follows(
     (tmp_path / "docker-config").mkdir()
     (tmp_path / "docker-config" / "config.json").write_text(json.dumps(auth))
     without = {**bot_env, "HOME": str(bare_home), "DOCKER_CONFIG": str(tmp_path / "docker-config")}
-    plan = [(deps[rust], rust_up, "nocreds", without), (deps[rust], rust_up, "", bot_env)]
-    plan.append((deps[cross], cross_up, "", bot_env))
+    # The admin's customEnvVariables do reach it.
+    custom = {"DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    plan = [
+        (deps[rust], rust_up, "nocreds", without, {}),
+        (deps[rust], rust_up, "", bot_env, {}),
+        (deps[cross], cross_up, "", bot_env, {}),
+        (deps[cross], cross_up, "custom", {**bot_env, "HOME": str(bare_home)}, custom),
+    ]
     tasks = []
-    for dep, update, suffix, env in plan:
+    for dep, update, suffix, env, custom_env in plan:
         branch = tmp_path / (update["branchName"].replace("/", "_") + suffix)
         shutil.copytree(repo, branch)
         apply(branch / package_file["packageFile"], dep, update)
         upgrade = {**dep, **update, "packageFile": package_file["packageFile"]}
-        tasks.append({"command": TASK_COMMAND, "upgrade": upgrade, "cwd": str(branch), "env": env})
+        tasks.append(
+            {
+                "command": TASK_COMMAND,
+                "upgrade": upgrade,
+                "cwd": str(branch),
+                "env": env,
+                "customEnvVariables": custom_env,
+            }
+        )
     # The admin's pattern allows exactly the preset's command: anything appended is refused unrun.
-    tasks.append({**tasks[-1], "command": f"{TASK_COMMAND}; touch pwned"})
-    nocreds, rust_result, cross_result, tampered = post_upgrade_tasks(dist, tasks)
+    tasks.append({**tasks[1], "command": f"{TASK_COMMAND}; touch pwned"})
+    nocreds, rust_result, cross_result, custom_result, tampered = post_upgrade_tasks(dist, tasks)
 
     assert nocreds["allowed"] and nocreds["code"] == 3, nocreds
     assert nocreds["compiled"] == f"lockman update --config xcargo.toml {rust}"
@@ -235,7 +248,12 @@ def test_renovate_preset_extracts_proposes_and_lockman_follows(
     assert tampered == {"allowed": False}
     assert not (Path(tasks[-1]["cwd"]) / "pwned").exists()
 
-    for result, changed, task in ((rust_result, rust, tasks[1]), (cross_result, cross, tasks[2])):
+    checks = [
+        (rust_result, rust, tasks[1]),
+        (cross_result, cross, tasks[2]),
+        (custom_result, cross, tasks[3]),
+    ]
+    for result, changed, task in checks:
         assert result["code"] == 0, result
         assert result["compiled"] == f"lockman update --config xcargo.toml {changed}"
         branch = Path(task["cwd"])
