@@ -141,7 +141,9 @@ def test_platform_pin_holding_an_index_digest_fails_verify_and_is_rebuilt(
     for deep in ((), ("--deep",)):
         r = run("verify", *deep, "--config", cfg)
         assert r.code == 1, r.err
-        assert f"platform pin {two.digest} is a multi-platform index, not a linux/amd64 image manifest" in r.err
+        assert (
+            f"platform pin {two.digest} is a multi-platform index, not a linux/amd64 image manifest" in r.err
+        )
     assert run("update", "--check", "--config", cfg).code == 1
     r = run("update", "--config", cfg)
     assert r.code == 0, r.err
