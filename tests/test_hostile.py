@@ -253,7 +253,7 @@ def test_host_case_does_not_escape_blocked_entry(
     repo = unique_repo("case")
     registry.push_image(repo, "v1")
     conf = tmp_path / "registries.conf"
-    conf.write_text(f'[[registry]]\nprefix = "localhost:{registry.port}"\nblocked = true\n')
+    conf.write_text(f'[[registry]]\nlocation = "localhost:{registry.port}"\nblocked = true\n')
     monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(conf))
     cfg = tmp_path / "xcargo.toml"
     cfg.write_text(f'[container]\nimage = "LOCALHOST:{registry.port}/{repo}:v1"\n')

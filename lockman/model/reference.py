@@ -43,6 +43,7 @@ TAG_RE = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 DIGEST_RE = re.compile(r"(?P<alg>[A-Za-z][A-Za-z0-9]*(?:[+._-][A-Za-z][A-Za-z0-9]*)*):(?P<hex>.+)")
 DIGEST_HEX_LENGTHS = {"sha256": 64, "sha512": 128}
 _LOWER_HEX = re.compile(r"[0-9a-f]+")
+_IMAGE_ID = re.compile(r"[a-f0-9]{64}|sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
 
 
 def validate_digest(digest: str, *, what: str = "digest") -> str:
@@ -143,6 +144,12 @@ def parse(text: str, *, default_tag: str | None = "latest") -> Reference:
     if text != text.strip() or any(c.isspace() for c in text):
         raise InvalidReference(f"invalid reference {_show(text)}: contains whitespace")
 
+    if len(text) > 4 * MAX_NAME_LENGTH + 256:  # cheap guard before any regex: no valid reference is this long
+        raise InvalidReference(f"invalid reference {_show(text)}: longer than any valid reference")
+    if _IMAGE_ID.fullmatch(text):
+        raise InvalidReference(
+            f"invalid reference {_show(text)}: an image ID or bare digest is not an image name"
+        )
     remainder, at, digest = text.partition("@")
     digest_value: str | None = None
     if at:
@@ -163,13 +170,9 @@ def parse(text: str, *, default_tag: str | None = "latest") -> Reference:
 
     if not name:
         raise InvalidReference(f"invalid reference {_show(text)}: missing repository name")
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidReference(
-            f"invalid reference {_show(text)}: name longer than {MAX_NAME_LENGTH} characters"
-        )
 
     domain, path = _split_domain(name)
-    if domain is not None and not DOMAIN_RE.fullmatch(domain):
+    if domain is not None and (not DOMAIN_RE.fullmatch(domain) or not _valid_ipv6(domain)):
         raise InvalidReference(f"invalid reference {_show(text)}: invalid registry host {_show(domain)}")
     if not PATH_RE.fullmatch(path):
         if path != path.lower() and PATH_RE.fullmatch(path.lower()):
@@ -181,9 +184,27 @@ def parse(text: str, *, default_tag: str | None = "latest") -> Reference:
         registry = DOCKER_HUB
     if registry == DOCKER_HUB and "/" not in path:
         path = f"library/{path}"
+    if len(path) > MAX_NAME_LENGTH:  # the qualified path (library/ included), as distribution/reference
+        raise InvalidReference(
+            f"invalid reference {_show(text)}: repository longer than {MAX_NAME_LENGTH} characters"
+            f" once qualified ({registry}/{path[:20]}…)"
+        )
     if tag is None and digest_value is None:
         tag = default_tag
     return Reference(registry, path, tag, digest_value, name)
+
+
+def _valid_ipv6(domain: str) -> bool:
+    """A bracketed host must be a real IPv6 address (``[1::2::3]`` is not), as regclient checks."""
+    if not domain.startswith("["):
+        return True
+    import ipaddress
+
+    try:
+        ipaddress.IPv6Address(domain[1 : domain.index("]")])
+    except ValueError:
+        return False
+    return True
 
 
 def _show(text: str, limit: int = 100) -> str:
