@@ -8,7 +8,8 @@ Three ways to consume a blob, all over :meth:`RegistryClient.stream_blob`:
   prefix already on disk again (nothing on disk is trusted);
 - :func:`read_blob`: small blobs (image configs) into memory, with a hard size cap.
 
-A blob never takes more memory than one network chunk, whatever its size.
+A blob in flight takes at most two 1 MiB batches of memory (see :class:`_Sink`), whatever its
+size; hashing and writing happen in a worker thread while the event loop receives more.
 """
 
 from __future__ import annotations
