@@ -157,6 +157,27 @@ def signature_valid(
         return False
 
 
+def digest_signature_valid(key: PublicKey, signature: bytes, sha256_digest: bytes) -> bool:
+    """True if ``signature`` signs the message whose SHA-256 is ``sha256_digest``.
+
+    Sigstore message signatures (``sign-blob``) sign the artifact, and we hold only its digest
+    (an image is named by its digest); ECDSA and RSA verify over a prehashed digest. Ed25519
+    signs the whole message and cannot be checked from a digest: False.
+    """
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, sha256_digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+            return True
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, sha256_digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+            return True
+    except (InvalidSignature, ValueError):
+        return False
+    return False
+
+
 def verify_signature(
     key: PublicKey,
     signature: bytes,
