@@ -52,6 +52,7 @@ def load_policies(config_path: Path, options: SignatureOptions) -> PolicySet | N
     means no image needs a signature.
     """
     root = TrustedRoot.from_file(options.trusted_root) if options.trusted_root else None
+    workflow = tuple(options.github_workflow.items())
     if options.has_signer:
         key = load_public_key_file(options.key) if options.key else None
         policy = Policy(
@@ -63,8 +64,12 @@ def load_policies(config_path: Path, options: SignatureOptions) -> PolicySet | N
             trusted_root=root,
             ignore_tlog=options.insecure_ignore_tlog,
             ignore_sct=options.insecure_ignore_sct,
+            predicate_type=options.predicate_type,
+            github_workflow=workflow,
         )
-        return PolicySet(rules=(PolicyRule(images=("*",), policy=policy),), source="command line")
+        return _with_current_root(
+            PolicySet(rules=(PolicyRule(images=("*",), policy=policy),), source="command line"), options
+        )
     path = policy_path(config_path)
     if not path.is_file():
         if options.modifies:
@@ -82,10 +87,48 @@ def load_policies(config_path: Path, options: SignatureOptions) -> PolicySet | N
         overrides["ignore_tlog"] = True
     if options.insecure_ignore_sct:
         overrides["ignore_sct"] = True
+    if options.predicate_type is not None:
+        overrides["predicate_type"] = options.predicate_type
+    if workflow:
+        overrides["github_workflow"] = workflow
     if overrides:
         rules = tuple(replace(r, policy=replace(r.policy, **overrides)) for r in policies.rules)
         policies = replace(policies, rules=rules)
-    return policies
+    return _with_current_root(policies, options)
+
+
+def current_trusted_root(options: SignatureOptions) -> TrustedRoot:
+    """The public-good root, kept current over TUF (one warning on stderr if it cannot be)."""
+    import os
+
+    from lockman.console import err
+    from lockman.registry.trust_update import DEFAULT_TUF_URL, fetch_trusted_root
+    from lockman.signatures.trust import DEFAULT_TRUSTED_ROOT_DATE, default_trusted_root
+
+    url = options.tuf_url or os.environ.get("LOCKMAN_TUF_URL") or DEFAULT_TUF_URL
+    offline = options.tuf_offline or os.environ.get("LOCKMAN_TUF_OFFLINE", "") not in ("", "0")
+    fetched = fetch_trusted_root(url, offline=offline, embedded_date=DEFAULT_TRUSTED_ROOT_DATE)
+    if fetched.warning:
+        err(fetched.warning)
+    if fetched.data is None:
+        return default_trusted_root()
+    try:
+        return TrustedRoot.from_json(fetched.data, source=fetched.source)
+    except InputError as exc:
+        err(f"warning: {exc}; using the shipped trusted root ({DEFAULT_TRUSTED_ROOT_DATE})")
+        return default_trusted_root()
+
+
+def _with_current_root(policies: PolicySet, options: SignatureOptions) -> PolicySet:
+    """Policies without their own trusted root get the current public-good one (fetched once)."""
+    if all(r.policy.trusted_root is not None for r in policies.rules):
+        return policies
+    root = current_trusted_root(options)
+    rules = tuple(
+        r if r.policy.trusted_root is not None else replace(r, policy=replace(r.policy, trusted_root=root))
+        for r in policies.rules
+    )
+    return replace(policies, rules=rules)
 
 
 @dataclass(frozen=True)
@@ -228,11 +271,16 @@ async def check_digest(
     bundles, layers = await asyncio.gather(
         fetch_bundles(client, ref, digest), fetch_signature_layers(client, ref, digest)
     )
+    wanted = {policy.predicate_type} if policy.predicate_type else {COSIGN_SIGN_PREDICATE}
     for manifest_digest, bundle in bundles:
         try:
-            return verify_bundle(digest, bundle, policy, predicate_types={COSIGN_SIGN_PREDICATE})
+            return verify_bundle(digest, bundle, policy, predicate_types=wanted)
         except VerificationError as e:
             reasons.append(f"bundle {manifest_digest[:19]}: {e}")
+    if policy.predicate_type:
+        if not bundles:
+            reasons.append(f"no Sigstore bundle (attestation {policy.predicate_type} required)")
+        raise VerificationError("; ".join(reasons))
     tag = signature_tag(digest)
     if layers is None:
         reasons.append(f"no {tag} signatures" + ("" if bundles else " and no Sigstore bundle"))
