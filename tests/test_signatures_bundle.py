@@ -6,11 +6,22 @@ import base64
 import json
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
-from lockman.errors import VerificationError
+from lockman.errors import InputError, VerificationError
 from lockman.signatures import COSIGN_SIGN_PREDICATE, Policy, TrustedRoot, verify_bundle
 from lockman.signatures.bundle import pae
-from tests.signing_helpers import FakeFulcio, FakeRekor, fixture_bytes, make_bundle, new_key
+from tests.signing_helpers import (
+    FakeFulcio,
+    FakeRekor,
+    b64,
+    dsse_body,
+    fixture_bytes,
+    make_bundle,
+    new_key,
+    public_pem,
+    sign,
+)
 
 # Subject of the in-toto statement in oci-attestation.sigstore.json.
 DIGEST = "sha256:732112270d7e59418a8c080b134b24cabd67d250d0d0147a97ed95ba5c280aa4"
@@ -142,3 +153,197 @@ def test_fresh_bundle_untrusted_rekor_and_no_tlog() -> None:
         verify_bundle(FRESH_DIGEST, make_bundle(priv, FRESH_DIGEST, rekor), policy)
     relaxed = Policy(key=priv.public_key(), ignore_tlog=True)
     assert verify_bundle(FRESH_DIGEST, make_bundle(priv, FRESH_DIGEST, None), relaxed).tlog is None
+
+
+# ---------------------------------------------------------------- forged bundles: each check's refusal
+
+
+def _fresh(leaf_wanted: bool = False) -> tuple:
+    """A key, Rekor, Fulcio, the matching policy (keyed, or keyless if ``leaf_wanted``) and a leaf."""
+    priv, rekor, fulcio = new_key("p256"), FakeRekor(), FakeFulcio()
+    root = fulcio.trusted_root(rekor)
+    leaf = fulcio.leaf(priv) if leaf_wanted else None
+    policy = (
+        Policy(
+            certificate_identity="signer@lockman.test",
+            certificate_oidc_issuer="https://issuer.lockman.test",
+            trusted_root=root,
+        )
+        if leaf_wanted
+        else Policy(key=priv.public_key(), trusted_root=root)
+    )
+    return priv, rekor, fulcio, policy, leaf
+
+
+def _edit(bundle: bytes, fn) -> bytes:
+    doc = json.loads(bundle)
+    fn(doc)
+    return json.dumps(doc).encode()
+
+
+def _resign(priv, payload: bytes, payload_type: str = "application/vnd.in-toto+json"):
+    """An edit that replaces the DSSE payload with ``payload``, correctly signed."""
+
+    def fn(doc: dict) -> None:
+        doc["dsseEnvelope"]["payload"] = b64(payload)
+        doc["dsseEnvelope"]["payloadType"] = payload_type
+        doc["dsseEnvelope"]["signatures"] = [{"sig": b64(sign(priv, pae(payload_type, payload)))}]
+
+    return fn
+
+
+def test_replayed_tlog_entry_refused() -> None:
+    """A genuine Rekor entry, for another signature by the same key, replayed into this bundle."""
+    priv, rekor, _, policy, _ = _fresh()
+    other = json.loads(make_bundle(priv, "sha256:" + "0d" * 32, rekor))
+    replayed = _edit(
+        make_bundle(priv, FRESH_DIGEST, rekor),
+        lambda doc: doc["verificationMaterial"].update(tlogEntries=other["verificationMaterial"]["tlogEntries"]),
+    )
+    with pytest.raises(VerificationError, match=r"^tlog: tlog entry records a different DSSE payload hash$"):
+        verify_bundle(FRESH_DIGEST, replayed, policy)
+
+
+def test_tlog_entry_for_another_signer_refused() -> None:
+    """Same payload, same signature bytes, but the log recorded someone else's key."""
+    priv, rekor, _, policy, _ = _fresh()
+    bundle = json.loads(make_bundle(priv, FRESH_DIGEST, rekor))
+    payload = base64.b64decode(bundle["dsseEnvelope"]["payload"])
+    sig = base64.b64decode(bundle["dsseEnvelope"]["signatures"][0]["sig"])
+    entry = rekor.bundle_entry(dsse_body(payload, [sig], public_pem(new_key("p256"))), 1740770291, "dsse")
+    bundle["verificationMaterial"]["tlogEntries"] = [entry]
+    with pytest.raises(VerificationError, match=r"^tlog: tlog entry records a different public key or cert"):
+        verify_bundle(FRESH_DIGEST, json.dumps(bundle).encode(), policy)
+
+
+def test_second_tlog_entry_may_vouch_when_the_first_fails() -> None:
+    priv, rekor, _, policy, _ = _fresh()
+    bundle = json.loads(make_bundle(priv, FRESH_DIGEST, rekor))
+    good = bundle["verificationMaterial"]["tlogEntries"][0]
+    foreign = json.loads(make_bundle(priv, FRESH_DIGEST, FakeRekor()))["verificationMaterial"]["tlogEntries"][0]
+    bundle["verificationMaterial"]["tlogEntries"] = [foreign, good]
+    result = verify_bundle(FRESH_DIGEST, json.dumps(bundle).encode(), policy)
+    assert result.tlog is not None and result.tlog.log_id == rekor.log_id.hex()
+    bundle["verificationMaterial"]["tlogEntries"] = [foreign, foreign]
+    with pytest.raises(VerificationError, match=r"^tlog: tlog entry from unknown .*; tlog entry from unknown"):
+        verify_bundle(FRESH_DIGEST, json.dumps(bundle).encode(), policy)
+
+
+def _proof_instead_of_promise(rekor: FakeRekor):
+    def fn(doc: dict) -> None:
+        entry = doc["verificationMaterial"]["tlogEntries"][0]
+        del entry["inclusionPromise"]
+        entry["inclusionProof"] = rekor.inclusion_proof(entry["canonicalizedBody"])
+
+    return fn
+
+
+def test_keyed_bundle_accepted_on_inclusion_proof_alone() -> None:
+    priv, rekor, _, policy, _ = _fresh()
+    bundle = _edit(make_bundle(priv, FRESH_DIGEST, rekor), _proof_instead_of_promise(rekor))
+    tlog = verify_bundle(FRESH_DIGEST, bundle, policy).tlog
+    assert tlog is not None and tlog.inclusion_proof_verified and not tlog.set_verified
+
+
+def test_keyless_bundle_needs_a_set_for_its_time() -> None:
+    """An inclusion proof does not authenticate integratedTime: a keyless bundle needs the SET."""
+    priv, rekor, _, policy, leaf = _fresh(leaf_wanted=True)
+    bundle = _edit(make_bundle(priv, FRESH_DIGEST, rekor, leaf), _proof_instead_of_promise(rekor))
+    with pytest.raises(VerificationError, match=r"^tlog: tlog entry has no inclusion promise \(SET\)"):
+        verify_bundle(FRESH_DIGEST, bundle, policy)
+
+
+def test_real_keyless_bundle_without_its_promise_refused() -> None:
+    def drop_promise(doc: dict) -> None:
+        del doc["verificationMaterial"]["tlogEntries"][0]["inclusionPromise"]
+
+    with pytest.raises(VerificationError, match=r"^tlog: tlog entry has no inclusion promise \(SET\)"):
+        verify_bundle(DIGEST, edited(drop_promise), CODY)
+
+
+def test_keyless_bundle_with_certificate_chain_material() -> None:
+    """v0.1/v0.2 bundles carry ``x509CertificateChain``: leaf first, then intermediates."""
+    priv, rekor, fulcio, policy, leaf = _fresh(leaf_wanted=True)
+    der = [c.public_bytes(serialization.Encoding.DER) for c in (leaf, fulcio.intermediate)]
+
+    def chain(certs: list[bytes]):
+        def fn(doc: dict) -> None:
+            vm = doc["verificationMaterial"]
+            del vm["certificate"]
+            vm["x509CertificateChain"] = {"certificates": [{"rawBytes": b64(c)} for c in certs]}
+
+        return fn
+
+    bundle = make_bundle(priv, FRESH_DIGEST, rekor, leaf)
+    policy = Policy(
+        certificate_identity="signer@lockman.test",
+        certificate_oidc_issuer="https://issuer.lockman.test",
+        trusted_root=fulcio.trusted_root(rekor, chain="root"),
+    )
+    assert verify_bundle(FRESH_DIGEST, _edit(bundle, chain(der)), policy).certificate_identity
+    with pytest.raises(VerificationError, match=r"^bundle certificate chain is empty$"):
+        verify_bundle(FRESH_DIGEST, _edit(bundle, chain([])), policy)
+
+
+@pytest.mark.parametrize(
+    ("edit", "refusal"),
+    [
+        (lambda doc: doc.pop("verificationMaterial"), r"^bundle has no verificationMaterial$"),
+        (lambda doc: doc.update(verificationMaterial=[]), r"^bundle has no verificationMaterial$"),
+        (
+            lambda doc: doc["verificationMaterial"].pop("publicKey"),
+            r"^bundle verificationMaterial has no certificate or public key$",
+        ),
+        (lambda doc: doc["dsseEnvelope"].pop("signatures"), r"^malformed bundle \(KeyError"),
+        (lambda doc: doc["dsseEnvelope"].update(signatures=[]), r"^DSSE envelope has no signatures$"),
+    ],
+)
+def test_malformed_bundle_refused(edit, refusal: str) -> None:
+    priv, rekor, _, policy, _ = _fresh()
+    with pytest.raises(VerificationError, match=refusal):
+        verify_bundle(FRESH_DIGEST, _edit(make_bundle(priv, FRESH_DIGEST, rekor), edit), policy)
+
+
+@pytest.mark.parametrize(
+    ("raw", "refusal"),
+    [(b"{not json", r"^bundle is not JSON"), (b"\xff\xfe", r"^bundle is not JSON"), (b"[]", r"not a JSON object")],
+)
+def test_bundle_that_is_not_a_json_object_refused(raw: bytes, refusal: str) -> None:
+    with pytest.raises(VerificationError, match=refusal):
+        verify_bundle(FRESH_DIGEST, raw, Policy(key=new_key("p256").public_key()))
+
+
+def test_key_hint_bundle_under_keyless_policy_refused() -> None:
+    priv, rekor, _, _, _ = _fresh()
+    keyless = Policy(certificate_identity="signer@lockman.test", certificate_oidc_issuer="https://i.test")
+    with pytest.raises(VerificationError, match=r"only a public key hint; keyless policy needs a cert"):
+        verify_bundle(FRESH_DIGEST, make_bundle(priv, FRESH_DIGEST, rekor), keyless)
+
+
+@pytest.mark.parametrize(
+    ("payload", "payload_type", "refusal"),
+    [
+        (b"{}", "application/json", r"^DSSE payload type 'application/json' is not in-toto$"),
+        (b"not json", "application/vnd.in-toto+json", r"^DSSE payload is not an in-toto statement"),
+        (b'{"subject": []}', "application/vnd.in-toto+json", r"^DSSE payload is not an in-toto statement"),
+        (
+            b'{"_type": "https://example.test/Statement", "subject": []}',
+            "application/vnd.in-toto+json",
+            r"^in-toto statement type 'https://example.test/Statement' is not supported$",
+        ),
+    ],
+)
+def test_signed_payload_that_is_not_an_in_toto_statement_refused(
+    payload: bytes, payload_type: str, refusal: str
+) -> None:
+    """Correctly signed, wrong content: the signature alone proves nothing about the image."""
+    priv, _, _, _, _ = _fresh()
+    bundle = _edit(make_bundle(priv, FRESH_DIGEST, None), _resign(priv, payload, payload_type))
+    with pytest.raises(VerificationError, match=refusal):
+        verify_bundle(FRESH_DIGEST, bundle, Policy(key=priv.public_key(), ignore_tlog=True))
+
+
+def test_malformed_image_digest_is_a_caller_error() -> None:
+    priv, rekor, _, policy, _ = _fresh()
+    with pytest.raises(InputError, match=r"image digest 'sha256:C3"):
+        verify_bundle("sha256:" + "C3" * 32, make_bundle(priv, FRESH_DIGEST, rekor), policy)
