@@ -484,9 +484,9 @@ def make_bundle(
         material = {"publicKey": {"hint": "test"}}
         verifier = public_pem(key)
     if rekor is not None:
-        material["tlogEntries"] = [
-            rekor.bundle_entry(dsse_body(payload, [sig], verifier), integrated_time, "dsse")
-        ]
+        entry = rekor.bundle_entry(dsse_body(payload, [sig], verifier), integrated_time, "dsse")
+        entry["inclusionProof"] = rekor.inclusion_proof(entry["canonicalizedBody"])  # v0.2+ needs it
+        material["tlogEntries"] = [entry]
     doc = {
         "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
         "verificationMaterial": material,

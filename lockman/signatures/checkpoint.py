@@ -6,7 +6,8 @@ leading to a root that the log signed in a checkpoint. Rules (C2SP ``signed-note
 
 - the note is ``body`` + one blank line + signature lines ``— <name> <base64(hint4 || sig)>``;
   the body is ``origin``, ``size``, ``base64(root)`` and optional extension lines;
-- the log's own signature is the line whose name equals the origin and whose 4-byte key hint
+- the log's own signature is the line whose name is the origin's host (Rekor v1's origin adds
+  `` - <tree id>``, its key name does not) and whose 4-byte key hint
   is the first bytes of the entry's log id; other lines (witness cosignatures, keys we do not
   know) are ignored, in any order;
 - the origin must name the trusted log: its first word is the host of the log's ``baseUrl``
@@ -44,21 +45,21 @@ def parse_checkpoint(envelope: str) -> Checkpoint:
     if len(envelope) > MAX_CHECKPOINT_BYTES:
         raise VerificationError("checkpoint is too large")
     if envelope.count("\n\n") != 1:
-        raise VerificationError("checkpoint is not a signed note (needs exactly one blank line)")
+        raise VerificationError("checkpoint is not a signed note")
     body, _, sig_block = envelope.partition("\n\n")
     if not sig_block.endswith("\n"):
-        raise VerificationError("checkpoint signature block does not end with a newline")
+        raise VerificationError("checkpoint is not a signed note")
     lines = body.split("\n")
     if len(lines) < 3:
-        raise VerificationError("checkpoint body needs origin, size and root hash lines")
+        raise VerificationError("checkpoint body too short")
     origin = lines[0]
     if not origin.strip():
-        raise VerificationError("checkpoint has an empty origin line")
+        raise VerificationError("checkpoint body malformed")
     if not lines[1].isdigit():
-        raise VerificationError(f"checkpoint size {lines[1][:40]!r} is not a number")
+        raise VerificationError("checkpoint body malformed")
     root = decode_b64(lines[2], "checkpoint root hash")
     if len(root) != 32:
-        raise VerificationError("checkpoint root hash is not 32 bytes")
+        raise VerificationError("checkpoint body malformed")
     sigs = []
     for line in sig_block[:-1].split("\n"):
         m = _SIG_LINE.fullmatch(line)
@@ -80,7 +81,7 @@ def parse_checkpoint(envelope: str) -> Checkpoint:
 def _origin_names_log(origin: str, log: LogKey) -> bool:
     if not log.base_url:
         return True  # loose PEM roots know no URL; the key alone must vouch
-    host = urlsplit(log.base_url).hostname or log.base_url
+    host = urlsplit(log.base_url).netloc or log.base_url
     return origin.split(" ", 1)[0] == host
 
 
@@ -93,14 +94,12 @@ def verify_checkpoint(
         raise VerificationError("checkpoint does not match the inclusion proof's tree (size or root hash)")
     logs = trusted_root.tlog_keys(log_id)
     if not logs:
-        raise VerificationError(f"checkpoint from unknown log {log_id.hex()}")
+        raise VerificationError("checkpoint has no signature from a trusted Rekor log")
     if not any(_origin_names_log(cp.origin, log) for log in logs):
         raise VerificationError(f"checkpoint origin {cp.origin!r} does not name the trusted log")
     for name, hint, sig in cp.signatures:
-        if name != cp.origin or hint != log_id[:4]:
+        if name != cp.origin.split(" ", 1)[0] or hint != log_id[:4]:
             continue  # a witness or another key: not the log's own signature
-        for log in logs:
-            if signature_valid(log.key, sig, cp.signed_text):
-                return cp
-        raise VerificationError(f"checkpoint signature of {cp.origin!r} does not verify with the log key")
-    raise VerificationError(f"checkpoint has no signature from log {cp.origin!r} ({log_id[:4].hex()})")
+        if any(signature_valid(log.key, sig, cp.signed_text) for log in logs):
+            return cp
+    raise VerificationError("checkpoint has no signature from a trusted Rekor log")
