@@ -270,6 +270,7 @@ class FakeFulcio:
         omit: tuple[str, ...] = (),
         ca: bool | None = None,
         sct_hash: int = 4,
+        extensions: tuple[tuple[str, bytes], ...] = (),
     ) -> x509.Certificate:
         """Issue a Fulcio-shaped leaf (email SAN, issuer OIDs, codeSigning, precert SCT).
 
@@ -318,6 +319,10 @@ class FakeFulcio:
         if "issuer_v2" not in omit:
             raw = _der_utf8(issuer) if issuer_v2_der is None else issuer_v2_der
             builder = builder.add_extension(x509.UnrecognizedExtension(OID_ISSUER_V2, raw), critical=False)
+        for oid, value in extensions:  # e.g. Fulcio's GitHub workflow claims
+            builder = builder.add_extension(
+                x509.UnrecognizedExtension(ObjectIdentifier(oid), value), critical=False
+            )
         if not with_sct:
             return builder.sign(self.inter_key, hashes.SHA384())
         precert = builder.sign(self.inter_key, hashes.SHA384())

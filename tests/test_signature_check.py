@@ -78,6 +78,7 @@ def test_verdicts_as_data() -> None:
         "certificate_issuer": None,
         "tlog_log_index": None,
         "tlog_integrated_time": None,
+        "timestamps": [],
         "predicate_type": None,
     }
     assert d["checks"][1]["reason"] == "no signature matched"

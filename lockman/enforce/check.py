@@ -161,7 +161,8 @@ class DigestCheck:
             certificate_identity=r.certificate_identity,
             certificate_issuer=r.certificate_issuer,
             tlog_log_index=r.tlog.log_index if r.tlog else None,
-            tlog_integrated_time=r.tlog.integrated_time if r.tlog else None,
+            tlog_integrated_time=r.tlog.integrated_time if r.tlog and r.tlog.set_verified else None,
+            timestamps=list(r.timestamps),
             predicate_type=r.predicate_type,
         )
         return d
@@ -212,8 +213,14 @@ def describe(result: SignatureResult) -> str:
     what = "Sigstore bundle" if result.kind == "sigstore-bundle" else f".sig layer {result.index}"
     if result.tlog is not None:
         what += f", Rekor log index {result.tlog.log_index}"
+        if not result.tlog.set_verified:
+            what += " (inclusion proof)"
     else:
         what += ", transparency log not checked"
+    if result.timestamps:
+        what += f", timestamped {result.timestamps[0]}"
+    if result.predicate_type and result.predicate_type != "https://sigstore.dev/cosign/sign/v1":
+        what += f", attestation {result.predicate_type}"
     return what
 
 

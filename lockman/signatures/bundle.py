@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -286,6 +286,7 @@ def verify_bundle(
         from lockman.signatures.timestamp import verify_timestamps
 
         times += [t.time for t in verify_timestamps(tokens, content.signature, policy.root())]
+    tsa_times = tuple(t.isoformat() for t in times)
 
     tlog: TlogVerification | None = None
     if not policy.ignore_tlog:
@@ -319,7 +320,7 @@ def verify_bundle(
 
     if leaf is not None and not times and not policy.ignore_tlog:
         raise VerificationError("no verified time: the bundle has neither a SET nor an RFC 3161 timestamp")
-    return signer_result(
+    result = signer_result(
         kind="sigstore-bundle",
         index=0,
         key=key,
@@ -331,9 +332,8 @@ def verify_bundle(
         predicate_type=content.predicate_type,
         more_times=times[1:],
     )
+    return replace(result, timestamps=tsa_times)
 
 
 def _without_proof(entry: LogEntry) -> LogEntry:
-    from dataclasses import replace
-
     return replace(entry, inclusion_proof=None)
