@@ -129,3 +129,42 @@ def test_rekor_v2_attestation_end_to_end(tmp_path: Path, registry, fault_proxy, 
     r = run(*flags)
     assert r.code == 0, r.err
     assert fault_proxy.count("GET", f"/referrers/{img.digest}") == 1
+
+
+def test_trusted_root_comes_from_tuf(tmp_path: Path, registry, run, monkeypatch) -> None:
+    """No --trusted-root: the root is fetched over TUF (a private repository with its own
+    root.json, as GitHub's is); when that repository is gone, one warning and the fallback."""
+    from tests.tuf_repo import TufRepo, serve
+
+    fulcio, log, tsa, key = current_fulcio(), Rekor2Log(), OpensslTSA(tmp_path / "tsa"), new_key("p256")
+    leaf = workflow_leaf(fulcio, key, IDENTITY, WORKFLOW)
+    repo = unique_repo("tuf")
+    img = registry.push_image(repo, "v1", salt="tuf")
+    bundle = json.dumps(rekor2_bundle(key, leaf, img.digest, log, tsa)).encode()
+    attach_bundles(registry, repo, img.digest, OCI_MANIFEST, len(img.manifest), [bundle])
+    tuf = TufRepo(tmp_path / "tuf-repo")
+    tuf.add_target("trusted_root.json", trusted_root(fulcio, log, tsa))
+    (tmp_path / "root.json").write_bytes(tuf.root_bytes())
+
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "{registry.host}/{repo}:v1"\n')
+    assert run("update", "--config", cfg).code == 0
+    flags = ["verify", "--config", cfg, "--certificate-identity", IDENTITY, "--certificate-oidc-issuer", ISSUER,
+             "--type", "https://slsa.dev/provenance/v1"]  # fmt: skip
+    monkeypatch.setenv("LOCKMAN_TUF_OFFLINE", "0")
+    monkeypatch.setenv("LOCKMAN_TUF_ROOT", str(tmp_path / "root.json"))
+    with serve(tuf.dir) as url:
+        r = run(*flags, "--tuf-url", url)
+    assert r.code == 0, r.err
+    assert "warning" not in r.err
+
+    # Repository gone: the cached copy (verified last time) is used, with one warning naming it.
+    r = run(*flags, "--tuf-url", url)
+    assert r.code == 0, r.err
+    warnings = [line for line in r.err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "cannot refresh the Sigstore trusted root" in warnings[0]
+    assert "using the cached trusted root" in warnings[0] and "0 days old" in warnings[0]
+
+    # --tuf-offline: the cache, no network, no warning.
+    r = run(*flags, "--tuf-url", url, "--tuf-offline")
+    assert r.code == 0 and "warning" not in r.err, r.err

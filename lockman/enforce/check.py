@@ -107,7 +107,17 @@ def current_trusted_root(options: SignatureOptions) -> TrustedRoot:
 
     url = options.tuf_url or os.environ.get("LOCKMAN_TUF_URL") or DEFAULT_TUF_URL
     offline = options.tuf_offline or os.environ.get("LOCKMAN_TUF_OFFLINE", "") not in ("", "0")
-    fetched = fetch_trusted_root(url, offline=offline, embedded_date=DEFAULT_TRUSTED_ROOT_DATE)
+    env_root = os.environ.get("LOCKMAN_TUF_ROOT")
+    root_path = options.tuf_root or (Path(env_root) if env_root else None)
+    bootstrap = None
+    if root_path is not None:
+        try:
+            bootstrap = root_path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"{root_path}: cannot read TUF root ({exc.strerror or exc})") from exc
+    fetched = fetch_trusted_root(
+        url, bootstrap_root=bootstrap, offline=offline, embedded_date=DEFAULT_TRUSTED_ROOT_DATE
+    )
     if fetched.warning:
         err(fetched.warning)
     if fetched.data is None:

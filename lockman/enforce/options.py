@@ -57,6 +57,8 @@ class SignatureOptions:
     """Keyless: the git ref the signing workflow ran at (e.g. ``refs/tags/v1.2.0``)."""
     tuf_url: str | None = None
     """TUF repository (or mirror) the Sigstore trusted root is fetched from; env LOCKMAN_TUF_URL."""
+    tuf_root: Path | None = None
+    """Starting root.json of a TUF repository other than Sigstore's (e.g. GitHub's); env LOCKMAN_TUF_ROOT."""
     tuf_offline: bool = False
     """Never fetch the trusted root over TUF: use the cached, else shipped one; env LOCKMAN_TUF_OFFLINE=1."""
     recursive: bool = False
