@@ -89,3 +89,17 @@ def test_verdicts_as_data() -> None:
     assert check is bad and message.startswith(
         f"rust:1.70 (linux/arm64 {bad.digest}): signature check failed"
     )
+
+
+def test_bad_trusted_root_is_bad_input_exit_2(tmp_path: Path, run) -> None:
+    """A root whose log key has no validFor.start is refused before anything is fetched."""
+    import json
+
+    cfg = project(tmp_path, None)
+    doc = json.loads(trusted_root_json(FakeRekor()))
+    del doc["tlogs"][0]["publicKey"]["validFor"]["start"]
+    root = tmp_path / "root.json"
+    root.write_text(json.dumps(doc))
+    r = run("verify", "--config", cfg, "--key", TESTDATA / "cosign.pub", "--trusted-root", root)
+    assert r.code == 2
+    assert r.err.strip() == f"error: {root}: tlogs[0].publicKey.validFor.start: missing (a trusted key or CA needs the time it became valid)"

@@ -156,7 +156,7 @@ class TrustedRoot:
         except (KeyError, TypeError, AttributeError) as exc:
             raise InputError(f"{source}: malformed trusted root ({exc!r})") from exc
         except VerificationError as exc:  # bad base64: the root is the user's input
-            raise InputError(f"{source}: {exc}") from exc
+            raise InputError(str(exc)) from exc
         return cls(
             tlogs=tlogs,
             certificate_authorities=cas,
