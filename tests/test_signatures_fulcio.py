@@ -19,6 +19,7 @@ from lockman.signatures.fulcio import (
     load_der_certificate,
     verify_certificate,
     verify_chain,
+    verify_sct,
 )
 from lockman.signatures.trust import CertificateAuthority, TrustedRoot, ValidityWindow, default_trusted_root
 from tests.signing_helpers import T0, FakeFulcio, ca_cert, cert_pem, fixture_bytes, new_key
@@ -295,3 +296,11 @@ def test_load_certificate_wants_exactly_one() -> None:
         load_certificates(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "chain")
     with pytest.raises(VerificationError, match=r"bundle certificate: not a DER certificate"):
         load_der_certificate(b"\x30\x03\x02\x01\x00", "bundle certificate")
+
+
+def test_sct_from_unknown_log_reported_as_such() -> None:
+    """An SCT no trusted CT log can vouch for is named for that, whatever else is odd about it."""
+    fulcio = FakeFulcio()
+    leaf = fulcio.leaf(new_key("p256"), sct_hash=5)
+    with pytest.raises(VerificationError, match=r"^SCT from unknown CT log [0-9a-f]{64}$"):
+        verify_sct(leaf, fulcio.intermediate, FakeFulcio().trusted_root())

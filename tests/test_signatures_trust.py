@@ -154,3 +154,48 @@ def test_json_lines_hold_several_roots() -> None:
         TrustedRoot.from_json(json.dumps(public) + "\n{broken\n", source="roots.jsonl")
     with pytest.raises(InputError, match=r"^roots.jsonl: line 2: mediaType"):
         TrustedRoot.from_json(json.dumps(public) + '\n{"mediaType": "x"}\n', source="roots.jsonl")
+
+
+# ---------------------------------------------------------------- trust material that must be refused
+
+
+def _root_doc() -> dict:
+    return json.loads(
+        (Path(__file__).resolve().parent.parent / "lockman/signatures/data/trusted_root.json").read_text()
+    )
+
+
+def test_window_edges_are_inside() -> None:
+    start, end = datetime(2020, 1, 1, tzinfo=UTC), datetime(2021, 1, 1, tzinfo=UTC)
+    assert ValidityWindow(start=start, end=end).contains(start)
+    assert ValidityWindow(start=start, end=end).contains(end)
+    assert not ValidityWindow(start=start).contains(datetime(2019, 12, 31, tzinfo=UTC))
+    assert ValidityWindow(start=start).contains(datetime(2099, 1, 1, tzinfo=UTC))
+    assert not ValidityWindow(end=end).contains(datetime(2021, 1, 2, tzinfo=UTC))
+    assert ValidityWindow(end=end).contains(datetime(1999, 1, 1, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["tlogs"][0]["publicKey"]["validFor"].update(start="yesterday"), r"tlogs\[0\].*bad timestamp"),
+        (
+            lambda d: d["certificateAuthorities"][0]["certChain"]["certificates"][0].update(rawBytes="AAAA"),
+            r"certificateAuthorities\[0\]\.certChain\[0\]: not a DER certificate",
+        ),
+        (
+            lambda d: d["certificateAuthorities"][0]["certChain"].update(certificates=[]),
+            r"certificateAuthorities\[0\]: empty certificate chain",
+        ),
+    ],
+)
+def test_bad_entries_in_trusted_root(edit, message: str) -> None:
+    doc = _root_doc()
+    edit(doc)
+    with pytest.raises(InputError, match=message):
+        TrustedRoot.from_json(json.dumps(doc), source="root.json")
+
+
+def test_loose_pem_that_is_not_a_certificate() -> None:
+    with pytest.raises(InputError, match=r"Fulcio certificate: not PEM certificates"):
+        TrustedRoot.from_pems(fulcio_certs=[b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"])
