@@ -6,7 +6,7 @@ import base64
 import json
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 
 from lockman.errors import InputError, VerificationError
 from lockman.signatures import COSIGN_SIGN_PREDICATE, Policy, TrustedRoot, verify_bundle
@@ -350,3 +350,83 @@ def test_malformed_image_digest_is_a_caller_error() -> None:
     priv, rekor, _, policy, _ = _fresh()
     with pytest.raises(InputError, match=r"image digest 'sha256:C3"):
         verify_bundle("sha256:" + "C3" * 32, make_bundle(priv, FRESH_DIGEST, rekor), policy)
+
+
+# ---------------------------------------------------------------- bundle media type rules
+
+
+def _set_only(doc: dict) -> None:
+    doc["verificationMaterial"]["tlogEntries"][0].pop("inclusionProof")
+
+
+def _proof_only(doc: dict) -> None:
+    doc["verificationMaterial"]["tlogEntries"][0].pop("inclusionPromise")
+
+
+@pytest.mark.parametrize(
+    ("media_type", "edit", "refusal"),
+    [
+        ("application/vnd.dev.sigstore.bundle.v0.3+json", _set_only, r"no inclusion proof \(required from bundle v0.2 on\)"),
+        ("application/vnd.dev.sigstore.bundle+json;version=0.3", _set_only, r"no inclusion proof"),
+        ("application/vnd.dev.sigstore.bundle+json;version=0.2", _set_only, r"no inclusion proof"),
+        ("application/vnd.dev.sigstore.bundle+json;version=0.1", _proof_only, r"bundle v0.1 tlog entry has no inclusion promise"),
+        ("application/vnd.dev.sigstore.bundle+json;version=0.4", None, r"media type .* is not supported"),
+    ],
+)
+def test_each_bundle_version_has_its_own_tlog_rule(media_type: str, edit, refusal: str) -> None:
+    priv, rekor, _, policy, _ = _fresh()
+
+    def fn(doc: dict) -> None:
+        doc["mediaType"] = media_type
+        if edit is not None:
+            edit(doc)
+
+    with pytest.raises(VerificationError, match=refusal):
+        verify_bundle(FRESH_DIGEST, _edit(make_bundle(priv, FRESH_DIGEST, rekor), fn), policy)
+
+
+def test_v01_accepts_a_promise_alone_and_ignores_a_proof_without_checkpoint() -> None:
+    priv, rekor, _, policy, _ = _fresh()
+
+    def v01(doc: dict) -> None:
+        doc["mediaType"] = "application/vnd.dev.sigstore.bundle+json;version=0.1"
+        doc["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["checkpoint"] = {"envelope": ""}
+
+    tlog = verify_bundle(FRESH_DIGEST, _edit(make_bundle(priv, FRESH_DIGEST, rekor), v01), policy).tlog
+    assert tlog is not None and tlog.set_verified and not tlog.inclusion_proof_verified
+    tlog = verify_bundle(FRESH_DIGEST, _edit(make_bundle(priv, FRESH_DIGEST, rekor), lambda d: (v01(d), _set_only(d))), policy).tlog
+    assert tlog is not None and tlog.set_verified
+
+
+def test_bundle_needs_exactly_one_content_kind() -> None:
+    priv, rekor, _, policy, _ = _fresh()
+    both = _edit(make_bundle(priv, FRESH_DIGEST, rekor), lambda d: d.update(messageSignature={"signature": "AA=="}))
+    with pytest.raises(VerificationError, match=r"exactly one of dsseEnvelope and messageSignature"):
+        verify_bundle(FRESH_DIGEST, both, policy)
+
+
+def test_message_signature_is_a_signature_not_an_attestation() -> None:
+    import hashlib
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+    priv = new_key("p256")
+    digest = bytes.fromhex(FRESH_DIGEST.split(":")[1])
+    sig = priv.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+    doc = {
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {"publicKey": {"hint": "k"}},
+        "messageSignature": {"messageDigest": {"algorithm": "SHA2_256", "digest": b64(digest)}, "signature": b64(sig)},
+    }
+    policy = Policy(key=priv.public_key(), ignore_tlog=True)
+    result = verify_bundle(FRESH_DIGEST, json.dumps(doc).encode(), policy, predicate_types={COSIGN_SIGN_PREDICATE})
+    assert result.predicate_type is None
+    with pytest.raises(VerificationError, match=r"plain message signature, not an attestation"):
+        verify_bundle(FRESH_DIGEST, json.dumps(doc).encode(), policy, predicate_types={"https://slsa.dev/provenance/v1"})
+    other = "sha256:" + hashlib.sha256(b"other").hexdigest()
+    with pytest.raises(VerificationError, match=r"bundle message digest is not sha256:"):
+        verify_bundle(other, json.dumps(doc).encode(), policy)
+    doc["messageSignature"].pop("messageDigest")
+    with pytest.raises(VerificationError, match=r"^message signature does not verify with key"):
+        verify_bundle(other, json.dumps(doc).encode(), policy)

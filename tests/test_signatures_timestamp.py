@@ -80,3 +80,32 @@ def test_every_timestamp_must_verify(tsa: OpensslTSA) -> None:
 def test_malformed_token_refused(tsa: OpensslTSA, token: bytes) -> None:
     with pytest.raises(VerificationError, match=r"^RFC 3161 timestamp is malformed"):
         verify_timestamp(token, b"sig", _root(tsa))
+
+
+def test_tsa_time_alone_vouches_without_a_log(tsa: OpensslTSA) -> None:
+    """GitHub's private-repository attestations: no transparency log, an RFC 3161 time."""
+    import json
+
+    from lockman.signatures import Policy, TrustedRoot
+    from lockman.signatures.bundle import verify_bundle
+    from tests.signing_helpers import new_key
+    from tests.sigstore_signers import Rekor2Log, current_fulcio, rekor2_bundle, trusted_root, workflow_leaf
+
+    fulcio, log, key = current_fulcio(), Rekor2Log(), new_key("p256")
+    ident = "https://github.com/o/r/.github/workflows/build.yml@refs/heads/main"
+    leaf = workflow_leaf(fulcio, key, ident, {"repository": "o/r"})
+    digest = "sha256:" + "cd" * 32
+    doc = rekor2_bundle(key, leaf, digest, log, tsa)
+    del doc["verificationMaterial"]["tlogEntries"]
+    root = TrustedRoot.from_json(trusted_root(fulcio, log, tsa))
+    policy = Policy(
+        certificate_identity=ident,
+        certificate_oidc_issuer="https://token.actions.githubusercontent.com",
+        trusted_root=root,
+        ignore_tlog=True,
+        github_workflow=(("repository", "o/r"),),
+    )
+    result = verify_bundle(digest, json.dumps(doc).encode(), policy)
+    assert result.tlog is None and len(result.timestamps) == 1
+    with pytest.raises(VerificationError, match=r"no tlog entry \(transparency log required\)"):
+        verify_bundle(digest, json.dumps(doc).encode(), Policy(**{**policy.__dict__, "ignore_tlog": False}))

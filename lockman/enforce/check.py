@@ -74,7 +74,8 @@ def load_policies(config_path: Path, options: SignatureOptions) -> PolicySet | N
     if not path.is_file():
         if options.modifies:
             raise InputError(
-                "--trusted-root, --insecure-ignore-tlog, --insecure-ignore-sct and --recursive need "
+                "--trusted-root, --type, --certificate-github-workflow-*, --insecure-ignore-tlog, "
+                "--insecure-ignore-sct and --recursive need "
                 f"a signer: --key, --certificate-identity(-regexp) with --certificate-oidc-issuer(-regexp), "
                 f"or [[policy]] rules in {path}"
             )
