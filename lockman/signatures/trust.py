@@ -5,13 +5,16 @@ A ``TrustedRoot`` is parsed from Sigstore's ``trusted_root.json`` (media type
 (``rekor.pub``, ``fulcio_v1.crt.pem``), the way older cosign setups and the test fixtures ship
 them. Every key and CA carries a validity window; callers check it at the signing time.
 
+A file may hold several roots as JSON lines (``gh attestation trusted-root`` writes one per
+line); they are merged and all trusted. Parsing is strict: a log, CA or TSA without
+``validFor.start`` or with a malformed key is bad input, never an unbounded window.
+
 The shipped public-good root (``data/trusted_root.json``) is a verbatim copy of
 sigstore-python's embedded ``tuf-repo-cdn.sigstore.dev/trusted_root.json`` at commit 276c5e8f
-(2025-10-21, "Update embedded trust root"). It is *not* refreshed over TUF: lockman never goes
-online for trust material. To refresh it, take the current ``trusted_root.json`` from Sigstore's
-TUF repository (``cosign trusted-root create`` / ``sigstore`` TUF cache, or the sigstore-python
-file above), replace the data file, update ``DEFAULT_TRUSTED_ROOT_DATE`` and re-run the tests.
-Users can always pass their own with ``trusted-root`` / ``--trusted-root``.
+(2025-10-21, "Update embedded trust root"). This package never goes online: the current root is
+fetched over TUF by :mod:`lockman.registry.trust_update`, and this copy is only the last
+fallback. To refresh it, replace the data file, update ``DEFAULT_TRUSTED_ROOT_DATE`` and
+re-run the tests.
 """
 
 from __future__ import annotations
