@@ -284,6 +284,16 @@ def test_keyless_bundle_with_certificate_chain_material() -> None:
         trusted_root=fulcio.trusted_root(rekor, chain="root"),
     )
     assert verify_bundle(FRESH_DIGEST, _edit(bundle, chain(der)), policy).certificate_identity
+    root_der = fulcio.root.public_bytes(serialization.Encoding.DER)
+    with pytest.raises(VerificationError, match=r"^bundle certificate chain contains a root certificate$"):
+        verify_bundle(FRESH_DIGEST, _edit(bundle, chain([*der, root_der])), policy)
+
+    def v03_chain(doc: dict) -> None:
+        chain(der)(doc)
+        doc["mediaType"] = "application/vnd.dev.sigstore.bundle.v0.3+json"
+
+    with pytest.raises(VerificationError, match=r"^bundle v0.3 must carry a single certificate, not a chain$"):
+        verify_bundle(FRESH_DIGEST, _edit(bundle, v03_chain), policy)
     with pytest.raises(VerificationError, match=r"^bundle certificate chain is empty$"):
         verify_bundle(FRESH_DIGEST, _edit(bundle, chain([])), policy)
 
@@ -427,6 +437,9 @@ def test_message_signature_is_a_signature_not_an_attestation() -> None:
     other = "sha256:" + hashlib.sha256(b"other").hexdigest()
     with pytest.raises(VerificationError, match=r"bundle message digest is not sha256:"):
         verify_bundle(other, json.dumps(doc).encode(), policy)
+    doc["messageSignature"]["messageDigest"]["algorithm"] = "SHA2_512"
+    with pytest.raises(VerificationError, match=r"^message digest algorithm 'SHA2_512' is not SHA2_256$"):
+        verify_bundle(FRESH_DIGEST, json.dumps(doc).encode(), policy)
     doc["messageSignature"].pop("messageDigest")
     with pytest.raises(VerificationError, match=r"^message signature does not verify with key"):
         verify_bundle(other, json.dumps(doc).encode(), policy)

@@ -92,6 +92,7 @@ def test_checkpoint_from_another_log_key_refused() -> None:
         (lambda n: n.replace("\n7\n", "\n-7\n"), r"^checkpoint body malformed$"),
         (lambda n: n.replace("\n7\n", "\n8\n"), r"^checkpoint does not match the inclusion proof's tree"),
         (lambda n: n + "x" * MAX_CHECKPOINT_BYTES, r"^checkpoint is too large$"),
+        (lambda n: n.split("\u2014")[0] + "\u2014 rekor2.lockman.test AAAAAA==\n", r"^checkpoint signature too short$"),
     ],
 )
 def test_malformed_notes_refused(mangle, refusal: str) -> None:
