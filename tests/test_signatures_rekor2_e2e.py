@@ -8,6 +8,7 @@ exit 1 and one error line naming why.
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 from collections.abc import Callable
@@ -56,6 +57,14 @@ def _tamper_proof(doc: dict) -> None:
     hashes[0] = tamper_b64(hashes[0])
 
 
+def _tamper_predicate(doc: dict) -> None:
+    """An attacker relabels a plain statement as SLSA provenance v1: the DSSE signature breaks."""
+    env = doc["dsseEnvelope"]
+    statement = json.loads(base64.b64decode(env["payload"]))
+    statement["predicate"] = {"buildDefinition": {"buildType": "https://evil.test/build"}}
+    env["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+
+
 def _tamper_timestamp(doc: dict) -> None:
     ts = doc["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"][0]
     ts["signedTimestamp"] = tamper_b64(ts["signedTimestamp"], index=-20)
@@ -97,6 +106,7 @@ def test_rekor_v2_attestation_end_to_end(tmp_path: Path, registry, fault_proxy, 
         (_tamper_timestamp, [], "RFC 3161 timestamp"),
         (_tamper_checkpoint, [], "checkpoint does not match the inclusion proof's tree"),
         (_tamper_proof, [], "inclusion proof does not lead to the stated root hash"),
+        (_tamper_predicate, [], "DSSE signature does not verify"),
         (None, ["--type", "slsaprovenance02"], "predicate type 'https://slsa.dev/provenance/v1' is not one of"),
         (None, ["--certificate-identity", IDENTITY.replace("acme", "evil")], "does not match"),
         (None, ["--certificate-github-workflow-repository", "evil/app"], "GitHub workflow repository 'acme/app'"),
