@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from lockman.errors import InputError, VerificationError
 from lockman.signatures import COSIGN_SIGN_PREDICATE, Policy, TrustedRoot, verify_bundle
 from lockman.signatures.bundle import pae
+from lockman.signatures.trust import LogKey
 from tests.signing_helpers import (
     FakeFulcio,
     FakeRekor,
@@ -443,3 +444,109 @@ def test_message_signature_is_a_signature_not_an_attestation() -> None:
     doc["messageSignature"].pop("messageDigest")
     with pytest.raises(VerificationError, match=r"^message signature does not verify with key"):
         verify_bundle(other, json.dumps(doc).encode(), policy)
+
+
+# ---------------------------------------------------------------- Rekor v2 (hashedrekord 0.0.2) bodies
+
+
+def _v2_message_bundle(priv, edit_body=None, digest: str = FRESH_DIGEST):
+    """A keyed message-signature bundle logged to a Rekor-v2-style log; ``edit_body`` forges the body."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+    from tests.sigstore_signers import Rekor2Log
+
+    log = Rekor2Log()
+    raw = bytes.fromhex(digest.split(":")[1])
+    sig = priv.sign(raw, ec.ECDSA(Prehashed(hashes.SHA256())))
+    spki = priv.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    body = {
+        "apiVersion": "0.0.2",
+        "kind": "hashedrekord",
+        "spec": {
+            "hashedRekordV002": {
+                "data": {"algorithm": "SHA2_256", "digest": b64(raw)},
+                "signature": {
+                    "content": b64(sig),
+                    "verifier": {"keyDetails": "PKIX_ECDSA_P256_SHA_256", "publicKey": {"rawBytes": b64(spki)}},
+                },
+            }
+        },
+    }
+    if edit_body is not None:
+        edit_body(body)
+    doc = {
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {"publicKey": {"hint": "k"}, "tlogEntries": [log.entry(body)]},
+        "messageSignature": {"signature": b64(sig)},
+    }
+    root = TrustedRoot(tlogs=(LogKey(log_id=log.log_id, key=log.key.public_key(), base_url=""),))
+    return json.dumps(doc).encode(), root
+
+
+def _spec(body: dict) -> dict:
+    return body["spec"]["hashedRekordV002"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "refusal"),
+    [
+        (lambda b: b.update(apiVersion="0.0.3"), r"kind hashedrekord 0.0.3 is not hashedrekord 0.0.2$"),
+        (lambda b: _spec(b)["data"].update(algorithm="SHA2_384"), r"hash algorithm SHA2_384 is not SHA2_256$"),
+        (lambda b: _spec(b)["data"].update(digest=b64(b"\0" * 32)), r"records a different payload hash$"),
+        (lambda b: _spec(b)["signature"].update(content=b64(b"\0" * 70)), r"records a different signature$"),
+        (
+            lambda b: _spec(b)["signature"]["verifier"]["publicKey"].update(rawBytes=b64(b"\0" * 91)),
+            r"records a different public key or certificate$",
+        ),
+        (lambda b: _spec(b)["signature"].update(verifier="x"), r"records a different public key or certificate$"),
+        (lambda b: b["spec"].pop("hashedRekordV002"), r"tlog entry body malformed"),
+    ],
+)
+def test_rekor_v2_message_signature_body_must_record_this_signature(edit, refusal: str) -> None:
+    priv = new_key("p256")
+    bundle, root = _v2_message_bundle(priv)
+    policy = Policy(key=priv.public_key(), trusted_root=root)
+    tlog = verify_bundle(FRESH_DIGEST, bundle, policy).tlog
+    assert tlog is not None and tlog.inclusion_proof_verified and not tlog.set_verified
+    forged, root = _v2_message_bundle(priv, edit)
+    with pytest.raises(VerificationError, match=r"^tlog: .*" + refusal):
+        verify_bundle(FRESH_DIGEST, forged, replace_root(policy, root))
+
+
+def replace_root(policy: Policy, root: TrustedRoot) -> Policy:
+    from dataclasses import replace
+
+    return replace(policy, trusted_root=root)
+
+
+def test_dsse_logged_as_hashedrekord_needs_one_signature() -> None:
+    """A second envelope signature would be unlogged (the 0.0.2 body records exactly one)."""
+    import hashlib
+
+    from tests.sigstore_signers import Rekor2Log
+
+    priv, log = new_key("p256"), Rekor2Log()
+    doc = json.loads(make_bundle(priv, FRESH_DIGEST, None))
+    env = doc["dsseEnvelope"]
+    signed = pae(env["payloadType"], base64.b64decode(env["payload"]))
+    spki = priv.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    body = {
+        "apiVersion": "0.0.2",
+        "kind": "hashedrekord",
+        "spec": {
+            "hashedRekordV002": {
+                "data": {"algorithm": "SHA2_256", "digest": b64(hashlib.sha256(signed).digest())},
+                "signature": {"content": env["signatures"][0]["sig"], "verifier": {"publicKey": {"rawBytes": b64(spki)}}},
+            }
+        },
+    }
+    doc["verificationMaterial"]["tlogEntries"] = [log.entry(body)]
+    root = TrustedRoot(tlogs=(LogKey(log_id=log.log_id, key=log.key.public_key(), base_url=""),))
+    policy = Policy(key=priv.public_key(), trusted_root=root)
+    assert verify_bundle(FRESH_DIGEST, json.dumps(doc).encode(), policy).tlog is not None
+    env["signatures"].append({"sig": env["signatures"][0]["sig"]})
+    with pytest.raises(VerificationError, match=r"^tlog: DSSE envelope logged as hashedrekord must have exactly one"):
+        verify_bundle(FRESH_DIGEST, json.dumps(doc).encode(), policy)
