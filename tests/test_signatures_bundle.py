@@ -550,3 +550,14 @@ def test_dsse_logged_as_hashedrekord_needs_one_signature() -> None:
     env["signatures"].append({"sig": env["signatures"][0]["sig"]})
     with pytest.raises(VerificationError, match=r"^tlog: DSSE envelope logged as hashedrekord must have exactly one"):
         verify_bundle(FRESH_DIGEST, json.dumps(doc).encode(), policy)
+
+
+@pytest.mark.parametrize(("kind", "version"), [("hashedrekord", "0.0.1"), ("intoto", "0.0.1"), ("rekord", "0.0.1")])
+def test_dsse_envelope_in_an_entry_kind_that_cannot_record_it(kind: str, version: str) -> None:
+    priv, rekor, _, policy, _ = _fresh()
+
+    def relabel(doc: dict) -> None:
+        doc["verificationMaterial"]["tlogEntries"][0]["kindVersion"] = {"kind": kind, "version": version}
+
+    with pytest.raises(VerificationError, match=rf"^tlog: tlog entry kind {kind} {version} cannot record a DSSE envelope$"):
+        verify_bundle(FRESH_DIGEST, _edit(make_bundle(priv, FRESH_DIGEST, rekor), relabel), policy)
