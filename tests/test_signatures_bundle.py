@@ -561,3 +561,27 @@ def test_dsse_envelope_in_an_entry_kind_that_cannot_record_it(kind: str, version
 
     with pytest.raises(VerificationError, match=rf"^tlog: tlog entry kind {kind} {version} cannot record a DSSE envelope$"):
         verify_bundle(FRESH_DIGEST, _edit(make_bundle(priv, FRESH_DIGEST, rekor), relabel), policy)
+
+
+@pytest.mark.parametrize(
+    ("edit", "refusal"),
+    [
+        (lambda vm: vm.update(timestampVerificationData=[1]), r"^malformed timestampVerificationData$"),
+        (lambda vm: vm.update(timestampVerificationData={"rfc3161Timestamps": {"a": 1}}), r"^malformed rfc3161Timestamps$"),
+        (
+            lambda vm: vm.update(timestampVerificationData={"rfc3161Timestamps": [{}]}),
+            r"^malformed RFC 3161 timestamp \(KeyError\('signedTimestamp'\)\)$",
+        ),
+        (lambda vm: vm.update(tlogEntries={"x": 1}), r"^malformed bundle \(TypeError\('tlogEntries is not a list'\)\)$"),
+    ],
+)
+def test_malformed_verification_material_refused(edit, refusal: str) -> None:
+    priv, rekor, _, policy, _ = _fresh()
+    with pytest.raises(VerificationError, match=refusal):
+        verify_bundle(FRESH_DIGEST, _edit(make_bundle(priv, FRESH_DIGEST, rekor), lambda d: edit(d["verificationMaterial"])), policy)
+
+
+def test_bundle_with_neither_content_refused() -> None:
+    priv, rekor, _, policy, _ = _fresh()
+    with pytest.raises(VerificationError, match=r"^bundle must hold exactly one of dsseEnvelope and messageSignature$"):
+        verify_bundle(FRESH_DIGEST, _edit(make_bundle(priv, FRESH_DIGEST, rekor), lambda d: d.pop("dsseEnvelope")), policy)
