@@ -585,3 +585,14 @@ def test_bundle_with_neither_content_refused() -> None:
     priv, rekor, _, policy, _ = _fresh()
     with pytest.raises(VerificationError, match=r"^bundle must hold exactly one of dsseEnvelope and messageSignature$"):
         verify_bundle(FRESH_DIGEST, _edit(make_bundle(priv, FRESH_DIGEST, rekor), lambda d: d.pop("dsseEnvelope")), policy)
+
+
+def test_v02_proof_without_checkpoint_refused() -> None:
+    """Only v0.1 may carry a checkpoint-less proof (ignored); from v0.2 the checkpoint is the proof."""
+    priv, rekor, _, policy, _ = _fresh()
+
+    def no_checkpoint(doc: dict) -> None:
+        doc["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["checkpoint"] = {"envelope": ""}
+
+    with pytest.raises(VerificationError, match=r"^tlog: checkpoint is not a signed note$"):
+        verify_bundle(FRESH_DIGEST, _edit(make_bundle(priv, FRESH_DIGEST, rekor), no_checkpoint), policy)
