@@ -596,3 +596,34 @@ def test_v02_proof_without_checkpoint_refused() -> None:
 
     with pytest.raises(VerificationError, match=r"^tlog: checkpoint is not a signed note$"):
         verify_bundle(FRESH_DIGEST, _edit(make_bundle(priv, FRESH_DIGEST, rekor), no_checkpoint), policy)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda d: d["verificationMaterial"].update(certificate={}),
+        lambda d: d["verificationMaterial"].update(certificate="x"),
+        lambda d: d["verificationMaterial"].update(x509CertificateChain={"certificates": "x"}),
+        lambda d: d["verificationMaterial"].update(x509CertificateChain=[]),
+        lambda d: d["verificationMaterial"].update(tlogEntries=[1]),
+        lambda d: d["verificationMaterial"].update(tlogEntries=[{"logIndex": "x"}]),
+        lambda d: d["verificationMaterial"].update(timestampVerificationData={"rfc3161Timestamps": ["x"]}),
+        lambda d: d.update(dsseEnvelope="x"),
+        lambda d: d.update(dsseEnvelope={"payload": 1, "payloadType": [], "signatures": [1]}),
+        lambda d: (d.pop("dsseEnvelope"), d.update(messageSignature=[])),
+        lambda d: (d.pop("dsseEnvelope"), d.update(messageSignature={"signature": "AA==", "messageDigest": 3})),
+        lambda d: (d.pop("dsseEnvelope"), d.update(messageSignature={"signature": "AA==", "messageDigest": {"algorithm": "SHA2_256", "digest": 5}})),
+    ],
+)
+def test_hostile_shapes_are_verification_errors_never_crashes(edit) -> None:
+    """Every field of a bundle comes from the registry: any shape must give a VerificationError."""
+    priv, rekor, fulcio, _, leaf = _fresh(leaf_wanted=True)
+    policy = Policy(
+        certificate_identity="signer@lockman.test",
+        certificate_oidc_issuer="https://issuer.lockman.test",
+        trusted_root=fulcio.trusted_root(rekor),
+    )
+    doc = json.loads(make_bundle(priv, FRESH_DIGEST, rekor, leaf))
+    edit(doc)
+    with pytest.raises(VerificationError):
+        verify_bundle(FRESH_DIGEST, json.dumps(doc).encode(), policy)

@@ -75,6 +75,8 @@ def _material(
     vm = doc.get("verificationMaterial")
     if not isinstance(vm, dict):
         raise VerificationError("bundle has no verificationMaterial")
+    if len({"certificate", "x509CertificateChain", "publicKey"} & set(vm)) > 1:
+        raise VerificationError("bundle verificationMaterial has more than one signer (certificate, chain, key)")
     if "certificate" in vm:
         raw = decode_b64(vm["certificate"]["rawBytes"], "bundle certificate")
         return load_der_certificate(raw, "bundle certificate"), []
@@ -251,8 +253,8 @@ def verify_bundle(
     if ("dsseEnvelope" in doc) == ("messageSignature" in doc):
         raise VerificationError("bundle must hold exactly one of dsseEnvelope and messageSignature")
 
-    leaf, chain = _material(doc, version)
     try:
+        leaf, chain = _material(doc, version)
         raw_entries = doc["verificationMaterial"].get("tlogEntries", [])
         if not isinstance(raw_entries, list):
             raise TypeError("tlogEntries is not a list")

@@ -38,6 +38,8 @@ def decode_b64(data: str | bytes, what: str = "base64 value") -> bytes:
     Missing padding is tolerated too; anything else malformed is a VerificationError, because
     base64 here always comes from signature material we were handed, not from the user.
     """
+    if not isinstance(data, str | bytes):
+        raise VerificationError(f"{what} is not a base64 string")
     raw = data.encode("ascii", "replace") if isinstance(data, str) else data
     raw = _WHITESPACE.sub(b"", raw)
     raw += b"=" * (-len(raw) % 4)
