@@ -76,7 +76,7 @@ def _material(
     if not isinstance(vm, dict):
         raise VerificationError("bundle has no verificationMaterial")
     if len({"certificate", "x509CertificateChain", "publicKey"} & set(vm)) > 1:
-        raise VerificationError("bundle verificationMaterial has more than one signer (certificate, chain, key)")
+        raise VerificationError("bundle verificationMaterial names more than one signer (cert, chain, key)")
     if "certificate" in vm:
         raw = decode_b64(vm["certificate"]["rawBytes"], "bundle certificate")
         return load_der_certificate(raw, "bundle certificate"), []
