@@ -627,3 +627,18 @@ def test_hostile_shapes_are_verification_errors_never_crashes(edit) -> None:
     edit(doc)
     with pytest.raises(VerificationError):
         verify_bundle(FRESH_DIGEST, json.dumps(doc).encode(), policy)
+
+
+def test_material_naming_two_signers_refused() -> None:
+    priv, rekor, fulcio, policy, leaf = _fresh(leaf_wanted=True)
+    doc = json.loads(make_bundle(priv, FRESH_DIGEST, rekor, leaf))
+    doc["verificationMaterial"]["publicKey"] = {"hint": "k"}
+    with pytest.raises(VerificationError, match=r"^bundle verificationMaterial names more than one signer"):
+        verify_bundle(FRESH_DIGEST, json.dumps(doc).encode(), policy)
+
+
+def test_base64_field_that_is_not_a_string() -> None:
+    from lockman.signatures.keys import decode_b64
+
+    with pytest.raises(VerificationError, match=r"^DSSE payload is not a base64 string$"):
+        decode_b64(5, "DSSE payload")  # type: ignore[arg-type]
