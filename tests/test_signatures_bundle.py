@@ -630,7 +630,7 @@ def test_hostile_shapes_are_verification_errors_never_crashes(edit) -> None:
 
 
 def test_material_naming_two_signers_refused() -> None:
-    priv, rekor, fulcio, policy, leaf = _fresh(leaf_wanted=True)
+    priv, rekor, _, policy, leaf = _fresh(leaf_wanted=True)
     doc = json.loads(make_bundle(priv, FRESH_DIGEST, rekor, leaf))
     doc["verificationMaterial"]["publicKey"] = {"hint": "k"}
     with pytest.raises(VerificationError, match=r"^bundle verificationMaterial names more than one signer"):
