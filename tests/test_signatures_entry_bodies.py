@@ -131,3 +131,21 @@ def test_hashedrekord_v002_certificate_verifier_must_be_ours() -> None:
     )
     with pytest.raises(VerificationError, match=r"^tlog entry records a different public key or certificate$"):
         check_hashedrekord_v002_body(broken, **{**args, "cert": None})
+
+
+@pytest.mark.parametrize(
+    ("edit", "refusal"),
+    [
+        (lambda e: e.update(logIndex="-1"), r"^tlog entry has a negative log index or integrated time$"),
+        (lambda e: e.update(integratedTime="-5"), r"^tlog entry has a negative log index or integrated time$"),
+        (lambda e: e["inclusionProof"].update(logIndex="-1"), r"^tlog entry inclusion proof has a negative index or size$"),
+        (lambda e: e["inclusionProof"].update(treeSize="-3"), r"^tlog entry inclusion proof has a negative index or size$"),
+    ],
+)
+def test_negative_numbers_in_an_entry_refused(edit, refusal: str) -> None:
+    doc = json.loads((CASES / "happy-path-v0.3" / "bundle.sigstore.json").read_text())
+    raw = doc["verificationMaterial"]["tlogEntries"][0]
+    parse_bundle_tlog_entry(raw)
+    edit(raw)
+    with pytest.raises(VerificationError, match=refusal):
+        parse_bundle_tlog_entry(raw)
