@@ -105,7 +105,14 @@ EXPLAINED: dict[tuple[str, str, str], str] = {
         "drop `len(value) < 2 + n` from `n == 0 or n > 4 or len(value) < 2 + n`",
     ): "subsumed: with the length bytes cut off, the total-length check below refuses the same input"
     " with the same message",
-    ("lockman/signatures/keys.py", "continue", "continue"): "no-op: the `continue` ends the loop body",
+    ("lockman/signatures/keys.py", "continue", "continue under `except InvalidSignature`"): "no-op: the"
+    " `continue` ends the loop body",
+    (
+        "lockman/signatures/rekor.py",
+        "continue",
+        'continue under `if not line.startswith("\\u2014 ")`',
+    ): "stricter: without it a note's non-signature"
+    " lines are decoded as signatures too, and a note carrying one is refused",
     ("lockman/signatures/cosign.py", "kwarg", "require_set=True"): "unreachable: parse_cosign_bundle"
     " refuses an annotation without SignedEntryTimestamp, so a .sig entry always has a SET",
     (
@@ -169,11 +176,21 @@ def _bool_functions(tree: ast.AST) -> set[int]:
 def _sites(tree: ast.Module, src: str) -> Iterator[tuple[str, int, str, ast.AST, object]]:
     """(op, line, description, node, replacement-spec) for every check-removing change."""
     bool_returns = _bool_functions(tree)
+    guard: dict[int, str] = {}  # continue -> the if/except that holds it, to tell continues apart
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If | ast.ExceptHandler):
+            head = f"if {_first_line(src, node.test)}" if isinstance(node, ast.If) else (
+                f"except {_first_line(src, node.type)}" if node.type else "except"
+            )
+            for child in node.body:
+                if isinstance(child, ast.Continue):
+                    guard[id(child)] = head
     for node in ast.walk(tree):
         if isinstance(node, ast.Raise):
             yield "raise", node.lineno, _first_line(src, node), node, None
         elif isinstance(node, ast.Continue):
-            yield "continue", node.lineno, "continue", node, None
+            where = guard.get(id(node))
+            yield "continue", node.lineno, f"continue under `{where}`" if where else "continue", node, None
         elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call | ast.Await):
             call = node.value.value if isinstance(node.value, ast.Await) else node.value
             if not isinstance(call, ast.Call):
