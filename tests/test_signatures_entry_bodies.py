@@ -149,3 +149,23 @@ def test_negative_numbers_in_an_entry_refused(edit, refusal: str) -> None:
     edit(raw)
     with pytest.raises(VerificationError, match=refusal):
         parse_bundle_tlog_entry(raw)
+
+
+def test_hashedrekord_v002_verifier_kinds() -> None:
+    """Keyless needs the certificate in the log, not just its key; an empty verifier names no one."""
+    from cryptography.hazmat.primitives import serialization
+
+    entry, args = _v2_args()
+    spki = args["key"].public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    def as_key(b: dict) -> None:
+        b["spec"]["hashedRekordV002"]["signature"]["verifier"] = {"publicKey": {"rawBytes": base64.b64encode(spki).decode()}}
+
+    key_only = _edit_body(entry, as_key)
+    check_hashedrekord_v002_body(key_only, **{**args, "cert": None})
+    with pytest.raises(VerificationError, match=r"^tlog entry records a different public key or certificate$"):
+        check_hashedrekord_v002_body(key_only, **args)
+    empty = _edit_body(entry, lambda b: b["spec"]["hashedRekordV002"]["signature"].update(verifier={"keyDetails": "X"}))
+    for cert in (None, args["cert"]):
+        with pytest.raises(VerificationError, match=r"^tlog entry records a different public key or certificate$"):
+            check_hashedrekord_v002_body(empty, **{**args, "cert": cert})
