@@ -282,6 +282,8 @@ def test_workflow_claims_matched_in_both_encodings() -> None:
     # newer DER UTF8String forms (.1.20 trigger, .1.14 ref) are read when the old ones are absent
     newer = (("1.3.6.1.4.1.57264.1.20", _der_utf8("push")), old[1], ("1.3.6.1.4.1.57264.1.14", _der_utf8("refs/tags/v1")))
     assert policy.match_identity(_workflow_leaf(newer))[0] == "https://github.com/o/r/w@x"
+    same = (*old, ("1.3.6.1.4.1.57264.1.20", _der_utf8("push")))  # both encodings, agreeing
+    assert policy.match_identity(_workflow_leaf(same))[0] == "https://github.com/o/r/w@x"
     with pytest.raises(VerificationError, match=r"^certificate GitHub workflow repository 'e/r' != expected 'o/r'$"):
         policy.match_identity(_workflow_leaf((old[0], ("1.3.6.1.4.1.57264.1.5", b"e/r"), old[2])))
     with pytest.raises(VerificationError, match=r"^certificate GitHub workflow trigger absent != expected 'push'$"):

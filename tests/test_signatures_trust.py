@@ -57,7 +57,7 @@ def test_validity_window() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("{", "not valid JSON"),
+        ("{", r"^root.json: not valid JSON"),
         ("[]", "expected a JSON object"),
         ('{"mediaType": "x"}', "not a Sigstore trusted root"),
         (
