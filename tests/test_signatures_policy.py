@@ -307,3 +307,22 @@ def test_policy_file_attestation_and_workflow_keys(tmp_path: Path) -> None:
     bad = write(tmp_path, '[[policy]]\nimages = ["*"]\nkey = "cosign.pub"\ncertificate-github-workflow-sha = 1\n')
     with pytest.raises(InputError, match=r"#1: certificate-github-workflow-sha must be a non-empty string"):
         load_policy_file(bad)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("type = 1", r"#1: type must be a non-empty string$"),
+        ('type = ""', r"#1: type must be a non-empty string$"),
+        ('certificate-github-workflow-sha = ""', r"#1: certificate-github-workflow-sha must be a non-empty string$"),
+    ],
+)
+def test_policy_file_bad_attestation_values(tmp_path: Path, line: str, message: str) -> None:
+    head = '[[policy]]\nimages = ["*"]\ncertificate-identity = "a"\ncertificate-oidc-issuer = "https://i"\n'
+    with pytest.raises(InputError, match=message):
+        load_policy_file(write(tmp_path, head + line + "\n"))
+
+
+def test_identity_regexp_alone_matches() -> None:
+    policy = Policy(certificate_identity_regexp=r"https://github\.com/o/.*", certificate_oidc_issuer=GH)
+    assert policy.match_identity(_workflow_leaf(()))[0] == "https://github.com/o/r/w@x"
