@@ -57,6 +57,19 @@ def _directory(text: str) -> Path:
     return path
 
 
+def _url(text: str) -> str:
+    if not text.startswith(("https://", "http://")) or any(c.isspace() for c in text):
+        raise ValueError(text)
+    return text
+
+
+def _file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise ValueError(text)
+    return path
+
+
 def _directories(text: str) -> list[Path]:
     return [_directory(p) for p in text.split(os.pathsep) if p]
 
@@ -80,6 +93,9 @@ VARIABLES: dict[str, Variable] = {
         Variable("LOCKMAN_LOCK_DIR", DIRECTORY, _directory),
         Variable("LOCKMAN_CACHE_DIR", DIRECTORY, _directory),
         Variable("LOCKMAN_CERTS_D", f"directories separated by {os.pathsep!r}", _directories),
+        Variable("LOCKMAN_TUF_URL", "an http:// or https:// URL", _url),
+        Variable("LOCKMAN_TUF_ROOT", "an existing file (a TUF root.json)", _file),
+        Variable("LOCKMAN_TUF_OFFLINE", FLAG, _flag),
     )
 }
 

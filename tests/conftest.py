@@ -64,6 +64,9 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("LOCKMAN_RETRY_WAIT_INITIAL", "0.01")
     monkeypatch.setenv("LOCKMAN_RETRY_WAIT_MAX", "0.05")
     monkeypatch.setenv("LOCKMAN_RETRY_JITTER", "0.01")
+    # Air-gapped like CI: the Sigstore trusted root is never fetched over TUF unless a test asks.
+    monkeypatch.setenv("LOCKMAN_TUF_OFFLINE", "1")
+    monkeypatch.delenv("LOCKMAN_TUF_URL", raising=False)
     for var in ("LOCKMAN_RETRY_ATTEMPTS", "LOCKMAN_RETRY_AFTER_MAX"):
         monkeypatch.delenv(var, raising=False)
     return home

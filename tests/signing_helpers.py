@@ -150,6 +150,25 @@ class FakeRekor:
         payload = self.payload(body, integrated_time)
         return json.dumps({"SignedEntryTimestamp": b64(self.set_for(payload)), "Payload": payload})
 
+    def checkpoint(self, tree_size: int, root_hash: bytes, origin: str = "rekor.lockman.test") -> str:
+        """A signed note as Rekor writes it: origin, size, root; signature line with the key hint."""
+        text = f"{origin}\n{tree_size}\n{b64(root_hash)}\n"
+        sig = self.key.sign(text.encode(), ec.ECDSA(hashes.SHA256()))
+        return f"{text}\n\u2014 {origin} {b64(self.log_id[:4] + sig)}\n"
+
+    def inclusion_proof(self, body_b64: str, sibling: bytes = b"other entry") -> dict[str, Any]:
+        """Bundle ``inclusionProof`` for the body as leaf 0 of a two-leaf tree, with checkpoint."""
+        leaf = hashlib.sha256(b"\x00" + base64.b64decode(body_b64)).digest()
+        other = hashlib.sha256(b"\x00" + sibling).digest()
+        root = hashlib.sha256(b"\x01" + leaf + other).digest()
+        return {
+            "logIndex": "0",
+            "rootHash": b64(root),
+            "treeSize": "2",
+            "hashes": [b64(other)],
+            "checkpoint": {"envelope": self.checkpoint(2, root)},
+        }
+
     def bundle_entry(self, body: dict[str, Any], integrated_time: int, kind: str) -> dict[str, Any]:
         payload = self.payload(body, integrated_time)
         return {
@@ -223,31 +242,14 @@ class FakeFulcio:
     )
 
     def __post_init__(self) -> None:
-        start = T0 - timedelta(days=365)
-        end = T0 + timedelta(days=365)
-        self.root = (
-            x509.CertificateBuilder()
-            .subject_name(_name("test-root"))
-            .issuer_name(_name("test-root"))
-            .public_key(self.root_key.public_key())
-            .serial_number(1)
-            .not_valid_before(start)
-            .not_valid_after(end)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(_ca_usage(), critical=True)
-            .sign(self.root_key, hashes.SHA384())
-        )
-        self.intermediate = (
-            x509.CertificateBuilder()
-            .subject_name(_name("test-intermediate"))
-            .issuer_name(self.root.subject)
-            .public_key(self.inter_key.public_key())
-            .serial_number(2)
-            .not_valid_before(start)
-            .not_valid_after(end)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(_ca_usage(), critical=True)
-            .sign(self.root_key, hashes.SHA384())
+        self.reissue()
+
+    def reissue(self, root: dict[str, Any] | None = None, intermediate: dict[str, Any] | None = None) -> None:
+        """(Re)build root and intermediate, each with ``ca_cert`` keyword overrides (forged CAs)."""
+        self.root = ca_cert("test-root", self.root_key, None, self.root_key, **(root or {}))
+        self.intermediate = ca_cert(
+            "test-intermediate", self.inter_key, self.root, self.root_key,
+            **{"path_length": 0, **(intermediate or {})},
         )
 
     @property
@@ -264,8 +266,17 @@ class FakeFulcio:
         eku: ObjectIdentifier = ExtendedKeyUsageOID.CODE_SIGNING,
         with_sct: bool = True,
         issuer_v1: str | None = None,
+        issuer_v2_der: bytes | None = None,
+        omit: tuple[str, ...] = (),
+        ca: bool | None = None,
+        sct_hash: int = 4,
+        extensions: tuple[tuple[str, bytes], ...] = (),
     ) -> x509.Certificate:
-        """Issue a Fulcio-shaped leaf (email SAN, issuer OIDs, codeSigning, precert SCT)."""
+        """Issue a Fulcio-shaped leaf (email SAN, issuer OIDs, codeSigning, precert SCT).
+
+        Forgeries: ``omit`` any of ``"eku"``, ``"issuer_v1"``, ``"issuer_v2"``; ``issuer_v2_der``
+        as raw extension bytes; ``ca`` adds basicConstraints; ``sct_hash`` is the SCT's TLS hash id.
+        """
         builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([]))
@@ -288,7 +299,6 @@ class FakeFulcio:
                 ),
                 critical=True,
             )
-            .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
             .add_extension(
                 x509.SubjectAlternativeName(
                     [x509.UniformResourceIdentifier(identity)]
@@ -297,16 +307,26 @@ class FakeFulcio:
                 ),
                 critical=True,
             )
-            .add_extension(
-                x509.UnrecognizedExtension(OID_ISSUER_V1, (issuer_v1 or issuer).encode()),
-                critical=False,
-            )
-            .add_extension(x509.UnrecognizedExtension(OID_ISSUER_V2, _der_utf8(issuer)), critical=False)
         )
+        if "eku" not in omit:
+            builder = builder.add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
+        if ca is not None:
+            builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        if "issuer_v1" not in omit:
+            builder = builder.add_extension(
+                x509.UnrecognizedExtension(OID_ISSUER_V1, (issuer_v1 or issuer).encode()), critical=False
+            )
+        if "issuer_v2" not in omit:
+            raw = _der_utf8(issuer) if issuer_v2_der is None else issuer_v2_der
+            builder = builder.add_extension(x509.UnrecognizedExtension(OID_ISSUER_V2, raw), critical=False)
+        for oid, value in extensions:  # e.g. Fulcio's GitHub workflow claims
+            builder = builder.add_extension(
+                x509.UnrecognizedExtension(ObjectIdentifier(oid), value), critical=False
+            )
         if not with_sct:
             return builder.sign(self.inter_key, hashes.SHA384())
         precert = builder.sign(self.inter_key, hashes.SHA384())
-        sct = self._sct(precert.tbs_certificate_bytes, not_before)
+        sct = self._sct(precert.tbs_certificate_bytes, not_before, sct_hash)
         tls_list = struct.pack("!H", len(sct)) + sct
         tls_list = struct.pack("!H", len(tls_list)) + tls_list
         ext_value = (
@@ -318,7 +338,7 @@ class FakeFulcio:
             x509.UnrecognizedExtension(OID_SCT_LIST, ext_value), critical=False
         ).sign(self.inter_key, hashes.SHA384())
 
-    def _sct(self, tbs: bytes, when: datetime) -> bytes:
+    def _sct(self, tbs: bytes, when: datetime, hash_id: int = 4) -> bytes:
         millis = int(when.timestamp() * 1000)
         issuer_hash = key_id(self.inter_key.public_key())
         signed = (
@@ -328,13 +348,14 @@ class FakeFulcio:
             + tbs
             + struct.pack("!H", 0)
         )
-        sig = self.ct_key.sign(signed, ec.ECDSA(hashes.SHA256()))
+        alg: hashes.HashAlgorithm = hashes.SHA256() if hash_id == 4 else hashes.SHA384()
+        sig = self.ct_key.sign(signed, ec.ECDSA(alg))
         return (
             bytes([0])
             + self.ct_log_id
             + struct.pack("!Q", millis)
             + struct.pack("!H", 0)
-            + bytes([4, 3])
+            + bytes([hash_id, 3])
             + struct.pack("!H", len(sig))
             + sig
         )
@@ -350,14 +371,46 @@ class FakeFulcio:
         )
 
 
-def _ca_usage() -> x509.KeyUsage:
+def ca_cert(
+    cn: str,
+    key: PrivateKey,
+    issuer: x509.Certificate | None,
+    issuer_key: PrivateKey,
+    *,
+    ca: bool | None = True,
+    path_length: int | None = None,
+    key_cert_sign: bool | None = True,
+    not_before: datetime = T0 - timedelta(days=365),
+    not_after: datetime = T0 + timedelta(days=365),
+) -> x509.Certificate:
+    """A CA certificate, or a forged one: ``ca=False`` (or None: no basicConstraints at all),
+    ``key_cert_sign=False`` (None: no keyUsage), a short ``path_length``, a narrow validity."""
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(issuer.subject if issuer is not None else _name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+    )
+    if ca is not None:
+        builder = builder.add_extension(
+            x509.BasicConstraints(ca=ca, path_length=path_length if ca else None), critical=True
+        )
+    if key_cert_sign is not None:
+        builder = builder.add_extension(_ca_usage(key_cert_sign), critical=True)
+    return builder.sign(issuer_key, hashes.SHA384())  # type: ignore[arg-type]
+
+
+def _ca_usage(key_cert_sign: bool = True) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=False,
         content_commitment=False,
         key_encipherment=False,
         data_encipherment=False,
         key_agreement=False,
-        key_cert_sign=True,
+        key_cert_sign=key_cert_sign,
         crl_sign=True,
         encipher_only=False,
         decipher_only=False,
@@ -436,9 +489,9 @@ def make_bundle(
         material = {"publicKey": {"hint": "test"}}
         verifier = public_pem(key)
     if rekor is not None:
-        material["tlogEntries"] = [
-            rekor.bundle_entry(dsse_body(payload, [sig], verifier), integrated_time, "dsse")
-        ]
+        entry = rekor.bundle_entry(dsse_body(payload, [sig], verifier), integrated_time, "dsse")
+        entry["inclusionProof"] = rekor.inclusion_proof(entry["canonicalizedBody"])  # v0.2+ needs it
+        material["tlogEntries"] = [entry]
     doc = {
         "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
         "verificationMaterial": material,

@@ -35,3 +35,15 @@ def test_scope_from_path() -> None:
     assert scope_for_path("/v2/a/b/manifests/latest") == "repository:a/b:pull"
     assert scope_for_path("/v2/a/blobs/sha256:x") == "repository:a:pull"
     assert scope_for_path("/v2/") is None
+
+
+def test_trailing_separators_and_blank_values() -> None:
+    (c,) = parse_challenges(['Basic realm="r" ,  , '])
+    assert (c.scheme, c.params) == ("basic", {"realm": "r"})
+    assert parse_challenges(["   ", ", ,"]) == []
+
+
+def test_parameter_after_a_non_comma_separator_is_not_read() -> None:
+    """``;`` does not separate auth-params (RFC 7235): nothing after it may set the realm."""
+    (c,) = parse_challenges(['Bearer realm="https://auth.example/token";realm="https://evil.example/t"'])
+    assert c.realm == "https://auth.example/token"

@@ -110,3 +110,81 @@ def test_exact_hub_key_wins_over_file_order(isolated_env: Path) -> None:
         {"auths": {"index.docker.io": auth("index", "i"), "docker.io": auth("exact", "e")}},
     )
     assert CredentialStore().get("docker.io", "library/rust").username == "exact"  # type: ignore[union-attr]
+
+
+# ---------------------------------------------------------------- which credential, and only for whom
+
+
+def test_credentials_are_masked_as_soon_as_read() -> None:
+    from lockman.console import redact
+
+    Credential(username="mask-user", password="mask-pass-123", identity_token="mask-identity-456")
+    encoded = base64.b64encode(b"mask-user:mask-pass-123").decode()
+    assert redact(f"p mask-pass-123 i mask-identity-456 a {encoded}") == "p *** i *** a ***"
+
+
+@pytest.mark.parametrize("key", ["https://reg.example/v1/", "https://reg.example/v2/", "reg.example/v2"])
+def test_versioned_auths_keys(isolated_env: Path, key: str) -> None:
+    docker_config(isolated_env, {"auths": {key: auth("versioned", "v")}})
+    assert CredentialStore().get("reg.example", "x").username == "versioned"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ({"auth": 12345, "username": "u", "password": "p"}, ("u", "p")),  # non-string auth ignored
+        ({"auth": "", "username": "u", "password": "p"}, ("u", "p")),  # empty auth ignored
+        ({"username": "only-user"}, ("only-user", "")),
+        ({"password": "only-password"}, ("", "only-password")),
+        ({"auth": "!!!not base64!!!", "username": "u", "password": "p"}, None),
+        ({}, None),
+    ],
+)
+def test_auths_entry_shapes(isolated_env: Path, entry: dict, expected: tuple | None) -> None:
+    docker_config(isolated_env, {"auths": {"reg.example": entry}})
+    cred = CredentialStore().get("reg.example")
+    assert (None if cred is None else (cred.username, cred.password)) == expected
+
+
+def test_helper_for_another_registry_is_not_asked(isolated_env: Path, tmp_path: Path, monkeypatch) -> None:
+    """credHelpers names hosts: another host's helper never answers for this one."""
+    bin_dir = tmp_path / "bin"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    helper_script(bin_dir, "lmother", "print(json.dumps({'Username': 'u', 'Secret': 'other-host-secret'}))")
+    docker_config(
+        isolated_env,
+        {"credHelpers": {"other.example": "lmother"}, "auths": {"reg.example": auth("mine", "m")}},
+    )
+    cred = CredentialStore().get("reg.example", "x")
+    assert cred is not None and (cred.username, cred.password) == ("mine", "m")
+
+
+@pytest.mark.parametrize("helper", ["", 12345, None])
+def test_blank_or_odd_helper_names_fall_through_to_auths(isolated_env: Path, helper: object) -> None:
+    docker_config(
+        isolated_env,
+        {"credHelpers": {"reg.example": helper}, "credsStore": helper, "auths": {"reg.example": auth("a", "b")}},
+    )
+    cred = CredentialStore().get("reg.example")
+    assert cred is not None and cred.username == "a"
+
+
+@pytest.mark.parametrize(
+    ("said", "problem"),
+    [
+        ("credentials not found in native keychain", ""),
+        ("no credentials for reg.example", ""),
+        ("the specified item does not exist", ""),
+        ("keychain locked: boom", "docker-credential-lmfail failed (exit 1: keychain locked: boom)"),
+    ],
+)
+def test_helper_failures_anonymous_or_reported(
+    isolated_env: Path, tmp_path: Path, monkeypatch, said: str, problem: str
+) -> None:
+    bin_dir = tmp_path / "bin"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    helper_script(bin_dir, "lmfail", f"print({said!r}); sys.exit(1)")
+    docker_config(isolated_env, {"credHelpers": {"reg.example": "lmfail"}})
+    store = CredentialStore()
+    assert store.get("reg.example") is None
+    assert store.problem("reg.example") == problem

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lockman.errors import InvalidReference
-from lockman.model.reference import parse, validate_digest
+from lockman.model.reference import is_digest, parse, validate_digest
 
 D256 = "sha256:" + "a" * 64
 D512 = "sha512:" + "b" * 128
@@ -116,3 +116,60 @@ def test_image_ids_are_not_names() -> None:
     with pytest.raises(InvalidReference, match="bare digest"):
         parse("sha256:" + "a" * 64)  # not Docker Hub's library/sha256 with a tag
     assert parse("a" * 70).repository == "library/" + "a" * 70  # only exactly 64 hex is an image ID
+
+
+# ---------------------------------------------------------------- forged names and digests: each check's refusal
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "sha256:../../../../etc/passwd",  # is_digest guards cache paths: no traversal
+        "sha256:" + "a" * 63,
+        "sha256:" + "a" * 65,
+        "sha256:" + "A" * 64,
+        "sha256:" + "g" * 64,
+        "sha256" + "a" * 64,
+        "md5:" + "a" * 32,
+        "",
+    ],
+)
+def test_is_digest_refuses_what_is_not_a_digest(value: str) -> None:
+    assert is_digest(value) is False
+    with pytest.raises(InvalidReference, match=r"invalid digest"):
+        validate_digest(value)
+
+
+def test_is_digest_accepts_both_registered_algorithms() -> None:
+    assert is_digest(D256) and is_digest(D512)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("sha256", r"expected 'sha256:<64 hex>'"),
+        ("sha256:" + "a" * 63, r"sha256 needs 64 lowercase hex"),
+        ("sha512:" + "a" * 127, r"sha512 needs 128 lowercase hex"),
+    ],
+)
+def test_validate_digest_names_the_problem(value: str, reason: str) -> None:
+    with pytest.raises(InvalidReference, match=reason):
+        validate_digest(value, what="lock digest")
+
+
+def test_first_component_is_a_host_only_by_docker_rule() -> None:
+    """``.``, ``:``, ``localhost`` or upper case make a host; a lone word is a Hub repository."""
+    assert (parse("example.com").registry, parse("example.com").repository) == ("docker.io", "library/example.com")
+    assert parse("localhost").repository == "library/localhost"
+    upper = parse("MyHost/app")
+    assert upper.registry.lower() == "myhost" and upper.repository == "app"
+
+
+def test_not_a_string_refused() -> None:
+    with pytest.raises(InvalidReference, match=r"not a string"):
+        parse(None)  # type: ignore[arg-type]
+
+
+def test_invalid_path_with_upper_case_is_not_called_a_case_problem() -> None:
+    with pytest.raises(InvalidReference, match=r"invalid repository name 'foo/Bar//x'"):
+        parse("foo/Bar//x")

@@ -18,6 +18,7 @@ from lockman.signatures.cosign import (
     ANNOTATION_SIGNATURE,
     SIMPLE_SIGNING_MEDIA_TYPE,
     SignatureLayer,
+    verify_layer,
 )
 from lockman.signatures.keys import key_fingerprint, load_public_key_file
 from tests.signing_helpers import (
@@ -25,12 +26,14 @@ from tests.signing_helpers import (
     TESTDATA,
     FakeFulcio,
     FakeRekor,
+    b64,
     fixture_bytes,
     fixture_digest,
     fixture_layers,
     keyed_layer,
     keyless_layer,
     new_key,
+    sign,
 )
 
 COSIGN_PUB = load_public_key_file(TESTDATA / "cosign.pub")
@@ -310,3 +313,81 @@ def test_every_layer_reason_is_reported() -> None:
     assert "; layer 1: payload digest sha256:0000" in message
     assert "layer 2" not in message
     assert "; layer 3: no signature annotation" in message
+
+
+# ------------------------------------------------------------- forged layers: each check's refusal
+
+FORGED_DIGEST = "sha256:" + "5e" * 32
+
+
+def signed_layer(payload: bytes, **annotations: str) -> tuple[SignatureLayer, Policy]:
+    """A layer whose signature over ``payload`` is genuine: only the content checks can refuse it."""
+    priv = new_key("p256")
+    layer = SignatureLayer(
+        SIMPLE_SIGNING_MEDIA_TYPE, payload, {ANNOTATION_SIGNATURE: b64(sign(priv, payload)), **annotations}
+    )
+    return layer, Policy(key=priv.public_key(), ignore_tlog=True)
+
+
+def critical(**fields: object) -> bytes:
+    doc = {
+        "critical": {
+            "identity": {"docker-reference": "registry.test/app"},
+            "image": {"docker-manifest-digest": FORGED_DIGEST},
+            "type": "cosign container image signature",
+        }
+    }
+    for key, value in fields.items():
+        if key == "digest":
+            doc["critical"]["image"]["docker-manifest-digest"] = value
+        else:
+            doc["critical"][key] = value
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize(
+    ("payload", "refusal"),
+    [
+        (b"not json", r"payload is not a cosign simple-signing document"),
+        (b'{"critical": {"image": {}}}', r"payload is not a cosign simple-signing document \(KeyError"),
+        (critical(type="cosign container image attestation"), r"payload type 'cosign container image attestation'"),
+        (critical(digest=[FORGED_DIGEST]), r"payload docker-manifest-digest is not a string$"),
+        (critical(digest=FORGED_DIGEST.upper()), r"payload digest SHA256:5E.* != sha256:5e"),
+    ],
+)
+def test_signed_payload_that_does_not_claim_this_image_refused(payload: bytes, refusal: str) -> None:
+    layer, policy = signed_layer(payload)
+    with pytest.raises(VerificationError, match=rf"^no signature matched: layer 0: {refusal}"):
+        verify_signatures(FORGED_DIGEST, [layer], policy)
+
+
+def test_layer_without_signature_annotation_refused() -> None:
+    layer, policy = signed_layer(critical())
+    bare = replace(layer, annotations={})
+    with pytest.raises(VerificationError, match=r"^no signature matched: layer 0: no signature annotation$"):
+        verify_signatures(FORGED_DIGEST, [bare], policy)
+    assert verify_signatures(FORGED_DIGEST, [bare, layer], policy).index == 1
+
+
+def test_verify_layer_checks_media_type_and_digest_itself() -> None:
+    layer, policy = signed_layer(critical())
+    assert verify_layer(FORGED_DIGEST, layer, policy).signer.startswith("key sha256:")
+    with pytest.raises(VerificationError, match=r"^media type text/plain is not a cosign signature$"):
+        verify_layer(FORGED_DIGEST, replace(layer, media_type="text/plain"), policy)
+    upper = "sha256:" + "5E" * 32
+    with pytest.raises(InputError, match=r"image digest 'sha256:5E5E"):
+        verify_layer(upper, layer, policy)
+    with pytest.raises(InputError, match=r"image digest 'sha256:5E5E"):
+        verify_signatures(upper, [layer], policy)
+
+
+def test_keyed_rekor_entry_for_another_signature_refused() -> None:
+    """A genuine SET from the trusted log, for a different signature by the same key."""
+    priv, rekor = new_key("p256"), FakeRekor()
+    policy = Policy(key=priv.public_key(), trusted_root=TrustedRoot(tlogs=(rekor.log_key(),)))
+    good = keyed_layer(priv, FORGED_DIGEST, rekor)
+    other = keyed_layer(priv, "sha256:" + "0f" * 32, rekor)
+    replayed = replace(good, annotations={**good.annotations, ANNOTATION_BUNDLE: other.annotations[ANNOTATION_BUNDLE]})
+    assert verify_signatures(FORGED_DIGEST, [good], policy).tlog is not None
+    with pytest.raises(VerificationError, match=r"layer 0: tlog entry records a different payload hash"):
+        verify_signatures(FORGED_DIGEST, [replayed], policy)

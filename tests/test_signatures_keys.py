@@ -16,7 +16,9 @@ from lockman.signatures.keys import (
     describe_key,
     key_fingerprint,
     load_public_key,
+    load_public_key_der,
     load_public_key_file,
+    same_key,
     signature_valid,
     spki_der,
     verify_signature,
@@ -96,3 +98,54 @@ def test_decode_b64_survives_any_line_wrapping(data: bytes, width: int) -> None:
     text = b64(data)
     wrapped = "\n".join(text[i : i + width] for i in range(0, len(text), width))
     assert decode_b64(wrapped) == data
+
+
+# ---------------------------------------------------------------- keys a verifier must refuse or handle
+
+
+def test_unsupported_key_types_refused() -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed448
+
+    pem = ed448.Ed448PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    with pytest.raises(InputError, match=r"cosign.pub: unsupported public key type Ed448PublicKey"):
+        load_public_key(pem, "cosign.pub")
+    k1 = ec.generate_private_key(ec.SECP256K1()).public_key()
+    der = k1.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    with pytest.raises(InputError, match=r"root: unsupported elliptic curve secp256k1"):
+        load_public_key_der(der, "root")
+
+
+def test_der_key_from_a_trusted_root() -> None:
+    priv = new_key("p384")
+    der = priv.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert same_key(load_public_key_der(der), priv.public_key())
+    with pytest.raises(InputError, match=r"tlog key: not a DER public key"):
+        load_public_key_der(b"\x30\x03\x02\x01\x00", "tlog key")
+
+
+def test_p521_signatures_sha512_and_sha256() -> None:
+    """P-521 keys (accepted by cosign) verify SHA-512 signatures and cosign's SHA-256 default."""
+    priv = ec.generate_private_key(ec.SECP521R1())
+    key = load_public_key(public_pem(priv))
+    for alg in (hashes.SHA512(), hashes.SHA256()):
+        assert signature_valid(key, priv.sign(b"data", ec.ECDSA(alg)), b"data")
+    assert not signature_valid(key, priv.sign(b"data", ec.ECDSA(hashes.SHA384())), b"data")
+    assert not signature_valid(key, priv.sign(b"data", ec.ECDSA(hashes.SHA512())), b"other")
+
+
+def test_same_key_compares_spki() -> None:
+    a, b = new_key("p256"), new_key("p256")
+    assert same_key(a.public_key(), load_public_key(public_pem(a)))
+    assert not same_key(a.public_key(), b.public_key())
+    assert not same_key(new_key("ed25519").public_key(), a.public_key())
+
+
+@pytest.mark.parametrize("alg", ["rsa", "ed25519", "p256"])
+def test_garbage_signature_is_invalid_not_an_exception(alg: str) -> None:
+    priv = new_key(alg)
+    for sig in (b"", b"\x00" * 7, b"\xff" * 600):
+        assert signature_valid(priv.public_key(), sig, b"data") is False
+    with pytest.raises(VerificationError, match=r"^payload does not verify with key sha256:"):
+        verify_signature(priv.public_key(), b"\x00" * 64, b"data", what="payload")

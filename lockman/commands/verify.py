@@ -8,7 +8,7 @@ bytes hashed; an index must still list the locked platforms.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -167,6 +167,8 @@ async def run(
     if options.wanted(config.path):
         from lockman.enforce.check import load_policies
 
+        if offline:  # signatures are not checked offline: nor is the trusted root fetched
+            options = replace(options, tuf_offline=True)
         policies = load_policies(config.path, options)  # bad keys or policies: exit 2, no network
     try:
         lock = lockfile.read(config.lockfile_path)
