@@ -123,10 +123,17 @@ def test_credentials_are_masked_as_soon_as_read() -> None:
     assert redact(f"p mask-pass-123 i mask-identity-456 a {encoded}") == "p *** i *** a ***"
 
 
-@pytest.mark.parametrize("key", ["https://reg.example/v1/", "https://reg.example/v2/", "reg.example/v2"])
+@pytest.mark.parametrize("key", ["https://reg.example/v1/", "https://reg.example/v2/"])
 def test_versioned_auths_keys(isolated_env: Path, key: str) -> None:
     docker_config(isolated_env, {"auths": {key: auth("versioned", "v")}})
     assert CredentialStore().get("reg.example", "x").username == "versioned"  # type: ignore[union-attr]
+
+
+def test_scheme_less_key_with_a_path_is_a_namespace(isolated_env: Path) -> None:
+    """containers/image: without a scheme, ``host/path`` scopes the entry to that namespace."""
+    docker_config(isolated_env, {"auths": {"reg.example/v2": auth("namespaced", "n")}})
+    assert CredentialStore().get("reg.example", "x") is None
+    assert CredentialStore().get("reg.example", "v2/x").username == "namespaced"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
