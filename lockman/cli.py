@@ -102,6 +102,10 @@ def update(
     ] = False,
     fmt: FormatOpt = "text",
     commit_message: CommitMessageOpt = False,
+    no_insight: Annotated[
+        bool,
+        Parameter(negative="", help="Do not look inside moved images (labels, layers, SBOM): the bare diff."),
+    ] = False,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
     signatures: SignatureOpts = NO_SIGNATURE_FLAGS,
 ) -> int:
@@ -121,6 +125,7 @@ def update(
             signatures=signatures,
             platform=platform,
             keep_going=keep_going,
+            insight=not no_insight,
         )
     )
 
@@ -174,14 +179,25 @@ def diff(
     exit_code: Annotated[
         bool, Parameter(name="--exit-code", negative="", help="Exit 1 when the lockfiles differ.")
     ] = False,
-    timeout: TimeoutOpt = DEFAULT_TIMEOUT,  # no requests here; accepted so scripts can pass it everywhere
+    insight: Annotated[
+        bool,
+        Parameter(negative="", help="Ask the registries what changed inside moved images (else offline)."),
+    ] = False,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,  # requests only with --insight
 ) -> int:
     """Show which images moved between two lockfiles (e.g. `lockman diff git:HEAD xcargo.lock`)."""
     from lockman.commands import diff as cmd
 
     return _sync(
         lambda: cmd.run(
-            old, new, config_path=config, fmt=fmt, commit_message=commit_message, exit_code=exit_code
+            old,
+            new,
+            config_path=config,
+            fmt=fmt,
+            commit_message=commit_message,
+            exit_code=exit_code,
+            insight=insight,
+            timeout=timeout,
         )
     )
 

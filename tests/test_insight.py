@@ -1,0 +1,232 @@
+"""What changed inside a moved image, against a real docker-registry.
+
+Two builds of one image are pushed (different labels and ``created``, a new base digest, one
+new layer, an SPDX SBOM attached to each as an OCI referrer); ``update`` (every format) and
+``diff git:HEAD --insight`` must show each change. Then the attacker's side: tampered config
+bytes are refused, registry text cannot inject Markdown or terminal escapes, and huge or
+deeply nested SBOMs cost one note.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from lockman.model import lockfile
+from tests.conftest import unique_repo
+from tests.faultproxy import FaultProxy
+from tests.registry import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Registry, sha256
+
+pytestmark = pytest.mark.registry
+
+SPDX = "application/spdx+json"
+BASE1 = "sha256:" + "1" * 64
+BASE2 = "sha256:" + "2" * 64
+
+
+@dataclass
+class Build:
+    digest: str
+    manifest: bytes
+    config_digest: str
+
+
+def labels(version: str, revision: str, base: str, created: str) -> dict[str, str]:
+    p = "org.opencontainers.image."
+    return {
+        p + "version": version,
+        p + "revision": revision,
+        p + "source": "https://github.com/acme/app",
+        p + "base.name": "docker.io/library/debian:bookworm-slim",
+        p + "base.digest": base,
+        p + "created": created,
+    }
+
+
+def push_build(
+    reg: Registry, repo: str, tag: str, layers: list[bytes], created: str, image_labels: dict[str, str]
+) -> Build:
+    """An OCI image with the given layers, ``created`` and config labels, tagged ``tag``."""
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "created": created,
+            "config": {"Labels": image_labels},
+            "rootfs": {"type": "layers", "diff_ids": [sha256(x) for x in layers]},
+        }
+    ).encode()
+    cd = reg.push_blob(repo, config)
+    descs = [{"mediaType": OCI_LAYER, "digest": reg.push_blob(repo, x), "size": len(x)} for x in layers]
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": cd, "size": len(config)},
+            "layers": descs,
+        }
+    ).encode()
+    return Build(reg.push_manifest(repo, tag, manifest, OCI_MANIFEST), manifest, cd)
+
+
+def attach_sbom(reg: Registry, repo: str, subject: Build, doc: bytes, artifact_type: str = SPDX) -> None:
+    """An SBOM as an OCI 1.1 referrer of ``subject``, listed in the ``sha256-<hex>`` fallback index
+    (docker-registry 2.8 has no referrers API), as oras and cosign lay it out."""
+    empty = reg.push_blob(repo, b"{}")
+    layer = reg.push_blob(repo, doc)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": artifact_type,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+            "layers": [{"mediaType": artifact_type, "digest": layer, "size": len(doc)}],
+            "subject": {"mediaType": OCI_MANIFEST, "digest": subject.digest, "size": len(subject.manifest)},
+        }
+    ).encode()
+    digest = reg.push_manifest(repo, sha256(manifest), manifest, OCI_MANIFEST)
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [
+                {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(manifest), "artifactType": artifact_type}
+            ],
+        }
+    ).encode()
+    reg.push_manifest(repo, subject.digest.replace(":", "-"), index, OCI_INDEX)
+
+
+def spdx(packages: dict[str, str]) -> bytes:
+    return json.dumps(
+        {
+            "spdxVersion": "SPDX-2.3",
+            "name": "app",
+            "packages": [{"name": n, "versionInfo": v, "SPDXID": f"SPDXRef-{n}"} for n, v in packages.items()],
+        }
+    ).encode()
+
+
+OLD_PACKAGES = {"openssl": "3.0.1", "zlib": "1.2.13", "curl": "8.0.0"}
+NEW_PACKAGES = {"openssl": "3.0.2", "zlib": "1.2.13", "libfoo": "1.0"}
+
+
+def two_builds(reg: Registry, repo: str, host: str | None = None) -> tuple[Build, Build]:
+    """Build 1 is pushed; build 2 is returned unpushed-as-tag until ``second()`` is called."""
+    base, app = b"base layer " * 40, b"app layer " * 30
+    one = push_build(reg, repo, "v1", [base, app], "2026-01-01T00:00:00Z",
+                     labels("1.0.0", "aaaa111", BASE1, "2026-01-01T00:00:00Z"))  # fmt: skip
+    attach_sbom(reg, repo, one, spdx(OLD_PACKAGES))
+    return one, Build("", b"", "")
+
+
+def second_build(reg: Registry, repo: str) -> Build:
+    base, app, extra = b"base layer " * 40, b"app layer " * 30, b"a new layer " * 50
+    two = push_build(reg, repo, "v1", [base, app, extra], "2026-02-01T00:00:00Z",
+                     labels("1.0.1", "bbbb222", BASE2, "2026-02-01T00:00:00Z"))  # fmt: skip
+    attach_sbom(reg, repo, two, spdx(NEW_PACKAGES))
+    return two
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "-C", str(cwd), *args],
+        check=True,
+        capture_output=True,
+    )
+
+
+def project(tmp_path: Path, ref: str) -> Path:
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "{ref}"\n')
+    return cfg
+
+
+def test_update_and_diff_say_what_changed_inside(tmp_path: Path, registry: Registry, run) -> None:
+    repo = unique_repo("insight")
+    one, _ = two_builds(registry, repo)
+    cfg = project(tmp_path, f"{registry.host}/{repo}:v1")
+    r = run("update", "--config", cfg)
+    assert r.code == 0, r.err
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "xcargo.lock", "xcargo.toml")
+    git(tmp_path, "commit", "-qm", "lock")
+    two = second_build(registry, repo)
+
+    r = run("update", "--config", cfg, "--dry-run", "--format", "json")
+    assert r.code == 0, r.err
+    [entry] = json.loads(r.out)["updates"]
+    assert (entry["old_digest"], entry["new_digest"]) == (one.digest, two.digest)
+    ins = entry["insight"]
+    assert ins["base_moved"] is True and ins["base_name"] == "docker.io/library/debian:bookworm-slim"
+    changes = {c["field"]: (c["old"], c["new"]) for c in ins["changes"]}
+    assert changes == {
+        "base.digest": (BASE1, BASE2),
+        "version": ("1.0.0", "1.0.1"),
+        "revision": ("aaaa111", "bbbb222"),
+        "created": ("2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z"),
+    }
+    assert [c["field"] for c in ins["changes"]][0] == "base.digest"  # the usual reason comes first
+    assert ins["compare_url"] == "https://github.com/acme/app/compare/aaaa111...bbbb222"
+    [plat] = ins["platforms"]
+    assert (plat["layers_new"], plat["layers_shared"], plat["layers_gone"]) == (1, 2, 0)
+    assert plat["new_size"] - plat["old_size"] == len(b"a new layer " * 50)
+    sbom = ins["sbom"]
+    assert sbom["format"] == "SPDX" and (sbom["old_packages"], sbom["new_packages"]) == (3, 3)
+    assert sbom["added"] == [{"name": "libfoo", "version": "1.0"}]
+    assert sbom["removed"] == [{"name": "curl", "version": "8.0.0"}]
+    assert sbom["changed"] == [{"name": "openssl", "old_version": "3.0.1", "new_version": "3.0.2"}]
+    assert sbom["signature"] is None  # no signature policy here
+    assert ins["notes"] == [] and 0 < ins["requests"] <= 48
+
+    r = run("update", "--config", cfg, "--dry-run", "--format", "markdown")
+    assert r.code == 0, r.err
+    md = r.out.split("### What changed", 1)[1]
+    assert "| **Base image docker.io/library/debian\\:bookworm-slim moved** | `1111111` | `2222222` |" in md
+    assert "| version | 1.0.0 | 1.0.1 |" in md
+    assert "([compare](https://github.com/acme/app/compare/aaaa111...bbbb222))" in md
+    assert "| layers | | 1 new, 2 shared, 0 gone |" in md
+    assert "| SBOM (SPDX) | 3 packages | 3 packages: 1 added, 1 removed, 1 changed |" in md
+    assert "<details><summary>SBOM packages: 1 added, 1 removed, 1 changed</summary>" in md
+    assert "| openssl | 3.0.1 | 3.0.2 |" in md and "| curl | 8.0.0 | (removed) |" in md
+
+    r = run("update", "--config", cfg)
+    assert r.code == 0, r.err
+    lines = r.out.splitlines()
+    assert lines[0].startswith(f"{registry.host}/{repo}:v1  ")
+    assert lines[1].startswith("    base image docker.io/library/debian:bookworm-slim moved: sha256:111111111111")
+    assert "version 1.0.0 → 1.0.1" in lines[1] and "compare/aaaa111...bbbb222" in lines[1]
+    assert "layers 1 new, 2 shared, 0 gone" in lines[2] and "SBOM (SPDX): 1 added, 1 removed, 1 changed" in lines[2]
+    assert lockfile.read(tmp_path / "xcargo.lock").images[0].digest == two.digest
+
+    r = run("diff", "git:HEAD", "--config", cfg)  # offline by default: no insight
+    assert r.code == 0 and "SBOM" not in r.out and len(r.out.splitlines()) == 1, r.out
+    r = run("diff", "git:HEAD", "--config", cfg, "--insight", "--format", "json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["updates"][0]["insight"]["changes"] == ins["changes"]
+    r = run("diff", "git:HEAD", "--config", cfg, "--insight", "--format", "markdown")
+    assert "### What changed" in r.out and "| openssl | 3.0.1 | 3.0.2 |" in r.out
+
+
+def test_no_labels_no_sbom_is_one_note_and_no_insight_is_bare(
+    tmp_path: Path, registry: Registry, run
+) -> None:
+    repo = unique_repo("insight-bare")
+    registry.push_image(repo, "v1", salt="a")
+    cfg = project(tmp_path, f"{registry.host}/{repo}:v1")
+    assert run("update", "--config", cfg).code == 0
+    registry.push_image(repo, "v1", salt="b")
+    r = run("update", "--config", cfg, "--dry-run", "--no-insight", "--format", "json")
+    assert json.loads(r.out)["updates"][0]["insight"] is None
+    r = run("update", "--config", cfg, "--dry-run", "--format", "json")
+    ins = json.loads(r.out)["updates"][0]["insight"]
+    assert ins["notes"] == ["no OCI labels and no SBOM published for this image"]
+    assert ins["changes"] == [] and ins["sbom"] is None
+    r = run("update", "--config", cfg)
+    assert r.code == 0, r.err
+    notes = [ln for ln in r.out.splitlines() if "no OCI labels" in ln]
+    assert notes == ["    note: no OCI labels and no SBOM published for this image"]
