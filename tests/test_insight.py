@@ -10,6 +10,7 @@ deeply nested SBOMs cost one note.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,7 +95,12 @@ def attach_sbom(reg: Registry, repo: str, subject: Build, doc: bytes, artifact_t
             "schemaVersion": 2,
             "mediaType": OCI_INDEX,
             "manifests": [
-                {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(manifest), "artifactType": artifact_type}
+                {
+                    "mediaType": OCI_MANIFEST,
+                    "digest": digest,
+                    "size": len(manifest),
+                    "artifactType": artifact_type,
+                }
             ],
         }
     ).encode()
@@ -106,7 +112,9 @@ def spdx(packages: dict[str, str]) -> bytes:
         {
             "spdxVersion": "SPDX-2.3",
             "name": "app",
-            "packages": [{"name": n, "versionInfo": v, "SPDXID": f"SPDXRef-{n}"} for n, v in packages.items()],
+            "packages": [
+                {"name": n, "versionInfo": v, "SPDXID": f"SPDXRef-{n}"} for n, v in packages.items()
+            ],
         }
     ).encode()
 
@@ -170,7 +178,7 @@ def test_update_and_diff_say_what_changed_inside(tmp_path: Path, registry: Regis
         "revision": ("aaaa111", "bbbb222"),
         "created": ("2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z"),
     }
-    assert [c["field"] for c in ins["changes"]][0] == "base.digest"  # the usual reason comes first
+    assert ins["changes"][0]["field"] == "base.digest"  # the usual reason comes first
     assert ins["compare_url"] == "https://github.com/acme/app/compare/aaaa111...bbbb222"
     [plat] = ins["platforms"]
     assert (plat["layers_new"], plat["layers_shared"], plat["layers_gone"]) == (1, 2, 0)
@@ -198,9 +206,14 @@ def test_update_and_diff_say_what_changed_inside(tmp_path: Path, registry: Regis
     assert r.code == 0, r.err
     lines = r.out.splitlines()
     assert lines[0].startswith(f"{registry.host}/{repo}:v1  ")
-    assert lines[1].startswith("    base image docker.io/library/debian:bookworm-slim moved: sha256:111111111111")
+    assert lines[1].startswith(
+        "    base image docker.io/library/debian:bookworm-slim moved: sha256:111111111111"
+    )
     assert "version 1.0.0 → 1.0.1" in lines[1] and "compare/aaaa111...bbbb222" in lines[1]
-    assert "layers 1 new, 2 shared, 0 gone" in lines[2] and "SBOM (SPDX): 1 added, 1 removed, 1 changed" in lines[2]
+    assert (
+        "layers 1 new, 2 shared, 0 gone" in lines[2]
+        and "SBOM (SPDX): 1 added, 1 removed, 1 changed" in lines[2]
+    )
     assert lockfile.read(tmp_path / "xcargo.lock").images[0].digest == two.digest
 
     r = run("diff", "git:HEAD", "--config", cfg)  # offline by default: no insight
@@ -230,3 +243,148 @@ def test_no_labels_no_sbom_is_one_note_and_no_insight_is_bare(
     assert r.code == 0, r.err
     notes = [ln for ln in r.out.splitlines() if "no OCI labels" in ln]
     assert notes == ["    note: no OCI labels and no SBOM published for this image"]
+
+
+def test_tampered_config_blob_is_refused(
+    tmp_path: Path, registry: Registry, fault_proxy: FaultProxy, run
+) -> None:
+    repo = unique_repo("insight-tamper")
+    two_builds(registry, repo)
+    cfg = project(tmp_path, f"{fault_proxy.host}/{repo}:v1")
+    assert run("update", "--config", cfg).code == 0
+    before = (tmp_path / "xcargo.lock").read_text()
+    two = second_build(registry, repo)
+    fault_proxy.add(
+        f"/blobs/{two.config_digest}",
+        "alter",
+        method="GET",
+        transform=lambda b: b.replace(b"1.0.1", b"6.6.6"),
+    )
+    r = run("update", "--config", cfg)
+    assert r.code == 1, (r.out, r.err)
+    assert r.err.count("\n") == 1 and "digest mismatch" in r.err and two.config_digest in r.err, r.err
+    assert (tmp_path / "xcargo.lock").read_text() == before  # nothing recorded
+    assert run("update", "--config", cfg, "--no-insight").code == 0  # the flag skips the read
+
+
+def test_multi_platform_sizes_layers_and_platforms(tmp_path: Path, registry: Registry, run) -> None:
+    repo = unique_repo("insight-multi")
+    registry.push_index(repo, "v1", ["linux/amd64", "linux/arm64/v8"], salt="a")
+    cfg = project(tmp_path, f"{registry.host}/{repo}:v1")
+    assert run("update", "--config", cfg).code == 0
+    registry.push_index(repo, "v1", ["linux/amd64", "linux/riscv64"], salt="b")
+    r = run("update", "--config", cfg, "--format", "json")
+    assert r.code == 0, r.err
+    ins = json.loads(r.out)["updates"][0]["insight"]
+    assert ins["platforms_added"] == ["linux/riscv64"] and ins["platforms_removed"] == ["linux/arm64/v8"]
+    assert [
+        (p["platform"], p["layers_new"], p["layers_shared"], p["layers_gone"]) for p in ins["platforms"]
+    ] == [("linux/amd64", 1, 0, 1)]
+    assert ins["notes"] == ["no OCI labels and no SBOM published for this image"]
+
+
+def test_signed_sbom_attestation_verdict(tmp_path: Path, registry: Registry, run) -> None:
+    from lockman.signatures.keys import key_fingerprint
+    from tests.cosign_registry import attach_bundles
+    from tests.signing_helpers import make_bundle, new_key, public_pem
+
+    priv = new_key("p256")
+    pub = tmp_path / "signer.pub"
+    pub.write_bytes(public_pem(priv))
+    repo = unique_repo("insight-signed")
+    two_builds(registry, repo)
+    cfg = project(tmp_path, f"{registry.host}/{repo}:v1")
+    assert run("update", "--config", cfg).code == 0
+    two = second_build(registry, repo)
+    predicate = json.loads(spdx(NEW_PACKAGES | {"zlib": "1.3"}))
+    attach_bundles(registry, repo, two.digest, OCI_MANIFEST, len(two.manifest), [
+        make_bundle(priv, two.digest, None),  # the image's own signature, which update requires
+        make_bundle(priv, two.digest, None, predicate_type="https://spdx.dev/Document", predicate=predicate),
+    ])  # fmt: skip
+    r = run("update", "--config", cfg, "--format", "json", "--key", pub, "--insecure-ignore-tlog")
+    assert r.code == 0, r.err
+    sbom = json.loads(r.out)["updates"][0]["insight"]["sbom"]
+    assert sbom["signature"] == {
+        "verified": True,
+        "detail": f"signed by key {key_fingerprint(priv.public_key())}",
+    }
+    assert {"name": "zlib", "old_version": "1.2.13", "new_version": "1.3"} in sbom["changed"]  # the bundle's
+
+
+def test_registry_text_cannot_inject_markdown_or_terminal_escapes(
+    tmp_path: Path, registry: Registry, run
+) -> None:
+    repo = unique_repo("insight-hostile")
+    evil = "1.0\x1b]8;;http://evil\x07\x1b[2J\r| x | <img src=x onerror=alert(1)> [click](http://evil) `"
+    one = push_build(
+        registry, repo, "v1", [b"a" * 10], "2026-01-01T00:00:00Z", {"org.opencontainers.image.version": "1"}
+    )
+    attach_sbom(registry, repo, one, spdx({"pkg": "1"}))
+    cfg = project(tmp_path, f"{registry.host}/{repo}:v1")
+    assert run("update", "--config", cfg).code == 0
+    two = push_build(
+        registry, repo, "v1", [b"b" * 10], "2026-01-02T00:00:00Z", {"org.opencontainers.image.version": evil}
+    )
+    attach_sbom(registry, repo, two, spdx({"pkg": "2", "<script>|x": "</details>"}))
+    r = run("update", "--config", cfg, "--dry-run", "--format", "markdown")
+    assert r.code == 0, r.err
+    md = r.out
+    assert "\x1b" not in md and "\x07" not in md and "\r" not in md
+    assert not re.search(r"(?<!\\)<(img|script)", md) and not re.search(r"(?<!\\)\]\(http://evil", md)
+    assert "\\<img src=x onerror=alert\\(1\\)\\>" in md  # shown, as text
+    assert md.count("</details>") == 1 and md.count("<details>") == 1
+    for row in (ln for ln in md.splitlines() if ln.startswith("| ")):
+        assert len(re.findall(r"(?<!\\)\|", row)) == 4, row  # three cells: no extra column
+    r = run("update", "--config", cfg, "--dry-run")
+    assert "\x1b" not in r.out and "\x07" not in r.out and "\r" not in r.out
+    assert "version 1 → 1.0\\x1b]8;;http://evil\\x07\\x1b[2J\\x0d|" in r.out
+
+
+def test_huge_or_deeply_nested_sboms_cost_one_note_each(tmp_path: Path, registry: Registry, run) -> None:
+    from lockman.images.insight import MAX_SBOM_BYTES
+
+    repo = unique_repo("insight-bomb")
+    one = push_build(registry, repo, "v1", [b"a" * 10], "2026-01-01T00:00:00Z", {})
+    depth = 200_000
+    nested = (
+        b'{"bomFormat":"CycloneDX","components":'
+        + b'[{"name":"a","components":' * depth
+        + b"[]"
+        + b"}]" * depth
+        + b"}"
+    )
+    attach_sbom(registry, repo, one, nested, "application/vnd.cyclonedx+json")
+    cfg = project(tmp_path, f"{registry.host}/{repo}:v1")
+    assert run("update", "--config", cfg).code == 0
+    two = push_build(registry, repo, "v1", [b"b" * 10], "2026-01-02T00:00:00Z", {})
+    huge = b'{"spdxVersion":"SPDX-2.3","packages":[' + b" " * (MAX_SBOM_BYTES + 1) + b"]}"
+    attach_sbom(registry, repo, two, huge)
+    r = run("update", "--config", cfg, "--dry-run", "--format", "json")
+    assert r.code == 0, r.err
+    ins = json.loads(r.out)["updates"][0]["insight"]
+    assert ins["sbom"] is None
+    assert ins["notes"] == [
+        "old SBOM not readable: SBOM is nested too deeply to read",
+        f"new SBOM is over {MAX_SBOM_BYTES} bytes; packages not compared",
+    ]
+
+
+def test_requests_are_counted_and_a_no_op_costs_one_head(tmp_path: Path, registry: Registry, run) -> None:
+    repo = unique_repo("insight-count")
+    two_builds(registry, repo)
+    cfg = project(tmp_path, f"{registry.host}/{repo}:v1")
+    assert run("update", "--config", cfg).code == 0
+    mark = len(registry.access_log_lines())
+    assert run("update", "--config", cfg).code == 0
+    lines = [ln for ln in registry.access_log_lines()[mark:] if '"GET /v2/ ' not in ln]
+    assert len(lines) == 1 and '"HEAD /v2/' in lines[0], lines  # nothing moved: one HEAD, no insight
+
+    second_build(registry, repo)
+    mark = len(registry.access_log_lines())
+    r = run("update", "--config", cfg, "--dry-run", "--format", "json")
+    first = json.loads(r.out)["updates"][0]["insight"]["requests"]
+    lines = [ln for ln in registry.access_log_lines()[mark:] if '"GET /v2/ ' not in ln]
+    assert len(lines) == 2 + first, lines  # HEAD and GET of the new manifest, then the insight's own
+    r = run("update", "--config", cfg, "--dry-run", "--format", "json")
+    again = json.loads(r.out)["updates"][0]["insight"]
+    assert again["requests"] < first and again["sbom"] is not None  # manifests and blobs now cached

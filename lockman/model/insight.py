@@ -19,6 +19,8 @@ from typing import Any
 OCI_PREFIX = "org.opencontainers.image."
 LABELS = ("base.digest", "base.name", "version", "revision", "source", "created")
 """The OCI annotation keys (after ``org.opencontainers.image.``) compared, in report order."""
+FIELD_NAMES = {"created": "image.created"}
+"""The label ``created`` is reported under this name (only when it differs from the config's)."""
 MAX_VALUE = 256  # a label value longer than this is cut (registry text, shown to people)
 MAX_PACKAGES = 20000  # packages read per SBOM; the rest is a note
 MAX_SBOM_DEPTH = 32  # CycloneDX component nesting followed
@@ -73,7 +75,7 @@ class ImageFacts:
 
 @dataclass(frozen=True)
 class FieldChange:
-    field: str  # "created" (the config's) or a LABELS key
+    field: str  # "created" (the config's), "image.created" (the label's) or another LABELS key
     old: str | None
     new: str | None
 
@@ -380,8 +382,8 @@ def compare(old: ImageFacts, new: ImageFacts, *, requests: int = 0) -> Insight:
     fields = []
     for key in LABELS:
         a, b = old.labels.get(key), new.labels.get(key)
-        if a != b:
-            fields.append(FieldChange(key, a, b))
+        if a != b and not (key == "created" and (a, b) == (old.created, new.created)):
+            fields.append(FieldChange(FIELD_NAMES.get(key, key), a, b))
     if old.created != new.created:
         fields.append(FieldChange("created", old.created, new.created))
     url = compare_url(
@@ -402,7 +404,7 @@ def compare(old: ImageFacts, new: ImageFacts, *, requests: int = 0) -> Insight:
     elif new.sbom is not None or old.sbom is not None:
         which = "new" if new.sbom is None else "old"
         notes.append(f"no SBOM found for the {which} digest; packages not compared")
-    if not old.labels and not new.labels and old.sbom is None and new.sbom is None:
+    if not (old.labels or new.labels or old.sbom or new.sbom or notes):
         notes.append("no OCI labels and no SBOM published for this image")
     base_name = new.labels.get("base.name") or old.labels.get("base.name")
     return Insight(tuple(fields), url, layers, added, removed, sbom, tuple(notes), requests, base_name)
