@@ -306,7 +306,7 @@ _MD_SPECIAL = frozenset("\\`*_{}[]()<>#!|~&:")  # ':' too: no autolinks from reg
 
 def _md_text(text: str) -> str:
     """Registry text for Markdown: one line, every markup character escaped, so no raw HTML."""
-    text = " ".join(_term(text).split())
+    text = _term(" ".join(text.split()))
     return "".join(f"\\{c}" if c in _MD_SPECIAL else c for c in text)
 
 

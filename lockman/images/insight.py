@@ -11,8 +11,9 @@ becomes a note in the insight, never an error. Manifests and small blobs are cac
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 from lockman.errors import LockmanError, VerificationError
 from lockman.model import insight as model
@@ -40,6 +41,7 @@ BUNDLE_TYPES = (
 )
 PREDICATE_ANNOTATIONS = ("dev.sigstore.bundle.predicateType", "predicateType")
 
+T = TypeVar("T")
 BundleVerifier = Callable[[str, bytes], SbomSignature]
 """(subject digest, Sigstore bundle bytes) → verdict under the image's signature policy."""
 
@@ -281,7 +283,7 @@ async def inspect(
 ) -> Insight:
     reader = _Reader(client, t, manifests, blobs)
     plats, config, added, removed = _platforms(t.old, t.new)
-    old, new = await asyncio.gather(reader.side(t.old, plats, config), reader.side(t.new, plats, config))
+    old, new = await _all([reader.side(t.old, plats, config), reader.side(t.new, plats, config)])
     insight = model.compare(old, new, requests=reader.requests)
     return replace(insight, platforms_added=added, platforms_removed=removed)
 
@@ -291,8 +293,21 @@ async def inspect_all(
 ) -> dict[tuple[str, str], Insight]:
     """Insight for every target, concurrently; VerificationError when bytes were tampered with."""
     manifests, blobs = (ManifestCache(), BlobCache()) if cache else (None, None)
-    results = await asyncio.gather(*(inspect(client, t, manifests, blobs) for t in targets))
+    results = await _all([inspect(client, t, manifests, blobs) for t in targets])
     return {t.key: r for t, r in zip(targets, results, strict=True)}
+
+
+async def _all(aws: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
+    """Like gather, but the first failure (a refusal) cancels the rest: nothing is left running
+    against a client about to close."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def moved(old: LockedImage | None, new: LockedImage | None) -> bool:
