@@ -147,3 +147,22 @@ def test_sbom_attestation_verdict_under_a_policy() -> None:
     assert not bad.verified and "DSSE signature does not verify" in bad.detail
     sig = verify(D, make_bundle(priv, D, None))  # a plain signature bundle is no SBOM attestation
     assert not sig.verified and "no SBOM" in sig.detail
+
+
+def test_json_insight_matches_the_documented_schema() -> None:
+    from tests.test_report import conforms, readme_json
+
+    p = insight.OCI_PREFIX
+    old = ImageFacts("1", insight.oci_labels({p + "base.digest": "sha256:1", p + "source": "https://github.com/a/b",
+                                              p + "revision": "r1"}), {"linux/amd64": PlatformFacts(("a",), 1)},
+                     Sbom("SPDX", frozenset({("x", "1"), ("y", "1")}), "referrer"))  # fmt: skip
+    new = ImageFacts("2", insight.oci_labels({p + "base.digest": "sha256:2", p + "source": "https://github.com/a/b",
+                                              p + "revision": "r2"}), {"linux/amd64": PlatformFacts(("b",), 2)},
+                     Sbom("SPDX", frozenset({("x", "2"), ("z", "1")}), "referrer",
+                          signature=insight.SbomSignature(True, "signed by key sha256:1")))  # fmt: skip
+    ins = insight.compare(old, new, requests=3)
+    conforms(ins.as_dict(), readme_json("insight"))
+    assert ins.compare_url == "https://github.com/a/b/compare/r1...r2"
+    up = report.ImageUpdate("rust", "1", D, "sha256:" + "b" * 64, "container.image", insight=ins)
+    conforms(json.loads(report.render_update(report.UpdateReport((up,), "l"), "json")), readme_json("update"))
+    assert readme_json("update")["updates"][0]["insight"] is None  # documented as null or the object
