@@ -389,3 +389,54 @@ def test_requests_are_counted_and_a_no_op_costs_one_head(tmp_path: Path, registr
     r = run("update", "--config", cfg, "--dry-run", "--format", "json")
     again = json.loads(r.out)["updates"][0]["insight"]
     assert again["requests"] < first and again["sbom"] is not None  # manifests and blobs now cached
+
+
+def attach_att(reg: Registry, repo: str, subject: Build, statement: dict) -> None:
+    """A cosign attestation: the ``sha256-<hex>.att`` manifest, one DSSE envelope per layer."""
+    import base64
+
+    envelope = json.dumps(
+        {
+            "payloadType": "application/vnd.in-toto+json",
+            "payload": base64.b64encode(json.dumps(statement).encode()).decode(),
+            "signatures": [{"keyid": "", "sig": "c2ln"}],
+        }
+    ).encode()
+    config = reg.push_blob(repo, b"{}")
+    layer = reg.push_blob(repo, envelope)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": config, "size": 2},
+            "layers": [
+                {
+                    "mediaType": "application/vnd.dsse.envelope.v1+json",
+                    "digest": layer,
+                    "size": len(envelope),
+                    "annotations": {"predicateType": statement["predicateType"]},
+                }
+            ],
+        }
+    ).encode()
+    reg.push_manifest(repo, subject.digest.replace(":", "-") + ".att", manifest, OCI_MANIFEST)
+
+
+def test_sbom_from_cosign_att_attestations(tmp_path: Path, registry: Registry, run) -> None:
+    repo = unique_repo("insight-att")
+
+    def statement(packages: dict[str, str]) -> dict:
+        return {"_type": "https://in-toto.io/Statement/v0.1", "predicateType": "https://cyclonedx.org/bom",
+                "subject": [], "predicate": {"bomFormat": "CycloneDX", "components": [
+                    {"name": n, "version": v} for n, v in packages.items()]}}  # fmt: skip
+
+    one = push_build(registry, repo, "v1", [b"a" * 10], "2026-01-01T00:00:00Z", {})
+    attach_att(registry, repo, one, statement({"musl": "1.2.4"}))
+    cfg = project(tmp_path, f"{registry.host}/{repo}:v1")
+    assert run("update", "--config", cfg).code == 0
+    two = push_build(registry, repo, "v1", [b"b" * 10], "2026-01-02T00:00:00Z", {})
+    attach_att(registry, repo, two, statement({"musl": "1.2.5"}))
+    r = run("update", "--config", cfg, "--dry-run", "--format", "json")
+    sbom = json.loads(r.out)["updates"][0]["insight"]["sbom"]
+    assert sbom["format"] == "CycloneDX"
+    assert sbom["changed"] == [{"name": "musl", "old_version": "1.2.4", "new_version": "1.2.5"}]
