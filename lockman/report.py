@@ -360,7 +360,7 @@ def insight_text(i: Insight) -> list[str]:
         out.append("; ".join(parts))
     parts = []
     for c in i.layers:
-        where = f"{c.platform} " if c.platform else ""
+        where = f"{_term(c.platform)} " if c.platform else ""
         parts.append(f"{where}{human_size(c.old_size)} → {human_size(c.new_size)}, layers {_layers(c)}")
     if i.platforms_added:
         parts.append("platforms added: " + ", ".join(_term(p) for p in i.platforms_added))

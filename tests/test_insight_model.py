@@ -166,3 +166,12 @@ def test_json_insight_matches_the_documented_schema() -> None:
     up = report.ImageUpdate("rust", "1", D, "sha256:" + "b" * 64, "container.image", insight=ins)
     conforms(json.loads(report.render_update(report.UpdateReport((up,), "l"), "json")), readme_json("update"))
     assert readme_json("update")["updates"][0]["insight"] is None  # documented as null or the object
+
+
+def test_a_deeply_nested_manifest_is_refused_not_a_crash() -> None:
+    from lockman.errors import VerificationError
+    from lockman.model.manifest import parse_manifest
+
+    raw = b'{"schemaVersion":2,"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(VerificationError, match="nested too deeply"):
+        parse_manifest(raw, None, D, what="x")
