@@ -440,3 +440,20 @@ def test_sbom_from_cosign_att_attestations(tmp_path: Path, registry: Registry, r
     sbom = json.loads(r.out)["updates"][0]["insight"]["sbom"]
     assert sbom["format"] == "CycloneDX"
     assert sbom["changed"] == [{"name": "musl", "old_version": "1.2.4", "new_version": "1.2.5"}]
+
+
+def test_request_budget_spent_is_a_note(tmp_path: Path, registry: Registry, run, monkeypatch) -> None:
+    import lockman.images.insight
+
+    monkeypatch.setattr(lockman.images.insight, "MAX_REQUESTS", 3)
+    repo = unique_repo("insight-budget")
+    two_builds(registry, repo)
+    cfg = project(tmp_path, f"{registry.host}/{repo}:v1")
+    assert run("update", "--config", cfg).code == 0
+    second_build(registry, repo)
+    mark = len(registry.access_log_lines())
+    r = run("update", "--config", cfg, "--format", "json")
+    assert r.code == 0, r.err  # recorded all the same
+    ins = json.loads(r.out)["updates"][0]["insight"]
+    assert ins["requests"] == 3 and "request limit (3) reached; the rest was not inspected" in ins["notes"]
+    assert len([ln for ln in registry.access_log_lines()[mark:] if '"GET /v2/ ' not in ln]) == 2 + 3
