@@ -225,7 +225,7 @@ class _Reader:
             signature = (
                 self.t.verifier(digest, raw)
                 if kind == "bundle"
-                else SbomSignature(False, "not attested: a plain OCI referrer carries no signature")
+                else SbomSignature(False, "a plain OCI referrer carries no signature")
             )
         return _with(sbom, signature)
 
@@ -248,7 +248,7 @@ class _Reader:
                 continue
             signature = None
             if self.t.verifier is not None:
-                signature = SbomSignature(False, "not checked: cosign .att attestations are not verified")
+                signature = SbomSignature(False, "cosign .att attestations are not checked")
             return _with(sbom, signature)
         return None
 
