@@ -323,9 +323,8 @@ def test_registry_text_cannot_inject_markdown_or_terminal_escapes(
     attach_sbom(registry, repo, one, spdx({"pkg": "1"}))
     cfg = project(tmp_path, f"{registry.host}/{repo}:v1")
     assert run("update", "--config", cfg).code == 0
-    two = push_build(
-        registry, repo, "v1", [b"b" * 10], "2026-01-02T00:00:00Z", {"org.opencontainers.image.version": evil}
-    )
+    hostile = {"org.opencontainers.image.version": evil, "org.opencontainers.image.revision": "\ud800x"}
+    two = push_build(registry, repo, "v1", [b"b" * 10], "2026-01-02T00:00:00Z", hostile)
     attach_sbom(registry, repo, two, spdx({"pkg": "2", "<script>|x": "</details>"}))
     r = run("update", "--config", cfg, "--dry-run", "--format", "markdown")
     assert r.code == 0, r.err
@@ -339,6 +338,9 @@ def test_registry_text_cannot_inject_markdown_or_terminal_escapes(
     r = run("update", "--config", cfg, "--dry-run")
     assert "\x1b" not in r.out and "\x07" not in r.out and "\r" not in r.out
     assert "version 1 → 1.0\\x1b]8;;http://evil\\x07\\x1b[2J\\x0d|" in r.out
+    assert "revision (none) → ?x" in r.out  # a lone surrogate (JSON "\\ud800") cannot crash the output
+    r = run("update", "--config", cfg, "--dry-run", "--format", "json")
+    assert r.code == 0 and json.loads(r.out)["updates"][0]["insight"]["changes"][1]["new"] == "?x"
 
 
 def test_huge_or_deeply_nested_sboms_cost_one_note_each(tmp_path: Path, registry: Registry, run) -> None:

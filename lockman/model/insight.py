@@ -186,6 +186,7 @@ class Insight:
 def clip(value: object, limit: int = MAX_VALUE) -> str:
     """Registry text as a bounded string (escaping for a format is the renderer's job)."""
     text = value if isinstance(value, str) else f"<{type(value).__name__}>"
+    text = text.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate cannot be printed
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
