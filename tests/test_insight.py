@@ -459,3 +459,79 @@ def test_request_budget_spent_is_a_note(tmp_path: Path, registry: Registry, run,
     ins = json.loads(r.out)["updates"][0]["insight"]
     assert ins["requests"] == 3 and "request limit (3) reached; the rest was not inspected" in ins["notes"]
     assert len([ln for ln in registry.access_log_lines()[mark:] if '"GET /v2/ ' not in ln]) == 2 + 3
+
+
+def push_buildkit_index(reg: Registry, repo: str, tag: str, build: Build, packages: dict[str, str]) -> str:
+    """An index as ``docker buildx build --sbom=true`` pushes it: the image, and an attestation
+    manifest (platform unknown/unknown) whose layer is an in-toto SPDX statement about it."""
+    statement = json.dumps(
+        {
+            "_type": "https://in-toto.io/Statement/v0.1",
+            "predicateType": "https://spdx.dev/Document",
+            "subject": [{"name": "pkg:docker/app", "digest": {"sha256": build.digest.split(":")[1]}}],
+            "predicate": json.loads(spdx(packages)),
+        }
+    ).encode()
+    config_bytes = b'{"architecture":"unknown","os":"unknown","rootfs":{"type":"layers","diff_ids":[]}}'
+    config = reg.push_blob(repo, config_bytes)
+    layer = reg.push_blob(repo, statement)
+    att = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": config, "size": len(config_bytes)},
+            "layers": [
+                {
+                    "mediaType": "application/vnd.in-toto+json",
+                    "digest": layer,
+                    "size": len(statement),
+                    "annotations": {"in-toto.io/predicate-type": "https://spdx.dev/Document"},
+                }
+            ],
+        }
+    ).encode()
+    att_digest = reg.push_manifest(repo, sha256(att), att, OCI_MANIFEST)
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [
+                {
+                    "mediaType": OCI_MANIFEST,
+                    "digest": build.digest,
+                    "size": len(build.manifest),
+                    "platform": {"architecture": "amd64", "os": "linux"},
+                },
+                {
+                    "mediaType": OCI_MANIFEST,
+                    "digest": att_digest,
+                    "size": len(att),
+                    "platform": {"architecture": "unknown", "os": "unknown"},
+                    "annotations": {
+                        "vnd.docker.reference.type": "attestation-manifest",
+                        "vnd.docker.reference.digest": build.digest,
+                    },
+                },
+            ],
+        }
+    ).encode()
+    return reg.push_manifest(repo, tag, index, OCI_INDEX)
+
+
+def test_sbom_from_a_buildkit_attestation_in_the_index(tmp_path: Path, registry: Registry, run) -> None:
+    repo = unique_repo("insight-buildkit")
+    one = push_build(registry, repo, "one", [b"a" * 10], "2026-01-01T00:00:00Z", {})
+    push_buildkit_index(registry, repo, "v1", one, OLD_PACKAGES)
+    cfg = project(tmp_path, f"{registry.host}/{repo}:v1")
+    assert run("update", "--config", cfg).code == 0
+    two = push_build(registry, repo, "two", [b"a" * 10, b"b" * 10], "2026-01-02T00:00:00Z", {})
+    push_buildkit_index(registry, repo, "v1", two, NEW_PACKAGES)
+    r = run("update", "--config", cfg, "--dry-run", "--format", "json")
+    ins = json.loads(r.out)["updates"][0]["insight"]
+    assert ins["sbom"]["changed"] == [{"name": "openssl", "old_version": "3.0.1", "new_version": "3.0.2"}]
+    assert [(p["platform"], p["layers_new"], p["layers_shared"]) for p in ins["platforms"]] == [
+        ("linux/amd64", 1, 1)
+    ]
+    assert ins["changes"] == [
+        {"field": "created", "old": "2026-01-01T00:00:00Z", "new": "2026-01-02T00:00:00Z"}
+    ]

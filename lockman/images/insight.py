@@ -39,6 +39,7 @@ BUNDLE_TYPES = (
     "application/vnd.dev.sigstore.bundle+json;version=0.3",
     "application/vnd.dev.sigstore.bundle+json;version=0.2",
 )
+BUILDKIT_PREDICATE = "in-toto.io/predicate-type"
 PREDICATE_ANNOTATIONS = ("dev.sigstore.bundle.predicateType", "predicateType")
 
 T = TypeVar("T")
@@ -163,7 +164,8 @@ class _Reader:
             labels_from.append(model.manifest_annotations(config_of.raw))
         sbom = None
         try:
-            sbom = await self.sbom(entry.digest, notes, which)
+            child = config_of.digest if top.is_index and config_of is not None else None
+            sbom = await self.sbom(entry.digest, notes, which, _buildkit_attestation(top, child))
         except (LockmanError, _Exhausted) as e:
             self._note_or_raise(e, notes, f"{which} SBOM not readable")
         return ImageFacts(created, model.oci_labels(*labels_from), facts, sbom, tuple(notes))
@@ -177,9 +179,18 @@ class _Reader:
             notes.append(f"{what}: {e}")
 
     # -- SBOMs --------------------------------------------------------------------------------
-    async def sbom(self, digest: str, notes: list[str], which: str) -> Sbom | None:
+    async def sbom(
+        self, digest: str, notes: list[str], which: str, buildkit: Descriptor | None
+    ) -> Sbom | None:
         """The first SBOM attached to ``digest``: a Sigstore bundle (when a policy applies, it
-        is checked), a plain SPDX/CycloneDX referrer, then cosign's ``.att`` tag."""
+        is checked), a plain SPDX/CycloneDX referrer, buildkit's attestation manifest in the
+        index (``docker buildx build --sbom``), then cosign's ``.att`` tag.
+
+        Without a policy, buildkit's SBOM comes first: the index already lists it, so no
+        referrer look-up is needed.
+        """
+        if buildkit is not None and self.t.verifier is None:
+            return await self._buildkit_sbom(buildkit, notes, which)
         found = await self.referrers(digest)
         bundles = [
             d
@@ -195,7 +206,30 @@ class _Reader:
             sbom = await self._referrer_sbom(kind, desc, digest, notes, which)
             if sbom is not None:
                 return sbom
+        if buildkit is not None:
+            return await self._buildkit_sbom(buildkit, notes, which)
         return await self._att_sbom(digest, notes, which)
+
+    async def _buildkit_sbom(self, desc: Descriptor, notes: list[str], which: str) -> Sbom | None:
+        m = await self.manifest(desc.digest)
+        for layer in m.layers:
+            predicate = layer.annotations.get(BUILDKIT_PREDICATE)
+            if model.sbom_kind(predicate) is None:
+                continue
+            raw = await self.blob(layer, MAX_SBOM_BYTES, f"SBOM attestation {layer.digest}")
+            if raw is None:
+                notes.append(f"{which} SBOM attestation is over {MAX_SBOM_BYTES} bytes; not compared")
+                return None
+            try:
+                sbom = model.parse_sbom(raw, predicate, "buildkit-attestation")
+            except SbomError as e:
+                notes.append(f"{which} SBOM attestation not readable: {e}")
+                return None
+            signature = None
+            if self.t.verifier is not None:
+                signature = SbomSignature(False, "buildkit attestations carry no signature")
+            return _with(sbom, signature)
+        return None
 
     async def _referrer_sbom(
         self, kind: str, desc: Descriptor, digest: str, notes: list[str], which: str
@@ -251,6 +285,19 @@ class _Reader:
                 signature = SbomSignature(False, "cosign .att attestations are not checked")
             return _with(sbom, signature)
         return None
+
+
+def _buildkit_attestation(top: Manifest, child: str | None) -> Descriptor | None:
+    """The index's attestation manifest for ``child`` (buildkit's layout), if any."""
+    if not top.is_index or child is None:
+        return None
+    for d in top.manifests:
+        ann = d.annotations
+        if ann.get("vnd.docker.reference.type") == "attestation-manifest" and (
+            ann.get("vnd.docker.reference.digest") == child
+        ):
+            return d
+    return None
 
 
 def _predicate(d: Descriptor) -> str | None:
