@@ -344,7 +344,7 @@ def _sbom_counts(i: Insight) -> str:
 
 
 def insight_text(i: Insight) -> list[str]:
-    """One line for the labels (base image first), one for size, layers and SBOM; then notes."""
+    """At most two lines: the labels (base image first); size, layers, SBOM and notes."""
     out = []
     parts = []
     for f in i.fields:
@@ -375,8 +375,9 @@ def insight_text(i: Insight) -> list[str]:
         parts.append(text)
     if parts:
         out.append("; ".join(parts))
-    if i.notes:
-        out.append("note: " + "; ".join(_term(n) for n in i.notes))
+    if i.notes:  # on a line of their own while that keeps it to two lines
+        note = "note: " + "; ".join(_term(n) for n in i.notes)
+        out = [*out[:1], f"{out[1]}; {note}"] if len(out) == 2 else [*out, note]
     return out
 
 

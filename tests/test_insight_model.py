@@ -175,3 +175,17 @@ def test_a_deeply_nested_manifest_is_refused_not_a_crash() -> None:
     raw = b'{"schemaVersion":2,"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     with pytest.raises(VerificationError, match="nested too deeply"):
         parse_manifest(raw, None, D, what="x")
+
+
+def test_text_is_at_most_two_lines_per_image() -> None:
+    from lockman.model.insight import FieldChange, Insight, LayerChange
+
+    full = Insight(
+        (FieldChange("version", "1", "2"),), layers=(LayerChange("", 1, 2, 1, 0, 1),), notes=("a", "b")
+    )
+    assert report.insight_text(full) == [
+        "version 1 → 2",
+        "1 B → 2 B, layers 1 new, 0 shared, 1 gone; note: a; b",
+    ]
+    bare = Insight(layers=(LayerChange("", 1000, 1_500_000, 1, 0, 1),), notes=("x",))
+    assert report.insight_text(bare) == ["1.0 kB → 1.5 MB, layers 1 new, 0 shared, 1 gone", "note: x"]
