@@ -166,8 +166,6 @@ def parse_manifest(raw: bytes, content_type: str | None, digest: str, *, what: s
         obj = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise VerificationError(f"{what}: manifest is not valid JSON") from None
-    except RecursionError:  # a hostile registry's nesting must not crash us with a traceback
-        raise VerificationError(f"{what}: manifest is nested too deeply to read") from None
     if not isinstance(obj, dict):
         raise VerificationError(f"{what}: manifest is not a JSON object")
     if obj.get("schemaVersion") == 1 or content_type in SCHEMA1_TYPES:
