@@ -137,13 +137,19 @@ class _Reader:
         facts: dict[str, PlatformFacts] = {}
         config_of: Manifest | None = None
         labels_from: list[dict[str, object]] = []
-        for plat in platforms:
-            if top.is_index and plat not in children:
-                continue
+
+        async def platform(plat: str) -> Manifest | None:
+            if not top.is_index:
+                return top
             try:
-                m = top if not top.is_index else await self.manifest(children[plat])
+                return await self.manifest(children[plat])
             except (LockmanError, _Exhausted) as e:
                 self._note_or_raise(e, notes, f"{which} {plat} manifest not readable")
+                return None
+
+        wanted = [p for p in platforms if not top.is_index or p in children]
+        for plat, m in zip(wanted, await _all([platform(p) for p in wanted]), strict=True):
+            if m is None:
                 continue
             facts[plat] = PlatformFacts(tuple(d.digest for d in m.layers), sum(d.size for d in m.layers))
             if plat == config_platform:
