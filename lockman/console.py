@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from typing import TextIO
 
@@ -29,9 +30,50 @@ def out(text: str = "") -> None:
     sys.stdout.write(redact(text) + "\n")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def one_line(text: str) -> str:
+    """Control characters (terminal escapes, newlines that would forge a second line) from
+    registry or file content shown as ``\\xNN``: a stderr message stays one honest line."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def err(text: str) -> None:
-    sys.stderr.write(redact(text) + "\n")
+    """One line on stderr; under ``--quiet`` only ``error…`` lines get through."""
+    if _verbosity == QUIET and not text.startswith("error"):
+        return
+    sys.stderr.write(one_line(redact(text)) + "\n")
     sys.stderr.flush()
+
+
+def info(text: str) -> None:
+    """A status line on stdout (``xcargo.lock: ok …``) that ``--quiet`` leaves out.
+
+    Output a command exists to produce (digests, reports in JSON or Markdown, diffs) goes
+    through :func:`out` and is always printed.
+    """
+    if _verbosity != QUIET:
+        out(text)
+
+
+QUIET, NORMAL, VERBOSE = 0, 1, 2
+_verbosity = NORMAL
+
+
+def set_verbosity(*, verbose: bool = False, quiet: bool = False) -> None:
+    """``-q``: errors only; ``-v``: debug lines (requests, credential sources, retries) too."""
+    global _verbosity
+    _verbosity = QUIET if quiet else VERBOSE if verbose else NORMAL
+
+
+def verbosity() -> int:
+    return _verbosity
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 image``, ``2 images``: every count lockman prints goes through here."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def short(digest: str) -> str:
@@ -54,12 +96,16 @@ class _ConsoleHandler(logging.Handler):
 
 
 def configure_logging() -> None:
-    """Warnings always; debug detail (credential lookups, mirrors, proxies) with LOCKMAN_DEBUG=1."""
+    """Warnings by default; errors only with ``-q``; debug detail (requests, retries, credential
+    sources, mirrors, proxies) with ``-v`` or ``LOCKMAN_DEBUG=1``."""
     logger = logging.getLogger("lockman")
     if not any(isinstance(h, _ConsoleHandler) for h in logger.handlers):
         logger.addHandler(_ConsoleHandler())
-    debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
-    logger.setLevel(logging.DEBUG if debug else logging.WARNING)
+    from lockman import env
+
+    debug = _verbosity == VERBOSE or bool(env.get(DEBUG_ENV))
+    level = logging.ERROR if _verbosity == QUIET else logging.DEBUG if debug else logging.WARNING
+    logger.setLevel(level)
 
 
 def use_colour(stream: TextIO | None = None) -> bool:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from lockman.console import count
 from lockman.model.insight import Insight, LayerChange, package_kind
 from lockman.model.lockfile import LockedImage, LockedPlatform, Lockfile
 from lockman.model.reference import is_digest
@@ -165,7 +166,7 @@ def commit_message(updates: Iterable[ImageUpdate]) -> str | None:
     if len(updates) == 1:
         return f"chore(deps): {_one_line(updates[0])}"
     body = "\n".join(f"- {_one_line(u)}" for u in updates)
-    return f"chore(deps): update {len(updates)} container image digests\n\n{body}"
+    return f"chore(deps): update {count(len(updates), 'container image digest')}\n\n{body}"
 
 
 # -- JSON ----------------------------------------------------------------------------------------
@@ -218,6 +219,11 @@ def update_text(report: UpdateReport, *, colour: bool = False) -> str:
     lines = []
     for u in report.updates:
         name = _c(_BOLD, u.display, colour)
+        if u.kind == "platforms" and u.kind_changed_to is not None:
+            # Same digest, other kind: a single-platform image pinned as its platform, or back.
+            now = f"platform pin ({u.kind_changed_to})" if u.kind_changed_to else "tag pin"
+            lines.append(f"{name}  {short12(u.new_digest or '')} is now a {now}")
+            continue
         if u.kind == "platforms":
             lines.append(f"{name}  platforms changed ({short12(u.new_digest or '')})")
         else:
@@ -441,6 +447,7 @@ def insight_markdown(i: Insight) -> list[str]:
 # Every kind a problem can have; a consumer may switch on these.
 PROBLEM_KINDS = (
     "no-lockfile",  # xcargo.lock does not exist
+    "merge-conflict",  # xcargo.lock holds git conflict markers
     "missing",  # the config uses an image the lock lacks
     "stale",  # the lock has an image the config no longer uses
     "pin-mismatch",  # xcargo.toml pins a digest the lock disagrees with
@@ -523,10 +530,10 @@ def verify_text(report: VerifyReport, *, colour: bool = False) -> str:
     mode = (
         "offline: lock matches config"
         if report.offline
-        else f"{len(report.images)} images verified against their registries"
+        else f"{count(len(report.images), 'image')} verified against their registries"
     )
     if report.blobs is not None:
-        mode += f"; {report.blobs} blobs, {report.blob_bytes} bytes hashed"
+        mode += f"; {count(report.blobs, 'blob')}, {count(report.blob_bytes, 'byte')} hashed"
     if report.signed:
         mode += f", {report.signed} signed"
     return f"{report.lockfile}: {_c(_GREEN, 'ok', colour)} ({mode})"
@@ -536,9 +543,9 @@ def verify_markdown(report: VerifyReport) -> str:
     how = "offline (lock against config)" if report.offline else "against their registries"
     lock = f"`{_md(report.lockfile)}`"
     if report.ok:
-        return f"**lockman verify**: all {len(report.images)} images in {lock} verified {how}.\n"
+        return f"**lockman verify**: all {count(len(report.images), 'image')} in {lock} verified {how}.\n"
     lines = [
-        f"**lockman verify** found {len(report.problems)} problem(s) in {lock} ({how}):",
+        f"**lockman verify** found {count(len(report.problems), 'problem')} in {lock} ({how}):",
         "",
         "| Image | Problem | Details |",
         "|---|---|---|",

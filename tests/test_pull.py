@@ -446,9 +446,13 @@ def test_update_platform_kind_is_kept(tmp_path: Path, registry: Registry, run) -
     rust = next(i for i in lockfile.read(lock_path).images if i.name.endswith("/rust"))
     assert rust.digest == moved.children["linux/amd64"].digest and rust.platform == "linux/amd64"
 
+    # A single-platform image for another platform is kept as it is, with one warning (issue 16).
     r = run("update", "--platform", "linux/arm64", "--config", cfg)
-    assert r.code == 2 and "musl" in r.err and "linux/amd64 image, not linux/arm64" in r.err
-    assert lockfile.read(lock_path).images[1].platform == "linux/amd64"  # failed run: lock unchanged
+    assert r.code == 0 and r.err.count("\n") == 1 and "musl" in r.err
+    assert "single-platform linux/amd64 image, no linux/arm64 variant; taken as it is" in r.err
+    musl = next(i for i in lockfile.read(lock_path).images if i.name.endswith("/musl"))
+    assert (musl.digest, musl.platform) == (single.digest, "linux/amd64")  # unchanged
+    assert "musl" not in r.out
 
     r = run("update", "--platform", "all", "--config", cfg)
     assert r.code == 0, r.err

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from lockman import report
-from lockman.console import out, use_colour
+from lockman.console import info, out, use_colour
 from lockman.errors import EXIT_OK, EXIT_VERIFY, InputError
 from lockman.model import lockfile
 from lockman.model.insight import Insight
@@ -94,7 +94,7 @@ def run(
     elif rep.updates:
         out(report.update_text(rep, colour=use_colour()))
     else:
-        out(f"{old_spec} → {new_spec}: no differences")
+        info(f"{old_spec} → {new_spec}: no differences")
     return EXIT_VERIFY if exit_code and rep.updates else EXIT_OK
 
 

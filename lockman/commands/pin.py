@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from lockman.console import err, out
+from lockman.console import err, info, out
 from lockman.errors import EXIT_OK, VerificationError
 from lockman.model import lockfile, pinning, reference
 from lockman.model.lockfile import Lockfile
@@ -51,7 +51,7 @@ def run(config_path: Path, *, write: bool) -> int:
                 "xcargo.toml has no key to pin it (the lock still does)"
             )
         if not edits:
-            out(f"{config.path}: every image is already pinned")
+            info(f"{config.path}: every image is already pinned")
             return EXIT_OK
         if not write:
             out(pinning.unified_diff(text, new_text, str(config.path)).rstrip("\n"))
@@ -65,5 +65,5 @@ def run(config_path: Path, *, write: bool) -> int:
         if lock_text != lock_path.read_text(encoding="utf-8"):
             lockfile.write_atomic(lock_path, lock_text)
     for e in edits:
-        out(f"{config.path}: {e.key}: {e.old} → {e.new}")
+        info(f"{config.path}: {e.key}: {e.old} → {e.new}")
     return EXIT_OK

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 from lockman import report
 from lockman.commands._common import report_errors, worst
-from lockman.console import err, out, short, use_colour
+from lockman.console import count, err, info, out, short, use_colour
 from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, EXIT_VERIFY, LockmanError
 from lockman.images.locker import Outcome, Wanted, gather_all, lock_one, wanted_images
 from lockman.images.selection import select
-from lockman.model import lockfile, pinning
+from lockman.model import lockfile, pinning, xcargo
 from lockman.model.lockfile import LockedImage, Lockfile
 from lockman.model.platforms import parse_platform
 from lockman.model.xcargo import load_config
@@ -64,7 +64,7 @@ async def _refuse_unsigned(
     codes = []
     for s in signed:
         for line in s.lines() if show else ():
-            out(line)
+            info(line)
         for c, message in s.failures():
             err(f"error: {message}; not locked")
             codes.append(c.exit_code)
@@ -85,6 +85,41 @@ async def _repin(client: RegistryClient, outcomes: list[Outcome]) -> list[Outcom
     )
     by_key = {o.wanted.key: o for o in again}
     return [by_key.get(o.wanted.key, o) for o in outcomes]
+
+
+def recover_conflict(conflict: lockfile.LockfileConflict, wanted: Sequence[Wanted], path: Path) -> Lockfile:
+    """Start again from both sides of a conflicted lock: every image is re-resolved from
+    xcargo.toml, and an entry either side had (its kind, platform) is kept where the config
+    still uses the image; where xcargo.toml pins a digest, the side that agrees with it wins."""
+    ours, theirs = conflict.sides
+    merged: dict[tuple[str, str], LockedImage] = {}
+    for side in (theirs, ours):  # on a tie, ours (the branch being merged into) wins
+        for e in side.images if side else ():
+            merged[e.key] = e
+    pins = {w.key: w.use.ref.digest for w in wanted if w.use.ref.digest}
+    for side in (theirs, ours):
+        for e in side.images if side else ():
+            if pins.get(e.key) == e.digest:
+                merged[e.key] = e
+    unreadable = sum(1 for side in (ours, theirs) if side is None)
+    note = f"; {unreadable} side(s) not a valid lockfile, ignored" if unreadable else ""
+    err(
+        f"notice: {path} has merge conflicts: locking afresh from the config, keeping what either "
+        f"side locked where the config still uses it{note}"
+    )
+    return Lockfile(tuple(merged.values())).sorted()
+
+
+def _details_changed(old: Lockfile | None, new: Lockfile) -> list[str]:
+    """Lockfile keys that changed in entries whose digests did not (``pinned``, ``source``…)."""
+    before = old.by_key() if old else {}
+    changed: set[str] = set()
+    for key, b in new.by_key().items():
+        a = before.get(key)
+        for name in ("pinned", "source", "media_type", "index_digest"):
+            if a is not None and getattr(a, name) != getattr(b, name):
+                changed.add(name.replace("_", "-"))
+    return sorted(changed)
 
 
 def effective_platform(flag: str | None, previous: LockedImage | None) -> str:
@@ -118,15 +153,15 @@ async def run(
         from lockman.enforce.check import load_policies
 
         policies = load_policies(config.path, options)
-    for triple in config.skipped_targets:
-        err(
-            f"warning: {config.path}: target {triple} has no container image "
-            f'(set [targets."{triple}".container].image to lock one); skipped'
-        )
+    for warning in xcargo.warnings(config):
+        err(f"warning: {warning}")
     wanted = select(wanted_images(config.images, config.path), images, config)
     lock_path = config.lockfile_path
     with lockfile.locked(lock_path):
-        old = lockfile.read(lock_path)
+        try:
+            old = lockfile.read(lock_path)
+        except lockfile.LockfileConflict as conflict:
+            old = recover_conflict(conflict, wanted, lock_path)
         previous = old.by_key() if old else {}
         async with RegistryClient(timeout=timeout) as client:
             await client.prefetch_tokens([w.use.ref for w in wanted])
@@ -207,21 +242,32 @@ async def run(
     else:
         body = report.update_text(rep, colour=use_colour())
         if body:
-            out(body)
+            info(body)
         if not (lock_changes or config_changes):
             if not rep.updates and not errors:
-                out(f"{lock_path}: up to date ({len(new.images)} images)")
+                info(f"{lock_path}: up to date ({count(len(new.images), 'image')})")
         elif check:
             pass
         elif dry_run:
-            out(f"{lock_path}: would be updated (dry run)")
+            if config_changes:  # what --repin would do to xcargo.toml, shown as `lockman pin` shows it
+                assert config_text is not None and new_config_text is not None
+                out(pinning.unified_diff(config_text, new_config_text, str(config.path)).rstrip("\n"))
+            if lock_changes:
+                info(f"{lock_path}: would be updated (dry run)")
+            if config_changes:
+                info(f"{config.path}: pins would move to the tags' new digests (dry run)")
         else:
             for f in written:
                 if f == str(config.path):
-                    out(f"{config.path}: pins moved to the tags' new digests")
+                    info(f"{config.path}: pins moved to the tags' new digests")
             if lock_changes:
                 partial = f", {len(errors)} failed and left as they were" if errors else ""
-                out(f"{lock_path}: updated ({len(rep.updates)} changed, {len(new.images)} images{partial})")
+                images = count(len(new.images), "image")
+                if rep.updates or errors:
+                    info(f"{lock_path}: updated ({len(rep.updates)} changed, {images}{partial})")
+                else:  # e.g. `pinned` dropped after a pin was removed from xcargo.toml
+                    what = ", ".join(_details_changed(old, new)) or "formatting"
+                    info(f"{lock_path}: updated ({images}; no digest moved; {what} rewritten)")
     failed = report_errors(errors) if errors else EXIT_OK  # only with --keep-going
     if check and (lock_changes or config_changes):
         what = f"{config.path} pins are" if config_changes and not lock_changes else f"{lock_path} is"

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 from lockman import report
 from lockman.commands._common import worst
-from lockman.console import err, out, use_colour
+from lockman.console import err, info, out, use_colour
 from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, EXIT_VERIFY, LockmanError, VerificationError
 from lockman.images.locker import platforms_of, wanted_images
-from lockman.model import lockfile
+from lockman.model import lockfile, xcargo
 from lockman.model.lockfile import LockedImage, Lockfile
 from lockman.model.manifest import check_descriptor
 from lockman.model.reference import Reference
@@ -150,14 +150,21 @@ async def run(
     fmt: report.Format = "text",
 ) -> int:
     config = load_config(config_path)
+    for warning in xcargo.warnings(config):
+        err(f"warning: {warning}")
     options = signatures or SignatureOptions()
     policies = None
     if options.wanted(config.path):
         from lockman.enforce.check import load_policies
 
         policies = load_policies(config.path, options)  # bad keys or policies: exit 2, no network
-    lock = lockfile.read(config.lockfile_path)
-    problems = consistency(config, lock)
+    try:
+        lock = lockfile.read(config.lockfile_path)
+    except lockfile.LockfileConflict as conflict:  # drift, like a missing lockfile: exit 1
+        lock, conflicted = None, [Problem("merge-conflict", "", str(conflict))]
+    else:
+        conflicted = []
+    problems = conflicted or consistency(config, lock)
     checked: list[LockedImage] = []
     deep_blobs: int | None = None
     deep_bytes = 0
@@ -200,7 +207,7 @@ async def run(
     if fmt == "text":  # in JSON each image carries its signatures; stdout holds only the report
         for s in signed:
             for line in s.lines():
-                out(line)
+                info(line)
     for p in problems:
         err(f"error: {p.message}")
     by_image = {s.image: s.as_dict() for s in signed}
@@ -217,7 +224,7 @@ async def run(
     )
     rendered = report.render_verify(result, fmt, colour=use_colour())
     if rendered:
-        out(rendered.rstrip("\n"))
+        (info if fmt == "text" else out)(rendered.rstrip("\n"))
     if problems:
         return worst(p.exit_code for p in problems)
     return EXIT_OK

@@ -111,6 +111,21 @@ class OciLayout:
         doc["manifests"] = kept
         write_atomic(self.root / "index.json", (json.dumps(doc, indent=2) + "\n").encode())
 
+    def remove_if_empty(self, *, keep_root: bool = False) -> None:
+        """Remove the layout when it holds no image and no blob (only what :meth:`open` made);
+        ``keep_root``: the directory itself was there before, and stays."""
+        if (self.root / "index.json").exists():
+            return
+        for d in (self.root / "blobs" / "sha256", self.root / "blobs", self.root / PARTIAL_DIR):
+            with contextlib.suppress(OSError):
+                d.rmdir()  # fails, and keeps everything, when anything is inside
+        if any(p.name != LAYOUT_FILE for p in self.root.iterdir()):
+            return
+        with contextlib.suppress(OSError):
+            (self.root / LAYOUT_FILE).unlink()
+            if not keep_root:
+                self.root.rmdir()
+
     def remove_partial_dir_if_empty(self) -> None:
         with contextlib.suppress(OSError):
             (self.root / PARTIAL_DIR).rmdir()

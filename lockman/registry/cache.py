@@ -9,9 +9,9 @@ name (a corrupted disk, a meddling user) is deleted and treated as a miss. Write
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 
+from lockman import env
 from lockman.fileio import write_atomic
 from lockman.model.manifest import MAX_MANIFEST_BYTES, compute_digest
 from lockman.model.reference import is_digest
@@ -19,9 +19,9 @@ from lockman.model.reference import is_digest
 
 def default_cache_dir() -> Path:
     """``$LOCKMAN_CACHE_DIR``, else the platform's user cache directory (XDG on Linux)."""
-    env = os.environ.get("LOCKMAN_CACHE_DIR")
-    if env:
-        return Path(env)
+    configured: Path | None = env.get("LOCKMAN_CACHE_DIR")
+    if configured is not None:
+        return configured
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("lockman"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import ssl
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from lockman import env
 from lockman.console import err
 from lockman.errors import AuthError, LockmanError, RegistryError, VerificationError
 from lockman.model.manifest import (
@@ -37,7 +37,7 @@ from lockman.registry import ratelimit, tls
 from lockman.registry.auth import RegistryAuth
 from lockman.registry.credentials import CredentialStore
 from lockman.registry.host_transport import HostTransport
-from lockman.registry.hosts import plain_http_allowed
+from lockman.registry.hosts import insecure_for_run, plain_http_allowed
 from lockman.registry.registries_conf import Endpoint, RegistriesConf
 from lockman.registry.retry import BodyTooLarge, Retrier, RetryPolicy, attempts_note
 
@@ -58,13 +58,13 @@ log = logging.getLogger("lockman.client")
 
 def configured_concurrency() -> int | None:
     """``LOCKMAN_CONCURRENCY`` when set to a positive integer, else None (protocol default)."""
-    value = os.environ.get("LOCKMAN_CONCURRENCY", "").strip()
-    return int(value) if value.isdigit() and int(value) > 0 else None
+    value: int | None = env.get("LOCKMAN_CONCURRENCY")
+    return value
 
 
 def http2_enabled() -> bool:
     """HTTP/2 on TLS registries unless ``LOCKMAN_HTTP2=0`` (for comparison, or a broken middlebox)."""
-    return os.environ.get("LOCKMAN_HTTP2", "1").strip().lower() not in ("0", "false", "no", "off")
+    return env.get("LOCKMAN_HTTP2") is not False
 
 
 class NotFound(RegistryError):
@@ -124,7 +124,7 @@ class RegistryClient:
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
         # Per-host TLS trust, client certificates and proxies (see host_transport.py).
         transport = self._transport or HostTransport(
-            http2=self._http2, limits=limits, insecure=self._registries.is_insecure
+            http2=self._http2, limits=limits, insecure=self._is_insecure
         )
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(self._timeout),
@@ -138,9 +138,13 @@ class RegistryClient:
         self.auth = RegistryAuth(self._credentials, self._send_raw, self._plain_http_ok, _registry_name)
         return self
 
+    def _is_insecure(self, host: str) -> bool:
+        """Marked insecure in registries.conf, or by ``--insecure-registry`` for this run."""
+        return insecure_for_run(host) or (self._registries is not None and self._registries.is_insecure(host))
+
     def _plain_http_ok(self, host: str) -> bool:
-        """Loopback registries (as docker allows) and those registries.conf marks insecure."""
-        return plain_http_allowed(host, self._registries is not None and self._registries.is_insecure(host))
+        """Loopback registries (as docker allows) and those marked insecure."""
+        return plain_http_allowed(host, self._is_insecure(host))
 
     def endpoints(self, ref: Reference) -> list[Endpoint]:
         """Where to ask for ``ref``: registries.conf mirrors in order, then its location."""
@@ -209,6 +213,8 @@ class RegistryClient:
                 f"{_registry_name(host)}: not a registry: GET /v2/ answered HTTP {response.status_code}"
             )
         assert first_error is not None
+        if "http" not in schemes and getattr(first_error, "plain_http_suspected", False):
+            raise RegistryError(f"{first_error}; {tls.plain_http_hint(host)}")
         raise first_error
 
     def _set_limit(self, host: str, http_version: str) -> None:
@@ -567,6 +573,7 @@ def _network_error(host: str, e: httpx.HTTPError | ssl.SSLError, where: str | No
     if _tls_handshake_failed(e):
         error = RegistryError(f"{registry}: cannot connect: {e or type(e).__name__}")
         error.tls_handshake_failed = True  # type: ignore[attr-defined]
+        error.plain_http_suspected = _plain_http_answer(e)  # type: ignore[attr-defined]
         return error
     if isinstance(e, httpx.TimeoutException):
         return RegistryError(f"{registry}: timed out ({e or type(e).__name__}){note}")
@@ -575,6 +582,16 @@ def _network_error(host: str, e: httpx.HTTPError | ssl.SSLError, where: str | No
     if isinstance(e, httpx.TooManyRedirects):
         return RegistryError(f"{registry}: too many redirects (a redirect loop?)")
     return RegistryError(f"{registry}: network error: {type(e).__name__}: {e}{note}")
+
+
+def _plain_http_answer(e: BaseException) -> bool:
+    """The TLS handshake failed the way it does when the server answers in plain HTTP."""
+    cause: BaseException | None = e
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError) and cause.reason in tls.PLAIN_HTTP_REASONS:
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return "WRONG_VERSION_NUMBER" in str(e) or "wrong version number" in str(e)
 
 
 def _tls_handshake_failed(e: BaseException) -> bool:

@@ -25,7 +25,7 @@ every retry) is switched off: lockman's output is one line per error.
 from __future__ import annotations
 
 import asyncio
-import os
+import logging
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -36,8 +36,16 @@ import httpx
 import stamina
 import stamina.instrumentation
 
-from lockman.errors import InputError
+from lockman import env
 from lockman.registry.ratelimit import retry_after_seconds
+
+_debug = logging.getLogger("lockman.http")
+
+
+def _shown(url: httpx.URL) -> str:
+    """The URL for a debug line: no query (signed object-storage URLs carry credentials there)."""
+    return str(url.copy_with(query=None, fragment=None))
+
 
 stamina.instrumentation.set_on_retry_hooks([])
 
@@ -70,19 +78,11 @@ class RetryPolicy:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> RetryPolicy:
         """Read ``LOCKMAN_RETRY_*`` overrides (tests use tiny waits; CI may want more attempts)."""
-        env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for name, var in _ENV.items():
-            text = env.get(var)
-            if text is None or text == "":
-                continue
-            try:
-                value = int(text) if name == "attempts" else float(text)
-            except ValueError:
-                value = -1
-            if not (value >= (1 if name == "attempts" else 0)) or value == float("inf"):
-                raise InputError(f"{var}={text!r}: expected a non-negative number")
-            values[name] = value
+            value = env.get(var, environ)
+            if value is not None:
+                values[name] = value
         return cls(**values)
 
 
@@ -167,6 +167,9 @@ class Retrier:
             if verdict is not False:
                 why = str(exc) or type(exc).__name__
                 self.log.append((str(request.url), why, None if verdict is True else float(verdict)))
+                _debug.debug(
+                    "retrying %s %s after attempt %d: %s", request.method, _shown(request.url), attempts, why
+                )
             return verdict
 
         context = stamina.retry_context(
@@ -203,6 +206,7 @@ class Retrier:
         try:
             async with asyncio.timeout(self.timeout):
                 response = await http.send(request, auth=auth, stream=True)
+                _debug.debug("%s %s -> %d", request.method, _shown(response.url), response.status_code)
                 retryable = retry_ok and response.status_code in RETRY_STATUSES
                 if retryable:
                     await _read_error_body(response, request.method)
