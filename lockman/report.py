@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from lockman.console import count
+from lockman.console import count, one_line
 from lockman.model.insight import Insight, LayerChange, package_kind
 from lockman.model.lockfile import LockedImage, LockedPlatform, Lockfile
 from lockman.model.reference import is_digest
@@ -303,8 +303,9 @@ MD_NOTES = 5
 
 
 def _term(text: str) -> str:
-    """Registry text for a terminal: control characters (escape sequences, CR, BS) made visible."""
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else "?" for c in text)
+    """Registry text for a terminal: control characters (escape sequences, CR, BS) shown as
+    ``\\xNN`` as on stderr; other unprintables (bidi overrides, lone surrogates) as ``?``."""
+    return "".join(c if c.isprintable() or ord(c) < 0xA0 else "?" for c in one_line(text))
 
 
 _MD_SPECIAL = frozenset("\\`*_{}[]()<>#!|~&:")  # ':' too: no autolinks from registry text
