@@ -40,12 +40,18 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
         "SSL_CERT_DIR",
         "NO_COLOR",
         "XDG_CACHE_HOME",
+        "XDG_CONFIG_HOME",
+        "REGISTRIES_CONFIG_PATH",
     ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     # Nor this machine's registries.conf, certs.d directories or debug switch.
     (home / "registries.conf").write_text("")
     monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(home / "registries.conf"))
+    import lockman.registry.registries_conf as registries_conf
+
+    monkeypatch.setattr(registries_conf, "SYSTEM_CONF", home / "etc" / "registries.conf")
+    monkeypatch.setattr(registries_conf, "SYSTEM_CONF_D", home / "etc" / "registries.conf.d")
     monkeypatch.setenv("LOCKMAN_CERTS_D", str(home / "certs.d"))
     monkeypatch.delenv("LOCKMAN_DEBUG", raising=False)
     # Secrets registered for redaction by one test must not redact another test's output.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from lockman.model.manifest import (
 from tests.conftest import unique_repo
 from tests.faultproxy import FaultProxy
 from tests.registry import Registry
+from tests.signing_helpers import TESTDATA
 
 pytestmark = pytest.mark.registry
 
@@ -215,6 +217,117 @@ def test_redirect_never_carries_credentials_to_another_host(
         assert elsewhere.headers_seen, "the redirect was followed"
         assert not any("authorization" in h for _, _, h in elsewhere.headers_seen)
         assert reg.password not in r.err + r.out
+        assert not (tmp_path / "xcargo.lock").exists()
+    finally:
+        front.stop()
+        elsewhere.stop()
+
+
+# ------------------------------------------------------------------ case and glob bypasses
+
+
+def test_host_case_does_not_escape_blocked_entry(
+    tmp_path: Path, registry: Registry, run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = unique_repo("case")
+    registry.push_image(repo, "v1")
+    conf = tmp_path / "registries.conf"
+    conf.write_text(f'[[registry]]\nlocation = "localhost:{registry.port}"\nblocked = true\n')
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(conf))
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "LOCALHOST:{registry.port}/{repo}:v1"\n')
+    before = cfg.read_bytes()
+    r = run("update", "--config", cfg)
+    assert r.code == 2, (r.out, r.err)
+    assert "is blocked by" in r.err and "Traceback" not in r.err
+    assert not (tmp_path / "xcargo.lock").exists() and cfg.read_bytes() == before
+
+
+def test_host_case_does_not_escape_signature_policy(tmp_path: Path, registry: Registry, run) -> None:
+    repo = unique_repo("case")
+    registry.push_image(repo, "v1")  # unsigned
+    shutil.copy(TESTDATA / "cosign.pub", tmp_path / "cosign.pub")
+    (tmp_path / "lockman.toml").write_text(
+        f'[[policy]]\nimages = ["localhost:{registry.port}/*"]\nkey = "cosign.pub"\n'
+        "insecure-ignore-tlog = true\n"
+    )
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "LocalHost:{registry.port}/{repo}:v1"\n')
+    r = run("update", "--config", cfg)
+    assert r.code == 1, (r.out, r.err)
+    assert "signature check failed" in r.err and "not locked" in r.err
+    assert not (tmp_path / "xcargo.lock").exists()
+
+
+# ------------------------------------------------------------------ credentials to a foreign realm
+
+
+def _docker_login(home: Path, host: str, user: str, password: str) -> None:
+    (home / ".docker").mkdir(exist_ok=True)
+    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+    (home / ".docker" / "config.json").write_text(json.dumps({"auths": {host: {"auth": auth}}}))
+
+
+@pytest.mark.parametrize("where", ["ping", "manifest"])
+def test_foreign_host_challenge_never_gets_the_registrys_credentials(
+    tmp_path: Path, basic_registry: Registry, run, isolated_env: Path, where: str
+) -> None:
+    """The registry redirects to a host that answers 401 naming its own token realm."""
+    reg = basic_registry
+    repo = unique_repo("realm")
+    reg.push_image(repo, "v1")
+    front = FaultProxy("127.0.0.1", reg.port).start()
+    evil = FaultProxy("127.0.0.1", reg.port).start()
+    try:
+        _docker_login(isolated_env, front.host, "alice", reg.password or "")
+        challenge = f'Bearer realm="http://{evil.host}/token",service="evil"'
+        evil.add("^/token", "status", status=200, body=b'{"token": "evil-token"}')
+        evil.add("^/v2/", "status", status=401, headers={"WWW-Authenticate": challenge})
+        path = "^/v2/$" if where == "ping" else "/manifests/"
+        front.add(path, "status", status=307, headers={"Location": f"http://{evil.host}/v2/{repo}/x"})
+        cfg = tmp_path / "xcargo.toml"
+        cfg.write_text(f'[container]\nimage = "{front.host}/{repo}:v1"\n')
+        before = cfg.read_bytes()
+        r = run("update", "--config", cfg)
+        assert evil.headers_seen, "the redirect was followed"
+        assert not any("authorization" in h for _, _, h in evil.headers_seen), evil.headers_seen
+        assert not any(p.startswith("/token") for _, p, _ in evil.headers_seen)
+        assert reg.password not in r.err + r.out and "Traceback" not in r.err
+        assert cfg.read_bytes() == before
+        if where == "ping":  # the ping's foreign challenge is ignored; the registry's own works
+            assert r.code == 0, r.err
+        else:
+            assert r.code == 3, r.err
+            assert f"redirected to {evil.host}, which asks for authentication" in r.err
+            assert not (tmp_path / "xcargo.lock").exists()
+    finally:
+        front.stop()
+        evil.stop()
+
+
+def test_token_realm_redirect_never_reposts_the_identity_token(
+    tmp_path: Path, registry: Registry, run, isolated_env: Path
+) -> None:
+    """The refresh-token grant is a POST: a 307 from the realm would re-send it elsewhere."""
+    front = FaultProxy("127.0.0.1", registry.port).start()
+    elsewhere = FaultProxy("127.0.0.1", registry.port).start()
+    refresh = "identity-t0ken-that-must-stay-home"
+    try:
+        (isolated_env / ".docker").mkdir(exist_ok=True)
+        (isolated_env / ".docker" / "config.json").write_text(
+            json.dumps({"auths": {front.host: {"identitytoken": refresh}}})
+        )
+        challenge = f'Bearer realm="http://{front.host}/token",service="front"'
+        front.add("^/token", "status", status=307, headers={"Location": f"http://{elsewhere.host}/token"})
+        front.add("^/v2/", "status", status=401, headers={"WWW-Authenticate": challenge})
+        elsewhere.add(".", "status", status=200, body=b'{"token": "t"}')
+        cfg = tmp_path / "xcargo.toml"
+        cfg.write_text(f'[container]\nimage = "{front.host}/team/app:v1"\n')
+        r = run("update", "--config", cfg)
+        assert r.code == 3, r.err
+        assert any(p.startswith("/token") for m, p, _ in front.headers_seen if m == "POST")
+        assert not elsewhere.requests, elsewhere.requests
+        assert refresh not in r.out + r.err and "Traceback" not in r.err
         assert not (tmp_path / "xcargo.lock").exists()
     finally:
         front.stop()

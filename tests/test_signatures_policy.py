@@ -131,3 +131,21 @@ def test_bad_policy_file_names_file_table_and_key(tmp_path: Path, body: str, mes
 def test_missing_policy_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"cannot read policy file"):
         load_policy_file(tmp_path / "lockman.toml")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "name", "matches"),
+    [
+        ("[::1]:5000/*", "[::1]:5000/team/app:v1", True),
+        ("[::1]:5000/*", "1:5000/team/app:v1", False),  # not a character class
+        ("localhost:5000/*", "LOCALHOST:5000/team/app:v1", True),
+        ("Registry.Example/team/*", "registry.example/team/app", True),
+        ("registry.example/team/*", "registry.example/TEAM/app", False),  # paths stay exact
+        ("ghcr.io/acme/?pp", "ghcr.io/acme/app:1", True),
+    ],
+)
+def test_policy_glob_host_case_and_brackets(pattern: str, name: str, matches: bool) -> None:
+    from lockman.signatures.policy import PolicyRule
+
+    rule = PolicyRule((pattern,), Policy(key=load_public_key_file(TESTDATA / "cosign.pub")))
+    assert rule.matches(name) is matches

@@ -71,8 +71,11 @@ class RegistryAuth(httpx.Auth):
 
     # -- knowledge from the ping -------------------------------------------------------------
     def learn(self, host: str, response: httpx.Response) -> None:
-        """Remember the challenge a ``GET /v2/`` answered with, to pre-authenticate later."""
-        if response.status_code == 401:
+        """Remember the challenge a ``GET /v2/`` answered with, to pre-authenticate later.
+
+        Only ``host``'s own answer counts: after a redirect, the challenge is another host's.
+        """
+        if response.status_code == 401 and response.request.url.netloc.decode("ascii") == host:
             challenge = _pick(parse_challenges(response.headers.get_list("www-authenticate")))
             if challenge is not None:
                 self._challenges[host] = challenge
@@ -88,6 +91,14 @@ class RegistryAuth(httpx.Auth):
         response = yield request
         if response.status_code != 401:
             return
+        answered = response.request.url.netloc.decode("ascii")
+        if answered != host:
+            # A redirect led to another host, which wants credentials: its challenge is not the
+            # registry's, and the registry's credentials (or a token got with them) never go there.
+            raise AuthError(
+                f"{self._registry_of(host)}: redirected to {answered}, which asks for authentication; "
+                f"credentials for {self._registry_of(host)} are not sent to another host"
+            )
         challenge = _pick(parse_challenges(response.headers.get_list("www-authenticate")))
         if challenge is None:
             raise AuthError(f"{self._registry_of(host)}: authentication required (no usable challenge)")

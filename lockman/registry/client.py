@@ -171,11 +171,15 @@ class RegistryClient:
 
     # -- transport ---------------------------------------------------------------------------
     async def _send_raw(self, request: httpx.Request) -> httpx.Response:
-        """Send without registry auth (pings, token requests), mapping network errors."""
+        """Send without registry auth (pings, token requests), mapping network errors.
+
+        A POST (the OAuth2 refresh-token grant) is not redirected: a 307 would re-send its body,
+        the identity token, to wherever the ``Location`` points.
+        """
         host = request.url.netloc.decode("ascii")
         self.requests[host] += 1
         try:
-            return await self.retrier.send(self.http, request)
+            return await self.retrier.send(self.http, request, follow_redirects=request.method != "POST")
         except NETWORK_ERRORS as e:
             raise _network_error(host, e) from None
         except BodyTooLarge as e:

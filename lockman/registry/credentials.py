@@ -1,9 +1,15 @@
 """Where registry credentials come from: the stores docker and podman users already have.
 
-Order (what docker, then podman/skopeo, use): ``$DOCKER_CONFIG/config.json`` or
+Files (docker's first, as go-containerregistry does): ``$DOCKER_CONFIG/config.json`` or
 ``~/.docker/config.json`` (``credHelpers`` for the host, then ``credsStore``, then ``auths``),
 then ``REGISTRY_AUTH_FILE``, ``$XDG_RUNTIME_DIR/containers/auth.json``,
-``~/.config/containers/auth.json``. A repository-scoped ``auths`` key wins over the host key.
+``$XDG_CONFIG_HOME/containers/auth.json`` (``~/.config`` when unset).
+
+Keys within one ``auths`` table, as containers/image looks them up: the exact keys first, most
+specific first (``host/ns/repo``, ``host/ns``, ``host``); only then a key that names the same
+host once normalised (a URL key loses scheme and path as docker/cli's ``ConvertToHostname`` does;
+``docker.io``, ``index.docker.io`` and ``registry-1.docker.io`` are one host). So with both
+``docker.io`` and ``https://index.docker.io/v1/`` present, ``docker.io`` wins whatever the file order.
 
 A credential helper that is missing or has nothing for the host means anonymous access, not a
 failure (ggcr#156, docker/cli#1989): public pulls must keep working. Secrets are kept in
@@ -63,18 +69,43 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def convert_to_hostname(key: str) -> str:
+    """docker/cli's ``ConvertToHostname``: a URL key (``https://host:port/v1/``) → ``host:port``.
+
+    Without ``://`` the key is cut at the first ``/``; an unbracketed IPv6 literal with a port gets
+    its brackets (``https://::1:6555/v2/`` → ``[::1]:6555``).
+    """
+    if "://" in key:
+        host = key.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
+        if host.startswith("["):
+            return host
+        if host.count(":") > 1:
+            addr, _, port = host.rpartition(":")
+            return f"[{addr}]:{port}" if addr and port.isdigit() else host
+        if host.endswith(":"):
+            host = host[:-1]
+        if host:
+            return host
+    return key.split("/", 1)[0]
+
+
+def _normalise_registry(host: str) -> str:
+    return "docker.io" if host in _HUB_HOSTS else host
+
+
+_HUB_HOSTS = ("docker.io", "index.docker.io", "registry-1.docker.io")
+
+
 def _normalise_key(key: str) -> str:
-    """Reduce an ``auths`` key (URL or host[/path]) to ``host[/path]``."""
-    k = key
-    for prefix in ("https://", "http://"):
-        if k.startswith(prefix):
-            k = k[len(prefix) :]
-    k = k.rstrip("/")
-    if k.endswith("/v1") or k.endswith("/v2"):
-        k = k[:-3]
-    if k in ("index.docker.io", "registry-1.docker.io"):
-        k = "docker.io"
-    return k
+    """An ``auths``/``credHelpers`` key as the host it names, for the fallback match (containers/image's
+    ``normalizeAuthFileKey``): a URL key keeps only its host; a plain key is left whole."""
+    return _normalise_registry(convert_to_hostname(key) if "://" in key else key)
+
+
+def lookup_order(registry: str, repository: str) -> list[str]:
+    """Exact ``auths`` keys to try, best first: ``host/a/b``, ``host/a``, ``host``."""
+    parts = repository.split("/") if repository else []
+    return [f"{registry}/{'/'.join(parts[:i])}" for i in range(len(parts), 0, -1)] + [registry]
 
 
 def _from_auth_entry(entry: Any) -> Credential | None:
@@ -98,20 +129,16 @@ def _from_auth_entry(entry: Any) -> Credential | None:
 
 
 def _lookup_auths(auths: Any, registry: str, repository: str) -> Credential | None:
+    """The entry for the first exact key that exists, else one whose key normalises to the host."""
     if not isinstance(auths, dict):
         return None
-    by_key: dict[str, Any] = {}
+    for key in lookup_order(registry, repository):
+        if key in auths:
+            return _from_auth_entry(auths[key])
+    host = _normalise_registry(registry)
     for key, entry in auths.items():
-        by_key.setdefault(_normalise_key(str(key)), entry)
-    # Most specific first: registry/full/repo, registry/full, ..., registry.
-    parts = repository.split("/")
-    candidates = [f"{registry}/{'/'.join(parts[:i])}" for i in range(len(parts), 0, -1)]
-    candidates.append(registry)
-    for c in candidates:
-        if c in by_key:
-            cred = _from_auth_entry(by_key[c])
-            if cred:
-                return cred
+        if _normalise_key(str(key)) == host:
+            return _from_auth_entry(entry)
     return None
 
 
@@ -196,7 +223,8 @@ def _podman_auth_paths() -> list[Path]:
         paths.append(Path(os.environ["REGISTRY_AUTH_FILE"]))
     if os.environ.get("XDG_RUNTIME_DIR"):
         paths.append(Path(os.environ["XDG_RUNTIME_DIR"]) / "containers" / "auth.json")
-    paths.append(Path.home() / ".config" / "containers" / "auth.json")
+    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    paths.append(Path(config_home) / "containers" / "auth.json")
     return paths
 
 
@@ -248,7 +276,11 @@ class CredentialStore:
         helpers = cfg.get("credHelpers")
         if isinstance(helpers, dict):
             for k, helper in helpers.items():
-                if _normalise_key(str(k)) == registry and isinstance(helper, str) and helper:
+                if (
+                    _normalise_key(str(k)) == _normalise_registry(registry)
+                    and isinstance(helper, str)
+                    and helper
+                ):
                     # docker asks this helper only
                     return self._helper(
                         helper, registry

@@ -140,6 +140,7 @@ class Retrier:
         stream: bool = False,
         limit: int | None = DEFAULT_BODY_LIMIT,
         retry: bool = True,
+        follow_redirects: bool = True,
     ) -> httpx.Response:
         """Send ``request`` and (unless ``stream``) read its body, retrying what is worth it.
 
@@ -184,7 +185,7 @@ class Retrier:
             async for attempt in context:
                 with attempt:
                     attempts += 1
-                    return await self._attempt(http, request, auth, stream, limit, retry_ok)
+                    return await self._attempt(http, request, auth, stream, limit, retry_ok, follow_redirects)
         except _RetryableStatus as e:
             e.response.extensions["lockman_attempts"] = attempts
             return e.response
@@ -201,11 +202,12 @@ class Retrier:
         stream: bool,
         limit: int | None,
         retry_ok: bool,
+        follow_redirects: bool = True,
     ) -> httpx.Response:
         response: httpx.Response | None = None
         try:
             async with asyncio.timeout(self.timeout):
-                response = await http.send(request, auth=auth, stream=True)
+                response = await http.send(request, auth=auth, stream=True, follow_redirects=follow_redirects)
                 _debug.debug("%s %s -> %d", request.method, _shown(response.url), response.status_code)
                 retryable = retry_ok and response.status_code in RETRY_STATUSES
                 if retryable:

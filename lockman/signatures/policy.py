@@ -13,7 +13,6 @@ Python ``re`` syntax, which agrees with Go RE2 for the usual identity patterns.
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -125,9 +124,28 @@ class PolicyRule:
     policy: Policy
 
     def matches(self, image_name: str) -> bool:
-        """Glob match on the name as written, or on it without ``:tag`` / ``@digest``."""
-        candidates = {image_name, _repository(image_name)}
-        return any(fnmatch.fnmatchcase(c, p) for c in candidates for p in self.images)
+        """Glob match on the name as written, or on it without ``:tag`` / ``@digest``.
+
+        The registry host compares case-insensitively (``LOCALHOST:5000/x`` is
+        ``localhost:5000/x``), and only ``*`` and ``?`` are wildcards: ``[::1]:5000/*`` means
+        the IPv6 host literally, not a character class.
+        """
+        name = _fold_host(image_name)
+        candidates = {name, _repository(name)}
+        return any(_glob(_fold_host(p)).fullmatch(c) for c in candidates for p in self.images)
+
+
+def _fold_host(name: str) -> str:
+    """Lower-case the registry host of ``name`` (the rule of lockman.model.reference)."""
+    first, sep, rest = name.partition("/")
+    if sep and ("." in first or ":" in first or first.lower() == "localhost" or first != first.lower()):
+        return first.lower() + sep + rest
+    return name
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    """``*`` any run of characters, ``?`` one character; everything else literal."""
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), re.S)
 
 
 def _repository(image_name: str) -> str:
