@@ -2,6 +2,11 @@
 
 Every message passes a redaction step: a secret the run has handled (password, token) is
 replaced before it can reach a terminal or a CI log, whatever code path produced the text.
+Then escaping: text a registry wrote (an error code, a certificate identity, a media type in a
+message) cannot move the cursor, retitle the window, hide text with bidi controls, forge a
+second stderr line or crash the write with a lone surrogate. :func:`one_line` (stderr) shows
+control characters as ``\\xNN``; :func:`terminal_safe` (stdout, where JSON goes too) as
+``\\uXXXX``, valid inside JSON strings, and lets only lockman's own colour codes pass.
 """
 
 from __future__ import annotations
@@ -11,6 +16,30 @@ import os
 import re
 import sys
 from typing import TextIO
+
+# Invisible or unwritable beyond C0: DEL, C1 controls, bidi embedding/override/isolate marks,
+# lone surrogates. _UNSAFE group 1: the exact SGR colour codes lockman itself writes (report._c).
+_INVISIBLE = r"\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+_UNSAFE = re.compile(rf"(\x1b\[(?:0|1|2|31|32)m)|([\x00-\x08\x0b-\x1f{_INVISIBLE}])")
+_CONTROL = re.compile(rf"[\x00-\x1f{_INVISIBLE}]")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every character that could control a terminal shown as ``\\uXXXX``.
+
+    Newlines and tabs stay (reports are multi-line); so do lockman's own colour codes.
+    """
+    return _UNSAFE.sub(lambda m: m.group(1) or f"\\u{ord(m.group(2)):04x}", text)
+
+
+def one_line(text: str) -> str:
+    """Control characters (terminal escapes, newlines that would forge a second line) from
+    registry or file content shown as ``\\xNN`` (``\\uXXXX`` beyond 0xff): a stderr message
+    stays one honest line."""
+    return _CONTROL.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text
+    )
+
 
 _secrets: set[str] = set()
 
@@ -27,16 +56,7 @@ def redact(text: str) -> str:
 
 
 def out(text: str = "") -> None:
-    sys.stdout.write(redact(text) + "\n")
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def one_line(text: str) -> str:
-    """Control characters (terminal escapes, newlines that would forge a second line) from
-    registry or file content shown as ``\\xNN``: a stderr message stays one honest line."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    sys.stdout.write(terminal_safe(redact(text)) + "\n")
 
 
 def err(text: str) -> None:

@@ -9,6 +9,7 @@ know; the commit message doubles as a PR title.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -241,8 +242,34 @@ def update_text(report: UpdateReport, *, colour: bool = False) -> str:
 # -- Markdown ------------------------------------------------------------------------------------
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|")
+# ASCII punctuation that can start Markdown or HTML inline (``. / : - ,`` cannot, inline, and
+# stay readable in names and digests); ``@`` would mention a GitHub user or team.
+_MD_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()<>#+!|~&=^$%\"'@;?])")
+_MD_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def md_text(text: str) -> str:
+    """``text`` as literal Markdown inline text, safe in a table cell of a pull-request body.
+
+    Punctuation that could open markup is backslash-escaped (CommonMark renders ``\\x`` as
+    ``x``), so no emphasis, link, image, table pipe, HTML tag, ``<!--`` comment or mention can
+    start; line breaks and other control characters are shown as ``\\uXXXX`` instead of ending
+    the row.
+    """
+    text = _MD_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return _MD_PUNCTUATION.sub(r"\\\1", text)
+
+
+def md_code(text: str) -> str:
+    """``text`` as a Markdown code span: a fence longer than any backtick run inside it."""
+    text = _MD_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+_md = md_text
 
 
 def _md_change(old: str | None, new: str | None) -> str:
@@ -256,9 +283,9 @@ def _md_change(old: str | None, new: str | None) -> str:
 def update_markdown(report: UpdateReport) -> str:
     """A pull-request body: ``| Image | Tag | Change |`` for changed images, then platforms."""
     if not report.updates:
-        return f"No container image digests changed in `{_md(report.lockfile)}`.\n"
+        return f"No container image digests changed in {md_code(report.lockfile)}.\n"
     lines = [
-        f"This updates the container image digests locked in `{_md(report.lockfile)}`.",
+        f"This updates the container image digests locked in {md_code(report.lockfile)}.",
         "",
         "| Image | Tag | Change |",
         "|---|---|---|",
@@ -303,18 +330,8 @@ MD_NOTES = 5
 
 
 def _term(text: str) -> str:
-    """Registry text for a terminal: control characters (escape sequences, CR, BS) shown as
-    ``\\xNN`` as on stderr; other unprintables (bidi overrides, lone surrogates) as ``?``."""
-    return "".join(c if c.isprintable() or ord(c) < 0xA0 else "?" for c in one_line(text))
-
-
-_MD_SPECIAL = frozenset("\\`*_{}[]()<>#!|~&:")  # ':' too: no autolinks from registry text
-
-
-def _md_text(text: str) -> str:
-    """Registry text for Markdown: one line, every markup character escaped, so no raw HTML."""
-    text = _term(" ".join(text.split()))
-    return "".join(f"\\{c}" if c in _MD_SPECIAL else c for c in text)
+    """Registry text in a text report: one line, nothing that could steer a terminal."""
+    return one_line(text)
 
 
 def human_size(n: int) -> str:
@@ -391,7 +408,7 @@ def insight_text(i: Insight) -> list[str]:
 def _md_value(field: str, value: str | None) -> str:
     if field == "base.digest" and value is not None and is_digest(value):
         return f"`{short7(value)}`"
-    return _value(field, value, _md_text)
+    return _value(field, value, md_text)
 
 
 def insight_markdown(i: Insight) -> list[str]:
@@ -401,18 +418,18 @@ def insight_markdown(i: Insight) -> list[str]:
         old, new = _md_value(f.field, f.old), _md_value(f.field, f.new)
         what = f.field
         if f.field == "base.digest":
-            what = f"**Base image{' ' + _md_text(i.base_name) if i.base_name else ''} moved**"
+            what = f"**Base image{' ' + md_text(i.base_name) if i.base_name else ''} moved**"
         if f.field == "revision" and i.compare_url:
             new += f" ([compare]({i.compare_url}))"
         rows.append(f"| {what} | {old} | {new} |")
     for c in i.layers:
-        where = f" {_md_text(c.platform)}" if c.platform else ""
+        where = f" {md_text(c.platform)}" if c.platform else ""
         delta = _delta(c.old_size, c.new_size)
         rows.append(f"| size{where} | {human_size(c.old_size)} | {human_size(c.new_size)}{delta} |")
         rows.append(f"| layers{where} | | {_layers(c)} |")
     if i.platforms_added or i.platforms_removed:
-        added = ", ".join(_md_text(p) for p in i.platforms_added)
-        removed = ", ".join(_md_text(p) for p in i.platforms_removed)
+        added = ", ".join(md_text(p) for p in i.platforms_added)
+        removed = ", ".join(md_text(p) for p in i.platforms_removed)
         rows.append(f"| platforms | {removed and 'removed: ' + removed} | {added and 'added: ' + added} |")
     details: list[str] = []
     s = i.sbom
@@ -420,22 +437,22 @@ def insight_markdown(i: Insight) -> list[str]:
         new = f"{s.new_packages} packages: {_sbom_counts(i)}"
         if s.signature is not None:
             verdict = "verified" if s.signature.verified else "**not verified**"
-            new += f"; attestation {verdict} ({_md_text(s.signature.detail)})"
+            new += f"; attestation {verdict} ({md_text(s.signature.detail)})"
         rows.append(f"| SBOM ({s.format}) | {s.old_packages} packages | {new} |")
         if s.changes:
             details = ["", f"<details><summary>SBOM packages: {_sbom_counts(i)}</summary>", ""]
             details += ["| Package | Old | New |", "|---|---|---|"]
             for c in s.changes[:MD_PACKAGES]:
-                old = _md_text(c.old) if c.old is not None else f"({package_kind(c)})"
-                new = _md_text(c.new) if c.new is not None else f"({package_kind(c)})"
-                details.append(f"| {_md_text(c.name)} | {old} | {new} |")
+                old = md_text(c.old) if c.old is not None else f"({package_kind(c)})"
+                new = md_text(c.new) if c.new is not None else f"({package_kind(c)})"
+                details.append(f"| {md_text(c.name)} | {old} | {new} |")
             if len(s.changes) > MD_PACKAGES:
                 more = len(s.changes) - MD_PACKAGES
                 details.append(f"| … and {more} more | | the full list is in `--format json` |")
             details += ["", "</details>"]
     lines = ["| What | Old | New |", "|---|---|---|", *rows] if rows else []
     lines += details
-    notes = [f"> note: {_md_text(n)}" for n in i.notes[:MD_NOTES]]
+    notes = [f"> note: {md_text(n)}" for n in i.notes[:MD_NOTES]]
     if len(i.notes) > MD_NOTES:
         notes.append(f"> and {len(i.notes) - MD_NOTES} more notes (see `--format json`)")
     if notes:
@@ -457,6 +474,8 @@ PROBLEM_KINDS = (
     "platform-mismatch",  # the locked index no longer lists a locked platform
     "registry",  # the registry could not be asked (network, auth, HTTP error)
     "signature",  # a signature policy applies and no signature passed it
+    "media-type-mismatch",  # a platform manifest is not what its index descriptor says
+    "blob",  # verify --deep: a config or layer blob is missing, or its bytes are wrong
 )
 
 
@@ -465,6 +484,10 @@ class VerifyProblem:
     kind: str
     image: str  # ``name:tag`` as in the lock, or "" for whole-file problems
     message: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in PROBLEM_KINDS:  # consumers switch on kinds: each one is documented
+            raise AssertionError(f"undocumented problem kind {self.kind!r}")
 
 
 @dataclass(frozen=True)
@@ -542,7 +565,7 @@ def verify_text(report: VerifyReport, *, colour: bool = False) -> str:
 
 def verify_markdown(report: VerifyReport) -> str:
     how = "offline (lock against config)" if report.offline else "against their registries"
-    lock = f"`{_md(report.lockfile)}`"
+    lock = md_code(report.lockfile)
     if report.ok:
         return f"**lockman verify**: all {count(len(report.images), 'image')} in {lock} verified {how}.\n"
     lines = [

@@ -194,7 +194,7 @@ def test_update_and_diff_say_what_changed_inside(tmp_path: Path, registry: Regis
     r = run("update", "--config", cfg, "--dry-run", "--format", "markdown")
     assert r.code == 0, r.err
     md = r.out.split("### What changed", 1)[1]
-    assert "| **Base image docker.io/library/debian\\:bookworm-slim moved** | `1111111` | `2222222` |" in md
+    assert "| **Base image docker.io/library/debian:bookworm-slim moved** | `1111111` | `2222222` |" in md
     assert "| version | 1.0.0 | 1.0.1 |" in md
     assert "([compare](https://github.com/acme/app/compare/aaaa111...bbbb222))" in md
     assert "| layers | | 1 new, 2 shared, 0 gone |" in md
@@ -331,7 +331,7 @@ def test_registry_text_cannot_inject_markdown_or_terminal_escapes(
     md = r.out
     assert "\x1b" not in md and "\x07" not in md and "\r" not in md
     assert not re.search(r"(?<!\\)<(img|script)", md) and not re.search(r"(?<!\\)\]\(http://evil", md)
-    assert "\\<img src=x onerror=alert\\(1\\)\\>" in md  # shown, as text
+    assert "\\<img src\\=x onerror\\=alert\\(1\\)\\>" in md  # shown, as text
     assert md.count("</details>") == 1 and md.count("<details>") == 1
     for row in (ln for ln in md.splitlines() if ln.startswith("| ")):
         assert len(re.findall(r"(?<!\\)\|", row)) == 4, row  # three cells: no extra column
@@ -457,8 +457,9 @@ def test_request_budget_spent_is_a_note(tmp_path: Path, registry: Registry, run,
     r = run("update", "--config", cfg, "--format", "json")
     assert r.code == 0, r.err  # recorded all the same
     ins = json.loads(r.out)["updates"][0]["insight"]
-    assert ins["requests"] == 3 and "request limit (3) reached; the rest was not inspected" in ins["notes"]
-    assert len([ln for ln in registry.access_log_lines()[mark:] if '"GET /v2/ ' not in ln]) == 2 + 3
+    assert "request limit (3) reached; the rest was not inspected" in ins["notes"]
+    lines = [ln for ln in registry.access_log_lines()[mark:] if '"GET /v2/ ' not in ln]
+    assert 0 < ins["requests"] == len(lines) - 2 <= 3  # counted exactly, and never over the limit
 
 
 def push_buildkit_index(reg: Registry, repo: str, tag: str, build: Build, packages: dict[str, str]) -> str:

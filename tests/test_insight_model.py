@@ -121,9 +121,19 @@ def test_markdown_caps_the_package_list_and_json_keeps_it_all() -> None:
     assert len(data["updates"][0]["insight"]["sbom"]["changed"]) == 60
 
 
-def test_escaping_for_terminal_and_markdown() -> None:
-    assert report._term("a\x1b[31mb\x9bc\r\n") == "a\\x1b[31mb\\x9bc\\x0d\\x0a"
-    assert report._md_text("x|y <b>*z*</b>\n[l](u)") == "x\\|y \\<b\\>\\*z\\*\\</b\\> \\[l\\]\\(u\\)"
+def test_registry_text_in_insight_is_escaped_per_format() -> None:
+    from lockman.model.insight import FieldChange, Insight
+
+    evil = "1\x1b[2J\n| x | <img src=x> [l](http://evil)"
+    ins = Insight((FieldChange("version", "0", evil),), notes=("n\x1b]8;;x\x07",))
+    text = "\n".join(report.insight_text(ins))
+    assert "\x1b" not in text and "\x07" not in text and len(text.splitlines()) == 2
+    assert "version 0 → 1\\x1b[2J\\x0a| x |" in text
+    up = report.ImageUpdate("rust", "1", D, "sha256:" + "b" * 64, "container.image", insight=ins)
+    md = report.render_update(report.UpdateReport((up,), "xcargo.lock"), "markdown")
+    [row] = [ln for ln in md.splitlines() if ln.startswith("| version")]
+    assert row == "| version | 0 | " + report.md_text(evil) + " |"
+    assert "<img" not in md.replace("\\<img", "") and "\x1b" not in md
 
 
 def test_sbom_attestation_verdict_under_a_policy() -> None:

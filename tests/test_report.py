@@ -162,6 +162,11 @@ def test_verify_json_matches_the_documented_example() -> None:
         ("ok", True, []),
     ]
     assert {p["kind"] for p in readme_json("verify")["problems"]} <= set(report.PROBLEM_KINDS)
+    kinds_paragraph = README.read_text().split("with a machine-readable `kind`:", 1)[1].split("\n\n")[0]
+    undocumented = [k for k in report.PROBLEM_KINDS if f"`{k}`" not in kinds_paragraph]
+    assert undocumented == [], f"README's list of problem kinds lacks {undocumented}"
+    with pytest.raises(AssertionError, match="undocumented problem kind"):
+        report.VerifyProblem("made-up", "x:1", "x")
     assert real["images"][0]["signatures"] is None  # no policy covered it
     # a signature verdict (and any later per-image result) lands on the image object
     signed = report.VerifiedImage("s", "1", d("c"), signatures={"verified": True}, extra={"later": 1})

@@ -9,6 +9,7 @@ signature policy, then runs ``<engine> pull name@sha256:…`` and prints that co
 from __future__ import annotations
 
 import asyncio
+import os
 import shlex
 import subprocess
 from dataclasses import dataclass
@@ -73,11 +74,12 @@ class _Run:
 async def _blob(run: _Run, ref: Reference, desc: Descriptor, what: str) -> tuple[int, bool]:
     """(bytes fetched, was already present); one task per digest per run."""
     final = run.layout.blob_path(desc.digest)
-    if final.exists():
+    if os.path.lexists(final):
         if file_matches(final, desc):
             return 0, True
-        final.unlink()  # present but wrong: never leave it under its digest's name
+        final.unlink()  # present but wrong (or a link): never leave it under its digest's name
     async with run.limit:
+        run.layout.check_links()  # the directory may have changed since the run began
         fetched = await download_blob(
             run.client, ref, desc, final, run.layout.partial_path(desc.digest), what=what
         )

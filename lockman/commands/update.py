@@ -17,6 +17,7 @@ from lockman.commands._common import report_errors, worst
 from lockman.console import count, err, info, out, short, use_colour
 from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, EXIT_VERIFY, LockmanError
+from lockman.fileio import read_utf8, write_together
 from lockman.images.locker import Outcome, Wanted, gather_all, lock_one, wanted_images
 from lockman.images.selection import select
 from lockman.model import lockfile, pinning, xcargo
@@ -211,11 +212,11 @@ async def run(
             fresh += [e for e in (old.images if old else ()) if e.key not in chosen]
         new = Lockfile(tuple(fresh)).sorted()
         text = lockfile.dumps(new)
-        current_text = lock_path.read_text(encoding="utf-8") if old is not None else None
+        current_text = read_utf8(lock_path) if old is not None else None
 
         config_text = new_config_text = None
         if moved_to:
-            config_text = config.path.read_text(encoding="utf-8")
+            config_text = read_utf8(config.path) or ""  # bytes as they are: CRLF stays CRLF
             by_key = {(w.use.name, w.use.tag): moved_to[w.key] for w in wanted if w.key in moved_to}
             new_config_text, _ = pinning.rewrite(
                 config_text, config.path, lambda _k, ref: by_key.get((ref.written, ref.tag or ""))
@@ -224,13 +225,14 @@ async def run(
         config_changes = new_config_text is not None and new_config_text != config_text
         written: list[str] = []
         if (lock_changes or config_changes) and not check and not dry_run:
+            files: list[tuple[Path, bytes | str]] = []
             if config_changes:
                 assert new_config_text is not None
-                lockfile.write_atomic(config.path, new_config_text)
-                written.append(str(config.path))
+                files.append((config.path, new_config_text))
             if lock_changes:
-                lockfile.write_atomic(lock_path, text)
-                written.append(str(lock_path))
+                files.append((lock_path, text))
+            write_together(files)  # with --repin: xcargo.toml and xcargo.lock change together
+            written += [str(p) for p, _ in files]
 
     updates = report.with_insight(report.image_updates(old, new), insights)
     rep = report.UpdateReport(updates, str(lock_path), tuple(written))

@@ -113,11 +113,13 @@ async def _check_online(client: RegistryClient, use_ref: Reference, entry: Locke
                         f"{p.platform} {p.digest} is not in the index {entry.digest}",
                     )
                 )
-        results = await asyncio.gather(
-            *(client.get_manifest(use_ref.with_digest(p.digest)) for p in entry.platforms),
-            return_exceptions=True,
+        digests = list(dict.fromkeys(p.digest for p in entry.platforms))  # each fetched once
+        fetched = await asyncio.gather(
+            *(client.get_manifest(use_ref.with_digest(d)) for d in digests), return_exceptions=True
         )
-        for p, r in zip(entry.platforms, results, strict=True):
+        by_digest = dict(zip(digests, fetched, strict=True))
+        for p in entry.platforms:
+            r = by_digest[p.digest]
             if isinstance(r, NotFound):
                 problems.append(
                     Problem(
@@ -185,16 +187,19 @@ async def run(
                     asyncio.gather(*(tracked(_check_online(client, r, e), tick) for r, e in targets)),
                     _check_signatures(client, targets, policies, options.recursive),
                 )
-            if deep and not any(results):
+            if deep:
                 from lockman.images.deep_verify import DeepVerifier
 
+                # Every image whose manifests check out is deep-checked, whatever the others'
+                # problems: one missing manifest must not hide another image's corrupt layer.
                 verifier = DeepVerifier(client)
-                blob_errors = await asyncio.gather(*(verifier.check(r, e) for r, e in targets))
+                sound = [t for t, found in zip(targets, results, strict=True) if not found]
+                blob_errors = await asyncio.gather(*(verifier.check(r, e) for r, e in sound))
                 results = [
                     *results,
                     *(
                         [Problem("blob", e.display, str(x), x.exit_code) for x in b]
-                        for (_, e), b in zip(targets, blob_errors, strict=True)
+                        for (_, e), b in zip(sound, blob_errors, strict=True)
                     ),
                 ]
                 deep_blobs, deep_bytes = verifier.blobs, verifier.bytes_hashed

@@ -11,7 +11,9 @@ becomes a note in the insight, never an error. Manifests and small blobs are cac
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -62,6 +64,25 @@ class _Exhausted(Exception):
     """The image's request budget is spent."""
 
 
+_TALLY: ContextVar[list[int] | None] = ContextVar("lockman_insight_tally", default=None)
+
+
+class _CountingRequests(Counter[str]):
+    """``RegistryClient.requests`` that also adds each request to the current image's tally.
+
+    Every request the client sends is counted there (auth round trips included); an image's
+    inspection runs in its own task with its own tally, so each image's count is exact, even
+    with all of them in flight at once and with manifests the client already fetched this run
+    (those cost nothing, and count nothing).
+    """
+
+    def __setitem__(self, key: str, value: int) -> None:
+        tally = _TALLY.get()
+        if tally is not None:
+            tally[0] += value - self.get(key, 0)
+        super().__setitem__(key, value)
+
+
 def tampered(e: VerificationError) -> bool:
     """Bytes that do not hash to (or are not the size of) their digest: refused, not noted."""
     text = str(e)
@@ -76,12 +97,17 @@ class _Reader:
     ) -> None:
         self.client, self.t, self.manifests, self.blobs = client, t, manifests, blobs
         self.ref = t.ref.with_tag(None).with_digest(None)
-        self.requests = 0
+        self.calls = 0  # client calls allowed so far: each costs at most one request
+        self.tally = [0]  # requests actually sent (see _CountingRequests)
+
+    @property
+    def requests(self) -> int:
+        return self.tally[0]
 
     def spend(self) -> None:
-        if self.requests >= MAX_REQUESTS:
+        if self.calls >= MAX_REQUESTS:
             raise _Exhausted
-        self.requests += 1
+        self.calls += 1
 
     async def manifest(self, digest: str) -> Manifest:
         what = f"{self.ref.familiar()}@{digest}"
@@ -335,6 +361,7 @@ async def inspect(
     client: RegistryClient, t: Target, manifests: ManifestCache | None, blobs: BlobCache | None
 ) -> Insight:
     reader = _Reader(client, t, manifests, blobs)
+    _TALLY.set(reader.tally)  # this task's context only: each image counts its own
     plats, config, added, removed = _platforms(t.old, t.new)
     old, new = await _all([reader.side(t.old, plats, config), reader.side(t.new, plats, config)])
     insight = model.compare(old, new, requests=reader.requests)
@@ -346,6 +373,8 @@ async def inspect_all(
 ) -> dict[tuple[str, str], Insight]:
     """Insight for every target, concurrently; VerificationError when bytes were tampered with."""
     manifests, blobs = (ManifestCache(), BlobCache()) if cache else (None, None)
+    if not isinstance(client.requests, _CountingRequests):
+        client.requests = _CountingRequests(client.requests)
     results = await _all([inspect(client, t, manifests, blobs) for t in targets])
     return {t.key: r for t, r in zip(targets, results, strict=True)}
 

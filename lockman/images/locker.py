@@ -65,10 +65,13 @@ def wanted_images(uses: Iterable[ImageUse], config_path: object) -> list[Wanted]
 def platforms_of(manifest: Manifest) -> tuple[LockedPlatform, ...]:
     if not manifest.is_index:
         return ()
+    # dict: an index listing one child many times records (and later fetches) it once
     return tuple(
-        LockedPlatform(d.platform.os, d.platform.architecture, d.digest, d.platform.variant)
-        for d in manifest.platform_children()
-        if d.platform is not None
+        dict.fromkeys(
+            LockedPlatform(d.platform.os, d.platform.architecture, d.digest, d.platform.variant)
+            for d in manifest.platform_children()
+            if d.platform is not None
+        )
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from lockman.console import short
 from lockman.errors import InputError
-from lockman.images.graph import available_platforms, config_platform, select_platform
+from lockman.images.graph import available_platforms, config_platform, fetch_child, select_platform
 from lockman.model.lockfile import LockedImage
 from lockman.model.manifest import INDEX_TYPES, Descriptor, Manifest, Platform
 from lockman.model.platforms import matches, parse_platform
@@ -81,7 +81,9 @@ async def choose_platform(
             raise InputError(
                 f"{what}: no {wanted} image in {top.digest} (it has: {available_platforms(manifest)})"
             )
-        return child.digest, child.media_type, top.digest
+        # Fetched by digest (hashed) and checked against its descriptor before it is recorded.
+        fetched = await fetch_child(client, ref, child, what)
+        return fetched.digest, fetched.media_type, top.digest
     if manifest.config is None:
         raise InputError(f"{what}: manifest {top.digest} has no config to tell its platform")
     declared = config_platform(await read_blob(client, ref, manifest.config, what=f"{what} (config)"))

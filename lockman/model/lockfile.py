@@ -20,7 +20,7 @@ from typing import Any
 
 from lockman import env, fileio
 from lockman.errors import InputError, InvalidReference
-from lockman.fileio import read_utf8
+from lockman.fileio import read_utf8, refuse_link
 from lockman.model.manifest import Platform
 from lockman.model.reference import validate_digest
 
@@ -295,11 +295,15 @@ def locked(path: Path, timeout: float = 600.0) -> Iterator[None]:
     """Hold the project's lockfile lock: concurrent `lockman update` runs are serialised."""
     from filelock import FileLock, Timeout
 
-    lock = FileLock(_lock_path(path), timeout=timeout)
+    lock_path = _lock_path(path)
+    refuse_link(lock_path, "lock file")  # the lock directory may be shared; never open through a link
+    lock = FileLock(lock_path, timeout=timeout)
     try:
         lock.acquire()
     except Timeout:
         raise InputError(f"{path}: another lockman process holds the lock") from None
+    except OSError as e:
+        raise InputError(f"{lock_path}: cannot take the lock for {path}: {e.strerror or e}") from None
     try:
         _remove_stale_temps(path)
         yield

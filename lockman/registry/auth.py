@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from lockman import safejson
 from lockman.console import register_secret
 from lockman.errors import AuthError, RegistryError
 from lockman.registry.challenge import Challenge, parse_challenges
@@ -220,7 +221,7 @@ class RegistryAuth(httpx.Auth):
                 f"{registry}: token server {realm_url.host} answered HTTP {response.status_code}"
             )
         try:
-            body = response.json()
+            body = safejson.loads(response.content)
             value = body.get("token") or body.get("access_token")
             lifetime = float(body.get("expires_in") or MIN_TOKEN_LIFETIME)
         except (ValueError, AttributeError, TypeError):

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from lockman.errors import RegistryError, VerificationError
+from lockman.fileio import UnsafePath, is_plain_file, open_read, open_write
 from lockman.model.manifest import Descriptor
 from lockman.model.reference import Reference
 from lockman.registry.client import NETWORK_ERRORS, RangeNotSatisfiable, RegistryClient
@@ -65,7 +66,8 @@ class _Hasher:
 
 def _interrupted(what: str, have: int, total: int, e: Exception) -> RegistryError:
     return RegistryError(
-        f"{what}: download interrupted after {have} of {total} bytes ({type(e).__name__}); "
+        f"{what}: download interrupted after {have} of {total} bytes ({type(e).__name__}"
+        f"{f': {e}' if str(e) else ''}); "
         "run the command again to resume"
     )
 
@@ -76,7 +78,7 @@ async def hash_blob(client: RegistryClient, ref: Reference, desc: Descriptor, *,
     for _ in range(ATTEMPTS):
         hasher = _Hasher(desc, what)
         try:
-            async with client.stream_blob(ref, desc.digest) as response:
+            async with client.stream_blob(ref, desc.digest, size=desc.size) as response:
                 async for chunk in response.aiter_raw():
                     hasher.update(chunk)
         except NETWORK_ERRORS as e:
@@ -97,7 +99,7 @@ async def read_blob(
     hasher = _Hasher(desc, what)
     chunks: list[bytes] = []
     try:
-        async with client.stream_blob(ref, desc.digest) as response:
+        async with client.stream_blob(ref, desc.digest, size=desc.size) as response:
             async for chunk in response.aiter_raw():
                 hasher.update(chunk)
                 chunks.append(chunk)
@@ -108,7 +110,7 @@ async def read_blob(
 
 
 def _hash_prefix(path: Path, hasher: _Hasher) -> None:
-    with path.open("rb") as f:
+    with open_read(path) as f:  # not through a link, and never blocking on a FIFO
         while chunk := f.read(READ_CHUNK):
             hasher.update(chunk)
 
@@ -121,7 +123,7 @@ def _discard(path: Path) -> None:
 def file_matches(path: Path, desc: Descriptor) -> bool:
     """Whether ``path`` holds exactly the blob ``desc`` names (size first, then a full hash)."""
     try:
-        if path.stat().st_size != desc.size:
+        if not is_plain_file(path) or path.stat().st_size != desc.size:
             return False
         hasher = _Hasher(desc, str(path))
         _hash_prefix(path, hasher)
@@ -156,19 +158,22 @@ async def download_blob(
         attempts += 1
         hasher = _Hasher(desc, what)
         try:
-            if partial.exists():
+            if os.path.lexists(partial):
                 _hash_prefix(partial, hasher)
-        except VerificationError:
-            _discard(partial)  # longer than the blob: cannot be a prefix of it
+        except (VerificationError, UnsafePath):
+            _discard(partial)  # longer than the blob, or a planted link or FIFO: not a prefix
             hasher = _Hasher(desc, what)
         resumed_from = hasher.size
         try:
             if hasher.size < desc.size:
-                async with client.stream_blob(ref, desc.digest, offset=hasher.size) as response:
+                # size: the whole blob, as a registry may ignore the Range and send it all
+                async with client.stream_blob(
+                    ref, desc.digest, offset=hasher.size, size=desc.size
+                ) as response:
                     if hasher.size and not _resumes_at(response, hasher.size):
                         hasher = _Hasher(desc, what)  # the registry sent the whole blob
                         resumed_from = 0
-                    with partial.open("ab" if hasher.size else "wb") as f:
+                    with open_write(partial, append=hasher.size > 0) as f:
                         async for chunk in response.aiter_raw():
                             hasher.update(chunk)
                             f.write(chunk)
@@ -193,8 +198,9 @@ async def download_blob(
                 attempts -= 1
                 continue
             raise
-        partial.touch()  # an empty blob never opened the file
-        os.replace(partial, final)
+        if not os.path.lexists(partial):
+            open_write(partial, append=False).close()  # an empty blob never opened the file
+        os.replace(partial, final)  # renames the file itself; a link at ``final`` is replaced
         return fetched
     assert last is not None
     raise last

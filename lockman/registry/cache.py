@@ -12,7 +12,7 @@ import contextlib
 from pathlib import Path
 
 from lockman import env
-from lockman.fileio import write_atomic
+from lockman.fileio import UnsafePath, open_read, write_atomic
 from lockman.model.manifest import MAX_MANIFEST_BYTES, compute_digest
 from lockman.model.reference import is_digest
 
@@ -48,8 +48,13 @@ class ManifestCache:
             return None
         path = self._path(digest)
         try:
-            with path.open("rb") as f:
+            with open_read(path) as f:  # a planted link or FIFO is a miss, not a hang
                 data = f.read(self.LIMIT + 1)
+        except UnsafePath:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            self.misses += 1
+            return None
         except OSError:
             self.misses += 1
             return None

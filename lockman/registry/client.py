@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import ssl
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from lockman import env
+from lockman import env, safejson
 from lockman.console import err
 from lockman.errors import AuthError, LockmanError, RegistryError, VerificationError
 from lockman.model.manifest import (
@@ -35,11 +36,12 @@ from lockman.model.manifest import (
 from lockman.model.reference import DOCKER_HUB, DOCKER_HUB_API, Reference, is_digest
 from lockman.registry import ratelimit, tls
 from lockman.registry.auth import RegistryAuth
+from lockman.registry.bodies import IDENTITY, UnsupportedEncoding, bound_body, declared_length, read_capped
 from lockman.registry.credentials import CredentialStore
 from lockman.registry.host_transport import HostTransport
 from lockman.registry.hosts import insecure_for_run, plain_http_allowed
 from lockman.registry.registries_conf import Endpoint, RegistriesConf
-from lockman.registry.retry import BodyTooLarge, Retrier, RetryPolicy, attempts_note
+from lockman.registry.retry import ERROR_BODY_LIMIT, BodyTooLarge, Retrier, RetryPolicy, attempts_note
 
 if TYPE_CHECKING:
     from lockman.registry.cache import ManifestCache
@@ -65,6 +67,9 @@ def configured_concurrency() -> int | None:
 def http2_enabled() -> bool:
     """HTTP/2 on TLS registries unless ``LOCKMAN_HTTP2=0`` (for comparison, or a broken middlebox)."""
     return env.get("LOCKMAN_HTTP2") is not False
+
+
+_ERROR_CODE_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
 
 class NotFound(RegistryError):
@@ -108,6 +113,7 @@ class RegistryClient:
         self._registries = registries
         self._warned: set[str] = set()
         self._cache = cache
+        self._by_digest: dict[tuple[str, str, str], asyncio.Task[Manifest]] = {}
         self._http: httpx.AsyncClient | None = None
         self._bases: dict[str, asyncio.Task[str]] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
@@ -132,7 +138,8 @@ class RegistryClient:
             follow_redirects=True,
             transport=transport,
             limits=limits,
-            headers={"User-Agent": USER_AGENT},
+            # identity: digests are over stored bytes, and caps then count what is decoded.
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": IDENTITY},
             trust_env=False,  # proxies and CA variables are honoured by HostTransport
         )
         self.auth = RegistryAuth(self._credentials, self._send_raw, self._plain_http_ok, _registry_name)
@@ -178,12 +185,15 @@ class RegistryClient:
         """
         host = request.url.netloc.decode("ascii")
         self.requests[host] += 1
+        request.headers.setdefault("Accept-Encoding", IDENTITY)  # token requests are built bare
         try:
             return await self.retrier.send(self.http, request, follow_redirects=request.method != "POST")
         except NETWORK_ERRORS as e:
             raise _network_error(host, e) from None
         except BodyTooLarge as e:
             raise RegistryError(f"{_registry_name(host)}: answer to {request.url.path} is {e}") from None
+        except UnsupportedEncoding as e:
+            raise RegistryError(f"{_registry_name(host)}: answer to {request.url.path} {e}") from None
 
     async def _base(self, host: str) -> str:
         """Ping ``/v2/`` once per registry; learn its scheme and auth challenge."""
@@ -302,6 +312,8 @@ class RegistryClient:
                     f"{ref.familiar()}: manifest {what} {e.size if e.declared else e.limit} bytes, "
                     f"over the {e.limit}-byte limit"
                 ) from None
+            except UnsupportedEncoding as e:
+                raise RegistryError(f"{_where(ref)}: registry {e}") from None
         # Count the auth round trips that happened inside the flow.
         self.requests[host] += len(response.history)
         self._observe_quota(host, response)
@@ -368,9 +380,25 @@ class RegistryClient:
     async def get_manifest(self, ref: Reference) -> Manifest:
         """GET a manifest; verify its bytes against the digest asked for (or the header's).
 
-        With a manifest cache, a fetch by digest whose bytes are cached (and still hash right)
-        costs one HEAD, which confirms the registry still serves that digest, instead of a GET.
+        A fetch by digest happens once per run and repository, however many walks, platforms or
+        index entries ask for it (content under a digest cannot change; a registry that lists
+        one child many times gets one request). With a manifest cache, a fetch by digest whose
+        bytes are cached (and still hash right) costs one HEAD instead of a GET.
         """
+        if ref.digest is None:
+            return await self._get_manifest_once(ref)
+        key = (ref.api_host, ref.repository, ref.digest)
+        task = self._by_digest.get(key)
+        if task is None:
+            task = self._by_digest[key] = asyncio.ensure_future(self._get_manifest_once(ref))
+        try:
+            return await asyncio.shield(task)
+        except LockmanError:
+            if self._by_digest.get(key) is task:
+                del self._by_digest[key]  # a failure is not remembered: a later ask tries again
+            raise
+
+    async def _get_manifest_once(self, ref: Reference) -> Manifest:
         if self._cache is not None and ref.digest is not None:
             cached = self._cache.get(ref.digest)
             if cached is not None:
@@ -427,24 +455,22 @@ class RegistryClient:
         """
         what = f"{ref.familiar()}: blob {digest}"
         response = await self._request("GET", ref, f"blobs/{digest}", stream=True)
+        bound_body(response, self._timeout, max_bytes)
         try:
             if response.status_code == 404:
                 raise NotFound(f"{what}: unknown to {_registry_name(ref.api_host)}")
             if response.status_code != 200:
                 _raise_status(ref, response)
-            chunks: list[bytes] = []
-            total = 0
             try:
-                async for chunk in response.aiter_bytes():
-                    total += len(chunk)
-                    if total > max_bytes:
-                        raise VerificationError(f"{what}: larger than the {max_bytes}-byte limit")
-                    chunks.append(chunk)
+                data = await read_capped(response, max_bytes)
+            except BodyTooLarge:
+                raise VerificationError(f"{what}: larger than the {max_bytes}-byte limit") from None
+            except UnsupportedEncoding as e:
+                raise RegistryError(f"{what}: registry {e}") from None
             except NETWORK_ERRORS as e:
                 raise _network_error(ref.api_host, e) from None
         finally:
             await response.aclose()
-        data = b"".join(chunks)
         actual = compute_digest(data, digest.partition(":")[0])
         if actual != digest:
             raise VerificationError(f"{what}: digest mismatch: content hashes to {actual}")
@@ -469,7 +495,7 @@ class RegistryClient:
     # -- blobs -------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def stream_blob(
-        self, ref: Reference, digest: str, *, offset: int = 0
+        self, ref: Reference, digest: str, *, offset: int = 0, size: int | None = None
     ) -> AsyncIterator[httpx.Response]:
         """Open ``GET /v2/<name>/blobs/<digest>`` as a stream (from ``offset`` with a Range).
 
@@ -477,19 +503,25 @@ class RegistryClient:
         (lockman.registry.blobs does). Redirects to object storage are followed; httpx drops
         ``Authorization`` whenever a redirect leaves the registry's origin. ``identity`` encoding
         so the bytes received are the blob's bytes and Range offsets mean blob offsets.
+
+        The body is bounded in time as a whole (``--timeout`` plus a second per 64 KiB of
+        ``size``, the bytes still expected; by default the declared length), not only per read.
         """
         headers = {"Accept-Encoding": "identity"}
         if offset > 0:
             headers["Range"] = f"bytes={offset}-"
         what = f"{ref.with_digest(None).with_tag(None).familiar()}@{digest}"
         response = await self._request("GET", ref, f"blobs/{digest}", headers=headers, stream=True)
+        expected = size if size is not None else declared_length(response) or 0
+        bound_body(response, self._timeout, expected)
         try:
             if response.status_code == 404:
                 raise NotFound(f"{what}: blob unknown to {_registry_name(ref.api_host)}")
             if response.status_code == 416 and offset > 0:
                 raise RangeNotSatisfiable(f"{what}: registry refused to resume at byte {offset}")
             if response.status_code not in (200, 206):
-                await response.aread()
+                with contextlib.suppress(BodyTooLarge, UnsupportedEncoding, *NETWORK_ERRORS):
+                    await read_capped(response, ERROR_BODY_LIMIT)  # for its error code, if small
                 _raise_status(ref, response)
             yield response
         finally:
@@ -542,13 +574,16 @@ def _raise_status(ref: Reference, response: httpx.Response, authenticated: bool 
 def _error_code(response: httpx.Response) -> str | None:
     """The registry's own error code, from its JSON error body, when it sent one."""
     try:
-        body: Any = response.json()
+        body: Any = safejson.loads(response.content)
     except (ValueError, httpx.ResponseNotRead, UnicodeDecodeError):
         return None
     if isinstance(body, dict) and isinstance(body.get("errors"), list) and body["errors"]:
         first = body["errors"][0]
-        if isinstance(first, dict) and isinstance(first.get("code"), str):
-            return str(first["code"])
+        code = first.get("code") if isinstance(first, dict) else None
+        # The distribution spec's codes are upper-case identifiers (MANIFEST_UNKNOWN, DENIED):
+        # anything else is registry prose that has no place in a one-line error.
+        if isinstance(code, str) and _ERROR_CODE_RE.fullmatch(code):
+            return code
     return None
 
 

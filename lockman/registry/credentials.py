@@ -19,14 +19,16 @@ failure (ggcr#156, docker/cli#1989): public pulls must keep working. Secrets are
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from lockman import safejson
 
 log = logging.getLogger("lockman.credentials")
 
@@ -60,7 +62,7 @@ class Credential:
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = safejson.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
@@ -167,6 +169,20 @@ def _first_line(data: bytes) -> str:
     return line[0][:200] if line else ""
 
 
+def _register_answer_secrets(stdout: bytes) -> None:
+    """Every ``Secret`` in a helper's (maybe partial, maybe failed) JSON answer is redacted."""
+    from lockman.console import register_secret
+
+    try:
+        data = safejson.loads(stdout)
+    except (ValueError, UnicodeDecodeError):
+        for secret in re.findall(rb'"Secret"\s*:\s*"([^"]*)', stdout):  # a truncated answer
+            register_secret(secret.decode("utf-8", "replace"))
+        return
+    if isinstance(data, dict) and isinstance(data.get("Secret"), str):
+        register_secret(data["Secret"])
+
+
 def run_helper(helper: str, registry: str) -> HelperResult:
     """Ask ``docker-credential-<helper> get`` for ``registry``'s credentials.
 
@@ -192,13 +208,18 @@ def run_helper(helper: str, registry: str) -> HelperResult:
     except OSError as e:
         return HelperResult(problem=f"{name} could not be run ({e.strerror or type(e).__name__})")
     if proc.returncode != 0:
-        said = _first_line(proc.stdout) or _first_line(proc.stderr)
-        if _not_found(said):
+        out_line, err_line = _first_line(proc.stdout), _first_line(proc.stderr)
+        if _not_found(out_line) or _not_found(err_line):
             log.debug("credential helper %s has no credentials for %s; anonymous", name, registry)
             return HelperResult()
+        # stdout is where a helper's secret travels: a failing helper may still have printed
+        # it (or half of it). Its secrets are registered for redaction, and only a plain
+        # message, never a JSON answer, is quoted.
+        _register_answer_secrets(proc.stdout)
+        said = err_line or ("" if out_line.lstrip().startswith(("{", "[")) else out_line)
         return HelperResult(problem=f"{name} failed (exit {proc.returncode}: {said or 'no message'})")
     try:
-        data = json.loads(proc.stdout)
+        data = safejson.loads(proc.stdout)
     except ValueError:
         return HelperResult(problem=f"{name} answered with something that is not JSON")
     if not isinstance(data, dict):

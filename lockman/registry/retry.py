@@ -28,7 +28,6 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +36,10 @@ import stamina
 import stamina.instrumentation
 
 from lockman import env
+from lockman.registry.bodies import BodyTooLarge, UnsupportedEncoding, read_capped
 from lockman.registry.ratelimit import retry_after_seconds
+
+__all__ = ["BodyTooLarge", "Retrier", "RetryPolicy", "attempts_note"]
 
 _debug = logging.getLogger("lockman.http")
 
@@ -84,32 +86,6 @@ class RetryPolicy:
             if value is not None:
                 values[name] = value
         return cls(**values)
-
-
-class BodyTooLarge(Exception):
-    """A response body (declared or received) over the limit; never retried."""
-
-    def __init__(self, size: int, limit: int, declared: bool) -> None:
-        super().__init__(f"{size} bytes over the {limit}-byte limit")
-        self.size, self.limit, self.declared = size, limit, declared
-
-
-class _LimitedStream(httpx.AsyncByteStream):
-    """Reads through to the real stream, failing as soon as more than ``limit`` bytes arrive."""
-
-    def __init__(self, inner: Any, limit: int) -> None:
-        self._inner, self._limit = inner, limit
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        total = 0
-        async for chunk in self._inner:
-            total += len(chunk)
-            if total > self._limit:
-                raise BodyTooLarge(total, self._limit, declared=False)
-            yield chunk
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
 
 class _RetryableStatus(Exception):
@@ -229,20 +205,18 @@ class Retrier:
 
 
 async def _read(response: httpx.Response, method: str, limit: int | None) -> None:
-    if limit is not None:
-        declared = response.headers.get("content-length", "")
-        if method != "HEAD" and declared.isdigit() and int(declared) > limit:
-            await response.aclose()
-            raise BodyTooLarge(int(declared), limit, declared=True)
-        response.stream = _LimitedStream(response.stream, limit)
-    await response.aread()
+    """Read the body; ``limit`` caps the decoded bytes (see lockman.registry.bodies)."""
+    if limit is None:
+        await response.aread()
+    else:
+        await read_capped(response, limit)
 
 
 async def _read_error_body(response: httpx.Response, method: str) -> None:
-    """Read an error body for its detail; a huge one is dropped unread, not an error."""
+    """Read an error body for its detail; a huge or undecodable one is dropped, not an error."""
     try:
         await _read(response, method, ERROR_BODY_LIMIT)
-    except BodyTooLarge:
+    except (BodyTooLarge, UnsupportedEncoding, httpx.DecodingError):
         await response.aclose()
 
 

@@ -19,12 +19,12 @@ a keyless certificate's time), and Rekor v2 checkpoint key hints.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from typing import Any
 
 from cryptography import x509
 
+from lockman import safejson
 from lockman.errors import VerificationError
 from lockman.signatures._common import check_image_digest, leaf_key, signer_result
 from lockman.signatures.fulcio import load_der_certificate
@@ -78,7 +78,7 @@ def _material(doc: dict[str, Any]) -> tuple[x509.Certificate | None, list[x509.C
 def _statement_subject_matches(payload: bytes, image_digest: str) -> str:
     """Check the in-toto subject; return the predicate type."""
     try:
-        statement = json.loads(payload)
+        statement = safejson.loads(payload)
         stype = statement["_type"]
         subjects = statement["subject"]
         predicate_type = str(statement.get("predicateType", ""))
@@ -112,7 +112,7 @@ def verify_bundle(
     """
     check_image_digest(image_digest)
     try:
-        doc = json.loads(bundle_bytes)
+        doc = safejson.loads(bundle_bytes)
     except (ValueError, UnicodeDecodeError) as exc:
         raise VerificationError(f"bundle is not JSON ({exc})") from exc
     if not isinstance(doc, dict):

@@ -16,7 +16,6 @@ No online lookup is ever made: without a SET or proof the tlog requirement simpl
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ import rfc8785
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from lockman import safejson
 from lockman.errors import InputError, VerificationError
 from lockman.signatures.keys import (
     PublicKey,
@@ -91,7 +91,7 @@ def _int(value: Any, what: str) -> int:
 def parse_cosign_bundle(annotation: str) -> LogEntry:
     """Parse the ``dev.sigstore.cosign/bundle`` annotation (SET + payload)."""
     try:
-        doc = json.loads(annotation)
+        doc = safejson.loads(annotation)
         payload = doc["Payload"]
         return LogEntry(
             body=decode_b64(payload["body"], "Rekor bundle body"),
@@ -257,7 +257,7 @@ def verify_entry(entry: LogEntry, trusted_root: TrustedRoot, *, require_set: boo
 
 def _body(entry: LogEntry) -> dict[str, Any]:
     try:
-        body = json.loads(entry.body)
+        body = safejson.loads(entry.body)
     except ValueError as exc:
         raise VerificationError("tlog entry body is not JSON") from exc
     if not isinstance(body, dict):

@@ -16,7 +16,6 @@ Users can always pass their own with ``trusted-root`` / ``--trusted-root``.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from typing import Any
 
 from cryptography import x509
 
+from lockman import safejson
 from lockman.errors import InputError
 from lockman.signatures.keys import (
     PublicKey,
@@ -102,7 +102,7 @@ class TrustedRoot:
     def from_json(cls, data: bytes | str, source: str = "trusted root") -> TrustedRoot:
         """Parse ``trusted_root.json``; InputError naming ``source`` and the bad field."""
         try:
-            doc = json.loads(data)
+            doc = safejson.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InputError(f"{source}: not valid JSON ({exc})") from exc
         if not isinstance(doc, dict):
