@@ -29,7 +29,8 @@ from lockman.registry.client import NotFound, RegistryClient
 from lockman.registry.referrers import fallback_tag
 
 MAX_REQUESTS = 48
-"""Registry requests per moved image (both sides); what is left unread becomes a note."""
+"""Registry calls per moved image (both sides), each at most one request (plus auth round trips);
+what is left unread becomes a note."""
 MAX_PLATFORMS = 8
 """Platforms whose manifests are compared per image (the platforms added/removed are all listed)."""
 MAX_CONFIG_BYTES = 4 * 1024 * 1024

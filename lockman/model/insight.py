@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from lockman import safejson
 
 OCI_PREFIX = "org.opencontainers.image."
 LABELS = ("base.digest", "base.name", "version", "revision", "source", "created")
@@ -193,10 +194,10 @@ def clip(value: object, limit: int = MAX_VALUE) -> str:
 def loads(raw: bytes, what: str) -> Any:
     """JSON from the registry; nesting too deep for the parser is a readable error, not a crash."""
     try:
-        return json.loads(raw)
-    except RecursionError:
-        raise SbomError(f"{what} is nested too deeply to read") from None
-    except (ValueError, UnicodeDecodeError):
+        return safejson.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        if "nested too deeply" in str(e):
+            raise SbomError(f"{what} is nested too deeply to read") from None
         raise SbomError(f"{what} is not valid JSON") from None
 
 
@@ -216,8 +217,8 @@ def oci_labels(*sources: Mapping[str, Any] | None) -> dict[str, str]:
 def manifest_annotations(raw: bytes) -> dict[str, Any]:
     """A manifest's (or index's) own ``annotations``; {} when it has none or is odd."""
     try:
-        obj = json.loads(raw)
-    except (ValueError, RecursionError, UnicodeDecodeError):
+        obj = safejson.loads(raw)
+    except (ValueError, UnicodeDecodeError):
         return {}
     ann = obj.get("annotations") if isinstance(obj, dict) else None
     return ann if isinstance(ann, dict) else {}
