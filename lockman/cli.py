@@ -245,7 +245,15 @@ def diff(
         bool,
         Parameter(negative="", help="Ask the registries what changed inside moved images (else offline)."),
     ] = False,
-    timeout: TimeoutOpt = DEFAULT_TIMEOUT,  # requests only with --insight
+    timeout: Annotated[
+        float,
+        Parameter(
+            name="--timeout",
+            help="With --insight, how long each registry request may take (seconds); without it this "
+            "command makes no requests.",
+            validator=validators.Number(gt=0, lte=86400),
+        ),
+    ] = DEFAULT_TIMEOUT,
     insecure_registry: InsecureOpt = (),
     output: OutputOpts = NORMAL_OUTPUT,
 ) -> int:

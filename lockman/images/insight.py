@@ -394,5 +394,6 @@ async def _all(aws: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
 
 
 def moved(old: LockedImage | None, new: LockedImage | None) -> bool:
-    """Whether an update entry is worth inspecting: both digests known, and different."""
-    return old is not None and new is not None and old.digest != new.digest
+    """Whether an update entry is worth inspecting: both digests known and different, and the
+    same kind of pin (``update --platform`` swapping an index for its own child is no rebuild)."""
+    return old is not None and new is not None and old.digest != new.digest and old.platform == new.platform
