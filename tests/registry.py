@@ -18,6 +18,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -302,3 +303,38 @@ def htpasswd_line(user: str, password: str) -> str:
 
 def basic_header(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@dataclass
+class TLSSetup:
+    registry: Registry
+    ca: Any  # trustme.CA
+    ca_pem: Path
+    root: Path
+
+
+def start_tls(root: Path, *, client_certs: bool = False, auth: tuple[str, str] | None = None) -> TLSSetup:
+    """A TLS docker-registry with a throw-away CA (trustme); ``auth``: htpasswd (user, password)."""
+    import trustme
+
+    ca = trustme.CA()
+    root.mkdir(parents=True, exist_ok=True)
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    chain, key, ca_pem = root / "server-chain.pem", root / "server.key", root / "ca.pem"
+    chain.write_bytes(b"".join(c.bytes() for c in server.cert_chain_pems))
+    key.write_bytes(server.private_key_pem.bytes())
+    ca.cert_pem.write_to_path(str(ca_pem))
+    reg = Registry(root / "registry", tls=(chain, key), ca=ca_pem)
+    if auth is not None:
+        (root / "htpasswd").write_text(htpasswd_line(*auth) + "\n")
+        reg.auth = {"htpasswd": {"realm": "lockman-test", "path": str(root / "htpasswd")}}
+        reg.username, reg.password = auth
+    if client_certs:
+        client = ca.issue_cert("lockman-test-client")
+        cert, ckey = root / "push-client.cert", root / "push-client.key"
+        cert.write_bytes(b"".join(c.bytes() for c in client.cert_chain_pems))
+        ckey.write_bytes(client.private_key_pem.bytes())
+        reg.client_cas = ca_pem
+        reg.push_cert = (str(cert), str(ckey))
+    reg.start()
+    return TLSSetup(reg, ca, ca_pem, root)

@@ -247,18 +247,17 @@ def test_lockfile_round_trip_feeds_diff(tmp_path: Path) -> None:
     assert report.image_updates(again, NEW) == report.image_updates(OLD, NEW)
 
 
-def test_renovate_regex_in_readme_reads_xcargo_images() -> None:
-    text = README.read_text()
-    block = re.search(r"### Renovate.*?```json\n(.*?)```", text, re.S)
-    assert block
-    cfg = json.loads(block.group(1))
-    assert cfg["postUpgradeTasks"]["fileFilters"] == ["xcargo.lock"]
-    assert "lockman update" in cfg["postUpgradeTasks"]["commands"]
+def test_renovate_preset_regex_reads_xcargo_images() -> None:
+    cfg = json.loads((README.parent / "renovate" / "xcargo.json").read_text())
+    (task,) = [r["postUpgradeTasks"] for r in cfg["packageRules"] if "postUpgradeTasks" in r]
+    assert "xcargo.lock" in task["fileFilters"]
+    assert task["commands"] == ["lockman update --config {{{packageFile}}} {{{depName}}}"]
     pattern = re.compile(cfg["customManagers"][0]["matchStrings"][0].replace("(?<", "(?P<"))
     toml = (
         '[container]\nimage = "rust:1.70"  # c\n'
         '[targets."aarch64-unknown-linux-musl".container]\n'
         f"image = 'localhost:5000/team/musl:v1@{d('a')}'\n"
+        '# image = "x;id:1"\nimage = "$(id)/x:1"\nimage = "x`id`:1"\n'  # shell syntax: not matched
     )
     found = [m.groupdict() for m in pattern.finditer(toml)]
     assert found == [

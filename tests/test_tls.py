@@ -3,56 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import trustme
 
 from lockman.model import lockfile
 from tests.conftest import unique_repo
 from tests.faultproxy import FaultProxy
-from tests.registry import Registry
-
-
-@dataclass
-class TLSSetup:
-    registry: Registry
-    ca: trustme.CA
-    ca_pem: Path
-    root: Path
-
-
-def _start(root: Path, *, client_certs: bool = False) -> TLSSetup:
-    ca = trustme.CA()
-    root.mkdir(parents=True, exist_ok=True)
-    server = ca.issue_cert("127.0.0.1", "localhost")
-    chain, key, ca_pem = root / "server-chain.pem", root / "server.key", root / "ca.pem"
-    chain.write_bytes(b"".join(c.bytes() for c in server.cert_chain_pems))
-    key.write_bytes(server.private_key_pem.bytes())
-    ca.cert_pem.write_to_path(str(ca_pem))
-    reg = Registry(root / "registry", tls=(chain, key), ca=ca_pem)
-    if client_certs:
-        client = ca.issue_cert("lockman-test-client")
-        cert, ckey = root / "push-client.cert", root / "push-client.key"
-        cert.write_bytes(b"".join(c.bytes() for c in client.cert_chain_pems))
-        ckey.write_bytes(client.private_key_pem.bytes())
-        reg.client_cas = ca_pem
-        reg.push_cert = (str(cert), str(ckey))
-    reg.start()
-    return TLSSetup(reg, ca, ca_pem, root)
+from tests.registry import Registry, TLSSetup, start_tls
 
 
 @pytest.fixture(scope="module")
 def tls_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSSetup]:
-    setup = _start(tmp_path_factory.mktemp("tls"))
+    setup = start_tls(tmp_path_factory.mktemp("tls"))
     yield setup
     setup.registry.stop()
 
 
 @pytest.fixture(scope="module")
 def mtls_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSSetup]:
-    setup = _start(tmp_path_factory.mktemp("mtls"), client_certs=True)
+    setup = start_tls(tmp_path_factory.mktemp("mtls"), client_certs=True)
     yield setup
     setup.registry.stop()
 

@@ -156,7 +156,8 @@ async def run(
         policies = load_policies(config.path, options)
     for warning in xcargo.warnings(config):
         err(f"warning: {warning}")
-    wanted = select(wanted_images(config.images, config.path), images, config)
+    every = wanted_images(config.images, config.path)
+    wanted = select(every, images, config)
     lock_path = config.lockfile_path
     with lockfile.locked(lock_path):
         try:
@@ -164,7 +165,10 @@ async def run(
         except lockfile.LockfileConflict as conflict:
             old = recover_conflict(conflict, wanted, lock_path)
         previous = old.by_key() if old else {}
-        async with RegistryClient(timeout=timeout) as client:
+        from lockman.registry.cache import ManifestCache
+
+        # The cache lets the no-change path check recorded details for free (see locker).
+        async with RegistryClient(timeout=timeout, cache=ManifestCache()) as client:
             await client.prefetch_tokens([w.use.ref for w in wanted])
             with progress(len(wanted), "resolving images") as tick:
                 outcomes = await gather_all(
@@ -180,6 +184,13 @@ async def run(
             if repin and not any(o.error for o in outcomes):
                 moved_to = {o.wanted.key: o.tag_moved_to for o in outcomes if o.tag_moved_to}
                 outcomes = await _repin(client, outcomes)
+            if not repin:  # a pinned and an unpinned use that no longer agree (--repin fixes it)
+                outcomes = [
+                    replace(o, entry=None, error=x, tag_moved_to=None)
+                    if (x := o.split_pin_error(config.path))
+                    else o
+                    for o in outcomes
+                ]
             errors = [_named(o, o.error) for o in outcomes if o.error is not None]
             if errors and not keep_going:
                 return report_errors(errors)
@@ -208,8 +219,15 @@ async def run(
         # --keep-going: an image that failed keeps its old entry (a new one stays out).
         fresh += [previous[o.wanted.key] for o in outcomes if o.error and o.wanted.key in previous]
         if images:  # a selective run leaves every other entry exactly as it was
-            chosen = {w.key for w in wanted}
-            fresh += [e for e in (old.images if old else ()) if e.key not in chosen]
+            chosen, used = {w.key for w in wanted}, {w.key for w in every}
+            names = {w.use.name for w in wanted}
+            # ... except the named images' entries the config no longer uses (the old tag after a
+            # tag bump), so `lockman update NAME` after a bot's bump leaves no stale entry.
+            fresh += [
+                e
+                for e in (old.images if old else ())
+                if e.key not in chosen and (e.key in used or e.name not in names)
+            ]
         new = Lockfile(tuple(fresh)).sorted()
         text = lockfile.dumps(new)
         current_text = read_utf8(lock_path) if old is not None else None
@@ -219,7 +237,10 @@ async def run(
             config_text = read_utf8(config.path) or ""  # bytes as they are: CRLF stays CRLF
             by_key = {(w.use.name, w.use.tag): moved_to[w.key] for w in wanted if w.key in moved_to}
             new_config_text, _ = pinning.rewrite(
-                config_text, config.path, lambda _k, ref: by_key.get((ref.written, ref.tag or ""))
+                config_text,
+                config.path,
+                # pins move; a bare use of the same name:tag stays bare
+                lambda _k, ref: by_key.get((ref.written, ref.tag or "")) if ref.digest else None,
             )
         lock_changes = text != current_text
         config_changes = new_config_text is not None and new_config_text != config_text

@@ -100,6 +100,14 @@ async def _check_online(client: RegistryClient, use_ref: Reference, entry: Locke
         message = str(e) if use_ref.familiar() in str(e) else f"{display}: {e}"
         return [Problem(kind, display, message, e.exit_code)]
     problems = []
+    if entry.platform:
+        from lockman.images.platform_lock import platform_pin_problems
+
+        try:
+            found = await platform_pin_problems(client, use_ref, entry, manifest)
+        except LockmanError as e:
+            found, problems = [], [Problem("registry", display, f"{display}: {e}", e.exit_code)]
+        problems += [Problem("platform-mismatch", display, m) for m in found]
     if entry.platforms:
         served = set(platforms_of(manifest))
         listed = {d.digest: d for d in manifest.manifests}

@@ -32,11 +32,7 @@ async def lock_platform(
     wanted = parse_platform(platform, what=f"{use.ref.familiar()}: platform")
     resolved = await client.resolve(ref)
     top = resolved.descriptor
-    if (
-        previous is not None
-        and previous.platform == platform
-        and top.digest in (previous.index_digest, previous.digest)
-    ):
+    if previous is not None and previous.platform == platform and _still_current(previous, top):
         return replace(previous, source=source)
     manifest = resolved.manifest or await client.get_manifest(ref.with_digest(top.digest))
     what = use.ref.familiar()
@@ -97,3 +93,56 @@ async def choose_platform(
         short(top.digest),
     )
     return None
+
+
+def _still_current(previous: LockedImage, top: Descriptor) -> bool:
+    """The tag still names what the entry was chosen from, and the entry is shaped like lockman's.
+
+    A platform pin records a child's digest and the index it came from; a ``digest`` equal to
+    that index, or a single-platform entry whose tag now names an index, was not written by
+    lockman (a bot's regex edit) and is rebuilt instead of trusted.
+    """
+    if previous.index_digest:
+        return top.digest == previous.index_digest and previous.digest != previous.index_digest
+    return top.digest == previous.digest and top.media_type not in INDEX_TYPES
+
+
+async def platform_pin_problems(
+    client: RegistryClient, ref: Reference, entry: LockedImage, manifest: Manifest
+) -> list[str]:
+    """Why a ``kind = "platform"`` entry is not what it claims to be (``verify``), or nothing.
+
+    Its ``digest`` must name one platform's manifest, and the ``index-digest`` it came from must
+    list that manifest for that platform; without an index, the image's config must declare the
+    platform. A multi-platform digest written into ``digest`` hashes fine and is served fine, so
+    only this check tells it apart.
+    """
+    what = entry.display
+    wanted = parse_platform(entry.platform, what=f"{what}: platform")
+    advice = "; run `lockman update` to rebuild the entry"
+    if manifest.is_index:
+        return [
+            f"{what}: platform pin {entry.digest} is a multi-platform index, not a {entry.platform} "
+            f"image manifest{advice}"
+        ]
+    if entry.index_digest:
+        index = await client.get_manifest(ref.with_digest(entry.index_digest))
+        if not index.is_index:
+            return [f"{what}: index-digest {entry.index_digest} is not a multi-platform index{advice}"]
+        child = await select_platform(client, ref, index, wanted, what=what)
+        if child is None or child.digest != entry.digest:
+            listed = child.digest if child is not None else "nothing"
+            return [
+                f"{what}: index {entry.index_digest} lists {listed} for {entry.platform}, "
+                f"not the locked {entry.digest}{advice}"
+            ]
+        return []
+    if manifest.config is None:
+        return [f"{what}: manifest {entry.digest} has no config to tell its platform"]
+    declared = config_platform(await read_blob(client, ref, manifest.config, what=f"{what} (config)"))
+    if not matches(wanted, declared):
+        return [
+            f"{what}: locked as {entry.platform} but {entry.digest} is a {declared or 'unknown'} "
+            f"image{advice}"
+        ]
+    return []

@@ -116,11 +116,12 @@ class RegistryAuth(httpx.Auth):
     def _failure(self, host: str, scope: str | None) -> AuthError:
         """One line: which registry, and whether credentials were missing or refused."""
         registry = self._registry_of(host)
+        source = self._credentials.source(registry, _repository_of(scope))
         if self._credential(host, scope) is None:
             why = self._credentials.problem(registry)
-            hint = f"{why}" if why else "no credentials found for it"
+            hint = f"{why}" if why else f"no credentials found for it; {source}"
             return AuthError(f"{registry}: authentication required ({hint}; run `docker login {registry}`)")
-        return AuthError(f"{registry}: authentication failed (credentials were refused)")
+        return AuthError(f"{registry}: authentication failed (credentials were refused; {source})")
 
     async def _authorise(
         self, request: httpx.Request, host: str, scope: str | None, *, refresh: bool
@@ -215,7 +216,10 @@ class RegistryAuth(httpx.Auth):
         if response.status_code in (401, 403):
             if cred is None:
                 raise self._failure(host, scopes[0] if scopes else None)
-            raise AuthError(f"{registry}: authentication failed (token server refused the credentials)")
+            source = self._credentials.source(registry, _repository_of(scopes[0] if scopes else None))
+            raise AuthError(
+                f"{registry}: authentication failed (token server refused the credentials; {source})"
+            )
         if response.status_code != 200:
             raise RegistryError(
                 f"{registry}: token server {realm_url.host} answered HTTP {response.status_code}"

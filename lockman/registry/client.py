@@ -377,6 +377,13 @@ class RegistryClient:
         size = int(response.headers.get("content-length", "0") or 0)
         return Descriptor(media_type, digest, size)
 
+    def cached_manifest(self, ref: Reference) -> Manifest | None:
+        """The manifest for ``ref``'s digest from the local cache (re-hashed), without a request."""
+        if self._cache is None or ref.digest is None:
+            return None
+        cached = self._cache.get(ref.digest)
+        return None if cached is None else parse_manifest(cached, None, ref.digest, what=ref.familiar())
+
     async def get_manifest(self, ref: Reference) -> Manifest:
         """GET a manifest; verify its bytes against the digest asked for (or the header's).
 

@@ -254,6 +254,7 @@ class CredentialStore:
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, str], Credential | None] = {}
+        self._sources: dict[tuple[str, str], str] = {}  # where each credential came from
         self.problems: dict[str, str] = {}  # registry → why its helper gave nothing
         self._docker: dict[str, Any] | None = None
         self._docker_loaded = False
@@ -281,8 +282,24 @@ class CredentialStore:
         """Why credentials for ``registry`` may be missing (a broken helper), or ''."""
         return self.problems.get(registry, "")
 
+    def source(self, registry: str, repository: str = "") -> str:
+        """Where the credential for ``registry`` came from, or where lockman looked for one.
+
+        Bots run lockman with a trimmed environment (Renovate passes on HOME and PATH but not
+        DOCKER_CONFIG or REGISTRY_AUTH_FILE), so an authentication error says which files it read.
+        """
+        found = self._sources.get((registry, repository))
+        if found:
+            return f"from {found}"
+        docker = str(_docker_config_path())
+        if not os.environ.get("DOCKER_CONFIG"):
+            docker += " (DOCKER_CONFIG unset)"
+        return "looked in " + ", ".join([docker, *(str(p) for p in _podman_auth_paths())])
+
     def _find(self, registry: str, repository: str) -> Credential | None:
         cred, source = self._search(registry, repository)
+        if cred is not None:
+            self._sources[(registry, repository)] = source
         where = f"{registry}/{repository}" if repository else registry
         if cred is None:
             log.debug("%s: no credentials found; anonymous", where)
