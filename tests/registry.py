@@ -186,7 +186,9 @@ class Registry:
         salt: str = "",
         layer_size: int = 64,
         media_type: str = OCI_MANIFEST,
+        layers: list[bytes] | None = None,
     ) -> Image:
+        """One image; ``layers`` replaces its one generated layer of ``layer_size`` bytes."""
         cfg_obj = {
             "architecture": arch,
             "os": os_,
@@ -197,8 +199,10 @@ class Registry:
             cfg_obj["variant"] = variant
         config = json.dumps(cfg_obj, sort_keys=True).encode()
         seed = hashlib.sha256(f"{repo}{arch}{variant}{salt}".encode()).digest()
-        layer = (seed * (layer_size // len(seed) + 1))[:layer_size]
-        cd, ld = self.push_blob(repo, config), self.push_blob(repo, layer)
+        if layers is None:
+            layers = [(seed * (layer_size // len(seed) + 1))[:layer_size]]
+        cd = self.push_blob(repo, config)
+        layer_digests = [self.push_blob(repo, layer) for layer in layers]
         cfg_type = (
             OCI_CONFIG if media_type == OCI_MANIFEST else "application/vnd.docker.container.image.v1+json"
         )
@@ -210,12 +214,15 @@ class Registry:
                 "schemaVersion": 2,
                 "mediaType": media_type,
                 "config": {"mediaType": cfg_type, "digest": cd, "size": len(config)},
-                "layers": [{"mediaType": layer_type, "digest": ld, "size": len(layer)}],
+                "layers": [
+                    {"mediaType": layer_type, "digest": ld, "size": len(layer)}
+                    for ld, layer in zip(layer_digests, layers, strict=True)
+                ],
             },
             indent=3,
         ).encode()
         digest = self.push_manifest(repo, tag or sha256(manifest), manifest, media_type)
-        return Image(repo, tag, digest, manifest, media_type, config, [layer])
+        return Image(repo, tag, digest, manifest, media_type, config, list(layers))
 
     def push_index(
         self,

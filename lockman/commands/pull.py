@@ -29,11 +29,9 @@ from lockman.model.manifest import Descriptor, Platform
 from lockman.model.platforms import matches, parse_platform
 from lockman.model.reference import Reference
 from lockman.model.xcargo import load_config
-from lockman.registry.blobs import download_blob, file_matches
+from lockman.registry.blobs import BLOB_CONCURRENCY, download_blob, file_matches
 from lockman.registry.cache import ManifestCache
 from lockman.registry.client import RegistryClient
-
-BLOB_CONCURRENCY = 4
 
 
 def entry_reference(entry: LockedImage) -> Reference:
@@ -75,7 +73,7 @@ async def _blob(run: _Run, ref: Reference, desc: Descriptor, what: str) -> tuple
     """(bytes fetched, was already present); one task per digest per run."""
     final = run.layout.blob_path(desc.digest)
     if os.path.lexists(final):
-        if file_matches(final, desc):
+        if await asyncio.to_thread(file_matches, final, desc):  # other blobs stream meanwhile
             return 0, True
         final.unlink()  # present but wrong (or a link): never leave it under its digest's name
     async with run.limit:

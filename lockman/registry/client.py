@@ -38,7 +38,7 @@ from lockman.registry import ratelimit, tls
 from lockman.registry.auth import RegistryAuth
 from lockman.registry.bodies import IDENTITY, UnsupportedEncoding, bound_body, declared_length, read_capped
 from lockman.registry.credentials import CredentialStore
-from lockman.registry.host_transport import HostTransport
+from lockman.registry.host_transport import BULK, HostTransport
 from lockman.registry.hosts import insecure_for_run, plain_http_allowed
 from lockman.registry.registries_conf import Endpoint, RegistriesConf
 from lockman.registry.retry import ERROR_BODY_LIMIT, BodyTooLarge, Retrier, RetryPolicy, attempts_note
@@ -251,6 +251,7 @@ class RegistryClient:
         headers: dict[str, str] | None = None,
         stream: bool = False,
         limit: int | None = MAX_MANIFEST_BYTES,
+        bulk: bool = False,
     ) -> httpx.Response:
         """Send to the first endpoint (mirror or location) that answers usefully.
 
@@ -261,7 +262,7 @@ class RegistryClient:
         for ep in endpoints[:-1]:
             try:
                 response = await self._request_at(
-                    method, ep.ref, path, headers=headers, stream=stream, limit=limit, retry=False
+                    method, ep.ref, path, headers=headers, stream=stream, limit=limit, retry=False, bulk=bulk
                 )
             except RegistryError as e:
                 self._mirror_failed(ref, ep, str(e))
@@ -271,7 +272,7 @@ class RegistryClient:
             await response.aclose()
             self._mirror_failed(ref, ep, f"HTTP {response.status_code}")
         return await self._request_at(
-            method, endpoints[-1].ref, path, headers=headers, stream=stream, limit=limit
+            method, endpoints[-1].ref, path, headers=headers, stream=stream, limit=limit, bulk=bulk
         )
 
     def _mirror_failed(self, ref: Reference, ep: Endpoint, why: str) -> None:
@@ -292,10 +293,16 @@ class RegistryClient:
         stream: bool = False,
         limit: int | None = MAX_MANIFEST_BYTES,
         retry: bool = True,
+        bulk: bool = False,
     ) -> httpx.Response:
         host = ref.api_host
         base = await self._base(host)
-        request = self.http.build_request(method, f"{base}/v2/{ref.repository}/{path}", headers=headers)
+        request = self.http.build_request(
+            method,
+            f"{base}/v2/{ref.repository}/{path}",
+            headers=headers,
+            extensions={BULK: True} if bulk else None,
+        )
         async with self._limit(host):
             self.requests[host] += 1
             try:
@@ -518,7 +525,7 @@ class RegistryClient:
         if offset > 0:
             headers["Range"] = f"bytes={offset}-"
         what = f"{ref.with_digest(None).with_tag(None).familiar()}@{digest}"
-        response = await self._request("GET", ref, f"blobs/{digest}", headers=headers, stream=True)
+        response = await self._request("GET", ref, f"blobs/{digest}", headers=headers, stream=True, bulk=True)
         expected = size if size is not None else declared_length(response) or 0
         bound_body(response, self._timeout, expected)
         try:

@@ -184,7 +184,8 @@ class Retrier:
         try:
             async with asyncio.timeout(self.timeout):
                 response = await http.send(request, auth=auth, stream=True, follow_redirects=follow_redirects)
-                _debug.debug("%s %s -> %d", request.method, _shown(response.url), response.status_code)
+                if _debug.isEnabledFor(logging.DEBUG):  # -v only: no URL rebuilt (and re-parsed) per request
+                    _debug.debug("%s %s -> %d", request.method, _shown(response.url), response.status_code)
                 retryable = retry_ok and response.status_code in RETRY_STATUSES
                 if retryable:
                     await _read_error_body(response, request.method)
