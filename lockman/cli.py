@@ -156,6 +156,10 @@ def update(
     ] = False,
     fmt: FormatOpt = "text",
     commit_message: CommitMessageOpt = False,
+    no_insight: Annotated[
+        bool,
+        Parameter(negative="", help="Do not look inside moved images (labels, layers, SBOM): the bare diff."),
+    ] = False,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
     insecure_registry: InsecureOpt = (),
     signatures: SignatureOpts = NO_SIGNATURE_FLAGS,
@@ -177,6 +181,7 @@ def update(
             signatures=signatures,
             platform=platform,
             keep_going=keep_going,
+            insight=not no_insight,
         ),
         output,
         insecure_registry,
@@ -236,7 +241,20 @@ def diff(
     exit_code: Annotated[
         bool, Parameter(name="--exit-code", negative="", help="Exit 1 when the lockfiles differ.")
     ] = False,
-    timeout: UnusedTimeoutOpt = DEFAULT_TIMEOUT,
+    insight: Annotated[
+        bool,
+        Parameter(negative="", help="Ask the registries what changed inside moved images (else offline)."),
+    ] = False,
+    timeout: Annotated[
+        float,
+        Parameter(
+            name="--timeout",
+            help="With --insight, how long each registry request may take (seconds); without it this "
+            "command makes no requests.",
+            validator=validators.Number(gt=0, lte=86400),
+        ),
+    ] = DEFAULT_TIMEOUT,
+    insecure_registry: InsecureOpt = (),
     output: OutputOpts = NORMAL_OUTPUT,
 ) -> int:
     """Show which images moved between two lockfiles (e.g. `lockman diff git:HEAD xcargo.lock`)."""
@@ -244,9 +262,17 @@ def diff(
 
     return _sync(
         lambda: cmd.run(
-            old, new, config_path=config, fmt=fmt, commit_message=commit_message, exit_code=exit_code
+            old,
+            new,
+            config_path=config,
+            fmt=fmt,
+            commit_message=commit_message,
+            exit_code=exit_code,
+            insight=insight,
+            timeout=timeout,
         ),
         output,
+        insecure_registry,
     )
 
 

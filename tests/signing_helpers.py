@@ -468,6 +468,7 @@ def make_bundle(
     leaf: x509.Certificate | None = None,
     predicate_type: str = "https://sigstore.dev/cosign/sign/v1",
     integrated_time: int = int(T0.timestamp()),
+    predicate: dict[str, Any] | None = None,
 ) -> bytes:
     """A Sigstore bundle v0.3 with a DSSE in-toto statement about ``digest``."""
     from lockman.signatures.bundle import pae
@@ -476,7 +477,7 @@ def make_bundle(
         "_type": "https://in-toto.io/Statement/v1",
         "subject": [{"name": "registry.test/app", "digest": {"sha256": digest.split(":")[1]}}],
         "predicateType": predicate_type,
-        "predicate": {},
+        "predicate": predicate or {},
     }
     payload = json.dumps(statement).encode()
     sig = sign(key, pae("application/vnd.in-toto+json", payload))

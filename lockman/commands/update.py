@@ -143,6 +143,7 @@ async def run(
     signatures: SignatureOptions | None = None,
     platform: str | None = None,
     keep_going: bool = False,
+    insight: bool = True,
 ) -> int:
     if platform is not None and platform != "all":
         parse_platform(platform)  # bad input before any file or network
@@ -198,6 +199,15 @@ async def run(
                 code = await _refuse_unsigned(client, outcomes, previous, policies, options.recursive, show)
                 if code != EXIT_OK:
                     return code
+            insights = {}
+            if insight and not check and not commit_message:
+                from lockman.commands._insight import gather
+
+                changed = [(o.wanted.use.ref, previous.get(o.wanted.key), o.entry) for o in outcomes]
+                try:
+                    insights = await gather(client, changed, policies)
+                except LockmanError as e:  # only bytes that do not hash to their digest get here
+                    return report_errors([e])
         for o in outcomes:
             if o.tag_moved_to and o.wanted.key not in moved_to:
                 err(
@@ -245,7 +255,8 @@ async def run(
             write_together(files)  # with --repin: xcargo.toml and xcargo.lock change together
             written += [str(p) for p, _ in files]
 
-    rep = report.UpdateReport(report.image_updates(old, new), str(lock_path), tuple(written))
+    updates = report.with_insight(report.image_updates(old, new), insights)
+    rep = report.UpdateReport(updates, str(lock_path), tuple(written))
     if commit_message:
         if rep.commit_message:
             out(rep.commit_message)

@@ -1,4 +1,4 @@
-"""A content-addressed cache of verified manifests in the user's cache directory.
+"""A content-addressed cache of verified manifests (and small blobs) in the user's cache directory.
 
 Safe to share and to leave lying around because nothing in it is trusted: an entry is a file
 named by its digest, and every read hashes the bytes again; an entry that does not hash to its
@@ -30,8 +30,11 @@ def default_cache_dir() -> Path:
 class ManifestCache:
     """Manifest bytes by digest under ``<root>/manifests/<alg>/<hex>``."""
 
+    SUBDIR = "manifests"
+    LIMIT = MAX_MANIFEST_BYTES
+
     def __init__(self, root: Path | None = None) -> None:
-        self.root = (root or default_cache_dir()) / "manifests"
+        self.root = (root or default_cache_dir()) / self.SUBDIR
         self.hits = 0
         self.misses = 0
 
@@ -46,7 +49,7 @@ class ManifestCache:
         path = self._path(digest)
         try:
             with open_read(path) as f:  # a planted link or FIFO is a miss, not a hang
-                data = f.read(MAX_MANIFEST_BYTES + 1)
+                data = f.read(self.LIMIT + 1)
         except UnsafePath:
             with contextlib.suppress(OSError):
                 path.unlink()
@@ -55,7 +58,7 @@ class ManifestCache:
         except OSError:
             self.misses += 1
             return None
-        if len(data) > MAX_MANIFEST_BYTES or compute_digest(data, digest.partition(":")[0]) != digest:
+        if len(data) > self.LIMIT or compute_digest(data, digest.partition(":")[0]) != digest:
             with contextlib.suppress(OSError):
                 path.unlink()
             self.misses += 1
@@ -65,7 +68,9 @@ class ManifestCache:
 
     def put(self, digest: str, data: bytes) -> None:
         """Store bytes already verified against ``digest``; a cache that cannot write is no error."""
-        if not is_digest(digest) or compute_digest(data, digest.partition(":")[0]) != digest:
+        if len(data) > self.LIMIT or not is_digest(digest):
+            return
+        if compute_digest(data, digest.partition(":")[0]) != digest:
             return
         path = self._path(digest)
         if path.exists():
@@ -75,3 +80,13 @@ class ManifestCache:
             write_atomic(path, data, durable=False)
         except OSError:
             pass
+
+
+class BlobCache(ManifestCache):
+    """Small blobs (image configs, SBOM documents) by digest under ``<root>/blobs/<alg>/<hex>``.
+
+    A blob never changes under its digest, so a hit needs no request at all.
+    """
+
+    SUBDIR = "blobs"
+    LIMIT = 16 * 1024 * 1024
