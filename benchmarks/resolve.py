@@ -5,7 +5,8 @@ three registry processes (plain HTTP; TLS with a test CA; TLS with Docker token 
 server), a TCP proxy that adds 20 ms to every client-to-server chunk in front of the TLS ones,
 and N pushed images. Each scenario runs lockman and skopeo on the same references, alternately,
 several times; the table shows the median wall time, the requests per reference counted from the
-registry's access log (plus the token server's), and lockman's speed-up over skopeo. skopeo's
+registry's access log (plus the token server's), lockman's speed-up over skopeo, and the CPU time
+(user + system) of the client's processes, steadier than wall time on a shared machine. skopeo's
 output (the raw manifest) is hashed and must match lockman's digest for every reference.
 
     python3 benchmarks/resolve.py [--images 200] [--runs 5] [--delay 0.02] [--rss-images 1000]
@@ -21,6 +22,7 @@ import contextlib
 import hashlib
 import json
 import os
+import resource
 import shutil
 import ssl
 import statistics
@@ -69,8 +71,13 @@ def start_proxy(target_port: int, delay: float) -> tuple[int, subprocess.Popen]:
 
 
 # -- the two clients ------------------------------------------------------------------------------
+LOCKMAN_TREE = TREE  # whose lockman is measured (--tree)
+
+
 def lockman_env(ca: Path | None, *, http2: bool = True) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(TREE), NO_PROXY="127.0.0.1,localhost")
+    env = dict(os.environ, PYTHONPATH=str(LOCKMAN_TREE), NO_PROXY="127.0.0.1,localhost")
+    # As installed: bytecode cached, not every module compiled again on every run.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     if ca:
         env["SSL_CERT_FILE"] = str(ca)
     env["LOCKMAN_HTTP2"] = "1" if http2 else "0"
@@ -80,6 +87,7 @@ def lockman_env(ca: Path | None, *, http2: bool = True) -> dict[str, str]:
 def run_lockman(refs: list[str], env: dict[str, str]) -> dict[str, str]:
     p = subprocess.run(
         [sys.executable, "-m", "lockman", "resolve", "-"],
+        cwd=LOCKMAN_TREE,  # `python -m` imports from the working directory first
         input="\n".join(refs) + "\n",
         capture_output=True,
         text=True,
@@ -125,24 +133,38 @@ class Result:
     label: str
     times: list[float] = field(default_factory=list)
     requests: list[int] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # user + system seconds of the client's processes
 
     @property
     def median(self) -> float:
         return statistics.median(self.times)
 
+    @property
+    def median_cpu(self) -> float:
+        return statistics.median(self.cpu)
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
 
 def measure(label: str, fn, counters, results: dict[str, Result]) -> dict[str, str]:
     before = sum(c() for c in counters)
+    cpu0 = _children_cpu()
     t0 = time.perf_counter()
     digests = fn()
     elapsed = time.perf_counter() - t0
     res = results.setdefault(label, Result(label))
     res.times.append(elapsed)
+    res.cpu.append(_children_cpu() - cpu0)
     res.requests.append(sum(c() for c in counters) - before)
     return digests
 
 
-def startup_times(runs: int) -> list[tuple[str, float]]:
+def startup_times(runs: int) -> list[tuple[str, float, float]]:
+    """(label, median wall time, median CPU time) per command; CPU time (user + system of the
+    child) moves less than wall time when other work shares the machine."""
     env = lockman_env(None)
     cases = [
         ("python3 -c pass", [sys.executable, "-c", "pass"]),
@@ -151,12 +173,15 @@ def startup_times(runs: int) -> list[tuple[str, float]]:
     ]
     rows = []
     for label, argv in cases:
-        times = []
+        times, cpu = [], []
         for _ in range(runs):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
-            subprocess.run(argv, env=env, capture_output=True, check=True)
+            subprocess.run(argv, env=env, capture_output=True, check=True, cwd=LOCKMAN_TREE)
             times.append(time.perf_counter() - t0)
-        rows.append((label, statistics.median(times)))
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        rows.append((label, statistics.median(times), statistics.median(cpu)))
     return rows
 
 
@@ -175,6 +200,7 @@ def peak_rss_kib(refs: list[str], env: dict[str, str]) -> int:
         text=True,
         env=env,
         check=True,
+        cwd=LOCKMAN_TREE,
     )
     return int(p.stdout.strip())
 
@@ -265,12 +291,23 @@ def main() -> int:
     ap.add_argument("--rss-images", type=int, default=1000, help="references for the peak-RSS run")
     ap.add_argument("--no-skopeo", action="store_true", help="lockman only")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--tree", type=Path, help="measure the lockman of this checkout (default: this one)")
+    ap.add_argument(
+        "--startup-only", action="store_true", help="only the start-up times (no registry, no skopeo)"
+    )
     args = ap.parse_args()
+    global LOCKMAN_TREE
+    LOCKMAN_TREE = args.tree.resolve() if args.tree else TREE
+    if args.startup_only:
+        for label, t, c in startup_times(max(args.runs * 2, 10)):
+            print(f"start-up: {label:<18} {t * 1000:6.0f} ms wall, {c * 1000:6.0f} ms CPU")
+        return 0
     if not args.no_skopeo and shutil.which("skopeo") is None:
         sys.exit("benchmarks/resolve.py: skopeo is not installed (or pass --no-skopeo)")
     if shutil.which("docker-registry") is None and shutil.which("registry") is None:
         sys.exit("benchmarks/resolve.py: docker-registry is not installed (apt-get install docker-registry)")
 
+    load_before = os.getloadavg()[0]
     with environment(args) as env:
         ms = int(args.delay * 1000)
         print(f"registry over TLS speaks {check_http2(env['tls'].port, env['ca'])}", file=sys.stderr)
@@ -320,21 +357,26 @@ def main() -> int:
 
     n = args.images
     print(
-        f"\n{n} references, median of {args.runs} runs, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}\n"
+        f"\n{n} references, median of {args.runs} runs, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}, "
+        f"load {load_before:.1f} before / {os.getloadavg()[0]:.1f} after (1-minute average)\n"
     )
     print(
-        f"| {'scenario':<24} | {'client':<19} | {'wall time':>9} | {'requests/ref':>12} | {'vs skopeo':>9} |"
+        f"| {'scenario':<24} | {'client':<19} | {'wall time':>9} | {'requests/ref':>12} | {'vs skopeo':>9} "
+        f"| {'CPU time':>8} |"
     )
-    print(f"|{'-' * 26}|{'-' * 21}|{'-' * 11}|{'-' * 14}|{'-' * 11}|")
+    print(f"|{'-' * 26}|{'-' * 21}|{'-' * 11}|{'-' * 14}|{'-' * 11}|{'-' * 10}|")
     for title, res, sk in table:
         ratio = f"{sk.median / res.median:.1f}x" if sk else "1.0x"
         if sk is None and res.label != "skopeo":
             ratio = "-"
         per_ref = statistics.median(res.requests) / n
-        print(f"| {title:<24} | {res.label:<19} | {res.median:>7.2f} s | {per_ref:>12.3f} | {ratio:>9} |")
+        print(
+            f"| {title:<24} | {res.label:<19} | {res.median:>7.2f} s | {per_ref:>12.3f} | {ratio:>9} "
+            f"| {res.median_cpu:>6.2f} s |"
+        )
     print()
-    for label, t in startup:
-        print(f"start-up: {label:<18} {t * 1000:6.0f} ms")
+    for label, t, c in startup:
+        print(f"start-up: {label:<18} {t * 1000:6.0f} ms wall, {c * 1000:6.0f} ms CPU")
     print(
         f"peak RSS: lockman resolve of {len(env['rss_names'])} references: {rss / 1024:.1f} MiB "
         f"(10 references: {rss_small / 1024:.1f} MiB)"

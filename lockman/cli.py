@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,6 +23,9 @@ app = App(
     help="Pin the container images of an xcargo project to content digests, and verify them.",
     version=__version__,
     version_flags=["--version"],
+    # Plain text: rendering help as Markdown would import rich.markdown, markdown-it and pygments,
+    # about a third of `lockman --help`'s time.
+    help_format="plaintext",
 )
 
 ConfigOpt = Annotated[
@@ -52,21 +56,71 @@ CommitMessageOpt = Annotated[
 ]
 SignatureOpts = Annotated[SignatureOptions, Parameter(name="*", group="Signatures (cosign's flags)")]
 NO_SIGNATURE_FLAGS = SignatureOptions()
+# diff and pin make no requests; they take --timeout so scripts can pass it to every command.
+UnusedTimeoutOpt = Annotated[
+    float,
+    Parameter(
+        name="--timeout",
+        help="Accepted for scripts that pass it to every command; this command makes no requests.",
+        validator=validators.Number(gt=0, lte=86400),
+    ),
+]
+InsecureOpt = Annotated[
+    tuple[str, ...],
+    Parameter(
+        name="--insecure-registry",
+        help="Allow plain HTTP and unverified TLS for this registry (HOST[:PORT]), this run only; repeat "
+        "for several.",
+        show_default=False,
+        negative="",
+    ),
+]
 
 
-def _run(factory: Callable[[], Coroutine[Any, Any, int]]) -> int:
+@dataclass(frozen=True)
+class Output:
+    """How much lockman says on stderr (and of its status lines on stdout)."""
+
+    verbose: Annotated[bool, Parameter(name=["--verbose", "-v"], negative="")] = False
+    """Also print requests, credential sources and retries on stderr."""
+    quiet: Annotated[bool, Parameter(name=["--quiet", "-q"], negative="")] = False
+    """Print errors only (and what the command exists to print: digests, JSON, diffs)."""
+
+
+OutputOpts = Annotated[Output, Parameter(name="*", group="Output")]
+NORMAL_OUTPUT = Output()
+
+
+def _run(
+    factory: Callable[[], Coroutine[Any, Any, int]],
+    output: Output = NORMAL_OUTPUT,
+    insecure: tuple[str, ...] = (),
+) -> int:
     """Run an async command; every LockmanError becomes one stderr line and its exit code."""
     import asyncio
 
-    return _sync(lambda: asyncio.run(factory()))
+    return _sync(lambda: asyncio.run(factory()), output, insecure)
 
 
-def _sync(call: Callable[[], int]) -> int:
-    """Run a command; every LockmanError becomes one stderr line and its exit code."""
-    from lockman.console import configure_logging, err
+def _sync(call: Callable[[], int], output: Output = NORMAL_OUTPUT, insecure: tuple[str, ...] = ()) -> int:
+    """Run a command; every LockmanError becomes one stderr line and its exit code.
 
-    configure_logging()
+    Settings for the whole run (verbosity, ``LOCKMAN_*`` checks, ``--insecure-registry``) are
+    applied here, before the command reads any file.
+    """
+    from lockman.console import configure_logging, err, set_verbosity
+
+    if output.verbose and output.quiet:
+        err("error: --verbose and --quiet are alternatives: give one")
+        return EXIT_USAGE
+    set_verbosity(verbose=output.verbose, quiet=output.quiet)
     try:
+        from lockman import env
+        from lockman.registry import hosts
+
+        env.check_all()  # a bad LOCKMAN_* value fails every command the same way
+        configure_logging()
+        hosts.allow_insecure_for_run(insecure)
         return call()
     except LockmanError as e:
         err(f"error: {e}")
@@ -102,8 +156,14 @@ def update(
     ] = False,
     fmt: FormatOpt = "text",
     commit_message: CommitMessageOpt = False,
+    no_insight: Annotated[
+        bool,
+        Parameter(negative="", help="Do not look inside moved images (labels, layers, SBOM): the bare diff."),
+    ] = False,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+    insecure_registry: InsecureOpt = (),
     signatures: SignatureOpts = NO_SIGNATURE_FLAGS,
+    output: OutputOpts = NORMAL_OUTPUT,
 ) -> int:
     """Resolve every image xcargo.toml uses and record its digest in xcargo.lock."""
     from lockman.commands import update as cmd
@@ -121,7 +181,10 @@ def update(
             signatures=signatures,
             platform=platform,
             keep_going=keep_going,
-        )
+            insight=not no_insight,
+        ),
+        output,
+        insecure_registry,
     )
 
 
@@ -138,7 +201,9 @@ def verify(
     no_cache: NoCacheOpt = False,
     fmt: FormatOpt = "text",
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+    insecure_registry: InsecureOpt = (),
     signatures: SignatureOpts = NO_SIGNATURE_FLAGS,
+    output: OutputOpts = NORMAL_OUTPUT,
 ) -> int:
     """Check the lock against the config, every locked digest against its registry, and
     signatures where a policy (flags or lockman.toml) asks for them."""
@@ -153,7 +218,9 @@ def verify(
             fmt=fmt,
             deep=deep,
             no_cache=no_cache,
-        )
+        ),
+        output,
+        insecure_registry,
     )
 
 
@@ -174,21 +241,46 @@ def diff(
     exit_code: Annotated[
         bool, Parameter(name="--exit-code", negative="", help="Exit 1 when the lockfiles differ.")
     ] = False,
-    timeout: TimeoutOpt = DEFAULT_TIMEOUT,  # no requests here; accepted so scripts can pass it everywhere
+    insight: Annotated[
+        bool,
+        Parameter(negative="", help="Ask the registries what changed inside moved images (else offline)."),
+    ] = False,
+    timeout: Annotated[
+        float,
+        Parameter(
+            name="--timeout",
+            help="With --insight, how long each registry request may take (seconds); without it this "
+            "command makes no requests.",
+            validator=validators.Number(gt=0, lte=86400),
+        ),
+    ] = DEFAULT_TIMEOUT,
+    insecure_registry: InsecureOpt = (),
+    output: OutputOpts = NORMAL_OUTPUT,
 ) -> int:
     """Show which images moved between two lockfiles (e.g. `lockman diff git:HEAD xcargo.lock`)."""
     from lockman.commands import diff as cmd
 
     return _sync(
         lambda: cmd.run(
-            old, new, config_path=config, fmt=fmt, commit_message=commit_message, exit_code=exit_code
-        )
+            old,
+            new,
+            config_path=config,
+            fmt=fmt,
+            commit_message=commit_message,
+            exit_code=exit_code,
+            insight=insight,
+            timeout=timeout,
+        ),
+        output,
+        insecure_registry,
     )
 
 
 @app.command
 def pull(
-    images: Annotated[list[str], Parameter(help="Locked images to pull (default: all).")] = [],  # noqa: B006
+    images: Annotated[
+        list[str], Parameter(help="Locked images to pull (default: all).", show_default=False)
+    ] = [],  # noqa: B006
     /,
     *,
     config: ConfigOpt = Path("xcargo.toml"),
@@ -204,7 +296,9 @@ def pull(
     ] = None,
     no_cache: NoCacheOpt = False,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+    insecure_registry: InsecureOpt = (),
     signatures: SignatureOpts = NO_SIGNATURE_FLAGS,
+    output: OutputOpts = NORMAL_OUTPUT,
 ) -> int:
     """Fetch exactly the locked images, verifying every manifest and blob by digest, and
     signatures where a policy (flags or lockman.toml) asks for them."""
@@ -220,7 +314,9 @@ def pull(
             no_cache=no_cache,
             timeout=timeout,
             signatures=signatures,
-        )
+        ),
+        output,
+        insecure_registry,
     )
 
 
@@ -231,16 +327,19 @@ def pin(
     write: Annotated[
         bool, Parameter(negative="", help="Rewrite xcargo.toml; without it, show the diff.")
     ] = False,
-    timeout: TimeoutOpt = DEFAULT_TIMEOUT,  # no requests here; accepted so scripts can pass it everywhere
+    timeout: UnusedTimeoutOpt = DEFAULT_TIMEOUT,
+    output: OutputOpts = NORMAL_OUTPUT,
 ) -> int:
     """Write the locked digests into xcargo.toml (image = "name:tag@sha256:…"), keeping comments."""
     from lockman.commands import pin as cmd
 
-    return _sync(lambda: cmd.run(config, write=write))
+    return _sync(lambda: cmd.run(config, write=write), output)
 
 
 @app.command
-def completion(shell: Literal["bash", "zsh", "fish", "powershell"], /) -> int:
+def completion(
+    shell: Literal["bash", "zsh", "fish", "powershell"], /, *, output: OutputOpts = NORMAL_OUTPUT
+) -> int:
     """Print a shell completion script for SHELL (see README, "Shell completion")."""
     sys.stdout.write(app.generate_completion(prog_name="lockman", shell=shell))
     return 0
@@ -257,8 +356,17 @@ def resolve(
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
     concurrency: Annotated[
         int | None,
-        Parameter(help="Parallel requests per registry (default: $LOCKMAN_CONCURRENCY, else 16)."),
+        Parameter(
+            help="Parallel requests per registry (default: $LOCKMAN_CONCURRENCY, else 16 over HTTP/1.1 "
+            "and 64 streams over HTTP/2)."
+        ),
     ] = None,
+    platform: Annotated[
+        str | None,
+        Parameter(help="Print the digest of this platform's manifest (os/arch[/variant]), as crane does."),
+    ] = None,
+    insecure_registry: InsecureOpt = (),
+    output: OutputOpts = NORMAL_OUTPUT,
 ) -> int:
     """Print REF@sha256:… for each reference, in input order."""
     from lockman.commands import resolve as cmd
@@ -274,14 +382,48 @@ def resolve(
 
         err("error: --concurrency must be at least 1")
         return EXIT_USAGE
-    return _run(lambda: cmd.run(texts, timeout=timeout, concurrency=concurrency))
+    return _run(
+        lambda: cmd.run(texts, timeout=timeout, concurrency=concurrency, platform=platform),
+        output,
+        insecure_registry,
+    )
+
+
+# Options docker, git and skopeo users put before the command: the value-taking ones, then flags.
+GLOBAL_WITH_VALUE = ("--config", "-c", "--timeout", "--insecure-registry")
+GLOBAL_FLAGS = ("--verbose", "-v", "--quiet", "-q")
+
+
+def hoist_global_options(tokens: list[str]) -> list[str]:
+    """``lockman --config ci/xcargo.toml update`` → ``lockman update --config ci/xcargo.toml``.
+
+    Only the options above, and only before the first word that is not an option; the command
+    then checks them as its own (a command without ``--config`` refuses it as usual).
+    """
+    moved: list[str] = []
+    i = 0
+    while i < len(tokens):
+        t = tokens[i]
+        name = t.split("=", 1)[0]
+        if name in GLOBAL_WITH_VALUE:
+            take = 1 if "=" in t else 2
+            moved.extend(tokens[i : i + take])
+            i += take
+        elif t in GLOBAL_FLAGS:
+            moved.append(t)
+            i += 1
+        else:
+            break
+    if not moved or i >= len(tokens) or tokens[i].startswith("-"):
+        return tokens  # no command after them (e.g. `lockman -v --help`): leave as given
+    return [tokens[i], *moved, *tokens[i + 1 :]]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: usage errors exit 2 with one line, as every other bad input does."""
     from cyclopts.exceptions import CycloptsError
 
-    tokens = sys.argv[1:] if argv is None else argv
+    tokens = hoist_global_options(sys.argv[1:] if argv is None else list(argv))
     try:
         command, bound, _ = app.parse_args(tokens, exit_on_error=False, print_error=False)
     except CycloptsError as e:

@@ -8,9 +8,12 @@ directory. A crash at any moment leaves the old file or the new one, never a mix
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from lockman.errors import InputError
 
@@ -35,19 +38,21 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
-def write_atomic(path: Path, data: bytes | str, *, durable: bool = True) -> None:
-    """Replace ``path`` atomically, keeping its permissions.
+def _named(e: OSError, path: Path) -> OSError:
+    """The same error, naming ``path``: "No space left on device" alone does not say where."""
+    return OSError(e.errno, e.strerror or str(e), str(path))
 
-    ``durable=False`` skips the fsyncs, for caches where losing the newest entry in a power cut
-    costs nothing but a download.
-    """
-    if isinstance(data, str):
-        data = data.encode("utf-8")
+
+def _write_temp(path: Path, data: bytes, durable: bool) -> str:
+    """A temp file beside ``path`` holding ``data`` with ``path``'s permissions; its name."""
     try:
         mode = path.stat().st_mode & 0o777
     except FileNotFoundError:
         mode = _default_mode()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise _named(e, path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -55,14 +60,152 @@ def write_atomic(path: Path, data: bytes | str, *, durable: bool = True) -> None
             os.fchmod(f.fileno(), mode)
             if durable:
                 os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise _named(e, path) from None
+        raise
+    return tmp
+
+
+def _fsync_dir(directory: Path) -> None:
+    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def write_atomic(path: Path, data: bytes | str, *, durable: bool = True) -> None:
+    """Replace ``path`` atomically, keeping its permissions; an error names ``path``.
+
+    ``durable=False`` skips the fsyncs, for caches where losing the newest entry in a power cut
+    costs nothing but a download.
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    tmp = _write_temp(path, data, durable)
+    try:
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise _named(e, path) from None
         raise
     if durable:
-        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        _fsync_dir(path.parent)
+
+
+def write_together(files: list[tuple[Path, bytes | str]]) -> None:
+    """Replace several files so that either all change or none does (xcargo.toml + xcargo.lock).
+
+    Every new content is written to a temp file first (a full disk fails here, before anything
+    is replaced); then each old file is kept under a backup name (a hard link, needing no space)
+    and the temps are renamed into place. If a rename fails, the files already replaced get
+    their old content back. Errors name the file they concern.
+    """
+    temps: list[tuple[Path, str]] = []
+    try:
+        for path, data in files:
+            raw = data.encode("utf-8") if isinstance(data, str) else data
+            temps.append((path, _write_temp(path, raw, True)))
+    except BaseException:
+        for _, tmp in temps:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        raise
+    backups: list[str] = []
+    replaced: list[tuple[Path, str | None]] = []
+    try:
+        for path, tmp in temps:
+            backup: str | None = None
+            try:
+                if os.path.lexists(path):
+                    backup = f"{tmp.removesuffix('.tmp')}.old.tmp"  # swept like any stale temp
+                    os.link(path, backup)
+                    backups.append(backup)
+                os.replace(tmp, path)
+            except OSError as e:
+                raise _named(e, path) from None
+            replaced.append((path, backup))
+    except BaseException:
+        for path, backup in reversed(replaced):
+            with contextlib.suppress(OSError):
+                if backup is not None:
+                    os.replace(backup, path)  # the old content, as it was
+                else:
+                    os.unlink(path)  # it did not exist before
+        for leftover in [tmp for _, tmp in temps] + backups:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
+        raise
+    for backup in backups:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(backup)
+    for directory in {path.parent for path, _ in files}:
+        _fsync_dir(directory)
+
+
+# -- files in directories other processes can write (an OCI layout, the user cache) -----------
+# Opening by name there must not follow a planted symlink (writing registry bytes into any file
+# the user can write) nor block on a planted FIFO: open with O_NOFOLLOW and O_NONBLOCK, then
+# check with fstat that what was opened is a plain file.
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+class UnsafePath(InputError):
+    """A path in a shared directory is a link, a FIFO or otherwise not a plain file."""
+
+
+def _opened_regular(fd: int, path: Path, *, single_link: bool = False) -> int:
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or (single_link and st.st_nlink > 1):
+        os.close(fd)
+        kind = "a hard-linked file" if stat.S_ISREG(st.st_mode) else "not a regular file"
+        raise UnsafePath(f"{path}: {kind}; refusing to use it")
+    return fd
+
+
+def _open(path: Path, flags: int, mode: int = 0o666) -> int:
+    try:
+        return os.open(path, flags | _NOFOLLOW, mode)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UnsafePath(f"{path}: is a symbolic link; refusing to follow it") from None
+        raise
+
+
+def open_read(path: Path) -> BinaryIO:
+    """Open a plain file for reading without following a link or blocking on a FIFO."""
+    fd = _opened_regular(_open(path, os.O_RDONLY | os.O_NONBLOCK), path)
+    return os.fdopen(fd, "rb")
+
+
+def open_write(path: Path, *, append: bool) -> BinaryIO:
+    """Append to an existing plain file, or create a new one (``O_EXCL``); never through a link."""
+    if append:
+        fd = _opened_regular(_open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK), path, single_link=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # whatever was there (a link, a FIFO): removed, not written through
+        fd = _opened_regular(
+            _open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _default_mode()), path, single_link=True
+        )
+    return os.fdopen(fd, "wb")
+
+
+def is_plain_file(path: Path) -> bool:
+    """True for a regular file that is not a symbolic link (``lstat``: links are not followed)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def refuse_link(path: Path, what: str) -> None:
+    """Raise when ``path`` exists as a symbolic link (a shared directory pointing elsewhere)."""
+    if path.is_symlink():
+        raise UnsafePath(f"{path}: {what} is a symbolic link; refusing to use it")

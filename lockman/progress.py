@@ -17,9 +17,11 @@ T = TypeVar("T")
 @contextlib.contextmanager
 def progress(total: int, description: str, stream: TextIO | None = None) -> Iterator[Callable[[], None]]:
     """Yield ``tick()``, called once per finished item; the bar disappears when done."""
+    from lockman.console import QUIET, verbosity
+
     stream = sys.stderr if stream is None else stream
     isatty = getattr(stream, "isatty", None)
-    if total < 1 or not (isatty and isatty()):
+    if total < 1 or verbosity() == QUIET or not (isatty and isatty()):
         yield lambda: None
         return
     from rich.console import Console

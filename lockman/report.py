@@ -9,11 +9,15 @@ know; the commit message doubles as a PR title.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from lockman.console import count, one_line
+from lockman.model.insight import Insight, LayerChange, package_kind
 from lockman.model.lockfile import LockedImage, LockedPlatform, Lockfile
+from lockman.model.reference import is_digest
 
 Format = Literal["text", "json", "markdown"]
 FORMATS: tuple[str, ...] = ("text", "json", "markdown")
@@ -39,6 +43,7 @@ class ImageUpdate:
     source: str
     platforms_changed: tuple[PlatformChange, ...] = ()
     kind_changed_to: str | None = None  # update --platform: the new pin's platform, "" = tag digest
+    insight: Insight | None = None  # what changed inside the image (update; diff --insight)
 
     @property
     def display(self) -> str:
@@ -102,6 +107,15 @@ def image_updates(old: Lockfile | None, new: Lockfile | None) -> tuple[ImageUpda
     return tuple(updates)
 
 
+def with_insight(
+    updates: Iterable[ImageUpdate], insights: Mapping[tuple[str, str], Insight]
+) -> tuple[ImageUpdate, ...]:
+    """The updates, each carrying its insight when one was gathered."""
+    from dataclasses import replace
+
+    return tuple(replace(u, insight=insights.get((u.name, u.tag))) for u in updates)
+
+
 @dataclass(frozen=True)
 class UpdateReport:
     """The result of `update` (or `diff`): what moved and which files were written."""
@@ -153,7 +167,7 @@ def commit_message(updates: Iterable[ImageUpdate]) -> str | None:
     if len(updates) == 1:
         return f"chore(deps): {_one_line(updates[0])}"
     body = "\n".join(f"- {_one_line(u)}" for u in updates)
-    return f"chore(deps): update {len(updates)} container image digests\n\n{body}"
+    return f"chore(deps): update {count(len(updates), 'container image digest')}\n\n{body}"
 
 
 # -- JSON ----------------------------------------------------------------------------------------
@@ -172,6 +186,7 @@ def update_json(report: UpdateReport) -> dict[str, Any]:
                     {"platform": p.platform, "old_digest": p.old_digest, "new_digest": p.new_digest}
                     for p in u.platforms_changed
                 ],
+                "insight": u.insight.as_dict() if u.insight is not None else None,
             }
             for u in report.updates
         ],
@@ -205,6 +220,11 @@ def update_text(report: UpdateReport, *, colour: bool = False) -> str:
     lines = []
     for u in report.updates:
         name = _c(_BOLD, u.display, colour)
+        if u.kind == "platforms" and u.kind_changed_to is not None:
+            # Same digest, other kind: a single-platform image pinned as its platform, or back.
+            now = f"platform pin ({u.kind_changed_to})" if u.kind_changed_to else "tag pin"
+            lines.append(f"{name}  {short12(u.new_digest or '')} is now a {now}")
+            continue
         if u.kind == "platforms":
             lines.append(f"{name}  platforms changed ({short12(u.new_digest or '')})")
         else:
@@ -214,14 +234,42 @@ def update_text(report: UpdateReport, *, colour: bool = False) -> str:
         if u.old_digest is not None and u.new_digest is not None and u.kind_changed_to is None:
             for p in u.platforms_changed:
                 lines.append(f"    {p.platform}  {_arrow(p.old_digest, p.new_digest, colour)}")
+        if u.insight is not None:
+            lines += [f"    {line}" for line in insight_text(u.insight)]
     return "\n".join(lines)
 
 
 # -- Markdown ------------------------------------------------------------------------------------
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|")
+# ASCII punctuation that can start Markdown or HTML inline (``. / : - ,`` cannot, inline, and
+# stay readable in names and digests); ``@`` would mention a GitHub user or team.
+_MD_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()<>#+!|~&=^$%\"'@;?])")
+_MD_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def md_text(text: str) -> str:
+    """``text`` as literal Markdown inline text, safe in a table cell of a pull-request body.
+
+    Punctuation that could open markup is backslash-escaped (CommonMark renders ``\\x`` as
+    ``x``), so no emphasis, link, image, table pipe, HTML tag, ``<!--`` comment or mention can
+    start; line breaks and other control characters are shown as ``\\uXXXX`` instead of ending
+    the row.
+    """
+    text = _MD_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return _MD_PUNCTUATION.sub(r"\\\1", text)
+
+
+def md_code(text: str) -> str:
+    """``text`` as a Markdown code span: a fence longer than any backtick run inside it."""
+    text = _MD_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+_md = md_text
 
 
 def _md_change(old: str | None, new: str | None) -> str:
@@ -235,9 +283,9 @@ def _md_change(old: str | None, new: str | None) -> str:
 def update_markdown(report: UpdateReport) -> str:
     """A pull-request body: ``| Image | Tag | Change |`` for changed images, then platforms."""
     if not report.updates:
-        return f"No container image digests changed in `{_md(report.lockfile)}`.\n"
+        return f"No container image digests changed in {md_code(report.lockfile)}.\n"
     lines = [
-        f"This updates the container image digests locked in `{_md(report.lockfile)}`.",
+        f"This updates the container image digests locked in {md_code(report.lockfile)}.",
         "",
         "| Image | Tag | Change |",
         "|---|---|---|",
@@ -256,6 +304,12 @@ def update_markdown(report: UpdateReport) -> str:
     if platform_rows:
         lines += ["", "### Platform changes", "", "| Image | Platform | Change |", "|---|---|---|"]
         lines += platform_rows
+    inspected = [u for u in report.updates if u.insight is not None]
+    if inspected:
+        lines += ["", "### What changed"]
+        for u in inspected:
+            assert u.insight is not None
+            lines += ["", f"#### {_md(u.display)}", "", *insight_markdown(u.insight)]
     lines += ["", "---", "Generated by lockman; `lockman verify` checks each digest against its registry."]
     return "\n".join(lines) + "\n"
 
@@ -268,11 +322,150 @@ def render_update(report: UpdateReport, fmt: Format, *, colour: bool = False) ->
     return update_text(report, colour=colour)
 
 
+# -- insight: what changed inside a moved image ---------------------------------------------------
+
+MD_PACKAGES = 40
+"""Package rows shown in Markdown per image; the JSON report lists them all."""
+MD_NOTES = 5
+
+
+def _term(text: str) -> str:
+    """Registry text in a text report: one line, nothing that could steer a terminal."""
+    return one_line(text)
+
+
+def human_size(n: int) -> str:
+    """Decimal units as docker prints them: 12.3 MB."""
+    size = float(n)
+    for unit in ("B", "kB", "MB"):
+        if abs(size) < 1000:
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
+
+
+def _delta(old: int, new: int) -> str:
+    d = new - old
+    return "" if d == 0 else f" ({'+' if d > 0 else '-'}{human_size(abs(d))})"
+
+
+def _layers(c: LayerChange) -> str:
+    return f"{c.new} new, {c.shared} shared, {c.gone} gone"
+
+
+def _value(field: str, value: str | None, esc: Callable[[str], str]) -> str:
+    if value is None:
+        return "(none)"
+    if field == "base.digest" and is_digest(value):
+        return short12(value)
+    return esc(value)
+
+
+def _sbom_counts(i: Insight) -> str:
+    s = i.sbom
+    assert s is not None
+    return f"{s.count('added')} added, {s.count('removed')} removed, {s.count('changed')} changed"
+
+
+def insight_text(i: Insight) -> list[str]:
+    """At most two lines: the labels (base image first); size, layers, SBOM and notes."""
+    out = []
+    parts = []
+    for f in i.fields:
+        old, new = _value(f.field, f.old, _term), _value(f.field, f.new, _term)
+        if f.field == "base.digest":
+            name = f" {_term(i.base_name)}" if i.base_name else ""
+            parts.append(f"base image{name} moved: {old} → {new}")
+        else:
+            parts.append(f"{f.field} {old} → {new}")
+    if i.compare_url:
+        parts.append(i.compare_url)
+    if parts:
+        out.append("; ".join(parts))
+    parts = []
+    for c in i.layers:
+        where = f"{_term(c.platform)} " if c.platform else ""
+        parts.append(f"{where}{human_size(c.old_size)} → {human_size(c.new_size)}, layers {_layers(c)}")
+    if i.platforms_added:
+        parts.append("platforms added: " + ", ".join(_term(p) for p in i.platforms_added))
+    if i.platforms_removed:
+        parts.append("platforms removed: " + ", ".join(_term(p) for p in i.platforms_removed))
+    if i.sbom is not None:
+        s = i.sbom
+        text = f"SBOM ({s.format}): {_sbom_counts(i)}"
+        if s.signature is not None:
+            verdict = "verified" if s.signature.verified else "NOT verified"
+            text += f" (attestation {verdict}: {_term(s.signature.detail)})"
+        parts.append(text)
+    if parts:
+        out.append("; ".join(parts))
+    if i.notes:  # on a line of their own while that keeps it to two lines
+        note = "note: " + "; ".join(_term(n) for n in i.notes)
+        out = [*out[:1], f"{out[1]}; {note}"] if len(out) == 2 else [*out, note]
+    return out
+
+
+def _md_value(field: str, value: str | None) -> str:
+    if field == "base.digest" and value is not None and is_digest(value):
+        return f"`{short7(value)}`"
+    return _value(field, value, md_text)
+
+
+def insight_markdown(i: Insight) -> list[str]:
+    """A "What | Old | New" table (the base image first), packages in a collapsed list."""
+    rows = []
+    for f in i.fields:
+        old, new = _md_value(f.field, f.old), _md_value(f.field, f.new)
+        what = f.field
+        if f.field == "base.digest":
+            what = f"**Base image{' ' + md_text(i.base_name) if i.base_name else ''} moved**"
+        if f.field == "revision" and i.compare_url:
+            new += f" ([compare]({i.compare_url}))"
+        rows.append(f"| {what} | {old} | {new} |")
+    for c in i.layers:
+        where = f" {md_text(c.platform)}" if c.platform else ""
+        delta = _delta(c.old_size, c.new_size)
+        rows.append(f"| size{where} | {human_size(c.old_size)} | {human_size(c.new_size)}{delta} |")
+        rows.append(f"| layers{where} | | {_layers(c)} |")
+    if i.platforms_added or i.platforms_removed:
+        added = ", ".join(md_text(p) for p in i.platforms_added)
+        removed = ", ".join(md_text(p) for p in i.platforms_removed)
+        rows.append(f"| platforms | {removed and 'removed: ' + removed} | {added and 'added: ' + added} |")
+    details: list[str] = []
+    s = i.sbom
+    if s is not None:
+        new = f"{s.new_packages} packages: {_sbom_counts(i)}"
+        if s.signature is not None:
+            verdict = "verified" if s.signature.verified else "**not verified**"
+            new += f"; attestation {verdict} ({md_text(s.signature.detail)})"
+        rows.append(f"| SBOM ({s.format}) | {s.old_packages} packages | {new} |")
+        if s.changes:
+            details = ["", f"<details><summary>SBOM packages: {_sbom_counts(i)}</summary>", ""]
+            details += ["| Package | Old | New |", "|---|---|---|"]
+            for c in s.changes[:MD_PACKAGES]:
+                old = md_text(c.old) if c.old is not None else f"({package_kind(c)})"
+                new = md_text(c.new) if c.new is not None else f"({package_kind(c)})"
+                details.append(f"| {md_text(c.name)} | {old} | {new} |")
+            if len(s.changes) > MD_PACKAGES:
+                more = len(s.changes) - MD_PACKAGES
+                details.append(f"| … and {more} more | | the full list is in `--format json` |")
+            details += ["", "</details>"]
+    lines = ["| What | Old | New |", "|---|---|---|", *rows] if rows else []
+    lines += details
+    notes = [f"> note: {md_text(n)}" for n in i.notes[:MD_NOTES]]
+    if len(i.notes) > MD_NOTES:
+        notes.append(f"> and {len(i.notes) - MD_NOTES} more notes (see `--format json`)")
+    if notes:
+        lines += ["", *notes] if lines else notes
+    return lines
+
+
 # -- verify --------------------------------------------------------------------------------------
 
 # Every kind a problem can have; a consumer may switch on these.
 PROBLEM_KINDS = (
     "no-lockfile",  # xcargo.lock does not exist
+    "merge-conflict",  # xcargo.lock holds git conflict markers
     "missing",  # the config uses an image the lock lacks
     "stale",  # the lock has an image the config no longer uses
     "pin-mismatch",  # xcargo.toml pins a digest the lock disagrees with
@@ -281,6 +474,8 @@ PROBLEM_KINDS = (
     "platform-mismatch",  # the locked index no longer lists a locked platform
     "registry",  # the registry could not be asked (network, auth, HTTP error)
     "signature",  # a signature policy applies and no signature passed it
+    "media-type-mismatch",  # a platform manifest is not what its index descriptor says
+    "blob",  # verify --deep: a config or layer blob is missing, or its bytes are wrong
 )
 
 
@@ -289,6 +484,10 @@ class VerifyProblem:
     kind: str
     image: str  # ``name:tag`` as in the lock, or "" for whole-file problems
     message: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in PROBLEM_KINDS:  # consumers switch on kinds: each one is documented
+            raise AssertionError(f"undocumented problem kind {self.kind!r}")
 
 
 @dataclass(frozen=True)
@@ -355,10 +554,10 @@ def verify_text(report: VerifyReport, *, colour: bool = False) -> str:
     mode = (
         "offline: lock matches config"
         if report.offline
-        else f"{len(report.images)} images verified against their registries"
+        else f"{count(len(report.images), 'image')} verified against their registries"
     )
     if report.blobs is not None:
-        mode += f"; {report.blobs} blobs, {report.blob_bytes} bytes hashed"
+        mode += f"; {count(report.blobs, 'blob')}, {count(report.blob_bytes, 'byte')} hashed"
     if report.signed:
         mode += f", {report.signed} signed"
     return f"{report.lockfile}: {_c(_GREEN, 'ok', colour)} ({mode})"
@@ -366,11 +565,11 @@ def verify_text(report: VerifyReport, *, colour: bool = False) -> str:
 
 def verify_markdown(report: VerifyReport) -> str:
     how = "offline (lock against config)" if report.offline else "against their registries"
-    lock = f"`{_md(report.lockfile)}`"
+    lock = md_code(report.lockfile)
     if report.ok:
-        return f"**lockman verify**: all {len(report.images)} images in {lock} verified {how}.\n"
+        return f"**lockman verify**: all {count(len(report.images), 'image')} in {lock} verified {how}.\n"
     lines = [
-        f"**lockman verify** found {len(report.problems)} problem(s) in {lock} ({how}):",
+        f"**lockman verify** found {count(len(report.problems), 'problem')} in {lock} ({how}):",
         "",
         "| Image | Problem | Details |",
         "|---|---|---|",

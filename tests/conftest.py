@@ -40,12 +40,18 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
         "SSL_CERT_DIR",
         "NO_COLOR",
         "XDG_CACHE_HOME",
+        "XDG_CONFIG_HOME",
+        "REGISTRIES_CONFIG_PATH",
     ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     # Nor this machine's registries.conf, certs.d directories or debug switch.
     (home / "registries.conf").write_text("")
     monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(home / "registries.conf"))
+    import lockman.registry.registries_conf as registries_conf
+
+    monkeypatch.setattr(registries_conf, "SYSTEM_CONF", home / "etc" / "registries.conf")
+    monkeypatch.setattr(registries_conf, "SYSTEM_CONF_D", home / "etc" / "registries.conf.d")
     monkeypatch.setenv("LOCKMAN_CERTS_D", str(home / "certs.d"))
     monkeypatch.delenv("LOCKMAN_DEBUG", raising=False)
     # Secrets registered for redaction by one test must not redact another test's output.
@@ -58,6 +64,9 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("LOCKMAN_RETRY_WAIT_INITIAL", "0.01")
     monkeypatch.setenv("LOCKMAN_RETRY_WAIT_MAX", "0.05")
     monkeypatch.setenv("LOCKMAN_RETRY_JITTER", "0.01")
+    # Air-gapped like CI: the Sigstore trusted root is never fetched over TUF unless a test asks.
+    monkeypatch.setenv("LOCKMAN_TUF_OFFLINE", "1")
+    monkeypatch.delenv("LOCKMAN_TUF_URL", raising=False)
     for var in ("LOCKMAN_RETRY_ATTEMPTS", "LOCKMAN_RETRY_AFTER_MAX"):
         monkeypatch.delenv(var, raising=False)
     return home

@@ -18,6 +18,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -185,7 +186,9 @@ class Registry:
         salt: str = "",
         layer_size: int = 64,
         media_type: str = OCI_MANIFEST,
+        layers: list[bytes] | None = None,
     ) -> Image:
+        """One image; ``layers`` replaces its one generated layer of ``layer_size`` bytes."""
         cfg_obj = {
             "architecture": arch,
             "os": os_,
@@ -196,8 +199,10 @@ class Registry:
             cfg_obj["variant"] = variant
         config = json.dumps(cfg_obj, sort_keys=True).encode()
         seed = hashlib.sha256(f"{repo}{arch}{variant}{salt}".encode()).digest()
-        layer = (seed * (layer_size // len(seed) + 1))[:layer_size]
-        cd, ld = self.push_blob(repo, config), self.push_blob(repo, layer)
+        if layers is None:
+            layers = [(seed * (layer_size // len(seed) + 1))[:layer_size]]
+        cd = self.push_blob(repo, config)
+        layer_digests = [self.push_blob(repo, layer) for layer in layers]
         cfg_type = (
             OCI_CONFIG if media_type == OCI_MANIFEST else "application/vnd.docker.container.image.v1+json"
         )
@@ -209,12 +214,15 @@ class Registry:
                 "schemaVersion": 2,
                 "mediaType": media_type,
                 "config": {"mediaType": cfg_type, "digest": cd, "size": len(config)},
-                "layers": [{"mediaType": layer_type, "digest": ld, "size": len(layer)}],
+                "layers": [
+                    {"mediaType": layer_type, "digest": ld, "size": len(layer)}
+                    for ld, layer in zip(layer_digests, layers, strict=True)
+                ],
             },
             indent=3,
         ).encode()
         digest = self.push_manifest(repo, tag or sha256(manifest), manifest, media_type)
-        return Image(repo, tag, digest, manifest, media_type, config, [layer])
+        return Image(repo, tag, digest, manifest, media_type, config, list(layers))
 
     def push_index(
         self,
@@ -302,3 +310,38 @@ def htpasswd_line(user: str, password: str) -> str:
 
 def basic_header(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@dataclass
+class TLSSetup:
+    registry: Registry
+    ca: Any  # trustme.CA
+    ca_pem: Path
+    root: Path
+
+
+def start_tls(root: Path, *, client_certs: bool = False, auth: tuple[str, str] | None = None) -> TLSSetup:
+    """A TLS docker-registry with a throw-away CA (trustme); ``auth``: htpasswd (user, password)."""
+    import trustme
+
+    ca = trustme.CA()
+    root.mkdir(parents=True, exist_ok=True)
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    chain, key, ca_pem = root / "server-chain.pem", root / "server.key", root / "ca.pem"
+    chain.write_bytes(b"".join(c.bytes() for c in server.cert_chain_pems))
+    key.write_bytes(server.private_key_pem.bytes())
+    ca.cert_pem.write_to_path(str(ca_pem))
+    reg = Registry(root / "registry", tls=(chain, key), ca=ca_pem)
+    if auth is not None:
+        (root / "htpasswd").write_text(htpasswd_line(*auth) + "\n")
+        reg.auth = {"htpasswd": {"realm": "lockman-test", "path": str(root / "htpasswd")}}
+        reg.username, reg.password = auth
+    if client_certs:
+        client = ca.issue_cert("lockman-test-client")
+        cert, ckey = root / "push-client.cert", root / "push-client.key"
+        cert.write_bytes(b"".join(c.bytes() for c in client.cert_chain_pems))
+        ckey.write_bytes(client.private_key_pem.bytes())
+        reg.client_cas = ca_pem
+        reg.push_cert = (str(cert), str(ckey))
+    reg.start()
+    return TLSSetup(reg, ca, ca_pem, root)

@@ -270,6 +270,7 @@ class FakeFulcio:
         omit: tuple[str, ...] = (),
         ca: bool | None = None,
         sct_hash: int = 4,
+        extensions: tuple[tuple[str, bytes], ...] = (),
     ) -> x509.Certificate:
         """Issue a Fulcio-shaped leaf (email SAN, issuer OIDs, codeSigning, precert SCT).
 
@@ -318,6 +319,10 @@ class FakeFulcio:
         if "issuer_v2" not in omit:
             raw = _der_utf8(issuer) if issuer_v2_der is None else issuer_v2_der
             builder = builder.add_extension(x509.UnrecognizedExtension(OID_ISSUER_V2, raw), critical=False)
+        for oid, value in extensions:  # e.g. Fulcio's GitHub workflow claims
+            builder = builder.add_extension(
+                x509.UnrecognizedExtension(ObjectIdentifier(oid), value), critical=False
+            )
         if not with_sct:
             return builder.sign(self.inter_key, hashes.SHA384())
         precert = builder.sign(self.inter_key, hashes.SHA384())
@@ -463,6 +468,7 @@ def make_bundle(
     leaf: x509.Certificate | None = None,
     predicate_type: str = "https://sigstore.dev/cosign/sign/v1",
     integrated_time: int = int(T0.timestamp()),
+    predicate: dict[str, Any] | None = None,
 ) -> bytes:
     """A Sigstore bundle v0.3 with a DSSE in-toto statement about ``digest``."""
     from lockman.signatures.bundle import pae
@@ -471,7 +477,7 @@ def make_bundle(
         "_type": "https://in-toto.io/Statement/v1",
         "subject": [{"name": "registry.test/app", "digest": {"sha256": digest.split(":")[1]}}],
         "predicateType": predicate_type,
-        "predicate": {},
+        "predicate": predicate or {},
     }
     payload = json.dumps(statement).encode()
     sig = sign(key, pae("application/vnd.in-toto+json", payload))
@@ -484,9 +490,9 @@ def make_bundle(
         material = {"publicKey": {"hint": "test"}}
         verifier = public_pem(key)
     if rekor is not None:
-        material["tlogEntries"] = [
-            rekor.bundle_entry(dsse_body(payload, [sig], verifier), integrated_time, "dsse")
-        ]
+        entry = rekor.bundle_entry(dsse_body(payload, [sig], verifier), integrated_time, "dsse")
+        entry["inclusionProof"] = rekor.inclusion_proof(entry["canonicalizedBody"])  # v0.2+ needs it
+        material["tlogEntries"] = [entry]
     doc = {
         "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
         "verificationMaterial": material,

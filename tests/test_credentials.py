@@ -39,9 +39,9 @@ def test_most_specific_repository_key_wins(isolated_env: Path) -> None:
         isolated_env,
         {
             "auths": {
-                "reg.example": auth("host", "h"),
+                "https://reg.example/v1/": auth("host", "h"),  # a URL key names the host only
                 "reg.example/team": auth("team", "t"),
-                "https://reg.example/team/app": auth("app", "a"),
+                "reg.example/team/app": auth("app", "a"),
             }
         },
     )
@@ -93,6 +93,25 @@ def test_credential_repr_hides_secrets() -> None:
     assert "secret" not in repr(c) and "secret" not in str(c)
 
 
+def test_xdg_config_home_auth_json(isolated_env: Path, tmp_path: Path, monkeypatch) -> None:
+    """podman and go-containerregistry read $XDG_CONFIG_HOME/containers/auth.json; so does lockman."""
+    xdg = tmp_path / "xdg"
+    (xdg / "containers").mkdir(parents=True)
+    (xdg / "containers" / "auth.json").write_text(json.dumps({"auths": {"reg.example": auth("xdg", "x")}}))
+    assert CredentialStore().get("reg.example", "app") is None  # ~/.config is not where it is
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    assert CredentialStore().get("reg.example", "app").username == "xdg"  # type: ignore[union-attr]
+
+
+def test_exact_hub_key_wins_over_file_order(isolated_env: Path) -> None:
+    """containers/image's order: the exact key ``docker.io`` before a key that only normalises to it."""
+    docker_config(
+        isolated_env,
+        {"auths": {"index.docker.io": auth("index", "i"), "docker.io": auth("exact", "e")}},
+    )
+    assert CredentialStore().get("docker.io", "library/rust").username == "exact"  # type: ignore[union-attr]
+
+
 # ---------------------------------------------------------------- which credential, and only for whom
 
 
@@ -104,10 +123,17 @@ def test_credentials_are_masked_as_soon_as_read() -> None:
     assert redact(f"p mask-pass-123 i mask-identity-456 a {encoded}") == "p *** i *** a ***"
 
 
-@pytest.mark.parametrize("key", ["https://reg.example/v1/", "https://reg.example/v2/", "reg.example/v2"])
+@pytest.mark.parametrize("key", ["https://reg.example/v1/", "https://reg.example/v2/"])
 def test_versioned_auths_keys(isolated_env: Path, key: str) -> None:
     docker_config(isolated_env, {"auths": {key: auth("versioned", "v")}})
     assert CredentialStore().get("reg.example", "x").username == "versioned"  # type: ignore[union-attr]
+
+
+def test_scheme_less_key_with_a_path_is_a_namespace(isolated_env: Path) -> None:
+    """containers/image: without a scheme, ``host/path`` scopes the entry to that namespace."""
+    docker_config(isolated_env, {"auths": {"reg.example/v2": auth("namespaced", "n")}})
+    assert CredentialStore().get("reg.example", "x") is None
+    assert CredentialStore().get("reg.example", "v2/x").username == "namespaced"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(

@@ -172,9 +172,13 @@ def test_lockfile_round_trip(lock: Lockfile) -> None:
 @example("version = 1\nimage = [1]\n")
 @example("version = 1\n[[image]]\nname='a'\ntag='b'\ndigest='sha256:" + "0" * 64 + "'\nplatforms=[1]\n")
 @example("version = true\n")
+@example("<<<<<<<")
+@example("<<<<<<< ours\nversion = 1\n=======\nversion = 2\n>>>>>>> theirs\n")
 def test_any_lockfile_text_loads_or_raises_input_error(text: str) -> None:
     try:
         lockfile.loads(text, "xcargo.lock")
+    except lockfile.LockfileConflict as e:  # named as the issue asks: "<file> has merge conflicts: ..."
+        assert str(e).startswith("xcargo.lock has merge conflicts: ") and "\n" not in str(e)
     except InputError as e:
         assert str(e).startswith("xcargo.lock: ") and "\n" not in str(e)
 

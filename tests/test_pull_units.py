@@ -30,7 +30,8 @@ def desc(digest: str, platform: str | None, **annotations: str) -> Descriptor:
         ("linux/arm64", "linux/arm64/v8", True),  # arm64 means arm64/v8
         ("linux/arm64/v8", "linux/arm64", True),
         ("linux/arm/v7", "linux/arm/v6", False),
-        ("linux/arm", "linux/arm/v6", True),  # no variant asked: any variant
+        ("linux/arm", "linux/arm/v6", False),  # arm means arm/v7 (containerd)
+        ("linux/amd64", "linux/amd64/v3", False),  # no variant asked: no other variant
         ("linux/amd64", "windows/amd64", False),
         ("linux/amd64", "linux/arm64", False),  # Renovate matches architecture only; we do not
         ("linux/aarch64", "linux/arm64/v8", True),
@@ -130,3 +131,27 @@ def test_cache_rehashes_on_read(tmp_path: Path) -> None:
     path = tmp_path / "manifests/sha256" / digest.split(":")[1]
     path.write_bytes(b"tampered")
     assert cache.get(digest) is None and not path.exists()
+
+
+@pytest.mark.parametrize(
+    "bad", ["linux /arm", "linux/&arm", "/linux/arm", "linux/arm/", "linux/arm/foo/bar", "arm"]
+)
+def test_malformed_platform_is_exit_2_through_the_cli(tmp_path, run, bad: str) -> None:
+    """containerd's TestParseSelectorInvalid inputs (and a lone architecture): usage errors, not drift."""
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text('[container]\nimage = "127.0.0.1:9/x/app:1"\n')  # never contacted
+    r = run("update", "--config", cfg, "--platform", bad)
+    assert r.code == 2 and "invalid platform" in r.err and "Traceback" not in r.err, r.err
+    assert not (tmp_path / "xcargo.lock").exists()
+
+
+def test_containerd_platform_normalisation() -> None:
+    """The issue's cases: armel, i386, x86_64/aarch64 in any case, arm64/v9.0, no-variant matching."""
+    assert str(parse_platform("linux/armel")) == "linux/arm/v6"
+    assert str(parse_platform("linux/i386")) == "linux/386"
+    assert str(parse_platform("Linux/X86_64")) == "linux/amd64"
+    assert str(parse_platform("linux/AARCH64")) == "linux/arm64"
+    assert matches(parse_platform("linux/arm64/v9"), Platform("linux", "arm64", "v9.0"))
+    assert not matches(parse_platform("linux/amd64"), Platform("linux", "amd64", "v3"))
+    only_v3 = [desc(D1, "linux/amd64/v3")]
+    assert select(only_v3, parse_platform("linux/amd64")) is None  # containerd: no variant, no match

@@ -36,7 +36,10 @@ D512 = "sha512:" + "b" * 128
         (f"example.com/x@{D512}", "example.com", "x", None, D512),
         ("foo.com:8080/x", "foo.com:8080", "x", "latest", None),
         ("a" * 10 + ":" + "T" * 128, "docker.io", "library/" + "a" * 10, "T" * 128, None),
-        ("Uppercase.io/x", "Uppercase.io", "x", "latest", None),
+        ("Uppercase.io/x", "uppercase.io", "x", "latest", None),
+        ("LOCALHOST:5000/team/app", "localhost:5000", "team/app", "latest", None),
+        ("Docker.IO/rust", "docker.io", "library/rust", "latest", None),
+        ("[::AB]:5000/x", "[::ab]:5000", "x", "latest", None),
     ],
 )
 def test_valid(text: str, registry: str, repository: str, tag: str | None, digest: str | None) -> None:
@@ -94,6 +97,25 @@ def test_validate_digest() -> None:
     assert validate_digest(D256) == D256
     with pytest.raises(InvalidReference, match="unsupported"):
         validate_digest("sha1:" + "a" * 40)
+
+
+def test_name_length_is_checked_on_the_qualified_repository() -> None:
+    """distribution/reference limits the path after qualification: ``a``*250 is ``library/a…`` (258)."""
+    with pytest.raises(InvalidReference, match="longer than 255"):
+        parse("a" * 250)
+    with pytest.raises(InvalidReference, match="longer than 255"):
+        parse("docker.io/" + "a" * 250)  # the fully qualified spelling fails the same way
+    assert parse("library/" + "a" * 247).repository == "library/" + "a" * 247
+    assert parse("example.com/" + "a" * 255).registry == "example.com"  # the host does not count
+
+
+def test_image_ids_are_not_names() -> None:
+    with pytest.raises(InvalidReference, match="image ID or bare digest"):
+        parse("1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a")
+    assert parse("1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3").name.endswith("c1b3")
+    with pytest.raises(InvalidReference, match="bare digest"):
+        parse("sha256:" + "a" * 64)  # not Docker Hub's library/sha256 with a tag
+    assert parse("a" * 70).repository == "library/" + "a" * 70  # only exactly 64 hex is an image ID
 
 
 # ---------------------------------------------------------------- forged names and digests: each check's refusal

@@ -50,6 +50,7 @@ location = "internal.example/team-mirror"
 
 [[registry]]
 prefix = "example.com/team/special:1"
+location = "example.com/team/special"
 blocked = true
 
 [[registry]]
@@ -111,7 +112,7 @@ location = "quay-cache.example"
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[[registry]]\nprefix = 'x.example'\ninsecure = 'yes'\n", "'insecure' must be true or false"),
+        ("[[registry]]\nlocation = 'x.example'\ninsecure = 'yes'\n", "'insecure' must be true or false"),
         ("[[registry]]\ninsecure = true\n", "needs a 'prefix' or a 'location'"),
         ("[[registry]\n", "invalid TOML"),
         (
@@ -233,7 +234,7 @@ def test_location_rewrite_blocked_and_insecure(tmp_path: Path, registry: Registr
         tmp_path,
         monkeypatch,
         f'[[registry]]\nprefix = "registry.lockman.example/team"\nlocation = "{registry.host}/{base}"\n'
-        '[[registry]]\nprefix = "forbidden.example"\nblocked = true\n',
+        '[[registry]]\nlocation = "forbidden.example"\nblocked = true\n',
     )
     cfg = tmp_path / "xcargo.toml"
     cfg.write_text('[container]\nimage = "registry.lockman.example/team/app:1"\n')
@@ -246,3 +247,177 @@ def test_location_rewrite_blocked_and_insecure(tmp_path: Path, registry: Registr
     r = run("update", "--config", cfg)
     assert r.code == 2 and "forbidden.example/x:1: pulling from forbidden.example is blocked by" in r.err
     assert (tmp_path / "xcargo.lock").read_text().count("registry.lockman.example/team/app") == 1
+
+
+# -- a bad shared file stops the run before any request (through the CLI) ------------------------------
+_BAD_SHARED_FILES = [
+    pytest.param(
+        '[[registry]]\nprefix = "{host}"\nlocation = "https://internal.example"\n',
+        "'location' 'https://internal.example': URI schemes are not supported",
+        id="scheme-in-location",
+    ),
+    pytest.param(
+        '[[registry]]\nlocation = "{host}"\n[[registry.mirror]]\nlocation = "http://mirror.example"\n',
+        "mirror #1: 'location' 'http://mirror.example': URI schemes",
+        id="scheme-in-mirror",
+    ),
+    pytest.param(
+        '[[registry]]\nlocation = "{host}"\n[[registry]]\nlocation = "{host}"\nprefix = "{host}/x"\n'
+        "insecure = true\n",
+        "[[registry]] #2: registry '{host}' is defined again with a conflicting 'insecure'",
+        id="conflicting-insecure",
+    ),
+    pytest.param(
+        '[[registry]]\nlocation = "{host}"\nblocked = true\n[[registry]]\nlocation = "{host}"\nprefix = "a.example"\n',
+        "conflicting 'blocked'",
+        id="conflicting-blocked",
+    ),
+    pytest.param(
+        '[registries.block]\nregistries = ["{host}"]\n[[registry]]\nlocation = "{host}"\n',
+        "'registry': mixing version 1 ([registries.*]) and version 2",
+        id="mixed-v1-v2",
+    ),
+    pytest.param(
+        '[[registry]]\nprefix = "{host}/team"\nblocked = true\n',
+        "'location' is unset and 'prefix'",
+        id="prefix-without-location",
+    ),
+]
+
+
+@pytest.mark.registry
+@pytest.mark.parametrize(("text", "message"), _BAD_SHARED_FILES)
+def test_bad_registries_conf_is_exit_2_before_any_request(
+    tmp_path: Path, fault_proxy: FaultProxy, run, monkeypatch, text: str, message: str
+) -> None:
+    """The attacker's (or the typo's) file: refused whole, naming file and key; nothing is fetched."""
+    host = fault_proxy.host
+    write_conf(tmp_path, monkeypatch, text.format(host=host))
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "{host}/{unique_repo("badconf")}/app:1"\n')
+    r = run("update", "--config", cfg)
+    assert r.code == 2, r.err
+    line = r.err.strip()
+    assert "\n" not in line and "Traceback" not in r.err
+    assert str(tmp_path / "registries.conf") in line and message.format(host=host) in line
+    assert fault_proxy.count() == 0  # stopped before any request
+    assert not (tmp_path / "xcargo.lock").exists()
+
+
+def test_missing_containers_registries_conf_target_is_exit_2(tmp_path: Path, run, monkeypatch) -> None:
+    """A typo in CONTAINERS_REGISTRIES_CONF would silently drop a block list: containers/image fails."""
+    missing = tmp_path / "typo" / "registries.conf"
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(missing))
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text('[container]\nimage = "127.0.0.1:9/x/app:1"\n')  # never contacted
+    r = run("update", "--config", cfg)
+    assert r.code == 2 and f"{missing}: registries configuration not found" in r.err, r.err
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", "")  # empty is unset, as in containers/image
+    assert rc_config_main() != missing
+
+
+def rc_config_main() -> Path:
+    from lockman.registry.registries_conf import config_sources
+
+    return config_sources().main
+
+
+def test_drop_ins_follow_an_override_and_must_be_v2(tmp_path: Path, monkeypatch, isolated_env: Path) -> None:
+    """containers/image reads the drop-ins after $CONTAINERS_REGISTRIES_CONF too: system, then user."""
+    import lockman.registry.registries_conf as rc
+
+    system_d = tmp_path / "etc.d"
+    system_d.mkdir()
+    monkeypatch.setattr(rc, "SYSTEM_CONF_D", system_d)
+    (system_d / "20-b.conf").write_text('[[registry]]\nprefix = "a.example"\nlocation = "system-b.example"\n')
+    (system_d / "10-a.conf").write_text('[[registry]]\nprefix = "a.example"\nlocation = "system-a.example"\n')
+    user_d = isolated_env / ".config" / "containers" / "registries.conf.d"
+    user_d.mkdir(parents=True)
+    (user_d / "00-user.conf").write_text('[[registry]]\nprefix = "b.example"\nlocation = "user.example"\n')
+    c = conf(tmp_path, '[[registry]]\nprefix = "a.example"\nlocation = "main.example"\n', monkeypatch)
+    assert where(c, "a.example/x:1") == ["system-b.example/x"]  # alphabetical: 20-b is applied last
+    assert where(c, "b.example/x:1") == ["user.example/x"]
+    (user_d / "30-v1.conf").write_text('[registries.block]\nregistries = ["a.example"]\n')
+    with pytest.raises(InputError, match=r"30-v1.conf: \[registries.\*\]: a drop-in must use the version 2"):
+        RegistriesConf.load()
+
+
+def test_xdg_config_home_is_not_where_registries_conf_lives(
+    tmp_path: Path, monkeypatch, isolated_env: Path
+) -> None:
+    """containers/image reads $HOME/.config/containers/registries.conf whatever $XDG_CONFIG_HOME says
+    (auth.json, unlike it, follows $XDG_CONFIG_HOME): one file, one meaning for podman and lockman."""
+    monkeypatch.delenv("CONTAINERS_REGISTRIES_CONF")
+    xdg = tmp_path / "xdg"
+    (xdg / "containers").mkdir(parents=True)
+    (xdg / "containers" / "registries.conf").write_text("")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    assert rc_config_main() != xdg / "containers" / "registries.conf"
+    home_conf = isolated_env / ".config" / "containers" / "registries.conf"
+    home_conf.parent.mkdir(parents=True)
+    home_conf.write_text("")
+    assert rc_config_main() == home_conf
+
+
+def test_version_1_block_list_is_honoured(tmp_path: Path, monkeypatch) -> None:
+    """A v1 file is converted as containers/image does: its block list must not be dropped."""
+    c = conf(
+        tmp_path,
+        '[registries.block]\nregistries = ["evil.example"]\n[registries.insecure]\nregistries = ["old.example/"]\n',
+        monkeypatch,
+    )
+    with pytest.raises(BlockedRegistry):
+        c.endpoints(reference.parse("evil.example/x:1"))
+    assert c.is_insecure("old.example") and not c.is_insecure("evil.example")
+
+
+def test_wildcard_prefix_with_location_rewrites_the_host(tmp_path: Path, monkeypatch) -> None:
+    c = conf(
+        tmp_path,
+        '[[registry]]\nprefix = "*.example.io"\nlocation = "mirror.example.com"\n'
+        '[[registry]]\nlocation = "other.example"\n',
+        monkeypatch,
+    )
+    assert where(c, "a.b.example.io/team/app:1") == ["mirror.example.com/team/app"]
+    assert where(c, "other.example/x:1") == ["other.example/x"]  # unrelated images still work
+    assert where(c, "example.io/x:1") == ["example.io/x"]  # the bare domain is not a subdomain
+
+
+def test_hostile_drop_ins_and_special_files_are_not_read(
+    tmp_path: Path, monkeypatch, isolated_env: Path
+) -> None:
+    """A symlink to /dev/zero or a FIFO in a drop-in directory is skipped; named directly, it is exit 2."""
+    import os
+
+    import lockman.registry.registries_conf as rc
+
+    system_d = tmp_path / "etc.d"
+    system_d.mkdir()
+    monkeypatch.setattr(rc, "SYSTEM_CONF_D", system_d)
+    (system_d / "00-zero.conf").symlink_to("/dev/zero")
+    os.mkfifo(system_d / "01-fifo.conf")
+    (system_d / "02-dir.conf").mkdir()
+    (system_d / "03-ok.conf").write_text('[[registry]]\nlocation = "ok.example"\nblocked = true\n')
+    c = conf(tmp_path, "", monkeypatch)
+    assert [e.location for e in c.entries] == ["ok.example"]
+    for special in (system_d / "00-zero.conf", system_d / "01-fifo.conf"):
+        monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(special))
+        with pytest.raises(InputError, match="not a regular file"):
+            RegistriesConf.load()
+    big = tmp_path / "big.conf"
+    big.write_text("#" * (rc.MAX_CONF_BYTES + 1))
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(big))
+    with pytest.raises(InputError, match="larger than 4 MiB"):
+        RegistriesConf.load()
+
+
+def test_registries_config_path_is_the_older_name(tmp_path: Path, monkeypatch) -> None:
+    """containers/image's environment: REGISTRIES_CONFIG_PATH only when CONTAINERS_REGISTRIES_CONF is unset."""
+    monkeypatch.delenv("CONTAINERS_REGISTRIES_CONF")
+    monkeypatch.setenv("REGISTRIES_CONFIG_PATH", str(tmp_path / "old-name.conf"))
+    with pytest.raises(
+        InputError, match=r"old-name.conf: registries configuration not found \(named by REGISTRIES_"
+    ):
+        RegistriesConf.load()
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", "")  # set, even empty: the older name is not consulted
+    assert rc_config_main() != tmp_path / "old-name.conf"

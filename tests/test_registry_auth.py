@@ -73,12 +73,17 @@ def test_basic_no_credentials_then_username_password_fields(
     assert r.code == 3
     assert r.err.count("\n") == 1 and f"{reg.host}: authentication required" in r.err
     assert "docker login" in r.err
+    # A bot's trimmed environment is the usual cause: say which files were read.
+    docker_path = isolated_env / ".docker" / "config.json"
+    assert f"looked in {docker_path} (DOCKER_CONFIG unset), " in r.err
+    assert str(isolated_env / ".config" / "containers" / "auth.json") in r.err
 
     docker_config(
         isolated_env, {"auths": {reg.host: {"username": "alice", "password": "wrong-Pa55word-basic"}}}
     )
     r = run("update", "--config", cfg)
     assert r.code == 3 and f"{reg.host}: authentication failed" in r.err
+    assert f"from {docker_path} auths" in r.err and "wrong-Pa55word" not in r.err
     assert not (tmp_path / "xcargo.lock").exists()
 
     docker_config(isolated_env, {"auths": {reg.host: {"username": "alice", "password": reg.password}}})
@@ -284,6 +289,7 @@ def test_token_wrong_password_and_public_anonymous(
     r = run("update", "--config", cfg)
     assert r.code == 3 and r.err.count("\n") == 1
     assert f"{reg.host}: authentication failed" in r.err
+    assert f"from {isolated_env / '.docker' / 'config.json'} auths" in r.err
 
 
 @pytest.mark.registry

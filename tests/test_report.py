@@ -162,6 +162,11 @@ def test_verify_json_matches_the_documented_example() -> None:
         ("ok", True, []),
     ]
     assert {p["kind"] for p in readme_json("verify")["problems"]} <= set(report.PROBLEM_KINDS)
+    kinds_paragraph = README.read_text().split("with a machine-readable `kind`:", 1)[1].split("\n\n")[0]
+    undocumented = [k for k in report.PROBLEM_KINDS if f"`{k}`" not in kinds_paragraph]
+    assert undocumented == [], f"README's list of problem kinds lacks {undocumented}"
+    with pytest.raises(AssertionError, match="undocumented problem kind"):
+        report.VerifyProblem("made-up", "x:1", "x")
     assert real["images"][0]["signatures"] is None  # no policy covered it
     # a signature verdict (and any later per-image result) lands on the image object
     signed = report.VerifiedImage("s", "1", d("c"), signatures={"verified": True}, extra={"later": 1})
@@ -242,18 +247,17 @@ def test_lockfile_round_trip_feeds_diff(tmp_path: Path) -> None:
     assert report.image_updates(again, NEW) == report.image_updates(OLD, NEW)
 
 
-def test_renovate_regex_in_readme_reads_xcargo_images() -> None:
-    text = README.read_text()
-    block = re.search(r"### Renovate.*?```json\n(.*?)```", text, re.S)
-    assert block
-    cfg = json.loads(block.group(1))
-    assert cfg["postUpgradeTasks"]["fileFilters"] == ["xcargo.lock"]
-    assert "lockman update" in cfg["postUpgradeTasks"]["commands"]
+def test_renovate_preset_regex_reads_xcargo_images() -> None:
+    cfg = json.loads((README.parent / "renovate" / "xcargo.json").read_text())
+    (task,) = [r["postUpgradeTasks"] for r in cfg["packageRules"] if "postUpgradeTasks" in r]
+    assert "xcargo.lock" in task["fileFilters"]
+    assert task["commands"] == ["lockman update --config {{{packageFile}}} {{{depName}}}"]
     pattern = re.compile(cfg["customManagers"][0]["matchStrings"][0].replace("(?<", "(?P<"))
     toml = (
         '[container]\nimage = "rust:1.70"  # c\n'
         '[targets."aarch64-unknown-linux-musl".container]\n'
         f"image = 'localhost:5000/team/musl:v1@{d('a')}'\n"
+        '# image = "x;id:1"\nimage = "$(id)/x:1"\nimage = "x`id`:1"\n'  # shell syntax: not matched
     )
     found = [m.groupdict() for m in pattern.finditer(toml)]
     assert found == [

@@ -37,7 +37,8 @@ def test_file_rules_with_flag_overrides(tmp_path: Path) -> None:
     plain = load_policies(cfg, SignatureOptions())
     assert plain is not None
     p = plain.policy_for("rust:1.70")
-    assert p is not None and not p.ignore_tlog and p.trusted_root is None
+    # offline (as every test is): the TUF cache is empty, so the shipped public-good root
+    assert p is not None and not p.ignore_tlog and p.root().source.startswith("public-good trusted root")
     assert plain.policy_for("debian:12") is None
     over = load_policies(cfg, SignatureOptions(trusted_root=root, insecure_ignore_tlog=True))
     assert over is not None
@@ -77,6 +78,7 @@ def test_verdicts_as_data() -> None:
         "certificate_issuer": None,
         "tlog_log_index": None,
         "tlog_integrated_time": None,
+        "timestamps": [],
         "predicate_type": None,
     }
     assert d["checks"][1]["reason"] == "no signature matched"
@@ -87,3 +89,17 @@ def test_verdicts_as_data() -> None:
     assert check is bad and message.startswith(
         f"rust:1.70 (linux/arm64 {bad.digest}): signature check failed"
     )
+
+
+def test_bad_trusted_root_is_bad_input_exit_2(tmp_path: Path, run) -> None:
+    """A root whose log key has no validFor.start is refused before anything is fetched."""
+    import json
+
+    cfg = project(tmp_path, None)
+    doc = json.loads(trusted_root_json(FakeRekor()))
+    del doc["tlogs"][0]["publicKey"]["validFor"]["start"]
+    root = tmp_path / "root.json"
+    root.write_text(json.dumps(doc))
+    r = run("verify", "--config", cfg, "--key", TESTDATA / "cosign.pub", "--trusted-root", root)
+    assert r.code == 2
+    assert r.err.strip() == f"error: {root}: tlogs[0].publicKey.validFor.start: missing (a trusted key or CA needs the time it became valid)"

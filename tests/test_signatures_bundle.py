@@ -6,11 +6,12 @@ import base64
 import json
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 
 from lockman.errors import InputError, VerificationError
 from lockman.signatures import COSIGN_SIGN_PREDICATE, Policy, TrustedRoot, verify_bundle
 from lockman.signatures.bundle import pae
+from lockman.signatures.trust import LogKey
 from tests.signing_helpers import (
     FakeFulcio,
     FakeRekor,
@@ -109,7 +110,8 @@ def test_real_bundle_tampering() -> None:
     def message_signature(doc: dict) -> None:
         doc["messageSignature"] = doc.pop("dsseEnvelope")
 
-    with pytest.raises(VerificationError, match=r"messageSignature is not supported"):
+    # a DSSE envelope moved under messageSignature is not a message signature
+    with pytest.raises(VerificationError, match=r"^malformed bundle \(KeyError\('signature'\)\)$"):
         verify_bundle(DIGEST, edited(message_signature), CODY)
 
     def media_type(doc: dict) -> None:
@@ -211,6 +213,7 @@ def test_tlog_entry_for_another_signer_refused() -> None:
     payload = base64.b64decode(bundle["dsseEnvelope"]["payload"])
     sig = base64.b64decode(bundle["dsseEnvelope"]["signatures"][0]["sig"])
     entry = rekor.bundle_entry(dsse_body(payload, [sig], public_pem(new_key("p256"))), 1740770291, "dsse")
+    entry["inclusionProof"] = rekor.inclusion_proof(entry["canonicalizedBody"])
     bundle["verificationMaterial"]["tlogEntries"] = [entry]
     with pytest.raises(VerificationError, match=r"^tlog: tlog entry records a different public key or cert"):
         verify_bundle(FRESH_DIGEST, json.dumps(bundle).encode(), policy)
@@ -268,6 +271,7 @@ def test_keyless_bundle_with_certificate_chain_material() -> None:
 
     def chain(certs: list[bytes]):
         def fn(doc: dict) -> None:
+            doc["mediaType"] = "application/vnd.dev.sigstore.bundle+json;version=0.2"  # v0.3: one cert
             vm = doc["verificationMaterial"]
             del vm["certificate"]
             vm["x509CertificateChain"] = {"certificates": [{"rawBytes": b64(c)} for c in certs]}
@@ -281,6 +285,16 @@ def test_keyless_bundle_with_certificate_chain_material() -> None:
         trusted_root=fulcio.trusted_root(rekor, chain="root"),
     )
     assert verify_bundle(FRESH_DIGEST, _edit(bundle, chain(der)), policy).certificate_identity
+    root_der = fulcio.root.public_bytes(serialization.Encoding.DER)
+    with pytest.raises(VerificationError, match=r"^bundle certificate chain contains a root certificate$"):
+        verify_bundle(FRESH_DIGEST, _edit(bundle, chain([*der, root_der])), policy)
+
+    def v03_chain(doc: dict) -> None:
+        chain(der)(doc)
+        doc["mediaType"] = "application/vnd.dev.sigstore.bundle.v0.3+json"
+
+    with pytest.raises(VerificationError, match=r"^bundle v0.3 must carry a single certificate, not a chain$"):
+        verify_bundle(FRESH_DIGEST, _edit(bundle, v03_chain), policy)
     with pytest.raises(VerificationError, match=r"^bundle certificate chain is empty$"):
         verify_bundle(FRESH_DIGEST, _edit(bundle, chain([])), policy)
 
@@ -347,3 +361,284 @@ def test_malformed_image_digest_is_a_caller_error() -> None:
     priv, rekor, _, policy, _ = _fresh()
     with pytest.raises(InputError, match=r"image digest 'sha256:C3"):
         verify_bundle("sha256:" + "C3" * 32, make_bundle(priv, FRESH_DIGEST, rekor), policy)
+
+
+# ---------------------------------------------------------------- bundle media type rules
+
+
+def _set_only(doc: dict) -> None:
+    doc["verificationMaterial"]["tlogEntries"][0].pop("inclusionProof")
+
+
+def _proof_only(doc: dict) -> None:
+    doc["verificationMaterial"]["tlogEntries"][0].pop("inclusionPromise")
+
+
+@pytest.mark.parametrize(
+    ("media_type", "edit", "refusal"),
+    [
+        ("application/vnd.dev.sigstore.bundle.v0.3+json", _set_only, r"no inclusion proof \(required from bundle v0.2 on\)"),
+        ("application/vnd.dev.sigstore.bundle+json;version=0.3", _set_only, r"no inclusion proof"),
+        ("application/vnd.dev.sigstore.bundle+json;version=0.2", _set_only, r"no inclusion proof"),
+        ("application/vnd.dev.sigstore.bundle+json;version=0.1", _proof_only, r"bundle v0.1 tlog entry has no inclusion promise"),
+        ("application/vnd.dev.sigstore.bundle+json;version=0.4", None, r"media type .* is not supported"),
+    ],
+)
+def test_each_bundle_version_has_its_own_tlog_rule(media_type: str, edit, refusal: str) -> None:
+    priv, rekor, _, policy, _ = _fresh()
+
+    def fn(doc: dict) -> None:
+        doc["mediaType"] = media_type
+        if edit is not None:
+            edit(doc)
+
+    with pytest.raises(VerificationError, match=refusal):
+        verify_bundle(FRESH_DIGEST, _edit(make_bundle(priv, FRESH_DIGEST, rekor), fn), policy)
+
+
+def test_v01_accepts_a_promise_alone_and_ignores_a_proof_without_checkpoint() -> None:
+    priv, rekor, _, policy, _ = _fresh()
+
+    def v01(doc: dict) -> None:
+        doc["mediaType"] = "application/vnd.dev.sigstore.bundle+json;version=0.1"
+        doc["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["checkpoint"] = {"envelope": ""}
+
+    tlog = verify_bundle(FRESH_DIGEST, _edit(make_bundle(priv, FRESH_DIGEST, rekor), v01), policy).tlog
+    assert tlog is not None and tlog.set_verified and not tlog.inclusion_proof_verified
+    tlog = verify_bundle(FRESH_DIGEST, _edit(make_bundle(priv, FRESH_DIGEST, rekor), lambda d: (v01(d), _set_only(d))), policy).tlog
+    assert tlog is not None and tlog.set_verified
+
+
+def test_bundle_needs_exactly_one_content_kind() -> None:
+    priv, rekor, _, policy, _ = _fresh()
+    both = _edit(make_bundle(priv, FRESH_DIGEST, rekor), lambda d: d.update(messageSignature={"signature": "AA=="}))
+    with pytest.raises(VerificationError, match=r"exactly one of dsseEnvelope and messageSignature"):
+        verify_bundle(FRESH_DIGEST, both, policy)
+
+
+def test_message_signature_is_a_signature_not_an_attestation() -> None:
+    import hashlib
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+    priv = new_key("p256")
+    digest = bytes.fromhex(FRESH_DIGEST.split(":")[1])
+    sig = priv.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+    doc = {
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {"publicKey": {"hint": "k"}},
+        "messageSignature": {"messageDigest": {"algorithm": "SHA2_256", "digest": b64(digest)}, "signature": b64(sig)},
+    }
+    policy = Policy(key=priv.public_key(), ignore_tlog=True)
+    result = verify_bundle(FRESH_DIGEST, json.dumps(doc).encode(), policy, predicate_types={COSIGN_SIGN_PREDICATE})
+    assert result.predicate_type is None
+    with pytest.raises(VerificationError, match=r"plain message signature, not an attestation"):
+        verify_bundle(FRESH_DIGEST, json.dumps(doc).encode(), policy, predicate_types={"https://slsa.dev/provenance/v1"})
+    other = "sha256:" + hashlib.sha256(b"other").hexdigest()
+    with pytest.raises(VerificationError, match=r"bundle message digest is not sha256:"):
+        verify_bundle(other, json.dumps(doc).encode(), policy)
+    doc["messageSignature"]["messageDigest"]["algorithm"] = "SHA2_512"
+    with pytest.raises(VerificationError, match=r"^message digest algorithm 'SHA2_512' is not SHA2_256$"):
+        verify_bundle(FRESH_DIGEST, json.dumps(doc).encode(), policy)
+    doc["messageSignature"].pop("messageDigest")
+    with pytest.raises(VerificationError, match=r"^message signature does not verify with key"):
+        verify_bundle(other, json.dumps(doc).encode(), policy)
+
+
+# ---------------------------------------------------------------- Rekor v2 (hashedrekord 0.0.2) bodies
+
+
+def _v2_message_bundle(priv, edit_body=None, digest: str = FRESH_DIGEST):
+    """A keyed message-signature bundle logged to a Rekor-v2-style log; ``edit_body`` forges the body."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+    from tests.sigstore_signers import Rekor2Log
+
+    log = Rekor2Log()
+    raw = bytes.fromhex(digest.split(":")[1])
+    sig = priv.sign(raw, ec.ECDSA(Prehashed(hashes.SHA256())))
+    spki = priv.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    body = {
+        "apiVersion": "0.0.2",
+        "kind": "hashedrekord",
+        "spec": {
+            "hashedRekordV002": {
+                "data": {"algorithm": "SHA2_256", "digest": b64(raw)},
+                "signature": {
+                    "content": b64(sig),
+                    "verifier": {"keyDetails": "PKIX_ECDSA_P256_SHA_256", "publicKey": {"rawBytes": b64(spki)}},
+                },
+            }
+        },
+    }
+    if edit_body is not None:
+        edit_body(body)
+    doc = {
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {"publicKey": {"hint": "k"}, "tlogEntries": [log.entry(body)]},
+        "messageSignature": {"signature": b64(sig)},
+    }
+    root = TrustedRoot(tlogs=(LogKey(log_id=log.log_id, key=log.key.public_key(), base_url=""),))
+    return json.dumps(doc).encode(), root
+
+
+def _spec(body: dict) -> dict:
+    return body["spec"]["hashedRekordV002"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "refusal"),
+    [
+        (lambda b: b.update(apiVersion="0.0.3"), r"kind hashedrekord 0.0.3 is not hashedrekord 0.0.2$"),
+        (lambda b: _spec(b)["data"].update(algorithm="SHA2_384"), r"hash algorithm SHA2_384 is not SHA2_256$"),
+        (lambda b: _spec(b)["data"].update(digest=b64(b"\0" * 32)), r"records a different payload hash$"),
+        (lambda b: _spec(b)["signature"].update(content=b64(b"\0" * 70)), r"records a different signature$"),
+        (
+            lambda b: _spec(b)["signature"]["verifier"]["publicKey"].update(rawBytes=b64(b"\0" * 91)),
+            r"records a different public key or certificate$",
+        ),
+        (lambda b: _spec(b)["signature"].update(verifier="x"), r"records a different public key or certificate$"),
+        (lambda b: b["spec"].pop("hashedRekordV002"), r"tlog entry body malformed"),
+    ],
+)
+def test_rekor_v2_message_signature_body_must_record_this_signature(edit, refusal: str) -> None:
+    priv = new_key("p256")
+    bundle, root = _v2_message_bundle(priv)
+    policy = Policy(key=priv.public_key(), trusted_root=root)
+    tlog = verify_bundle(FRESH_DIGEST, bundle, policy).tlog
+    assert tlog is not None and tlog.inclusion_proof_verified and not tlog.set_verified
+    forged, root = _v2_message_bundle(priv, edit)
+    with pytest.raises(VerificationError, match=r"^tlog: .*" + refusal):
+        verify_bundle(FRESH_DIGEST, forged, replace_root(policy, root))
+
+
+def replace_root(policy: Policy, root: TrustedRoot) -> Policy:
+    from dataclasses import replace
+
+    return replace(policy, trusted_root=root)
+
+
+def test_dsse_logged_as_hashedrekord_needs_one_signature() -> None:
+    """A second envelope signature would be unlogged (the 0.0.2 body records exactly one)."""
+    import hashlib
+
+    from tests.sigstore_signers import Rekor2Log
+
+    priv, log = new_key("p256"), Rekor2Log()
+    doc = json.loads(make_bundle(priv, FRESH_DIGEST, None))
+    env = doc["dsseEnvelope"]
+    signed = pae(env["payloadType"], base64.b64decode(env["payload"]))
+    spki = priv.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    body = {
+        "apiVersion": "0.0.2",
+        "kind": "hashedrekord",
+        "spec": {
+            "hashedRekordV002": {
+                "data": {"algorithm": "SHA2_256", "digest": b64(hashlib.sha256(signed).digest())},
+                "signature": {"content": env["signatures"][0]["sig"], "verifier": {"publicKey": {"rawBytes": b64(spki)}}},
+            }
+        },
+    }
+    doc["verificationMaterial"]["tlogEntries"] = [log.entry(body)]
+    root = TrustedRoot(tlogs=(LogKey(log_id=log.log_id, key=log.key.public_key(), base_url=""),))
+    policy = Policy(key=priv.public_key(), trusted_root=root)
+    assert verify_bundle(FRESH_DIGEST, json.dumps(doc).encode(), policy).tlog is not None
+    env["signatures"].append({"sig": env["signatures"][0]["sig"]})
+    with pytest.raises(VerificationError, match=r"^tlog: DSSE envelope logged as hashedrekord must have exactly one"):
+        verify_bundle(FRESH_DIGEST, json.dumps(doc).encode(), policy)
+
+
+@pytest.mark.parametrize(("kind", "version"), [("hashedrekord", "0.0.1"), ("intoto", "0.0.1"), ("rekord", "0.0.1")])
+def test_dsse_envelope_in_an_entry_kind_that_cannot_record_it(kind: str, version: str) -> None:
+    priv, rekor, _, policy, _ = _fresh()
+
+    def relabel(doc: dict) -> None:
+        doc["verificationMaterial"]["tlogEntries"][0]["kindVersion"] = {"kind": kind, "version": version}
+
+    with pytest.raises(VerificationError, match=rf"^tlog: tlog entry kind {kind} {version} cannot record a DSSE envelope$"):
+        verify_bundle(FRESH_DIGEST, _edit(make_bundle(priv, FRESH_DIGEST, rekor), relabel), policy)
+
+
+@pytest.mark.parametrize(
+    ("edit", "refusal"),
+    [
+        (lambda vm: vm.update(timestampVerificationData=[1]), r"^malformed timestampVerificationData$"),
+        (lambda vm: vm.update(timestampVerificationData={"rfc3161Timestamps": {"a": 1}}), r"^malformed rfc3161Timestamps$"),
+        (
+            lambda vm: vm.update(timestampVerificationData={"rfc3161Timestamps": [{}]}),
+            r"^malformed RFC 3161 timestamp \(KeyError\('signedTimestamp'\)\)$",
+        ),
+        (lambda vm: vm.update(tlogEntries={"x": 1}), r"^malformed bundle \(TypeError\('tlogEntries is not a list'\)\)$"),
+    ],
+)
+def test_malformed_verification_material_refused(edit, refusal: str) -> None:
+    priv, rekor, _, policy, _ = _fresh()
+    with pytest.raises(VerificationError, match=refusal):
+        verify_bundle(FRESH_DIGEST, _edit(make_bundle(priv, FRESH_DIGEST, rekor), lambda d: edit(d["verificationMaterial"])), policy)
+
+
+def test_bundle_with_neither_content_refused() -> None:
+    priv, rekor, _, policy, _ = _fresh()
+    with pytest.raises(VerificationError, match=r"^bundle must hold exactly one of dsseEnvelope and messageSignature$"):
+        verify_bundle(FRESH_DIGEST, _edit(make_bundle(priv, FRESH_DIGEST, rekor), lambda d: d.pop("dsseEnvelope")), policy)
+
+
+def test_v02_proof_without_checkpoint_refused() -> None:
+    """Only v0.1 may carry a checkpoint-less proof (ignored); from v0.2 the checkpoint is the proof."""
+    priv, rekor, _, policy, _ = _fresh()
+
+    def no_checkpoint(doc: dict) -> None:
+        doc["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["checkpoint"] = {"envelope": ""}
+
+    with pytest.raises(VerificationError, match=r"^tlog: checkpoint is not a signed note$"):
+        verify_bundle(FRESH_DIGEST, _edit(make_bundle(priv, FRESH_DIGEST, rekor), no_checkpoint), policy)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda d: d["verificationMaterial"].update(certificate={}),
+        lambda d: d["verificationMaterial"].update(certificate="x"),
+        lambda d: d["verificationMaterial"].update(x509CertificateChain={"certificates": "x"}),
+        lambda d: d["verificationMaterial"].update(x509CertificateChain=[]),
+        lambda d: d["verificationMaterial"].update(tlogEntries=[1]),
+        lambda d: d["verificationMaterial"].update(tlogEntries=[{"logIndex": "x"}]),
+        lambda d: d["verificationMaterial"].update(timestampVerificationData={"rfc3161Timestamps": ["x"]}),
+        lambda d: d.update(dsseEnvelope="x"),
+        lambda d: d.update(dsseEnvelope={"payload": 1, "payloadType": [], "signatures": [1]}),
+        lambda d: (d.pop("dsseEnvelope"), d.update(messageSignature=[])),
+        lambda d: (d.pop("dsseEnvelope"), d.update(messageSignature={"signature": "AA==", "messageDigest": 3})),
+        lambda d: (d.pop("dsseEnvelope"), d.update(messageSignature={"signature": "AA==", "messageDigest": {"algorithm": "SHA2_256", "digest": 5}})),
+    ],
+)
+def test_hostile_shapes_are_verification_errors_never_crashes(edit) -> None:
+    """Every field of a bundle comes from the registry: any shape must give a VerificationError."""
+    priv, rekor, fulcio, _, leaf = _fresh(leaf_wanted=True)
+    policy = Policy(
+        certificate_identity="signer@lockman.test",
+        certificate_oidc_issuer="https://issuer.lockman.test",
+        trusted_root=fulcio.trusted_root(rekor),
+    )
+    doc = json.loads(make_bundle(priv, FRESH_DIGEST, rekor, leaf))
+    edit(doc)
+    with pytest.raises(VerificationError):
+        verify_bundle(FRESH_DIGEST, json.dumps(doc).encode(), policy)
+
+
+def test_material_naming_two_signers_refused() -> None:
+    priv, rekor, _, policy, leaf = _fresh(leaf_wanted=True)
+    doc = json.loads(make_bundle(priv, FRESH_DIGEST, rekor, leaf))
+    doc["verificationMaterial"]["publicKey"] = {"hint": "k"}
+    with pytest.raises(VerificationError, match=r"^bundle verificationMaterial names more than one signer"):
+        verify_bundle(FRESH_DIGEST, json.dumps(doc).encode(), policy)
+
+
+def test_base64_field_that_is_not_a_string() -> None:
+    from lockman.signatures.keys import decode_b64
+
+    with pytest.raises(VerificationError, match=r"^DSSE payload is not a base64 string$"):
+        decode_b64(5, "DSSE payload")  # type: ignore[arg-type]

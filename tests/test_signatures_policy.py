@@ -239,3 +239,108 @@ def test_bad_policy_file_names_file_table_and_key(tmp_path: Path, body: str, mes
 def test_missing_policy_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"cannot read policy file"):
         load_policy_file(tmp_path / "lockman.toml")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "name", "matches"),
+    [
+        ("[::1]:5000/*", "[::1]:5000/team/app:v1", True),
+        ("[::1]:5000/*", "1:5000/team/app:v1", False),  # not a character class
+        ("localhost:5000/*", "LOCALHOST:5000/team/app:v1", True),
+        ("Registry.Example/team/*", "registry.example/team/app", True),
+        ("registry.example/team/*", "registry.example/TEAM/app", False),  # paths stay exact
+        ("ghcr.io/acme/?pp", "ghcr.io/acme/app:1", True),
+    ],
+)
+def test_policy_glob_host_case_and_brackets(pattern: str, name: str, matches: bool) -> None:
+    from lockman.signatures.policy import PolicyRule
+
+    rule = PolicyRule((pattern,), Policy(key=load_public_key_file(TESTDATA / "cosign.pub")))
+    assert rule.matches(name) is matches
+
+
+# ---------------------------------------------------------------- attestations and GitHub workflows
+
+GH = "https://token.actions.githubusercontent.com"
+
+
+def test_predicate_type_shorthands_and_uris() -> None:
+    p = Policy(key=KEY, predicate_type="slsaprovenance1")
+    assert p.predicate_type == "https://slsa.dev/provenance/v1"
+    assert p.describe().endswith(", attestation https://slsa.dev/provenance/v1")
+    assert Policy(key=KEY, predicate_type="https://example.test/p/v1").predicate_type == "https://example.test/p/v1"
+    with pytest.raises(InputError, match=r"predicate type 'slsa' is neither a URI nor one of"):
+        Policy(key=KEY, predicate_type="slsa")
+
+
+def test_workflow_constraints_need_keyless_and_known_names() -> None:
+    with pytest.raises(InputError, match=r"needs keyless verification"):
+        Policy(key=KEY, github_workflow=(("repository", "o/r"),))
+    with pytest.raises(InputError, match=r"unknown certificate-github-workflow-branch"):
+        Policy(certificate_identity="a", certificate_oidc_issuer=GH, github_workflow=(("branch", "main"),))
+
+
+def _workflow_leaf(extensions: tuple[tuple[str, bytes], ...]):
+    from tests.signing_helpers import FakeFulcio, new_key
+
+    return FakeFulcio().leaf(new_key("p256"), identity="https://github.com/o/r/w@x", issuer=GH, extensions=extensions)
+
+
+def test_workflow_claims_matched_in_both_encodings() -> None:
+    from lockman.errors import VerificationError
+    from tests.signing_helpers import _der_utf8
+
+    policy = Policy(
+        certificate_identity="https://github.com/o/r/w@x",
+        certificate_oidc_issuer=GH,
+        github_workflow=(("trigger", "push"), ("repository", "o/r"), ("ref", "refs/tags/v1")),
+    )
+    old = (("1.3.6.1.4.1.57264.1.2", b"push"), ("1.3.6.1.4.1.57264.1.5", b"o/r"), ("1.3.6.1.4.1.57264.1.6", b"refs/tags/v1"))
+    assert policy.match_identity(_workflow_leaf(old)) == ("https://github.com/o/r/w@x", GH)
+    # newer DER UTF8String forms (.1.20 trigger, .1.14 ref) are read when the old ones are absent
+    newer = (("1.3.6.1.4.1.57264.1.20", _der_utf8("push")), old[1], ("1.3.6.1.4.1.57264.1.14", _der_utf8("refs/tags/v1")))
+    assert policy.match_identity(_workflow_leaf(newer))[0] == "https://github.com/o/r/w@x"
+    same = (*old, ("1.3.6.1.4.1.57264.1.20", _der_utf8("push")))  # both encodings, agreeing
+    assert policy.match_identity(_workflow_leaf(same))[0] == "https://github.com/o/r/w@x"
+    with pytest.raises(VerificationError, match=r"^certificate GitHub workflow repository 'e/r' != expected 'o/r'$"):
+        policy.match_identity(_workflow_leaf((old[0], ("1.3.6.1.4.1.57264.1.5", b"e/r"), old[2])))
+    with pytest.raises(VerificationError, match=r"^certificate GitHub workflow trigger absent != expected 'push'$"):
+        policy.match_identity(_workflow_leaf(old[1:]))
+    with pytest.raises(VerificationError, match=r"GitHub workflow trigger extensions disagree"):
+        policy.match_identity(_workflow_leaf((*old, ("1.3.6.1.4.1.57264.1.20", _der_utf8("pull_request")))))
+
+
+def test_policy_file_attestation_and_workflow_keys(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[[policy]]\nimages = ["*"]\ncertificate-identity = "a"\ncertificate-oidc-issuer = "https://i"\n'
+        'type = "slsaprovenance1"\ncertificate-github-workflow-repository = "o/r"\n',
+    )
+    p = policy_for(load_policy_file(path), "x")
+    assert p is not None and p.predicate_type == "https://slsa.dev/provenance/v1"
+    assert p.github_workflow == (("repository", "o/r"),)
+    both = write(tmp_path, '[[policy]]\nimages = ["*"]\nkey = "cosign.pub"\ntype = "spdx"\npredicate-type = "https://x"\n')
+    with pytest.raises(InputError, match=r"#1: give type or predicate-type, not both"):
+        load_policy_file(both)
+    bad = write(tmp_path, '[[policy]]\nimages = ["*"]\nkey = "cosign.pub"\ncertificate-github-workflow-sha = 1\n')
+    with pytest.raises(InputError, match=r"#1: certificate-github-workflow-sha must be a non-empty string"):
+        load_policy_file(bad)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("type = 1", r"#1: type must be a non-empty string$"),
+        ('type = ""', r"#1: type must be a non-empty string$"),
+        ('certificate-github-workflow-sha = ""', r"#1: certificate-github-workflow-sha must be a non-empty string$"),
+    ],
+)
+def test_policy_file_bad_attestation_values(tmp_path: Path, line: str, message: str) -> None:
+    head = '[[policy]]\nimages = ["*"]\ncertificate-identity = "a"\ncertificate-oidc-issuer = "https://i"\n'
+    with pytest.raises(InputError, match=message):
+        load_policy_file(write(tmp_path, head + line + "\n"))
+
+
+def test_identity_regexp_alone_matches() -> None:
+    policy = Policy(certificate_identity_regexp=r"https://github\.com/o/.*", certificate_oidc_issuer=GH)
+    assert policy.match_identity(_workflow_leaf(()))[0] == "https://github.com/o/r/w@x"

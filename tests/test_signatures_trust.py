@@ -57,7 +57,7 @@ def test_validity_window() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("{", "not valid JSON"),
+        ("{", r"^root.json: not valid JSON"),
         ("[]", "expected a JSON object"),
         ('{"mediaType": "x"}', "not a Sigstore trusted root"),
         (
@@ -94,6 +94,66 @@ def test_protobuf_timestamps_with_any_fraction(stamp: str) -> None:
         59,
         9 if stamp.endswith(".9Z") else 1,
     )
+
+
+PUBLIC_GOOD = Path(__file__).resolve().parent.parent / "lockman/signatures/data/trusted_root.json"
+
+
+@pytest.mark.parametrize(
+    ("path", "where"),
+    [
+        (("tlogs", 0, "publicKey"), r"tlogs\[0\]\.publicKey\.validFor\.start: missing"),
+        (("ctlogs", 1, "publicKey"), r"ctlogs\[1\]\.publicKey\.validFor\.start: missing"),
+        (("certificateAuthorities", 0), r"certificateAuthorities\[0\]\.validFor\.start: missing"),
+        (("timestampAuthorities", 0), r"timestampAuthorities\[0\]\.validFor\.start: missing"),
+    ],
+)
+def test_window_without_start_is_bad_input(path: tuple, where: str) -> None:
+    """Never an unbounded window: a missing start is the root's author's mistake (exit 2)."""
+    doc = json.loads(PUBLIC_GOOD.read_text())
+    target = doc
+    for p in path:
+        target = target[p]
+    del target["validFor"]["start"]
+    with pytest.raises(InputError, match=where):
+        TrustedRoot.from_json(json.dumps(doc), source="root.json")
+    target.pop("validFor")
+    with pytest.raises(InputError, match=where):
+        TrustedRoot.from_json(json.dumps(doc), source="root.json")
+
+
+def test_malformed_key_bytes_are_bad_input() -> None:
+    doc = json.loads(PUBLIC_GOOD.read_text())
+    doc["tlogs"][0]["publicKey"]["rawBytes"] = "!!not base64!!"
+    with pytest.raises(InputError, match=r"^root.json: tlogs\[0\]\.publicKey\.rawBytes is not valid base64$"):
+        TrustedRoot.from_json(json.dumps(doc), source="root.json")
+    doc["tlogs"][0]["publicKey"]["rawBytes"] = "AAAA"
+    with pytest.raises(InputError, match=r"tlogs\[0\]\.publicKey"):
+        TrustedRoot.from_json(json.dumps(doc), source="root.json")
+
+
+def test_timestamp_authorities_parsed() -> None:
+    (tsa,) = default_trusted_root().timestamp_authorities
+    assert tsa.uri and len(tsa.chain) >= 2 and tsa.validity.start is not None
+
+
+def test_json_lines_hold_several_roots() -> None:
+    """``gh attestation trusted-root`` writes one root per line; all are trusted at once."""
+    public = json.loads(PUBLIC_GOOD.read_text())
+    custom = json.loads(
+        (TESTDATA.parent / "sigstore-conformance/bundle-verify/rekor2-happy-path/trusted_root.json").read_text()
+    )
+    text = json.dumps(public) + "\n\n" + json.dumps(custom) + "\n"
+    root = TrustedRoot.from_json(text, source="roots.jsonl")
+    assert root.source == "roots.jsonl (2 roots)"
+    assert len(root.tlogs) == len(public["tlogs"]) + len(custom["tlogs"])
+    assert len(root.timestamp_authorities) == len(public["timestampAuthorities"]) + len(
+        custom["timestampAuthorities"]
+    )
+    with pytest.raises(InputError, match=r"^roots.jsonl: line 2: not valid JSON"):
+        TrustedRoot.from_json(json.dumps(public) + "\n{broken\n", source="roots.jsonl")
+    with pytest.raises(InputError, match=r"^roots.jsonl: line 2: mediaType"):
+        TrustedRoot.from_json(json.dumps(public) + '\n{"mediaType": "x"}\n', source="roots.jsonl")
 
 
 # ---------------------------------------------------------------- trust material that must be refused

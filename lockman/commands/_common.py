@@ -29,3 +29,13 @@ def report_errors(errors: Iterable[LockmanError]) -> int:
     for e in errors:
         err(f"error: {e}")
     return exit_code_for(errors)
+
+
+def naming(what: str, e: LockmanError) -> LockmanError:
+    """The error, naming the image ``what`` when its message does not (a network error names
+    only a host), so a run with several failing images says which ones."""
+    if what in str(e):
+        return e
+    named = LockmanError(f"{what}: {e}")
+    named.exit_code = e.exit_code
+    return named

@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 
 from lockman import report
-from lockman.console import out, use_colour
+from lockman.console import info, out, use_colour
 from lockman.errors import EXIT_OK, EXIT_VERIFY, InputError
 from lockman.model import lockfile
+from lockman.model.insight import Insight
 from lockman.model.lockfile import Lockfile
 
 
@@ -72,6 +73,8 @@ def run(
     fmt: report.Format = "text",
     commit_message: bool = False,
     exit_code: bool = False,
+    insight: bool = False,
+    timeout: float = 30.0,
 ) -> int:
     lock_path = config_path.with_name("xcargo.lock")
     new_spec = new_spec or str(lock_path)
@@ -79,7 +82,10 @@ def run(
         raise InputError("diff: only one side can be read from stdin (-)")
     old = load_side(old_spec, lock_path)
     new = load_side(new_spec, lock_path)
-    rep = report.UpdateReport(report.image_updates(old, new), new_spec)
+    updates = report.image_updates(old, new)
+    if insight and not commit_message:
+        updates = report.with_insight(updates, _insight(old, new, config_path, timeout))
+    rep = report.UpdateReport(updates, new_spec)
     if commit_message:
         if rep.commit_message:
             out(rep.commit_message)
@@ -88,5 +94,31 @@ def run(
     elif rep.updates:
         out(report.update_text(rep, colour=use_colour()))
     else:
-        out(f"{old_spec} → {new_spec}: no differences")
+        info(f"{old_spec} → {new_spec}: no differences")
     return EXIT_VERIFY if exit_code and rep.updates else EXIT_OK
+
+
+def _insight(
+    old: Lockfile, new: Lockfile, config_path: Path, timeout: float
+) -> dict[tuple[str, str], Insight]:
+    """``--insight``: ask the registries what changed inside each image whose digest moved."""
+    import asyncio
+
+    from lockman.commands._insight import gather
+    from lockman.enforce.options import SignatureOptions
+    from lockman.model.reference import parse
+    from lockman.registry.client import RegistryClient
+
+    before = old.by_key()
+    policies = None
+    if SignatureOptions().wanted(config_path):
+        from lockman.enforce.check import load_policies
+
+        policies = load_policies(config_path, SignatureOptions())
+    changed = [(parse(e.name), before.get(e.key), e) for e in new.images if e.key in before]
+
+    async def run() -> dict[tuple[str, str], Insight]:
+        async with RegistryClient(timeout=timeout) as client:
+            return await gather(client, changed, policies)
+
+    return asyncio.run(run())

@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from lockman.console import err, out
-from lockman.errors import EXIT_OK, VerificationError
+from lockman.console import err, info, out
+from lockman.errors import EXIT_OK, InputError, VerificationError
+from lockman.fileio import read_utf8, write_together
 from lockman.model import lockfile, pinning, reference
 from lockman.model.lockfile import Lockfile
 from lockman.model.xcargo import load_config
@@ -38,7 +39,7 @@ def run(config_path: Path, *, write: bool) -> int:
                 return None
             return e.digest
 
-        text = config.path.read_text(encoding="utf-8")
+        text = _read_exact(config.path)  # CRLF stays CRLF: no newline translation
         new_text, edits = pinning.rewrite(text, config.path, digest_for)
         if missing:
             raise VerificationError(
@@ -51,7 +52,7 @@ def run(config_path: Path, *, write: bool) -> int:
                 "xcargo.toml has no key to pin it (the lock still does)"
             )
         if not edits:
-            out(f"{config.path}: every image is already pinned")
+            info(f"{config.path}: every image is already pinned")
             return EXIT_OK
         if not write:
             out(pinning.unified_diff(text, new_text, str(config.path)).rstrip("\n"))
@@ -60,10 +61,18 @@ def run(config_path: Path, *, write: bool) -> int:
         new_lock = Lockfile(
             tuple(replace(i, pinned=True) if i.key in pinned_keys else i for i in lock.images)
         ).sorted()
-        lockfile.write_atomic(config.path, new_text)
         lock_text = lockfile.dumps(new_lock)
-        if lock_text != lock_path.read_text(encoding="utf-8"):
-            lockfile.write_atomic(lock_path, lock_text)
+        files: list[tuple[Path, bytes | str]] = [(config.path, new_text)]
+        if lock_text != _read_exact(lock_path):
+            files.append((lock_path, lock_text))
+        write_together(files)  # both change or neither does
     for e in edits:
-        out(f"{config.path}: {e.key}: {e.old} → {e.new}")
+        info(f"{config.path}: {e.key}: {e.old} → {e.new}")
     return EXIT_OK
+
+
+def _read_exact(path: Path) -> str:
+    text = read_utf8(path)
+    if text is None:
+        raise InputError(f"{path}: disappeared while lockman was working")
+    return text

@@ -9,13 +9,14 @@ signature policy, then runs ``<engine> pull name@sha256:…`` and prints that co
 from __future__ import annotations
 
 import asyncio
+import os
 import shlex
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from lockman.commands._common import report_errors
-from lockman.console import err, out, short
+from lockman.commands._common import naming, report_errors
+from lockman.console import count, err, info, short
 from lockman.enforce.gate import SignatureGate
 from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, InputError, LockmanError, RegistryError, VerificationError
@@ -28,11 +29,9 @@ from lockman.model.manifest import Descriptor, Platform
 from lockman.model.platforms import matches, parse_platform
 from lockman.model.reference import Reference
 from lockman.model.xcargo import load_config
-from lockman.registry.blobs import download_blob, file_matches
+from lockman.registry.blobs import BLOB_CONCURRENCY, download_blob, file_matches
 from lockman.registry.cache import ManifestCache
 from lockman.registry.client import RegistryClient
-
-BLOB_CONCURRENCY = 4
 
 
 def entry_reference(entry: LockedImage) -> Reference:
@@ -73,11 +72,12 @@ class _Run:
 async def _blob(run: _Run, ref: Reference, desc: Descriptor, what: str) -> tuple[int, bool]:
     """(bytes fetched, was already present); one task per digest per run."""
     final = run.layout.blob_path(desc.digest)
-    if final.exists():
-        if file_matches(final, desc):
+    if os.path.lexists(final):
+        if await asyncio.to_thread(file_matches, final, desc):  # other blobs stream meanwhile
             return 0, True
-        final.unlink()  # present but wrong: never leave it under its digest's name
+        final.unlink()  # present but wrong (or a link): never leave it under its digest's name
     async with run.limit:
+        run.layout.check_links()  # the directory may have changed since the run began
         fetched = await download_blob(
             run.client, ref, desc, final, run.layout.partial_path(desc.digest), what=what
         )
@@ -110,7 +110,8 @@ async def _pull_to_layout(run: _Run, entry: LockedImage, platform: Platform | No
     fetched = sum(n for n, _ in results)
     present = sum(1 for _, p in results if p)
     return (
-        f"{what}  {short(graph.top.digest)}  {len(graph.manifests)} manifests, {len(results)} blobs "
+        f"{what}  {short(graph.top.digest)}  {count(len(graph.manifests), 'manifest')}, "
+        f"{count(len(results), 'blob')} "
         f"({present} already present, {_mb(fetched)} fetched)"
     )
 
@@ -169,12 +170,12 @@ async def run(
             *(_verify_for_engine(client, e, wanted_platform, gate) for e in entries),
             return_exceptions=True,
         )
-    errors = _errors(results)
+    errors = _errors(results, entries)
     if errors:
         return report_errors(errors)  # nothing is handed to the engine unless all verified
     for e in entries:
         argv = runtime.pull_command(engine, entry_reference(e).name, e.digest, platform)
-        out("+ " + shlex.join(argv))
+        info("+ " + shlex.join(argv))
         try:
             code = subprocess.run(argv, check=False).returncode
         except OSError as exc:
@@ -184,14 +185,16 @@ async def run(
     return EXIT_OK
 
 
-def _errors(results: list[object]) -> list[LockmanError]:
-    errors: list[LockmanError] = []
-    for r in results:
+def _errors(results: list[object], entries: list[LockedImage]) -> list[LockmanError]:
+    """One error per failed image, naming it; the same message twice is said once."""
+    errors: dict[str, LockmanError] = {}
+    for r, entry in zip(results, entries, strict=True):
         if isinstance(r, LockmanError):
-            errors.append(r)
+            e = naming(entry.display, r)
+            errors.setdefault(str(e), e)
         elif isinstance(r, BaseException):
             raise r
-    return errors
+    return list(errors.values())
 
 
 async def _run_layout(
@@ -202,6 +205,8 @@ async def _run_layout(
     cache: ManifestCache | None,
     timeout: float,
 ) -> int:
+    created = not directory.exists()
+    was_empty = created or (directory.is_dir() and not any(directory.iterdir()))
     layout = OciLayout.open(directory)
     with lockfile.locked(directory / "index.json"):  # one writer per layout at a time
         async with RegistryClient(timeout=timeout, cache=cache) as client:
@@ -213,13 +218,15 @@ async def _run_layout(
             # Downloads an image abandoned on its first error still finish (or fail) cleanly.
             await asyncio.gather(*state.downloads.values(), return_exceptions=True)
         layout.remove_partial_dir_if_empty()
+        if was_empty:  # a failed first pull leaves no empty skeleton behind
+            layout.remove_if_empty(keep_root=not created)
     for r in results:
         if isinstance(r, str):
-            out(r)
-    errors = _errors(list(results))
+            info(r)
+    errors = _errors(list(results), entries)
     if errors:
         if any(isinstance(e, VerificationError) for e in errors):
             err(f"note: nothing unverified was written to {directory}")
         return report_errors(errors)
-    out(f"{directory}: {len(entries)} images written (oci:{directory}:NAME)")
+    info(f"{directory}: {count(len(entries), 'image')} written (oci:{directory}:NAME)")
     return EXIT_OK

@@ -8,17 +8,17 @@ bytes hashed; an index must still list the locked platforms.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lockman import report
 from lockman.commands._common import worst
-from lockman.console import err, out, use_colour
+from lockman.console import err, info, out, use_colour
 from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, EXIT_VERIFY, LockmanError, VerificationError
 from lockman.images.locker import platforms_of, wanted_images
-from lockman.model import lockfile
+from lockman.model import lockfile, xcargo
 from lockman.model.lockfile import LockedImage, Lockfile
 from lockman.model.manifest import check_descriptor
 from lockman.model.reference import Reference
@@ -100,6 +100,14 @@ async def _check_online(client: RegistryClient, use_ref: Reference, entry: Locke
         message = str(e) if use_ref.familiar() in str(e) else f"{display}: {e}"
         return [Problem(kind, display, message, e.exit_code)]
     problems = []
+    if entry.platform:
+        from lockman.images.platform_lock import platform_pin_problems
+
+        try:
+            found = await platform_pin_problems(client, use_ref, entry, manifest)
+        except LockmanError as e:
+            found, problems = [], [Problem("registry", display, f"{display}: {e}", e.exit_code)]
+        problems += [Problem("platform-mismatch", display, m) for m in found]
     if entry.platforms:
         served = set(platforms_of(manifest))
         listed = {d.digest: d for d in manifest.manifests}
@@ -113,11 +121,13 @@ async def _check_online(client: RegistryClient, use_ref: Reference, entry: Locke
                         f"{p.platform} {p.digest} is not in the index {entry.digest}",
                     )
                 )
-        results = await asyncio.gather(
-            *(client.get_manifest(use_ref.with_digest(p.digest)) for p in entry.platforms),
-            return_exceptions=True,
+        digests = list(dict.fromkeys(p.digest for p in entry.platforms))  # each fetched once
+        fetched = await asyncio.gather(
+            *(client.get_manifest(use_ref.with_digest(d)) for d in digests), return_exceptions=True
         )
-        for p, r in zip(entry.platforms, results, strict=True):
+        by_digest = dict(zip(digests, fetched, strict=True))
+        for p in entry.platforms:
+            r = by_digest[p.digest]
             if isinstance(r, NotFound):
                 problems.append(
                     Problem(
@@ -150,14 +160,23 @@ async def run(
     fmt: report.Format = "text",
 ) -> int:
     config = load_config(config_path)
+    for warning in xcargo.warnings(config):
+        err(f"warning: {warning}")
     options = signatures or SignatureOptions()
     policies = None
     if options.wanted(config.path):
         from lockman.enforce.check import load_policies
 
+        if offline:  # signatures are not checked offline: nor is the trusted root fetched
+            options = replace(options, tuf_offline=True)
         policies = load_policies(config.path, options)  # bad keys or policies: exit 2, no network
-    lock = lockfile.read(config.lockfile_path)
-    problems = consistency(config, lock)
+    try:
+        lock = lockfile.read(config.lockfile_path)
+    except lockfile.LockfileConflict as conflict:  # drift, like a missing lockfile: exit 1
+        lock, conflicted = None, [Problem("merge-conflict", "", str(conflict))]
+    else:
+        conflicted = []
+    problems = conflicted or consistency(config, lock)
     checked: list[LockedImage] = []
     deep_blobs: int | None = None
     deep_bytes = 0
@@ -178,16 +197,19 @@ async def run(
                     asyncio.gather(*(tracked(_check_online(client, r, e), tick) for r, e in targets)),
                     _check_signatures(client, targets, policies, options.recursive),
                 )
-            if deep and not any(results):
+            if deep:
                 from lockman.images.deep_verify import DeepVerifier
 
+                # Every image whose manifests check out is deep-checked, whatever the others'
+                # problems: one missing manifest must not hide another image's corrupt layer.
                 verifier = DeepVerifier(client)
-                blob_errors = await asyncio.gather(*(verifier.check(r, e) for r, e in targets))
+                sound = [t for t, found in zip(targets, results, strict=True) if not found]
+                blob_errors = await asyncio.gather(*(verifier.check(r, e) for r, e in sound))
                 results = [
                     *results,
                     *(
                         [Problem("blob", e.display, str(x), x.exit_code) for x in b]
-                        for (_, e), b in zip(targets, blob_errors, strict=True)
+                        for (_, e), b in zip(sound, blob_errors, strict=True)
                     ),
                 ]
                 deep_blobs, deep_bytes = verifier.blobs, verifier.bytes_hashed
@@ -200,7 +222,7 @@ async def run(
     if fmt == "text":  # in JSON each image carries its signatures; stdout holds only the report
         for s in signed:
             for line in s.lines():
-                out(line)
+                info(line)
     for p in problems:
         err(f"error: {p.message}")
     by_image = {s.image: s.as_dict() for s in signed}
@@ -217,7 +239,7 @@ async def run(
     )
     rendered = report.render_verify(result, fmt, colour=use_colour())
     if rendered:
-        out(rendered.rstrip("\n"))
+        (info if fmt == "text" else out)(rendered.rstrip("\n"))
     if problems:
         return worst(p.exit_code for p in problems)
     return EXIT_OK

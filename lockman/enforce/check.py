@@ -52,6 +52,7 @@ def load_policies(config_path: Path, options: SignatureOptions) -> PolicySet | N
     means no image needs a signature.
     """
     root = TrustedRoot.from_file(options.trusted_root) if options.trusted_root else None
+    workflow = tuple(options.github_workflow.items())
     if options.has_signer:
         key = load_public_key_file(options.key) if options.key else None
         policy = Policy(
@@ -63,13 +64,18 @@ def load_policies(config_path: Path, options: SignatureOptions) -> PolicySet | N
             trusted_root=root,
             ignore_tlog=options.insecure_ignore_tlog,
             ignore_sct=options.insecure_ignore_sct,
+            predicate_type=options.predicate_type,
+            github_workflow=workflow,
         )
-        return PolicySet(rules=(PolicyRule(images=("*",), policy=policy),), source="command line")
+        return _with_current_root(
+            PolicySet(rules=(PolicyRule(images=("*",), policy=policy),), source="command line"), options
+        )
     path = policy_path(config_path)
     if not path.is_file():
         if options.modifies:
             raise InputError(
-                "--trusted-root, --insecure-ignore-tlog, --insecure-ignore-sct and --recursive need "
+                "--trusted-root, --type, --certificate-github-workflow-*, --insecure-ignore-tlog, "
+                "--insecure-ignore-sct and --recursive need "
                 f"a signer: --key, --certificate-identity(-regexp) with --certificate-oidc-issuer(-regexp), "
                 f"or [[policy]] rules in {path}"
             )
@@ -82,10 +88,56 @@ def load_policies(config_path: Path, options: SignatureOptions) -> PolicySet | N
         overrides["ignore_tlog"] = True
     if options.insecure_ignore_sct:
         overrides["ignore_sct"] = True
+    if options.predicate_type is not None:
+        overrides["predicate_type"] = options.predicate_type
+    if workflow:
+        overrides["github_workflow"] = workflow
     if overrides:
         rules = tuple(replace(r, policy=replace(r.policy, **overrides)) for r in policies.rules)
         policies = replace(policies, rules=rules)
-    return policies
+    return _with_current_root(policies, options)
+
+
+def current_trusted_root(options: SignatureOptions) -> TrustedRoot:
+    """The public-good root, kept current over TUF (one warning on stderr if it cannot be)."""
+    from lockman import env
+    from lockman.console import err
+    from lockman.registry.trust_update import DEFAULT_TUF_URL, fetch_trusted_root
+    from lockman.signatures.trust import DEFAULT_TRUSTED_ROOT_DATE, default_trusted_root
+
+    url = options.tuf_url or env.get("LOCKMAN_TUF_URL") or DEFAULT_TUF_URL
+    offline = options.tuf_offline or bool(env.get("LOCKMAN_TUF_OFFLINE"))
+    root_path = options.tuf_root or env.get("LOCKMAN_TUF_ROOT")
+    bootstrap = None
+    if root_path is not None:
+        try:
+            bootstrap = root_path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"{root_path}: cannot read TUF root ({exc.strerror or exc})") from exc
+    fetched = fetch_trusted_root(
+        url, bootstrap_root=bootstrap, offline=offline, embedded_date=DEFAULT_TRUSTED_ROOT_DATE
+    )
+    if fetched.warning:
+        err(fetched.warning)
+    if fetched.data is None:
+        return default_trusted_root()
+    try:
+        return TrustedRoot.from_json(fetched.data, source=fetched.source)
+    except InputError as exc:
+        err(f"warning: {exc}; using the shipped trusted root ({DEFAULT_TRUSTED_ROOT_DATE})")
+        return default_trusted_root()
+
+
+def _with_current_root(policies: PolicySet, options: SignatureOptions) -> PolicySet:
+    """Policies without their own trusted root get the current public-good one (fetched once)."""
+    if all(r.policy.trusted_root is not None for r in policies.rules):
+        return policies
+    root = current_trusted_root(options)
+    rules = tuple(
+        r if r.policy.trusted_root is not None else replace(r, policy=replace(r.policy, trusted_root=root))
+        for r in policies.rules
+    )
+    return replace(policies, rules=rules)
 
 
 @dataclass(frozen=True)
@@ -118,7 +170,8 @@ class DigestCheck:
             certificate_identity=r.certificate_identity,
             certificate_issuer=r.certificate_issuer,
             tlog_log_index=r.tlog.log_index if r.tlog else None,
-            tlog_integrated_time=r.tlog.integrated_time if r.tlog else None,
+            tlog_integrated_time=r.tlog.integrated_time if r.tlog and r.tlog.set_verified else None,
+            timestamps=list(r.timestamps),
             predicate_type=r.predicate_type,
         )
         return d
@@ -169,8 +222,14 @@ def describe(result: SignatureResult) -> str:
     what = "Sigstore bundle" if result.kind == "sigstore-bundle" else f".sig layer {result.index}"
     if result.tlog is not None:
         what += f", Rekor log index {result.tlog.log_index}"
+        if not result.tlog.set_verified:
+            what += " (inclusion proof)"
     else:
         what += ", transparency log not checked"
+    if result.timestamps:
+        what += f", timestamped {result.timestamps[0]}"
+    if result.predicate_type and result.predicate_type != "https://sigstore.dev/cosign/sign/v1":
+        what += f", attestation {result.predicate_type}"
     return what
 
 
@@ -228,11 +287,16 @@ async def check_digest(
     bundles, layers = await asyncio.gather(
         fetch_bundles(client, ref, digest), fetch_signature_layers(client, ref, digest)
     )
+    wanted = {policy.predicate_type} if policy.predicate_type else {COSIGN_SIGN_PREDICATE}
     for manifest_digest, bundle in bundles:
         try:
-            return verify_bundle(digest, bundle, policy, predicate_types={COSIGN_SIGN_PREDICATE})
+            return verify_bundle(digest, bundle, policy, predicate_types=wanted)
         except VerificationError as e:
             reasons.append(f"bundle {manifest_digest[:19]}: {e}")
+    if policy.predicate_type:
+        if not bundles:
+            reasons.append(f"no Sigstore bundle (attestation {policy.predicate_type} required)")
+        raise VerificationError("; ".join(reasons))
     tag = signature_tag(digest)
     if layers is None:
         reasons.append(f"no {tag} signatures" + ("" if bundles else " and no Sigstore bundle"))

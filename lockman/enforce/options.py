@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+from cyclopts import Parameter
 
 POLICY_FILE = "lockman.toml"
 """Project signature policy, next to xcargo.toml (xcargo rejects unknown tables in its own file)."""
@@ -34,11 +37,30 @@ class SignatureOptions:
     certificate_oidc_issuer_regexp: str | None = None
     """Keyless: a regular expression the whole OIDC issuer must match."""
     trusted_root: Path | None = None
-    """Sigstore trusted_root.json to use instead of the shipped public-good root."""
+    """Sigstore trusted_root.json (one root, or JSON lines of several) instead of the public-good one."""
     insecure_ignore_tlog: bool = False
     """Do not require a transparency-log (Rekor) entry for signatures."""
     insecure_ignore_sct: bool = False
     """Do not require an embedded SCT in Fulcio certificates."""
+    predicate_type: Annotated[str | None, Parameter(name=["--predicate-type", "--type"])] = None
+    """Require an attestation (in-toto statement) of this predicate type, e.g.
+    ``https://slsa.dev/provenance/v1``; cosign verify-attestation's ``--type`` shorthands too."""
+    certificate_github_workflow_trigger: str | None = None
+    """Keyless: the GitHub event that triggered the signing workflow (e.g. ``push``)."""
+    certificate_github_workflow_sha: str | None = None
+    """Keyless: the commit the signing workflow ran at."""
+    certificate_github_workflow_name: str | None = None
+    """Keyless: the signing workflow's name."""
+    certificate_github_workflow_repository: str | None = None
+    """Keyless: the repository (``owner/name``) the signing workflow ran in."""
+    certificate_github_workflow_ref: str | None = None
+    """Keyless: the git ref the signing workflow ran at (e.g. ``refs/tags/v1.2.0``)."""
+    tuf_url: str | None = None
+    """TUF repository (or mirror) the Sigstore trusted root is fetched from; env LOCKMAN_TUF_URL."""
+    tuf_root: Path | None = None
+    """Starting root.json of a TUF repository other than Sigstore's (e.g. GitHub's); env LOCKMAN_TUF_ROOT."""
+    tuf_offline: bool = False
+    """Never fetch the trusted root over TUF: use the cached, else shipped one; env LOCKMAN_TUF_OFFLINE=1."""
     recursive: bool = False
     """For multi-platform images, also require every locked platform's manifest to be signed."""
 
@@ -57,10 +79,24 @@ class SignatureOptions:
         )
 
     @property
+    def github_workflow(self) -> dict[str, str]:
+        """The ``--certificate-github-workflow-*`` constraints given, by short name."""
+        fields = {
+            "trigger": self.certificate_github_workflow_trigger,
+            "sha": self.certificate_github_workflow_sha,
+            "name": self.certificate_github_workflow_name,
+            "repository": self.certificate_github_workflow_repository,
+            "ref": self.certificate_github_workflow_ref,
+        }
+        return {k: v for k, v in fields.items() if v is not None}
+
+    @property
     def modifies(self) -> bool:
         """True when a flag changes how policies are checked (root, tlog, SCT, recursion)."""
         return bool(
             self.trusted_root is not None
+            or self.predicate_type is not None
+            or bool(self.github_workflow)
             or self.insecure_ignore_tlog
             or self.insecure_ignore_sct
             or self.recursive

@@ -16,10 +16,8 @@ from lockman.images.graph import walk
 from lockman.model.lockfile import LockedImage
 from lockman.model.manifest import Descriptor
 from lockman.model.reference import Reference
-from lockman.registry.blobs import hash_blob
+from lockman.registry.blobs import BLOB_CONCURRENCY, hash_blob
 from lockman.registry.client import RegistryClient
-
-BLOB_CONCURRENCY = 4
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from lockman.errors import InputError, LockmanError, VerificationError
 from lockman.model.lockfile import LockedImage, LockedPlatform, Lockfile
-from lockman.model.manifest import Descriptor, Manifest, check_descriptor
+from lockman.model.manifest import INDEX_TYPES, Descriptor, Manifest, check_descriptor
 from lockman.model.reference import Reference
 from lockman.model.xcargo import ImageUse
 from lockman.registry.client import NotFound, RegistryClient
@@ -28,6 +28,9 @@ class Wanted:
 
     use: ImageUse
     sources: tuple[str, ...]
+    # Keys of uses that name the same name:tag without the pin ``use`` carries (a Renovate
+    # branch leaves one use pinned and one not): they agree only while the tag is at the pin.
+    unpinned_keys: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -45,30 +48,54 @@ class Outcome:
     error: LockmanError | None = None
     tag_moved_to: str | None = None  # for pinned images whose tag now points elsewhere
 
+    def split_pin_error(self, config_path: object) -> InputError | None:
+        """A pinned and an unpinned use of one name:tag that no longer agree, or None."""
+        if not (self.wanted.unpinned_keys and self.tag_moved_to):
+            return None
+        use = self.wanted.use
+        return InputError(
+            f"{config_path}: {use.name}:{use.tag} is pinned to {use.ref.digest} at {use.key}, but "
+            f"{', '.join(self.wanted.unpinned_keys)} use the tag, which now points at "
+            f"{self.tag_moved_to}; run `lockman update --repin` to move the pin to the tag, or pin "
+            "every use to the same digest"
+        )
+
 
 def wanted_images(uses: Iterable[ImageUse], config_path: object) -> list[Wanted]:
-    """Group uses by (name, tag); two different pins for one name:tag is a config error."""
+    """Group uses by (name, tag): one lock entry serves them all.
+
+    Uses of one name:tag may mix a pin and the bare tag (what a Renovate branch leaves): the
+    entry is the pin, and updating checks the tag still points there. Two different pins are a
+    config error naming each key and its digest.
+    """
     groups: dict[tuple[str, str], list[ImageUse]] = {}
     for u in uses:
         groups.setdefault((u.name, u.tag), []).append(u)
     out = []
     for key, group in groups.items():
-        digests = {u.ref.digest for u in group}
-        if len(digests) > 1:
-            where = ", ".join(u.key for u in group)
-            raise InputError(f"{config_path}: {where}: {key[0]}:{key[1]} is pinned to different digests")
+        pins = {u.ref.digest for u in group if u.pinned}
+        if len(pins) > 1:
+            where = ", ".join(f"{u.key} = {u.ref.digest or 'the tag'}" for u in group)
+            raise InputError(
+                f"{config_path}: {key[0]}:{key[1]} is pinned to different digests ({where}); "
+                "write the same digest at every key"
+            )
         pinned = next((u for u in group if u.pinned), group[0])
-        out.append(Wanted(pinned, tuple(sorted({u.source for u in group}))))
+        loose = tuple(u.key for u in group if not u.pinned) if pins else ()
+        out.append(Wanted(pinned, tuple(sorted({u.source for u in group})), loose))
     return sorted(out, key=lambda w: w.key)
 
 
 def platforms_of(manifest: Manifest) -> tuple[LockedPlatform, ...]:
     if not manifest.is_index:
         return ()
+    # dict: an index listing one child many times records (and later fetches) it once
     return tuple(
-        LockedPlatform(d.platform.os, d.platform.architecture, d.digest, d.platform.variant)
-        for d in manifest.platform_children()
-        if d.platform is not None
+        dict.fromkeys(
+            LockedPlatform(d.platform.os, d.platform.architecture, d.digest, d.platform.variant)
+            for d in manifest.platform_children()
+            if d.platform is not None
+        )
     )
 
 
@@ -104,6 +131,7 @@ async def lock_one(
             and previous.digest == desc.digest
             and not previous.pinned
             and not previous.platform
+            and recorded_details_agree(client, ref, previous, desc)
         ):
             return Outcome(w, replace(previous, source=w.source))
         if manifest is None:
@@ -114,6 +142,24 @@ async def lock_one(
         return Outcome(w, _entry(w, desc.digest, manifest, desc.media_type))
     except LockmanError as e:
         return Outcome(w, error=e)
+
+
+def recorded_details_agree(
+    client: RegistryClient, ref: Reference, previous: LockedImage, desc: Descriptor
+) -> bool:
+    """Whether an entry's media type and platforms still fit the digest the tag names.
+
+    The no-change path trusts the lock for one HEAD. A digest edited in xcargo.lock by anything
+    but lockman (a bot's regex manager) leaves the old details behind; what the HEAD tells
+    (media type, index or not) and the local manifest cache (filled by ``verify``) catch that, and
+    the entry is then rebuilt from the registry.
+    """
+    if previous.media_type and desc.media_type and previous.media_type != desc.media_type:
+        return False
+    if bool(previous.platforms) and desc.media_type and desc.media_type not in INDEX_TYPES:
+        return False
+    cached = client.cached_manifest(ref.with_digest(desc.digest))
+    return cached is None or platforms_of(cached) == previous.platforms
 
 
 async def _fetch_announced(client: RegistryClient, ref: Reference, desc: Descriptor) -> Manifest:
@@ -144,6 +190,8 @@ async def _lock_pinned(client: RegistryClient, w: Wanted, previous: LockedImage 
         try:
             return (await client.resolve(ref.with_digest(None))).digest
         except LockmanError:
+            if w.unpinned_keys:
+                raise  # other uses pull this tag: it must resolve
             return None  # the tag is documentation; a vanished tag does not break the pin
 
     entry, current = await asyncio.gather(pinned_entry(), tag_now())

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from lockman import fileio
+from lockman import env, fileio
 from lockman.errors import InputError, InvalidReference
-from lockman.fileio import read_utf8
+from lockman.fileio import read_utf8, refuse_link
 from lockman.model.manifest import Platform
 from lockman.model.reference import validate_digest
 
@@ -125,8 +125,50 @@ def dumps(lock: Lockfile) -> str:
     return tomlkit.dumps(doc)
 
 
+class LockfileConflict(InputError):
+    """The lockfile holds git merge-conflict markers (two branches each ran ``lockman update``).
+
+    ``sides`` are the two versions git could not merge ("ours", "theirs"), each parsed when it
+    is a valid lockfile on its own, for ``lockman update`` to start from.
+    """
+
+    def __init__(self, path: Path | str, sides: tuple[Lockfile | None, Lockfile | None]) -> None:
+        super().__init__(f"{path} has merge conflicts: run `lockman update`")
+        self.sides = sides
+
+
+_MARKERS = {"<<<<<<<": "ours", "|||||||": "base", "=======": "theirs", ">>>>>>>": "out"}
+
+
+def conflict_sides(text: str) -> tuple[str, str] | None:
+    """The two sides of a file with git conflict markers (merge or diff3 style), else None."""
+    ours: list[str] = []
+    theirs: list[str] = []
+    state, seen = "out", False
+    for line in text.splitlines(keepends=True):
+        mark = _MARKERS.get(line[:7]) if line[7:8] in (" ", "\n", "\r", "") else None
+        if mark is not None and (mark == "ours") == (state == "out"):
+            state, seen = mark, True
+            continue
+        if state in ("out", "ours"):
+            ours.append(line)
+        if state in ("out", "theirs"):
+            theirs.append(line)
+    return ("".join(ours), "".join(theirs)) if seen else None
+
+
+def _side(text: str, path: Path | str) -> Lockfile | None:
+    try:
+        return loads(text, path)
+    except InputError:
+        return None
+
+
 def loads(text: str, path: Path | str = "xcargo.lock") -> Lockfile:
     """Parse lockfile text; raise :class:`InputError` naming file, key and problem."""
+    sides = conflict_sides(text)
+    if sides is not None:
+        raise LockfileConflict(path, (_side(sides[0], path), _side(sides[1], path)))
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -238,8 +280,13 @@ def _lock_path(path: Path) -> Path:
     from platformdirs import user_cache_dir
 
     key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:32]
-    d = Path(os.environ.get("LOCKMAN_LOCK_DIR") or Path(user_cache_dir("lockman")) / "locks")
-    d.mkdir(parents=True, exist_ok=True)
+    d = env.get("LOCKMAN_LOCK_DIR") or Path(user_cache_dir("lockman")) / "locks"
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        if env.get("LOCKMAN_LOCK_DIR") is None:
+            raise
+        raise env.invalid("LOCKMAN_LOCK_DIR", os.environ["LOCKMAN_LOCK_DIR"], e.strerror or str(e)) from None
     return d / f"{key}.lock"
 
 
@@ -248,11 +295,15 @@ def locked(path: Path, timeout: float = 600.0) -> Iterator[None]:
     """Hold the project's lockfile lock: concurrent `lockman update` runs are serialised."""
     from filelock import FileLock, Timeout
 
-    lock = FileLock(_lock_path(path), timeout=timeout)
+    lock_path = _lock_path(path)
+    refuse_link(lock_path, "lock file")  # the lock directory may be shared; never open through a link
+    lock = FileLock(lock_path, timeout=timeout)
     try:
         lock.acquire()
     except Timeout:
         raise InputError(f"{path}: another lockman process holds the lock") from None
+    except OSError as e:
+        raise InputError(f"{lock_path}: cannot take the lock for {path}: {e.strerror or e}") from None
     try:
         _remove_stale_temps(path)
         yield

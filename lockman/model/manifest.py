@@ -7,10 +7,11 @@ descriptors and is never re-serialised.
 from __future__ import annotations
 
 import hashlib
-import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from lockman import safejson
 from lockman.errors import VerificationError
 from lockman.model.reference import is_digest
 
@@ -31,6 +32,30 @@ SCHEMA1_TYPES = frozenset({DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED})
 ACCEPT = ", ".join([OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST])
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # containerd's limit
+
+# Registry-supplied words end up in lockfiles, terminals and PR bodies, so each is held to its
+# grammar. Media types: RFC 6838 ``type/subtype`` restricted names (the OCI spec requires it).
+# Platform os, architecture and variant: the OCI spec takes GOOS/GOARCH values, so a token of
+# letters, digits and ``._+-``. Anything else (a newline, an escape, a lone surrogate) is refused.
+_RESTRICTED_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+MEDIA_TYPE_RE = re.compile(rf"{_RESTRICTED_NAME}/{_RESTRICTED_NAME}")
+PLATFORM_WORD_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+
+
+def _media_type(value: str, where: str, field_name: str = "mediaType") -> str:
+    if not MEDIA_TYPE_RE.fullmatch(value):
+        raise VerificationError(f"{where}: {field_name} {value[:80]!r} is not a valid media type")
+    return value
+
+
+def _platform(p: dict[str, Any], where: str) -> Platform:
+    words = {k: p.get(k) for k in ("os", "architecture", "variant")}
+    for key, value in words.items():
+        if value is None or (key == "variant" and value == ""):
+            continue
+        if not isinstance(value, str) or not PLATFORM_WORD_RE.fullmatch(value):
+            raise VerificationError(f"{where}: platform {key} {str(value)[:80]!r} is not a valid value")
+    return Platform(p["os"], p["architecture"], words["variant"] or None)
 
 
 def sha256_digest(data: bytes) -> str:
@@ -134,16 +159,18 @@ def _descriptor(obj: Any, where: str) -> Descriptor:
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise VerificationError(f"{where}: descriptor has an invalid size")
     if not is_digest(digest):
-        raise VerificationError(f"{where}: descriptor has an invalid digest {digest!r}")
+        raise VerificationError(f"{where}: descriptor has an invalid digest {digest[:80]!r}")
+    _media_type(media_type, where)
     platform = None
     p = obj.get("platform")
     if isinstance(p, dict) and isinstance(p.get("os"), str) and isinstance(p.get("architecture"), str):
-        variant = p.get("variant")
-        platform = Platform(p["os"], p["architecture"], variant if variant else None)
+        platform = _platform(p, where)
     annotations = obj.get("annotations") or {}
     if not isinstance(annotations, dict):
         annotations = {}
     artifact_type = obj.get("artifactType")
+    if isinstance(artifact_type, str):
+        _media_type(artifact_type, where, "artifactType")
     return Descriptor(
         media_type,
         digest,
@@ -163,7 +190,7 @@ def parse_manifest(raw: bytes, content_type: str | None, digest: str, *, what: s
     """
     content_type = (content_type or "").split(";")[0].strip() or None
     try:
-        obj = json.loads(raw)
+        obj = safejson.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise VerificationError(f"{what}: manifest is not valid JSON") from None
     if not isinstance(obj, dict):

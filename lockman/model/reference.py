@@ -10,8 +10,11 @@ Pure: no I/O. The grammar follows distribution/reference (v2.8) and the OCI dist
 
 The first path component is a registry host only when it contains ``.`` or ``:`` or is
 ``localhost`` (docker's rule); otherwise the name lives on Docker Hub, where single-component
-names get the ``library/`` prefix. Only registered digest algorithms are accepted: an unknown one
-could never be verified, so it is an error rather than something to pass along.
+names get the ``library/`` prefix. Host names are case-insensitive (RFC 4343), so the registry is
+lower-cased here, once: ``LOCALHOST:5000/x`` and ``localhost:5000/x`` are one registry to every
+policy, ``blocked`` entry and credential lookup downstream. Only registered digest algorithms
+are accepted: an unknown one could never be verified, so it is an error rather than something to
+pass along.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ TAG_RE = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 DIGEST_RE = re.compile(r"(?P<alg>[A-Za-z][A-Za-z0-9]*(?:[+._-][A-Za-z][A-Za-z0-9]*)*):(?P<hex>.+)")
 DIGEST_HEX_LENGTHS = {"sha256": 64, "sha512": 128}
 _LOWER_HEX = re.compile(r"[0-9a-f]+")
+_IMAGE_ID = re.compile(r"[a-f0-9]{64}|sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
 
 
 def validate_digest(digest: str, *, what: str = "digest") -> str:
@@ -140,6 +144,12 @@ def parse(text: str, *, default_tag: str | None = "latest") -> Reference:
     if text != text.strip() or any(c.isspace() for c in text):
         raise InvalidReference(f"invalid reference {_show(text)}: contains whitespace")
 
+    if len(text) > 4 * MAX_NAME_LENGTH + 256:  # cheap guard before any regex: no valid reference is this long
+        raise InvalidReference(f"invalid reference {_show(text)}: longer than any valid reference")
+    if _IMAGE_ID.fullmatch(text):
+        raise InvalidReference(
+            f"invalid reference {_show(text)}: an image ID or bare digest is not an image name"
+        )
     remainder, at, digest = text.partition("@")
     digest_value: str | None = None
     if at:
@@ -160,27 +170,41 @@ def parse(text: str, *, default_tag: str | None = "latest") -> Reference:
 
     if not name:
         raise InvalidReference(f"invalid reference {_show(text)}: missing repository name")
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidReference(
-            f"invalid reference {_show(text)}: name longer than {MAX_NAME_LENGTH} characters"
-        )
 
     domain, path = _split_domain(name)
-    if domain is not None and not DOMAIN_RE.fullmatch(domain):
+    if domain is not None and (not DOMAIN_RE.fullmatch(domain) or not _valid_ipv6(domain)):
         raise InvalidReference(f"invalid reference {_show(text)}: invalid registry host {_show(domain)}")
     if not PATH_RE.fullmatch(path):
         if path != path.lower() and PATH_RE.fullmatch(path.lower()):
             raise InvalidReference(f"invalid reference {_show(text)}: repository name must be lowercase")
         raise InvalidReference(f"invalid reference {_show(text)}: invalid repository name {_show(path)}")
 
-    registry = domain if domain is not None else DOCKER_HUB
+    registry = domain.lower() if domain is not None else DOCKER_HUB
     if registry in _HUB_ALIASES:
         registry = DOCKER_HUB
     if registry == DOCKER_HUB and "/" not in path:
         path = f"library/{path}"
+    if len(path) > MAX_NAME_LENGTH:  # the qualified path (library/ included), as distribution/reference
+        raise InvalidReference(
+            f"invalid reference {_show(text)}: repository longer than {MAX_NAME_LENGTH} characters"
+            f" once qualified ({registry}/{path[:20]}…)"
+        )
     if tag is None and digest_value is None:
         tag = default_tag
     return Reference(registry, path, tag, digest_value, name)
+
+
+def _valid_ipv6(domain: str) -> bool:
+    """A bracketed host must be a real IPv6 address (``[1::2::3]`` is not), as regclient checks."""
+    if not domain.startswith("["):
+        return True
+    import ipaddress
+
+    try:
+        ipaddress.IPv6Address(domain[1 : domain.index("]")])
+    except ValueError:
+        return False
+    return True
 
 
 def _show(text: str, limit: int = 100) -> str:

@@ -9,6 +9,8 @@ in xcargo.toml (xcargo denies unknown top-level tables).
 
 from __future__ import annotations
 
+import difflib
+import functools
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +67,7 @@ class XcargoConfig:
     runtime: str
     skipped_targets: tuple[str, ...]  # triples with no container image at all
     targets: tuple[str, ...] = ()  # every triple the file names, in order of appearance
+    target_keys: tuple[str, ...] = ()  # where each of ``targets`` is first named (dotted key)
 
     @property
     def lockfile_path(self) -> Path:
@@ -73,6 +76,47 @@ class XcargoConfig:
 
 def _natively_built(triple: str) -> bool:
     return triple.endswith("-apple-darwin") or triple.startswith("wasm32-")
+
+
+@functools.cache
+def rust_targets() -> frozenset[str]:
+    """Target triples rustc knows (``data/rust-targets.txt``, with its provenance)."""
+    from importlib.resources import files
+
+    text = files("lockman.model").joinpath("data/rust-targets.txt").read_text(encoding="utf-8")
+    return frozenset(t for line in text.splitlines() if (t := line.strip()) and not t.startswith("#"))
+
+
+def warnings(config: XcargoConfig) -> list[str]:
+    """What a user should hear about before trusting an (almost) empty lock.
+
+    A triple neither rustc nor xcargo knows is most likely a typo; a triple with no image is
+    skipped; a config that uses no image at all gets an empty lock, and is told why.
+    """
+    out: list[str] = []
+    for triple, key in zip(config.targets, config.target_keys, strict=True):
+        if triple in BUILTIN_TRIPLES or _natively_built(triple) or triple in rust_targets():
+            continue
+        close = difflib.get_close_matches(triple, sorted(BUILTIN_TRIPLES | rust_targets()), n=1, cutoff=0.8)
+        hint = f"did you mean {close[0]}?" if close else "a typo, or a custom target?"
+        out.append(f"{config.path}: {key}: {triple} is not a target triple rustc or xcargo knows ({hint})")
+    for triple in config.skipped_targets:
+        out.append(
+            f"{config.path}: target {triple} has no container image "
+            f'(set [targets."{triple}".container].image to lock one); skipped'
+        )
+    if not config.images:
+        if not config.targets:
+            why = "it sets no [container].image and names no target"
+        else:
+            native = [t for t in config.targets if _natively_built(t)]
+            why = (
+                f"its targets ({', '.join(native)}) build natively, without a container"
+                if len(native) == len(config.targets)
+                else "no target it names has a container image"
+            )
+        out.append(f"{config.path}: uses no container image ({why}); nothing to lock")
+    return out
 
 
 class _Reader:
@@ -189,7 +233,7 @@ def parse_config(text: str, path: Path) -> XcargoConfig:
             uses.append(ImageUse(ref, f"built-in image for {triple}", where))
         elif not _natively_built(triple):
             skipped.append(triple)
-    return XcargoConfig(path, tuple(uses), runtime, tuple(skipped), tuple(named))
+    return XcargoConfig(path, tuple(uses), runtime, tuple(skipped), tuple(named), tuple(named.values()))
 
 
 def load_config(path: Path) -> XcargoConfig:

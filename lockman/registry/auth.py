@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from lockman import safejson
 from lockman.console import register_secret
 from lockman.errors import AuthError, RegistryError
 from lockman.registry.challenge import Challenge, parse_challenges
@@ -71,8 +72,11 @@ class RegistryAuth(httpx.Auth):
 
     # -- knowledge from the ping -------------------------------------------------------------
     def learn(self, host: str, response: httpx.Response) -> None:
-        """Remember the challenge a ``GET /v2/`` answered with, to pre-authenticate later."""
-        if response.status_code == 401:
+        """Remember the challenge a ``GET /v2/`` answered with, to pre-authenticate later.
+
+        Only ``host``'s own answer counts: after a redirect, the challenge is another host's.
+        """
+        if response.status_code == 401 and response.request.url.netloc.decode("ascii") == host:
             challenge = _pick(parse_challenges(response.headers.get_list("www-authenticate")))
             if challenge is not None:
                 self._challenges[host] = challenge
@@ -88,6 +92,14 @@ class RegistryAuth(httpx.Auth):
         response = yield request
         if response.status_code != 401:
             return
+        answered = response.request.url.netloc.decode("ascii")
+        if answered != host:
+            # A redirect led to another host, which wants credentials: its challenge is not the
+            # registry's, and the registry's credentials (or a token got with them) never go there.
+            raise AuthError(
+                f"{self._registry_of(host)}: redirected to {answered}, which asks for authentication; "
+                f"credentials for {self._registry_of(host)} are not sent to another host"
+            )
         challenge = _pick(parse_challenges(response.headers.get_list("www-authenticate")))
         if challenge is None:
             raise AuthError(f"{self._registry_of(host)}: authentication required (no usable challenge)")
@@ -104,11 +116,12 @@ class RegistryAuth(httpx.Auth):
     def _failure(self, host: str, scope: str | None) -> AuthError:
         """One line: which registry, and whether credentials were missing or refused."""
         registry = self._registry_of(host)
+        source = self._credentials.source(registry, _repository_of(scope))
         if self._credential(host, scope) is None:
             why = self._credentials.problem(registry)
-            hint = f"{why}" if why else "no credentials found for it"
+            hint = f"{why}" if why else f"no credentials found for it; {source}"
             return AuthError(f"{registry}: authentication required ({hint}; run `docker login {registry}`)")
-        return AuthError(f"{registry}: authentication failed (credentials were refused)")
+        return AuthError(f"{registry}: authentication failed (credentials were refused; {source})")
 
     async def _authorise(
         self, request: httpx.Request, host: str, scope: str | None, *, refresh: bool
@@ -203,13 +216,16 @@ class RegistryAuth(httpx.Auth):
         if response.status_code in (401, 403):
             if cred is None:
                 raise self._failure(host, scopes[0] if scopes else None)
-            raise AuthError(f"{registry}: authentication failed (token server refused the credentials)")
+            source = self._credentials.source(registry, _repository_of(scopes[0] if scopes else None))
+            raise AuthError(
+                f"{registry}: authentication failed (token server refused the credentials; {source})"
+            )
         if response.status_code != 200:
             raise RegistryError(
                 f"{registry}: token server {realm_url.host} answered HTTP {response.status_code}"
             )
         try:
-            body = response.json()
+            body = safejson.loads(response.content)
             value = body.get("token") or body.get("access_token")
             lifetime = float(body.get("expires_in") or MIN_TOKEN_LIFETIME)
         except (ValueError, AttributeError, TypeError):

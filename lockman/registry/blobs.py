@@ -8,25 +8,33 @@ Three ways to consume a blob, all over :meth:`RegistryClient.stream_blob`:
   prefix already on disk again (nothing on disk is trusted);
 - :func:`read_blob`: small blobs (image configs) into memory, with a hard size cap.
 
-A blob never takes more memory than one network chunk, whatever its size.
+A blob in flight takes at most two 1 MiB batches of memory (see :class:`_Sink`), whatever its
+size; hashing and writing happen in a worker thread while the event loop receives more.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 
 from lockman.errors import RegistryError, VerificationError
+from lockman.fileio import UnsafePath, is_plain_file, open_read, open_write
 from lockman.model.manifest import Descriptor
 from lockman.model.reference import Reference
 from lockman.registry.client import NETWORK_ERRORS, RangeNotSatisfiable, RegistryClient
 
 READ_CHUNK = 1 << 20
 ATTEMPTS = 3  # an interrupted body is resumed this many times within one run
+# Blobs streamed at once by one run (pull, verify --deep), each on its own HTTP/1.1 connection:
+# enough to overlap one blob's round trips with another's bytes, few enough that a large image
+# does not open dozens of connections (benchmarks/pull.py measured 8 no faster than 4).
+BLOB_CONCURRENCY = 4
 
 
 class _Hasher:
@@ -63,9 +71,62 @@ class _Hasher:
             )
 
 
+class _Sink:
+    """Hash (and write) a blob's chunks in a worker thread while the event loop receives more.
+
+    hashlib and file writes release the GIL, so on two cores the bytes of one blob are hashed
+    while the next ones are decrypted. Chunks go over in batches of about ``BATCH`` bytes, one
+    batch in the worker at a time: a blob in flight holds at most two batches in memory.
+    :meth:`drain` returns once everything received is hashed (and written), so after an
+    interruption the hasher and the partial file agree on how many bytes there are.
+    """
+
+    BATCH = 1 << 20
+
+    def __init__(self, hasher: _Hasher, file: BinaryIO | None = None) -> None:
+        self.hasher, self.file = hasher, file
+        self._batch: list[bytes] = []
+        self._batched = 0
+        self._work: asyncio.Future[None] | None = None
+
+    async def add(self, chunk: bytes) -> None:
+        self._batch.append(chunk)
+        self._batched += len(chunk)
+        if self._batched >= self.BATCH:
+            await self._hand_over()
+
+    async def _hand_over(self) -> None:
+        if self._work is not None:
+            work, self._work = self._work, None
+            await work
+        if self._batch:
+            batch, self._batch, self._batched = self._batch, [], 0
+            self._work = asyncio.get_running_loop().run_in_executor(None, self._consume, batch)
+
+    def _consume(self, batch: list[bytes]) -> None:
+        for chunk in batch:
+            self.hasher.update(chunk)  # VerificationError past the declared size
+            if self.file is not None:
+                self.file.write(chunk)
+
+    async def drain(self) -> None:
+        await self._hand_over()
+        if self._work is not None:
+            work, self._work = self._work, None
+            await work
+
+    async def settle(self) -> None:
+        """After a failure: let the worker finish with the file before it is closed."""
+        if self._work is not None:
+            work, self._work = self._work, None
+            with contextlib.suppress(Exception):
+                await work
+
+
 def _interrupted(what: str, have: int, total: int, e: Exception) -> RegistryError:
     return RegistryError(
-        f"{what}: download interrupted after {have} of {total} bytes ({type(e).__name__}); "
+        f"{what}: download interrupted after {have} of {total} bytes ({type(e).__name__}"
+        f"{f': {e}' if str(e) else ''}); "
         "run the command again to resume"
     )
 
@@ -75,13 +136,17 @@ async def hash_blob(client: RegistryClient, ref: Reference, desc: Descriptor, *,
     last: RegistryError | None = None
     for _ in range(ATTEMPTS):
         hasher = _Hasher(desc, what)
+        sink = _Sink(hasher)
         try:
-            async with client.stream_blob(ref, desc.digest) as response:
+            async with client.stream_blob(ref, desc.digest, size=desc.size) as response:
                 async for chunk in response.aiter_raw():
-                    hasher.update(chunk)
+                    await sink.add(chunk)
+            await sink.drain()
         except NETWORK_ERRORS as e:
             last = _interrupted(what, hasher.size, desc.size, e)
             continue
+        finally:
+            await sink.settle()
         hasher.check()
         return
     assert last is not None
@@ -97,7 +162,7 @@ async def read_blob(
     hasher = _Hasher(desc, what)
     chunks: list[bytes] = []
     try:
-        async with client.stream_blob(ref, desc.digest) as response:
+        async with client.stream_blob(ref, desc.digest, size=desc.size) as response:
             async for chunk in response.aiter_raw():
                 hasher.update(chunk)
                 chunks.append(chunk)
@@ -107,8 +172,13 @@ async def read_blob(
     return b"".join(chunks)
 
 
+def _flush_and_sync(f: BinaryIO) -> None:
+    f.flush()
+    os.fsync(f.fileno())
+
+
 def _hash_prefix(path: Path, hasher: _Hasher) -> None:
-    with path.open("rb") as f:
+    with open_read(path) as f:  # not through a link, and never blocking on a FIFO
         while chunk := f.read(READ_CHUNK):
             hasher.update(chunk)
 
@@ -121,7 +191,7 @@ def _discard(path: Path) -> None:
 def file_matches(path: Path, desc: Descriptor) -> bool:
     """Whether ``path`` holds exactly the blob ``desc`` names (size first, then a full hash)."""
     try:
-        if path.stat().st_size != desc.size:
+        if not is_plain_file(path) or path.stat().st_size != desc.size:
             return False
         hasher = _Hasher(desc, str(path))
         _hash_prefix(path, hasher)
@@ -156,25 +226,34 @@ async def download_blob(
         attempts += 1
         hasher = _Hasher(desc, what)
         try:
-            if partial.exists():
-                _hash_prefix(partial, hasher)
-        except VerificationError:
-            _discard(partial)  # longer than the blob: cannot be a prefix of it
+            if os.path.lexists(partial):
+                await asyncio.to_thread(_hash_prefix, partial, hasher)  # the loop keeps receiving
+        except (VerificationError, UnsafePath):
+            _discard(partial)  # longer than the blob, or a planted link or FIFO: not a prefix
             hasher = _Hasher(desc, what)
         resumed_from = hasher.size
         try:
             if hasher.size < desc.size:
-                async with client.stream_blob(ref, desc.digest, offset=hasher.size) as response:
+                # size: the whole blob, as a registry may ignore the Range and send it all
+                async with client.stream_blob(
+                    ref, desc.digest, offset=hasher.size, size=desc.size
+                ) as response:
                     if hasher.size and not _resumes_at(response, hasher.size):
                         hasher = _Hasher(desc, what)  # the registry sent the whole blob
                         resumed_from = 0
-                    with partial.open("ab" if hasher.size else "wb") as f:
-                        async for chunk in response.aiter_raw():
-                            hasher.update(chunk)
-                            f.write(chunk)
-                            fetched += len(chunk)
-                        f.flush()
-                        os.fsync(f.fileno())
+                    with open_write(partial, append=hasher.size > 0) as f:
+                        sink = _Sink(hasher, f)
+                        try:
+                            async for chunk in response.aiter_raw():
+                                await sink.add(chunk)
+                                fetched += len(chunk)
+                            await sink.drain()
+                        except NETWORK_ERRORS:
+                            await sink.drain()  # keep what arrived: the next attempt resumes after it
+                            raise
+                        finally:
+                            await sink.settle()
+                        await asyncio.to_thread(_flush_and_sync, f)
         except RangeNotSatisfiable:
             _discard(partial)
             continue
@@ -193,8 +272,9 @@ async def download_blob(
                 attempts -= 1
                 continue
             raise
-        partial.touch()  # an empty blob never opened the file
-        os.replace(partial, final)
+        if not os.path.lexists(partial):
+            open_write(partial, append=False).close()  # an empty blob never opened the file
+        os.replace(partial, final)  # renames the file itself; a link at ``final`` is replaced
         return fetched
     assert last is not None
     raise last

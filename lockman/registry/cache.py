@@ -1,4 +1,4 @@
-"""A content-addressed cache of verified manifests in the user's cache directory.
+"""A content-addressed cache of verified manifests (and small blobs) in the user's cache directory.
 
 Safe to share and to leave lying around because nothing in it is trusted: an entry is a file
 named by its digest, and every read hashes the bytes again; an entry that does not hash to its
@@ -9,19 +9,19 @@ name (a corrupted disk, a meddling user) is deleted and treated as a miss. Write
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 
-from lockman.fileio import write_atomic
+from lockman import env
+from lockman.fileio import UnsafePath, open_read, write_atomic
 from lockman.model.manifest import MAX_MANIFEST_BYTES, compute_digest
 from lockman.model.reference import is_digest
 
 
 def default_cache_dir() -> Path:
     """``$LOCKMAN_CACHE_DIR``, else the platform's user cache directory (XDG on Linux)."""
-    env = os.environ.get("LOCKMAN_CACHE_DIR")
-    if env:
-        return Path(env)
+    configured: Path | None = env.get("LOCKMAN_CACHE_DIR")
+    if configured is not None:
+        return configured
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("lockman"))
@@ -30,8 +30,11 @@ def default_cache_dir() -> Path:
 class ManifestCache:
     """Manifest bytes by digest under ``<root>/manifests/<alg>/<hex>``."""
 
+    SUBDIR = "manifests"
+    LIMIT = MAX_MANIFEST_BYTES
+
     def __init__(self, root: Path | None = None) -> None:
-        self.root = (root or default_cache_dir()) / "manifests"
+        self.root = (root or default_cache_dir()) / self.SUBDIR
         self.hits = 0
         self.misses = 0
 
@@ -45,12 +48,17 @@ class ManifestCache:
             return None
         path = self._path(digest)
         try:
-            with path.open("rb") as f:
-                data = f.read(MAX_MANIFEST_BYTES + 1)
+            with open_read(path) as f:  # a planted link or FIFO is a miss, not a hang
+                data = f.read(self.LIMIT + 1)
+        except UnsafePath:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            self.misses += 1
+            return None
         except OSError:
             self.misses += 1
             return None
-        if len(data) > MAX_MANIFEST_BYTES or compute_digest(data, digest.partition(":")[0]) != digest:
+        if len(data) > self.LIMIT or compute_digest(data, digest.partition(":")[0]) != digest:
             with contextlib.suppress(OSError):
                 path.unlink()
             self.misses += 1
@@ -60,7 +68,9 @@ class ManifestCache:
 
     def put(self, digest: str, data: bytes) -> None:
         """Store bytes already verified against ``digest``; a cache that cannot write is no error."""
-        if not is_digest(digest) or compute_digest(data, digest.partition(":")[0]) != digest:
+        if len(data) > self.LIMIT or not is_digest(digest):
+            return
+        if compute_digest(data, digest.partition(":")[0]) != digest:
             return
         path = self._path(digest)
         if path.exists():
@@ -70,3 +80,13 @@ class ManifestCache:
             write_atomic(path, data, durable=False)
         except OSError:
             pass
+
+
+class BlobCache(ManifestCache):
+    """Small blobs (image configs, SBOM documents) by digest under ``<root>/blobs/<alg>/<hex>``.
+
+    A blob never changes under its digest, so a hit needs no request at all.
+    """
+
+    SUBDIR = "blobs"
+    LIMIT = 16 * 1024 * 1024

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
+import re
 import ssl
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from lockman import env, safejson
 from lockman.console import err
 from lockman.errors import AuthError, LockmanError, RegistryError, VerificationError
 from lockman.model.manifest import (
@@ -35,11 +36,12 @@ from lockman.model.manifest import (
 from lockman.model.reference import DOCKER_HUB, DOCKER_HUB_API, Reference, is_digest
 from lockman.registry import ratelimit, tls
 from lockman.registry.auth import RegistryAuth
+from lockman.registry.bodies import IDENTITY, UnsupportedEncoding, bound_body, declared_length, read_capped
 from lockman.registry.credentials import CredentialStore
-from lockman.registry.host_transport import HostTransport
-from lockman.registry.hosts import plain_http_allowed
+from lockman.registry.host_transport import BULK, HostTransport
+from lockman.registry.hosts import insecure_for_run, plain_http_allowed
 from lockman.registry.registries_conf import Endpoint, RegistriesConf
-from lockman.registry.retry import BodyTooLarge, Retrier, RetryPolicy, attempts_note
+from lockman.registry.retry import ERROR_BODY_LIMIT, BodyTooLarge, Retrier, RetryPolicy, attempts_note
 
 if TYPE_CHECKING:
     from lockman.registry.cache import ManifestCache
@@ -58,13 +60,16 @@ log = logging.getLogger("lockman.client")
 
 def configured_concurrency() -> int | None:
     """``LOCKMAN_CONCURRENCY`` when set to a positive integer, else None (protocol default)."""
-    value = os.environ.get("LOCKMAN_CONCURRENCY", "").strip()
-    return int(value) if value.isdigit() and int(value) > 0 else None
+    value: int | None = env.get("LOCKMAN_CONCURRENCY")
+    return value
 
 
 def http2_enabled() -> bool:
     """HTTP/2 on TLS registries unless ``LOCKMAN_HTTP2=0`` (for comparison, or a broken middlebox)."""
-    return os.environ.get("LOCKMAN_HTTP2", "1").strip().lower() not in ("0", "false", "no", "off")
+    return env.get("LOCKMAN_HTTP2") is not False
+
+
+_ERROR_CODE_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
 
 class NotFound(RegistryError):
@@ -108,6 +113,7 @@ class RegistryClient:
         self._registries = registries
         self._warned: set[str] = set()
         self._cache = cache
+        self._by_digest: dict[tuple[str, str, str], asyncio.Task[Manifest]] = {}
         self._http: httpx.AsyncClient | None = None
         self._bases: dict[str, asyncio.Task[str]] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
@@ -124,7 +130,7 @@ class RegistryClient:
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
         # Per-host TLS trust, client certificates and proxies (see host_transport.py).
         transport = self._transport or HostTransport(
-            http2=self._http2, limits=limits, insecure=self._registries.is_insecure
+            http2=self._http2, limits=limits, insecure=self._is_insecure
         )
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(self._timeout),
@@ -132,15 +138,20 @@ class RegistryClient:
             follow_redirects=True,
             transport=transport,
             limits=limits,
-            headers={"User-Agent": USER_AGENT},
+            # identity: digests are over stored bytes, and caps then count what is decoded.
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": IDENTITY},
             trust_env=False,  # proxies and CA variables are honoured by HostTransport
         )
         self.auth = RegistryAuth(self._credentials, self._send_raw, self._plain_http_ok, _registry_name)
         return self
 
+    def _is_insecure(self, host: str) -> bool:
+        """Marked insecure in registries.conf, or by ``--insecure-registry`` for this run."""
+        return insecure_for_run(host) or (self._registries is not None and self._registries.is_insecure(host))
+
     def _plain_http_ok(self, host: str) -> bool:
-        """Loopback registries (as docker allows) and those registries.conf marks insecure."""
-        return plain_http_allowed(host, self._registries is not None and self._registries.is_insecure(host))
+        """Loopback registries (as docker allows) and those marked insecure."""
+        return plain_http_allowed(host, self._is_insecure(host))
 
     def endpoints(self, ref: Reference) -> list[Endpoint]:
         """Where to ask for ``ref``: registries.conf mirrors in order, then its location."""
@@ -167,15 +178,22 @@ class RegistryClient:
 
     # -- transport ---------------------------------------------------------------------------
     async def _send_raw(self, request: httpx.Request) -> httpx.Response:
-        """Send without registry auth (pings, token requests), mapping network errors."""
+        """Send without registry auth (pings, token requests), mapping network errors.
+
+        A POST (the OAuth2 refresh-token grant) is not redirected: a 307 would re-send its body,
+        the identity token, to wherever the ``Location`` points.
+        """
         host = request.url.netloc.decode("ascii")
         self.requests[host] += 1
+        request.headers.setdefault("Accept-Encoding", IDENTITY)  # token requests are built bare
         try:
-            return await self.retrier.send(self.http, request)
+            return await self.retrier.send(self.http, request, follow_redirects=request.method != "POST")
         except NETWORK_ERRORS as e:
             raise _network_error(host, e) from None
         except BodyTooLarge as e:
             raise RegistryError(f"{_registry_name(host)}: answer to {request.url.path} is {e}") from None
+        except UnsupportedEncoding as e:
+            raise RegistryError(f"{_registry_name(host)}: answer to {request.url.path} {e}") from None
 
     async def _base(self, host: str) -> str:
         """Ping ``/v2/`` once per registry; learn its scheme and auth challenge."""
@@ -209,6 +227,8 @@ class RegistryClient:
                 f"{_registry_name(host)}: not a registry: GET /v2/ answered HTTP {response.status_code}"
             )
         assert first_error is not None
+        if "http" not in schemes and getattr(first_error, "plain_http_suspected", False):
+            raise RegistryError(f"{first_error}; {tls.plain_http_hint(host)}")
         raise first_error
 
     def _set_limit(self, host: str, http_version: str) -> None:
@@ -231,6 +251,7 @@ class RegistryClient:
         headers: dict[str, str] | None = None,
         stream: bool = False,
         limit: int | None = MAX_MANIFEST_BYTES,
+        bulk: bool = False,
     ) -> httpx.Response:
         """Send to the first endpoint (mirror or location) that answers usefully.
 
@@ -241,7 +262,7 @@ class RegistryClient:
         for ep in endpoints[:-1]:
             try:
                 response = await self._request_at(
-                    method, ep.ref, path, headers=headers, stream=stream, limit=limit, retry=False
+                    method, ep.ref, path, headers=headers, stream=stream, limit=limit, retry=False, bulk=bulk
                 )
             except RegistryError as e:
                 self._mirror_failed(ref, ep, str(e))
@@ -251,7 +272,7 @@ class RegistryClient:
             await response.aclose()
             self._mirror_failed(ref, ep, f"HTTP {response.status_code}")
         return await self._request_at(
-            method, endpoints[-1].ref, path, headers=headers, stream=stream, limit=limit
+            method, endpoints[-1].ref, path, headers=headers, stream=stream, limit=limit, bulk=bulk
         )
 
     def _mirror_failed(self, ref: Reference, ep: Endpoint, why: str) -> None:
@@ -272,10 +293,16 @@ class RegistryClient:
         stream: bool = False,
         limit: int | None = MAX_MANIFEST_BYTES,
         retry: bool = True,
+        bulk: bool = False,
     ) -> httpx.Response:
         host = ref.api_host
         base = await self._base(host)
-        request = self.http.build_request(method, f"{base}/v2/{ref.repository}/{path}", headers=headers)
+        request = self.http.build_request(
+            method,
+            f"{base}/v2/{ref.repository}/{path}",
+            headers=headers,
+            extensions={BULK: True} if bulk else None,
+        )
         async with self._limit(host):
             self.requests[host] += 1
             try:
@@ -292,6 +319,8 @@ class RegistryClient:
                     f"{ref.familiar()}: manifest {what} {e.size if e.declared else e.limit} bytes, "
                     f"over the {e.limit}-byte limit"
                 ) from None
+            except UnsupportedEncoding as e:
+                raise RegistryError(f"{_where(ref)}: registry {e}") from None
         # Count the auth round trips that happened inside the flow.
         self.requests[host] += len(response.history)
         self._observe_quota(host, response)
@@ -355,12 +384,35 @@ class RegistryClient:
         size = int(response.headers.get("content-length", "0") or 0)
         return Descriptor(media_type, digest, size)
 
+    def cached_manifest(self, ref: Reference) -> Manifest | None:
+        """The manifest for ``ref``'s digest from the local cache (re-hashed), without a request."""
+        if self._cache is None or ref.digest is None:
+            return None
+        cached = self._cache.get(ref.digest)
+        return None if cached is None else parse_manifest(cached, None, ref.digest, what=ref.familiar())
+
     async def get_manifest(self, ref: Reference) -> Manifest:
         """GET a manifest; verify its bytes against the digest asked for (or the header's).
 
-        With a manifest cache, a fetch by digest whose bytes are cached (and still hash right)
-        costs one HEAD, which confirms the registry still serves that digest, instead of a GET.
+        A fetch by digest happens once per run and repository, however many walks, platforms or
+        index entries ask for it (content under a digest cannot change; a registry that lists
+        one child many times gets one request). With a manifest cache, a fetch by digest whose
+        bytes are cached (and still hash right) costs one HEAD instead of a GET.
         """
+        if ref.digest is None:
+            return await self._get_manifest_once(ref)
+        key = (ref.api_host, ref.repository, ref.digest)
+        task = self._by_digest.get(key)
+        if task is None:
+            task = self._by_digest[key] = asyncio.ensure_future(self._get_manifest_once(ref))
+        try:
+            return await asyncio.shield(task)
+        except LockmanError:
+            if self._by_digest.get(key) is task:
+                del self._by_digest[key]  # a failure is not remembered: a later ask tries again
+            raise
+
+    async def _get_manifest_once(self, ref: Reference) -> Manifest:
         if self._cache is not None and ref.digest is not None:
             cached = self._cache.get(ref.digest)
             if cached is not None:
@@ -417,24 +469,22 @@ class RegistryClient:
         """
         what = f"{ref.familiar()}: blob {digest}"
         response = await self._request("GET", ref, f"blobs/{digest}", stream=True)
+        bound_body(response, self._timeout, max_bytes)
         try:
             if response.status_code == 404:
                 raise NotFound(f"{what}: unknown to {_registry_name(ref.api_host)}")
             if response.status_code != 200:
                 _raise_status(ref, response)
-            chunks: list[bytes] = []
-            total = 0
             try:
-                async for chunk in response.aiter_bytes():
-                    total += len(chunk)
-                    if total > max_bytes:
-                        raise VerificationError(f"{what}: larger than the {max_bytes}-byte limit")
-                    chunks.append(chunk)
+                data = await read_capped(response, max_bytes)
+            except BodyTooLarge:
+                raise VerificationError(f"{what}: larger than the {max_bytes}-byte limit") from None
+            except UnsupportedEncoding as e:
+                raise RegistryError(f"{what}: registry {e}") from None
             except NETWORK_ERRORS as e:
                 raise _network_error(ref.api_host, e) from None
         finally:
             await response.aclose()
-        data = b"".join(chunks)
         actual = compute_digest(data, digest.partition(":")[0])
         if actual != digest:
             raise VerificationError(f"{what}: digest mismatch: content hashes to {actual}")
@@ -459,7 +509,7 @@ class RegistryClient:
     # -- blobs -------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def stream_blob(
-        self, ref: Reference, digest: str, *, offset: int = 0
+        self, ref: Reference, digest: str, *, offset: int = 0, size: int | None = None
     ) -> AsyncIterator[httpx.Response]:
         """Open ``GET /v2/<name>/blobs/<digest>`` as a stream (from ``offset`` with a Range).
 
@@ -467,19 +517,25 @@ class RegistryClient:
         (lockman.registry.blobs does). Redirects to object storage are followed; httpx drops
         ``Authorization`` whenever a redirect leaves the registry's origin. ``identity`` encoding
         so the bytes received are the blob's bytes and Range offsets mean blob offsets.
+
+        The body is bounded in time as a whole (``--timeout`` plus a second per 64 KiB of
+        ``size``, the bytes still expected; by default the declared length), not only per read.
         """
         headers = {"Accept-Encoding": "identity"}
         if offset > 0:
             headers["Range"] = f"bytes={offset}-"
         what = f"{ref.with_digest(None).with_tag(None).familiar()}@{digest}"
-        response = await self._request("GET", ref, f"blobs/{digest}", headers=headers, stream=True)
+        response = await self._request("GET", ref, f"blobs/{digest}", headers=headers, stream=True, bulk=True)
+        expected = size if size is not None else declared_length(response) or 0
+        bound_body(response, self._timeout, expected)
         try:
             if response.status_code == 404:
                 raise NotFound(f"{what}: blob unknown to {_registry_name(ref.api_host)}")
             if response.status_code == 416 and offset > 0:
                 raise RangeNotSatisfiable(f"{what}: registry refused to resume at byte {offset}")
             if response.status_code not in (200, 206):
-                await response.aread()
+                with contextlib.suppress(BodyTooLarge, UnsupportedEncoding, *NETWORK_ERRORS):
+                    await read_capped(response, ERROR_BODY_LIMIT)  # for its error code, if small
                 _raise_status(ref, response)
             yield response
         finally:
@@ -532,13 +588,16 @@ def _raise_status(ref: Reference, response: httpx.Response, authenticated: bool 
 def _error_code(response: httpx.Response) -> str | None:
     """The registry's own error code, from its JSON error body, when it sent one."""
     try:
-        body: Any = response.json()
+        body: Any = safejson.loads(response.content)
     except (ValueError, httpx.ResponseNotRead, UnicodeDecodeError):
         return None
     if isinstance(body, dict) and isinstance(body.get("errors"), list) and body["errors"]:
         first = body["errors"][0]
-        if isinstance(first, dict) and isinstance(first.get("code"), str):
-            return str(first["code"])
+        code = first.get("code") if isinstance(first, dict) else None
+        # The distribution spec's codes are upper-case identifiers (MANIFEST_UNKNOWN, DENIED):
+        # anything else is registry prose that has no place in a one-line error.
+        if isinstance(code, str) and _ERROR_CODE_RE.fullmatch(code):
+            return code
     return None
 
 
@@ -567,6 +626,7 @@ def _network_error(host: str, e: httpx.HTTPError | ssl.SSLError, where: str | No
     if _tls_handshake_failed(e):
         error = RegistryError(f"{registry}: cannot connect: {e or type(e).__name__}")
         error.tls_handshake_failed = True  # type: ignore[attr-defined]
+        error.plain_http_suspected = _plain_http_answer(e)  # type: ignore[attr-defined]
         return error
     if isinstance(e, httpx.TimeoutException):
         return RegistryError(f"{registry}: timed out ({e or type(e).__name__}){note}")
@@ -575,6 +635,16 @@ def _network_error(host: str, e: httpx.HTTPError | ssl.SSLError, where: str | No
     if isinstance(e, httpx.TooManyRedirects):
         return RegistryError(f"{registry}: too many redirects (a redirect loop?)")
     return RegistryError(f"{registry}: network error: {type(e).__name__}: {e}{note}")
+
+
+def _plain_http_answer(e: BaseException) -> bool:
+    """The TLS handshake failed the way it does when the server answers in plain HTTP."""
+    cause: BaseException | None = e
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError) and cause.reason in tls.PLAIN_HTTP_REASONS:
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return "WRONG_VERSION_NUMBER" in str(e) or "wrong version number" in str(e)
 
 
 def _tls_handshake_failed(e: BaseException) -> bool:

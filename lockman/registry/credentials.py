@@ -1,9 +1,15 @@
 """Where registry credentials come from: the stores docker and podman users already have.
 
-Order (what docker, then podman/skopeo, use): ``$DOCKER_CONFIG/config.json`` or
+Files (docker's first, as go-containerregistry does): ``$DOCKER_CONFIG/config.json`` or
 ``~/.docker/config.json`` (``credHelpers`` for the host, then ``credsStore``, then ``auths``),
 then ``REGISTRY_AUTH_FILE``, ``$XDG_RUNTIME_DIR/containers/auth.json``,
-``~/.config/containers/auth.json``. A repository-scoped ``auths`` key wins over the host key.
+``$XDG_CONFIG_HOME/containers/auth.json`` (``~/.config`` when unset).
+
+Keys within one ``auths`` table, as containers/image looks them up: the exact keys first, most
+specific first (``host/ns/repo``, ``host/ns``, ``host``); only then a key that names the same
+host once normalised (a URL key loses scheme and path as docker/cli's ``ConvertToHostname`` does;
+``docker.io``, ``index.docker.io`` and ``registry-1.docker.io`` are one host). So with both
+``docker.io`` and ``https://index.docker.io/v1/`` present, ``docker.io`` wins whatever the file order.
 
 A credential helper that is missing or has nothing for the host means anonymous access, not a
 failure (ggcr#156, docker/cli#1989): public pulls must keep working. Secrets are kept in
@@ -13,14 +19,16 @@ failure (ggcr#156, docker/cli#1989): public pulls must keep working. Secrets are
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from lockman import safejson
 
 log = logging.getLogger("lockman.credentials")
 
@@ -54,7 +62,7 @@ class Credential:
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = safejson.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
@@ -63,18 +71,43 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def convert_to_hostname(key: str) -> str:
+    """docker/cli's ``ConvertToHostname``: a URL key (``https://host:port/v1/``) → ``host:port``.
+
+    Without ``://`` the key is cut at the first ``/``; an unbracketed IPv6 literal with a port gets
+    its brackets (``https://::1:6555/v2/`` → ``[::1]:6555``).
+    """
+    if "://" in key:
+        host = key.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
+        if host.startswith("["):
+            return host
+        if host.count(":") > 1:
+            addr, _, port = host.rpartition(":")
+            return f"[{addr}]:{port}" if addr and port.isdigit() else host
+        if host.endswith(":"):
+            host = host[:-1]
+        if host:
+            return host
+    return key.split("/", 1)[0]
+
+
+def _normalise_registry(host: str) -> str:
+    return "docker.io" if host in _HUB_HOSTS else host
+
+
+_HUB_HOSTS = ("docker.io", "index.docker.io", "registry-1.docker.io")
+
+
 def _normalise_key(key: str) -> str:
-    """Reduce an ``auths`` key (URL or host[/path]) to ``host[/path]``."""
-    k = key
-    for prefix in ("https://", "http://"):
-        if k.startswith(prefix):
-            k = k[len(prefix) :]
-    k = k.rstrip("/")
-    if k.endswith("/v1") or k.endswith("/v2"):
-        k = k[:-3]
-    if k in ("index.docker.io", "registry-1.docker.io"):
-        k = "docker.io"
-    return k
+    """An ``auths``/``credHelpers`` key as the host it names, for the fallback match (containers/image's
+    ``normalizeAuthFileKey``): a URL key keeps only its host; a plain key is left whole."""
+    return _normalise_registry(convert_to_hostname(key) if "://" in key else key)
+
+
+def lookup_order(registry: str, repository: str) -> list[str]:
+    """Exact ``auths`` keys to try, best first: ``host/a/b``, ``host/a``, ``host``."""
+    parts = repository.split("/") if repository else []
+    return [f"{registry}/{'/'.join(parts[:i])}" for i in range(len(parts), 0, -1)] + [registry]
 
 
 def _from_auth_entry(entry: Any) -> Credential | None:
@@ -98,20 +131,16 @@ def _from_auth_entry(entry: Any) -> Credential | None:
 
 
 def _lookup_auths(auths: Any, registry: str, repository: str) -> Credential | None:
+    """The entry for the first exact key that exists, else one whose key normalises to the host."""
     if not isinstance(auths, dict):
         return None
-    by_key: dict[str, Any] = {}
+    for key in lookup_order(registry, repository):
+        if key in auths:
+            return _from_auth_entry(auths[key])
+    host = _normalise_registry(registry)
     for key, entry in auths.items():
-        by_key.setdefault(_normalise_key(str(key)), entry)
-    # Most specific first: registry/full/repo, registry/full, ..., registry.
-    parts = repository.split("/")
-    candidates = [f"{registry}/{'/'.join(parts[:i])}" for i in range(len(parts), 0, -1)]
-    candidates.append(registry)
-    for c in candidates:
-        if c in by_key:
-            cred = _from_auth_entry(by_key[c])
-            if cred:
-                return cred
+        if _normalise_key(str(key)) == host:
+            return _from_auth_entry(entry)
     return None
 
 
@@ -140,6 +169,20 @@ def _first_line(data: bytes) -> str:
     return line[0][:200] if line else ""
 
 
+def _register_answer_secrets(stdout: bytes) -> None:
+    """Every ``Secret`` in a helper's (maybe partial, maybe failed) JSON answer is redacted."""
+    from lockman.console import register_secret
+
+    try:
+        data = safejson.loads(stdout)
+    except (ValueError, UnicodeDecodeError):
+        for secret in re.findall(rb'"Secret"\s*:\s*"([^"]*)', stdout):  # a truncated answer
+            register_secret(secret.decode("utf-8", "replace"))
+        return
+    if isinstance(data, dict) and isinstance(data.get("Secret"), str):
+        register_secret(data["Secret"])
+
+
 def run_helper(helper: str, registry: str) -> HelperResult:
     """Ask ``docker-credential-<helper> get`` for ``registry``'s credentials.
 
@@ -165,13 +208,18 @@ def run_helper(helper: str, registry: str) -> HelperResult:
     except OSError as e:
         return HelperResult(problem=f"{name} could not be run ({e.strerror or type(e).__name__})")
     if proc.returncode != 0:
-        said = _first_line(proc.stdout) or _first_line(proc.stderr)
-        if _not_found(said):
+        out_line, err_line = _first_line(proc.stdout), _first_line(proc.stderr)
+        if _not_found(out_line) or _not_found(err_line):
             log.debug("credential helper %s has no credentials for %s; anonymous", name, registry)
             return HelperResult()
+        # stdout is where a helper's secret travels: a failing helper may still have printed
+        # it (or half of it). Its secrets are registered for redaction, and only a plain
+        # message, never a JSON answer, is quoted.
+        _register_answer_secrets(proc.stdout)
+        said = err_line or ("" if out_line.lstrip().startswith(("{", "[")) else out_line)
         return HelperResult(problem=f"{name} failed (exit {proc.returncode}: {said or 'no message'})")
     try:
-        data = json.loads(proc.stdout)
+        data = safejson.loads(proc.stdout)
     except ValueError:
         return HelperResult(problem=f"{name} answered with something that is not JSON")
     if not isinstance(data, dict):
@@ -196,7 +244,8 @@ def _podman_auth_paths() -> list[Path]:
         paths.append(Path(os.environ["REGISTRY_AUTH_FILE"]))
     if os.environ.get("XDG_RUNTIME_DIR"):
         paths.append(Path(os.environ["XDG_RUNTIME_DIR"]) / "containers" / "auth.json")
-    paths.append(Path.home() / ".config" / "containers" / "auth.json")
+    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    paths.append(Path(config_home) / "containers" / "auth.json")
     return paths
 
 
@@ -205,6 +254,7 @@ class CredentialStore:
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, str], Credential | None] = {}
+        self._sources: dict[tuple[str, str], str] = {}  # where each credential came from
         self.problems: dict[str, str] = {}  # registry → why its helper gave nothing
         self._docker: dict[str, Any] | None = None
         self._docker_loaded = False
@@ -232,8 +282,24 @@ class CredentialStore:
         """Why credentials for ``registry`` may be missing (a broken helper), or ''."""
         return self.problems.get(registry, "")
 
+    def source(self, registry: str, repository: str = "") -> str:
+        """Where the credential for ``registry`` came from, or where lockman looked for one.
+
+        Bots run lockman with a trimmed environment (Renovate passes on HOME and PATH but not
+        DOCKER_CONFIG or REGISTRY_AUTH_FILE), so an authentication error says which files it read.
+        """
+        found = self._sources.get((registry, repository))
+        if found:
+            return f"from {found}"
+        docker = str(_docker_config_path())
+        if not os.environ.get("DOCKER_CONFIG"):
+            docker += " (DOCKER_CONFIG unset)"
+        return "looked in " + ", ".join([docker, *(str(p) for p in _podman_auth_paths())])
+
     def _find(self, registry: str, repository: str) -> Credential | None:
         cred, source = self._search(registry, repository)
+        if cred is not None:
+            self._sources[(registry, repository)] = source
         where = f"{registry}/{repository}" if repository else registry
         if cred is None:
             log.debug("%s: no credentials found; anonymous", where)
@@ -248,7 +314,11 @@ class CredentialStore:
         helpers = cfg.get("credHelpers")
         if isinstance(helpers, dict):
             for k, helper in helpers.items():
-                if _normalise_key(str(k)) == registry and isinstance(helper, str) and helper:
+                if (
+                    _normalise_key(str(k)) == _normalise_registry(registry)
+                    and isinstance(helper, str)
+                    and helper
+                ):
                     # docker asks this helper only
                     return self._helper(
                         helper, registry

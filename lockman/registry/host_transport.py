@@ -5,6 +5,12 @@ httpx fixes TLS settings and proxies per client, but registries differ: one has 
 behind ``NO_PROXY``. This transport creates the right ``httpx.AsyncHTTPTransport`` the first
 time a host is contacted and reuses it (and its keep-alive connections) afterwards.
 
+Blob bodies go over separate HTTP/1.1 connections (a request carrying the :data:`BULK`
+extension): over HTTP/2, httpcore moves a large body in 16 KiB frames with Python-level flow
+control, at a third of the rate one HTTP/1.1 connection per blob reaches (``benchmarks/pull.py``).
+Manifests and other small requests stay multiplexed on the host's HTTP/2 connection. Connections
+without a proxy use :mod:`lockman.registry.network_backend` (asyncio's transports, large reads).
+
 Proxies follow the usual environment: ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` (either
 case) and ``NO_PROXY`` (host names, ``.domain`` suffixes, IP addresses, CIDR ranges, ``*``).
 """
@@ -17,13 +23,17 @@ import ssl
 import urllib.request
 from collections.abc import Callable
 
+import httpcore
 import httpx
 
 from lockman.console import register_secret
 from lockman.registry.hosts import host_only
+from lockman.registry.network_backend import AsyncioBackend
 from lockman.registry.tls import HostCerts, build_context, host_certs
 
 log = logging.getLogger("lockman.transport")
+
+BULK = "lockman.bulk"  # request extension: a blob body, sent over HTTP/1.1
 
 
 def proxy_for(scheme: str, host: str) -> str | None:
@@ -74,7 +84,7 @@ class HostTransport(httpx.AsyncBaseTransport):
         self._http2 = http2
         self._limits = limits
         self._insecure = insecure
-        self._transports: dict[tuple[str, str], httpx.AsyncHTTPTransport] = {}
+        self._transports: dict[tuple[str, str, bool], httpx.AsyncHTTPTransport] = {}
         self._contexts: dict[tuple[HostCerts, bool], ssl.SSLContext] = {}
 
     def _ssl_context(self, host: str) -> ssl.SSLContext:
@@ -85,28 +95,43 @@ class HostTransport(httpx.AsyncBaseTransport):
             ctx = self._contexts[key] = build_context(key[0], key[1], host)
         return ctx
 
-    def transport_for(self, url: httpx.URL) -> httpx.AsyncHTTPTransport:
+    def transport_for(self, url: httpx.URL, bulk: bool = False) -> httpx.AsyncHTTPTransport:
         scheme, host = url.scheme, url.netloc.decode("ascii")
-        key = (scheme, host)
+        http2 = self._http2 and not bulk
+        key = (scheme, host, http2)
         transport = self._transports.get(key)
         if transport is None:
-            proxy = proxy_for(scheme, host)
-            if proxy:
-                log.debug("%s: via proxy %s", host, httpx.URL(proxy).copy_with(username=None, password=None))
-            # Plain HTTP needs no trust, but httpx builds a default context (loading a CA
-            # bundle) unless given one: reuse the host's cached context instead.
-            transport = httpx.AsyncHTTPTransport(
-                verify=self._ssl_context(host),
-                http2=self._http2,
-                limits=self._limits,
-                proxy=proxy,
-                trust_env=False,
+            transport = self._transports[key] = self._new_transport(scheme, host, http2)
+        return transport
+
+    def _new_transport(self, scheme: str, host: str, http2: bool) -> httpx.AsyncHTTPTransport:
+        proxy = proxy_for(scheme, host)
+        if proxy:
+            log.debug("%s: via proxy %s", host, httpx.URL(proxy).copy_with(username=None, password=None))
+        # Plain HTTP needs no trust, but httpx builds a default context (loading a CA bundle)
+        # unless given one: reuse the host's cached context instead. The HTTP/1.1 (blob) pool
+        # shares it with the HTTP/2 one; httpcore sets the context's ALPN list just before each
+        # handshake, so at worst a connection speaks the other version, never anything unsafe.
+        ctx = self._ssl_context(host)
+        transport = httpx.AsyncHTTPTransport(
+            verify=ctx, http2=http2, limits=self._limits, proxy=proxy, trust_env=False
+        )
+        if proxy is None and isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
+            limits = self._limits
+            transport._pool = httpcore.AsyncConnectionPool(
+                ssl_context=ctx,
+                max_connections=limits.max_connections,
+                max_keepalive_connections=limits.max_keepalive_connections,
+                keepalive_expiry=limits.keepalive_expiry,
+                http1=True,
+                http2=http2,
+                network_backend=AsyncioBackend(),
             )
-            self._transports[key] = transport
         return transport
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self.transport_for(request.url).handle_async_request(request)
+        bulk = bool(request.extensions.get(BULK))
+        return await self.transport_for(request.url, bulk).handle_async_request(request)
 
     async def aclose(self) -> None:
         for t in self._transports.values():

@@ -1,30 +1,35 @@
 """containers-registries.conf(5): where the bytes of an image name really come from.
 
 podman, skopeo and buildah users already describe mirrors, location rewrites, insecure and
-blocked registries in ``registries.conf`` (v2 TOML); lockman reads the same files so that it
-works wherever ``podman pull`` does. Only *where* requests go changes: the lockfile still records
-the name as written in ``xcargo.toml``, and whatever a mirror serves is hashed and checked like
-anything else.
+blocked registries in ``registries.conf``; lockman reads the same files, and refuses the same bad
+files, as containers/image (``pkg/sysregistriesv2``), so that one file means one thing to every
+tool. Only *where* requests go changes: the lockfile still records the name as written in
+``xcargo.toml``, and whatever a mirror serves is hashed and checked like anything else.
 
-Files, as containers/image reads them: ``$CONTAINERS_REGISTRIES_CONF`` alone when set; otherwise
-``~/.config/containers/registries.conf`` if it exists, else ``/etc/containers/registries.conf``,
-followed by the ``*.conf`` drop-ins of ``registries.conf.d`` (system then user, alphabetical;
-only the user drop-ins when the user file was used). A later ``[[registry]]`` with the same
-prefix replaces an earlier one. ``unqualified-search-registries`` and ``[aliases]`` are ignored:
-lockman, like docker, reads an unqualified name as Docker Hub.
+Files, as containers/image reads them: ``$CONTAINERS_REGISTRIES_CONF`` (else
+``$REGISTRIES_CONFIG_PATH``) when set, and then it must exist; otherwise
+``$HOME/.config/containers/registries.conf`` if it exists (containers/image does not consult
+``$XDG_CONFIG_HOME`` here), else ``/etc/containers/registries.conf``. Then the ``*.conf``
+drop-ins of ``registries.conf.d``, alphabetically: the system directory and then the user's,
+or only the user's when the user file was used. A drop-in's ``[[registry]]`` replaces an earlier
+one with the same prefix; within one file the first table for a prefix wins. Version 1 files
+(``[registries.search|insecure|block]``) are converted; mixing v1 and v2 is refused.
+``unqualified-search-registries`` is validated but not used: lockman, like docker, reads an
+unqualified name as Docker Hub; ``[aliases]`` are ignored.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lockman.errors import InputError
-from lockman.model.reference import DOCKER_HUB, Reference
+from lockman.model.reference import DOCKER_HUB, DOMAIN_RE, Reference, parse
 
 log = logging.getLogger("lockman.registries")
 
@@ -67,6 +72,7 @@ class RegistryEntry:
     mirrors: tuple[_Mirror, ...] = ()
     source: str = ""
     version: str = ""  # ":tag" or "@digest" when the prefix names one image version
+    index: int = 0  # position in its file, for messages
 
     @property
     def key(self) -> str:
@@ -93,8 +99,14 @@ class RegistryEntry:
 
 
 def _normalise_name(value: str) -> str:
-    """``index.docker.io/x`` and friends are ``docker.io/x``, as in image references."""
+    """``index.docker.io/x`` and friends are ``docker.io/x``, as in image references.
+
+    The host is lower-cased, as reference parsing lower-cases it: a ``blocked`` or ``insecure``
+    entry must not be escaped (or widened) by the case a file or a user happens to write.
+    """
     value = value.rstrip("/")
+    host, slash, rest = value.partition("/")
+    value = host.lower() + slash + rest
     for alias in _HUB_ALIASES:
         if value == alias or value.startswith(alias + "/"):
             return DOCKER_HUB + value[len(alias) :]
@@ -126,21 +138,48 @@ def _str(table: dict[str, Any], key: str, where: str) -> str:
     return value.strip()
 
 
+def _location(value: str, where: str, key: str) -> str:
+    """containers/image's ``parseLocation``: trailing slashes go, a URI scheme is refused.
+
+    ``https://internal.example`` would otherwise become a host called ``https:``; containers/image
+    refuses the file, and so does lockman (any ``scheme://``, not only http and https).
+    """
+    if "://" in value:
+        raise InputError(
+            f"{where}: '{key}' {value!r}: URI schemes are not supported (write host[:port][/path])"
+        )
+    return value.rstrip("/")
+
+
+def _pull_from(table: dict[str, Any], where: str) -> str:
+    value = _str(table, "pull-from-mirror", where)
+    if value and value not in _PULL_FROM_MIRROR:
+        raise InputError(f"{where}: 'pull-from-mirror' must be one of {', '.join(_PULL_FROM_MIRROR)}")
+    return value
+
+
 def _parse_entry(table: Any, source: str, index: int) -> RegistryEntry:
     where = f"{source}: [[registry]] #{index + 1}"
     if not isinstance(table, dict):
         raise InputError(f"{where}: must be a table")
-    location = _normalise_name(_str(table, "location", where))
-    prefix, version = _split_tag(_str(table, "prefix", where))
-    prefix = _normalise_name(prefix) or location
-    if _split_tag(location)[1]:
-        raise InputError(f"{where}: location {location!r} with a tag or digest is not supported")
-    if not prefix:
+    location = _normalise_name(_location(_str(table, "location", where), where, "location"))
+    raw_prefix = _location(_str(table, "prefix", where), where, "prefix")
+    if not raw_prefix and not location:
         raise InputError(f"{where}: needs a 'prefix' or a 'location'")
-    if prefix.startswith("*.") and "/" in prefix:
-        raise InputError(f"{where}: wildcard prefix {prefix!r} may not contain a path")
-    if prefix.startswith("*.") and location and location != prefix:
-        raise InputError(f"{where}: a wildcard prefix cannot rewrite to location {location!r}")
+    prefix, version = _split_tag(_normalise_name(raw_prefix) or location)
+    wildcard = prefix.startswith("*.")
+    if raw_prefix and not wildcard and not location:
+        raise InputError(
+            f"{where}: 'location' is unset and 'prefix' {raw_prefix!r} is not a *.example.com wildcard"
+        )
+    if wildcard and (version or any(c in prefix for c in "/@:")):
+        raise InputError(f"{where}: 'prefix' {raw_prefix!r}: a wildcard prefix must look like *.example.com")
+    if _split_tag(location)[1]:
+        raise InputError(f"{where}: 'location' {location!r} with a tag or digest is not supported")
+    if _pull_from(table, where):
+        raise InputError(
+            f"{where}: 'pull-from-mirror' belongs in a [[registry.mirror]] table, not the registry"
+        )
     by_digest_only = _bool(table, "mirror-by-digest-only", where)
     mirrors: list[_Mirror] = []
     raw_mirrors = table.get("mirror", [])
@@ -150,60 +189,199 @@ def _parse_entry(table: Any, source: str, index: int) -> RegistryEntry:
         mwhere = f"{where} mirror #{j + 1}"
         if not isinstance(m, dict):
             raise InputError(f"{mwhere}: must be a table")
-        mloc = _normalise_name(_str(m, "location", mwhere))
+        mloc = _normalise_name(_location(_str(m, "location", mwhere), mwhere, "location"))
         if not mloc:
             raise InputError(f"{mwhere}: needs a 'location'")
-        pull_from = _str(m, "pull-from-mirror", mwhere) or "all"
-        if pull_from not in _PULL_FROM_MIRROR:
-            raise InputError(f"{mwhere}: 'pull-from-mirror' must be one of {', '.join(_PULL_FROM_MIRROR)}")
-        if by_digest_only:
-            pull_from = "digest-only"
-        mirrors.append(_Mirror(mloc, _bool(m, "insecure", mwhere), pull_from))
+        pull_from = _pull_from(m, mwhere)
+        if by_digest_only and pull_from:
+            raise InputError(
+                f"{mwhere}: 'pull-from-mirror' cannot be combined with the registry's 'mirror-by-digest-only'"
+            )
+        mirrors.append(
+            _Mirror(
+                mloc, _bool(m, "insecure", mwhere), "digest-only" if by_digest_only else pull_from or "all"
+            )
+        )
     return RegistryEntry(
         prefix=prefix,
-        location=location if not prefix.startswith("*.") else "",
+        location="" if location.startswith("*.") else location,
         insecure=_bool(table, "insecure", where),
         blocked=_bool(table, "blocked", where),
         mirrors=tuple(mirrors),
         source=source,
         version=version,
+        index=index,
     )
 
 
-def _load_file(path: Path) -> list[RegistryEntry]:
+_V2_KEYS = (
+    "registry",
+    "unqualified-search-registries",
+    "credential-helpers",
+    "short-name-mode",
+    "additional-layer-store-auth-helper",
+    "aliases",
+)
+_SHORT_NAME_MODES = ("disabled", "enforcing", "permissive")
+
+
+def _v1_lists(data: dict[str, Any], source: str) -> dict[str, list[str]] | None:
+    """The ``[registries.search|insecure|block]`` lists of a version 1 file, None when absent."""
+    v1 = data.get("registries")
+    if not isinstance(v1, dict):
+        return None
+    lists: dict[str, list[str]] = {}
+    for kind in ("search", "insecure", "block"):
+        table = v1.get(kind)
+        if isinstance(table, dict) and "registries" in table:
+            values = table["registries"]
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise InputError(f"{source}: [registries.{kind}] 'registries' must be a list of strings")
+            lists[kind] = values
+    return lists or None
+
+
+def _from_v1(lists: dict[str, list[str]], source: str) -> list[RegistryEntry]:
+    """containers/image's ``ConvertToV2``: one table per location, blocked and/or insecure."""
+    where = f"{source}: [registries.%s]"
+    order: dict[str, dict[str, bool]] = {}
+    for kind, flag in (("block", "blocked"), ("insecure", "insecure")):
+        for value in lists.get(kind, []):
+            loc = _normalise_name(_location(value.strip(), where % kind, "registries"))
+            order.setdefault(loc, {})[flag] = True
+    for value in lists.get("search", []):
+        _location(value, where % "search", "registries")
+    return [
+        RegistryEntry(prefix=loc, location=loc, source=source, index=i, **flags)  # type: ignore[arg-type]
+        for i, (loc, flags) in enumerate(order.items())
+    ]
+
+
+def _check_v2_extras(data: dict[str, Any], source: str) -> None:
+    """Keys lockman does not use but containers/image validates: a file podman refuses is refused."""
+    search = data.get("unqualified-search-registries", [])
+    if not isinstance(search, list) or not all(isinstance(v, str) for v in search):
+        raise InputError(f"{source}: 'unqualified-search-registries' must be a list of strings")
+    for value in search:
+        host = _location(value.strip(), source, "unqualified-search-registries")
+        if not DOMAIN_RE.fullmatch(host):
+            raise InputError(
+                f"{source}: 'unqualified-search-registries' entry {value!r} is not a host[:port]"
+            )
+    mode = data.get("short-name-mode", "")
+    if mode and mode not in _SHORT_NAME_MODES:
+        raise InputError(f"{source}: 'short-name-mode' must be one of {', '.join(_SHORT_NAME_MODES)}")
+
+
+def _check_conflicts(entries: list[RegistryEntry]) -> None:
+    """One registry (location) named twice with different ``insecure`` or ``blocked``: refused."""
+    seen: dict[str, RegistryEntry] = {}
+    for e in entries:
+        first = seen.setdefault(e.location or e.prefix, e)
+        for key in ("insecure", "blocked"):
+            if getattr(first, key) != getattr(e, key):
+                raise InputError(
+                    f"{e.source}: [[registry]] #{e.index + 1}: registry {e.location or e.prefix!r} is defined"
+                    f" again with a conflicting '{key}' (first in [[registry]] #{first.index + 1})"
+                )
+
+
+def _unique(entries: list[RegistryEntry]) -> list[RegistryEntry]:
+    """Within one file the first table for a prefix wins, later ones are ignored (containers/image)."""
+    out: dict[str, RegistryEntry] = {}
+    for e in entries:
+        if e.key in out:
+            log.warning("%s: [[registry]] #%d repeats prefix %r; ignored", e.source, e.index + 1, e.key)
+        out.setdefault(e.key, e)
+    return list(out.values())
+
+
+MAX_CONF_BYTES = 4 << 20
+
+
+def _read_small(path: Path) -> str:
+    """The file's text; a device, FIFO or huge file (a symlink to /dev/zero) is refused, not read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InputError(f"{path}: not a regular file")
+        data = f.read(MAX_CONF_BYTES + 1)
+    if len(data) > MAX_CONF_BYTES:
+        raise InputError(f"{path}: larger than {MAX_CONF_BYTES >> 20} MiB; not a registries configuration")
+    return data.decode("utf-8")
+
+
+def _load_file(path: Path, *, required: str = "", drop_in: bool = False) -> list[RegistryEntry]:
+    """One file's tables, checked; ``required`` names the variable that named a file that must exist."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(_read_small(path))
     except FileNotFoundError:
+        if required:
+            raise InputError(f"{path}: registries configuration not found (named by {required})") from None
         return []
-    except OSError as e:
-        raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{path}: invalid TOML: {e}") from None
-    registries = data.get("registry", [])
-    if not isinstance(registries, list):
-        raise InputError(f"{path}: 'registry' must be an array of tables ([[registry]])")
-    if "registries" in data and not registries:
-        log.warning("%s: version 1 format ([registries.*]) is not supported; ignored", path)
-    return [_parse_entry(t, str(path), i) for i, t in enumerate(registries)]
+    source = str(path)
+    v1 = _v1_lists(data, source)
+    if v1 is not None:
+        if drop_in:
+            raise InputError(
+                f"{path}: [registries.*]: a drop-in must use the version 2 format ([[registry]])"
+            )
+        v2 = [k for k in _V2_KEYS if k in data]
+        if v2:
+            raise InputError(
+                f"{path}: '{v2[0]}': mixing version 1 ([registries.*]) and version 2 is not supported"
+            )
+        entries = _from_v1(v1, source)
+    else:
+        _check_v2_extras(data, source)
+        registries = data.get("registry", [])
+        if not isinstance(registries, list):
+            raise InputError(f"{path}: 'registry' must be an array of tables ([[registry]])")
+        entries = [_parse_entry(t, source, i) for i, t in enumerate(registries)]
+    _check_conflicts(entries)
+    return _unique(entries)
 
 
 def _drop_ins(directory: Path) -> list[Path]:
+    """``*.conf`` regular files (symlinks followed), by name; a missing directory is no drop-ins."""
     try:
-        return sorted(p for p in directory.iterdir() if p.suffix == ".conf" and p.is_file())
-    except OSError:
+        names = sorted(p.name for p in directory.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
         return []
+    except OSError as e:
+        raise InputError(f"{directory}: cannot read drop-in directory: {e.strerror or e}") from None
+    return [directory / n for n in names if n.endswith(".conf") and (directory / n).is_file()]
+
+
+@dataclass(frozen=True)
+class ConfigSources:
+    main: Path
+    required: str  # the variable that named it: then a missing file is an error, not "no configuration"
+    drop_ins: tuple[Path, ...]
+
+
+def config_sources() -> ConfigSources:
+    """Which files make up the configuration, as containers/image's ``newConfigWrapper`` decides."""
+    variable = "CONTAINERS_REGISTRIES_CONF"
+    if variable not in os.environ:
+        variable = "REGISTRIES_CONFIG_PATH"  # the older name, only when the new one is not set at all
+    override = os.environ.get(variable, "")
+    user_dir = Path.home() / ".config" / "containers"
+    user_conf, user_d = user_dir / "registries.conf", user_dir / "registries.conf.d"
+    if not override and user_conf.exists():
+        return ConfigSources(user_conf, "", tuple(_drop_ins(user_d)))
+    main = Path(override) if override else SYSTEM_CONF
+    return ConfigSources(main, variable if override else "", (*_drop_ins(SYSTEM_CONF_D), *_drop_ins(user_d)))
 
 
 def config_files() -> list[Path]:
     """The files that make up the configuration, in the order they are applied."""
-    override = os.environ.get("CONTAINERS_REGISTRIES_CONF")
-    if override:
-        return [Path(override)]
-    user_dir = Path.home() / ".config" / "containers"
-    user_conf = user_dir / "registries.conf"
-    if user_conf.exists():
-        return [user_conf, *_drop_ins(user_dir / "registries.conf.d")]
-    return [SYSTEM_CONF, *_drop_ins(SYSTEM_CONF_D), *_drop_ins(user_dir / "registries.conf.d")]
+    sources = config_sources()
+    return [sources.main, *sources.drop_ins]
 
 
 class RegistriesConf:
@@ -217,9 +395,11 @@ class RegistriesConf:
 
     @classmethod
     def load(cls) -> RegistriesConf:
-        entries: list[RegistryEntry] = []
-        for path in config_files():
-            entries.extend(_load_file(path))
+        """Read and check every file now, so a bad one stops the run before any request."""
+        sources = config_sources()
+        entries = _load_file(sources.main, required=sources.required)
+        for path in sources.drop_ins:
+            entries.extend(_load_file(path, drop_in=True))
         return cls(entries)
 
     def entry_for(self, ref: Reference) -> RegistryEntry | None:
@@ -251,13 +431,13 @@ class RegistriesConf:
         """Hosts that registries.conf allows over plain HTTP or with untrusted certificates."""
         hosts: set[str] = set()
         for e in self.entries:
-            if e.insecure and not e.wildcard:
+            if e.insecure and (e.location or not e.wildcard):
                 hosts.add(_api_host(e.location or e.prefix))
             hosts.update(_api_host(m.location) for m in e.mirrors if m.insecure)
         return hosts
 
     def insecure_wildcards(self) -> list[str]:
-        return [e.prefix[1:] for e in self.entries if e.insecure and e.wildcard]
+        return [e.prefix[1:] for e in self.entries if e.insecure and e.wildcard and not e.location]
 
     def is_insecure(self, host: str) -> bool:
         if host in self.insecure_hosts():
@@ -271,18 +451,37 @@ def _api_host(location: str) -> str:
     return "registry-1.docker.io" if host == DOCKER_HUB else host
 
 
+def _hostname(host: str) -> str:
+    """``host[:port]`` without the port (IPv6 literals keep their brackets)."""
+    if host.startswith("["):
+        return host[: host.find("]") + 1]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
 def _rewrite(ref: Reference, entry: RegistryEntry, location: str) -> Reference:
-    """Replace the matched prefix of the name with ``location`` (the host, for a wildcard)."""
+    """containers/image's ``rewriteReference``: the matched part of the name becomes ``location``.
+
+    A wildcard matches the host name only, so a port after it is kept, as containers/image does
+    (``a.sub.example.io:5000/x`` with ``*.sub.example.io`` → ``example.com`` is ``example.com:5000/x``).
+    The result must parse as a reference on the location's host, else the table is refused.
+    """
+    where = f"{entry.source}: [[registry]] #{entry.index + 1}"
     if not location:
+        if not entry.wildcard:  # parsing refuses this; kept so the function is safe on its own
+            raise InputError(f"{where}: 'location' is unset and 'prefix' {entry.key!r} is not a wildcard")
         return ref
-    matched = ref.registry if entry.wildcard else entry.prefix  # a wildcard matches the host
-    rest = ref.name[len(matched) :].lstrip("/")
-    target = f"{location}/{rest}" if rest else location
-    registry, _, repository = target.partition("/")
-    if not repository:
+    if not entry.matches(ref):
+        raise InputError(f"{where}: prefix {entry.key!r} does not match {ref.familiar()}")
+    matched = len(_hostname(ref.registry)) if entry.wildcard else len(entry.prefix)
+    target = location + ref.name[matched:]
+    suffix = (f":{ref.tag}" if ref.tag is not None else "") + (f"@{ref.digest}" if ref.digest else "")
+    try:
+        new = parse(target + suffix, default_tag=None)
+    except InputError:
+        new = None
+    host = target.split("/", 1)[0] if "/" in target else ""
+    if new is None or new.registry.lower() != _normalise_name(host).lower():
         raise InputError(
-            f"{entry.source}: location {location!r} leaves {ref.familiar()} without a repository"
+            f"{where}: 'location' {location!r} turns {ref.familiar()} into {target!r}, not an image name"
         )
-    if registry == DOCKER_HUB and "/" not in repository:
-        repository = f"library/{repository}"
-    return Reference(registry, repository, ref.tag, ref.digest, ref.written)
+    return Reference(new.registry, new.repository, ref.tag, ref.digest, ref.written)

@@ -25,10 +25,9 @@ every retry) is switched off: lockman's output is one line per error.
 from __future__ import annotations
 
 import asyncio
-import os
+import logging
 import ssl
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +35,19 @@ import httpx
 import stamina
 import stamina.instrumentation
 
-from lockman.errors import InputError
+from lockman import env
+from lockman.registry.bodies import BodyTooLarge, UnsupportedEncoding, read_capped
 from lockman.registry.ratelimit import retry_after_seconds
+
+__all__ = ["BodyTooLarge", "Retrier", "RetryPolicy", "attempts_note"]
+
+_debug = logging.getLogger("lockman.http")
+
+
+def _shown(url: httpx.URL) -> str:
+    """The URL for a debug line: no query (signed object-storage URLs carry credentials there)."""
+    return str(url.copy_with(query=None, fragment=None))
+
 
 stamina.instrumentation.set_on_retry_hooks([])
 
@@ -70,46 +80,12 @@ class RetryPolicy:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> RetryPolicy:
         """Read ``LOCKMAN_RETRY_*`` overrides (tests use tiny waits; CI may want more attempts)."""
-        env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for name, var in _ENV.items():
-            text = env.get(var)
-            if text is None or text == "":
-                continue
-            try:
-                value = int(text) if name == "attempts" else float(text)
-            except ValueError:
-                value = -1
-            if not (value >= (1 if name == "attempts" else 0)) or value == float("inf"):
-                raise InputError(f"{var}={text!r}: expected a non-negative number")
-            values[name] = value
+            value = env.get(var, environ)
+            if value is not None:
+                values[name] = value
         return cls(**values)
-
-
-class BodyTooLarge(Exception):
-    """A response body (declared or received) over the limit; never retried."""
-
-    def __init__(self, size: int, limit: int, declared: bool) -> None:
-        super().__init__(f"{size} bytes over the {limit}-byte limit")
-        self.size, self.limit, self.declared = size, limit, declared
-
-
-class _LimitedStream(httpx.AsyncByteStream):
-    """Reads through to the real stream, failing as soon as more than ``limit`` bytes arrive."""
-
-    def __init__(self, inner: Any, limit: int) -> None:
-        self._inner, self._limit = inner, limit
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        total = 0
-        async for chunk in self._inner:
-            total += len(chunk)
-            if total > self._limit:
-                raise BodyTooLarge(total, self._limit, declared=False)
-            yield chunk
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
 
 class _RetryableStatus(Exception):
@@ -140,6 +116,7 @@ class Retrier:
         stream: bool = False,
         limit: int | None = DEFAULT_BODY_LIMIT,
         retry: bool = True,
+        follow_redirects: bool = True,
     ) -> httpx.Response:
         """Send ``request`` and (unless ``stream``) read its body, retrying what is worth it.
 
@@ -167,6 +144,9 @@ class Retrier:
             if verdict is not False:
                 why = str(exc) or type(exc).__name__
                 self.log.append((str(request.url), why, None if verdict is True else float(verdict)))
+                _debug.debug(
+                    "retrying %s %s after attempt %d: %s", request.method, _shown(request.url), attempts, why
+                )
             return verdict
 
         context = stamina.retry_context(
@@ -181,7 +161,7 @@ class Retrier:
             async for attempt in context:
                 with attempt:
                     attempts += 1
-                    return await self._attempt(http, request, auth, stream, limit, retry_ok)
+                    return await self._attempt(http, request, auth, stream, limit, retry_ok, follow_redirects)
         except _RetryableStatus as e:
             e.response.extensions["lockman_attempts"] = attempts
             return e.response
@@ -198,11 +178,14 @@ class Retrier:
         stream: bool,
         limit: int | None,
         retry_ok: bool,
+        follow_redirects: bool = True,
     ) -> httpx.Response:
         response: httpx.Response | None = None
         try:
             async with asyncio.timeout(self.timeout):
-                response = await http.send(request, auth=auth, stream=True)
+                response = await http.send(request, auth=auth, stream=True, follow_redirects=follow_redirects)
+                if _debug.isEnabledFor(logging.DEBUG):  # -v only: no URL rebuilt (and re-parsed) per request
+                    _debug.debug("%s %s -> %d", request.method, _shown(response.url), response.status_code)
                 retryable = retry_ok and response.status_code in RETRY_STATUSES
                 if retryable:
                     await _read_error_body(response, request.method)
@@ -223,20 +206,18 @@ class Retrier:
 
 
 async def _read(response: httpx.Response, method: str, limit: int | None) -> None:
-    if limit is not None:
-        declared = response.headers.get("content-length", "")
-        if method != "HEAD" and declared.isdigit() and int(declared) > limit:
-            await response.aclose()
-            raise BodyTooLarge(int(declared), limit, declared=True)
-        response.stream = _LimitedStream(response.stream, limit)
-    await response.aread()
+    """Read the body; ``limit`` caps the decoded bytes (see lockman.registry.bodies)."""
+    if limit is None:
+        await response.aread()
+    else:
+        await read_capped(response, limit)
 
 
 async def _read_error_body(response: httpx.Response, method: str) -> None:
-    """Read an error body for its detail; a huge one is dropped unread, not an error."""
+    """Read an error body for its detail; a huge or undecodable one is dropped, not an error."""
     try:
         await _read(response, method, ERROR_BODY_LIMIT)
-    except BodyTooLarge:
+    except (BodyTooLarge, UnsupportedEncoding, httpx.DecodingError):
         await response.aclose()
 
 

@@ -21,6 +21,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+from lockman import env
 from lockman.errors import InputError
 
 log = logging.getLogger("lockman.tls")
@@ -29,9 +30,8 @@ CERTS_D_ENV = "LOCKMAN_CERTS_D"
 
 
 def certs_d_bases() -> list[Path]:
-    override = os.environ.get(CERTS_D_ENV)
-    if override is not None:
-        return [Path(p) for p in override.split(os.pathsep) if p]
+    if os.environ.get(CERTS_D_ENV) is not None:  # set but empty: no certs.d directories at all
+        return env.get(CERTS_D_ENV) or []
     return [
         Path("/etc/docker/certs.d"),
         Path("/etc/containers/certs.d"),
@@ -132,6 +132,21 @@ def untrusted_hint(host: str) -> str:
     bases = certs_d_bases()
     where = f"{bases[0] / host / 'ca.crt'}" if bases else f"a certs.d directory for {host}"
     return f"trust its CA by putting it in {where} (or in SSL_CERT_FILE)"
+
+
+# What OpenSSL reports when the server answered a TLS ClientHello in plain HTTP.
+PLAIN_HTTP_REASONS = frozenset(
+    {"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE"}
+)
+
+
+def plain_http_hint(host: str) -> str:
+    """What to do about a registry that speaks plain HTTP on a non-loopback address."""
+    return (
+        f"{host} seems to speak plain HTTP, which lockman allows only for loopback registries; "
+        f"if you trust the network path to it, pass `--insecure-registry {host}` (this run) or set "
+        f'`insecure = true` in a [[registry]] with location = "{host}" in registries.conf'
+    )
 
 
 # TLS alerts a server sends when it wants a (different) client certificate.

@@ -1,7 +1,7 @@
 """Pure cosign / Sigstore signature verification: fixed inputs in, a verdict out.
 
-No network, and no imports but ``lockman.errors`` and its own modules: the registry layer
-fetches the ``.sig`` manifest layers or the bundle, this package decides. One primitive per
+No network, and no imports but ``lockman.errors``, ``lockman.safejson`` and its own modules:
+the registry layer fetches the ``.sig`` manifest layers or the bundle, this package decides. One primitive per
 module (keys, trust, rekor, fulcio); ``cosign`` and ``bundle`` compose them;
 ``policy`` says what must be proven. Failures raise ``lockman.errors.VerificationError``
 (untrusted content) or ``InputError`` (bad key, trusted root or policy file).

@@ -62,8 +62,13 @@ def signer_result(
     signed_time: datetime | None,
     tlog: TlogVerification | None,
     predicate_type: str | None = None,
+    more_times: Sequence[datetime] = (),
 ) -> SignatureResult:
-    """Who signed, once the signature verified: the key, or the Fulcio leaf's checked identity."""
+    """Who signed, once the signature verified: the key, or the Fulcio leaf's checked identity.
+
+    ``more_times``: further verified times (e.g. TSA timestamps next to a SET); the certificate
+    must be valid at every one, as in cosign and sigstore-python.
+    """
     fingerprint = key_fingerprint(key)
     if leaf is None:
         return SignatureResult(
@@ -75,6 +80,8 @@ def signer_result(
             predicate_type=predicate_type,
         )
     verified, identity, issuer = check_keyless(leaf, chain, policy, signed_time)
+    for when in more_times:
+        verify_certificate(leaf, chain, policy.root(), when, ignore_sct=True)
     return SignatureResult(
         kind=kind,
         index=index,

@@ -15,12 +15,12 @@ and at least one must pass every check the policy asks for:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
 
+from lockman import safejson
 from lockman.errors import VerificationError
 from lockman.signatures._common import check_image_digest, leaf_key, signer_result
 from lockman.signatures.fulcio import load_certificate, load_certificates
@@ -60,7 +60,7 @@ class SignatureLayer:
 def payload_digest(payload: bytes) -> str:
     """The ``docker-manifest-digest`` a simple-signing payload claims."""
     try:
-        doc = json.loads(payload)
+        doc = safejson.loads(payload)
         critical = doc["critical"]
         claimed = critical["image"]["docker-manifest-digest"]
         kind = critical["type"]

@@ -38,6 +38,8 @@ def decode_b64(data: str | bytes, what: str = "base64 value") -> bytes:
     Missing padding is tolerated too; anything else malformed is a VerificationError, because
     base64 here always comes from signature material we were handed, not from the user.
     """
+    if not isinstance(data, str | bytes):
+        raise VerificationError(f"{what} is not a base64 string")
     raw = data.encode("ascii", "replace") if isinstance(data, str) else data
     raw = _WHITESPACE.sub(b"", raw)
     raw += b"=" * (-len(raw) % 4)
@@ -155,6 +157,27 @@ def signature_valid(
         return True
     except (InvalidSignature, ValueError):
         return False
+
+
+def digest_signature_valid(key: PublicKey, signature: bytes, sha256_digest: bytes) -> bool:
+    """True if ``signature`` signs the message whose SHA-256 is ``sha256_digest``.
+
+    Sigstore message signatures (``sign-blob``) sign the artifact, and we hold only its digest
+    (an image is named by its digest); ECDSA and RSA verify over a prehashed digest. Ed25519
+    signs the whole message and cannot be checked from a digest: False.
+    """
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, sha256_digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+            return True
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, sha256_digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+            return True
+    except (InvalidSignature, ValueError):
+        return False
+    return False
 
 
 def verify_signature(

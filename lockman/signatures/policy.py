@@ -13,7 +13,6 @@ Python ``re`` syntax, which agrees with Go RE2 for the usual identity patterns.
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,11 +22,64 @@ from typing import Any
 import tomlkit
 import tomlkit.exceptions
 from cryptography import x509
+from cryptography.x509.oid import ObjectIdentifier
 
 from lockman.errors import InputError, VerificationError
-from lockman.signatures.fulcio import certificate_identities, certificate_issuer
+from lockman.signatures.fulcio import (
+    _der_utf8,
+    _extension_bytes,
+    certificate_identities,
+    certificate_issuer,
+)
 from lockman.signatures.keys import PublicKey, key_fingerprint, load_public_key_file
 from lockman.signatures.trust import TrustedRoot, default_trusted_root
+
+PREDICATE_TYPE_SHORTHANDS = {
+    "slsaprovenance": "https://slsa.dev/provenance/v0.2",
+    "slsaprovenance02": "https://slsa.dev/provenance/v0.2",
+    "slsaprovenance1": "https://slsa.dev/provenance/v1",
+    "link": "https://in-toto.io/Link/v1",
+    "spdx": "https://spdx.dev/Document",
+    "spdxjson": "https://spdx.dev/Document",
+    "cyclonedx": "https://cyclonedx.org/bom",
+    "vuln": "https://cosign.sigstore.dev/attestation/vuln/v1",
+    "openvex": "https://openvex.dev/ns",
+    "custom": "https://cosign.sigstore.dev/attestation/v1",
+}
+"""cosign verify-attestation's ``--type`` names; anything else must be a predicate type URI."""
+
+_FULCIO = "1.3.6.1.4.1.57264.1."
+GITHUB_WORKFLOW_OIDS: dict[str, tuple[str, str | None]] = {
+    # name: (deprecated raw-string OID cosign matches, newer DER UTF8String OID or None)
+    "trigger": (_FULCIO + "2", _FULCIO + "20"),
+    "sha": (_FULCIO + "3", _FULCIO + "13"),
+    "name": (_FULCIO + "4", None),
+    "repository": (_FULCIO + "5", None),
+    "ref": (_FULCIO + "6", _FULCIO + "14"),
+}
+"""Fulcio's GitHub Actions extensions, as ``--certificate-github-workflow-<name>`` reads them."""
+
+
+def resolve_predicate_type(value: str) -> str:
+    """A ``--type`` shorthand to its URI; URIs pass through; anything else is bad input."""
+    if value in PREDICATE_TYPE_SHORTHANDS:
+        return PREDICATE_TYPE_SHORTHANDS[value]
+    if "://" not in value:
+        names = ", ".join(sorted(PREDICATE_TYPE_SHORTHANDS))
+        raise InputError(f"predicate type {value!r} is neither a URI nor one of {names}")
+    return value
+
+
+def github_workflow_value(cert: x509.Certificate, name: str) -> str | None:
+    """The certificate's GitHub workflow ``name`` claim; both encodings must agree if present."""
+    old_oid, new_oid = GITHUB_WORKFLOW_OIDS[name]
+    raw = _extension_bytes(cert, ObjectIdentifier(old_oid))
+    old = raw.decode("utf-8", "replace") if raw is not None else None
+    der = _extension_bytes(cert, ObjectIdentifier(new_oid)) if new_oid else None
+    new = _der_utf8(der) if der is not None else None
+    if old is not None and new is not None and old != new:
+        raise VerificationError(f"certificate GitHub workflow {name} extensions disagree: {old!r} != {new!r}")
+    return old if old is not None else new
 
 
 def _compile(pattern: str | None, name: str) -> re.Pattern[str] | None:
@@ -52,6 +104,10 @@ class Policy:
     """None means the shipped public-good root (``default_trusted_root()``)."""
     ignore_tlog: bool = False
     ignore_sct: bool = False
+    predicate_type: str | None = None
+    """Require an in-toto attestation of this predicate type (URI) instead of a plain signature."""
+    github_workflow: tuple[tuple[str, str], ...] = ()
+    """``(name, value)`` pairs the certificate's GitHub workflow extensions must equal."""
 
     def __post_init__(self) -> None:
         has_identity = bool(self.certificate_identity or self.certificate_identity_regexp)
@@ -65,6 +121,13 @@ class Policy:
             )
         _compile(self.certificate_identity_regexp, "certificate-identity-regexp")
         _compile(self.certificate_oidc_issuer_regexp, "certificate-oidc-issuer-regexp")
+        if self.predicate_type is not None:
+            object.__setattr__(self, "predicate_type", resolve_predicate_type(self.predicate_type))
+        for name, _ in self.github_workflow:
+            if name not in GITHUB_WORKFLOW_OIDS:
+                raise InputError(f"policy: unknown certificate-github-workflow-{name}")
+        if self.github_workflow and self.key is not None:
+            raise InputError("policy: certificate-github-workflow-* needs keyless verification, not a key")
 
     @property
     def keyless(self) -> bool:
@@ -77,11 +140,22 @@ class Policy:
 
     def describe(self) -> str:
         """One line for reports: what the policy demands."""
+        extra = "".join(f", workflow {k} {v}" for k, v in self.github_workflow)
+        if self.predicate_type is not None:
+            extra += f", attestation {self.predicate_type}"
         if self.key is not None:
-            return f"key {key_fingerprint(self.key)}"
+            return f"key {key_fingerprint(self.key)}{extra}"
         ident = self.certificate_identity or f"~{self.certificate_identity_regexp}"
         issuer = self.certificate_oidc_issuer or f"~{self.certificate_oidc_issuer_regexp}"
-        return f"identity {ident} issued by {issuer}"
+        return f"identity {ident} issued by {issuer}{extra}"
+
+    def match_github_workflow(self, cert: x509.Certificate) -> None:
+        """Each ``--certificate-github-workflow-*`` given must equal the certificate's claim."""
+        for name, want in self.github_workflow:
+            got = github_workflow_value(cert, name)
+            if got != want:
+                found = repr(got) if got is not None else "absent"
+                raise VerificationError(f"certificate GitHub workflow {name} {found} != expected {want!r}")
 
     def match_identity(self, cert: x509.Certificate) -> tuple[str, str]:
         """Return (identity, issuer) of ``cert`` if they satisfy the policy, else raise.
@@ -107,6 +181,7 @@ class Policy:
                 continue
             if ident_re is not None and not ident_re.fullmatch(san):
                 continue
+            self.match_github_workflow(cert)
             return san, issuer
         wanted = (
             repr(self.certificate_identity)
@@ -125,9 +200,28 @@ class PolicyRule:
     policy: Policy
 
     def matches(self, image_name: str) -> bool:
-        """Glob match on the name as written, or on it without ``:tag`` / ``@digest``."""
-        candidates = {image_name, _repository(image_name)}
-        return any(fnmatch.fnmatchcase(c, p) for c in candidates for p in self.images)
+        """Glob match on the name as written, or on it without ``:tag`` / ``@digest``.
+
+        The registry host compares case-insensitively (``LOCALHOST:5000/x`` is
+        ``localhost:5000/x``), and only ``*`` and ``?`` are wildcards: ``[::1]:5000/*`` means
+        the IPv6 host literally, not a character class.
+        """
+        name = _fold_host(image_name)
+        candidates = {name, _repository(name)}
+        return any(_glob(_fold_host(p)).fullmatch(c) for c in candidates for p in self.images)
+
+
+def _fold_host(name: str) -> str:
+    """Lower-case the registry host of ``name`` (the rule of lockman.model.reference)."""
+    first, sep, rest = name.partition("/")
+    if sep and ("." in first or ":" in first or first.lower() == "localhost" or first != first.lower()):
+        return first.lower() + sep + rest
+    return name
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    """``*`` any run of characters, ``?`` one character; everything else literal."""
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), re.S)
 
 
 def _repository(image_name: str) -> str:
@@ -159,9 +253,11 @@ _STRING_KEYS = {
     "certificate-oidc-issuer": "certificate_oidc_issuer",
     "certificate-oidc-issuer-regexp": "certificate_oidc_issuer_regexp",
     "trusted-root": "trusted_root",
+    "predicate-type": "predicate_type",
 }
 _BOOL_KEYS = {"insecure-ignore-tlog": "ignore_tlog", "insecure-ignore-sct": "ignore_sct"}
-_ALL_KEYS = {"images", *_STRING_KEYS, *_BOOL_KEYS}
+_WORKFLOW_KEYS = {f"certificate-github-workflow-{n}": n for n in GITHUB_WORKFLOW_OIDS}
+_ALL_KEYS = {"images", "type", *_STRING_KEYS, *_BOOL_KEYS, *_WORKFLOW_KEYS}
 
 
 def _rule(table: Any, where: str, base: Path) -> PolicyRule:
@@ -180,6 +276,19 @@ def _rule(table: Any, where: str, base: Path) -> PolicyRule:
             if not isinstance(value, str) or not value:
                 raise InputError(f"{where}: {toml_key} must be a non-empty string")
             args[field] = value
+    if "type" in table:
+        if "predicate_type" in args:
+            raise InputError(f"{where}: give type or predicate-type, not both")
+        if not isinstance(table["type"], str) or not table["type"]:
+            raise InputError(f"{where}: type must be a non-empty string")
+        args["predicate_type"] = table["type"]
+    workflow = []
+    for toml_key, name in _WORKFLOW_KEYS.items():
+        if toml_key in table:
+            if not isinstance(table[toml_key], str) or not table[toml_key]:
+                raise InputError(f"{where}: {toml_key} must be a non-empty string")
+            workflow.append((name, table[toml_key]))
+    args["github_workflow"] = tuple(workflow)
     for toml_key, field in _BOOL_KEYS.items():
         if toml_key in table:
             if not isinstance(table[toml_key], bool):

@@ -4,11 +4,14 @@
   ``logID``, over the RFC 8785 canonical JSON of
   ``{"body", "integratedTime", "logID", "logIndex"}``. It proves Rekor accepted the entry at
   ``integratedTime``, the time keyless certificates are checked at.
-- Inclusion proof (RFC 6962 Merkle audit path) plus its signed checkpoint (a signed note whose
-  signature line carries the 4-byte key hint = first bytes of the log id). Checked when present;
-  it does not authenticate ``integratedTime``.
+- Inclusion proof (RFC 6962 Merkle audit path) plus its signed checkpoint (see
+  :mod:`lockman.signatures.checkpoint`). It proves the entry is in the log but does not
+  authenticate ``integratedTime``: Rekor v2 entries have only this, so their time comes from an
+  RFC 3161 timestamp (:mod:`lockman.signatures.timestamp`).
 - The entry body must describe *our* signature: ``hashedrekord`` 0.0.1 (signature, key or
-  certificate, sha256 of the payload) or ``dsse`` 0.0.1 (payload hash, signatures + verifier).
+  certificate, sha256 of the payload), ``hashedrekord`` 0.0.2 (Rekor v2: digest, signature,
+  DER verifier; for DSSE the digest is of the PAE), ``dsse`` 0.0.1 (payload hash, signatures +
+  verifier) or ``intoto`` 0.0.2 (cosign attestations: the envelope with double-base64 signatures).
 
 No online lookup is ever made: without a SET or proof the tlog requirement simply fails.
 """
@@ -16,7 +19,6 @@ No online lookup is ever made: without a SET or proof the tlog requirement simpl
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +28,9 @@ import rfc8785
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from lockman import safejson
 from lockman.errors import InputError, VerificationError
+from lockman.signatures.checkpoint import verify_checkpoint
 from lockman.signatures.keys import (
     PublicKey,
     decode_b64,
@@ -61,6 +65,9 @@ class LogEntry:
     log_id: bytes
     signed_entry_timestamp: bytes | None = None
     inclusion_proof: InclusionProof | None = None
+    kind: str = ""
+    """``kindVersion.kind`` as the bundle states it (empty for cosign's annotation)."""
+    version: str = ""
 
     @property
     def integrated_datetime(self) -> datetime:
@@ -91,7 +98,7 @@ def _int(value: Any, what: str) -> int:
 def parse_cosign_bundle(annotation: str) -> LogEntry:
     """Parse the ``dev.sigstore.cosign/bundle`` annotation (SET + payload)."""
     try:
-        doc = json.loads(annotation)
+        doc = safejson.loads(annotation)
         payload = doc["Payload"]
         return LogEntry(
             body=decode_b64(payload["body"], "Rekor bundle body"),
@@ -121,7 +128,8 @@ def parse_bundle_tlog_entry(entry: dict[str, Any]) -> LogEntry:
                 hashes=tuple(decode_b64(h, "inclusionProof.hashes") for h in p.get("hashes", [])),
                 checkpoint=str((p.get("checkpoint") or {}).get("envelope", "")),
             )
-        return LogEntry(
+        kind_version = entry.get("kindVersion") or {}
+        parsed = LogEntry(
             body=decode_b64(body_b64, "tlog entry canonicalizedBody"),
             body_b64=body_b64,
             integrated_time=_int(entry.get("integratedTime", 0), "tlog entry integratedTime"),
@@ -129,9 +137,16 @@ def parse_bundle_tlog_entry(entry: dict[str, Any]) -> LogEntry:
             log_id=decode_b64(entry["logId"]["keyId"], "tlog entry logId"),
             signed_entry_timestamp=decode_b64(set_b64, "signedEntryTimestamp") if set_b64 else None,
             inclusion_proof=proof,
+            kind=str(kind_version.get("kind", "")),
+            version=str(kind_version.get("version", "")),
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise VerificationError(f"malformed tlog entry ({exc!r})") from exc
+    if parsed.log_index < 0 or parsed.integrated_time < 0:
+        raise VerificationError("tlog entry has a negative log index or integrated time")
+    if proof is not None and (proof.log_index < 0 or proof.tree_size < 0):
+        raise VerificationError("tlog entry inclusion proof has a negative index or size")
+    return parsed
 
 
 def set_payload(entry: LogEntry) -> bytes:
@@ -190,34 +205,6 @@ def merkle_root_from_proof(leaf: bytes, index: int, size: int, proof: Sequence[b
     return node
 
 
-def verify_checkpoint(checkpoint: str, proof: InclusionProof, trusted_root: TrustedRoot) -> None:
-    """Check the signed note: same tree size and root as the proof, signed by a trusted log."""
-    text, sep, sigs = checkpoint.partition("\n\n")
-    if not sep:
-        raise VerificationError("checkpoint is not a signed note")
-    lines = text.split("\n")
-    if len(lines) < 3:
-        raise VerificationError("checkpoint body too short")
-    try:
-        size = int(lines[1])
-        root = decode_b64(lines[2], "checkpoint root hash")
-    except ValueError as exc:
-        raise VerificationError("checkpoint body malformed") from exc
-    if size != proof.tree_size or root != proof.root_hash:
-        raise VerificationError("checkpoint does not match the inclusion proof's tree")
-    signed = (text + "\n").encode()
-    for line in sigs.splitlines():
-        if not line.startswith("\u2014 "):
-            continue
-        _, _, rest = line[2:].rpartition(" ")
-        blob = decode_b64(rest, "checkpoint signature")
-        hint, sig = blob[:4], blob[4:]
-        for log in trusted_root.tlogs:
-            if log.log_id[:4] == hint and signature_valid(log.key, sig, signed):
-                return
-    raise VerificationError("checkpoint has no signature from a trusted Rekor log")
-
-
 def verify_inclusion_proof(entry: LogEntry, trusted_root: TrustedRoot) -> None:
     """Check the entry's Merkle inclusion proof and its signed checkpoint."""
     proof = entry.inclusion_proof
@@ -226,14 +213,23 @@ def verify_inclusion_proof(entry: LogEntry, trusted_root: TrustedRoot) -> None:
     root = merkle_root_from_proof(entry.body, proof.log_index, proof.tree_size, proof.hashes)
     if root != proof.root_hash:
         raise VerificationError("inclusion proof does not lead to the stated root hash")
-    verify_checkpoint(proof.checkpoint, proof, trusted_root)
+    verify_checkpoint(
+        proof.checkpoint,
+        log_id=entry.log_id,
+        tree_size=proof.tree_size,
+        root_hash=proof.root_hash,
+        trusted_root=trusted_root,
+    )
 
 
-def verify_entry(entry: LogEntry, trusted_root: TrustedRoot, *, require_set: bool) -> TlogVerification:
+def verify_entry(
+    entry: LogEntry, trusted_root: TrustedRoot, *, require_set: bool, require_proof: bool = False
+) -> TlogVerification:
     """Verify what evidence the entry carries; at least one kind must be present and pass.
 
-    ``require_set``: the caller needs a trusted ``integratedTime`` (keyless), which only a SET
-    provides.
+    ``require_set``: the caller needs a trusted ``integratedTime`` (keyless without a TSA), which
+    only a SET provides. ``require_proof``: bundles v0.2+ must carry an inclusion proof with a
+    checkpoint (Rekor v2 entries have nothing else).
     """
     set_ok = proof_ok = False
     if entry.signed_entry_timestamp is not None:
@@ -244,6 +240,8 @@ def verify_entry(entry: LogEntry, trusted_root: TrustedRoot, *, require_set: boo
     if entry.inclusion_proof is not None:
         verify_inclusion_proof(entry, trusted_root)
         proof_ok = True
+    elif require_proof:
+        raise VerificationError("tlog entry has no inclusion proof (required from bundle v0.2 on)")
     if not (set_ok or proof_ok):
         raise VerificationError("tlog entry has neither an inclusion promise nor an inclusion proof")
     return TlogVerification(
@@ -257,7 +255,7 @@ def verify_entry(entry: LogEntry, trusted_root: TrustedRoot, *, require_set: boo
 
 def _body(entry: LogEntry) -> dict[str, Any]:
     try:
-        body = json.loads(entry.body)
+        body = safejson.loads(entry.body)
     except ValueError as exc:
         raise VerificationError("tlog entry body is not JSON") from exc
     if not isinstance(body, dict):
@@ -288,11 +286,16 @@ def check_hashedrekord_body(
     entry: LogEntry,
     *,
     signature: bytes,
-    payload: bytes,
+    payload: bytes | None,
     key: PublicKey,
     cert: x509.Certificate | None = None,
+    payload_sha256: bytes | None = None,
 ) -> None:
-    """The entry must record this signature, this signer and sha256(payload)."""
+    """The entry must record this signature, this signer and sha256(payload).
+
+    ``payload_sha256`` stands in for ``payload`` when only the digest is known (a bundle's
+    message signature over an artifact named by its digest).
+    """
     body = _body(entry)
     kind, version = body.get("kind"), body.get("apiVersion")
     if (kind, version) != ("hashedrekord", "0.0.1"):
@@ -306,7 +309,8 @@ def check_hashedrekord_body(
         raise VerificationError(f"tlog entry body malformed ({exc!r})") from exc
     if data_hash.get("algorithm") != "sha256":
         raise VerificationError(f"tlog entry hash algorithm {data_hash.get('algorithm')} is not sha256")
-    if data_hash.get("value") != hashlib.sha256(payload).hexdigest():
+    want = payload_sha256 if payload_sha256 is not None else hashlib.sha256(payload or b"").digest()
+    if data_hash.get("value") != want.hex():
         raise VerificationError("tlog entry records a different payload hash")
     if body_sig != signature:
         raise VerificationError("tlog entry records a different signature")
@@ -344,6 +348,106 @@ def check_dsse_body(
         or payload_hash.get("value") != hashlib.sha256(payload).hexdigest()
     ):
         raise VerificationError("tlog entry records a different DSSE payload hash")
+    if sorted(sig for sig, _ in recorded) != sorted(signatures):
+        raise VerificationError("tlog entry records different DSSE signatures")
+    if not all(_same_verifier(v, key, cert) for _, v in recorded):
+        raise VerificationError("tlog entry records a different public key or certificate")
+
+
+def _v2_verifier_matches(verifier: Any, key: PublicKey, cert: x509.Certificate | None) -> bool:
+    """Rekor v2 records the verifier as DER: the certificate (keyless) or the SPKI (keyed)."""
+    if not isinstance(verifier, dict):
+        return False
+    if "x509Certificate" in verifier:
+        der = decode_b64(verifier["x509Certificate"].get("rawBytes", ""), "tlog entry certificate")
+        if cert is not None:
+            return der == cert.public_bytes(serialization.Encoding.DER)
+        try:
+            body_cert = x509.load_der_x509_certificate(der)
+        except ValueError:
+            return False
+        return spki_der(body_cert.public_key()) == spki_der(key)  # type: ignore[arg-type]
+    if "publicKey" in verifier and cert is None:
+        der = decode_b64(verifier["publicKey"].get("rawBytes", ""), "tlog entry public key")
+        return der == spki_der(key)
+    return False
+
+
+def check_hashedrekord_v002_body(
+    entry: LogEntry,
+    *,
+    signature: bytes,
+    digest: bytes,
+    key: PublicKey,
+    cert: x509.Certificate | None = None,
+) -> None:
+    """Rekor v2 ``hashedrekord`` 0.0.2: this SHA-256 ``digest``, this signature, this signer.
+
+    For a DSSE envelope the digest is of PAE(payloadType, payload) and the signature is the
+    envelope's only one (rekor-v2 spec §6.1.4).
+    """
+    body = _body(entry)
+    kind, version = body.get("kind"), body.get("apiVersion")
+    if (kind, version) != ("hashedrekord", "0.0.2"):
+        raise VerificationError(f"tlog entry kind {kind} {version} is not hashedrekord 0.0.2")
+    try:
+        spec = body["spec"]["hashedRekordV002"]
+        data = spec["data"]
+        body_sig = decode_b64(spec["signature"]["content"], "tlog entry signature")
+        verifier = spec["signature"]["verifier"]
+        body_digest = decode_b64(data["digest"], "tlog entry digest")
+    except (KeyError, TypeError) as exc:
+        raise VerificationError(f"tlog entry body malformed ({exc!r})") from exc
+    if data.get("algorithm") != "SHA2_256":
+        raise VerificationError(f"tlog entry hash algorithm {data.get('algorithm')} is not SHA2_256")
+    if body_digest != digest:
+        raise VerificationError("tlog entry records a different payload hash")
+    if body_sig != signature:
+        raise VerificationError("tlog entry records a different signature")
+    if not _v2_verifier_matches(verifier, key, cert):
+        raise VerificationError("tlog entry records a different public key or certificate")
+
+
+def check_intoto_body(
+    entry: LogEntry,
+    *,
+    payload_type: str,
+    payload: bytes,
+    signatures: Sequence[bytes],
+    key: PublicKey,
+    cert: x509.Certificate | None = None,
+) -> None:
+    """``intoto`` 0.0.2 (cosign attestations): Rekor keeps the envelope with each base64 field
+    base64-encoded once more; payload hash, payload, type, signatures and signer must all match.
+    """
+    body = _body(entry)
+    kind, version = body.get("kind"), body.get("apiVersion")
+    if (kind, version) != ("intoto", "0.0.2"):
+        raise VerificationError(f"tlog entry kind {kind} {version} is not intoto 0.0.2")
+    try:
+        content = body["spec"]["content"]
+        env = content["envelope"]
+        payload_hash = content["payloadHash"]
+        recorded = [
+            (decode_b64(decode_b64(s["sig"], "tlog entry signature"), "tlog entry signature"), s["publicKey"])
+            for s in env["signatures"]
+        ]
+        body_payload = env.get("payload")
+        body_type = env.get("payloadType")
+    except (KeyError, TypeError) as exc:
+        raise VerificationError(f"tlog entry body malformed ({exc!r})") from exc
+    if (
+        payload_hash.get("algorithm") != "sha256"
+        or payload_hash.get("value") != hashlib.sha256(payload).hexdigest()
+    ):
+        raise VerificationError("tlog entry records a different DSSE payload hash")
+    recorded_payload = (
+        decode_b64(decode_b64(body_payload, "tlog payload"), "tlog payload") if body_payload else payload
+    )
+    if recorded_payload != payload:
+        raise VerificationError("tlog entry records a different DSSE payload")
+    if body_type != payload_type:
+        raise VerificationError("tlog entry records a different DSSE payload type")
     if sorted(sig for sig, _ in recorded) != sorted(signatures):
         raise VerificationError("tlog entry records different DSSE signatures")
     if not all(_same_verifier(v, key, cert) for _, v in recorded):

@@ -28,3 +28,5 @@ class SignatureResult:
     sct_log_id: str | None = None
     predicate_type: str | None = None
     """For bundles: the in-toto predicate type the DSSE statement carried."""
+    timestamps: tuple[str, ...] = ()
+    """Verified RFC 3161 times (ISO 8601, UTC), e.g. the time source of a Rekor v2 entry."""

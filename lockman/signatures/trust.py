@@ -5,18 +5,20 @@ A ``TrustedRoot`` is parsed from Sigstore's ``trusted_root.json`` (media type
 (``rekor.pub``, ``fulcio_v1.crt.pem``), the way older cosign setups and the test fixtures ship
 them. Every key and CA carries a validity window; callers check it at the signing time.
 
+A file may hold several roots as JSON lines (``gh attestation trusted-root`` writes one per
+line); they are merged and all trusted. Parsing is strict: a log, CA or TSA without
+``validFor.start`` or with a malformed key is bad input, never an unbounded window.
+
 The shipped public-good root (``data/trusted_root.json``) is a verbatim copy of
 sigstore-python's embedded ``tuf-repo-cdn.sigstore.dev/trusted_root.json`` at commit 276c5e8f
-(2025-10-21, "Update embedded trust root"). It is *not* refreshed over TUF: lockman never goes
-online for trust material. To refresh it, take the current ``trusted_root.json`` from Sigstore's
-TUF repository (``cosign trusted-root create`` / ``sigstore`` TUF cache, or the sigstore-python
-file above), replace the data file, update ``DEFAULT_TRUSTED_ROOT_DATE`` and re-run the tests.
-Users can always pass their own with ``trusted-root`` / ``--trusted-root``.
+(2025-10-21, "Update embedded trust root"). This package never goes online: the current root is
+fetched over TUF by :mod:`lockman.registry.trust_update`, and this copy is only the last
+fallback. To refresh it, replace the data file, update ``DEFAULT_TRUSTED_ROOT_DATE`` and
+re-run the tests.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +30,8 @@ from typing import Any
 
 from cryptography import x509
 
-from lockman.errors import InputError
+from lockman import safejson
+from lockman.errors import InputError, VerificationError
 from lockman.signatures.keys import (
     PublicKey,
     decode_b64,
@@ -82,12 +85,22 @@ class CertificateAuthority:
 
 
 @dataclass(frozen=True)
+class TimestampAuthority:
+    """An RFC 3161 TSA: its chain (signing cert first, root last) and when its tokens count."""
+
+    chain: tuple[x509.Certificate, ...]
+    validity: ValidityWindow = field(default_factory=ValidityWindow)
+    uri: str = ""
+
+
+@dataclass(frozen=True)
 class TrustedRoot:
     """The set of logs and CAs a verification trusts."""
 
     tlogs: tuple[LogKey, ...] = ()
     certificate_authorities: tuple[CertificateAuthority, ...] = ()
     ctlogs: tuple[LogKey, ...] = ()
+    timestamp_authorities: tuple[TimestampAuthority, ...] = ()
     source: str = "trusted root"
 
     def tlog_keys(self, log_id: bytes) -> list[LogKey]:
@@ -100,11 +113,33 @@ class TrustedRoot:
 
     @classmethod
     def from_json(cls, data: bytes | str, source: str = "trusted root") -> TrustedRoot:
-        """Parse ``trusted_root.json``; InputError naming ``source`` and the bad field."""
+        """Parse ``trusted_root.json``, or several roots as JSON lines (``gh attestation
+        trusted-root`` writes one per line), which are then all trusted; InputError naming
+        ``source``, the line and the bad field.
+        """
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
         try:
-            doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InputError(f"{source}: not valid JSON ({exc})") from exc
+            doc = safejson.loads(text)
+        except ValueError as exc:
+            lines = [ln for ln in text.splitlines() if ln.strip()]
+            if len(lines) < 2:
+                raise InputError(f"{source}: not valid JSON ({exc})") from exc
+            roots = [cls._from_doc(_json_line(ln, f"{source}: line {i + 1}"), f"{source}: line {i + 1}")
+                     for i, ln in enumerate(lines)]
+            merged = roots[0]
+            for r in roots[1:]:
+                merged = merged.merged(r)
+            return TrustedRoot(
+                tlogs=merged.tlogs,
+                certificate_authorities=merged.certificate_authorities,
+                ctlogs=merged.ctlogs,
+                timestamp_authorities=merged.timestamp_authorities,
+                source=f"{source} ({len(roots)} roots)",
+            )
+        return cls._from_doc(doc, source)
+
+    @classmethod
+    def _from_doc(cls, doc: Any, source: str) -> TrustedRoot:
         if not isinstance(doc, dict):
             raise InputError(f"{source}: expected a JSON object")
         media_type = doc.get("mediaType", "")
@@ -117,9 +152,21 @@ class TrustedRoot:
                 _ca(e, f"{source}: certificateAuthorities[{i}]")
                 for i, e in enumerate(doc.get("certificateAuthorities", []))
             )
+            tsas = tuple(
+                TimestampAuthority(*_chain_and_window(e, f"{source}: timestampAuthorities[{i}]"))
+                for i, e in enumerate(doc.get("timestampAuthorities", []))
+            )
         except (KeyError, TypeError, AttributeError) as exc:
             raise InputError(f"{source}: malformed trusted root ({exc!r})") from exc
-        return cls(tlogs=tlogs, certificate_authorities=cas, ctlogs=ctlogs, source=source)
+        except VerificationError as exc:  # bad base64: the root is the user's input
+            raise InputError(str(exc)) from exc
+        return cls(
+            tlogs=tlogs,
+            certificate_authorities=cas,
+            ctlogs=ctlogs,
+            timestamp_authorities=tsas,
+            source=source,
+        )
 
     @classmethod
     def from_file(cls, path: str | Path) -> TrustedRoot:
@@ -158,6 +205,7 @@ class TrustedRoot:
             tlogs=self.tlogs + other.tlogs,
             certificate_authorities=self.certificate_authorities + other.certificate_authorities,
             ctlogs=self.ctlogs + other.ctlogs,
+            timestamp_authorities=self.timestamp_authorities + other.timestamp_authorities,
             source=f"{self.source} + {other.source}",
         )
 
@@ -193,8 +241,18 @@ def _time(value: Any, where: str) -> datetime | None:
     return parsed
 
 
+def _json_line(line: str, where: str) -> Any:
+    try:
+        return safejson.loads(line)
+    except ValueError as exc:
+        raise InputError(f"{where}: not valid JSON ({exc})") from exc
+
+
 def _window(entry: dict[str, Any], where: str) -> ValidityWindow:
-    valid = entry.get("validFor") or {}
+    """A missing window or start is bad input: it must never widen trust to "always"."""
+    valid = entry.get("validFor")
+    if not isinstance(valid, dict) or valid.get("start") is None:
+        raise InputError(f"{where}.start: missing (a trusted key or CA needs the time it became valid)")
     return ValidityWindow(start=_time(valid.get("start"), where), end=_time(valid.get("end"), where))
 
 
@@ -212,6 +270,13 @@ def _log_key(entry: dict[str, Any], where: str) -> LogKey:
 
 
 def _ca(entry: dict[str, Any], where: str) -> CertificateAuthority:
+    chain, validity, uri = _chain_and_window(entry, where)
+    return CertificateAuthority(chain=chain, validity=validity, uri=uri)
+
+
+def _chain_and_window(
+    entry: dict[str, Any], where: str
+) -> tuple[tuple[x509.Certificate, ...], ValidityWindow, str]:
     certs: Sequence[dict[str, Any]] = entry["certChain"]["certificates"]
     chain = []
     for i, c in enumerate(certs):
@@ -222,11 +287,7 @@ def _ca(entry: dict[str, Any], where: str) -> CertificateAuthority:
             raise InputError(f"{where}.certChain[{i}]: not a DER certificate ({exc})") from exc
     if not chain:
         raise InputError(f"{where}: empty certificate chain")
-    return CertificateAuthority(
-        chain=tuple(chain),
-        validity=_window(entry, f"{where}.validFor"),
-        uri=str(entry.get("uri", "")),
-    )
+    return tuple(chain), _window(entry, f"{where}.validFor"), str(entry.get("uri", ""))
 
 
 @lru_cache(maxsize=1)

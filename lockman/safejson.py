@@ -1,0 +1,19 @@
+"""``json.loads`` for bytes that someone else controls (registries, helpers, shared files).
+
+Python's decoder recurses once per nesting level, so 200,000 ``[`` end in a ``RecursionError``
+that no ``except ValueError`` catches: a traceback instead of one error line. Here too-deep
+nesting is just another invalid document (``ValueError``), for every caller at once.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def loads(data: str | bytes | bytearray) -> Any:
+    """Parse JSON; nesting too deep for the decoder is a ``ValueError`` like any malformed input."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None

@@ -1,0 +1,182 @@
+"""What bots do to an xcargo project, against a real docker-registry.
+
+A Renovate branch leaves one image pinned for one target and bare for another, runs
+``lockman update NAME`` for the one image it bumped, and (if someone points a regex manager at
+it) edits digests in ``xcargo.lock`` without the details lockman recorded with them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lockman.model import lockfile
+from tests.conftest import unique_repo
+from tests.registry import Registry
+
+AARCH64 = 'targets."aarch64-unknown-linux-gnu".container.image'
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(body)
+    return cfg
+
+
+def entries(tmp_path: Path) -> dict[tuple[str, str], lockfile.LockedImage]:
+    return lockfile.loads((tmp_path / "xcargo.lock").read_text()).by_key()
+
+
+@pytest.mark.registry
+def test_one_image_pinned_for_one_target_and_bare_for_another(
+    tmp_path: Path, registry: Registry, run
+) -> None:
+    name = f"{registry.host}/{unique_repo('split')}/rust"
+    x = registry.push_index(name.split("/", 1)[1], "1.71", ["linux/amd64", "linux/arm64"], salt="x")
+    cfg = write(
+        tmp_path,
+        f'[container]\nimage = "{name}:1.71@{x.digest}"\n\n'
+        f'[targets."aarch64-unknown-linux-gnu".container]\nimage = "{name}:1.71"\n',
+    )
+    r = run("update", "--config", cfg)
+    assert r.code == 0, r.err
+    lock = entries(tmp_path)
+    assert list(lock) == [(name, "1.71")]
+    assert lock[(name, "1.71")].digest == x.digest and lock[(name, "1.71")].pinned
+    assert run("verify", "--config", cfg).code == 0
+    assert run("verify", "--offline", "--config", cfg).code == 0
+
+    # The tag moves: the bare use would now pull another image than the pinned one.
+    y = registry.push_index(name.split("/", 1)[1], "1.71", ["linux/amd64", "linux/arm64"], salt="y")
+    before = (tmp_path / "xcargo.lock").read_bytes()
+    for args in (("update",), ("update", "--check")):
+        r = run(*args, "--config", cfg)
+        assert r.code == 2, r.err
+        assert r.err.count("\n") == 1
+        assert f"pinned to {x.digest} at container.image" in r.err
+        assert f"but {AARCH64} use the tag, which now points at {y.digest}" in r.err
+        assert "lockman update --repin" in r.err
+    assert (tmp_path / "xcargo.lock").read_bytes() == before
+
+    r = run("update", "--repin", "--config", cfg)
+    assert r.code == 0, r.err
+    assert f'image = "{name}:1.71@{y.digest}"' in cfg.read_text()
+    assert f'image = "{name}:1.71"\n' in cfg.read_text()  # the bare use stays bare
+    assert entries(tmp_path)[(name, "1.71")].digest == y.digest
+    assert run("verify", "--config", cfg).code == 0
+
+
+@pytest.mark.registry
+def test_two_different_pins_name_each_key(tmp_path: Path, registry: Registry, run) -> None:
+    repo = unique_repo("twopins")
+    a = registry.push_image(repo, "v1", salt="a")
+    b = registry.push_image(repo, None, salt="b")
+    cfg = write(
+        tmp_path,
+        f'[container]\nimage = "{registry.host}/{repo}:v1@{a.digest}"\n\n'
+        f'[targets."aarch64-unknown-linux-gnu".container]\nimage = "{registry.host}/{repo}:v1@{b.digest}"\n',
+    )
+    r = run("update", "--config", cfg)
+    assert r.code == 2 and r.err.count("\n") == 1
+    assert f"container.image = {a.digest}" in r.err and f"{AARCH64} = {b.digest}" in r.err
+    assert not (tmp_path / "xcargo.lock").exists()
+
+
+@pytest.mark.registry
+def test_update_of_one_image_after_a_tag_bump_touches_only_that_image(
+    tmp_path: Path, registry: Registry, run
+) -> None:
+    base = unique_repo("branch")
+    registry.push_image(f"{base}/rust", "1.70", salt="70")
+    new = registry.push_image(f"{base}/rust", "1.71", salt="71")
+    cross = registry.push_image(f"{base}/cross", "0.2", salt="c1")
+    rust, tool = f"{registry.host}/{base}/rust", f"{registry.host}/{base}/cross"
+    body = f'[container]\nimage = "{rust}:1.70"\n\n[targets."aarch64-unknown-linux-gnu".container]\nimage = "{tool}:0.2"\n'
+    cfg = write(tmp_path, body)
+    assert run("update", "--config", cfg).code == 0
+    registry.push_image(f"{base}/cross", "0.2", salt="c2")  # another branch's business
+
+    cfg.write_text(body.replace(":1.70", ":1.71"))  # what the bot's branch changed
+    r = run("update", "--config", cfg, rust)
+    assert r.code == 0, r.err
+    lock = entries(tmp_path)
+    assert sorted(lock) == [(tool, "0.2"), (rust, "1.71")]  # the old tag's entry is gone
+    assert lock[(rust, "1.71")].digest == new.digest
+    assert lock[(tool, "0.2")].digest == cross.digest  # not moved by this branch
+    assert run("verify", "--offline", "--config", cfg).code == 0
+
+
+def renovate_edit(tmp_path: Path, old: str, new: str) -> None:
+    """What a regex manager on xcargo.lock does: replace the ``digest = "…"`` line, nothing else."""
+    path = tmp_path / "xcargo.lock"
+    text = path.read_text()
+    assert f'\ndigest = "{old}"\n' in text
+    path.write_text(text.replace(f'\ndigest = "{old}"\n', f'\ndigest = "{new}"\n'))
+
+
+@pytest.mark.registry
+def test_platform_pin_holding_an_index_digest_fails_verify_and_is_rebuilt(
+    tmp_path: Path, registry: Registry, run
+) -> None:
+    repo = unique_repo("platpin")
+    name = f"{registry.host}/{repo}"
+    one = registry.push_index(repo, "1.70", ["linux/amd64", "linux/arm64"], salt="1")
+    cfg = write(tmp_path, f'[container]\nimage = "{name}:1.70"\n')
+    assert run("update", "--platform", "linux/amd64", "--config", cfg).code == 0
+    amd64 = one.children["linux/amd64"].digest
+    assert entries(tmp_path)[(name, "1.70")].digest == amd64
+
+    # Another platform's manifest recorded as linux/amd64: served, hashes right, still wrong.
+    renovate_edit(tmp_path, amd64, one.children["linux/arm64"].digest)
+    r = run("verify", "--config", cfg)
+    assert r.code == 1
+    assert f"index {one.digest} lists {amd64} for linux/amd64, not the locked" in r.err
+    renovate_edit(tmp_path, one.children["linux/arm64"].digest, amd64)
+    assert run("verify", "--config", cfg).code == 0
+
+    # The tag moves and the bot writes the tag's new digest (an index) into `digest`.
+    two = registry.push_index(repo, "1.70", ["linux/amd64", "linux/arm64"], salt="2")
+    renovate_edit(tmp_path, amd64, two.digest)
+    for deep in ((), ("--deep",)):
+        r = run("verify", *deep, "--config", cfg)
+        assert r.code == 1, r.err
+        assert (
+            f"platform pin {two.digest} is a multi-platform index, not a linux/amd64 image manifest" in r.err
+        )
+    assert run("update", "--check", "--config", cfg).code == 1
+    r = run("update", "--config", cfg)
+    assert r.code == 0, r.err
+    entry = entries(tmp_path)[(name, "1.70")]
+    assert (entry.digest, entry.index_digest) == (two.children["linux/amd64"].digest, two.digest)
+    assert run("verify", "--config", cfg).code == 0
+
+
+@pytest.mark.registry
+def test_tag_pin_whose_digest_was_edited_is_rebuilt(tmp_path: Path, registry: Registry, run) -> None:
+    repo = unique_repo("edited")
+    name = f"{registry.host}/{repo}"
+    registry.push_index(repo, "1.70", ["linux/amd64", "linux/arm64"], salt="1")
+    cfg = write(tmp_path, f'[container]\nimage = "{name}:1.70"\n')
+    assert run("update", "--config", cfg).code == 0
+    old = entries(tmp_path)[(name, "1.70")]
+
+    # Same kind (an index): only the manifest tells the platforms are stale. verify fetches it
+    # (and keeps it in the manifest cache), so the next update sees the mismatch and rebuilds.
+    two = registry.push_index(repo, "1.70", ["linux/amd64", "linux/arm64"], salt="2")
+    renovate_edit(tmp_path, old.digest, two.digest)
+    r = run("verify", "--config", cfg)
+    assert r.code == 1 and "is not in the index" in r.err
+    assert run("update", "--config", cfg).code == 0
+    assert {p.digest for p in entries(tmp_path)[(name, "1.70")].platforms} == {
+        c.digest for c in two.children.values()
+    }
+    assert run("verify", "--config", cfg).code == 0
+
+    # Another kind: the tag now names a single-platform image; the HEAD alone says so.
+    single = registry.push_image(repo, "1.70", salt="3")
+    renovate_edit(tmp_path, two.digest, single.digest)
+    assert run("update", "--config", cfg).code == 0
+    entry = entries(tmp_path)[(name, "1.70")]
+    assert entry.platforms == () and entry.media_type == single.media_type
+    assert run("verify", "--config", cfg).code == 0

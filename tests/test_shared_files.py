@@ -1,0 +1,57 @@
+"""fileio's guards for files in shared directories, and the all-or-nothing pair write."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from lockman.fileio import UnsafePath, open_read, open_write, write_together
+
+
+def test_pair_is_rolled_back_when_the_second_rename_fails(tmp_path: Path) -> None:
+    first, second = tmp_path / "xcargo.toml", tmp_path / "xcargo.lock"
+    first.write_bytes(b"old config\r\n")
+    second.mkdir()  # cannot be replaced by a file: the second rename fails
+    with pytest.raises(OSError) as e:
+        write_together([(first, "new config\n"), (second, "new lock\n")])
+    assert e.value.filename == str(second)
+    assert first.read_bytes() == b"old config\r\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["xcargo.lock", "xcargo.toml"]
+
+
+def test_pair_created_together(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_text("old")
+    write_together([(a, "A"), (b, b"B")])
+    assert (a.read_text(), b.read_text()) == ("A", "B")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+
+
+def test_open_write_never_goes_through_a_link(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    link = tmp_path / "partial"
+    link.symlink_to(victim)
+    with pytest.raises(UnsafePath, match="symbolic link"):
+        open_write(link, append=True)
+    with open_write(link, append=False) as f:  # a fresh file replaces the link itself
+        f.write(b"registry bytes")
+    assert victim.read_bytes() == b"precious" and not link.is_symlink()
+
+
+def test_hard_linked_partial_is_refused(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    os.link(victim, tmp_path / "partial")
+    with pytest.raises(UnsafePath, match="hard-linked"):
+        open_write(tmp_path / "partial", append=True)
+    assert victim.read_bytes() == b"precious"
+
+
+def test_open_read_refuses_fifo_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "entry"
+    os.mkfifo(fifo)
+    with pytest.raises(UnsafePath, match="not a regular file"):
+        open_read(fifo)
