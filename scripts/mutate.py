@@ -52,6 +52,9 @@ _SIG_UNIT = [
     "tests/test_signatures_cosign.py",
     "tests/test_signatures_bundle.py",
     "tests/test_signature_check.py",
+    "tests/test_signatures_checkpoint.py",
+    "tests/test_signatures_timestamp.py",
+    "tests/test_sigstore_conformance.py",
 ]
 _SIG_REGISTRY = ["tests/test_signature_verify.py"]
 
@@ -65,6 +68,8 @@ DEFAULT_TARGETS: dict[str, list[str]] = {
     "lockman/signatures/fulcio.py": _sig("tests/test_signatures_fulcio.py"),
     "lockman/signatures/bundle.py": _sig("tests/test_signatures_bundle.py"),
     "lockman/signatures/rekor.py": _sig("tests/test_signatures_rekor.py"),
+    "lockman/signatures/checkpoint.py": _sig("tests/test_signatures_checkpoint.py"),
+    "lockman/signatures/timestamp.py": _sig("tests/test_signatures_timestamp.py"),
     "lockman/signatures/keys.py": _sig("tests/test_signatures_keys.py"),
     "lockman/signatures/cosign.py": _sig("tests/test_signatures_cosign.py"),
     "lockman/signatures/trust.py": _sig("tests/test_signatures_trust.py"),
