@@ -101,6 +101,7 @@ def creds(home: Path, **entry: Any) -> None:
         (httpx.Response(404), RegistryError, r"answered HTTP 404"),
         (httpx.Response(200, json={"token": ""}), RegistryError, r"token server auth.example sent no token"),
         (httpx.Response(200, json={"token": 12345}), RegistryError, r"sent no token"),
+        (httpx.Response(200, json={"access_token": ""}), RegistryError, r"sent no token"),
         (httpx.Response(200, json=["token-in-a-list"]), RegistryError, r"sent no token"),
         (httpx.Response(200, text="not json"), RegistryError, r"sent no token"),
         (httpx.Response(401), AuthError, r"registry.example: authentication required \(no credentials found"),
@@ -192,6 +193,14 @@ def test_identity_token_goes_as_oauth_refresh_grant(isolated_env: Path) -> None:
     form = dict(httpx.QueryParams(request.content.decode()))
     assert form["grant_type"] == "refresh_token" and form["refresh_token"] == "identity-jkl-012"
     assert form["scope"] == "repository:team/app:pull"
+
+
+def test_username_without_password_sends_no_basic_header_to_the_realm(isolated_env: Path) -> None:
+    creds(isolated_env, username="only-user")
+    server = Scripted()
+    resolve(server, f"{HOST}/team/app:1")
+    (request,) = server.token_requests
+    assert request.method == "GET" and "authorization" not in request.headers
 
 
 def test_anonymous_token_request_carries_no_credentials() -> None:

@@ -377,8 +377,9 @@ def test_verify_layer_checks_media_type_and_digest_itself() -> None:
     upper = "sha256:" + "5E" * 32
     with pytest.raises(InputError, match=r"image digest 'sha256:5E5E"):
         verify_layer(upper, layer, policy)
-    with pytest.raises(InputError, match=r"image digest 'sha256:5E5E"):
-        verify_signatures(upper, [layer], policy)
+    for layers in ([layer], []):
+        with pytest.raises(InputError, match=r"image digest 'sha256:5E5E"):
+            verify_signatures(upper, layers, policy)
 
 
 def test_keyed_rekor_entry_for_another_signature_refused() -> None:
@@ -391,3 +392,19 @@ def test_keyed_rekor_entry_for_another_signature_refused() -> None:
     assert verify_signatures(FORGED_DIGEST, [good], policy).tlog is not None
     with pytest.raises(VerificationError, match=r"layer 0: tlog entry records a different payload hash"):
         verify_signatures(FORGED_DIGEST, [replayed], policy)
+
+
+def test_keyless_certificate_with_an_unsupported_key_type_refused() -> None:
+    """Fulcio never issues Ed448 certificates; a layer signed under one must not verify."""
+    from cryptography.hazmat.primitives.asymmetric import ed448
+
+    priv, fulcio, rekor = ed448.Ed448PrivateKey.generate(), FakeFulcio(), FakeRekor()
+    leaf = fulcio.leaf(priv)  # type: ignore[arg-type]
+    layer = keyless_layer(priv, leaf, fulcio, FORGED_DIGEST, rekor)  # type: ignore[arg-type]
+    policy = Policy(
+        certificate_identity="signer@lockman.test",
+        certificate_oidc_issuer="https://issuer.lockman.test",
+        trusted_root=fulcio.trusted_root(rekor),
+    )
+    with pytest.raises(VerificationError, match=r"layer 0: certificate key type Ed448PublicKey is not supported$"):
+        verify_signatures(FORGED_DIGEST, [layer], policy)

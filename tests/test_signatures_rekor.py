@@ -384,3 +384,19 @@ def test_dsse_body_refusals() -> None:
     ]:
         with pytest.raises(VerificationError, match=rf"^tlog entry {refusal}"):
             check(body)
+
+
+@pytest.mark.parametrize("field", ["logIndex", "integratedTime"])
+def test_negative_log_index_or_time_refused(field: str) -> None:
+    raw = bundle_doc()["verificationMaterial"]["tlogEntries"][0]
+    raw[field] = "-1"
+    with pytest.raises(VerificationError, match=r"^tlog entry has a negative log index or integrated time$"):
+        parse_bundle_tlog_entry(raw)
+
+
+@pytest.mark.parametrize("field", ["logIndex", "treeSize"])
+def test_negative_inclusion_proof_index_or_size_refused(field: str) -> None:
+    raw = bundle_doc()["verificationMaterial"]["tlogEntries"][0]
+    raw["inclusionProof"][field] = "-1"
+    with pytest.raises(VerificationError, match=r"^tlog entry inclusion proof has a negative index or size$"):
+        parse_bundle_tlog_entry(raw)
