@@ -52,6 +52,7 @@ _SIG_UNIT = [
     "tests/test_signatures_cosign.py",
     "tests/test_signatures_bundle.py",
     "tests/test_signature_check.py",
+    "tests/test_cosign_attestations.py",
 ]
 _SIG_REGISTRY = ["tests/test_signature_verify.py"]
 
@@ -67,6 +68,7 @@ DEFAULT_TARGETS: dict[str, list[str]] = {
     "lockman/signatures/rekor.py": _sig("tests/test_signatures_rekor.py"),
     "lockman/signatures/keys.py": _sig("tests/test_signatures_keys.py"),
     "lockman/signatures/cosign.py": _sig("tests/test_signatures_cosign.py"),
+    "lockman/signatures/attestation.py": _sig("tests/test_cosign_attestations.py"),
     "lockman/signatures/trust.py": _sig("tests/test_signatures_trust.py"),
     "lockman/signatures/policy.py": _sig("tests/test_signatures_policy.py"),
     "lockman/signatures/_common.py": _sig("tests/test_signatures_cosign.py"),
