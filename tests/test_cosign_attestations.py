@@ -450,3 +450,29 @@ def test_malformed_digests_are_caller_errors(signers) -> None:
     ):
         with pytest.raises(InputError, match="is not sha256:<64 lowercase hex>"):
             call()
+
+
+@pytest.mark.registry
+def test_hostile_att_layers_are_one_clean_line(tmp_path, registry, run, signers) -> None:
+    """A registry controls the statement text and the blob size: escapes never reach the
+    terminal, a huge envelope is refused by its size, and either way the verdict is one line."""
+    rekor, fulcio, priv, _ = signers
+    root = tmp_path / "trusted_root.json"
+    root.write_bytes(trusted_root_json(rekor, fulcio))
+    pub = tmp_path / "k.pub"
+    pub.write_bytes(public_pem(priv))
+    evil = "\x1b]8;;http://evil\x07\x1b[2J\r\nerror: all good"
+    cfg, _, _ = _project(tmp_path, registry, run, lambda d: [
+        attestation_layer(priv, "sha256:" + evil, rekor),
+        attestation_layer(priv, d, rekor, "https://x/" + evil),
+    ])  # fmt: skip
+    r = run("verify", "--config", cfg, "--type", "slsaprovenance1", "--key", pub, "--trusted-root", root)
+    assert r.code == 1
+    assert len(r.err.strip().splitlines()) == 1 and "\x1b" not in r.err and "\x07" not in r.err, r.err
+    assert "layer 0: statement subject sha256:" in r.err and "layer 1: predicate type 'https://x/" in r.err
+
+    huge = SignatureLayer(DSSE_MEDIA_TYPE, b"{" + b" " * (1024 * 1024) + b"}", {ANNOTATION_SIGNATURE: ""})
+    cfg, _, _ = _project(tmp_path, registry, run, lambda d: [huge])
+    r = run("verify", "--config", cfg, "--type", "slsaprovenance1", "--key", pub, "--trusted-root", root)
+    assert r.code == 1 and len(r.err.strip().splitlines()) == 1, r.err
+    assert "larger than the 1048576-byte limit" in r.err
