@@ -53,6 +53,8 @@ _SIG_UNIT = [
     "tests/test_signatures_bundle.py",
     "tests/test_signature_check.py",
     "tests/test_cosign_attestations.py",
+    "tests/test_signatures_entry_bodies.py",
+    "tests/test_sigstore_conformance.py",
 ]
 _SIG_REGISTRY = ["tests/test_signature_verify.py"]
 

@@ -177,6 +177,13 @@ FORGERIES = {
             attestation_layer(p, D, r, intoto_version="0.0.1"),
             attestation_layer(p, D, r, predicate={"x": 1}, intoto_version="0.0.1")),
         False, r"^tlog entry records a different DSSE envelope$"),
+    "SET for the same statement, another signature (intoto 0.0.2)": (
+        lambda r, f, p, lf: _set_from(attestation_layer(p, D, r), attestation_layer(p, D, r)),  # ECDSA: fresh sig
+        False, r"^tlog entry records different DSSE signatures$"),
+    "SET for the same statement, another signature (intoto 0.0.1)": (
+        lambda r, f, p, lf: _set_from(
+            attestation_layer(p, D, r, intoto_version="0.0.1"), attestation_layer(p, D, r, intoto_version="0.0.1")),
+        False, r"^tlog entry records a different DSSE envelope$"),
     "SET for another key (intoto 0.0.2)": (
         lambda r, f, p, lf: _logged_with(r, p, new_key("p256")), False,
         r"^tlog entry records a different public key or certificate$"),
