@@ -128,9 +128,7 @@ EXPLAINED: dict[tuple[str, str, str], str] = {
     ): "stricter: without it a note's non-signature"
     " lines are decoded as signatures too, and a note carrying one is refused",
     ("lockman/signatures/cosign.py", "kwarg", "require_set=True"): "unreachable: parse_cosign_bundle"
-    " refuses an annotation without SignedEntryTimestamp, so a .sig entry always has a SET",
-    ("lockman/signatures/attestation.py", "kwarg", "require_set=True"): "unreachable: parse_cosign_bundle"
-    " refuses an annotation without SignedEntryTimestamp, so an .att entry always has a SET",
+    " refuses an annotation without SignedEntryTimestamp, so a .sig or .att entry always has a SET",
     (
         "lockman/model/reference.py",
         "clause",

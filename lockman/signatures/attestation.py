@@ -19,13 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from cryptography import x509
-
 from lockman import safejson
 from lockman.errors import VerificationError
-from lockman.signatures._common import check_image_digest, leaf_key, signer_result
+from lockman.signatures._common import check_image_digest, signer_result
 from lockman.signatures.bundle import IN_TOTO_PAYLOAD_TYPE, _statement_subject_matches, pae
-from lockman.signatures.cosign import ANNOTATION_BUNDLE, SignatureLayer, _leaf
+from lockman.signatures.cosign import SignatureLayer, layer_log_entry, layer_signer
 from lockman.signatures.keys import decode_b64, key_fingerprint, signature_valid
 from lockman.signatures.policy import Policy
 from lockman.signatures.rekor import (
@@ -33,8 +31,6 @@ from lockman.signatures.rekor import (
     _body,
     check_intoto_body,
     check_intoto_v001_body,
-    parse_cosign_bundle,
-    verify_entry,
 )
 from lockman.signatures.result import SignatureResult
 
@@ -82,13 +78,7 @@ def verify_attestation_layer(
     if payload_type != IN_TOTO_PAYLOAD_TYPE:
         raise VerificationError(f"DSSE payload type {payload_type!r} is not in-toto")
 
-    leaf: x509.Certificate | None = None
-    chain: list[x509.Certificate] = []
-    if policy.key is not None:
-        key = policy.key
-    else:
-        leaf, chain = _leaf(layer.annotations)
-        key = leaf_key(leaf)
+    key, leaf, chain = layer_signer(layer.annotations, policy)
     signed = pae(payload_type, payload)
     if not any(signature_valid(key, s, signed) for s in signatures):
         raise VerificationError(f"DSSE signature does not verify with key {key_fingerprint(key)}")
@@ -100,14 +90,7 @@ def verify_attestation_layer(
     tlog: TlogVerification | None = None
     signed_time = None
     if not policy.ignore_tlog:
-        bundle = layer.annotations.get(ANNOTATION_BUNDLE)
-        if not bundle:
-            raise VerificationError(
-                "no Rekor bundle annotation (transparency log required; "
-                "offline verification needs the SET, or insecure-ignore-tlog)"
-            )
-        entry = parse_cosign_bundle(bundle)
-        tlog = verify_entry(entry, policy.root(), require_set=True)
+        entry, tlog = layer_log_entry(layer.annotations, policy)
         body = _body(entry)
         if (body.get("kind"), body.get("apiVersion")) == ("intoto", "0.0.1"):
             check_intoto_v001_body(entry, envelope=layer.payload, payload=payload, key=key, cert=leaf)
