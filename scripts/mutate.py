@@ -54,6 +54,8 @@ _SIG_UNIT = [
     "tests/test_signature_check.py",
     "tests/test_signatures_checkpoint.py",
     "tests/test_signatures_timestamp.py",
+    "tests/test_cosign_attestations.py",
+    "tests/test_signatures_entry_bodies.py",
     "tests/test_sigstore_conformance.py",
 ]
 _SIG_REGISTRY = ["tests/test_signature_verify.py"]
@@ -72,6 +74,7 @@ DEFAULT_TARGETS: dict[str, list[str]] = {
     "lockman/signatures/timestamp.py": _sig("tests/test_signatures_timestamp.py"),
     "lockman/signatures/keys.py": _sig("tests/test_signatures_keys.py"),
     "lockman/signatures/cosign.py": _sig("tests/test_signatures_cosign.py"),
+    "lockman/signatures/attestation.py": _sig("tests/test_cosign_attestations.py"),
     "lockman/signatures/trust.py": _sig("tests/test_signatures_trust.py"),
     "lockman/signatures/policy.py": _sig("tests/test_signatures_policy.py"),
     "lockman/signatures/_common.py": _sig("tests/test_signatures_cosign.py"),
@@ -125,7 +128,7 @@ EXPLAINED: dict[tuple[str, str, str], str] = {
     ): "stricter: without it a note's non-signature"
     " lines are decoded as signatures too, and a note carrying one is refused",
     ("lockman/signatures/cosign.py", "kwarg", "require_set=True"): "unreachable: parse_cosign_bundle"
-    " refuses an annotation without SignedEntryTimestamp, so a .sig entry always has a SET",
+    " refuses an annotation without SignedEntryTimestamp, so a .sig or .att entry always has a SET",
     (
         "lockman/model/reference.py",
         "clause",

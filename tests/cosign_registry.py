@@ -7,6 +7,7 @@
   serves what is on disk.
 - ``push_signatures``: the ``sha256-<hex>.sig`` OCI manifest, one layer per signature (blob =
   payload, descriptor annotations = the signature's annotations), pushed over HTTP.
+- ``push_attestations``: the same layout at ``sha256-<hex>.att``, one DSSE envelope per layer.
 - ``attach_bundle``: a Sigstore bundle as an OCI 1.1 referrer manifest, listed in the
   ``sha256-<hex>`` fallback index (docker-registry 2.8 has no referrers API).
 """
@@ -52,8 +53,11 @@ def store_fixture(registry: Registry, repo: str, tag: str, fixture: str) -> str:
     return store_manifest(registry, repo, tag, (TESTDATA / fixture / "manifest.json").read_bytes())
 
 
-def push_signatures(registry: Registry, repo: str, digest: str, layers: list[SignatureLayer]) -> str:
-    """Push the ``.sig`` manifest for ``digest`` (replacing any); return its digest."""
+def push_signatures(
+    registry: Registry, repo: str, digest: str, layers: list[SignatureLayer], tag: str | None = None
+) -> str:
+    """Push the ``.sig`` manifest for ``digest`` (or under ``tag``, e.g. the ``.att`` one),
+    replacing any; return its digest."""
     config_digest = registry.push_blob(repo, COSIGN_CONFIG)
     descs = []
     for layer in layers:
@@ -74,7 +78,14 @@ def push_signatures(registry: Registry, repo: str, digest: str, layers: list[Sig
             "layers": descs,
         }
     ).encode()
-    return registry.push_manifest(repo, signature_tag(digest), manifest, OCI_MANIFEST)
+    return registry.push_manifest(repo, tag or signature_tag(digest), manifest, OCI_MANIFEST)
+
+
+def push_attestations(registry: Registry, repo: str, digest: str, layers: list[SignatureLayer]) -> str:
+    """Push the ``.att`` manifest ``cosign attest`` writes for ``digest``; return its digest."""
+    from lockman.signatures.attestation import attestation_tag
+
+    return push_signatures(registry, repo, digest, layers, attestation_tag(digest))
 
 
 def referrer_manifest(registry: Registry, repo: str, subject: dict, bundle: bytes) -> tuple[bytes, str]:

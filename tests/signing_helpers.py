@@ -473,13 +473,7 @@ def make_bundle(
     """A Sigstore bundle v0.3 with a DSSE in-toto statement about ``digest``."""
     from lockman.signatures.bundle import pae
 
-    statement = {
-        "_type": "https://in-toto.io/Statement/v1",
-        "subject": [{"name": "registry.test/app", "digest": {"sha256": digest.split(":")[1]}}],
-        "predicateType": predicate_type,
-        "predicate": predicate or {},
-    }
-    payload = json.dumps(statement).encode()
+    payload = in_toto_statement(digest, predicate_type, predicate)
     sig = sign(key, pae("application/vnd.in-toto+json", payload))
     if leaf is not None:
         material: dict[str, Any] = {
@@ -503,3 +497,72 @@ def make_bundle(
         },
     }
     return json.dumps(doc).encode()
+
+
+def in_toto_statement(digest: str, predicate_type: str, predicate: dict[str, Any] | None = None) -> bytes:
+    """An in-toto v1 statement about the image ``digest``."""
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "registry.test/app", "digest": {"sha256": digest.split(":")[1]}}],
+        "predicateType": predicate_type,
+        "predicate": predicate or {},
+    }
+    return json.dumps(statement).encode()
+
+
+def intoto_body(envelope: bytes, verifier_pem: bytes, version: str = "0.0.2") -> dict[str, Any]:
+    """Rekor's canonical ``intoto`` body for a DSSE ``envelope`` as cosign uploads it.
+
+    0.0.2 keeps the envelope with payload and signatures base64-encoded once more; 0.0.1 keeps
+    only the hashes of the envelope and payload, and the signer.
+    """
+    env = json.loads(envelope)
+    payload = base64.b64decode(env["payload"])
+    hashes_ = {
+        "hash": {"algorithm": "sha256", "value": hashlib.sha256(envelope).hexdigest()},
+        "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(payload).hexdigest()},
+    }
+    if version == "0.0.1":
+        return {"apiVersion": "0.0.1", "kind": "intoto", "spec": {"content": hashes_, "publicKey": b64(verifier_pem)}}
+    logged = {
+        "payloadType": env["payloadType"],
+        "payload": b64(env["payload"].encode()),
+        "signatures": [{"sig": b64(s["sig"].encode()), "publicKey": b64(verifier_pem)} for s in env["signatures"]],
+    }
+    return {"apiVersion": "0.0.2", "kind": "intoto", "spec": {"content": {"envelope": logged, **hashes_}}}
+
+
+def attestation_layer(
+    key: PrivateKey,
+    digest: str,
+    rekor: FakeRekor | None,
+    predicate_type: str = "https://slsa.dev/provenance/v1",
+    *,
+    leaf: x509.Certificate | None = None,
+    fulcio: FakeFulcio | None = None,
+    predicate: dict[str, Any] | None = None,
+    intoto_version: str = "0.0.2",
+    integrated_time: int = int(T0.timestamp()),
+) -> SignatureLayer:
+    """A ``.att`` layer as ``cosign attest`` writes it: a DSSE envelope blob signed with ``key``
+    (by the Fulcio ``leaf`` if given), the empty signature annotation, a SET for an ``intoto``
+    entry from ``rekor`` if given, and keyless the certificate and chain."""
+    from lockman.signatures.attestation import DSSE_MEDIA_TYPE
+    from lockman.signatures.bundle import pae
+
+    payload = in_toto_statement(digest, predicate_type, predicate)
+    sig = sign(key, pae("application/vnd.in-toto+json", payload))
+    envelope = json.dumps(
+        {"payloadType": "application/vnd.in-toto+json", "payload": b64(payload), "signatures": [{"keyid": "", "sig": b64(sig)}]},
+        separators=(",", ":"),
+    ).encode()
+    annotations = {ANNOTATION_SIGNATURE: "", "predicateType": predicate_type}
+    verifier = public_pem(key) if leaf is None else cert_pem(leaf)
+    if leaf is not None:
+        assert fulcio is not None
+        annotations[ANNOTATION_CERTIFICATE] = cert_pem(leaf).decode()
+        annotations[ANNOTATION_CHAIN] = (cert_pem(fulcio.intermediate) + cert_pem(fulcio.root)).decode()
+    if rekor is not None:
+        body = intoto_body(envelope, verifier, intoto_version)
+        annotations[ANNOTATION_BUNDLE] = rekor.cosign_annotation(body, integrated_time)
+    return SignatureLayer(DSSE_MEDIA_TYPE, envelope, annotations)

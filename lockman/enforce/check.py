@@ -2,7 +2,8 @@
 
 Sits between the pure verifier (:mod:`lockman.signatures`) and the commands. For each digest,
 as cosign v3 does: Sigstore bundles attached as OCI referrers first, then the tag-based
-``sha256-<hex>.sig`` signatures; the first signature that satisfies the policy wins. A
+``sha256-<hex>.sig`` signatures (or, for an attestation policy, the classic cosign
+attestations of ``sha256-<hex>.att``); the first one that satisfies the policy wins. A
 multi-platform image is checked at its index digest (what a pull by digest trusts); with
 ``recursive`` every locked platform manifest must be signed as well.
 """
@@ -36,6 +37,7 @@ from lockman.signatures import (
     verify_bundle,
     verify_signatures,
 )
+from lockman.signatures.attestation import DSSE_MEDIA_TYPE, attestation_tag, verify_attestations
 from lockman.signatures.bundle import BUNDLE_MEDIA_TYPES
 from lockman.signatures.policy import PolicyRule
 
@@ -219,7 +221,10 @@ class ImageSignatures:
 
 def describe(result: SignatureResult) -> str:
     """Which signature verified: bundle or ``.sig`` layer, and its tlog entry."""
-    what = "Sigstore bundle" if result.kind == "sigstore-bundle" else f".sig layer {result.index}"
+    what = {
+        "sigstore-bundle": "Sigstore bundle",
+        "cosign-attestation": f".att layer {result.index}",
+    }.get(result.kind, f".sig layer {result.index}")
     if result.tlog is not None:
         what += f", Rekor log index {result.tlog.log_index}"
         if not result.tlog.set_verified:
@@ -256,21 +261,26 @@ def _is_bundle(desc: Descriptor) -> bool:
 
 
 async def fetch_signature_layers(
-    client: RegistryClient, ref: Reference, digest: str
+    client: RegistryClient, ref: Reference, digest: str, *, attestations: bool = False
 ) -> list[SignatureLayer] | None:
-    """The layers of the ``sha256-<hex>.sig`` manifest; None when there is no such tag.
+    """The layers of the ``sha256-<hex>.sig`` manifest (``attestations``: of ``.att``); None
+    when there is no such tag.
 
-    Only simple-signing blobs are fetched; other attachments are passed on with an empty
-    payload (the verifier ignores them).
+    Only simple-signing (``.att``: DSSE envelope) blobs are fetched; other attachments are
+    passed on with an empty payload (the verifiers ignore them).
     """
+    if attestations:
+        tag, wanted = attestation_tag(digest), DSSE_MEDIA_TYPE
+    else:
+        tag, wanted = signature_tag(digest), SIMPLE_SIGNING_MEDIA_TYPE
     try:
-        manifest = await client.get_manifest(ref.with_digest(None).with_tag(signature_tag(digest)))
+        manifest = await client.get_manifest(ref.with_digest(None).with_tag(tag))
     except NotFound:
         return None
     layers = []
     for desc in manifest.layers[:MAX_SIGNATURES]:
         payload = b""
-        if desc.media_type == SIMPLE_SIGNING_MEDIA_TYPE:
+        if desc.media_type == wanted:
             payload = await client.fetch_small_blob(ref, desc.digest, MAX_SIGNATURE_BLOB)
         layers.append(SignatureLayer(desc.media_type, payload, desc.annotations))
     return layers
@@ -279,13 +289,16 @@ async def fetch_signature_layers(
 async def check_digest(
     client: RegistryClient, ref: Reference, digest: str, policy: Policy
 ) -> SignatureResult:
-    """Bundles first, then ``.sig`` layers; the first signature passing ``policy`` wins.
+    """Bundles first, then ``.sig`` layers (``.att`` layers for an attestation policy); the
+    first signature passing ``policy`` wins.
 
     VerificationError lists why every candidate failed; registry failures propagate as they are.
     """
     reasons = []
+    attestations = policy.predicate_type is not None
     bundles, layers = await asyncio.gather(
-        fetch_bundles(client, ref, digest), fetch_signature_layers(client, ref, digest)
+        fetch_bundles(client, ref, digest),
+        fetch_signature_layers(client, ref, digest, attestations=attestations),
     )
     wanted = {policy.predicate_type} if policy.predicate_type else {COSIGN_SIGN_PREDICATE}
     for manifest_digest, bundle in bundles:
@@ -294,8 +307,15 @@ async def check_digest(
         except VerificationError as e:
             reasons.append(f"bundle {manifest_digest[:19]}: {e}")
     if policy.predicate_type:
-        if not bundles:
-            reasons.append(f"no Sigstore bundle (attestation {policy.predicate_type} required)")
+        tag = attestation_tag(digest)
+        if layers is None:
+            none = f"no {tag} attestations" + ("" if bundles else " and no Sigstore bundle")
+            reasons.append(f"{none} (attestation {policy.predicate_type} required)")
+        else:
+            try:
+                return verify_attestations(digest, layers, policy, predicate_types=wanted)
+            except VerificationError as e:
+                reasons.append(f"{tag}: {e}")
         raise VerificationError("; ".join(reasons))
     tag = signature_tag(digest)
     if layers is None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from lockman.errors import LockmanError, VerificationError
 from lockman.model import insight as model
@@ -46,8 +46,18 @@ BUILDKIT_PREDICATE = "in-toto.io/predicate-type"
 PREDICATE_ANNOTATIONS = ("dev.sigstore.bundle.predicateType", "predicateType")
 
 T = TypeVar("T")
-BundleVerifier = Callable[[str, bytes], SbomSignature]
-"""(subject digest, Sigstore bundle bytes) → verdict under the image's signature policy."""
+
+
+class AttestationVerifier(Protocol):
+    """Verdicts on an SBOM's signature under the image's signature policy."""
+
+    def __call__(self, digest: str, bundle: bytes) -> SbomSignature:
+        """(subject digest, Sigstore bundle bytes) → verdict."""
+
+    def cosign_att(
+        self, digest: str, media_type: str, envelope: bytes, annotations: Mapping[str, str]
+    ) -> SbomSignature:
+        """(subject digest, one ``.att`` layer: media type, DSSE envelope, annotations) → verdict."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +68,7 @@ class Target:
     ref: Reference
     old: LockedImage
     new: LockedImage
-    verifier: BundleVerifier | None = None  # set when a signature policy applies to the image
+    verifier: AttestationVerifier | None = None  # set when a signature policy applies to the image
 
 
 class _Exhausted(Exception):
@@ -315,7 +325,7 @@ class _Reader:
                 continue
             signature = None
             if self.t.verifier is not None:
-                signature = SbomSignature(False, "cosign .att attestations are not checked")
+                signature = self.t.verifier.cosign_att(digest, desc.media_type, raw, desc.annotations)
             return _with(sbom, signature)
         return None
 

@@ -2,11 +2,13 @@
 
 No network, and no imports but ``lockman.errors``, ``lockman.safejson`` and its own modules:
 the registry layer fetches the ``.sig`` manifest layers or the bundle, this package decides. One primitive per
-module (keys, trust, rekor, fulcio); ``cosign`` and ``bundle`` compose them;
+module (keys, trust, rekor, fulcio); ``cosign`` (``.sig``), ``attestation`` (``.att``) and
+``bundle`` compose them;
 ``policy`` says what must be proven. Failures raise ``lockman.errors.VerificationError``
 (untrusted content) or ``InputError`` (bad key, trusted root or policy file).
 """
 
+from lockman.signatures.attestation import DSSE_MEDIA_TYPE, attestation_tag, verify_attestations
 from lockman.signatures.bundle import COSIGN_SIGN_PREDICATE, verify_bundle
 from lockman.signatures.cosign import (
     SIMPLE_SIGNING_MEDIA_TYPE,
@@ -21,18 +23,21 @@ from lockman.signatures.trust import TrustedRoot, default_trusted_root
 
 __all__ = [
     "COSIGN_SIGN_PREDICATE",
+    "DSSE_MEDIA_TYPE",
     "SIMPLE_SIGNING_MEDIA_TYPE",
     "Policy",
     "PolicySet",
     "SignatureLayer",
     "SignatureResult",
     "TrustedRoot",
+    "attestation_tag",
     "default_trusted_root",
     "key_fingerprint",
     "load_policy_file",
     "load_public_key",
     "load_public_key_file",
     "signature_tag",
+    "verify_attestations",
     "verify_bundle",
     "verify_signatures",
 ]

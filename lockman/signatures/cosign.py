@@ -24,9 +24,10 @@ from lockman import safejson
 from lockman.errors import VerificationError
 from lockman.signatures._common import check_image_digest, leaf_key, signer_result
 from lockman.signatures.fulcio import load_certificate, load_certificates
-from lockman.signatures.keys import decode_b64, verify_signature
+from lockman.signatures.keys import PublicKey, decode_b64, verify_signature
 from lockman.signatures.policy import Policy
 from lockman.signatures.rekor import (
+    LogEntry,
     TlogVerification,
     check_hashedrekord_body,
     parse_cosign_bundle,
@@ -82,6 +83,28 @@ def _leaf(annotations: Mapping[str, str]) -> tuple[x509.Certificate, list[x509.C
     return leaf, chain
 
 
+def layer_signer(
+    annotations: Mapping[str, str], policy: Policy
+) -> tuple[PublicKey, x509.Certificate | None, list[x509.Certificate]]:
+    """Who must have signed a ``.sig`` or ``.att`` layer: the policy's key, else its Fulcio leaf."""
+    if policy.key is not None:
+        return policy.key, None, []
+    leaf, chain = _leaf(annotations)
+    return leaf_key(leaf), leaf, chain
+
+
+def layer_log_entry(annotations: Mapping[str, str], policy: Policy) -> tuple[LogEntry, TlogVerification]:
+    """The layer's Rekor bundle annotation, its SET verified: offline proof that it was logged."""
+    bundle = annotations.get(ANNOTATION_BUNDLE)
+    if not bundle:
+        raise VerificationError(
+            "no Rekor bundle annotation (transparency log required; "
+            "offline verification needs the SET, or insecure-ignore-tlog)"
+        )
+    entry = parse_cosign_bundle(bundle)
+    return entry, verify_entry(entry, policy.root(), require_set=True)
+
+
 def verify_layer(image_digest: str, layer: SignatureLayer, policy: Policy, index: int = 0) -> SignatureResult:
     """Verify one simple-signing layer against the policy; VerificationError says why not."""
     check_image_digest(image_digest)
@@ -92,13 +115,7 @@ def verify_layer(image_digest: str, layer: SignatureLayer, policy: Policy, index
         raise VerificationError("no signature annotation")
     signature = decode_b64(sig_b64, "signature annotation")
 
-    leaf = None
-    chain: list[x509.Certificate] = []
-    if policy.key is not None:
-        key = policy.key
-    else:
-        leaf, chain = _leaf(layer.annotations)
-        key = leaf_key(leaf)
+    key, leaf, chain = layer_signer(layer.annotations, policy)
     verify_signature(key, signature, layer.payload)
 
     claimed = payload_digest(layer.payload)
@@ -108,14 +125,7 @@ def verify_layer(image_digest: str, layer: SignatureLayer, policy: Policy, index
     tlog: TlogVerification | None = None
     signed_time = None
     if not policy.ignore_tlog:
-        bundle = layer.annotations.get(ANNOTATION_BUNDLE)
-        if not bundle:
-            raise VerificationError(
-                "no Rekor bundle annotation (transparency log required; "
-                "offline verification needs the SET, or insecure-ignore-tlog)"
-            )
-        entry = parse_cosign_bundle(bundle)
-        tlog = verify_entry(entry, policy.root(), require_set=True)
+        entry, tlog = layer_log_entry(layer.annotations, policy)
         check_hashedrekord_body(entry, signature=signature, payload=layer.payload, key=key, cert=leaf)
         signed_time = entry.integrated_datetime
 

@@ -457,3 +457,43 @@ def check_intoto_body(
 def pem_of(cert: x509.Certificate) -> bytes:
     """PEM bytes of a certificate (what Rekor stores as the verifier)."""
     return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def check_intoto_v001_body(
+    entry: LogEntry,
+    *,
+    envelope: bytes,
+    payload: bytes,
+    key: PublicKey,
+    cert: x509.Certificate | None = None,
+) -> None:
+    """``intoto`` 0.0.1 (older cosign attestations): Rekor keeps no signature, only sha256 of the
+    envelope exactly as uploaded (which is the ``.att`` layer blob) and the signer, so the
+    envelope hash is what binds the entry to this signature.
+    """
+    body = _body(entry)
+    kind, version = body.get("kind"), body.get("apiVersion")
+    if (kind, version) != ("intoto", "0.0.1"):
+        raise VerificationError(f"tlog entry kind {kind} {version} is not intoto 0.0.1")
+    try:
+        spec = body["spec"]
+        content = spec["content"]
+        envelope_hash = content["hash"]
+        payload_hash = content.get("payloadHash")
+        verifier = spec["publicKey"]
+    except (KeyError, TypeError) as exc:
+        raise VerificationError(f"tlog entry body malformed ({exc!r})") from exc
+    if (
+        not isinstance(envelope_hash, dict)
+        or envelope_hash.get("algorithm") != "sha256"
+        or envelope_hash.get("value") != hashlib.sha256(envelope).hexdigest()
+    ):
+        raise VerificationError("tlog entry records a different DSSE envelope")
+    if payload_hash is not None and (
+        not isinstance(payload_hash, dict)
+        or payload_hash.get("algorithm") != "sha256"
+        or payload_hash.get("value") != hashlib.sha256(payload).hexdigest()
+    ):
+        raise VerificationError("tlog entry records a different DSSE payload hash")
+    if not isinstance(verifier, str) or not _same_verifier(verifier, key, cert):
+        raise VerificationError("tlog entry records a different public key or certificate")

@@ -15,9 +15,10 @@ class SignatureResult:
     """
 
     kind: str
-    """``"cosign-signature"`` (a ``.sig`` layer) or ``"sigstore-bundle"``."""
+    """``"cosign-signature"`` (a ``.sig`` layer), ``"cosign-attestation"`` (an ``.att`` layer)
+    or ``"sigstore-bundle"``."""
     index: int
-    """Layer index in the ``.sig`` manifest (0 for a bundle)."""
+    """Layer index in the ``.sig`` / ``.att`` manifest (0 for a bundle)."""
     signer: str
     key_fingerprint: str
     """``sha256:<hex>`` of the verifying public key's SPKI (the Fulcio leaf's key if keyless)."""
@@ -27,6 +28,6 @@ class SignatureResult:
     """None when the transparency log was not required (``ignore_tlog``)."""
     sct_log_id: str | None = None
     predicate_type: str | None = None
-    """For bundles: the in-toto predicate type the DSSE statement carried."""
+    """For bundles and ``.att`` layers: the in-toto predicate type the DSSE statement carried."""
     timestamps: tuple[str, ...] = ()
     """Verified RFC 3161 times (ISO 8601, UTC), e.g. the time source of a Rekor v2 entry."""
