@@ -469,6 +469,7 @@ PROBLEM_KINDS = (
     "missing",  # the config uses an image the lock lacks
     "stale",  # the lock has an image the config no longer uses
     "pin-mismatch",  # xcargo.toml pins a digest the lock disagrees with
+    "edited-outside-lockman",  # an entry's digest no longer matches its details-from
     "not-served",  # the registry does not serve a locked (platform) digest
     "digest-mismatch",  # served bytes do not hash to the locked digest
     "platform-mismatch",  # the locked index no longer lists a locked platform

@@ -38,6 +38,7 @@ def _check(run, tmp_path: Path, bad: Path, key: str, problem: str, commands: lis
         assert r.code == 2, (cmd, r.out, r.err)
         assert r.err.count("\n") == 1 and r.err.startswith("error: "), r.err
         assert "Traceback" not in r.err
+        assert not any(c < " " for c in r.err[:-1]), "control characters from the file reach the terminal"
         assert f"{bad}: " in r.err, r.err
         if key:
             assert f": {key}: " in r.err, r.err

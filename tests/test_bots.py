@@ -2,11 +2,13 @@
 
 A Renovate branch leaves one image pinned for one target and bare for another, runs
 ``lockman update NAME`` for the one image it bumped, and (if someone points a regex manager at
-it) edits digests in ``xcargo.lock`` without the details lockman recorded with them.
+it) edits digests in ``xcargo.lock`` without the details lockman recorded with them; the
+``details-from`` key tells such an entry apart without a request, even on a cold cache.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -179,4 +181,122 @@ def test_tag_pin_whose_digest_was_edited_is_rebuilt(tmp_path: Path, registry: Re
     assert run("update", "--config", cfg).code == 0
     entry = entries(tmp_path)[(name, "1.70")]
     assert entry.platforms == () and entry.media_type == single.media_type
+    assert run("verify", "--config", cfg).code == 0
+
+
+def requests_since(registry: Registry, mark: int) -> list[str]:
+    return registry.access_log_lines()[mark:]
+
+
+@pytest.mark.registry
+def test_edited_multi_platform_digest_is_rebuilt_on_a_cold_cache(
+    tmp_path: Path, registry: Registry, run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = unique_repo("bound")
+    name = f"{registry.host}/{repo}"
+    one = registry.push_index(repo, "1.70", ["linux/amd64", "linux/arm64"], salt="1")
+    cfg = write(tmp_path, f'[container]\nimage = "{name}:1.70"\n')
+    assert run("update", "--config", cfg).code == 0
+    assert f'details-from = "{one.digest}"' in (tmp_path / "xcargo.lock").read_text()
+
+    # The tag moves; a regex manager writes the new index's digest and nothing else.
+    two = registry.push_index(repo, "1.70", ["linux/amd64", "linux/arm64"], salt="2")
+    renovate_edit(tmp_path, one.digest, two.digest)
+    edited = (tmp_path / "xcargo.lock").read_bytes()
+    r = run("verify", "--offline", "--format", "json", "--config", cfg)
+    assert r.code == 1, r.err
+    kinds = [p["kind"] for p in json.loads(r.out)["problems"]]
+    assert kinds == ["edited-outside-lockman"]
+    assert f"{name}:1.70: digest {two.digest} in xcargo.lock was edited outside lockman" in r.err
+    assert "run `lockman update`" in r.err
+    assert run("verify", "--config", cfg).code == 1  # online too (it also fills the cache...)
+    assert run("update", "--check", "--config", cfg).code == 1
+    assert (tmp_path / "xcargo.lock").read_bytes() == edited
+
+    # ... so the bot's update runs in a fresh container: nothing cached, the tag's HEAD returns
+    # the very digest the lock now records. details-from alone tells the entry is stale.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "fresh-cache"))
+    r = run("update", "--config", cfg)
+    assert r.code == 0, r.err
+    assert r.err.count("edited outside lockman") == 1 and f"{name}:1.70" in r.err
+    entry = entries(tmp_path)[(name, "1.70")]
+    assert entry.digest == entry.details_from == two.digest
+    assert {p.digest for p in entry.platforms} == {c.digest for c in two.children.values()}
+    assert run("verify", "--config", cfg).code == 0
+
+    # The binding costs nothing: a no-op update is one ping and one HEAD, no GET.
+    before = (tmp_path / "xcargo.lock").read_bytes()
+    mark = len(registry.access_log_lines())
+    r = run("update", "--config", cfg)
+    assert r.code == 0 and "edited outside" not in r.err, r.err
+    lines = requests_since(registry, mark)
+    assert sum('"HEAD /v2/' in ln for ln in lines) == 1
+    assert [ln for ln in lines if '"HEAD /v2/' not in ln] == [ln for ln in lines if '"GET /v2/ ' in ln]
+    assert (tmp_path / "xcargo.lock").read_bytes() == before
+
+
+@pytest.mark.registry
+def test_edited_pin_and_lock_digest_together_are_rebuilt(tmp_path: Path, registry: Registry, run) -> None:
+    """A regex manager bumping a pin in xcargo.toml and the digest in xcargo.lock in one go."""
+    repo = unique_repo("boundpin")
+    name = f"{registry.host}/{repo}"
+    one = registry.push_index(repo, "1.70", ["linux/amd64", "linux/arm64"], salt="1")
+    cfg = write(tmp_path, f'[container]\nimage = "{name}:1.70@{one.digest}"\n')
+    assert run("update", "--config", cfg).code == 0
+    two = registry.push_index(repo, "1.70", ["linux/amd64", "linux/arm64"], salt="2")
+    cfg.write_text(cfg.read_text().replace(one.digest, two.digest))
+    renovate_edit(tmp_path, one.digest, two.digest)
+    r = run("verify", "--offline", "--config", cfg)
+    assert r.code == 1 and "edited outside lockman" in r.err, r.err
+    r = run("update", "--config", cfg)
+    assert r.code == 0 and "edited outside lockman" in r.err, r.err
+    entry = entries(tmp_path)[(name, "1.70")]
+    assert entry.pinned and entry.details_from == two.digest
+    assert {p.digest for p in entry.platforms} == {c.digest for c in two.children.values()}
+    assert run("verify", "--config", cfg).code == 0
+
+
+@pytest.mark.registry
+def test_lock_from_an_older_lockman_works_and_gains_the_key_when_rebuilt(
+    tmp_path: Path, registry: Registry, run
+) -> None:
+    repo = unique_repo("oldlock")
+    name = f"{registry.host}/{repo}"
+    registry.push_index(repo, "1.70", ["linux/amd64", "linux/arm64"], salt="1")
+    cfg = write(tmp_path, f'[container]\nimage = "{name}:1.70"\n')
+    assert run("update", "--config", cfg).code == 0
+    lock = tmp_path / "xcargo.lock"
+    old = "".join(ln for ln in lock.read_text().splitlines(keepends=True) if not ln.startswith("details-from"))
+    assert "details-from" not in old
+    lock.write_text(old)
+    assert run("verify", "--config", cfg).code == 0
+    mark = len(registry.access_log_lines())
+    r = run("update", "--config", cfg)
+    assert r.code == 0, r.err
+    assert lock.read_text() == old  # byte-identical: a no-change update adds nothing
+    assert not any('"GET /v2/' in ln and "/manifests/" in ln for ln in requests_since(registry, mark))
+
+    two = registry.push_index(repo, "1.70", ["linux/amd64", "linux/arm64"], salt="2")
+    assert run("update", "--config", cfg).code == 0  # the tag moved: the entry is rewritten
+    assert f'details-from = "{two.digest}"' in lock.read_text()
+
+
+@pytest.mark.registry
+def test_platform_pin_records_the_manifest_its_details_describe(
+    tmp_path: Path, registry: Registry, run
+) -> None:
+    repo = unique_repo("boundplat")
+    name = f"{registry.host}/{repo}"
+    one = registry.push_index(repo, "1.70", ["linux/amd64", "linux/arm64"], salt="1")
+    cfg = write(tmp_path, f'[container]\nimage = "{name}:1.70"\n')
+    assert run("update", "--platform", "linux/amd64", "--config", cfg).code == 0
+    amd64 = one.children["linux/amd64"].digest
+    assert entries(tmp_path)[(name, "1.70")].details_from == amd64
+    renovate_edit(tmp_path, amd64, one.digest)  # the tag's digest (the index) written into `digest`
+    r = run("verify", "--offline", "--config", cfg)
+    assert r.code == 1 and "edited outside lockman" in r.err, r.err
+    r = run("update", "--config", cfg)
+    assert r.code == 0 and "edited outside lockman" in r.err, r.err
+    entry = entries(tmp_path)[(name, "1.70")]
+    assert (entry.digest, entry.index_digest, entry.platform) == (amd64, one.digest, "linux/amd64")
     assert run("verify", "--config", cfg).code == 0

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,16 @@ def test_write_atomic_replaces_and_keeps_mode(tmp_path: Path) -> None:
 
 def test_read_missing_is_none(tmp_path: Path) -> None:
     assert lockfile.read(tmp_path / "xcargo.lock") is None
+
+
+def test_details_from_round_trips_apart_from_the_digest_line() -> None:
+    """A regex manager matching the ``name``/``tag``/``digest`` lines must not reach ``details-from``."""
+    rust = replace(sample().images[0], details_from=D1)
+    text = lockfile.dumps(Lockfile((rust,)))
+    assert lockfile.loads(text).images == (rust,)
+    assert f'digest = "{D1}"\ndetails-from' not in text
+    assert f'details-from = "{D1}"\nplatforms = [' in text
+    assert not rust.edited_outside
+    edited = lockfile.loads(text.replace(f'\ndigest = "{D1}"\n', f'\ndigest = "{D3}"\n')).images[0]
+    assert edited.edited_outside and edited.details_from == D1
+    assert not replace(rust, details_from="").edited_outside  # written by an older lockman

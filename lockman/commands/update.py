@@ -117,7 +117,7 @@ def _details_changed(old: Lockfile | None, new: Lockfile) -> list[str]:
     changed: set[str] = set()
     for key, b in new.by_key().items():
         a = before.get(key)
-        for name in ("pinned", "source", "media_type", "index_digest"):
+        for name in ("pinned", "source", "media_type", "index_digest", "details_from"):
             if a is not None and getattr(a, name) != getattr(b, name):
                 changed.add(name.replace("_", "-"))
     return sorted(changed)
@@ -165,6 +165,13 @@ async def run(
         except lockfile.LockfileConflict as conflict:
             old = recover_conflict(conflict, wanted, lock_path)
         previous = old.by_key() if old else {}
+        for w in wanted:
+            e = previous.get(w.key)
+            if e is not None and e.edited_outside:
+                err(
+                    f"notice: {lock_path}: {e.display} was edited outside lockman (digest {short(e.digest)}, "
+                    f"details read from {short(e.details_from)}); rebuilding the entry from the registry"
+                )
         from lockman.registry.cache import ManifestCache
 
         # The cache lets the no-change path check recorded details for free (see locker).

@@ -68,6 +68,17 @@ def consistency(config: XcargoConfig, lock: Lockfile | None) -> list[Problem]:
                     f"locked to {e.digest}",
                 )
             )
+    for e in lock.images:
+        if e.edited_outside:
+            problems.append(
+                Problem(
+                    "edited-outside-lockman",
+                    e.display,
+                    f"{e.display}: digest {e.digest} in {lock_path.name} was edited outside lockman "
+                    f"(its details were read from {e.details_from}); "
+                    "run `lockman update` to rebuild the entry",
+                )
+            )
     used = {w.key for w in wanted}
     for key, e in entries.items():
         if key not in used:

@@ -100,6 +100,7 @@ def platforms_of(manifest: Manifest) -> tuple[LockedPlatform, ...]:
 
 
 def _entry(w: Wanted, digest: str, manifest: Manifest | None, media_type: str) -> LockedImage:
+    platforms = platforms_of(manifest) if manifest else ()
     return LockedImage(
         name=w.use.name,
         tag=w.use.tag,
@@ -107,15 +108,22 @@ def _entry(w: Wanted, digest: str, manifest: Manifest | None, media_type: str) -
         media_type=manifest.media_type if manifest else media_type,
         source=w.source,
         pinned=w.use.pinned,
-        platforms=platforms_of(manifest) if manifest else (),
+        platforms=platforms,
+        details_from=digest if platforms else "",  # read from this manifest, just now
     )
 
 
 async def lock_one(
     client: RegistryClient, w: Wanted, previous: LockedImage | None, platform: str = ""
 ) -> Outcome:
-    """Lock ``w``: what its tag resolves to, or (``platform`` set) that platform's manifest."""
+    """Lock ``w``: what its tag resolves to, or (``platform`` set) that platform's manifest.
+
+    An entry edited outside lockman (``details-from`` is not its ``digest``) is not trusted at
+    all: it is rebuilt as if it were new, keeping only its kind (the caller's ``platform``).
+    """
     ref = w.use.ref
+    if previous is not None and previous.edited_outside:
+        previous = None
     try:
         if ref.digest is not None:
             return await _lock_pinned(client, w, previous)
@@ -150,9 +158,10 @@ def recorded_details_agree(
     """Whether an entry's media type and platforms still fit the digest the tag names.
 
     The no-change path trusts the lock for one HEAD. A digest edited in xcargo.lock by anything
-    but lockman (a bot's regex manager) leaves the old details behind; what the HEAD tells
-    (media type, index or not) and the local manifest cache (filled by ``verify``) catch that, and
-    the entry is then rebuilt from the registry.
+    but lockman (a bot's regex manager) leaves the old details behind; ``details-from`` catches
+    that for free (see :func:`lock_one`). For entries written before that key existed, what the
+    HEAD tells (media type, index or not) and the local manifest cache (filled by ``verify``)
+    catch it, and the entry is then rebuilt from the registry.
     """
     if previous.media_type and desc.media_type and previous.media_type != desc.media_type:
         return False

@@ -52,6 +52,7 @@ async def lock_platform(
         source=source,
         platform=platform,
         index_digest=index_digest,
+        details_from=digest,  # platform and index-digest describe this manifest
     )
 
 

@@ -52,6 +52,15 @@ class LockedImage:
     platforms: tuple[LockedPlatform, ...] = field(default=())
     platform: str = ""  # set: a platform-specific pin (kind = "platform"); else what the tag names
     index_digest: str = ""  # for a platform pin: the index it was chosen from
+    # The digest lockman read ``platforms`` (or a platform pin's details) from. It differs from
+    # ``digest`` only when something else rewrote ``digest`` (a bot's regex manager, a hand
+    # edit): a zero-request sign that the details describe another manifest.
+    details_from: str = ""
+
+    @property
+    def edited_outside(self) -> bool:
+        """``digest`` was changed by something other than lockman after the details were read."""
+        return bool(self.details_from) and self.details_from != self.digest
 
     @property
     def kind(self) -> str:
@@ -106,6 +115,8 @@ def dumps(lock: Lockfile) -> str:
             t.add("source", img.source)
         if img.pinned:
             t.add("pinned", True)
+        if img.details_from:
+            t.add("details-from", img.details_from)
         if img.platforms:
             arr = tomlkit.array()
             for p in img.platforms:
@@ -234,6 +245,9 @@ def loads(text: str, path: Path | str = "xcargo.lock") -> Lockfile:
         index_digest = s("index-digest", required=False)
         if index_digest:
             _digest(index_digest, f"{where}.index-digest", fail)
+        details_from = s("details-from", required=False)
+        if "details-from" in entry:
+            _digest(details_from, f"{where}.details-from", fail)
         img = LockedImage(
             name,
             tag,
@@ -244,6 +258,7 @@ def loads(text: str, path: Path | str = "xcargo.lock") -> Lockfile:
             tuple(platforms),
             platform,
             index_digest,
+            details_from,
         )
         if img.key in seen:
             raise fail(where, f"duplicate entry for {img.display}")
