@@ -129,6 +129,21 @@ EXPLAINED: dict[tuple[str, str, str], str] = {
         "drop `len(value) < 2 + n` from `n == 0 or n > 4 or len(value) < 2 + n`",
     ): "subsumed: with the length bytes cut off, the total-length check below refuses the same input"
     " with the same message",
+    **{
+        ("lockman/signatures/policy.py", "clause", f"drop `{clause}` from `{whole}`"): "equivalent:"
+        " lower-casing changes a first component only if it has an upper-case letter, and"
+        " `first != first.lower()` folds exactly those"
+        for clause, whole in [
+            (
+                '"." in first or ":" in first or first.lower() == "localhost" or first != first.lower()',
+                'sep and ("." in first or ":" in first or first.lower() == "localhost" or first != first...',
+            ),
+            *(
+                (c, '"." in first or ":" in first or first.lower() == "localhost" or first != first.lower()')
+                for c in ('"." in first', '":" in first', 'first.lower() == "localhost"')
+            ),
+        ]
+    },
     ("lockman/signatures/keys.py", "continue", "continue under `except InvalidSignature`"): "no-op: the"
     " `continue` ends the loop body",
     (
