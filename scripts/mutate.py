@@ -105,11 +105,13 @@ DEFAULT_TARGETS: dict[str, list[str]] = {
     ],
     "lockman/registry/credentials.py": [
         "tests/test_credentials.py",
+        "tests/test_conformance.py",
         "tests/test_auth_policy.py",
         "tests/test_secrets.py",
     ],
     "lockman/model/reference.py": [
         "tests/test_reference.py",
+        "tests/test_conformance.py",
         "tests/test_properties.py",
         "tests/test_registries_conf.py",
     ],
@@ -178,6 +180,8 @@ EXPLAINED: dict[tuple[str, str, str], str] = {
         "drop `not repositories` from "
         '`challenge is None or challenge.scheme != "bearer" or not repositories`',
     ): "subsumed: no repositories means no missing scopes, and `if missing` then asks for nothing",
+    ("lockman/registry/credentials.py", "clause", "drop `addr` from `addr and port.isdigit()`"):
+    "unreachable: the host has two or more colons, so the text before the last one holds a colon",
     (
         "lockman/registry/credentials.py",
         "clause",
