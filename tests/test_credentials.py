@@ -240,3 +240,14 @@ def test_failing_helper_secret_is_masked_even_from_a_broken_answer(
         assert console.redact(f"said {secret}") == "said ***"
     else:
         assert console._secrets == set()
+
+
+def test_helper_saying_not_found_on_stderr_is_anonymous(isolated_env: Path, tmp_path: Path, monkeypatch) -> None:
+    """A helper may say "not found" on stderr rather than stdout: still anonymous, no problem."""
+    bin_dir = tmp_path / "bin"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    helper_script(bin_dir, "lmquiet", "print('credentials not found in native keychain', file=sys.stderr); sys.exit(1)")
+    docker_config(isolated_env, {"credHelpers": {"reg.example": "lmquiet"}})
+    store = CredentialStore()
+    assert store.get("reg.example") is None
+    assert store.problem("reg.example") == ""
