@@ -47,6 +47,7 @@ _SIG_UNIT = [
     "tests/test_signatures_keys.py",
     "tests/test_signatures_trust.py",
     "tests/test_signatures_rekor.py",
+    "tests/test_signatures_entry_bodies.py",
     "tests/test_signatures_fulcio.py",
     "tests/test_signatures_policy.py",
     "tests/test_signatures_cosign.py",
@@ -58,7 +59,19 @@ _SIG_UNIT = [
     "tests/test_signatures_entry_bodies.py",
     "tests/test_sigstore_conformance.py",
 ]
-_SIG_REGISTRY = ["tests/test_signature_verify.py"]
+_SIG_REGISTRY = ["tests/test_signature_verify.py", "tests/test_signatures_rekor2_e2e.py"]
+
+
+def _unlisted_signature_tests() -> list[str]:
+    """Signature test files missing from the lists above: their kills would go unseen (issue 12's
+    Rekor v2 tests were, and five killed mutants were reported as survivors)."""
+    listed = set(_SIG_UNIT + _SIG_REGISTRY)
+    found = sorted(
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "tests").glob("test_*.py")
+        if p.name.startswith(("test_signature", "test_sigstore"))
+    )
+    return [t for t in found if t not in listed]
 
 
 def _sig(first: str) -> list[str]:
@@ -85,6 +98,8 @@ DEFAULT_TARGETS: dict[str, list[str]] = {
         "tests/test_auth_policy.py",
         "tests/test_secrets.py",
         "tests/test_registry_auth.py",
+        # The attacker's redirect (registry-backed): one test, not the whole hostile file.
+        "tests/test_hostile.py::test_foreign_host_challenge_never_gets_the_registrys_credentials",
     ],
     "lockman/registry/challenge.py": [
         "tests/test_challenge.py",
@@ -93,11 +108,13 @@ DEFAULT_TARGETS: dict[str, list[str]] = {
     ],
     "lockman/registry/credentials.py": [
         "tests/test_credentials.py",
+        "tests/test_conformance.py",
         "tests/test_auth_policy.py",
         "tests/test_secrets.py",
     ],
     "lockman/model/reference.py": [
         "tests/test_reference.py",
+        "tests/test_conformance.py",
         "tests/test_properties.py",
         "tests/test_registries_conf.py",
     ],
@@ -119,6 +136,21 @@ EXPLAINED: dict[tuple[str, str, str], str] = {
         "drop `len(value) < 2 + n` from `n == 0 or n > 4 or len(value) < 2 + n`",
     ): "subsumed: with the length bytes cut off, the total-length check below refuses the same input"
     " with the same message",
+    **{
+        ("lockman/signatures/policy.py", "clause", f"drop `{clause}` from `{whole}`"): "equivalent:"
+        " lower-casing changes a first component only if it has an upper-case letter, and"
+        " `first != first.lower()` folds exactly those"
+        for clause, whole in [
+            (
+                '"." in first or ":" in first or first.lower() == "localhost" or first != first.lower()',
+                'sep and ("." in first or ":" in first or first.lower() == "localhost" or first != first...',
+            ),
+            *(
+                (c, '"." in first or ":" in first or first.lower() == "localhost" or first != first.lower()')
+                for c in ('"." in first', '":" in first', 'first.lower() == "localhost"')
+            ),
+        ]
+    },
     ("lockman/signatures/keys.py", "continue", "continue under `except InvalidSignature`"): "no-op: the"
     " `continue` ends the loop body",
     (
@@ -151,6 +183,8 @@ EXPLAINED: dict[tuple[str, str, str], str] = {
         "drop `not repositories` from "
         '`challenge is None or challenge.scheme != "bearer" or not repositories`',
     ): "subsumed: no repositories means no missing scopes, and `if missing` then asks for nothing",
+    ("lockman/registry/credentials.py", "clause", "drop `addr` from `addr and port.isdigit()`"):
+    "unreachable: the host has two or more colons, so the text before the last one holds a colon",
     (
         "lockman/registry/credentials.py",
         "clause",
@@ -362,13 +396,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     targets = _targets(args.modules)
+    unlisted = _unlisted_signature_tests()
+    if unlisted:
+        print(f"mutate.py: warning: signature tests not run for any module: {' '.join(unlisted)}", flush=True)
     summary: list[tuple[str, int, int, int]] = []
     tmp = None if args.list else _scratch()
     try:
         for module, tests in targets.items():
-            tests = [t for t in tests if (ROOT / t).exists()]
+            tests = [t for t in tests if (ROOT / t.partition("::")[0]).exists()]  # a file or a test id
             if args.no_registry:
-                tests = [t for t in tests if "mark.registry" not in (ROOT / t).read_text()]
+                tests = [t for t in tests if "mark.registry" not in (ROOT / t.partition("::")[0]).read_text()]
             found = [m for m in mutants(module) if not args.only or m.line in args.only]
             print(f"== {module}: {len(found)} mutants; tests: {' '.join(tests)}", flush=True)
             if args.list:

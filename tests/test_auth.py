@@ -333,6 +333,35 @@ def test_prefetch_one_token_for_many_repositories() -> None:
     assert request.url.params.get_list("scope") == ["repository:team/a:pull", "repository:team/b:pull"]
 
 
+@pytest.mark.parametrize(
+    ("status", "answered_by", "learned"),
+    [
+        (401, HOST, True),
+        (200, HOST, False),  # a challenge header on a success asks for nothing
+        (401, "evil.example", False),  # the ping was redirected: that challenge is another host's
+    ],
+)
+def test_only_the_hosts_own_401_challenge_is_learned(status: int, answered_by: str, learned: bool) -> None:
+    """A learned challenge is acted on before any 401 (prefetch, pre-authentication): only the
+    registry's own refusal may teach one, else another host picks the realm our credentials go to."""
+    server = Scripted()
+    ping = httpx.Response(
+        status,
+        headers={"WWW-Authenticate": server.challenge()},
+        request=httpx.Request("GET", f"https://{answered_by}/v2/"),
+    )
+
+    async def go() -> None:
+        raw = httpx.AsyncClient(transport=httpx.MockTransport(server.handler))
+        auth = RegistryAuth(CredentialStore(), raw.send, lambda host: False)
+        auth.learn(HOST, ping)
+        await auth.prefetch(HOST, ["team/a"])
+        await raw.aclose()
+
+    asyncio.run(go())
+    assert len(server.token_requests) == (1 if learned else 0)
+
+
 def test_prefetch_is_a_no_op_for_basic_registries() -> None:
     server = Scripted(scheme="basic")
 

@@ -195,3 +195,59 @@ def test_helper_failures_anonymous_or_reported(
     store = CredentialStore()
     assert store.get("reg.example") is None
     assert store.problem("reg.example") == problem
+
+
+@pytest.mark.parametrize(
+    ("key", "host"),
+    [
+        ("https://::1:6555/v2/", "[::1]:6555"),  # docker/cli's table: the last group is a port
+        # Not a port: the key is left as written, never turned into a bracketed host ``[fe80:]:abcd``.
+        # (docker's url.Parse refuses it and falls back to "https:"; either way it names no other host.)
+        ("https://fe80::abcd/v2/", "fe80::abcd"),
+    ],
+)
+def test_ipv6_key_gets_brackets_only_around_a_real_port(key: str, host: str) -> None:
+    from lockman.registry.credentials import convert_to_hostname
+
+    assert convert_to_hostname(key) == host
+
+
+@pytest.mark.parametrize(
+    ("printed", "secret"),
+    [
+        ("json.dumps({'Username': 'u', 'Secret': 'failing-s3cret-whole'})", "failing-s3cret-whole"),
+        ("'{\"Username\": \"u\", \"Secret\": \"failing-s3cret-half'", "failing-s3cret-half"),  # cut short
+        ("json.dumps(['failing-s3cret-list'])", None),  # not an answer: nothing to mask, no crash
+        ("json.dumps({'Secret': 12345678})", None),
+    ],
+)
+def test_failing_helper_secret_is_masked_even_from_a_broken_answer(
+    isolated_env: Path, tmp_path: Path, monkeypatch, printed: str, secret: str | None
+) -> None:
+    """A helper that fails after printing (part of) its answer: the secret is masked before any
+    message can quote it."""
+    from lockman import console
+
+    bin_dir = tmp_path / "bin"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(console, "_secrets", set())
+    helper_script(bin_dir, "lmbroken", f"print({printed}); sys.exit(1)")
+    docker_config(isolated_env, {"credHelpers": {"reg.example": "lmbroken"}})
+    store = CredentialStore()
+    assert store.get("reg.example") is None
+    assert store.problem("reg.example").startswith("docker-credential-lmbroken failed (exit 1")
+    if secret is not None:
+        assert console.redact(f"said {secret}") == "said ***"
+    else:
+        assert console._secrets == set()
+
+
+def test_helper_saying_not_found_on_stderr_is_anonymous(isolated_env: Path, tmp_path: Path, monkeypatch) -> None:
+    """A helper may say "not found" on stderr rather than stdout: still anonymous, no problem."""
+    bin_dir = tmp_path / "bin"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    helper_script(bin_dir, "lmquiet", "print('credentials not found in native keychain', file=sys.stderr); sys.exit(1)")
+    docker_config(isolated_env, {"credHelpers": {"reg.example": "lmquiet"}})
+    store = CredentialStore()
+    assert store.get("reg.example") is None
+    assert store.problem("reg.example") == ""

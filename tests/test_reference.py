@@ -99,6 +99,14 @@ def test_validate_digest() -> None:
         validate_digest("sha1:" + "a" * 40)
 
 
+def test_reference_longer_than_any_valid_one_is_refused_up_front() -> None:
+    """The host has no length limit of its own: only the overall cap refuses a kilobyte-long one."""
+    host = ("a" * 60 + ".") * 21 + "com"
+    assert parse(("a" * 60 + ".") * 19 + "com/foo:bar").repository == "foo"  # long, yet under the cap
+    with pytest.raises(InvalidReference, match=r": longer than any valid reference$"):
+        parse(f"{host}/foo:bar")
+
+
 def test_name_length_is_checked_on_the_qualified_repository() -> None:
     """distribution/reference limits the path after qualification: ``a``*250 is ``library/a…`` (258)."""
     with pytest.raises(InvalidReference, match="longer than 255"):

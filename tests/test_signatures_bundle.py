@@ -642,3 +642,25 @@ def test_base64_field_that_is_not_a_string() -> None:
 
     with pytest.raises(VerificationError, match=r"^DSSE payload is not a base64 string$"):
         decode_b64(5, "DSSE payload")  # type: ignore[arg-type]
+
+
+def test_certificate_must_be_valid_at_every_verified_time() -> None:
+    """A TSA time next to the SET's is a second claim of when it was signed: the short-lived leaf
+    must cover it too (cosign, sigstore-python), or an old leaf could vouch for a late signature."""
+    from datetime import timedelta
+
+    from lockman.signatures._common import signer_result
+    from tests.signing_helpers import T0
+
+    priv, fulcio = new_key("p256"), FakeFulcio()
+    leaf = fulcio.leaf(priv)
+    policy = Policy(
+        certificate_identity="signer@lockman.test",
+        certificate_oidc_issuer="https://issuer.lockman.test",
+        trusted_root=fulcio.trusted_root(),
+    )
+    args = {"kind": "sigstore-bundle", "index": 0, "key": priv.public_key(), "leaf": leaf,
+            "chain": (), "policy": policy, "signed_time": T0, "tlog": None}
+    assert signer_result(**args, more_times=(T0 + timedelta(minutes=1),)).certificate_identity == "signer@lockman.test"
+    with pytest.raises(VerificationError, match=r"^signing certificate \(.*\) not valid at 2025-03-01T13:00:00"):
+        signer_result(**args, more_times=(T0 + timedelta(minutes=1), T0 + timedelta(hours=1)))

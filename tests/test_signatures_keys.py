@@ -14,6 +14,7 @@ from lockman.errors import InputError, VerificationError
 from lockman.signatures.keys import (
     decode_b64,
     describe_key,
+    digest_signature_valid,
     key_fingerprint,
     load_public_key,
     load_public_key_der,
@@ -149,3 +150,21 @@ def test_garbage_signature_is_invalid_not_an_exception(alg: str) -> None:
         assert signature_valid(priv.public_key(), sig, b"data") is False
     with pytest.raises(VerificationError, match=r"^payload does not verify with key sha256:"):
         verify_signature(priv.public_key(), b"\x00" * 64, b"data", what="payload")
+
+
+@pytest.mark.parametrize("alg", ["p256", "rsa"])
+def test_digest_signature_checks_the_signature(alg: str) -> None:
+    """A message signature held only by its digest: the right one passes, another message's fails."""
+    priv = new_key(alg)
+    digest = hashlib.sha256(b"artifact").digest()
+    assert digest_signature_valid(priv.public_key(), sign(priv, b"artifact"), digest) is True
+    assert digest_signature_valid(priv.public_key(), sign(priv, b"another artifact"), digest) is False
+    assert digest_signature_valid(new_key(alg).public_key(), sign(priv, b"artifact"), digest) is False
+
+
+def test_digest_signature_with_ed25519_is_never_valid() -> None:
+    """Ed25519 signs the message, not a digest: even its genuine signature cannot be checked here."""
+    priv = new_key("ed25519")
+    digest = hashlib.sha256(b"artifact").digest()
+    assert digest_signature_valid(priv.public_key(), sign(priv, b"artifact"), digest) is False
+    assert digest_signature_valid(priv.public_key(), sign(priv, digest), digest) is False

@@ -250,6 +250,8 @@ def test_missing_policy_file(tmp_path: Path) -> None:
         ("Registry.Example/team/*", "registry.example/team/app", True),
         ("registry.example/team/*", "registry.example/TEAM/app", False),  # paths stay exact
         ("ghcr.io/acme/?pp", "ghcr.io/acme/app:1", True),
+        ("alpine:latest", "alpine:Latest", False),  # no host to fold: tags stay exact
+        ("myhost/*", "MyHost/app", True),  # an upper-case first component is a host (docker's rule)
     ],
 )
 def test_policy_glob_host_case_and_brackets(pattern: str, name: str, matches: bool) -> None:

@@ -176,7 +176,8 @@ def _register_answer_secrets(stdout: bytes) -> None:
     try:
         data = safejson.loads(stdout)
     except (ValueError, UnicodeDecodeError):
-        for secret in re.findall(rb'"Secret"\s*:\s*"([^"]*)', stdout):  # a truncated answer
+        # A truncated answer; a JSON string holds no raw line break, so the secret ends at one.
+        for secret in re.findall(rb'"Secret"\s*:\s*"([^"\r\n]*)', stdout):
             register_secret(secret.decode("utf-8", "replace"))
         return
     if isinstance(data, dict) and isinstance(data.get("Secret"), str):
