@@ -282,6 +282,15 @@ def _same_verifier(pem_b64: str, key: PublicKey, cert: x509.Certificate | None) 
         return False
 
 
+def _body_of_kind(entry: LogEntry, kind: str, version: str) -> dict[str, Any]:
+    """The entry's body, refused unless it is of this kind and API version."""
+    body = _body(entry)
+    got = (body.get("kind"), body.get("apiVersion"))
+    if got != (kind, version):
+        raise VerificationError(f"tlog entry kind {got[0]} {got[1]} is not {kind} {version}")
+    return body
+
+
 def check_hashedrekord_body(
     entry: LogEntry,
     *,
@@ -296,10 +305,7 @@ def check_hashedrekord_body(
     ``payload_sha256`` stands in for ``payload`` when only the digest is known (a bundle's
     message signature over an artifact named by its digest).
     """
-    body = _body(entry)
-    kind, version = body.get("kind"), body.get("apiVersion")
-    if (kind, version) != ("hashedrekord", "0.0.1"):
-        raise VerificationError(f"tlog entry kind {kind} {version} is not hashedrekord 0.0.1")
+    body = _body_of_kind(entry, "hashedrekord", "0.0.1")
     try:
         spec = body["spec"]
         data_hash = spec["data"]["hash"]
@@ -331,10 +337,7 @@ def check_dsse_body(
     The envelope hash is not recomputed: Rekor hashes its own re-serialisation of the envelope,
     which we cannot reproduce byte for byte (sigstore-python skips it for the same reason).
     """
-    body = _body(entry)
-    kind, version = body.get("kind"), body.get("apiVersion")
-    if (kind, version) != ("dsse", "0.0.1"):
-        raise VerificationError(f"tlog entry kind {kind} {version} is not dsse 0.0.1")
+    body = _body_of_kind(entry, "dsse", "0.0.1")
     try:
         spec = body["spec"]
         payload_hash = spec["payloadHash"]
@@ -386,10 +389,7 @@ def check_hashedrekord_v002_body(
     For a DSSE envelope the digest is of PAE(payloadType, payload) and the signature is the
     envelope's only one (rekor-v2 spec §6.1.4).
     """
-    body = _body(entry)
-    kind, version = body.get("kind"), body.get("apiVersion")
-    if (kind, version) != ("hashedrekord", "0.0.2"):
-        raise VerificationError(f"tlog entry kind {kind} {version} is not hashedrekord 0.0.2")
+    body = _body_of_kind(entry, "hashedrekord", "0.0.2")
     try:
         spec = body["spec"]["hashedRekordV002"]
         data = spec["data"]
@@ -420,10 +420,7 @@ def check_intoto_body(
     """``intoto`` 0.0.2 (cosign attestations): Rekor keeps the envelope with each base64 field
     base64-encoded once more; payload hash, payload, type, signatures and signer must all match.
     """
-    body = _body(entry)
-    kind, version = body.get("kind"), body.get("apiVersion")
-    if (kind, version) != ("intoto", "0.0.2"):
-        raise VerificationError(f"tlog entry kind {kind} {version} is not intoto 0.0.2")
+    body = _body_of_kind(entry, "intoto", "0.0.2")
     try:
         content = body["spec"]["content"]
         env = content["envelope"]
@@ -471,10 +468,7 @@ def check_intoto_v001_body(
     envelope exactly as uploaded (which is the ``.att`` layer blob) and the signer, so the
     envelope hash is what binds the entry to this signature.
     """
-    body = _body(entry)
-    kind, version = body.get("kind"), body.get("apiVersion")
-    if (kind, version) != ("intoto", "0.0.1"):
-        raise VerificationError(f"tlog entry kind {kind} {version} is not intoto 0.0.1")
+    body = _body_of_kind(entry, "intoto", "0.0.1")
     try:
         spec = body["spec"]
         content = spec["content"]
