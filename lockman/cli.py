@@ -121,6 +121,9 @@ def _sync(call: Callable[[], int], output: Output = NORMAL_OUTPUT, insecure: tup
         env.check_all()  # a bad LOCKMAN_* value fails every command the same way
         configure_logging()
         hosts.allow_insecure_for_run(insecure)
+        from lockman.launch import command_starting
+
+        command_starting()
         return call()
     except LockmanError as e:
         err(f"error: {e}")

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import ssl
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from lockman.errors import InputError
 from lockman.model import lockfile
+from lockman.registry import system_trust
 from tests.conftest import unique_repo
 from tests.faultproxy import FaultProxy
 from tests.registry import Registry, TLSSetup, start_tls
@@ -175,3 +182,96 @@ def test_http_proxy_and_no_proxy(tmp_path: Path, registry: Registry, run, monkey
             assert len(proxy.requests) == seen, no_proxy
     finally:
         proxy.stop()
+
+
+# -- the system store, loaded early by the `lockman` process -----------------------------------
+def _lockman_process(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The real console entry point (``python -m lockman``), where the early load happens."""
+    return subprocess.run(
+        [sys.executable, "-m", "lockman", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_PROXY": "127.0.0.1,localhost", **env},
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+        timeout=60,
+    )
+
+
+@pytest.mark.registry
+def test_lockman_process_trusts_ssl_cert_file(tls_setup: TLSSetup) -> None:
+    reg = tls_setup.registry
+    repo = unique_repo("early")
+    digest = reg.push_image(repo, "v1").digest
+    env = {"SSL_CERT_FILE": str(tls_setup.ca_pem), "LOCKMAN_CERTS_D": ""}
+    p = _lockman_process("resolve", f"{reg.host}/{repo}:v1", env=env)
+    assert (p.returncode, p.stdout.strip()) == (0, f"{reg.host}/{repo}:v1@{digest}"), p.stderr
+    p = _lockman_process("resolve", f"{reg.host}/{repo}:v1", env={"LOCKMAN_CERTS_D": ""})
+    assert p.returncode == 3 and "TLS certificate not trusted" in p.stderr
+
+
+@pytest.mark.registry
+def test_lockman_process_names_a_bad_ca_bundle(tmp_path: Path, tls_setup: TLSSetup) -> None:
+    bad = tmp_path / "bundle.pem"
+    bad.write_text("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n")
+    p = _lockman_process("resolve", f"{tls_setup.registry.host}/x/y:1", env={"SSL_CERT_FILE": str(bad)})
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.count("\n") == 1 and f"{bad}: not a usable CA bundle" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def _subjects(ctx: ssl.SSLContext) -> set[str]:
+    return {str(dict(x[0] for x in c["subject"])) for c in ctx.get_ca_certs()}
+
+
+def _recording_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    threads: list[str] = []
+    real = system_trust._load
+
+    def load(sources: tuple[str, ...]) -> ssl.SSLContext:
+        threads.append(threading.current_thread().name)
+        return real(sources)
+
+    monkeypatch.setattr(system_trust, "_load", load)
+    return threads
+
+
+def test_early_context_is_handed_out_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import trustme
+
+    ca = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(ca))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    threads = _recording_loads(monkeypatch)
+    system_trust.start_early()
+    first, second = system_trust.client_context(), system_trust.client_context()
+    assert threads == ["lockman-trust", "MainThread"]  # loaded early once, then as before
+    assert first is not second  # hosts with certs.d CAs get their own, never a shared one
+    assert _subjects(first) == _subjects(second) and len(_subjects(first)) >= 1
+
+
+def test_early_context_is_dropped_when_the_environment_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trustme
+
+    old, new = tmp_path / "old.pem", tmp_path / "new.pem"
+    trustme.CA(organization_name="lockman old test CA").cert_pem.write_to_path(str(old))
+    trustme.CA(organization_name="lockman new test CA").cert_pem.write_to_path(str(new))
+    monkeypatch.setenv("SSL_CERT_FILE", str(old))
+    threads = _recording_loads(monkeypatch)
+    system_trust.start_early()
+    monkeypatch.setenv("SSL_CERT_FILE", str(new))
+    ctx = system_trust.client_context()
+    names = " ".join(_subjects(ctx))
+    assert "lockman new test CA" in names and "lockman old test CA" not in names
+    assert threads[-1] == "MainThread"
+
+
+def test_early_failure_is_reported_by_the_caller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = tmp_path / "bad.pem"
+    bad.write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    monkeypatch.setenv("SSL_CERT_FILE", str(bad))
+    system_trust.start_early()
+    with pytest.raises(InputError, match=f"{bad}: not a usable CA bundle"):
+        system_trust.client_context()

@@ -11,12 +11,21 @@ control, at a third of the rate one HTTP/1.1 connection per blob reaches (``benc
 Manifests and other small requests stay multiplexed on the host's HTTP/2 connection. Connections
 without a proxy use :mod:`lockman.registry.network_backend` (asyncio's transports, large reads).
 
+A TLS host that does not speak HTTP/2 (token servers often, registries behind some proxies)
+would open its connections one at a time: httpcore's HTTP/2-capable pool queues every request
+behind a connection whose handshake is under way, in case it turns out to multiplex. So the
+first request to a TLS host goes alone; the others wait for its handshake (or its answer) and
+then go to the host's HTTP/2 connection, or, when the server chose HTTP/1.1, to a pool that
+opens connections side by side. Seven token requests through a 20 ms link took 190 ms before,
+one handshake after the other (``benchmarks/resolve.py``, token auth).
+
 Proxies follow the usual environment: ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` (either
 case) and ``NO_PROXY`` (host names, ``.domain`` suffixes, IP addresses, CIDR ranges, ``*``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import ssl
@@ -86,6 +95,8 @@ class HostTransport(httpx.AsyncBaseTransport):
         self._insecure = insecure
         self._transports: dict[tuple[str, str, bool], httpx.AsyncHTTPTransport] = {}
         self._contexts: dict[tuple[HostCerts, bool], ssl.SSLContext] = {}
+        self._speaks_h2: dict[str, bool] = {}  # TLS host -> whether its server chose HTTP/2
+        self._first_contact: dict[str, asyncio.Event] = {}  # TLS host -> set once the above is known
 
     def _ssl_context(self, host: str) -> ssl.SSLContext:
         """Hosts with the same certs.d content (usually none) share one context."""
@@ -97,7 +108,7 @@ class HostTransport(httpx.AsyncBaseTransport):
 
     def transport_for(self, url: httpx.URL, bulk: bool = False) -> httpx.AsyncHTTPTransport:
         scheme, host = url.scheme, url.netloc.decode("ascii")
-        http2 = self._http2 and not bulk
+        http2 = self._http2 and not bulk and self._speaks_h2.get(host, True)
         key = (scheme, host, http2)
         transport = self._transports.get(key)
         if transport is None:
@@ -125,13 +136,43 @@ class HostTransport(httpx.AsyncBaseTransport):
                 keepalive_expiry=limits.keepalive_expiry,
                 http1=True,
                 http2=http2,
-                network_backend=AsyncioBackend(),
+                network_backend=AsyncioBackend(
+                    on_tls=(lambda alpn: self._learn(host, alpn == "h2")) if http2 else None
+                ),
             )
         return transport
 
+    def _learn(self, host: str, h2: bool) -> None:
+        """The first handshake (or answer) from ``host`` says which protocol it speaks."""
+        if host not in self._speaks_h2:
+            self._speaks_h2[host] = h2
+            if not h2:
+                log.debug("%s: no HTTP/2 over TLS; HTTP/1.1 connections side by side", host)
+        event = self._first_contact.get(host)
+        if event is not None:
+            event.set()
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         bulk = bool(request.extensions.get(BULK))
-        return await self.transport_for(request.url, bulk).handle_async_request(request)
+        url = request.url
+        if bulk or not self._http2 or url.scheme != "https":
+            return await self.transport_for(url, bulk).handle_async_request(request)
+        host = url.netloc.decode("ascii")
+        if host not in self._speaks_h2:
+            event = self._first_contact.get(host)
+            if event is None:  # this request opens the host's first connection
+                self._first_contact[host] = asyncio.Event()
+                response: httpx.Response | None = None
+                try:
+                    response = await self.transport_for(url).handle_async_request(request)
+                    return response
+                finally:  # a proxied or failed first contact tells no ALPN: go on regardless
+                    if response is not None:
+                        self._learn(host, response.extensions.get("http_version") == b"HTTP/2")
+                    else:
+                        self._first_contact[host].set()
+            await event.wait()
+        return await self.transport_for(url).handle_async_request(request)
 
     async def aclose(self) -> None:
         for t in self._transports.values():

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpcore
@@ -79,8 +79,13 @@ class _Protocol(asyncio.Protocol):
 
 
 class _Stream(httpcore.AsyncNetworkStream):
-    def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
-        self._transport, self._protocol = transport, protocol
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        protocol: _Protocol,
+        on_tls: Callable[[str | None], None] | None = None,
+    ) -> None:
+        self._transport, self._protocol, self._on_tls = transport, protocol, on_tls
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         p = self._protocol
@@ -149,6 +154,9 @@ class _Stream(httpcore.AsyncNetworkStream):
         if tls is None:
             raise httpcore.ConnectError("connection closed during the TLS handshake")
         self._protocol.transport = tls
+        if self._on_tls is not None:
+            ssl_object = tls.get_extra_info("ssl_object")
+            self._on_tls(ssl_object.selected_alpn_protocol() if ssl_object is not None else None)
         return _Stream(tls, self._protocol)
 
     def get_extra_info(self, info: str) -> Any:
@@ -166,7 +174,14 @@ class _Stream(httpcore.AsyncNetworkStream):
 
 
 class AsyncioBackend(httpcore.AsyncNetworkBackend):
-    """TCP (and TLS, through :meth:`_Stream.start_tls`) on asyncio transports."""
+    """TCP (and TLS, through :meth:`_Stream.start_tls`) on asyncio transports.
+
+    ``on_tls`` is told the ALPN protocol each TLS handshake settled on (``None`` if none), as
+    soon as the handshake is done: before any request is sent on the connection.
+    """
+
+    def __init__(self, on_tls: Callable[[str | None], None] | None = None) -> None:
+        self._on_tls = on_tls
 
     async def connect_tcp(
         self,
@@ -189,7 +204,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         sock = transport.get_extra_info("socket")
         for option in socket_options or ():
             sock.setsockopt(*option)
-        return _Stream(transport, protocol)
+        return _Stream(transport, protocol, self._on_tls)
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None

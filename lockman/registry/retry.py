@@ -19,7 +19,10 @@ quota says hours) is not waited for: the 429 is reported at once.
 
 The backoff itself is stamina's (capped exponential with additive jitter, on tenacity): a
 well-kept library rather than a hand-rolled loop. Its default instrumentation (log lines on
-every retry) is switched off: lockman's output is one line per error.
+every retry) is switched off: lockman's output is one line per error. The first attempt runs
+outside it: almost every request succeeds at once, and stamina (imported on the first failure)
+costs 7 ms to import and about 20 µs per request. A first failure is handed to stamina's loop
+as its own first attempt, so the verdict, the backoff and the attempt count are stamina's.
 """
 
 from __future__ import annotations
@@ -32,8 +35,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import stamina
-import stamina.instrumentation
 
 from lockman import env
 from lockman.registry.bodies import BodyTooLarge, UnsupportedEncoding, read_capped
@@ -48,8 +49,6 @@ def _shown(url: httpx.URL) -> str:
     """The URL for a debug line: no query (signed object-storage URLs carry credentials there)."""
     return str(url.copy_with(query=None, fragment=None))
 
-
-stamina.instrumentation.set_on_retry_hooks([])
 
 RETRY_STATUSES = frozenset({408, 429}) | (frozenset(range(500, 600)) - {501, 505})
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -149,17 +148,27 @@ class Retrier:
                 )
             return verdict
 
-        context = stamina.retry_context(
-            on=worth_retrying,
-            attempts=self.policy.attempts if retry_ok else 1,
-            timeout=window if retry_ok else None,
-            wait_initial=self.policy.wait_initial,
-            wait_max=self.policy.wait_max,
-            wait_jitter=self.policy.wait_jitter,
-        )
+        first_failure: Exception | None = None
         try:
-            async for attempt in context:
+            try:
+                attempts += 1
+                return await self._attempt(http, request, auth, stream, limit, retry_ok, follow_redirects)
+            except Exception as e:
+                if not retry_ok:
+                    raise
+                first_failure = e
+            async for attempt in _retry_context(
+                on=worth_retrying,
+                attempts=self.policy.attempts,
+                timeout=max(0.0, window - (time.monotonic() - begun)),
+                wait_initial=self.policy.wait_initial,
+                wait_max=self.policy.wait_max,
+                wait_jitter=self.policy.wait_jitter,
+            ):
                 with attempt:
+                    if first_failure is not None:  # stamina's first attempt is the one already made
+                        failure, first_failure = first_failure, None
+                        raise failure
                     attempts += 1
                     return await self._attempt(http, request, auth, stream, limit, retry_ok, follow_redirects)
         except _RetryableStatus as e:
@@ -203,6 +212,15 @@ class Retrier:
         if retryable:
             raise _RetryableStatus(response)
         return response
+
+
+def _retry_context(**kwargs: Any) -> Any:
+    """stamina's retry loop, imported on first use (the first failure of the run)."""
+    import stamina
+    import stamina.instrumentation
+
+    stamina.instrumentation.set_on_retry_hooks([])
+    return stamina.retry_context(**kwargs)
 
 
 async def _read(response: httpx.Response, method: str, limit: int | None) -> None:

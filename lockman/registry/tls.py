@@ -23,6 +23,7 @@ from pathlib import Path
 
 from lockman import env
 from lockman.errors import InputError
+from lockman.registry import system_trust
 
 log = logging.getLogger("lockman.tls")
 
@@ -78,26 +79,6 @@ def host_certs(host: str) -> HostCerts:
     return HostCerts(tuple(cas), tuple(pairs))
 
 
-def _load_system_trust(ctx: ssl.SSLContext) -> None:
-    """The platform store, then SSL_CERT_FILE / SSL_CERT_DIR in addition to it."""
-    paths = ssl.get_default_verify_paths()
-    loaded = False
-    for cafile in {paths.openssl_cafile, os.environ.get("SSL_CERT_FILE") or ""}:
-        if cafile and os.path.isfile(cafile):
-            try:
-                ctx.load_verify_locations(cafile=cafile)
-                loaded = True
-            except (ssl.SSLError, OSError) as e:
-                raise InputError(f"{cafile}: not a usable CA bundle ({e})") from None
-    for capath in {paths.openssl_capath, os.environ.get("SSL_CERT_DIR") or ""}:
-        for d in capath.split(os.pathsep) if capath else ():
-            if os.path.isdir(d):
-                ctx.load_verify_locations(capath=d)
-                loaded = True
-    if not loaded:
-        ctx.load_default_certs()
-
-
 def ssl_context(host: str, insecure: bool = False) -> ssl.SSLContext:
     """The context for ``host``: shared trust plus its certs.d CAs and client certificate."""
     return build_context(host_certs(host), insecure, host)
@@ -110,8 +91,7 @@ def build_context(certs: HostCerts, insecure: bool, host: str = "") -> ssl.SSLCo
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     else:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        _load_system_trust(ctx)
+        ctx = system_trust.client_context()
         for ca in certs.cas:
             try:
                 ctx.load_verify_locations(cafile=str(ca))

@@ -1,0 +1,159 @@
+"""Which connections a burst of requests to a TLS host opens: side by side for an HTTP/1.1-only
+server, one multiplexed connection for an HTTP/2 one (the real docker-registry)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+
+from lockman.registry.host_transport import HostTransport
+from tests.registry import TLSSetup, start_tls
+
+BURST = 4
+
+
+class HeldHandshakes:
+    """A TLS server that speaks only HTTP/1.1 and holds every handshake after the first until
+    ``BURST - 1`` of them wait together (or 3 s pass): ``most_waiting`` is how many connections
+    the client had opened side by side while none of them was usable yet."""
+
+    def __init__(self, ca: trustme.CA) -> None:
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ca.issue_cert("127.0.0.1").configure_cert(self.ctx)
+        self.ctx.set_alpn_protocols(["http/1.1"])
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.cond = threading.Condition()
+        self.accepted = 0
+        self.waiting = 0
+        self.most_waiting = 0
+        self.released = False
+        self.requests = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            with self.cond:
+                self.accepted += 1
+                first = self.accepted == 1
+            threading.Thread(target=self._serve, args=(sock, first), daemon=True).start()
+
+    def _serve(self, sock: socket.socket, first: bool) -> None:
+        if not first:
+            with self.cond:
+                self.waiting += 1
+                self.most_waiting = max(self.most_waiting, self.waiting)
+                self.cond.notify_all()
+                self.cond.wait_for(lambda: self.waiting >= BURST - 1 or self.released, timeout=3)
+                self.released = True  # the burst is in: let everyone through
+                self.waiting -= 1
+        try:
+            with self.ctx.wrap_socket(sock, server_side=True) as tls, tls.makefile("rb") as rfile:
+                while True:
+                    line = rfile.readline()
+                    if not line:
+                        return
+                    while rfile.readline() not in (b"\r\n", b""):
+                        pass
+                    with self.cond:
+                        self.requests += 1
+                    tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        except (OSError, ssl.SSLError):
+            return
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+class CountingRelay:
+    """A TCP relay that counts the connections made through it (TLS passes through untouched)."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _burst(url: str, n: int = BURST) -> list[httpx.Response]:
+    async def go() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
+        async with httpx.AsyncClient(transport=HostTransport(http2=True, limits=limits)) as client:
+            return await asyncio.gather(*(client.get(f"{url}/{i}") for i in range(n)))
+
+    return asyncio.run(go())
+
+
+def test_http11_only_tls_server_gets_its_connections_side_by_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("LOCKMAN_CERTS_D", "")
+    server = HeldHandshakes(ca)
+    try:
+        responses = _burst(f"https://127.0.0.1:{server.port}")
+    finally:
+        server.close()
+    assert [(r.status_code, r.http_version) for r in responses] == [(200, "HTTP/1.1")] * BURST
+    assert server.requests == BURST
+    # One connection first (to learn the protocol), then the rest opened together; before, each
+    # waited for the previous one's handshake, so at most one was ever waiting.
+    assert server.most_waiting == BURST - 1
+
+
+@pytest.fixture(scope="module")
+def tls_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSSetup]:
+    setup = start_tls(tmp_path_factory.mktemp("tls-h2"))
+    yield setup
+    setup.registry.stop()
+
+
+@pytest.mark.registry
+def test_http2_registry_burst_shares_one_connection(tls_setup: TLSSetup, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_setup.ca_pem))
+    monkeypatch.setenv("LOCKMAN_CERTS_D", "")
+    relay = CountingRelay(tls_setup.registry.port)
+    try:
+        responses = _burst(f"https://127.0.0.1:{relay.port}/v2", n=16)
+    finally:
+        relay.close()
+    assert {(r.status_code, r.http_version) for r in responses} == {(404, "HTTP/2")}
+    assert relay.connections == 1
