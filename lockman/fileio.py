@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import stat
 import tempfile
 from pathlib import Path
@@ -209,3 +210,151 @@ def refuse_link(path: Path, what: str) -> None:
     """Raise when ``path`` exists as a symbolic link (a shared directory pointing elsewhere)."""
     if path.is_symlink():
         raise UnsafePath(f"{path}: {what} is a symbolic link; refusing to use it")
+
+
+# -- a directory held open ---------------------------------------------------------------------
+# Checking that no part of a path is a link and then opening it by name leaves a window: another
+# process can swap a parent directory for a link in between. A SafeDir is a directory file
+# descriptor; names are resolved against it (openat, renameat, unlinkat...), one component at a
+# time and never through a link, so a swap of any parent after it was opened changes nothing.
+
+
+class SafeDir:
+    """An open directory; every name is one component, looked up without following links."""
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self.fd, self.path = fd, path
+        st = os.fstat(fd)
+        self._identity = (st.st_dev, st.st_ino)
+
+    @classmethod
+    def open(cls, path: Path) -> SafeDir:
+        """The top directory, as the user named it (a link the user chose is theirs to choose)."""
+        return cls(os.open(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)), path)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> SafeDir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def at(self, name: str) -> Path:
+        """The path of ``name`` here, for messages."""
+        return self.path / name
+
+    def subdir(self, name: str, *, create: bool = False, what: str | None = None) -> SafeDir:
+        """Open (or create) the directory ``name`` here; a link or a non-directory is refused."""
+        if create:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(name, 0o777, dir_fd=self.fd)
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW, dir_fd=self.fd)
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                kind = "is a symbolic link" if self.is_link(name) else "is not a directory"
+                raise UnsafePath(f"{self.at(name)}: {what or name} {kind}; refusing to use it") from None
+            raise _named(e, self.at(name)) from None
+        return SafeDir(fd, self.at(name))
+
+    def still_at(self, parent: SafeDir, name: str) -> bool:
+        """Whether ``parent``'s entry ``name`` is still this very directory (not swapped)."""
+        try:
+            st = os.stat(name, dir_fd=parent.fd, follow_symlinks=False)
+        except OSError:
+            return False
+        return stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) == self._identity
+
+    def _lstat(self, name: str) -> os.stat_result | None:
+        try:
+            return os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+
+    def lexists(self, name: str) -> bool:
+        return self._lstat(name) is not None
+
+    def is_link(self, name: str) -> bool:
+        st = self._lstat(name)
+        return st is not None and stat.S_ISLNK(st.st_mode)
+
+    def plain_file_size(self, name: str) -> int | None:
+        """The size of ``name`` when it is a plain file (not a link, FIFO...), else None."""
+        st = self._lstat(name)
+        return st.st_size if st is not None and stat.S_ISREG(st.st_mode) else None
+
+    def names(self) -> list[str]:
+        return os.listdir(self.fd)
+
+    def _open(self, name: str, flags: int, mode: int = 0o666) -> int:
+        try:
+            return os.open(name, flags | _NOFOLLOW, mode, dir_fd=self.fd)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise UnsafePath(f"{self.at(name)}: is a symbolic link; refusing to follow it") from None
+            raise
+
+    def open_read(self, name: str) -> BinaryIO:
+        """Like :func:`open_read`, for ``name`` in this directory."""
+        return os.fdopen(_opened_regular(self._open(name, os.O_RDONLY | os.O_NONBLOCK), self.at(name)), "rb")
+
+    def open_write(self, name: str, *, append: bool) -> BinaryIO:
+        """Like :func:`open_write`, for ``name`` in this directory."""
+        if append:
+            flags = os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK
+            fd = _opened_regular(self._open(name, flags), self.at(name), single_link=True)
+        else:
+            self.unlink(name)  # whatever was there (a link, a FIFO): removed, not written through
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+            fd = _opened_regular(self._open(name, flags, _default_mode()), self.at(name), single_link=True)
+        return os.fdopen(fd, "wb")
+
+    def unlink(self, name: str) -> None:
+        """Remove ``name`` (a file or a link, never followed) if it is there."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=self.fd)
+
+    def rmdir(self, name: str) -> None:
+        """Remove the directory ``name`` if it is empty; anything else keeps it."""
+        with contextlib.suppress(OSError):
+            os.rmdir(name, dir_fd=self.fd)
+
+    def replace(self, name: str, dest: SafeDir, dest_name: str) -> None:
+        """Rename ``name`` here to ``dest_name`` in ``dest``; a link there is replaced, not followed."""
+        os.replace(name, dest_name, src_dir_fd=self.fd, dst_dir_fd=dest.fd)
+
+    def fsync(self) -> None:
+        os.fsync(self.fd)
+
+    def write_atomic(self, name: str, data: bytes, *, durable: bool = True) -> None:
+        """Like :func:`write_atomic`, for ``name`` in this directory."""
+        st = self._lstat(name)
+        mode = st.st_mode & 0o777 if st is not None and stat.S_ISREG(st.st_mode) else _default_mode()
+        while True:
+            tmp = f".{name}.{secrets.token_hex(6)}.tmp"
+            try:
+                fd = self._open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+                break
+            except FileExistsError:
+                continue
+            except OSError as e:
+                raise _named(e, self.at(name)) from None
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fchmod(f.fileno(), mode)
+                if durable:
+                    os.fsync(f.fileno())
+            self.replace(tmp, self, name)
+        except BaseException as e:
+            self.unlink(tmp)
+            if isinstance(e, OSError):
+                raise _named(e, self.at(name)) from None
+            raise
+        if durable:
+            self.fsync()

@@ -479,6 +479,42 @@ def test_layout_whose_parts_link_elsewhere_is_refused(
     assert not (out / "index.json").exists()
 
 
+@pytest.mark.parametrize("part", [".lockman-partial", "blobs/sha256"])
+def test_a_part_swapped_for_a_link_mid_run_redirects_nothing(
+    tmp_path: Path, registry: Registry, fault_proxy: FaultProxy, run, part: str
+) -> None:
+    """Once a part is checked, another process swaps it for a link (here: while the registry
+    sends the first blob). Opening by path then wrote the download into the link's target."""
+    repo = unique_repo("swap")
+    img = registry.push_image(repo, "v1", layer_size=300)
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "{fault_proxy.host}/{repo}:v1"\n')
+    assert run("update", "--config", cfg).code == 0
+    out, elsewhere = tmp_path / "layout", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def swap(data: bytes) -> bytes:
+        target = out / part
+        if target.is_dir() and not target.is_symlink():
+            target.rename(target.with_name(target.name + ".moved"))
+            target.symlink_to(elsewhere, target_is_directory=True)
+        return data
+
+    fault_proxy.add("/blobs/sha256:", "alter", method="GET", transform=swap, times=1)
+    r = run("pull", "--config", cfg, "--oci-layout", out)
+    assert (out / part).is_symlink()  # the swap happened during the run
+    assert list(elsewhere.iterdir()) == []
+    assert r.code == 2, (r.out, r.err)
+    assert f"{out / part}: {part} was replaced during the run; refusing to use it" in r.err
+    assert "Traceback" not in r.err
+    assert not (out / "index.json").exists()  # no reader is pointed at blobs it cannot find
+    # What was written went where it was opened, and is only ever verified content.
+    moved = out / (part + ".moved")
+    for f in moved.iterdir():
+        data = f.read_bytes()
+        assert data in (img.config, img.layers[0]) or sha256(data) == f"sha256:{f.name}"
+
+
 def test_fifo_in_the_manifest_cache_is_a_miss_not_a_hang(tmp_path: Path, registry: Registry) -> None:
     """Run as a process with a deadline: the old reader blocked forever on the FIFO."""
     cfg, img = _locked_image(tmp_path, registry)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lockman.fileio import UnsafePath, open_read, open_write, write_together
+from lockman.fileio import SafeDir, UnsafePath, open_read, open_write, write_together
 
 
 def test_pair_is_rolled_back_when_the_second_rename_fails(tmp_path: Path) -> None:
@@ -55,3 +55,43 @@ def test_open_read_refuses_fifo_without_blocking(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     with pytest.raises(UnsafePath, match="not a regular file"):
         open_read(fifo)
+
+
+def test_safe_dir_refuses_links_and_files_as_subdirectories(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "file").write_text("x")
+    with SafeDir.open(tmp_path) as top:
+        with pytest.raises(UnsafePath, match="link: part is a symbolic link"):
+            top.subdir("link", create=True, what="part")
+        with pytest.raises(UnsafePath, match="file: part is not a directory"):
+            top.subdir("file", create=True, what="part")
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_safe_dir_keeps_writing_where_it_was_opened(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    with SafeDir.open(tmp_path) as top, top.subdir("d") as d:
+        (tmp_path / "d").rename(tmp_path / "moved")
+        (tmp_path / "d").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+        assert not d.still_at(top, "d")
+        with d.open_write("blob", append=False) as f:
+            f.write(b"registry bytes")
+        d.write_atomic("index.json", b"{}")
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    assert (tmp_path / "moved" / "blob").read_bytes() == b"registry bytes"
+    assert (tmp_path / "moved" / "index.json").read_bytes() == b"{}"
+
+
+def test_safe_dir_write_atomic_replaces_a_planted_link(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "index.json").symlink_to(victim)
+    with SafeDir.open(tmp_path / "d") as d:
+        d.write_atomic("index.json", b"{}")
+        assert d.plain_file_size("index.json") == 2
+    assert victim.read_bytes() == b"precious"
+    assert not (tmp_path / "d" / "index.json").is_symlink()
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["index.json"]  # no temp left

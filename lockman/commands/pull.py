@@ -9,7 +9,6 @@ signature policy, then runs ``<engine> pull name@sha256:…`` and prints that co
 from __future__ import annotations
 
 import asyncio
-import os
 import shlex
 import subprocess
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from lockman.model.manifest import Descriptor, Platform
 from lockman.model.platforms import matches, parse_platform
 from lockman.model.reference import Reference
 from lockman.model.xcargo import load_config
-from lockman.registry.blobs import BLOB_CONCURRENCY, download_blob, file_matches
+from lockman.registry.blobs import BLOB_CONCURRENCY, download_blob
 from lockman.registry.cache import ManifestCache
 from lockman.registry.client import RegistryClient
 
@@ -60,6 +59,8 @@ def select_entries(lock: lockfile.Lockfile, names: list[str], lock_path: Path) -
     return chosen
 
 
+CONFIG_LIMIT = 4 << 20  # an image config is a few KiB; a larger one is not read (nor trusted)
+
 @dataclass
 class _Run:
     client: RegistryClient
@@ -71,16 +72,12 @@ class _Run:
 
 async def _blob(run: _Run, ref: Reference, desc: Descriptor, what: str) -> tuple[int, bool]:
     """(bytes fetched, was already present); one task per digest per run."""
-    final = run.layout.blob_path(desc.digest)
-    if os.path.lexists(final):
-        if await asyncio.to_thread(file_matches, final, desc):  # other blobs stream meanwhile
-            return 0, True
-        final.unlink()  # present but wrong (or a link): never leave it under its digest's name
+    if await asyncio.to_thread(run.layout.has_blob, desc):  # other blobs stream meanwhile
+        return 0, True
+    run.layout.discard_blob(desc.digest)  # present but wrong (or a link): never left under its name
     async with run.limit:
-        run.layout.check_links()  # the directory may have changed since the run began
-        fetched = await download_blob(
-            run.client, ref, desc, final, run.layout.partial_path(desc.digest), what=what
-        )
+        run.layout.check_unchanged()  # the directory may have changed since the run began
+        fetched = await download_blob(run.client, ref, desc, run.layout.blob_files(desc.digest), what=what)
     return fetched, False
 
 
@@ -121,7 +118,7 @@ def _check_single_platform(run: _Run, graph: ImageGraph, platform: Platform | No
     m = graph.single_manifest
     if platform is None or m is None or m.config is None:
         return
-    declared = config_platform(run.layout.blob_path(m.config.digest).read_bytes())
+    declared = config_platform(run.layout.read_blob(m.config.digest, CONFIG_LIMIT))
     if not matches(platform, declared):
         raise InputError(f"{what}: is a {declared or 'unknown'} image, not {platform}")
 
@@ -207,8 +204,8 @@ async def _run_layout(
 ) -> int:
     created = not directory.exists()
     was_empty = created or (directory.is_dir() and not any(directory.iterdir()))
-    layout = OciLayout.open(directory)
-    with lockfile.locked(directory / "index.json"):  # one writer per layout at a time
+    with OciLayout.open(directory) as layout, lockfile.locked(directory / "index.json"):
+        # one writer per layout at a time
         async with RegistryClient(timeout=timeout, cache=cache) as client:
             await client.prefetch_tokens([entry_reference(e) for e in entries])
             state = _Run(client, layout, asyncio.Semaphore(BLOB_CONCURRENCY), {}, gate)

@@ -1,9 +1,13 @@
 """An OCI image layout directory: ``oci-layout``, ``index.json`` and ``blobs/<alg>/<hex>``.
 
-The directory may be shared (a CI cache, a mounted volume), so nothing in it is followed:
-``blobs/``, ``blobs/<alg>/``, ``.lockman-partial/``, ``index.json`` and ``oci-layout`` must not
-be symbolic links (checked on open and before each download), files are opened with
-``O_NOFOLLOW`` and checked to be plain files, and a blob that is a link is replaced.
+The directory may be shared (a CI cache, a mounted volume), so nothing in it is followed.
+The layout directory and its parts (``blobs/``, ``blobs/<alg>/``, ``.lockman-partial/``) are
+held open as directories (:class:`lockman.fileio.SafeDir`) and every file is opened, renamed or
+removed relative to them, one name at a time, without following a link: a part that is a link
+is refused on open, a part swapped for a link or another directory later cannot redirect a
+write (it lands in the directory opened at the start), and the swap is noticed before each
+download and before ``index.json`` is written. Files are opened with ``O_NOFOLLOW`` and checked
+to be plain files; a blob that is a link is replaced.
 
 Only verified content ever gets a name under ``blobs/``: downloads land in ``.lockman-partial/``
 (kept there after an interruption so the next run can resume) and are renamed into place once
@@ -16,14 +20,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
+import threading
 from pathlib import Path
 from typing import Any
 
 from lockman import safejson
 from lockman.errors import InputError
-from lockman.fileio import UnsafePath, is_plain_file, open_read, refuse_link, write_atomic
+from lockman.fileio import SafeDir, UnsafePath
 from lockman.model.manifest import OCI_INDEX, Descriptor, compute_digest
+from lockman.registry.blobs import BlobFiles, file_matches
 
 LAYOUT_FILE = "oci-layout"
 LAYOUT_VERSION = "1.0.0"
@@ -46,70 +51,125 @@ def descriptor_json(desc: Descriptor, annotations: dict[str, str] | None = None)
 
 
 class OciLayout:
-    """One layout directory; :meth:`open` creates it or checks that it is one."""
+    """One layout directory, held open; :meth:`open` creates it or checks that it is one."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, root: Path, top: SafeDir, blobs: SafeDir) -> None:
+        self.root, self._top, self._blobs = root, top, blobs
+        self._algs: dict[str, SafeDir] = {}
+        self._partial: SafeDir | None = None
+        self._opening = threading.Lock()  # has_blob runs on worker threads
 
     @classmethod
     def open(cls, root: Path) -> OciLayout:
-        layout = cls(root)
-        marker = root / LAYOUT_FILE
         if root.exists() and not root.is_dir():
             raise InputError(f"{root}: not a directory")
-        layout.check_links()
-        if marker.exists():
-            try:
-                with open_read(marker) as f:
-                    version = safejson.loads(f.read(4096)).get("imageLayoutVersion")
-            except (ValueError, OSError, AttributeError):
-                version = None
-            if version != LAYOUT_VERSION:
-                raise InputError(f"{marker}: not an OCI image layout {LAYOUT_VERSION} marker")
-        elif root.exists() and any(p.name != PARTIAL_DIR for p in root.iterdir()):
-            raise InputError(f"{root}: exists, is not empty and is not an OCI image layout")
-        else:
-            root.mkdir(parents=True, exist_ok=True)
-            write_atomic(marker, json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode())
-        (root / "blobs").mkdir(exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True)
+        top = SafeDir.open(root)
+        try:
+            for name in ("blobs", PARTIAL_DIR, "index.json", LAYOUT_FILE):
+                if top.is_link(name):
+                    raise UnsafePath(f"{top.at(name)}: {name} is a symbolic link; refusing to use it")
+            if top.lexists(LAYOUT_FILE):
+                try:
+                    with top.open_read(LAYOUT_FILE) as f:
+                        version = safejson.loads(f.read(4096)).get("imageLayoutVersion")
+                except (ValueError, OSError, AttributeError):
+                    version = None
+                if version != LAYOUT_VERSION:
+                    marker = top.at(LAYOUT_FILE)
+                    raise InputError(f"{marker}: not an OCI image layout {LAYOUT_VERSION} marker")
+            elif any(name != PARTIAL_DIR for name in top.names()):
+                raise InputError(f"{root}: exists, is not empty and is not an OCI image layout")
+            else:
+                top.write_atomic(LAYOUT_FILE, json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode())
+            blobs = top.subdir("blobs", create=True, what="blobs")
+        except BaseException:
+            top.close()
+            raise
+        layout = cls(root, top, blobs)
+        try:
+            for alg in blobs.names():
+                if blobs.is_link(alg):
+                    raise UnsafePath(f"{blobs.at(alg)}: blobs/{alg} is a symbolic link; refusing to use it")
+        except BaseException:
+            layout.close()
+            raise
         return layout
 
-    def check_links(self) -> None:
-        """Refuse a layout whose parts are symbolic links: writes would land outside it."""
-        for name in ("blobs", PARTIAL_DIR, "index.json", LAYOUT_FILE):
-            refuse_link(self.root / name, name)
-        blobs = self.root / "blobs"
-        if blobs.is_dir():
-            for alg in blobs.iterdir():
-                refuse_link(alg, f"blobs/{alg.name}")
+    def close(self) -> None:
+        for d in (*self._algs.values(), self._partial, self._blobs, self._top):
+            if d is not None:
+                d.close()
 
-    def blob_path(self, digest: str) -> Path:
-        alg, _, hex_ = digest.partition(":")
-        return self.root / "blobs" / alg / hex_
+    def __enter__(self) -> OciLayout:
+        return self
 
-    def partial_path(self, digest: str) -> Path:
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _alg_dir(self, alg: str) -> SafeDir:
+        with self._opening:
+            d = self._algs.get(alg)
+            if d is None:
+                d = self._algs[alg] = self._blobs.subdir(alg, create=True, what=f"blobs/{alg}")
+            return d
+
+    def _partial_dir(self) -> SafeDir:
+        with self._opening:
+            if self._partial is None:
+                self._partial = self._top.subdir(PARTIAL_DIR, create=True, what=PARTIAL_DIR)
+            return self._partial
+
+    def check_unchanged(self) -> None:
+        """Refuse to go on when a part of the layout was replaced (by a link, or another
+        directory) since it was opened: what lockman writes would not be where readers look."""
+        parts: list[tuple[str, SafeDir, SafeDir, str]] = [("blobs", self._blobs, self._top, "blobs")]
+        if self._partial is not None:
+            parts.append((PARTIAL_DIR, self._partial, self._top, PARTIAL_DIR))
+        parts += [(f"blobs/{alg}", d, self._blobs, alg) for alg, d in self._algs.items()]
+        for what, d, parent, name in parts:
+            if not d.still_at(parent, name):
+                raise UnsafePath(f"{parent.at(name)}: {what} was replaced during the run; refusing to use it")
+
+    def blob_files(self, digest: str) -> BlobFiles:
+        """Where ``digest`` is downloaded to (``.lockman-partial/``) and named once verified."""
         alg, _, hex_ = digest.partition(":")
-        return self.root / PARTIAL_DIR / f"{alg}-{hex_}"
+        return BlobFiles(self._partial_dir(), f"{alg}-{hex_}", self._alg_dir(alg), hex_)
+
+    def has_blob(self, desc: Descriptor) -> bool:
+        """Whether the blob is there under its name, a plain file with exactly its bytes."""
+        alg, _, hex_ = desc.digest.partition(":")
+        return file_matches(self._alg_dir(alg), hex_, desc)
+
+    def discard_blob(self, digest: str) -> None:
+        """Remove whatever is under ``digest``'s name (a wrong file, a link: never followed)."""
+        alg, _, hex_ = digest.partition(":")
+        self._alg_dir(alg).unlink(hex_)
+
+    def read_blob(self, digest: str, limit: int) -> bytes:
+        """A (verified, small) blob's bytes; at most ``limit`` + 1 are read."""
+        alg, _, hex_ = digest.partition(":")
+        with self._alg_dir(alg).open_read(hex_) as f:
+            return f.read(limit + 1)
 
     def put_verified_bytes(self, digest: str, data: bytes) -> None:
         """Store bytes (a manifest) whose digest the caller checked; checked again here."""
         if compute_digest(data, digest.partition(":")[0]) != digest:
             raise AssertionError(f"refusing to store bytes that do not hash to {digest}")
-        path = self.blob_path(digest)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        refuse_link(path.parent, f"blobs/{path.parent.name}")
-        if is_plain_file(path):
-            with open_read(path) as f:
+        alg, _, hex_ = digest.partition(":")
+        d = self._alg_dir(alg)
+        if d.plain_file_size(hex_) == len(data):
+            with d.open_read(hex_) as f:
                 if f.read(len(data) + 1) == data:
                     return
-        write_atomic(path, data)  # replaces a link or a wrong file by name, never writes through it
+        d.write_atomic(hex_, data)  # replaces a link or a wrong file by name, never writes through it
 
     def read_index(self) -> dict[str, Any]:
-        path = self.root / "index.json"
-        if not os.path.lexists(path):
+        path = self._top.at("index.json")
+        if not self._top.lexists("index.json"):
             return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
         try:
-            with open_read(path) as f:
+            with self._top.open_read("index.json") as f:
                 doc = safejson.loads(f.read())
         except UnsafePath:
             raise
@@ -124,6 +184,7 @@ class OciLayout:
 
     def set_ref(self, name: str, desc: Descriptor) -> None:
         """Point ``name`` at ``desc`` in index.json, replacing what the name pointed at."""
+        self.check_unchanged()  # the blobs just stored must be where index.json readers look
         doc = self.read_index()
         kept = [
             m
@@ -135,23 +196,24 @@ class OciLayout:
             key=lambda m: str((m.get("annotations") or {}).get(REF_NAME, "")) if isinstance(m, dict) else ""
         )
         doc["manifests"] = kept
-        write_atomic(self.root / "index.json", (json.dumps(doc, indent=2) + "\n").encode())
+        self._top.write_atomic("index.json", (json.dumps(doc, indent=2) + "\n").encode())
 
     def remove_if_empty(self, *, keep_root: bool = False) -> None:
         """Remove the layout when it holds no image and no blob (only what :meth:`open` made);
         ``keep_root``: the directory itself was there before, and stays."""
-        if (self.root / "index.json").exists():
+        if self._top.lexists("index.json"):
             return
-        for d in (self.root / "blobs" / "sha256", self.root / "blobs", self.root / PARTIAL_DIR):
+        for alg in list(self._algs):
+            self._blobs.rmdir(alg)  # fails, and keeps everything, when anything is inside
+        self._blobs.rmdir("sha256")
+        self._top.rmdir("blobs")
+        self._top.rmdir(PARTIAL_DIR)
+        if any(name != LAYOUT_FILE for name in self._top.names()):
+            return
+        self._top.unlink(LAYOUT_FILE)
+        if not keep_root:
             with contextlib.suppress(OSError):
-                d.rmdir()  # fails, and keeps everything, when anything is inside
-        if any(p.name != LAYOUT_FILE for p in self.root.iterdir()):
-            return
-        with contextlib.suppress(OSError):
-            (self.root / LAYOUT_FILE).unlink()
-            if not keep_root:
                 self.root.rmdir()
 
     def remove_partial_dir_if_empty(self) -> None:
-        with contextlib.suppress(OSError):
-            (self.root / PARTIAL_DIR).rmdir()
+        self._top.rmdir(PARTIAL_DIR)

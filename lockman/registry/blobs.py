@@ -18,13 +18,13 @@ import asyncio
 import contextlib
 import hashlib
 import os
-from pathlib import Path
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import httpx
 
 from lockman.errors import RegistryError, VerificationError
-from lockman.fileio import UnsafePath, is_plain_file, open_read, open_write
+from lockman.fileio import SafeDir, UnsafePath
 from lockman.model.manifest import Descriptor
 from lockman.model.reference import Reference
 from lockman.registry.client import NETWORK_ERRORS, RangeNotSatisfiable, RegistryClient
@@ -177,24 +177,29 @@ def _flush_and_sync(f: BinaryIO) -> None:
     os.fsync(f.fileno())
 
 
-def _hash_prefix(path: Path, hasher: _Hasher) -> None:
-    with open_read(path) as f:  # not through a link, and never blocking on a FIFO
+@dataclass(frozen=True)
+class BlobFiles:
+    """Where a download streams (``partial`` in ``partial_dir``) and its name once verified."""
+
+    partial_dir: SafeDir
+    partial: str
+    final_dir: SafeDir
+    final: str
+
+
+def _hash_prefix(directory: SafeDir, name: str, hasher: _Hasher) -> None:
+    with directory.open_read(name) as f:  # not through a link, and never blocking on a FIFO
         while chunk := f.read(READ_CHUNK):
             hasher.update(chunk)
 
 
-def _discard(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-
-
-def file_matches(path: Path, desc: Descriptor) -> bool:
-    """Whether ``path`` holds exactly the blob ``desc`` names (size first, then a full hash)."""
+def file_matches(directory: SafeDir, name: str, desc: Descriptor) -> bool:
+    """Whether ``name`` holds exactly the blob ``desc`` names (size first, then a full hash)."""
     try:
-        if not is_plain_file(path) or path.stat().st_size != desc.size:
+        if directory.plain_file_size(name) != desc.size:
             return False
-        hasher = _Hasher(desc, str(path))
-        _hash_prefix(path, hasher)
+        hasher = _Hasher(desc, str(directory.at(name)))
+        _hash_prefix(directory, name, hasher)
     except (OSError, VerificationError):
         return False
     return hasher.digest == desc.digest
@@ -204,20 +209,18 @@ async def download_blob(
     client: RegistryClient,
     ref: Reference,
     desc: Descriptor,
-    final: Path,
-    partial: Path,
+    files: BlobFiles,
     *,
     what: str,
 ) -> int:
-    """Download ``desc`` to ``final`` via ``partial``; return the bytes fetched over the network.
+    """Download ``desc`` to ``files.final`` via ``files.partial``; return the bytes fetched.
 
     ``final`` appears (atomically, by rename) only with the right size and digest. A partial
     file left by an interrupted run is resumed with ``Range`` after its prefix is hashed again;
     if the whole then fails to verify, the prefix is blamed once and the blob fetched afresh.
     On a digest mismatch the partial file is deleted, so nothing unverified stays behind.
     """
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    pdir, partial = files.partial_dir, files.partial
     last: RegistryError | None = None
     fetched = 0
     fresh_retry_left = True
@@ -226,10 +229,10 @@ async def download_blob(
         attempts += 1
         hasher = _Hasher(desc, what)
         try:
-            if os.path.lexists(partial):
-                await asyncio.to_thread(_hash_prefix, partial, hasher)  # the loop keeps receiving
+            if pdir.lexists(partial):
+                await asyncio.to_thread(_hash_prefix, pdir, partial, hasher)  # the loop keeps receiving
         except (VerificationError, UnsafePath):
-            _discard(partial)  # longer than the blob, or a planted link or FIFO: not a prefix
+            pdir.unlink(partial)  # longer than the blob, or a planted link or FIFO: not a prefix
             hasher = _Hasher(desc, what)
         resumed_from = hasher.size
         try:
@@ -241,7 +244,7 @@ async def download_blob(
                     if hasher.size and not _resumes_at(response, hasher.size):
                         hasher = _Hasher(desc, what)  # the registry sent the whole blob
                         resumed_from = 0
-                    with open_write(partial, append=hasher.size > 0) as f:
+                    with pdir.open_write(partial, append=hasher.size > 0) as f:
                         sink = _Sink(hasher, f)
                         try:
                             async for chunk in response.aiter_raw():
@@ -255,26 +258,29 @@ async def download_blob(
                             await sink.settle()
                         await asyncio.to_thread(_flush_and_sync, f)
         except RangeNotSatisfiable:
-            _discard(partial)
+            pdir.unlink(partial)
             continue
         except NETWORK_ERRORS as e:
             last = _interrupted(what, hasher.size, desc.size, e)
             continue
         except VerificationError:
-            _discard(partial)
+            pdir.unlink(partial)
             raise
         try:
             hasher.check()
         except VerificationError:
-            _discard(partial)
+            pdir.unlink(partial)
             if resumed_from and fresh_retry_left:
                 fresh_retry_left = False  # the old prefix may be what was wrong
                 attempts -= 1
                 continue
             raise
-        if not os.path.lexists(partial):
-            open_write(partial, append=False).close()  # an empty blob never opened the file
-        os.replace(partial, final)  # renames the file itself; a link at ``final`` is replaced
+        if not pdir.lexists(partial):
+            pdir.open_write(partial, append=False).close()  # an empty blob never opened the file
+        # Renames the file itself, directory to directory (both held open); a link at the final
+        # name is replaced, never followed.
+        pdir.replace(partial, files.final_dir, files.final)
+        files.final_dir.fsync()
         return fetched
     assert last is not None
     raise last
