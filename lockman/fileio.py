@@ -12,11 +12,12 @@ import errno
 import os
 import secrets
 import stat
-import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
 from lockman.errors import InputError
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def read_utf8(path: Path, *, kind: str = "TOML") -> str | None:
@@ -44,16 +45,28 @@ def _named(e: OSError, path: Path) -> OSError:
     return OSError(e.errno, e.strerror or str(e), str(path))
 
 
-def _write_temp(path: Path, data: bytes, durable: bool) -> str:
-    """A temp file beside ``path`` holding ``data`` with ``path``'s permissions; its name."""
+def _write_temp(path: Path, data: bytes, durable: bool, dir_fd: int | None = None) -> str:
+    """A temp file beside ``path`` holding ``data`` with ``path``'s permissions; its name.
+
+    With ``dir_fd`` (a :class:`SafeDir`), ``path`` is only shown in errors: the file and the
+    temp are names in that directory, and a link at ``path`` lends no permissions.
+    """
+    target: str | Path = path.name if dir_fd is not None else path
     try:
-        mode = path.stat().st_mode & 0o777
+        st = os.stat(target, dir_fd=dir_fd, follow_symlinks=dir_fd is None)
+        mode = st.st_mode & 0o777 if stat.S_ISREG(st.st_mode) else _default_mode()
     except FileNotFoundError:
         mode = _default_mode()
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise _named(e, path) from None
+    while True:
+        name = f".{path.name}.{secrets.token_hex(6)}.tmp"
+        tmp = name if dir_fd is not None else str(path.parent / name)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600, dir_fd=dir_fd)
+            break
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise _named(e, path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -63,7 +76,7 @@ def _write_temp(path: Path, data: bytes, durable: bool) -> str:
                 os.fsync(f.fileno())
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+            os.unlink(tmp, dir_fd=dir_fd)
         if isinstance(e, OSError):
             raise _named(e, path) from None
         raise
@@ -153,9 +166,6 @@ def write_together(files: list[tuple[Path, bytes | str]]) -> None:
 # Opening by name there must not follow a planted symlink (writing registry bytes into any file
 # the user can write) nor block on a planted FIFO: open with O_NOFOLLOW and O_NONBLOCK, then
 # check with fstat that what was opened is a plain file.
-
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-
 
 class UnsafePath(InputError):
     """A path in a shared directory is a link, a FIFO or otherwise not a plain file."""
@@ -332,24 +342,8 @@ class SafeDir:
 
     def write_atomic(self, name: str, data: bytes, *, durable: bool = True) -> None:
         """Like :func:`write_atomic`, for ``name`` in this directory."""
-        st = self._lstat(name)
-        mode = st.st_mode & 0o777 if st is not None and stat.S_ISREG(st.st_mode) else _default_mode()
-        while True:
-            tmp = f".{name}.{secrets.token_hex(6)}.tmp"
-            try:
-                fd = self._open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-                break
-            except FileExistsError:
-                continue
-            except OSError as e:
-                raise _named(e, self.at(name)) from None
+        tmp = _write_temp(self.at(name), data, durable, dir_fd=self.fd)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fchmod(f.fileno(), mode)
-                if durable:
-                    os.fsync(f.fileno())
             self.replace(tmp, self, name)
         except BaseException as e:
             self.unlink(tmp)

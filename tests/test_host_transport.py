@@ -20,23 +20,12 @@ from tests.registry import TLSSetup, start_tls
 BURST = 4
 
 
-class HeldHandshakes:
-    """A TLS server that speaks only HTTP/1.1 and holds every handshake after the first until
-    ``BURST - 1`` of them wait together (or 3 s pass): ``most_waiting`` is how many connections
-    the client had opened side by side while none of them was usable yet."""
+class _Listener:
+    """A loopback listener handing each accepted connection to ``accepted`` on its own thread."""
 
-    def __init__(self, ca: trustme.CA) -> None:
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ca.issue_cert("127.0.0.1").configure_cert(self.ctx)
-        self.ctx.set_alpn_protocols(["http/1.1"])
+    def __init__(self) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
-        self.cond = threading.Condition()
-        self.accepted = 0
-        self.waiting = 0
-        self.most_waiting = 0
-        self.released = False
-        self.requests = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -45,12 +34,36 @@ class HeldHandshakes:
                 sock, _ = self.listener.accept()
             except OSError:
                 return
-            with self.cond:
-                self.accepted += 1
-                first = self.accepted == 1
-            threading.Thread(target=self._serve, args=(sock, first), daemon=True).start()
+            threading.Thread(target=self.accepted, args=(sock,), daemon=True).start()
 
-    def _serve(self, sock: socket.socket, first: bool) -> None:
+    def accepted(self, sock: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+class HeldHandshakes(_Listener):
+    """A TLS server that speaks only HTTP/1.1 and holds every handshake after the first until
+    ``BURST - 1`` of them wait together (or 3 s pass): ``most_waiting`` is how many connections
+    the client had opened side by side while none of them was usable yet."""
+
+    def __init__(self, ca: trustme.CA) -> None:
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ca.issue_cert("127.0.0.1").configure_cert(self.ctx)
+        self.ctx.set_alpn_protocols(["http/1.1"])
+        self.cond = threading.Condition()
+        self.connections = 0
+        self.waiting = 0
+        self.most_waiting = 0
+        self.released = False
+        self.requests = 0
+        super().__init__()
+
+    def accepted(self, sock: socket.socket) -> None:
+        with self.cond:
+            self.connections += 1
+            first = self.connections == 1
         if not first:
             with self.cond:
                 self.waiting += 1
@@ -73,30 +86,20 @@ class HeldHandshakes:
         except (OSError, ssl.SSLError):
             return
 
-    def close(self) -> None:
-        self.listener.close()
 
-
-class CountingRelay:
+class CountingRelay(_Listener):
     """A TCP relay that counts the connections made through it (TLS passes through untouched)."""
 
     def __init__(self, port: int) -> None:
         self.target = port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
         self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            upstream = socket.create_connection(("127.0.0.1", self.target))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+    def accepted(self, sock: socket.socket) -> None:
+        self.connections += 1
+        upstream = socket.create_connection(("127.0.0.1", self.target))
+        threading.Thread(target=self._pipe, args=(upstream, sock), daemon=True).start()
+        self._pipe(sock, upstream)
 
     @staticmethod
     def _pipe(src: socket.socket, dst: socket.socket) -> None:
@@ -106,9 +109,6 @@ class CountingRelay:
             dst.shutdown(socket.SHUT_WR)
         except OSError:
             pass
-
-    def close(self) -> None:
-        self.listener.close()
 
 
 def _burst(url: str, n: int = BURST) -> list[httpx.Response]:
