@@ -52,6 +52,19 @@ class Rule:
         return (self.method is None or self.method == method) and re.search(self.path, path) is not None
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Keeps a handler's exception (a client hanging up mid-body, as lockman does on a body over
+    its cap) off stderr: in-process tests read stderr to check lockman's one error line."""
+
+    errors: list[BaseException]
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        import sys
+
+        self.errors = getattr(self, "errors", [])
+        self.errors.append(sys.exc_info()[1])  # type: ignore[arg-type]
+
+
 class FaultProxy:
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
         self.upstream = (upstream_host, upstream_port)
@@ -72,7 +85,7 @@ class FaultProxy:
 
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

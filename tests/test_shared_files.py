@@ -95,3 +95,20 @@ def test_safe_dir_write_atomic_replaces_a_planted_link(tmp_path: Path) -> None:
     assert victim.read_bytes() == b"precious"
     assert not (tmp_path / "d" / "index.json").is_symlink()
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["index.json"]  # no temp left
+
+
+def test_cache_never_writes_through_a_linked_directory(tmp_path: Path) -> None:
+    from lockman.model.manifest import compute_digest
+    from lockman.registry.cache import ManifestCache
+
+    data = b'{"schemaVersion": 2}'
+    digest = compute_digest(data, "sha256")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "cache" / "manifests").mkdir(parents=True)
+    (tmp_path / "cache" / "manifests" / "sha256").symlink_to(elsewhere, target_is_directory=True)
+    cache = ManifestCache(tmp_path / "cache")
+    cache.put(digest, data)
+    assert list(elsewhere.iterdir()) == []
+    (elsewhere / digest[7:]).write_bytes(data)  # right bytes behind the link: still not read
+    assert cache.get(digest) is None and (cache.hits, cache.misses) == (0, 1)

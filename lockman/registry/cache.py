@@ -3,16 +3,19 @@
 Safe to share and to leave lying around because nothing in it is trusted: an entry is a file
 named by its digest, and every read hashes the bytes again; an entry that does not hash to its
 name (a corrupted disk, a meddling user) is deleted and treated as a miss. Writes are atomic
-(temp file + rename), so concurrent lockman runs never see half an entry.
+(temp file + rename), so concurrent lockman runs never see half an entry. Below the cache
+directory nothing is followed (:class:`lockman.fileio.SafeDir`): a link planted at an entry or
+at ``manifests/<alg>/`` is a miss and is never written through.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from lockman import env
-from lockman.fileio import UnsafePath, open_read, write_atomic
+from lockman.fileio import SafeDir, UnsafePath
 from lockman.model.manifest import MAX_MANIFEST_BYTES, compute_digest
 from lockman.model.reference import is_digest
 
@@ -34,52 +37,57 @@ class ManifestCache:
     LIMIT = MAX_MANIFEST_BYTES
 
     def __init__(self, root: Path | None = None) -> None:
-        self.root = (root or default_cache_dir()) / self.SUBDIR
+        self.base = root or default_cache_dir()
+        self.root = self.base / self.SUBDIR
         self.hits = 0
         self.misses = 0
 
-    def _path(self, digest: str) -> Path:
-        alg, _, hex_ = digest.partition(":")
-        return self.root / alg / hex_
+    @contextlib.contextmanager
+    def _directory(self, alg: str, *, create: bool) -> Iterator[SafeDir]:
+        """``<root>/<alg>`` held open for one operation; a link on the way raises UnsafePath."""
+        if create:
+            self.base.mkdir(parents=True, exist_ok=True)
+        with (
+            SafeDir.open(self.base) as top,
+            top.subdir(self.SUBDIR, create=create) as sub,
+            sub.subdir(alg, create=create) as d,
+        ):
+            yield d
 
     def get(self, digest: str) -> bytes | None:
         """The cached bytes for ``digest``, re-hashed; None on a miss or a bad entry."""
-        if not is_digest(digest):
-            return None
-        path = self._path(digest)
-        try:
-            with open_read(path) as f:  # a planted link or FIFO is a miss, not a hang
-                data = f.read(self.LIMIT + 1)
-        except UnsafePath:
-            with contextlib.suppress(OSError):
-                path.unlink()
+        data: bytes | None = None
+        if is_digest(digest):
+            alg, _, hex_ = digest.partition(":")
+            try:
+                with self._directory(alg, create=False) as d:
+                    try:
+                        with d.open_read(hex_) as f:  # a planted link or FIFO is a miss, not a hang
+                            data = f.read(self.LIMIT + 1)
+                    except UnsafePath:
+                        d.unlink(hex_)
+                        raise
+                    if len(data) > self.LIMIT or compute_digest(data, alg) != digest:
+                        d.unlink(hex_)
+                        data = None
+            except (OSError, UnsafePath):
+                data = None
+        if data is None:
             self.misses += 1
-            return None
-        except OSError:
-            self.misses += 1
-            return None
-        if len(data) > self.LIMIT or compute_digest(data, digest.partition(":")[0]) != digest:
-            with contextlib.suppress(OSError):
-                path.unlink()
-            self.misses += 1
-            return None
-        self.hits += 1
+        else:
+            self.hits += 1
         return data
 
     def put(self, digest: str, data: bytes) -> None:
         """Store bytes already verified against ``digest``; a cache that cannot write is no error."""
         if len(data) > self.LIMIT or not is_digest(digest):
             return
-        if compute_digest(data, digest.partition(":")[0]) != digest:
+        alg, _, hex_ = digest.partition(":")
+        if compute_digest(data, alg) != digest:
             return
-        path = self._path(digest)
-        if path.exists():
-            return
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, data, durable=False)
-        except OSError:
-            pass
+        with contextlib.suppress(OSError, UnsafePath), self._directory(alg, create=True) as d:
+            if not d.lexists(hex_):
+                d.write_atomic(hex_, data, durable=False)
 
 
 class BlobCache(ManifestCache):
