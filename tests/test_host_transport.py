@@ -157,3 +157,67 @@ def test_http2_registry_burst_shares_one_connection(tls_setup: TLSSetup, monkeyp
         relay.close()
     assert {(r.status_code, r.http_version) for r in responses} == {(404, "HTTP/2")}
     assert relay.connections == 1
+
+
+class ConnectProxy(_Listener):
+    """An HTTP CONNECT proxy (what HTTPS_PROXY names): the TLS handshake happens through it, so
+    lockman's own connection code never sees the ALPN result."""
+
+    def __init__(self) -> None:
+        self.tunnels: list[str] = []
+        super().__init__()
+
+    def accepted(self, sock: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = sock.recv(4096)
+            if not data:
+                return
+            head += data
+        method, target, _ = head.split(b"\r\n", 1)[0].decode().split(" ", 2)
+        assert method == "CONNECT", method
+        self.tunnels.append(target)
+        host, port = target.rsplit(":", 1)
+        upstream = socket.create_connection((host, int(port)))
+        sock.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        threading.Thread(target=CountingRelay._pipe, args=(upstream, sock), daemon=True).start()
+        CountingRelay._pipe(sock, upstream)
+
+
+def _burst_within(url: str, n: int, seconds: float = 20) -> list[httpx.Response | BaseException]:
+    """Like :func:`_burst`, but a request still waiting after ``seconds`` fails the test."""
+
+    async def go() -> list[httpx.Response | BaseException]:
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
+        async with httpx.AsyncClient(transport=HostTransport(http2=True, limits=limits)) as client:
+            burst = asyncio.gather(*(client.get(f"{url}/{i}") for i in range(n)), return_exceptions=True)
+            return await asyncio.wait_for(burst, seconds)
+
+    return asyncio.run(go())
+
+
+@pytest.mark.registry
+def test_https_through_a_connect_proxy_sends_the_whole_burst(
+    tls_setup: TLSSetup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No ALPN callback through a proxy: the first answer must release the others.
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_setup.ca_pem))
+    monkeypatch.setenv("LOCKMAN_CERTS_D", "")
+    proxy = ConnectProxy()
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
+    try:
+        responses = _burst_within(f"https://{tls_setup.registry.host}/v2", n=8)
+    finally:
+        proxy.close()
+    assert all(isinstance(r, httpx.Response) and r.status_code == 404 for r in responses), responses
+    assert proxy.tunnels and set(proxy.tunnels) == {tls_setup.registry.host}
+
+
+def test_a_failed_first_contact_releases_the_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCKMAN_CERTS_D", "")
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    results = _burst_within(f"https://127.0.0.1:{port}", n=BURST)
+    assert [type(r) for r in results] == [httpx.ConnectError] * BURST

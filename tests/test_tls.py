@@ -275,3 +275,11 @@ def test_early_failure_is_reported_by_the_caller(tmp_path: Path, monkeypatch: py
     system_trust.start_early()
     with pytest.raises(InputError, match=f"{bad}: not a usable CA bundle"):
         system_trust.client_context()
+
+
+def test_missing_ssl_cert_file_is_ignored_as_openssl_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "no-such-bundle.pem"))
+    system_trust.start_early()
+    early = system_trust.client_context()
+    late = system_trust.client_context()
+    assert isinstance(early, ssl.SSLContext) and isinstance(late, ssl.SSLContext)

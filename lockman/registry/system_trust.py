@@ -36,7 +36,7 @@ def _load(sources: tuple[str, ...]) -> ssl.SSLContext:
     system_file, env_file, system_dir, env_dir = sources
     loaded = False
     for cafile in dict.fromkeys((system_file, env_file)):
-        if cafile and os.path.isfile(cafile):
+        if os.path.isfile(cafile):  # unset ("") or missing: ignored, as OpenSSL does
             try:
                 ctx.load_verify_locations(cafile=cafile)
                 loaded = True
