@@ -171,9 +171,7 @@ class OciLayout:
         try:
             with self._top.open_read("index.json") as f:
                 doc = safejson.loads(f.read())
-        except UnsafePath:
-            raise
-        except OSError as e:
+        except OSError as e:  # a link or FIFO is UnsafePath (an InputError), raised as it is
             raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
         except (ValueError, RecursionError):
             raise InputError(f"{path}: not valid JSON") from None
