@@ -277,7 +277,7 @@ class SafeDir:
             st = os.stat(name, dir_fd=parent.fd, follow_symlinks=False)
         except OSError:
             return False
-        return stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) == self._identity
+        return (st.st_dev, st.st_ino) == self._identity  # a link or another directory differs
 
     def _lstat(self, name: str) -> os.stat_result | None:
         try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lockman.fileio import SafeDir, UnsafePath, open_read, open_write, write_together
+from lockman.fileio import SafeDir, UnsafePath, open_read, open_write, write_atomic, write_together
 
 
 def test_pair_is_rolled_back_when_the_second_rename_fails(tmp_path: Path) -> None:
@@ -112,3 +112,117 @@ def test_cache_never_writes_through_a_linked_directory(tmp_path: Path) -> None:
     assert list(elsewhere.iterdir()) == []
     (elsewhere / digest[7:]).write_bytes(data)  # right bytes behind the link: still not read
     assert cache.get(digest) is None and (cache.hits, cache.misses) == (0, 1)
+
+
+# -- SafeDir, one operation at a time ----------------------------------------------------------
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_safe_dir_notices_a_swap_for_a_link_another_directory_or_nothing(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "other").mkdir()
+    with SafeDir.open(tmp_path) as top, top.subdir("d") as d:
+        assert d.still_at(top, "d")
+        (tmp_path / "d").rename(tmp_path / "moved")
+        assert not d.still_at(top, "d")  # gone
+        (tmp_path / "d").symlink_to(tmp_path / "moved", target_is_directory=True)
+        assert not d.still_at(top, "d")  # a link, even to the very directory
+        (tmp_path / "d").unlink()
+        (tmp_path / "other").rename(tmp_path / "d")
+        assert not d.still_at(top, "d")  # another real directory
+
+
+def test_safe_dir_reads_and_sizes_only_plain_files(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"12345")
+    (tmp_path / "link").symlink_to(tmp_path / "file")
+    (tmp_path / "dir").mkdir()
+    os.mkfifo(tmp_path / "fifo")
+    with SafeDir.open(tmp_path) as d:
+        assert d.plain_file_size("file") == 5
+        assert [d.plain_file_size(n) for n in ("link", "dir", "fifo", "missing")] == [None] * 4
+        with pytest.raises(UnsafePath, match="link: is a symbolic link"):
+            d.open_read("link")
+        with pytest.raises(UnsafePath, match="fifo: not a regular file"):
+            d.open_read("fifo")  # and without blocking
+
+
+def test_safe_dir_fresh_write_replaces_a_planted_link(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "partial").symlink_to(victim)
+    with SafeDir.open(tmp_path / "d") as d:
+        with d.open_write("partial", append=False) as f:
+            f.write(b"new")
+        with pytest.raises(UnsafePath):
+            (tmp_path / "d" / "partial2").symlink_to(victim)
+            d.open_write("partial2", append=True)
+    assert victim.read_bytes() == b"precious"
+    assert (tmp_path / "d" / "partial").read_bytes() == b"new"
+
+
+def test_safe_dir_names_a_missing_subdirectory_and_closes_what_it_opens(tmp_path: Path) -> None:
+    before = _fds()
+    with SafeDir.open(tmp_path) as top:
+        with pytest.raises(FileNotFoundError) as caught:
+            top.subdir("missing")
+        assert caught.value.filename == str(tmp_path / "missing")
+        with top.subdir("made", create=True):
+            pass
+    assert _fds() == before and (tmp_path / "made").is_dir()
+
+
+def test_write_atomic_into_a_missing_directory_fails_naming_the_file(tmp_path: Path) -> None:
+    with pytest.raises(OSError) as caught:
+        write_atomic(tmp_path / "missing" / "index.json", b"{}")
+    assert caught.value.filename == str(tmp_path / "missing" / "index.json")
+
+
+@pytest.mark.parametrize("held", [False, True])
+def test_a_failed_atomic_write_leaves_the_old_file_and_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held: bool
+) -> None:
+    target = tmp_path / "index.json"
+    target.write_bytes(b"old")
+    failing = "fchmod" if not held else "replace"
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    with SafeDir.open(tmp_path) as d:
+        monkeypatch.setattr(os, failing, boom)
+        with pytest.raises(OSError) as caught:
+            if held:
+                d.write_atomic("index.json", b"new")
+            else:
+                write_atomic(target, b"new")
+        monkeypatch.undo()
+    assert caught.value.filename == str(target) and "No space left" in str(caught.value)
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.json"]
+
+
+def test_cache_entries_are_checked_on_the_way_in_and_out(tmp_path: Path) -> None:
+    from lockman.model.manifest import compute_digest
+    from lockman.registry.cache import ManifestCache
+
+    cache = ManifestCache(tmp_path / "new" / "cache")  # made on the first put
+    data = b'{"schemaVersion": 2}'
+    digest = compute_digest(data, "sha256")
+    cache.put(digest, data)
+    assert cache.get(digest) == data
+    big = b" " * (ManifestCache.LIMIT + 1)
+    big_digest = compute_digest(big, "sha256")
+    cache.put(big_digest, big)  # over the limit: not stored
+    cache.put("sha256:short", data)  # not a digest: not stored
+    entries = tmp_path / "new" / "cache" / "manifests" / "sha256"
+    assert sorted(p.name for p in entries.iterdir()) == [digest[7:]]
+    (entries / big_digest[7:]).write_bytes(big)  # planted: the right hash, but too big
+    victim = tmp_path / "victim"
+    victim.write_bytes(data)
+    (entries / digest[7:]).unlink()
+    (entries / digest[7:]).symlink_to(victim)  # planted: a link to the right bytes
+    assert cache.get(big_digest) is None and cache.get(digest) is None
+    assert sorted(p.name for p in entries.iterdir()) == []  # both removed, the link's target kept
+    assert victim.read_bytes() == data
