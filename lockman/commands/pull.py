@@ -61,6 +61,7 @@ def select_entries(lock: lockfile.Lockfile, names: list[str], lock_path: Path) -
 
 CONFIG_LIMIT = 4 << 20  # an image config is a few KiB; a larger one is not read (nor trusted)
 
+
 @dataclass
 class _Run:
     client: RegistryClient
