@@ -10,7 +10,7 @@ import pytest
 
 from lockman.cli import main
 from tests.faultproxy import FaultProxy
-from tests.registry import Registry, htpasswd_line
+from tests.registry import Registry, htpasswd_line, require_tool
 from tests.token_server import TokenServer
 from tests.token_server import token_registry as make_token_registry
 
@@ -114,6 +114,17 @@ class Result:
     code: int
     out: str
     err: str
+
+
+@pytest.fixture
+def skopeo_installed() -> None:
+    require_tool("skopeo")
+
+
+@pytest.fixture
+def openssl_installed() -> None:
+    """The openssl command line (a TSA in the timestamp tests)."""
+    require_tool("openssl")
 
 
 @pytest.fixture

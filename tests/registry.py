@@ -18,7 +18,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import pytest
@@ -31,13 +31,25 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 
 
+def missing(why: str) -> NoReturn:
+    """Something a test needs is not installed: fail under LOCKMAN_REQUIRE_REGISTRY=1 (CI,
+    where scripts/test installs it), skip elsewhere."""
+    if os.environ.get("LOCKMAN_REQUIRE_REGISTRY") == "1":
+        pytest.fail(f"{why}; required here (LOCKMAN_REQUIRE_REGISTRY=1)")
+    pytest.skip(why)
+
+
+def require_tool(*names: str) -> str:
+    """The path of the first of ``names`` on PATH; see :func:`missing` when there is none."""
+    for name in names:
+        exe = shutil.which(name)
+        if exe is not None:
+            return exe
+    missing(f"{names[0]} not installed (apt-get install {names[0]})")
+
+
 def registry_binary() -> str:
-    exe = shutil.which("docker-registry") or shutil.which("registry")
-    if exe is None:
-        if os.environ.get("LOCKMAN_REQUIRE_REGISTRY") == "1":
-            pytest.fail("docker-registry is required (LOCKMAN_REQUIRE_REGISTRY=1) but not installed")
-        pytest.skip("docker-registry not installed (apt-get install docker-registry)")
-    return exe
+    return require_tool("docker-registry", "registry")
 
 
 def free_port() -> int:

@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 
 # Runs lockman's entry() in a fresh interpreter with the CLI's main replaced by a probe that
@@ -97,15 +95,12 @@ def test_library_callers_keep_their_collector() -> None:
 
 def test_a_run_ending_at_once_exits_cleanly(tmp_path: Path) -> None:
     # Bad input ends the run before the early CA load (lockman.registry.system_trust) is done
-    # (a bundle this large takes OpenSSL a few hundred ms); exiting under a running OpenSSL
+    # (3,000 certificates take OpenSSL a few hundred ms); exiting under a running OpenSSL
     # parse crashed the process with SIGSEGV.
-    import ssl
+    import trustme
 
-    system = Path(ssl.get_default_verify_paths().openssl_cafile or "")
-    if not system.is_file():
-        pytest.skip("no system CA bundle to build a large one from")
     big = tmp_path / "big.pem"
-    big.write_bytes(system.read_bytes() * 20)
+    big.write_bytes(trustme.CA().cert_pem.bytes() * 3000)  # OpenSSL parses every copy
     env = {**os.environ, "SSL_CERT_FILE": str(big)}
     for argv in (["resolve", "example.com/x/y@sha256:short"], ["resolve", "--concurrency", "0", "x/y:1"]):
         p = subprocess.run(

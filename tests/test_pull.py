@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import shutil
 import stat
 import threading
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from tests.conftest import unique_repo
 from tests.faultproxy import FaultProxy
 from tests.registry import OCI_INDEX, Registry, sha256
 
-needs_skopeo = pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo not installed")
+needs_skopeo = pytest.mark.usefixtures("skopeo_installed")
 
 
 class RecordingProxy(FaultProxy):

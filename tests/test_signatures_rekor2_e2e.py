@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from tests.sigstore_signers import (
 
 pytestmark = [
     pytest.mark.registry,
-    pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI as a TSA"),
+    pytest.mark.usefixtures("openssl_installed"),
 ]
 
 IDENTITY = "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.2.0"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +13,7 @@ from lockman.signatures.timestamp import MAX_TIMESTAMPS, verify_timestamp, verif
 from lockman.signatures.trust import TimestampAuthority, TrustedRoot, ValidityWindow
 from tests.sigstore_signers import OpensslTSA
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI as a TSA")
+pytestmark = pytest.mark.usefixtures("openssl_installed")
 
 
 @pytest.fixture(scope="module")
