@@ -33,12 +33,13 @@ ConfigOpt = Annotated[
 ]
 # Every command that talks to a registry takes `timeout: TimeoutOpt = DEFAULT_TIMEOUT`.
 DEFAULT_TIMEOUT = 30.0
+TIMEOUT_RANGE = validators.Number(gt=0, lte=86400)  # seconds: more than nothing, at most a day
 TimeoutOpt = Annotated[
     float,
     Parameter(
         name="--timeout",
         help="Seconds each registry request may take; retries stop after a few multiples of it.",
-        validator=validators.Number(gt=0, lte=86400),
+        validator=TIMEOUT_RANGE,
     ),
 ]
 NoCacheOpt = Annotated[
@@ -62,7 +63,7 @@ UnusedTimeoutOpt = Annotated[
     Parameter(
         name="--timeout",
         help="Accepted for scripts that pass it to every command; this command makes no requests.",
-        validator=validators.Number(gt=0, lte=86400),
+        validator=TIMEOUT_RANGE,
     ),
 ]
 InsecureOpt = Annotated[
@@ -254,7 +255,7 @@ def diff(
             name="--timeout",
             help="With --insight, how long each registry request may take (seconds); without it this "
             "command makes no requests.",
-            validator=validators.Number(gt=0, lte=86400),
+            validator=TIMEOUT_RANGE,
         ),
     ] = DEFAULT_TIMEOUT,
     insecure_registry: InsecureOpt = (),

@@ -180,40 +180,23 @@ def _opened_regular(fd: int, path: Path, *, single_link: bool = False) -> int:
     return fd
 
 
-def _open(path: Path, flags: int, mode: int = 0o666) -> int:
+def _open(name: str | Path, flags: int, mode: int = 0o666, dir_fd: int | None = None) -> int:
+    """``os.open`` that never follows a link at ``name``; with ``dir_fd``, ``name`` is in it."""
     try:
-        return os.open(path, flags | _NOFOLLOW, mode)
+        return os.open(name, flags | _NOFOLLOW, mode, dir_fd=dir_fd)
     except OSError as e:
         if e.errno == errno.ELOOP:
-            raise UnsafePath(f"{path}: is a symbolic link; refusing to follow it") from None
+            raise UnsafePath(f"{name}: is a symbolic link; refusing to follow it") from None
         raise
+
+
+def _reader(fd: int, shown: Path) -> BinaryIO:
+    return os.fdopen(_opened_regular(fd, shown), "rb")
 
 
 def open_read(path: Path) -> BinaryIO:
     """Open a plain file for reading without following a link or blocking on a FIFO."""
-    fd = _opened_regular(_open(path, os.O_RDONLY | os.O_NONBLOCK), path)
-    return os.fdopen(fd, "rb")
-
-
-def open_write(path: Path, *, append: bool) -> BinaryIO:
-    """Append to an existing plain file, or create a new one (``O_EXCL``); never through a link."""
-    if append:
-        fd = _opened_regular(_open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK), path, single_link=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)  # whatever was there (a link, a FIFO): removed, not written through
-        fd = _opened_regular(
-            _open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _default_mode()), path, single_link=True
-        )
-    return os.fdopen(fd, "wb")
-
-
-def is_plain_file(path: Path) -> bool:
-    """True for a regular file that is not a symbolic link (``lstat``: links are not followed)."""
-    try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
-    except OSError:
-        return False
+    return _reader(_open(path, os.O_RDONLY | os.O_NONBLOCK), path)
 
 
 def refuse_link(path: Path, what: str) -> None:
@@ -302,18 +285,17 @@ class SafeDir:
 
     def _open(self, name: str, flags: int, mode: int = 0o666) -> int:
         try:
-            return os.open(name, flags | _NOFOLLOW, mode, dir_fd=self.fd)
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                raise UnsafePath(f"{self.at(name)}: is a symbolic link; refusing to follow it") from None
-            raise
+            return _open(name, flags, mode, dir_fd=self.fd)
+        except UnsafePath:
+            raise UnsafePath(f"{self.at(name)}: is a symbolic link; refusing to follow it") from None
 
     def open_read(self, name: str) -> BinaryIO:
         """Like :func:`open_read`, for ``name`` in this directory."""
-        return os.fdopen(_opened_regular(self._open(name, os.O_RDONLY | os.O_NONBLOCK), self.at(name)), "rb")
+        return _reader(self._open(name, os.O_RDONLY | os.O_NONBLOCK), self.at(name))
 
     def open_write(self, name: str, *, append: bool) -> BinaryIO:
-        """Like :func:`open_write`, for ``name`` in this directory."""
+        """Append to an existing plain, singly-linked file, or create a new one (``O_EXCL``);
+        never through a link or into a file hard-linked elsewhere."""
         if append:
             flags = os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK
             fd = _opened_regular(self._open(name, flags), self.at(name), single_link=True)

@@ -117,16 +117,23 @@ def renovate_edit(tmp_path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(f'\ndigest = "{old}"\n', f'\ndigest = "{new}"\n'))
 
 
-@pytest.mark.registry
-def test_platform_pin_holding_an_index_digest_fails_verify_and_is_rebuilt(
-    tmp_path: Path, registry: Registry, run
-) -> None:
-    repo = unique_repo("platpin")
+def _platform_pinned(tmp_path: Path, registry: Registry, run, prefix: str) -> tuple:
+    """A two-platform index locked with ``update --platform linux/amd64``: (repo, name, index,
+    config path, the linux/amd64 digest)."""
+    repo = unique_repo(prefix)
     name = f"{registry.host}/{repo}"
     one = registry.push_index(repo, "1.70", ["linux/amd64", "linux/arm64"], salt="1")
     cfg = write(tmp_path, f'[container]\nimage = "{name}:1.70"\n')
     assert run("update", "--platform", "linux/amd64", "--config", cfg).code == 0
     amd64 = one.children["linux/amd64"].digest
+    return repo, name, one, cfg, amd64
+
+
+@pytest.mark.registry
+def test_platform_pin_holding_an_index_digest_fails_verify_and_is_rebuilt(
+    tmp_path: Path, registry: Registry, run
+) -> None:
+    repo, name, one, cfg, amd64 = _platform_pinned(tmp_path, registry, run, "platpin")
     assert entries(tmp_path)[(name, "1.70")].digest == amd64
 
     # Another platform's manifest recorded as linux/amd64: served, hashes right, still wrong.
@@ -285,12 +292,7 @@ def test_lock_from_an_older_lockman_works_and_gains_the_key_when_rebuilt(
 def test_platform_pin_records_the_manifest_its_details_describe(
     tmp_path: Path, registry: Registry, run
 ) -> None:
-    repo = unique_repo("boundplat")
-    name = f"{registry.host}/{repo}"
-    one = registry.push_index(repo, "1.70", ["linux/amd64", "linux/arm64"], salt="1")
-    cfg = write(tmp_path, f'[container]\nimage = "{name}:1.70"\n')
-    assert run("update", "--platform", "linux/amd64", "--config", cfg).code == 0
-    amd64 = one.children["linux/amd64"].digest
+    _repo, name, one, cfg, amd64 = _platform_pinned(tmp_path, registry, run, "boundplat")
     assert entries(tmp_path)[(name, "1.70")].details_from == amd64
     renovate_edit(tmp_path, amd64, one.digest)  # the tag's digest (the index) written into `digest`
     r = run("verify", "--offline", "--config", cfg)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lockman.fileio import SafeDir, UnsafePath, open_read, open_write, write_atomic, write_together
+from lockman.fileio import SafeDir, UnsafePath, open_read, write_atomic, write_together
 
 
 def test_pair_is_rolled_back_when_the_second_rename_fails(tmp_path: Path) -> None:
@@ -34,9 +34,9 @@ def test_open_write_never_goes_through_a_link(tmp_path: Path) -> None:
     victim.write_bytes(b"precious")
     link = tmp_path / "partial"
     link.symlink_to(victim)
-    with pytest.raises(UnsafePath, match="symbolic link"):
-        open_write(link, append=True)
-    with open_write(link, append=False) as f:  # a fresh file replaces the link itself
+    with SafeDir.open(tmp_path) as d, pytest.raises(UnsafePath, match="symbolic link"):
+        d.open_write("partial", append=True)
+    with SafeDir.open(tmp_path) as d, d.open_write("partial", append=False) as f:  # replaces the link
         f.write(b"registry bytes")
     assert victim.read_bytes() == b"precious" and not link.is_symlink()
 
@@ -45,8 +45,8 @@ def test_hard_linked_partial_is_refused(tmp_path: Path) -> None:
     victim = tmp_path / "victim"
     victim.write_bytes(b"precious")
     os.link(victim, tmp_path / "partial")
-    with pytest.raises(UnsafePath, match="hard-linked"):
-        open_write(tmp_path / "partial", append=True)
+    with SafeDir.open(tmp_path) as d, pytest.raises(UnsafePath, match="hard-linked"):
+        d.open_write("partial", append=True)
     assert victim.read_bytes() == b"precious"
 
 
