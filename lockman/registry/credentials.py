@@ -22,13 +22,13 @@ import base64
 import logging
 import os
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lockman import safejson
+from lockman import programs, safejson
+from lockman.errors import InputError
 
 log = logging.getLogger("lockman.credentials")
 
@@ -192,7 +192,10 @@ def run_helper(helper: str, registry: str) -> HelperResult:
     for this registry only; the caller carries on anonymously and reports it if auth fails.
     """
     name = f"docker-credential-{helper}"
-    exe = shutil.which(name)
+    try:
+        exe = programs.find(name)
+    except InputError as e:  # found relative to the current directory, or not a program name
+        return HelperResult(problem=str(e))
     if exe is None:
         log.debug("credential helper %s not found on PATH; %s: anonymous", name, registry)
         return HelperResult()
