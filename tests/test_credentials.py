@@ -251,3 +251,20 @@ def test_helper_saying_not_found_on_stderr_is_anonymous(isolated_env: Path, tmp_
     store = CredentialStore()
     assert store.get("reg.example") is None
     assert store.problem("reg.example") == ""
+
+
+def test_auth_files_named_as_devices(isolated_env: Path, monkeypatch, caplog) -> None:
+    """REGISTRY_AUTH_FILE=/dev/null is no credentials, quietly; /dev/zero is ignored with a warning
+    after 4 MiB (it was read until memory ran out), and the next file is still used."""
+    xdg = isolated_env / "xdg"
+    (xdg / "containers").mkdir(parents=True)
+    (xdg / "containers" / "auth.json").write_text(json.dumps({"auths": {"reg.example": auth("x", "y")}}))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", "/dev/null")
+    cred = CredentialStore().get("reg.example")
+    assert cred is not None and cred.username == "x"
+    assert "ignoring" not in caplog.text
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", "/dev/zero")
+    cred = CredentialStore().get("reg.example")
+    assert cred is not None and cred.username == "x"
+    assert "ignoring credentials file: /dev/zero: larger than 4 MiB" in caplog.text

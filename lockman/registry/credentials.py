@@ -29,6 +29,7 @@ from typing import Any
 
 from lockman import programs, safejson
 from lockman.errors import InputError
+from lockman.fileio import MAX_CONFIG_BYTES, read_bounded
 
 log = logging.getLogger("lockman.credentials")
 
@@ -61,9 +62,15 @@ class Credential:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
+    """The file's JSON object; missing, empty (``/dev/null``) or unreadable means none, with a
+    warning for the last (REGISTRY_AUTH_FILE=/dev/zero is refused at 4 MiB, not read forever)."""
     try:
-        data = safejson.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        raw = read_bounded(path, limit=MAX_CONFIG_BYTES, what="a credentials file")
+        if not raw:
+            return None
+        data = safejson.loads(raw.decode("utf-8"))
+    except InputError as e:
+        log.warning("ignoring credentials file: %s", e)
         return None
     except (OSError, ValueError) as e:
         log.warning("ignoring unreadable credentials file %s: %s", path, type(e).__name__)
