@@ -179,39 +179,6 @@ EXPLAINED: dict[tuple[str, str, str], str] = {
     " lines are decoded as signatures too, and a note carrying one is refused",
     ("lockman/signatures/cosign.py", "kwarg", "require_set=True"): "unreachable: parse_cosign_bundle"
     " refuses an annotation without SignedEntryTimestamp, so a .sig or .att entry always has a SET",
-    (
-        "lockman/model/reference.py",
-        "clause",
-        "drop `text != text.strip()` from `text != text.strip() or any(c.isspace() for c in text)`",
-    ): "subsumed: leading or trailing whitespace is whitespace, which the other clause refuses",
-    (
-        "lockman/model/reference.py",
-        "clause",
-        "drop `path != path.lower()` from `path != path.lower() and PATH_RE.fullmatch(path.lower())`",
-    ): "equivalent: for an all-lower-case path the second clause is the failed PATH_RE match itself",
-    (
-        "lockman/registry/auth.py",
-        "clause",
-        "drop `isinstance(body, dict)` from "
-        '`isinstance(body, dict) and isinstance(body.get("refresh_token"), str)`',
-    ): "unreachable: a token was found with body.get, so body is a dict here",
-    (
-        "lockman/registry/auth.py",
-        "clause",
-        "drop `not repositories` from "
-        '`challenge is None or challenge.scheme != "bearer" or not repositories`',
-    ): "subsumed: no repositories means no missing scopes, and `if missing` then asks for nothing",
-    ("lockman/registry/credentials.py", "clause", "drop `addr` from `addr and port.isdigit()`"):
-    "unreachable: the host has two or more colons, so the text before the last one holds a colon",
-    (
-        "lockman/registry/credentials.py",
-        "clause",
-        "drop `isinstance(store, str)` from `isinstance(store, str) and store`",
-    ): "equivalent: a non-string credsStore names no docker-credential-* on PATH, and an empty answer falls"
-    " through to auths just the same",
-    ("lockman/registry/credentials.py", "clause", "drop `store` from `isinstance(store, str) and store`"):
-    "equivalent: an empty credsStore names no docker-credential- on PATH, and an empty answer falls"
-    " through to auths just the same",
 }
 
 _GUARD_KWARGS = ("require_", "verify_", "check_", "strict")

@@ -268,3 +268,23 @@ def test_auth_files_named_as_devices(isolated_env: Path, monkeypatch, caplog) ->
     cred = CredentialStore().get("reg.example")
     assert cred is not None and cred.username == "x"
     assert "ignoring credentials file: /dev/zero: larger than 4 MiB" in caplog.text
+
+
+@pytest.mark.parametrize("store", ["", ["x/y"], {"a": "b/c"}])
+def test_empty_or_non_string_creds_store_runs_nothing(
+    isolated_env: Path, tmp_path: Path, monkeypatch, store: object
+) -> None:
+    """docker reads such a credsStore as no store: no program is looked up or run, nothing is
+    reported, and auths answers (a ``docker-credential-`` on PATH would otherwise run)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    marker = tmp_path / "ran"
+    planted = bin_dir / "docker-credential-"
+    planted.write_text(f"#!/bin/sh\ntouch {marker}\necho '{{\"Username\":\"u\",\"Secret\":\"s\"}}'\n")
+    planted.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    docker_config(isolated_env, {"credsStore": store, "auths": {"reg.example": auth("a", "b")}})
+    store_ = CredentialStore()
+    cred = store_.get("reg.example")
+    assert cred is not None and cred.username == "a"
+    assert not marker.exists() and store_.problem("reg.example") == ""

@@ -90,7 +90,7 @@ def convert_to_hostname(key: str) -> str:
             return host
         if host.count(":") > 1:
             addr, _, port = host.rpartition(":")
-            return f"[{addr}]:{port}" if addr and port.isdigit() else host
+            return f"[{addr}]:{port}" if port.isdigit() else host  # addr holds a colon: not empty
         if host.endswith(":"):
             host = host[:-1]
         if host:
