@@ -20,14 +20,55 @@ from lockman.errors import InputError
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
+MAX_CONFIG_BYTES = 4 << 20
+"""Configuration files (registries.conf, config.json, auth.json): far larger is not one."""
+MAX_TEXT_BYTES = 64 << 20
+"""xcargo.toml and xcargo.lock: generous, but a bound (``/dev/zero`` is not a lockfile)."""
+
+
+def read_bounded(path: Path, *, limit: int, what: str) -> bytes | None:
+    """The bytes of a file the user names, or None when it does not exist.
+
+    A regular file, or a character device such as ``/dev/null`` (which scripts and test suites
+    name to mean "no configuration", and containers/image and docker read as empty). A FIFO,
+    directory or socket is refused without blocking; more than ``limit`` bytes (``/dev/zero``,
+    a huge file) is refused after reading ``limit + 1``, never read to the end. Other OS errors
+    propagate for the caller to word.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode)):
+            raise InputError(f"{path}: not a regular file; not {what}")
+        chunks: list[bytes] = []
+        total = 0
+        while total <= limit:
+            try:
+                chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            except BlockingIOError:  # a terminal or similar device with nothing to give
+                raise InputError(f"{path}: a device with nothing to read; not {what}") from None
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    finally:
+        os.close(fd)
+    if total > limit:
+        raise InputError(f"{path}: larger than {limit >> 20} MiB; not {what}")
+    return b"".join(chunks)
+
+
 def read_utf8(path: Path, *, kind: str = "TOML") -> str | None:
     """The file's text, or None when it does not exist; unreadable or non-UTF-8 is bad input."""
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
+        data = read_bounded(path, limit=MAX_TEXT_BYTES, what=f"a {kind} file")
     except OSError as e:
         raise InputError(f"{path}: cannot read: {e.strerror}") from None
+    if data is None:
+        return None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

@@ -424,3 +424,30 @@ def test_no_secret_in_the_error_messages(isolated_env: Path) -> None:
         resolve(server, f"{HOST}/team/app:1")
     assert "never-in-messages" not in str(info.value)
     assert json.dumps(str(info.value)).count(b64("alice", "never-in-messages")) == 0
+
+
+def test_redirect_to_a_host_asking_for_authentication_gets_nothing(isolated_env: Path) -> None:
+    """The registry redirects to another host that answers 401: its challenge is not the
+    registry's, so no token is fetched for it and the registry's credentials never go there."""
+    creds(isolated_env, username="user", password="registry-password")
+    server = Scripted()
+    foreign: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "cdn.example":
+            foreign.append(request)
+            return httpx.Response(401, headers={"www-authenticate": 'Bearer realm="https://cdn.example/token"'})
+        if request.url.host == HOST and request.url.path.startswith("/v2/team/app/manifests/"):
+            given = request.headers.get("authorization", "").removeprefix("Bearer ")
+            if given in server.valid:
+                return httpx.Response(307, headers={"location": "https://cdn.example/blob"})
+        return server.handler(request)
+
+    async def go() -> None:
+        async with RegistryClient(transport=httpx.MockTransport(handler), registries=RegistriesConf([])) as c:
+            await c.resolve(reference.parse(f"{HOST}/team/app:1"))
+
+    with pytest.raises(AuthError, match=r"redirected to cdn.example, which asks for authentication"):
+        asyncio.run(go())
+    assert foreign and all("authorization" not in r.headers for r in foreign)
+    assert all(r.url.host == "auth.example" for r in server.token_requests)

@@ -251,3 +251,40 @@ def test_helper_saying_not_found_on_stderr_is_anonymous(isolated_env: Path, tmp_
     store = CredentialStore()
     assert store.get("reg.example") is None
     assert store.problem("reg.example") == ""
+
+
+def test_auth_files_named_as_devices(isolated_env: Path, monkeypatch, caplog) -> None:
+    """REGISTRY_AUTH_FILE=/dev/null is no credentials, quietly; /dev/zero is ignored with a warning
+    after 4 MiB (it was read until memory ran out), and the next file is still used."""
+    xdg = isolated_env / "xdg"
+    (xdg / "containers").mkdir(parents=True)
+    (xdg / "containers" / "auth.json").write_text(json.dumps({"auths": {"reg.example": auth("x", "y")}}))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", "/dev/null")
+    cred = CredentialStore().get("reg.example")
+    assert cred is not None and cred.username == "x"
+    assert "ignoring" not in caplog.text
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", "/dev/zero")
+    cred = CredentialStore().get("reg.example")
+    assert cred is not None and cred.username == "x"
+    assert "ignoring credentials file: /dev/zero: larger than 4 MiB" in caplog.text
+
+
+@pytest.mark.parametrize("store", ["", ["x/y"], {"a": "b/c"}])
+def test_empty_or_non_string_creds_store_runs_nothing(
+    isolated_env: Path, tmp_path: Path, monkeypatch, store: object
+) -> None:
+    """docker reads such a credsStore as no store: no program is looked up or run, nothing is
+    reported, and auths answers (a ``docker-credential-`` on PATH would otherwise run)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    marker = tmp_path / "ran"
+    planted = bin_dir / "docker-credential-"
+    planted.write_text(f"#!/bin/sh\ntouch {marker}\necho '{{\"Username\":\"u\",\"Secret\":\"s\"}}'\n")
+    planted.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    docker_config(isolated_env, {"credsStore": store, "auths": {"reg.example": auth("a", "b")}})
+    store_ = CredentialStore()
+    cred = store_.get("reg.example")
+    assert cred is not None and cred.username == "a"
+    assert not marker.exists() and store_.problem("reg.example") == ""

@@ -400,10 +400,12 @@ def test_hostile_drop_ins_and_special_files_are_not_read(
     (system_d / "03-ok.conf").write_text('[[registry]]\nlocation = "ok.example"\nblocked = true\n')
     c = conf(tmp_path, "", monkeypatch)
     assert [e.location for e in c.entries] == ["ok.example"]
-    for special in (system_d / "00-zero.conf", system_d / "01-fifo.conf"):
-        monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(special))
-        with pytest.raises(InputError, match="not a regular file"):
-            RegistriesConf.load()
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(system_d / "01-fifo.conf"))
+    with pytest.raises(InputError, match=r"01-fifo\.conf: not a regular file"):
+        RegistriesConf.load()
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(system_d / "00-zero.conf"))
+    with pytest.raises(InputError, match=r"00-zero\.conf: larger than 4 MiB; not a registries configuration"):
+        RegistriesConf.load()
     big = tmp_path / "big.conf"
     big.write_text("#" * (rc.MAX_CONF_BYTES + 1))
     monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(big))
@@ -421,3 +423,34 @@ def test_registries_config_path_is_the_older_name(tmp_path: Path, monkeypatch) -
         RegistriesConf.load()
     monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", "")  # set, even empty: the older name is not consulted
     assert rc_config_main() != tmp_path / "old-name.conf"
+
+
+def test_dev_null_is_an_empty_configuration(tmp_path: Path, monkeypatch, isolated_env: Path) -> None:
+    """CONTAINERS_REGISTRIES_CONF=/dev/null means "ignore the system file", as in containers/image;
+    /dev/zero, a device that never ends, is still refused (at the size cap, not read forever)."""
+    import lockman.registry.registries_conf as rc
+
+    system = tmp_path / "etc.conf"
+    system.write_text('[[registry]]\nlocation = "blocked.example"\nblocked = true\n')
+    monkeypatch.setattr(rc, "SYSTEM_CONF", system)
+    monkeypatch.setattr(rc, "SYSTEM_CONF_D", tmp_path / "none.d")
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", "/dev/null")
+    assert RegistriesConf.load().entries == []
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", "/dev/zero")
+    with pytest.raises(InputError, match=r"^/dev/zero: larger than 4 MiB; not a registries configuration$"):
+        RegistriesConf.load()
+
+
+@pytest.mark.registry
+def test_dev_null_registries_conf_through_the_cli(tmp_path: Path, registry: Registry, run, monkeypatch) -> None:
+    """`lockman update` with CONTAINERS_REGISTRIES_CONF=/dev/null locks; /dev/zero is exit 2, no traceback."""
+    img = registry.push_image(f"{unique_repo('devnull')}/app", "1")
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "{registry.host}/{img.repo}:1"\n')
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", "/dev/null")
+    r = run("update", "--config", cfg)
+    assert r.code == 0, r.err
+    assert lockfile.read(tmp_path / "xcargo.lock").images[0].digest == img.digest
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", "/dev/zero")
+    r = run("update", "--config", cfg)
+    assert r.code == 2 and "/dev/zero: larger than 4 MiB; not a registries configuration" in r.err

@@ -226,3 +226,35 @@ def test_cache_entries_are_checked_on_the_way_in_and_out(tmp_path: Path) -> None
     assert cache.get(big_digest) is None and cache.get(digest) is None
     assert sorted(p.name for p in entries.iterdir()) == []  # both removed, the link's target kept
     assert victim.read_bytes() == data
+
+
+# -- files the user names (registries.conf, config.json, auth.json, xcargo.toml, xcargo.lock) ----
+
+
+def test_read_bounded_accepts_dev_null_and_refuses_what_never_ends(tmp_path: Path) -> None:
+    from lockman.errors import InputError
+    from lockman.fileio import read_bounded
+
+    assert read_bounded(Path("/dev/null"), limit=10, what="a thing") == b""
+    assert read_bounded(tmp_path / "absent", limit=10, what="a thing") is None
+    (tmp_path / "ten").write_bytes(b"0123456789")
+    assert read_bounded(tmp_path / "ten", limit=10, what="a thing") == b"0123456789"
+    with pytest.raises(InputError, match=r"ten: larger than 0 MiB; not a thing"):
+        read_bounded(tmp_path / "ten", limit=9, what="a thing")
+    with pytest.raises(InputError, match=r"^/dev/zero: larger than 1 MiB; not a thing$"):
+        read_bounded(Path("/dev/zero"), limit=1 << 20, what="a thing")
+    os.mkfifo(tmp_path / "fifo")  # nobody writes: reading would block forever
+    with pytest.raises(InputError, match=r"fifo: not a regular file; not a thing"):
+        read_bounded(tmp_path / "fifo", limit=10, what="a thing")
+    with pytest.raises(InputError, match=r"not a regular file"):
+        read_bounded(tmp_path, limit=10, what="a thing")
+
+
+def test_xcargo_files_named_as_devices(tmp_path: Path) -> None:
+    """xcargo.lock as /dev/null is an empty lock; /dev/zero is bad input, not a hang or a MemoryError."""
+    from lockman.errors import InputError
+    from lockman.fileio import read_utf8
+
+    assert read_utf8(Path("/dev/null")) == ""
+    with pytest.raises(InputError, match=r"^/dev/zero: larger than 64 MiB; not a TOML file$"):
+        read_utf8(Path("/dev/zero"))

@@ -386,6 +386,33 @@ def test_policy_file_drives_plain_verify_and_update(tmp_path, registry, run) -> 
     assert r.code == 1 and "signature does not verify with key" in r.err
 
 
+@pytest.mark.parametrize(
+    "spelling",
+    ["{n}:1.70", "docker.io/{n}:1.70", "index.docker.io/library/{n}:1.70", "docker.io/library/{n}:1.70"],
+)
+def test_hub_rule_refuses_the_unsigned_image_whatever_its_spelling(
+    tmp_path, registry, run, monkeypatch, spelling: str
+) -> None:
+    """A rule for ``docker.io/library/*`` covers ``rust:1.70`` too (Docker Hub rewritten to the test
+    registry by registries.conf, as nothing here reaches docker.io): the unsigned image is not locked, whichever way it is written."""
+    name = unique_repo("hubpolicy").replace("/", "-")
+    registry.push_image(f"library/{name}", "1.70", salt="unsigned")
+    conf = tmp_path / "registries.conf"
+    conf.write_text(f'[[registry]]\nprefix = "docker.io"\nlocation = "{registry.host}"\n')
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(conf))
+    (tmp_path / "release.pub").write_bytes(public_pem(new_key("p256")))
+    (tmp_path / "lockman.toml").write_text(
+        '[[policy]]\nimages = ["docker.io/library/*"]\nkey = "release.pub"\ninsecure-ignore-tlog = true\n'
+    )
+    image = spelling.format(n=name)
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "{image}"\n')
+    r = run("update", "--config", cfg)
+    assert r.code == 1, r.err
+    assert f"{image} (sha256:" in r.err and "signature check failed" in r.err
+    assert not (tmp_path / "xcargo.lock").exists()
+
+
 def test_bad_policy_inputs_are_usage_errors(tmp_path, registry, run) -> None:
     cfg = tmp_path / "xcargo.toml"
     cfg.write_text('[container]\nimage = "127.0.0.1:1/x:v1"\n')

@@ -346,3 +346,84 @@ def test_policy_file_bad_attestation_values(tmp_path: Path, line: str, message: 
 def test_identity_regexp_alone_matches() -> None:
     policy = Policy(certificate_identity_regexp=r"https://github\.com/o/.*", certificate_oidc_issuer=GH)
     assert policy.match_identity(_workflow_leaf(()))[0] == "https://github.com/o/r/w@x"
+
+
+# ---------------------------------------------------------------- Docker Hub spellings (issue 23)
+
+# One image, every way docker accepts to write it.
+_RUST_SPELLINGS = [
+    "rust:1.70",
+    "library/rust:1.70",
+    "docker.io/rust:1.70",
+    "docker.io/library/rust:1.70",
+    "index.docker.io/rust:1.70",
+    "index.docker.io/library/rust:1.70",
+    "registry-1.docker.io/library/rust:1.70",
+    "Docker.IO/library/rust:1.70",
+    "rust:1.70@sha256:" + "a" * 64,
+]
+# Every way to write a rule that covers it.
+_RUST_RULES = [
+    "docker.io/library/*",
+    "docker.io/library/rust",
+    "docker.io/library/rust:*",
+    "docker.io/library/rust:1.70",
+    "index.docker.io/library/*",
+    "registry-1.docker.io/library/rust",
+    "docker.io/rust",
+    "docker.io/*",
+    "rust",
+    "rust:1.70",
+    "rust*",
+    "library/rust",
+    "library/*",
+    "*",
+]
+
+
+@pytest.mark.parametrize("name", _RUST_SPELLINGS)
+@pytest.mark.parametrize("pattern", _RUST_RULES)
+def test_every_spelling_is_matched_by_every_way_of_writing_the_rule(pattern: str, name: str) -> None:
+    from lockman.signatures.policy import PolicyRule
+
+    rule = PolicyRule((pattern,), Policy(key=load_public_key_file(TESTDATA / "cosign.pub")))
+    assert rule.matches(name), f"{pattern!r} does not cover {name!r}"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "name"),
+    [
+        ("docker.io/library/*", "ghcr.io/library/rust:1.70"),
+        ("docker.io/library/*", "docker.io/someorg/rust:1.70"),
+        ("docker.io/library/*", "someorg/rust:1.70"),
+        ("rust", "rustc:1.70"),
+        ("rust", "docker.io/library/rust-nightly:1"),
+        ("rust", "ghcr.io/rust:1"),
+        ("rust:1.70", "rust:1.71"),
+        ("library/rust", "quay.io/library/rust:1"),
+        ("docker.io/*", "ghcr.io/x/y:1"),
+        ("ghcr.io/acme/*", "docker.io/acme/app:1"),
+        ("index.docker.io/library/*", "index.example/library/rust:1"),
+    ],
+)
+def test_normalising_names_covers_no_other_image(pattern: str, name: str) -> None:
+    from lockman.signatures.policy import PolicyRule
+
+    rule = PolicyRule((pattern,), Policy(key=load_public_key_file(TESTDATA / "cosign.pub")))
+    assert not rule.matches(name)
+
+
+def test_first_matching_rule_wins_whatever_the_spelling(tmp_path: Path) -> None:
+    """``rust`` spelled out in full still gets the rule for ``rust``, not a later catch-all."""
+    (tmp_path / "other.pub").write_bytes((TESTDATA / "cosign.pub").read_bytes())
+    path = write(
+        tmp_path,
+        '[[policy]]\nimages = ["rust"]\nkey = "cosign.pub"\n'
+        '[[policy]]\nimages = ["*"]\ncertificate-identity = "a@b.c"\ncertificate-oidc-issuer = "https://i"\n',
+    )
+    policies = load_policy_file(path)
+    for name in ("index.docker.io/library/rust:1.70", "docker.io/rust", "rust@sha256:" + "b" * 64):
+        p = policies.policy_for(name)
+        assert p is not None and p.key is not None, name
+    p = policies.policy_for("ghcr.io/x/rust:1")
+    assert p is not None and p.keyless

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lockman import report
+from lockman import programs, report
 from lockman.console import info, out, use_colour
 from lockman.errors import EXIT_OK, EXIT_VERIFY, InputError
 from lockman.model import lockfile
@@ -21,10 +21,13 @@ from lockman.model.lockfile import Lockfile
 
 
 def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    exe = programs.find("git")  # never a git committed to the repository being diffed
+    if exe is None:
+        raise InputError("git: not installed (needed to read git:REV)")
     try:
-        return subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, check=False)
-    except FileNotFoundError:
-        raise InputError("git: not installed (needed to read git:REV)") from None
+        return subprocess.run([exe, "-C", str(cwd), *args], capture_output=True, check=False)
+    except OSError as e:
+        raise InputError(f"git: cannot run {exe}: {e.strerror or e}") from None
 
 
 def read_git(rev: str, lock_path: Path) -> Lockfile:

@@ -161,7 +161,7 @@ async def run(
     if oci_layout is not None:
         return await _run_layout(gate, entries, oci_layout, wanted_platform, cache, timeout)
     source = "--runtime" if runtime_name else f"{config.path}: container.runtime"
-    engine = runtime.choose(runtime_name or config.runtime, source=source)
+    engine, exe = runtime.choose(runtime_name or config.runtime, source=source)
     async with RegistryClient(timeout=timeout, cache=cache) as client:
         await client.prefetch_tokens([entry_reference(e) for e in entries])
         results = await asyncio.gather(
@@ -175,7 +175,7 @@ async def run(
         argv = runtime.pull_command(engine, entry_reference(e).name, e.digest, platform)
         info("+ " + shlex.join(argv))
         try:
-            code = subprocess.run(argv, check=False).returncode
+            code = subprocess.run([exe, *argv[1:]], check=False).returncode
         except OSError as exc:
             raise RegistryError(f"{engine}: cannot run: {exc.strerror or exc}") from None
         if code != 0:

@@ -7,25 +7,27 @@ PATH, else podman. The engine always pulls ``name@sha256:…``, so it checks the
 
 from __future__ import annotations
 
-import shutil
-
+from lockman import programs
 from lockman.errors import InputError
 
 PULL_ENGINES = ("docker", "podman")
 
 
-def choose(runtime: str, *, source: str) -> str:
-    """The engine to run for ``runtime`` (from ``source``: a flag or a config key)."""
+def choose(runtime: str, *, source: str) -> tuple[str, str]:
+    """The engine to run for ``runtime`` (from ``source``: a flag or a config key): its name and
+    the absolute path to start (:func:`lockman.programs.find`: never one relative to the cwd)."""
     if runtime == "auto":
         for engine in PULL_ENGINES:
-            if shutil.which(engine):
-                return engine
+            exe = programs.find(engine)
+            if exe:
+                return engine, exe
         raise InputError(f"{source}: runtime auto: neither docker nor podman is on PATH")
     if runtime not in PULL_ENGINES:
         raise InputError(f"{source}: runtime {runtime!r} cannot pull images (use docker or podman)")
-    if not shutil.which(runtime):
+    exe = programs.find(runtime)
+    if not exe:
         raise InputError(f"{source}: runtime {runtime}: not found on PATH")
-    return runtime
+    return runtime, exe
 
 
 def pull_command(engine: str, name: str, digest: str, platform: str | None) -> list[str]:

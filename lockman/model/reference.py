@@ -141,7 +141,7 @@ def parse(text: str, *, default_tag: str | None = "latest") -> Reference:
         raise InvalidReference(f"invalid reference {text!r}: not a string")
     if text == "":
         raise InvalidReference("invalid reference '': empty")
-    if text != text.strip() or any(c.isspace() for c in text):
+    if any(c.isspace() for c in text):  # leading, trailing or inside
         raise InvalidReference(f"invalid reference {_show(text)}: contains whitespace")
 
     if len(text) > 4 * MAX_NAME_LENGTH + 256:  # cheap guard before any regex: no valid reference is this long
@@ -175,7 +175,7 @@ def parse(text: str, *, default_tag: str | None = "latest") -> Reference:
     if domain is not None and (not DOMAIN_RE.fullmatch(domain) or not _valid_ipv6(domain)):
         raise InvalidReference(f"invalid reference {_show(text)}: invalid registry host {_show(domain)}")
     if not PATH_RE.fullmatch(path):
-        if path != path.lower() and PATH_RE.fullmatch(path.lower()):
+        if PATH_RE.fullmatch(path.lower()):  # so path has an upper-case letter
             raise InvalidReference(f"invalid reference {_show(text)}: repository name must be lowercase")
         raise InvalidReference(f"invalid reference {_show(text)}: invalid repository name {_show(path)}")
 

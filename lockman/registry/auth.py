@@ -144,7 +144,7 @@ class RegistryAuth(httpx.Auth):
     async def prefetch(self, host: str, repositories: list[str]) -> None:
         """Fetch one token covering many repositories (one round trip instead of one each)."""
         challenge = self._challenges.get(host)
-        if challenge is None or challenge.scheme != "bearer" or not repositories:
+        if challenge is None or challenge.scheme != "bearer":
             return
         scopes = sorted({f"repository:{r}:pull" for r in repositories})
         missing = [s for s in scopes if not self._cached(host, s)]
@@ -233,7 +233,7 @@ class RegistryAuth(httpx.Auth):
         if not isinstance(value, str) or not value:
             raise RegistryError(f"{registry}: token server {realm_url.host} sent no token")
         register_secret(value)
-        if isinstance(body, dict) and isinstance(body.get("refresh_token"), str):
+        if isinstance(body.get("refresh_token"), str):  # body is a dict: a token came from it
             register_secret(body["refresh_token"])
         return value, lifetime
 

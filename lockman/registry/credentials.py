@@ -22,13 +22,14 @@ import base64
 import logging
 import os
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lockman import safejson
+from lockman import programs, safejson
+from lockman.errors import InputError
+from lockman.fileio import MAX_CONFIG_BYTES, read_bounded
 
 log = logging.getLogger("lockman.credentials")
 
@@ -61,9 +62,15 @@ class Credential:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
+    """The file's JSON object; missing, empty (``/dev/null``) or unreadable means none, with a
+    warning for the last (REGISTRY_AUTH_FILE=/dev/zero is refused at 4 MiB, not read forever)."""
     try:
-        data = safejson.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        raw = read_bounded(path, limit=MAX_CONFIG_BYTES, what="a credentials file")
+        if not raw:
+            return None
+        data = safejson.loads(raw.decode("utf-8"))
+    except InputError as e:
+        log.warning("ignoring credentials file: %s", e)
         return None
     except (OSError, ValueError) as e:
         log.warning("ignoring unreadable credentials file %s: %s", path, type(e).__name__)
@@ -83,7 +90,7 @@ def convert_to_hostname(key: str) -> str:
             return host
         if host.count(":") > 1:
             addr, _, port = host.rpartition(":")
-            return f"[{addr}]:{port}" if addr and port.isdigit() else host
+            return f"[{addr}]:{port}" if port.isdigit() else host  # addr holds a colon: not empty
         if host.endswith(":"):
             host = host[:-1]
         if host:
@@ -192,7 +199,10 @@ def run_helper(helper: str, registry: str) -> HelperResult:
     for this registry only; the caller carries on anonymously and reports it if auth fails.
     """
     name = f"docker-credential-{helper}"
-    exe = shutil.which(name)
+    try:
+        exe = programs.find(name)
+    except InputError as e:  # found relative to the current directory, or not a program name
+        return HelperResult(problem=str(e))
     if exe is None:
         log.debug("credential helper %s not found on PATH; %s: anonymous", name, registry)
         return HelperResult()

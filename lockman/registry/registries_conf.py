@@ -20,15 +20,16 @@ unqualified name as Docker Hub; ``[aliases]`` are ignored.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
-import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lockman.errors import InputError
+from lockman.fileio import MAX_CONFIG_BYTES, read_bounded
 from lockman.model.reference import DOCKER_HUB, DOMAIN_RE, Reference, parse
 
 log = logging.getLogger("lockman.registries")
@@ -296,18 +297,14 @@ def _unique(entries: list[RegistryEntry]) -> list[RegistryEntry]:
     return list(out.values())
 
 
-MAX_CONF_BYTES = 4 << 20
+MAX_CONF_BYTES = MAX_CONFIG_BYTES
 
 
 def _read_small(path: Path) -> str:
-    """The file's text; a device, FIFO or huge file (a symlink to /dev/zero) is refused, not read."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise InputError(f"{path}: not a regular file")
-        data = f.read(MAX_CONF_BYTES + 1)
-    if len(data) > MAX_CONF_BYTES:
-        raise InputError(f"{path}: larger than {MAX_CONF_BYTES >> 20} MiB; not a registries configuration")
+    """The file's text (``/dev/null`` reads as empty); a FIFO or huge file (/dev/zero) is refused."""
+    data = read_bounded(path, limit=MAX_CONF_BYTES, what="a registries configuration")
+    if data is None:
+        raise FileNotFoundError(errno.ENOENT, "not found", str(path))
     return data.decode("utf-8")
 
 

@@ -24,7 +24,8 @@ import tomlkit.exceptions
 from cryptography import x509
 from cryptography.x509.oid import ObjectIdentifier
 
-from lockman.errors import InputError, VerificationError
+from lockman.errors import InputError, InvalidReference, VerificationError
+from lockman.model.reference import DOCKER_HUB, parse
 from lockman.signatures.fulcio import (
     _der_utf8,
     _extension_bytes,
@@ -200,21 +201,76 @@ class PolicyRule:
     policy: Policy
 
     def matches(self, image_name: str) -> bool:
-        """Glob match on the name as written, or on it without ``:tag`` / ``@digest``.
+        """Glob match on the name as written, or on it without ``:tag`` / ``@digest``; and, as
+        containers/image policy scopes and Sigstore's policy-controller do, on the normalised name.
+
+        Normalised, ``rust:1.70``, ``docker.io/rust:1.70`` and ``index.docker.io/library/rust:1.70``
+        are all ``docker.io/library/rust:1.70``, and a pattern is read the same way (``rust*`` is
+        ``docker.io/library/rust*``), so no spelling of an image escapes a rule written in another.
+        The as-written match is kept so that a rule never covers less than its text says.
 
         The registry host compares case-insensitively (``LOCALHOST:5000/x`` is
         ``localhost:5000/x``), and only ``*`` and ``?`` are wildcards: ``[::1]:5000/*`` means
         the IPv6 host literally, not a character class.
         """
         name = _fold_host(image_name)
-        candidates = {name, _repository(name)}
-        return any(_glob(_fold_host(p)).fullmatch(c) for c in candidates for p in self.images)
+        written = {name, _repository(name)}
+        if any(_glob(_fold_host(p)).fullmatch(c) for c in written for p in self.images):
+            return True
+        normal = _normalised_names(image_name)
+        patterns = [q for p in self.images for q in _normalised_patterns(p)]
+        return any(_glob(q).fullmatch(c) for c in normal for q in patterns)
+
+
+def _normalised_names(image_name: str) -> set[str]:
+    """``image_name`` normalised (``docker.io/library/rust``), with and without tag and digest."""
+    try:
+        ref = parse(image_name, default_tag=None)
+    except InvalidReference:
+        return set()  # not an image reference: only the as-written match applies
+    out = {ref.name, str(ref)}
+    if ref.tag is not None:
+        out.add(f"{ref.name}:{ref.tag}")
+    if ref.digest is not None:
+        out.add(f"{ref.name}@{ref.digest}")
+    return out
+
+
+_HUB_HOSTS = ("docker.io", "index.docker.io", "registry-1.docker.io")
+
+
+def _normalised_patterns(pattern: str) -> list[str]:
+    """``pattern`` read as a reference is (see :func:`lockman.model.reference.parse`).
+
+    A first component with a wildcard before a ``/`` (``*/app``, ``*.example/*``) may be a host
+    or not: it is matched as written against the normalised name (``*`` spans ``/``). A single
+    path component under Docker Hub gets ``library/``; when it holds a wildcard (``docker.io/*``)
+    it is also tried without, since ``*`` then stands for any namespace too.
+    """
+    first, sep, rest = pattern.partition("/")
+    if sep and ("*" in first or "?" in first):
+        return [_fold_host(pattern)]
+    if sep and _is_host(first):
+        host = first.lower()
+        if host not in _HUB_HOSTS:
+            return [f"{host}/{rest}"]
+    else:
+        rest = pattern
+    if "/" in rest:
+        return [f"{DOCKER_HUB}/{rest}"]
+    library = f"{DOCKER_HUB}/library/{rest}"
+    return [library, f"{DOCKER_HUB}/{rest}"] if "*" in rest else [library]
+
+
+def _is_host(first: str) -> bool:
+    """docker's rule for the first component of a name: a registry host, not a Hub namespace."""
+    return "." in first or ":" in first or first.lower() == "localhost" or first != first.lower()
 
 
 def _fold_host(name: str) -> str:
     """Lower-case the registry host of ``name`` (the rule of lockman.model.reference)."""
     first, sep, rest = name.partition("/")
-    if sep and ("." in first or ":" in first or first.lower() == "localhost" or first != first.lower()):
+    if sep and _is_host(first):
         return first.lower() + sep + rest
     return name
 
