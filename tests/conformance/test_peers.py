@@ -20,8 +20,9 @@ from lockman.model.manifest import Platform
 from lockman.model.platforms import matches, parse_platform
 from lockman.model.reference import Reference, parse
 from lockman.registry.credentials import CredentialStore, convert_to_hostname, lookup_order
+from tests.support.paths import ROOT as REPO
 
-HERE = Path(__file__).resolve().parent.parent / "testdata" / "conformance"
+HERE = REPO / "testdata" / "conformance"
 SYSREG = HERE / "containers-image" / "sysregistriesv2"
 AUTH_FILES = HERE / "containers-image" / "docker-config"
 _HUB = ("docker.io", "index.docker.io", "registry-1.docker.io")

@@ -16,8 +16,9 @@ import pytest
 from lockman.errors import InputError, VerificationError
 from lockman.signatures import Policy, TrustedRoot, default_trusted_root, load_public_key_file
 from lockman.signatures.bundle import verify_bundle
+from tests.support.paths import ROOT as REPO
 
-ROOT = Path(__file__).parent.parent / "testdata" / "sigstore-conformance" / "bundle-verify"
+ROOT = REPO / "testdata" / "sigstore-conformance" / "bundle-verify"
 IDENTITY = (
     "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
     ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import unique_repo
-from tests.faultproxy import FaultProxy
-from tests.registry import Registry
+from tests.support.faultproxy import FaultProxy
+from tests.support.fixtures import unique_repo
+from tests.support.registry import Registry
 
 
 @pytest.mark.registry

@@ -34,11 +34,12 @@ from lockman.model.manifest import (
     OCI_INDEX,
     OCI_MANIFEST,
 )
-from tests.conftest import unique_repo
-from tests.faultproxy import FaultProxy
-from tests.registry import Registry
-from tests.signing_helpers import TESTDATA
-from tests.test_registry_auth import docker_config, helper_script
+from tests.support.credentials import docker_config, helper_script
+from tests.support.faultproxy import FaultProxy
+from tests.support.fixtures import unique_repo
+from tests.support.paths import ROOT as REPO
+from tests.support.registry import Registry
+from tests.support.signing_helpers import TESTDATA
 
 pytestmark = pytest.mark.registry
 
@@ -742,7 +743,7 @@ def test_pin_write_changes_both_files_or_neither(tmp_path: Path, registry: Regis
     registry.push_index(repo, "v1", ["linux/amd64", "linux/arm64/v8", "linux/arm/v7", "linux/s390x"])
     cfg = tmp_path / "xcargo.toml"
     cfg.write_text(f'[container]\nimage = "{registry.host}/{repo}:v1"\n')
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "lockman"]
     done = subprocess.run([*cmd, "update", "--config", str(cfg)], env=env, capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr

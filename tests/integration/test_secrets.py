@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TOKEN_PASSWORD, TOKEN_REFRESH, unique_repo
-from tests.registry import Registry
-from tests.test_registry_auth import docker_config, helper_script
-from tests.token_server import TokenServer
+from tests.support.credentials import docker_config, helper_script
+from tests.support.fixtures import TOKEN_PASSWORD, TOKEN_REFRESH, unique_repo
+from tests.support.registry import Registry
+from tests.support.token_server import TokenServer
 
 
 def forms(secret: str, user: str = "alice") -> list[str]:

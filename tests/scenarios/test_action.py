@@ -20,10 +20,11 @@ import pytest
 import yaml
 
 from lockman.model import lockfile
-from tests.conftest import unique_repo
-from tests.registry import Registry
+from tests.support.fixtures import unique_repo
+from tests.support.paths import ROOT
+from tests.support.project import git
+from tests.support.registry import Registry
 
-ROOT = Path(__file__).resolve().parent.parent
 ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
 EXPR = re.compile(r"\$\{\{\s*([^}]*?)\s*\}\}")
 
@@ -108,16 +109,6 @@ def test_no_input_is_pasted_into_a_script() -> None:
         assert "${{" not in step["run"], step["name"]
     assert ACTION["runs"]["using"] == "composite"
     assert ACTION["inputs"]["version"]["default"] == __import__("lockman").__version__
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
 
 
 @pytest.mark.registry

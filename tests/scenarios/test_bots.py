@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from lockman.model import lockfile
-from tests.conftest import unique_repo
-from tests.registry import Registry
+from tests.support.fixtures import unique_repo
+from tests.support.registry import Registry
 
 AARCH64 = 'targets."aarch64-unknown-linux-gnu".container.image'
 

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 from lockman.model import lockfile
-from tests.conftest import unique_repo
-from tests.registry import Registry
+from tests.support.fixtures import unique_repo
+from tests.support.paths import ROOT
+from tests.support.registry import Registry
 
 pytestmark = pytest.mark.registry
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def lockman(*args: object) -> subprocess.Popen:

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from lockman.model import lockfile
-from tests.conftest import unique_repo
-from tests.registry import Registry
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def project(tmp_path: Path, body: str) -> Path:
-    cfg = tmp_path / "xcargo.toml"
-    cfg.write_text(body)
-    return cfg
+from tests.support.fixtures import unique_repo
+from tests.support.paths import ROOT
+from tests.support.project import git_run as git
+from tests.support.project import project
+from tests.support.registry import Registry
 
 
 def one_image(tmp_path: Path, registry: Registry, *, platforms: list[str] | None = None) -> tuple[Path, str]:
@@ -237,16 +231,6 @@ def test_resolve_platform(run, registry: Registry) -> None:
 
 
 # -- a lockfile with merge-conflict markers ---------------------------------------------------------
-
-
-def git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 @pytest.mark.registry

@@ -5,7 +5,7 @@ into ``$LOCKMAN_RENOVATE_DIR``) runs in local lookup mode on a project that exte
 ``config:best-practices`` and ``renovate/xcargo.json``. The test checks what it extracts and
 proposes, applies each proposal on its own branch as Renovate's regex manager does (the
 ``replaceString`` with the new value and digest), and runs the preset's ``postUpgradeTasks``
-through Renovate's own allow-list check, template engine and exec (``tests/renovate_task.cjs``),
+through Renovate's own allow-list check, template engine and exec (``tests/support/renovate_task.cjs``),
 so lockman sees the environment Renovate gives it. Skips without Node or Renovate, unless
 ``LOCKMAN_REQUIRE_REGISTRY=1`` (CI), where it fails.
 """
@@ -23,10 +23,11 @@ from pathlib import Path
 import pytest
 
 from lockman.model import lockfile
-from tests.conftest import unique_repo
-from tests.registry import TLSSetup, missing, start_tls
+from tests.support.fixtures import unique_repo
+from tests.support.paths import ROOT
+from tests.support.project import git
+from tests.support.registry import TLSSetup, missing, start_tls
 
-ROOT = Path(__file__).resolve().parent.parent
 PRESET = json.loads((ROOT / "renovate" / "xcargo.json").read_text())
 ADMIN = json.loads((ROOT / "renovate" / "self-hosted.json").read_text())
 # Read before the isolated_env fixture replaces HOME and XDG_CACHE_HOME.
@@ -54,15 +55,6 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSSetup]:
     setup = start_tls(tmp_path_factory.mktemp("renovate-tls"), auth=("alice", PASSWORD))
     yield setup
     setup.registry.stop()
-
-
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-    )
 
 
 def lockman_on_path(bin_dir: Path) -> None:
@@ -94,14 +86,14 @@ def run_renovate(dist: Path, repo: Path, env: dict[str, str]) -> list[dict]:
 
 
 def post_upgrade_tasks(dist: Path, tasks: list[dict]) -> list[dict]:
-    """Run ``tasks`` (command, upgrade, cwd, env) as Renovate does: see tests/renovate_task.cjs."""
+    """Run ``tasks`` (command, upgrade, cwd, env) as Renovate does: see tests/support/renovate_task.cjs."""
     payload = {
         "allowedCommands": ADMIN["allowedCommands"],
         "allowCommandTemplating": ADMIN["allowCommandTemplating"],
         "tasks": tasks,
     }
     proc = subprocess.run(
-        ["node", str(ROOT / "tests" / "renovate_task.cjs"), str(dist)],
+        ["node", str(ROOT / "tests" / "support" / "renovate_task.cjs"), str(dist)],
         input=json.dumps(payload),
         capture_output=True,
         text=True,

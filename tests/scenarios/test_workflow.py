@@ -15,11 +15,12 @@ import yaml
 
 from lockman.model import lockfile
 from lockman.model.lockfile import LockedImage, LockedPlatform, Lockfile
-from tests.conftest import unique_repo
-from tests.registry import Registry
-from tests.test_report import conforms, readme_json
+from tests.support.fixtures import unique_repo
+from tests.support.paths import ROOT
+from tests.support.project import git
+from tests.support.readme_schema import conforms, readme_json
+from tests.support.registry import Registry
 
-ROOT = Path(__file__).resolve().parent.parent
 D0 = "sha256:" + "0" * 64
 
 
@@ -192,16 +193,6 @@ def test_verify_json_lists_problem_kinds(tmp_path: Path, registry: Registry, run
     assert sorted(x["kind"] for x in off["problems"]) == ["missing", "stale"]
     md = run("verify", "--offline", "--format", "markdown", "--config", cfg).out
     assert "| Image | Problem | Details |" in md and "`missing`" in md
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
 
 
 def sample(digest: str, arm: str) -> Lockfile:
@@ -382,8 +373,8 @@ def test_shell_completion_lists_the_commands(run) -> None:
 @pytest.mark.registry
 def test_verify_json_carries_signature_verdicts(tmp_path: Path, registry: Registry, run) -> None:
     """With a signature policy, each image's JSON gets its verdict and stdout stays pure JSON."""
-    from tests.cosign_registry import push_signatures, store_fixture
-    from tests.signing_helpers import TESTDATA, fixture_layers
+    from tests.support.cosign_registry import push_signatures, store_fixture
+    from tests.support.signing_helpers import TESTDATA, fixture_layers
 
     repo = unique_repo("cosign")
     digest = store_fixture(registry, repo, "v1", "dir-img-cosign-valid")

@@ -21,8 +21,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 
 from lockman.signatures.cosign import SignatureLayer, signature_tag
-from tests.registry import OCI_INDEX, OCI_MANIFEST, Registry, sha256
-from tests.signing_helpers import TESTDATA, FakeFulcio, FakeRekor
+from tests.support.registry import OCI_INDEX, OCI_MANIFEST, Registry, sha256
+from tests.support.signing_helpers import TESTDATA, FakeFulcio, FakeRekor
 
 BUNDLE_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 EMPTY_TYPE = "application/vnd.oci.empty.v1+json"

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from lockman.cli import main
-from tests.faultproxy import FaultProxy
-from tests.registry import Registry, htpasswd_line, require_tool
-from tests.token_server import TokenServer
-from tests.token_server import token_registry as make_token_registry
+from tests.support.faultproxy import FaultProxy
+from tests.support.registry import Registry, htpasswd_line, require_tool
+from tests.support.token_server import TokenServer
+from tests.support.token_server import token_registry as make_token_registry
 
 TOKEN_PASSWORD = "t0ken-Pa55word-for-tests"
 TOKEN_REFRESH = "refresh-t0ken-for-tests-0123456789"

@@ -31,8 +31,9 @@ from lockman.signatures.cosign import (
 )
 from lockman.signatures.keys import key_id
 from lockman.signatures.trust import CertificateAuthority, LogKey, TrustedRoot
+from tests.support.paths import ROOT as REPO
 
-TESTDATA = Path(__file__).resolve().parent.parent / "testdata" / "cosign"
+TESTDATA = REPO / "testdata" / "cosign"
 SIGSTORE_JSON_PREFIX = b"\x00sigstore-json\n"
 
 PrivateKey = Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey]  # noqa: UP007

@@ -1,6 +1,6 @@
 """Test signers for today's Sigstore formats: a Rekor-v2-style log and an RFC 3161 TSA.
 
-With :class:`tests.signing_helpers.FakeFulcio` they make bundles v0.3 the way cosign v3 /
+With :class:`tests.support.signing_helpers.FakeFulcio` they make bundles v0.3 the way cosign v3 /
 sigstore-python 4 against a Rekor v2 instance do: DSSE in-toto statement, ``hashedrekord``
 0.0.2 entry with an inclusion proof and an Ed25519-signed checkpoint (no SET), and an RFC 3161
 timestamp over the signature from a real TSA implementation (``openssl ts -reply``).
@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from lockman.signatures.bundle import pae
-from tests.signing_helpers import FakeFulcio, PrivateKey, b64, ca_cert, sign
+from tests.support.signing_helpers import FakeFulcio, PrivateKey, b64, ca_cert, sign
 
 
 def _der(cert: x509.Certificate) -> bytes:

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from lockman.registry.challenge import parse_challenges
-from tests.registry import Registry
+from tests.support.registry import Registry
 
 SERVICE = "lockman-test-registry"
 ISSUER = "lockman-test-issuer"

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-CORPUS = Path(__file__).resolve().parent.parent / "testdata" / "bad-input"
+from tests.support.paths import ROOT as REPO
+
+CORPUS = REPO / "testdata" / "bad-input"
 EXPECT = tomllib.loads((CORPUS / "expect.toml").read_text())
 D0 = "sha256:" + "0" * 64
 GOOD_CONFIG = '[container]\nimage = "example.invalid/a:1"\n'

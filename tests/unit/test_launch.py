@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
 
 # Runs lockman's entry() in a fresh interpreter with the CLI's main replaced by a probe that
 # reports the collector's state before and after the command starts, as a real command would.

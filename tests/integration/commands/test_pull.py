@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from lockman.model import lockfile
-from tests.conftest import unique_repo
-from tests.faultproxy import FaultProxy
-from tests.registry import OCI_INDEX, Registry, sha256
+from tests.support.faultproxy import FaultProxy
+from tests.support.fixtures import unique_repo
+from tests.support.registry import OCI_INDEX, Registry, sha256
 
 needs_skopeo = pytest.mark.usefixtures("skopeo_installed")
 
@@ -572,8 +572,8 @@ def test_update_platform_kind_is_kept(tmp_path: Path, registry: Registry, run) -
 
 @pytest.mark.registry
 def test_pull_enforces_signature_policy(tmp_path: Path, registry: Registry, run, monkeypatch) -> None:
-    from tests.cosign_registry import push_signatures
-    from tests.signing_helpers import keyed_layer, new_key, public_pem
+    from tests.support.cosign_registry import push_signatures
+    from tests.support.signing_helpers import keyed_layer, new_key, public_pem
 
     priv = new_key("p256")
     signed_repo, unsigned_repo = unique_repo("sigpull"), unique_repo("sigpull")

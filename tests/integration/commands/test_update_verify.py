@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from lockman.model import lockfile
-from tests.conftest import unique_repo
-from tests.registry import Registry
+from tests.support.fixtures import unique_repo
+from tests.support.registry import Registry
 
 D0 = "sha256:" + "0" * 64
 

@@ -19,15 +19,15 @@ import pytest
 
 from lockman.signatures.cosign import ANNOTATION_BUNDLE, ANNOTATION_SIGNATURE
 from lockman.signatures.keys import key_fingerprint, load_public_key_file
-from tests.conftest import unique_repo
-from tests.cosign_registry import (
+from tests.support.cosign_registry import (
     attach_bundles,
     push_signatures,
     store_fixture,
     trusted_root_json,
 )
-from tests.registry import OCI_MANIFEST, Registry
-from tests.signing_helpers import (
+from tests.support.fixtures import unique_repo
+from tests.support.registry import OCI_MANIFEST, Registry
+from tests.support.signing_helpers import (
     T0,
     TESTDATA,
     FakeFulcio,
@@ -244,7 +244,7 @@ def test_bundle_through_fallback_index_then_sig_fallback(tmp_path, registry, run
 
 def test_bundle_through_referrers_api(tmp_path, registry, fault_proxy, run) -> None:
     """A registry with the OCI 1.1 referrers API (faked by the proxy; 2.8 lacks it)."""
-    from tests.cosign_registry import referrer_manifest, referrers_index
+    from tests.support.cosign_registry import referrer_manifest, referrers_index
 
     rekor, priv = FakeRekor(), new_key("ed25519")
     repo, img = _fresh_image(registry, "referrers")

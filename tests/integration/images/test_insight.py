@@ -11,29 +11,23 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from lockman.model import lockfile
-from tests.conftest import unique_repo
-from tests.faultproxy import FaultProxy
-from tests.registry import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Registry, sha256
+from tests.support.faultproxy import FaultProxy
+from tests.support.fixtures import unique_repo
+from tests.support.images import Build, push_build
+from tests.support.project import git
+from tests.support.project import image_project as project
+from tests.support.registry import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Registry, sha256
 
 pytestmark = pytest.mark.registry
 
 SPDX = "application/spdx+json"
 BASE1 = "sha256:" + "1" * 64
 BASE2 = "sha256:" + "2" * 64
-
-
-@dataclass
-class Build:
-    digest: str
-    manifest: bytes
-    config_digest: str
 
 
 def labels(version: str, revision: str, base: str, created: str) -> dict[str, str]:
@@ -46,32 +40,6 @@ def labels(version: str, revision: str, base: str, created: str) -> dict[str, st
         p + "base.digest": base,
         p + "created": created,
     }
-
-
-def push_build(
-    reg: Registry, repo: str, tag: str, layers: list[bytes], created: str, image_labels: dict[str, str]
-) -> Build:
-    """An OCI image with the given layers, ``created`` and config labels, tagged ``tag``."""
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "created": created,
-            "config": {"Labels": image_labels},
-            "rootfs": {"type": "layers", "diff_ids": [sha256(x) for x in layers]},
-        }
-    ).encode()
-    cd = reg.push_blob(repo, config)
-    descs = [{"mediaType": OCI_LAYER, "digest": reg.push_blob(repo, x), "size": len(x)} for x in layers]
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": cd, "size": len(config)},
-            "layers": descs,
-        }
-    ).encode()
-    return Build(reg.push_manifest(repo, tag, manifest, OCI_MANIFEST), manifest, cd)
 
 
 def attach_sbom(reg: Registry, repo: str, subject: Build, doc: bytes, artifact_type: str = SPDX) -> None:
@@ -138,20 +106,6 @@ def second_build(reg: Registry, repo: str) -> Build:
                      labels("1.0.1", "bbbb222", BASE2, "2026-02-01T00:00:00Z"))  # fmt: skip
     attach_sbom(reg, repo, two, spdx(NEW_PACKAGES))
     return two
-
-
-def git(cwd: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "-C", str(cwd), *args],
-        check=True,
-        capture_output=True,
-    )
-
-
-def project(tmp_path: Path, ref: str) -> Path:
-    cfg = tmp_path / "xcargo.toml"
-    cfg.write_text(f'[container]\nimage = "{ref}"\n')
-    return cfg
 
 
 def test_update_and_diff_say_what_changed_inside(tmp_path: Path, registry: Registry, run) -> None:
@@ -286,8 +240,8 @@ def test_multi_platform_sizes_layers_and_platforms(tmp_path: Path, registry: Reg
 
 def test_signed_sbom_attestation_verdict(tmp_path: Path, registry: Registry, run) -> None:
     from lockman.signatures.keys import key_fingerprint
-    from tests.cosign_registry import attach_bundles
-    from tests.signing_helpers import make_bundle, new_key, public_pem
+    from tests.support.cosign_registry import attach_bundles
+    from tests.support.signing_helpers import make_bundle, new_key, public_pem
 
     priv = new_key("p256")
     pub = tmp_path / "signer.pub"

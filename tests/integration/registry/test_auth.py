@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import stat
 from pathlib import Path
 
 import pytest
 
 from lockman.model import lockfile
-from tests.conftest import TOKEN_PASSWORD, TOKEN_REFRESH, unique_repo
-from tests.registry import Registry
-from tests.token_server import TokenServer
+from tests.support.credentials import b64, docker_config, helper_script
+from tests.support.fixtures import TOKEN_PASSWORD, TOKEN_REFRESH, unique_repo
+from tests.support.registry import Registry
+from tests.support.token_server import TokenServer
 
 
 def write_config(tmp_path: Path, images: list[str]) -> Path:
@@ -24,32 +23,6 @@ def write_config(tmp_path: Path, images: list[str]) -> Path:
         body += f'[targets."{triple}".container]\nimage = "{image}"\n'
     cfg.write_text(body)
     return cfg
-
-
-def docker_config(home: Path, data: dict) -> Path:
-    d = home / ".docker"
-    d.mkdir(exist_ok=True)
-    path = d / "config.json"
-    path.write_text(json.dumps(data))
-    return path
-
-
-def b64(user: str, password: str) -> str:
-    return base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
-def helper_script(bin_dir: Path, name: str, body: str) -> Path:
-    """A ``docker-credential-<name>`` on PATH: a Python script with ``server`` = stdin."""
-    bin_dir.mkdir(exist_ok=True)
-    path = bin_dir / f"docker-credential-{name}"
-    path.write_text(
-        "#!/usr/bin/env python3\nimport json, sys\n"
-        "assert sys.argv[1:] == ['get'], sys.argv\n"
-        "server = sys.stdin.read().strip()\n"
-        f"{body}\n"
-    )
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return path
 
 
 @pytest.fixture

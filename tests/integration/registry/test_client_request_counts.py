@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 
 from lockman.registry import client as client_mod
-from tests.bulkpush import push_images
-from tests.conftest import unique_repo
-from tests.registry import Registry
-from tests.token_server import TokenServer, registry_auth
+from tests.support.bulkpush import push_images
+from tests.support.fixtures import unique_repo
+from tests.support.paths import ROOT
+from tests.support.registry import Registry
+from tests.support.token_server import TokenServer, registry_auth
 
-ROOT = Path(__file__).resolve().parent.parent
 TRIPLES = [
     "x86_64-unknown-linux-gnu",
     "aarch64-unknown-linux-gnu",

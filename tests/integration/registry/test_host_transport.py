@@ -15,7 +15,7 @@ import pytest
 import trustme
 
 from lockman.registry.host_transport import HostTransport
-from tests.registry import TLSSetup, start_tls
+from tests.support.registry import TLSSetup, start_tls
 
 BURST = 4
 
@@ -137,13 +137,6 @@ def test_http11_only_tls_server_gets_its_connections_side_by_side(
     # One connection first (to learn the protocol), then the rest opened together; before, each
     # waited for the previous one's handshake, so at most one was ever waiting.
     assert server.most_waiting == BURST - 1
-
-
-@pytest.fixture(scope="module")
-def tls_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSSetup]:
-    setup = start_tls(tmp_path_factory.mktemp("tls-h2"))
-    yield setup
-    setup.registry.stop()
 
 
 @pytest.mark.registry

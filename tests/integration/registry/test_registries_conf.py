@@ -9,9 +9,9 @@ import pytest
 from lockman.errors import InputError
 from lockman.model import lockfile, reference
 from lockman.registry.registries_conf import BlockedRegistry, RegistriesConf, config_files
-from tests.conftest import unique_repo
-from tests.faultproxy import FaultProxy
-from tests.registry import Registry
+from tests.support.faultproxy import FaultProxy
+from tests.support.fixtures import unique_repo
+from tests.support.registry import Registry
 
 D1 = "sha256:" + "1" * 64
 

@@ -15,9 +15,9 @@ import pytest
 from lockman.model import lockfile, reference
 from lockman.registry.client import RegistryClient
 from lockman.registry.retry import RetryPolicy
-from tests.conftest import unique_repo
-from tests.faultproxy import FaultProxy
-from tests.registry import Registry
+from tests.support.faultproxy import FaultProxy
+from tests.support.fixtures import unique_repo
+from tests.support.registry import Registry
 
 pytestmark = pytest.mark.registry
 

@@ -15,16 +15,10 @@ import pytest
 from lockman.errors import InputError
 from lockman.model import lockfile
 from lockman.registry import system_trust
-from tests.conftest import unique_repo
-from tests.faultproxy import FaultProxy
-from tests.registry import Registry, TLSSetup, start_tls
-
-
-@pytest.fixture(scope="module")
-def tls_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSSetup]:
-    setup = start_tls(tmp_path_factory.mktemp("tls"))
-    yield setup
-    setup.registry.stop()
+from tests.support.faultproxy import FaultProxy
+from tests.support.fixtures import unique_repo
+from tests.support.paths import ROOT as REPO
+from tests.support.registry import Registry, TLSSetup, start_tls
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +69,7 @@ def test_blob_bodies_use_http11_beside_http2(tmp_path: Path, tls_setup: TLSSetup
     from lockman.model import reference
     from lockman.registry.blobs import read_blob
     from lockman.registry.client import RegistryClient
-    from tests.registry import sha256
+    from tests.support.registry import sha256
 
     reg = tls_setup.registry
     repo = unique_repo("h2")
@@ -192,7 +186,7 @@ def _lockman_process(*args: str, env: dict[str, str]) -> subprocess.CompletedPro
         capture_output=True,
         text=True,
         env={**os.environ, "NO_PROXY": "127.0.0.1,localhost", **env},
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=REPO,
         check=False,
         timeout=60,
     )

@@ -27,10 +27,11 @@ from lockman.signatures.cosign import (
 from lockman.signatures.fulcio import certificate_issuer
 from lockman.signatures.keys import key_fingerprint
 from lockman.signatures.trust import TrustedRoot
-from tests.conftest import unique_repo
-from tests.cosign_registry import push_attestations, push_signatures, trusted_root_json
-from tests.registry import Registry
-from tests.signing_helpers import (
+from tests.support.cosign_registry import push_attestations, push_signatures, trusted_root_json
+from tests.support.fixtures import unique_repo
+from tests.support.paths import ROOT as REPO
+from tests.support.registry import Registry
+from tests.support.signing_helpers import (
     FakeFulcio,
     FakeRekor,
     attestation_layer,
@@ -50,7 +51,7 @@ SLSA1 = "https://slsa.dev/provenance/v1"
 SPDX = "https://spdx.dev/Document"
 IDENTITY = "signer@lockman.test"
 ISSUER = "https://issuer.lockman.test"
-CONFORMANCE = Path(__file__).parent.parent / "testdata" / "sigstore-conformance" / "bundle-verify"
+CONFORMANCE = REPO / "testdata" / "sigstore-conformance" / "bundle-verify"
 
 
 @pytest.fixture(scope="module")
@@ -354,7 +355,8 @@ def test_missing_att_tag_says_so(tmp_path, registry, run, signers) -> None:
 
 @pytest.mark.registry
 def test_insight_says_whether_an_att_sbom_verified(tmp_path, registry, run, signers) -> None:
-    from tests.test_insight import project, push_build
+    from tests.support.images import push_build
+    from tests.support.project import image_project as project
 
     rekor, fulcio, priv, _ = signers
     root = tmp_path / "trusted_root.json"

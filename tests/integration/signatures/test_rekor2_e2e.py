@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import unique_repo
-from tests.cosign_registry import attach_bundles, referrer_manifest, referrers_index
-from tests.registry import OCI_MANIFEST
-from tests.signing_helpers import new_key
-from tests.sigstore_signers import (
+from tests.support.cosign_registry import attach_bundles, referrer_manifest, referrers_index
+from tests.support.fixtures import unique_repo
+from tests.support.registry import OCI_MANIFEST
+from tests.support.signing_helpers import new_key
+from tests.support.sigstore_signers import (
     OpensslTSA,
     Rekor2Log,
     current_fulcio,
@@ -143,7 +143,7 @@ def test_rekor_v2_attestation_end_to_end(tmp_path: Path, registry, fault_proxy, 
 def test_trusted_root_comes_from_tuf(tmp_path: Path, registry, run, monkeypatch) -> None:
     """No --trusted-root: the root is fetched over TUF (a private repository with its own
     root.json, as GitHub's is); when that repository is gone, one warning and the fallback."""
-    from tests.tuf_repo import TufRepo, serve
+    from tests.support.tuf_repo import TufRepo, serve
 
     fulcio, log, tsa, key = current_fulcio(), Rekor2Log(), OpensslTSA(tmp_path / "tsa"), new_key("p256")
     leaf = workflow_leaf(fulcio, key, IDENTITY, WORKFLOW)

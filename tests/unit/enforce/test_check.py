@@ -11,8 +11,8 @@ from lockman.enforce.check import DigestCheck, ImageSignatures, load_policies
 from lockman.enforce.options import SignatureOptions
 from lockman.errors import InputError
 from lockman.signatures import SignatureResult
-from tests.cosign_registry import trusted_root_json
-from tests.signing_helpers import TESTDATA, FakeRekor
+from tests.support.cosign_registry import trusted_root_json
+from tests.support.signing_helpers import TESTDATA, FakeRekor
 
 
 def project(tmp_path: Path, policy: str | None) -> Path:

@@ -140,7 +140,7 @@ def test_sbom_attestation_verdict_under_a_policy() -> None:
     from lockman.enforce.attestation import sbom_verifier
     from lockman.signatures import Policy, PolicySet
     from lockman.signatures.policy import PolicyRule
-    from tests.signing_helpers import make_bundle, new_key
+    from tests.support.signing_helpers import make_bundle, new_key
 
     priv, other = new_key("p256"), new_key("p256")
     policy = Policy(key=priv.public_key(), ignore_tlog=True)
@@ -160,7 +160,7 @@ def test_sbom_attestation_verdict_under_a_policy() -> None:
 
 
 def test_json_insight_matches_the_documented_schema() -> None:
-    from tests.test_report import conforms, readme_json
+    from tests.support.readme_schema import conforms, readme_json
 
     p = insight.OCI_PREFIX
     old = ImageFacts("1", insight.oci_labels({p + "base.digest": "sha256:1", p + "source": "https://github.com/a/b",

@@ -26,7 +26,7 @@ from lockman.registry.auth import RegistryAuth
 from lockman.registry.client import RegistryClient
 from lockman.registry.credentials import CredentialStore
 from lockman.registry.registries_conf import RegistriesConf
-from tests.test_registry_auth import b64, docker_config
+from tests.support.credentials import b64, docker_config
 
 DIGEST = "sha256:" + "d" * 64
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -14,7 +14,7 @@ from lockman.errors import AuthError
 from lockman.model import reference
 from lockman.registry.client import RegistryClient
 from lockman.registry.registries_conf import RegistriesConf
-from tests.test_registry_auth import b64, docker_config
+from tests.support.credentials import b64, docker_config
 
 DIGEST = "sha256:" + "b" * 64
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"

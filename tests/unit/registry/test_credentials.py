@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lockman.registry.credentials import Credential, CredentialStore
-from tests.test_registry_auth import docker_config, helper_script
+from tests.support.credentials import docker_config, helper_script
 
 
 def auth(user: str, password: str) -> dict[str, str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lockman.registry.trust_update import fetch_trusted_root
-from tests.tuf_repo import TufRepo, serve
+from tests.support.tuf_repo import TufRepo, serve
 
 
 def _root_doc(tag: str) -> bytes:

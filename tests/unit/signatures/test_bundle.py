@@ -12,7 +12,7 @@ from lockman.errors import InputError, VerificationError
 from lockman.signatures import COSIGN_SIGN_PREDICATE, Policy, TrustedRoot, verify_bundle
 from lockman.signatures.bundle import pae
 from lockman.signatures.trust import LogKey
-from tests.signing_helpers import (
+from tests.support.signing_helpers import (
     FakeFulcio,
     FakeRekor,
     b64,
@@ -454,7 +454,7 @@ def _v2_message_bundle(priv, edit_body=None, digest: str = FRESH_DIGEST):
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-    from tests.sigstore_signers import Rekor2Log
+    from tests.support.sigstore_signers import Rekor2Log
 
     log = Rekor2Log()
     raw = bytes.fromhex(digest.split(":")[1])
@@ -526,7 +526,7 @@ def test_dsse_logged_as_hashedrekord_needs_one_signature() -> None:
     """A second envelope signature would be unlogged (the 0.0.2 body records exactly one)."""
     import hashlib
 
-    from tests.sigstore_signers import Rekor2Log
+    from tests.support.sigstore_signers import Rekor2Log
 
     priv, log = new_key("p256"), Rekor2Log()
     doc = json.loads(make_bundle(priv, FRESH_DIGEST, None))
@@ -650,7 +650,7 @@ def test_certificate_must_be_valid_at_every_verified_time() -> None:
     from datetime import timedelta
 
     from lockman.signatures._common import signer_result
-    from tests.signing_helpers import T0
+    from tests.support.signing_helpers import T0
 
     priv, fulcio = new_key("p256"), FakeFulcio()
     leaf = fulcio.leaf(priv)

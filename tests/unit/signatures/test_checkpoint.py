@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from lockman.errors import VerificationError
 from lockman.signatures.checkpoint import MAX_CHECKPOINT_BYTES, parse_checkpoint, verify_checkpoint
 from lockman.signatures.trust import LogKey, TrustedRoot
-from tests.signing_helpers import b64
-from tests.sigstore_signers import Rekor2Log
+from tests.support.signing_helpers import b64
+from tests.support.sigstore_signers import Rekor2Log
 
 ROOT_HASH = hashlib.sha256(b"root").digest()
 

@@ -21,7 +21,7 @@ from lockman.signatures.cosign import (
     verify_layer,
 )
 from lockman.signatures.keys import key_fingerprint, load_public_key_file
-from tests.signing_helpers import (
+from tests.support.signing_helpers import (
     T0,
     TESTDATA,
     FakeFulcio,

@@ -22,7 +22,7 @@ from lockman.signatures.fulcio import (
     verify_sct,
 )
 from lockman.signatures.trust import CertificateAuthority, TrustedRoot, ValidityWindow, default_trusted_root
-from tests.signing_helpers import T0, FakeFulcio, ca_cert, cert_pem, fixture_bytes, new_key
+from tests.support.signing_helpers import T0, FakeFulcio, ca_cert, cert_pem, fixture_bytes, new_key
 
 SIGNED_AT = datetime.fromtimestamp(1670870899, tz=UTC)  # rekor-set integratedTime
 

@@ -24,7 +24,7 @@ from lockman.signatures.keys import (
     spki_der,
     verify_signature,
 )
-from tests.signing_helpers import TESTDATA, b64, new_key, public_pem, sign
+from tests.support.signing_helpers import TESTDATA, b64, new_key, public_pem, sign
 
 
 @pytest.mark.parametrize(

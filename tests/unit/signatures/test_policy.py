@@ -10,7 +10,8 @@ import pytest
 from lockman.errors import InputError, VerificationError
 from lockman.signatures.keys import key_fingerprint, load_public_key_file
 from lockman.signatures.policy import Policy, load_policy_file, policy_for
-from tests.signing_helpers import TESTDATA
+from tests.support.paths import ROOT as REPO
+from tests.support.signing_helpers import TESTDATA
 
 KEY = load_public_key_file(TESTDATA / "cosign.pub")
 
@@ -46,7 +47,7 @@ ISSUER = "https://issuer.lockman.test"
 
 
 def _leaf(identity: str = "signer@lockman.test", **kw: object):
-    from tests.signing_helpers import FakeFulcio, new_key
+    from tests.support.signing_helpers import FakeFulcio, new_key
 
     return FakeFulcio().leaf(new_key("p256"), identity=identity, with_sct=False, **kw)  # type: ignore[arg-type]
 
@@ -187,7 +188,7 @@ insecure-ignore-tlog = true
 
 def test_policy_file_trusted_root_relative(tmp_path: Path) -> None:
     shutil.copy(
-        Path(__file__).resolve().parent.parent / "lockman/signatures/data/trusted_root.json",
+        REPO / "lockman/signatures/data/trusted_root.json",
         tmp_path / "root.json",
     )
     path = write(
@@ -283,14 +284,14 @@ def test_workflow_constraints_need_keyless_and_known_names() -> None:
 
 
 def _workflow_leaf(extensions: tuple[tuple[str, bytes], ...]):
-    from tests.signing_helpers import FakeFulcio, new_key
+    from tests.support.signing_helpers import FakeFulcio, new_key
 
     return FakeFulcio().leaf(new_key("p256"), identity="https://github.com/o/r/w@x", issuer=GH, extensions=extensions)
 
 
 def test_workflow_claims_matched_in_both_encodings() -> None:
     from lockman.errors import VerificationError
-    from tests.signing_helpers import _der_utf8
+    from tests.support.signing_helpers import _der_utf8
 
     policy = Policy(
         certificate_identity="https://github.com/o/r/w@x",

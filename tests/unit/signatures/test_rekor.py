@@ -24,7 +24,7 @@ from lockman.signatures.rekor import (
     verify_set,
 )
 from lockman.signatures.trust import TrustedRoot, ValidityWindow, default_trusted_root
-from tests.signing_helpers import (
+from tests.support.signing_helpers import (
     TESTDATA,
     FakeFulcio,
     FakeRekor,

@@ -10,7 +10,6 @@ import base64
 import hashlib
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -22,9 +21,10 @@ from lockman.signatures.rekor import (
     check_intoto_body,
     parse_bundle_tlog_entry,
 )
-from tests.signing_helpers import new_key
+from tests.support.paths import ROOT as REPO
+from tests.support.signing_helpers import new_key
 
-CASES = Path(__file__).parent.parent / "testdata" / "sigstore-conformance" / "bundle-verify"
+CASES = REPO / "testdata" / "sigstore-conformance" / "bundle-verify"
 
 
 def _load(case: str):

@@ -11,7 +11,7 @@ import pytest
 from lockman.errors import VerificationError
 from lockman.signatures.timestamp import MAX_TIMESTAMPS, verify_timestamp, verify_timestamps
 from lockman.signatures.trust import TimestampAuthority, TrustedRoot, ValidityWindow
-from tests.sigstore_signers import OpensslTSA
+from tests.support.sigstore_signers import OpensslTSA
 
 pytestmark = pytest.mark.usefixtures("openssl_installed")
 
@@ -87,8 +87,14 @@ def test_tsa_time_alone_vouches_without_a_log(tsa: OpensslTSA) -> None:
 
     from lockman.signatures import Policy, TrustedRoot
     from lockman.signatures.bundle import verify_bundle
-    from tests.signing_helpers import new_key
-    from tests.sigstore_signers import Rekor2Log, current_fulcio, rekor2_bundle, trusted_root, workflow_leaf
+    from tests.support.signing_helpers import new_key
+    from tests.support.sigstore_signers import (
+        Rekor2Log,
+        current_fulcio,
+        rekor2_bundle,
+        trusted_root,
+        workflow_leaf,
+    )
 
     fulcio, log, key = current_fulcio(), Rekor2Log(), new_key("p256")
     ident = "https://github.com/o/r/.github/workflows/build.yml@refs/heads/main"

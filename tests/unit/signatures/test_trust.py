@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +14,8 @@ from lockman.signatures.trust import (
     ValidityWindow,
     default_trusted_root,
 )
-from tests.signing_helpers import TESTDATA
+from tests.support.paths import ROOT as REPO
+from tests.support.signing_helpers import TESTDATA
 
 PUBLIC_GOOD_REKOR = bytes.fromhex("c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d")
 
@@ -84,7 +84,7 @@ def test_missing_file(tmp_path) -> None:
 @pytest.mark.parametrize("stamp", ["2022-12-31T23:59:59.9Z", "2022-12-31T23:59:59.123456789Z"])
 def test_protobuf_timestamps_with_any_fraction(stamp: str) -> None:
     doc = json.loads(
-        (Path(__file__).resolve().parent.parent / "lockman/signatures/data/trusted_root.json").read_text()
+        (REPO / "lockman/signatures/data/trusted_root.json").read_text()
     )
     doc["certificateAuthorities"][0]["validFor"]["end"] = stamp
     root = TrustedRoot.from_json(json.dumps(doc))
@@ -96,7 +96,7 @@ def test_protobuf_timestamps_with_any_fraction(stamp: str) -> None:
     )
 
 
-PUBLIC_GOOD = Path(__file__).resolve().parent.parent / "lockman/signatures/data/trusted_root.json"
+PUBLIC_GOOD = REPO / "lockman/signatures/data/trusted_root.json"
 
 
 @pytest.mark.parametrize(
@@ -161,7 +161,7 @@ def test_json_lines_hold_several_roots() -> None:
 
 def _root_doc() -> dict:
     return json.loads(
-        (Path(__file__).resolve().parent.parent / "lockman/signatures/data/trusted_root.json").read_text()
+        (REPO / "lockman/signatures/data/trusted_root.json").read_text()
     )
 
 
