@@ -9,12 +9,12 @@ twice, then works" is easy to say. Everything the proxy saw is recorded in ``req
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import re
 import socket
 import struct
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -64,6 +64,26 @@ class _QuietServer(ThreadingHTTPServer):
         self.errors = getattr(self, "errors", [])
         self.errors.append(sys.exc_info()[1])  # type: ignore[arg-type]
 
+    # Handler threads are joined by server_close (block_on_close); stop() first ends the
+    # connections they may be blocked on, so that no thread outlives the proxy's fixture.
+    daemon_threads = False
+    block_on_close = True
+    _open: set[socket.socket]
+
+    def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        self._open = getattr(self, "_open", set())
+        self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
+        getattr(self, "_open", set()).discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        for sock in list(getattr(self, "_open", ())):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
 
 class FaultProxy:
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
@@ -86,7 +106,7 @@ class FaultProxy:
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
         self.server = _QuietServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
@@ -98,8 +118,11 @@ class FaultProxy:
         return self
 
     def stop(self) -> None:
+        self.stopping.set()  # hangs and trickles end now
         self.server.shutdown()
+        self.server.drop_connections()
         self.server.server_close()
+        self.thread.join()
 
     def add(self, path: str, action: str, **kw: object) -> Rule:
         rule = Rule(path, action, **kw)  # type: ignore[arg-type]
@@ -135,7 +158,7 @@ class FaultProxy:
         if rule is not None and rule.action == "reset":
             return _reset(h)
         if rule is not None and rule.action == "hang":
-            time.sleep(rule.delay or 3600)
+            self.stopping.wait(rule.delay or 3600)
             return _reset(h)
 
         conn = http.client.HTTPConnection(*self.upstream, timeout=60)
@@ -169,7 +192,8 @@ class FaultProxy:
                 for i in range(len(data)):
                     h.wfile.write(data[i : i + 1])
                     h.wfile.flush()
-                    time.sleep(rule.delay or 0.1)
+                    if self.stopping.wait(rule.delay or 0.1):
+                        break
             except OSError:
                 pass
             return _reset(h)

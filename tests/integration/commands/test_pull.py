@@ -476,7 +476,8 @@ class _ObjectStore:
                 self.wfile.write(data or b"")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
 
     @property
     def url(self) -> str:
@@ -485,6 +486,7 @@ class _ObjectStore:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self.thread.join()
 
 
 @pytest.mark.registry
