@@ -52,7 +52,7 @@ TREE = HERE.parent
 sys.path.insert(0, str(TREE))
 
 from benchmarks.resolve import start_proxy  # noqa: E402
-from tests.registry import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Registry  # noqa: E402
+from tests.support.registry import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Registry  # noqa: E402
 
 MiB = 1 << 20
 

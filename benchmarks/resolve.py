@@ -41,9 +41,9 @@ HERE = Path(__file__).resolve().parent
 TREE = HERE.parent
 sys.path.insert(0, str(TREE))
 
-from tests.bulkpush import push_images  # noqa: E402
-from tests.registry import Registry  # noqa: E402
-from tests.token_server import TokenServer, registry_auth  # noqa: E402
+from tests.support.bulkpush import push_images  # noqa: E402
+from tests.support.registry import Registry  # noqa: E402
+from tests.support.token_server import TokenServer, registry_auth  # noqa: E402
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 

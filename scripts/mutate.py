@@ -13,14 +13,15 @@ we only want mutants that *remove a check*). Operators:
 - ``kwarg``     a ``require_*=`` / ``verify_*=`` / ``check_*=`` / ``strict*=`` argument becomes ``False``
 
 Each mutant is written into a scratch copy of the worktree (never into the tree itself), and the
-module's test files run there with ``pytest -x`` under a per-mutant timeout: a failing run kills
-the mutant, a passing one survives. Prints each survivor and a kill rate per module.
+module's test files (found by its path: see ``tests_for``) run there with ``pytest -x`` under a
+per-mutant timeout: a failing run kills the mutant, a passing one survives. Prints each survivor
+and a kill rate per module.
 
     python3 scripts/mutate.py                         # the default security modules
     python3 scripts/mutate.py lockman/signatures/rekor.py
-    python3 scripts/mutate.py lockman/model/reference.py=tests/test_reference.py
+    python3 scripts/mutate.py lockman/model/reference.py=tests/unit/model/test_reference.py
     python3 scripts/mutate.py --list lockman/signatures/fulcio.py   # mutants only, no runs
-    python3 scripts/mutate.py --no-registry          # skip test files that need docker-registry
+    python3 scripts/mutate.py --no-registry          # only tests/unit and tests/conformance
 
 Slow (one pytest run per mutant), so not part of CI: run it before closing an issue that touches
 these modules and quote the figure.
@@ -43,100 +44,55 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-_SIG_UNIT = [
-    "tests/test_signatures_keys.py",
-    "tests/test_signatures_trust.py",
-    "tests/test_signatures_rekor.py",
-    "tests/test_signatures_entry_bodies.py",
-    "tests/test_signatures_fulcio.py",
-    "tests/test_signatures_policy.py",
-    "tests/test_signatures_cosign.py",
-    "tests/test_signatures_bundle.py",
-    "tests/test_signature_check.py",
-    "tests/test_signatures_checkpoint.py",
-    "tests/test_signatures_timestamp.py",
-    "tests/test_cosign_attestations.py",
-    "tests/test_sigstore_conformance.py",
+DEFAULT_MODULES = [
+    "lockman/signatures/fulcio.py",
+    "lockman/signatures/bundle.py",
+    "lockman/signatures/rekor.py",
+    "lockman/signatures/checkpoint.py",
+    "lockman/signatures/timestamp.py",
+    "lockman/signatures/keys.py",
+    "lockman/signatures/cosign.py",
+    "lockman/signatures/attestation.py",
+    "lockman/signatures/trust.py",
+    "lockman/signatures/policy.py",
+    "lockman/signatures/_common.py",
+    "lockman/signatures/result.py",
+    "lockman/registry/auth.py",
+    "lockman/registry/challenge.py",
+    "lockman/registry/credentials.py",
+    "lockman/enforce/gate.py",
+    "lockman/enforce/check.py",
+    "lockman/enforce/options.py",
+    "lockman/enforce/attestation.py",
+    "lockman/model/reference.py",
 ]
-_SIG_REGISTRY = ["tests/test_signature_verify.py", "tests/test_signatures_rekor2_e2e.py"]
+"""The security modules run by default, one a line; their tests come from the layout."""
 
 
-def _unlisted_signature_tests() -> list[str]:
-    """Signature test files missing from the lists above: their kills would go unseen (issue 12's
-    Rekor v2 tests were, and five killed mutants were reported as survivors)."""
-    listed = set(_SIG_UNIT + _SIG_REGISTRY)
-    found = sorted(
-        str(p.relative_to(ROOT))
-        for p in (ROOT / "tests").glob("test_*.py")
-        if p.name.startswith(("test_signature", "test_sigstore"))
-    )
-    return [t for t in found if t not in listed]
+def _own(directory: Path, stem: str) -> list[Path]:
+    """``test_<stem>.py`` then ``test_<stem>_*.py`` in ``directory``."""
+    exact = directory / f"test_{stem}.py"
+    return ([exact] if exact.is_file() else []) + sorted(directory.glob(f"test_{stem}_*.py"))
 
 
-def _sig(first: str) -> list[str]:
-    """The module's own test file first (``-x`` stops at the first failure), registry tests last."""
-    return [first] + [t for t in _SIG_UNIT if t != first] + _SIG_REGISTRY
+def tests_for(module: str, *, registry: bool = True) -> list[str]:
+    """The test files that cover ``module`` (``lockman/<pkg>/<mod>.py``), derived from the layout.
 
+    First its own unit tests (``tests/unit/<pkg>/test_<mod>.py``, then ``test_<mod>_*.py``: the
+    first file runs alone, and most mutants die there), then the rest of its package's unit
+    tests and tests/conformance (the peers' tables call across modules), then the same for
+    ``tests/integration/<pkg>/`` unless ``registry`` is false. A module's tests are found by its
+    path: nothing to keep in step by hand.
+    """
+    parts = Path(module).with_suffix("").parts[1:]  # without "lockman"
+    pkg, stem = Path(*parts[:-1]), parts[-1].lstrip("_")
+    tests = ROOT / "tests"
+    unit, integration = tests / "unit" / pkg, tests / "integration" / pkg
+    own = _own(unit, stem) + (_own(integration, stem) if registry else [])
+    dirs = [unit, tests / "conformance"] + ([integration] if registry else [])
+    rest = [f for d in dirs for f in sorted(d.glob("test_*.py")) if f not in own]
+    return [str(f.relative_to(ROOT)) for f in own + rest]
 
-_ENFORCE_UNIT = ["tests/test_enforce.py", "tests/test_signature_check.py"]
-_ENFORCE_REGISTRY = [
-    "tests/test_signature_verify.py",
-    "tests/test_pull.py",
-    "tests/test_cosign_attestations.py",
-]
-
-DEFAULT_TARGETS: dict[str, list[str]] = {
-    "lockman/signatures/fulcio.py": _sig("tests/test_signatures_fulcio.py"),
-    "lockman/signatures/bundle.py": _sig("tests/test_signatures_bundle.py"),
-    "lockman/signatures/rekor.py": _sig("tests/test_signatures_rekor.py"),
-    "lockman/signatures/checkpoint.py": _sig("tests/test_signatures_checkpoint.py"),
-    "lockman/signatures/timestamp.py": _sig("tests/test_signatures_timestamp.py"),
-    "lockman/signatures/keys.py": _sig("tests/test_signatures_keys.py"),
-    "lockman/signatures/cosign.py": _sig("tests/test_signatures_cosign.py"),
-    "lockman/signatures/attestation.py": _sig("tests/test_cosign_attestations.py"),
-    "lockman/signatures/trust.py": _sig("tests/test_signatures_trust.py"),
-    "lockman/signatures/policy.py": _sig("tests/test_signatures_policy.py"),
-    "lockman/signatures/_common.py": _sig("tests/test_signatures_cosign.py"),
-    "lockman/signatures/result.py": _sig("tests/test_signature_check.py"),
-    "lockman/registry/auth.py": [
-        "tests/test_auth.py",
-        "tests/test_challenge.py",
-        "tests/test_auth_policy.py",
-        "tests/test_secrets.py",
-        "tests/test_registry_auth.py",
-        # The attacker's redirect (registry-backed): one test, not the whole hostile file.
-        "tests/test_hostile.py::test_foreign_host_challenge_never_gets_the_registrys_credentials",
-    ],
-    "lockman/registry/challenge.py": [
-        "tests/test_challenge.py",
-        "tests/test_auth.py",
-        "tests/test_registry_auth.py",
-    ],
-    "lockman/registry/credentials.py": [
-        "tests/test_credentials.py",
-        "tests/test_programs.py",
-        "tests/test_conformance.py",
-        "tests/test_auth_policy.py",
-        "tests/test_secrets.py",
-    ],
-    # The gate pull passes through, the verdicts verify/update/pull share, the flags that turn
-    # them on: unit tests first (a scripted registry), the registry-backed files last.
-    **{
-        module: [first, *[t for t in _ENFORCE_UNIT if t != first], *_ENFORCE_REGISTRY]
-        for module, first in [
-            ("lockman/enforce/gate.py", "tests/test_enforce.py"),
-            ("lockman/enforce/check.py", "tests/test_enforce.py"),
-            ("lockman/enforce/options.py", "tests/test_signature_check.py"),
-            ("lockman/enforce/attestation.py", "tests/test_enforce.py"),
-        ]
-    },
-    "lockman/model/reference.py": [
-        "tests/test_reference.py",
-        "tests/test_conformance.py",
-        "tests/test_properties.py",
-        "tests/test_registries_conf.py",
-    ],
-}
 
 # Survivors looked at and found harmless, keyed by (module, operator, the mutant's description)
 # so that line moves do not lose them. Each says why no input can tell the mutant apart, or why
@@ -326,6 +282,7 @@ def _scratch() -> Path:
     shutil.copytree(ROOT / "lockman", tmp / "lockman", ignore=ignore)
     shutil.copytree(ROOT / "tests", tmp / "tests", ignore=ignore)
     shutil.copy2(ROOT / "pyproject.toml", tmp / "pyproject.toml")
+    shutil.copy2(ROOT / "conftest.py", tmp / "conftest.py")  # registers the tests/support plugins
     (tmp / "testdata").symlink_to(ROOT / "testdata")
     return tmp
 
@@ -356,18 +313,14 @@ def _run(tmp: Path, tests: list[str], timeout: float) -> str:
     return _pytest(tmp, tests[1:], timeout)
 
 
-def _targets(specs: list[str]) -> dict[str, list[str]]:
-    if not specs:
-        return dict(DEFAULT_TARGETS)
+def _targets(specs: list[str], registry: bool) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
-    for spec in specs:
+    for spec in specs or DEFAULT_MODULES:
         module, _, tests = spec.partition("=")
-        if tests:
-            out[module] = tests.split(",")
-        elif module in DEFAULT_TARGETS:
-            out[module] = DEFAULT_TARGETS[module]
-        else:
-            sys.exit(f"mutate.py: no default test files for {module}; give them as {module}=tests/a.py,...")
+        out[module] = tests.split(",") if tests else tests_for(module, registry=registry)
+        if not out[module]:
+            sys.exit(f"mutate.py: no tests under tests/unit or tests/integration for {module}; "
+                     f"give them as {module}=tests/a.py,...")
     return out
 
 
@@ -376,21 +329,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("modules", nargs="*", help="module paths, optionally MODULE=TEST,TEST")
     parser.add_argument("--list", action="store_true", help="print the mutants, run nothing")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds per mutant (default 180)")
-    parser.add_argument("--no-registry", action="store_true", help="skip test files marked registry")
+    parser.add_argument("--no-registry", action="store_true", help="only tests/unit and tests/conformance")
     parser.add_argument("--only", type=int, action="append", help="run only mutants at this line")
     args = parser.parse_args(argv)
 
-    targets = _targets(args.modules)
-    unlisted = _unlisted_signature_tests()
-    if unlisted:
-        print(f"mutate.py: warning: signature tests not run for any module: {' '.join(unlisted)}", flush=True)
+    targets = _targets(args.modules, registry=not args.no_registry)
     summary: list[tuple[str, int, int, int]] = []
     tmp = None if args.list else _scratch()
     try:
         for module, tests in targets.items():
             tests = [t for t in tests if (ROOT / t.partition("::")[0]).exists()]  # a file or a test id
             if args.no_registry:
-                tests = [t for t in tests if "mark.registry" not in (ROOT / t.partition("::")[0]).read_text()]
+                tests = [t for t in tests if not t.startswith(("tests/integration/", "tests/scenarios/"))]
             found = [m for m in mutants(module) if not args.only or m.line in args.only]
             print(f"== {module}: {len(found)} mutants; tests: {' '.join(tests)}", flush=True)
             if not tests and not args.list:

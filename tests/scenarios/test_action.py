@@ -1,0 +1,204 @@
+"""action.yml, the composite GitHub Action: its steps' commands, run as a runner runs them.
+
+A small runner does what GitHub's does for a composite action's bash steps: evaluates each
+``if:`` (the ``==`` / ``&&`` forms the action uses), expands ``${{ inputs.* }}`` and
+``${{ steps.*.outputs.* }}`` in ``env:`` only, runs ``run:`` with ``bash --noprofile --norc -eo
+pipefail``, and honours GITHUB_OUTPUT and GITHUB_PATH. lockman is installed by the action's own
+step (from this checkout, through ``package``); ``git push`` goes to a local bare remote, and
+``gh`` is a recorder, as GitHub is out of reach.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lockman.model import lockfile
+from tests.support.fixtures import unique_repo
+from tests.support.paths import ROOT
+from tests.support.project import git
+from tests.support.registry import Registry
+
+ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
+EXPR = re.compile(r"\$\{\{\s*([^}]*?)\s*\}\}")
+
+
+@dataclass
+class Runner:
+    workspace: Path
+    temp: Path
+    env: dict[str, str]
+    path: list[str] = field(default_factory=list)  # GITHUB_PATH additions, newest first
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    ran: list[str] = field(default_factory=list)
+
+    def value(self, expr: str, inputs: dict[str, str]) -> str:
+        if expr.startswith("inputs."):
+            return inputs[expr.removeprefix("inputs.")]
+        if expr.startswith("steps."):
+            step, _, name = expr.removeprefix("steps.").partition(".outputs.")
+            return self.outputs.get(step, {}).get(name, "")
+        if expr == "github.token":
+            return "token-for-tests"
+        if expr.startswith("'") and expr.endswith("'"):
+            return expr[1:-1]
+        raise AssertionError(f"action.yml uses an expression this runner does not know: {expr}")
+
+    def condition(self, cond: str, inputs: dict[str, str]) -> bool:
+        for clause in cond.split("&&"):
+            left, _, right = (s.strip() for s in clause.partition("=="))
+            if self.value(left, inputs) != self.value(right, inputs):
+                return False
+        return True
+
+    def run(self, given: dict[str, str], *, skip: tuple[str, ...] = ()) -> int:
+        """Every step of the action with ``given`` inputs; the first failing step's exit code."""
+        inputs = {k: str(v.get("default", "")) for k, v in ACTION["inputs"].items()}
+        inputs = {k: EXPR.sub(lambda m: self.value(m.group(1), {}), v) for k, v in inputs.items()}
+        inputs.update(given)
+        for step in ACTION["runs"]["steps"]:
+            if step["name"] in skip or ("if" in step and not self.condition(step["if"], inputs)):
+                continue
+            self.ran.append(step["name"])
+            out = self.temp / f"output-{len(self.ran)}"
+            out.touch()
+            env = {
+                k: EXPR.sub(lambda m: self.value(m.group(1), inputs), str(v))
+                for k, v in step.get("env", {}).items()
+            }
+            path_file = self.temp / "github-path"
+            env = {
+                **self.env,
+                "PATH": os.pathsep.join([*self.path, self.env["PATH"]]),
+                "RUNNER_TEMP": str(self.temp),
+                "GITHUB_OUTPUT": str(out),
+                "GITHUB_PATH": str(path_file),
+                **env,
+            }
+            script = self.temp / "step.sh"
+            script.write_text(step["run"])
+            proc = subprocess.run(
+                ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+                cwd=self.workspace,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            self.log = proc.stdout + proc.stderr
+            if path_file.exists():
+                self.path = [*reversed(path_file.read_text().split()), *self.path]
+                path_file.unlink()
+            if "id" in step:
+                lines = out.read_text().splitlines()
+                self.outputs[step["id"]] = dict(ln.split("=", 1) for ln in lines)
+            if proc.returncode != 0:
+                return proc.returncode
+        return 0
+
+
+def test_no_input_is_pasted_into_a_script() -> None:
+    """Inputs reach the shell through env only: ``${{ }}`` in ``run:`` would be script injection."""
+    for step in ACTION["runs"]["steps"]:
+        assert "${{" not in step["run"], step["name"]
+    assert ACTION["runs"]["using"] == "composite"
+    assert ACTION["inputs"]["version"]["default"] == __import__("lockman").__version__
+
+
+@pytest.mark.registry
+def test_action_verifies_then_opens_an_update_pull_request(
+    tmp_path: Path, registry: Registry, run, isolated_env: Path
+) -> None:
+    repo = unique_repo("action")
+    registry.push_index(repo, "1.70", ["linux/amd64", "linux/arm64"], salt="1")
+    origin, work = tmp_path / "origin.git", tmp_path / "work"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(tmp_path, "init", "-q", "-b", "main", str(work))
+    cfg = work / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "{registry.host}/{repo}:1.70"\n')
+    assert run("update", "--config", cfg).code == 0
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "init")
+    git(work, "remote", "add", "origin", str(origin))
+    git(work, "push", "-q", "origin", "main")
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    gh_log = tmp_path / "gh.log"
+    (bin_dir / "gh").write_text(
+        '#!/bin/sh\nprintf "%s\\n" "GH_TOKEN=$GH_TOKEN" "$@" >> "$GH_LOG"\n'
+        'while [ $# -gt 0 ]; do [ "$1" = --body-file ] && cp "$2" "$GH_LOG.body"; shift; done\n'
+    )
+    (bin_dir / "gh").chmod(0o755)
+    temp = tmp_path / "runner-temp"
+    temp.mkdir()
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "GH_LOG": str(gh_log)}
+    env.pop("PYTHONPATH", None)  # lockman comes from the action's virtual environment
+    runner = Runner(work, temp, env)
+
+    # verify on push: the action installs lockman (here: this checkout) and verifies.
+    assert runner.run({"command": "verify", "package": str(ROOT)}) == 0, runner.log
+    assert runner.ran == ["Install lockman", "lockman verify"]
+    assert runner.path == [str(temp / "lockman-venv" / "bin")]
+    assert (temp / "lockman-venv" / "bin" / "lockman").exists()
+
+    # A failing verify fails the step (and so the job).
+    lock = work / "xcargo.lock"
+    good = lock.read_text()
+    lock.write_text(good.replace("1.70", "1.69", 1))
+    assert runner.run({"command": "verify"}, skip=("Install lockman",)) == 1
+    lock.write_text(good)
+
+    # Nothing moved: no pull request.
+    runner.ran.clear()
+    assert runner.run({"command": "update", "open-pr": "true"}, skip=("Install lockman",)) == 0, runner.log
+    assert runner.ran == ["lockman update"]
+    assert runner.outputs["update"]["changed"] == "false" and not gh_log.exists()
+
+    # The tag moves: the scheduled update commits the lock on a branch and opens a pull request.
+    moved = registry.push_index(repo, "1.70", ["linux/amd64", "linux/arm64"], salt="2")
+    runner.ran.clear()
+    assert runner.run({"command": "update", "open-pr": "true"}, skip=("Install lockman",)) == 0, runner.log
+    assert runner.ran == ["lockman update", "Open a pull request"]
+    outputs = runner.outputs["update"]
+    assert outputs["changed"] == "true"
+    message = Path(outputs["message-file"]).read_text()
+    assert outputs["title"] == message.splitlines()[0] and repo.rsplit("/", 1)[1] in outputs["title"]
+    assert git(origin, "log", "-1", "--format=%B", "lockman/update").strip() == message.strip()
+    pushed = git(origin, "show", "lockman/update:xcargo.lock")
+    assert lockfile.loads(pushed).images[0].digest == moved.digest
+    gh_args = gh_log.read_text().splitlines()
+    assert gh_args[:7] == [
+        "GH_TOKEN=token-for-tests",
+        "pr",
+        "create",
+        "--head",
+        "lockman/update",
+        "--title",
+        outputs["title"],
+    ]
+    body = (tmp_path / "gh.log.body").read_text()
+    assert body == Path(outputs["body-file"]).read_text() and f"→ `{moved.digest[7:14]}`" in body
+
+
+def test_readme_shows_the_shipped_renovate_files() -> None:
+    """The admin config and pinned versions the README prints are the ones the tests use."""
+    import json
+
+    readme = (ROOT / "README.md").read_text()
+    admin = json.loads((ROOT / "renovate" / "self-hosted.json").read_text())
+    block = re.search(r'```json\n(\{\n  "allowedCommands".*?\n\})\n```', readme, re.S)
+    assert block is not None
+    assert json.loads(block.group(1)) == {k: admin[k] for k in ("allowedCommands", "allowCommandTemplating")}
+    version = __import__("lockman").__version__
+    assert f"xcargo-lockman=={version}" in readme and "pip install lockman\n" not in readme
+    for line in readme.splitlines():
+        for package in re.findall(r"\b(?:pip|pipx|uv tool) install ([^\s`]+)", line):
+            ok = package in (".", "-e") or package.startswith("xcargo-lockman==")
+            assert ok or (package == "lockman" and "unrelated" in line), line

@@ -1,0 +1,270 @@
+"""The Renovate recipe, run with the real Renovate against a real TLS registry.
+
+Renovate (the version ``scripts/renovate/package-lock.json`` pins, installed by ``scripts/test``
+into ``$LOCKMAN_RENOVATE_DIR``) runs in local lookup mode on a project that extends nothing but
+``config:best-practices`` and ``renovate/xcargo.json``. The test checks what it extracts and
+proposes, applies each proposal on its own branch as Renovate's regex manager does (the
+``replaceString`` with the new value and digest), and runs the preset's ``postUpgradeTasks``
+through Renovate's own allow-list check, template engine and exec (``tests/support/renovate_task.cjs``),
+so lockman sees the environment Renovate gives it. Skips without Node or Renovate, unless
+``LOCKMAN_REQUIRE_REGISTRY=1`` (CI), where it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lockman.model import lockfile
+from tests.support.fixtures import unique_repo
+from tests.support.paths import ROOT
+from tests.support.project import git
+from tests.support.registry import TLSSetup, missing, start_tls
+
+PRESET = json.loads((ROOT / "renovate" / "xcargo.json").read_text())
+ADMIN = json.loads((ROOT / "renovate" / "self-hosted.json").read_text())
+# Read before the isolated_env fixture replaces HOME and XDG_CACHE_HOME.
+RENOVATE_DIR = Path(
+    os.environ.get("LOCKMAN_RENOVATE_DIR")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lockman-test" / "renovate"
+)
+PASSWORD = "renovate-Pa55word-for-tests"
+((TASK_COMMAND,),) = [
+    r["postUpgradeTasks"]["commands"] for r in PRESET["packageRules"] if "postUpgradeTasks" in r
+]
+
+pytestmark = [pytest.mark.registry, pytest.mark.renovate]
+
+
+def _renovate_dist() -> Path:
+    dist = RENOVATE_DIR / "node_modules" / "renovate" / "dist"
+    if shutil.which("node") is None or not (dist / "renovate.js").is_file():
+        missing(f"Renovate not installed in {RENOVATE_DIR} (scripts/test installs it) or no node")
+    return dist
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSSetup]:
+    setup = start_tls(tmp_path_factory.mktemp("renovate-tls"), auth=("alice", PASSWORD))
+    yield setup
+    setup.registry.stop()
+
+
+def lockman_on_path(bin_dir: Path) -> None:
+    """The bot's image has lockman installed: here, this checkout's lockman, first on PATH."""
+    bin_dir.mkdir()
+    shim = bin_dir / "lockman"
+    shim.write_text(
+        f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(ROOT)!r})\n"
+        "from lockman.launch import entry\nentry()\n"
+    )
+    shim.chmod(0o755)
+
+
+def run_renovate(dist: Path, repo: Path, env: dict[str, str]) -> list[dict]:
+    proc = subprocess.run(
+        ["node", str(dist / "renovate.js")],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    records = []
+    for line in (proc.stdout + proc.stderr).splitlines():
+        if line.startswith("{"):
+            records.append(json.loads(line))
+    return records
+
+
+def post_upgrade_tasks(dist: Path, tasks: list[dict]) -> list[dict]:
+    """Run ``tasks`` (command, upgrade, cwd, env) as Renovate does: see tests/support/renovate_task.cjs."""
+    payload = {
+        "allowedCommands": ADMIN["allowedCommands"],
+        "allowCommandTemplating": ADMIN["allowCommandTemplating"],
+        "tasks": tasks,
+    }
+    proc = subprocess.run(
+        ["node", str(ROOT / "tests" / "support" / "renovate_task.cjs"), str(dist)],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("RENOVATE-TASK-RESULT ")]
+    return json.loads(line.partition(" ")[2])
+
+
+def apply(path: Path, dep: dict, update: dict) -> None:
+    """Renovate's regex-manager replacement: the matched string with the new value and digest."""
+    old = dep["replaceString"]
+    new = old.replace(f":{dep['currentValue']}", f":{update['newValue']}", 1)
+    if dep.get("currentDigest"):
+        new = new.replace(dep["currentDigest"], update["newDigest"])
+    text = path.read_text()
+    assert text.count(old) == 1
+    path.write_text(text.replace(old, new))
+
+
+def test_renovate_preset_extracts_proposes_and_lockman_follows(
+    tmp_path: Path, tls: TLSSetup, run, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dist = _renovate_dist()
+    reg = tls.registry
+    base = unique_repo("bot")
+    reg.push_index(f"{base}/rust", "1.70", ["linux/amd64", "linux/arm64"], salt="70")
+    rust71 = reg.push_index(f"{base}/rust", "1.71", ["linux/amd64", "linux/arm64"], salt="71")
+    cross4 = reg.push_image(f"{base}/cross", "0.2.4", salt="4")
+    cross5 = reg.push_image(f"{base}/cross", "0.2.5", salt="5")
+    rust, cross = f"{reg.host}/{base}/rust", f"{reg.host}/{base}/cross"
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "xcargo.toml").write_text(
+        '[targets]\ndefault = ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"]\n\n'
+        f'[container]\nimage = "{rust}:1.70"\n\n'
+        f'[targets."aarch64-unknown-linux-gnu".container]\nimage = "{cross}:0.2.4@{cross4.digest}"\n'
+        f'# image = "{reg.host}/x$(touch pwned):1.0"\n'
+    )
+    # A directory name that would run a command if it reached the task's command line.
+    hostile = repo / "$(touch pwned)"
+    hostile.mkdir()
+    (hostile / "xcargo.toml").write_text(f'[container]\nimage = "{rust}:1.70"\n')
+    user_config = {k: v for k, v in PRESET.items() if k not in ("$schema", "description")}
+    (repo / "renovate.json").write_text(json.dumps({"extends": ["config:best-practices"], **user_config}))
+
+    # The developer's side: credentials in ~/.docker/config.json, the CA through SSL_CERT_FILE.
+    docker_dir = isolated_env / ".docker"
+    docker_dir.mkdir()
+    auth = {"auths": {reg.host: {"username": "alice", "password": PASSWORD}}}
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls.ca_pem))
+    cfg = repo / "xcargo.toml"
+    (docker_dir / "config.json").write_text(json.dumps(auth))
+    assert run("update", "--config", cfg).code == 0
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "init")
+    locked = lockfile.loads((repo / "xcargo.lock").read_text()).by_key()
+
+    # The bot's process: Renovate's credentials are hostRules; the CA for node and for lockman.
+    lockman_on_path(tmp_path / "bin")
+    bot_env = {
+        "HOME": str(isolated_env),
+        "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "NODE_EXTRA_CA_CERTS": str(tls.ca_pem),
+        "SSL_CERT_FILE": str(tls.ca_pem),
+        "RENOVATE_PLATFORM": "local",
+        "RENOVATE_DRY_RUN": "lookup",
+        "RENOVATE_BASE_DIR": str(tmp_path / "renovate-base"),
+        "RENOVATE_HOST_RULES": json.dumps(
+            [{"matchHost": f"https://{reg.host}", "username": "alice", "password": PASSWORD}]
+        ),
+        "LOG_LEVEL": "debug",
+        "LOG_FORMAT": "json",
+    }
+    records = run_renovate(dist, repo, bot_env)
+    assert not [r for r in records if r.get("level", 0) >= 50], "Renovate logged errors"
+    assert not any("validation" in r.get("msg", "").lower() and r.get("level", 0) >= 40 for r in records)
+    (found,) = [r["config"] for r in records if r.get("msg") == "packageFiles with updates"]
+    assert list(found) == ["regex"]
+    (package_file,) = found["regex"]  # not "$(touch pwned)/xcargo.toml"
+    assert package_file["packageFile"] == "xcargo.toml"
+    deps = {d["depName"]: d for d in package_file["deps"]}
+    assert sorted(deps) == [cross, rust]  # not the comment's name with a command in it
+    assert (deps[rust]["currentValue"], deps[rust].get("currentDigest")) == ("1.70", None)
+    assert (deps[cross]["currentValue"], deps[cross]["currentDigest"]) == ("0.2.4", cross4.digest)
+    # docker:pinDigests (config:best-practices) is scoped off: tag bumps only, no pin branches.
+    (rust_up,) = deps[rust]["updates"]
+    (cross_up,) = deps[cross]["updates"]
+    assert (rust_up["updateType"], rust_up["newValue"], rust_up.get("newDigest")) == ("minor", "1.71", None)
+    assert (cross_up["updateType"], cross_up["newValue"], cross_up["newDigest"]) == (
+        "patch",
+        "0.2.5",
+        cross5.digest,
+    )
+    assert not (repo / "pwned").exists() and not (hostile / "pwned").exists()
+
+    # Each proposal on its own branch, then the preset's postUpgradeTasks as Renovate runs them:
+    # with credentials in ~/.docker/config.json of the bot's HOME (which Renovate passes on),
+    # and once with them only under DOCKER_CONFIG (which it drops: lockman says where it looked).
+    bare_home = tmp_path / "bare-home"
+    bare_home.mkdir()
+    (tmp_path / "docker-config").mkdir()
+    (tmp_path / "docker-config" / "config.json").write_text(json.dumps(auth))
+    without = {**bot_env, "HOME": str(bare_home), "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    # The admin's customEnvVariables do reach it.
+    custom = {"DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    plan = [
+        (deps[rust], rust_up, "nocreds", without, {}),
+        (deps[rust], rust_up, "", bot_env, {}),
+        (deps[cross], cross_up, "", bot_env, {}),
+        (deps[cross], cross_up, "custom", {**bot_env, "HOME": str(bare_home)}, custom),
+    ]
+    tasks = []
+    for dep, update, suffix, env, custom_env in plan:
+        branch = tmp_path / (update["branchName"].replace("/", "_") + suffix)
+        shutil.copytree(repo, branch)
+        apply(branch / package_file["packageFile"], dep, update)
+        upgrade = {**dep, **update, "packageFile": package_file["packageFile"]}
+        tasks.append(
+            {
+                "command": TASK_COMMAND,
+                "upgrade": upgrade,
+                "cwd": str(branch),
+                "env": env,
+                "customEnvVariables": custom_env,
+            }
+        )
+    # The admin's pattern allows exactly the preset's command: anything appended is refused unrun.
+    tasks.append({**tasks[1], "command": f"{TASK_COMMAND}; touch pwned"})
+    nocreds, rust_result, cross_result, custom_result, tampered = post_upgrade_tasks(dist, tasks)
+
+    assert nocreds["allowed"] and nocreds["code"] == 3, nocreds
+    assert nocreds["compiled"] == f"lockman update --config xcargo.toml {rust}"
+    assert f"looked in {bare_home / '.docker' / 'config.json'} (DOCKER_CONFIG unset)" in nocreds["stderr"]
+    nocreds_lock = Path(tasks[0]["cwd"]) / "xcargo.lock"
+    assert lockfile.loads(nocreds_lock.read_text()).by_key() == locked  # untouched
+    assert tampered == {"allowed": False}
+    assert not (Path(tasks[-1]["cwd"]) / "pwned").exists()
+
+    checks = [
+        (rust_result, rust, tasks[1]),
+        (cross_result, cross, tasks[2]),
+        (custom_result, cross, tasks[3]),
+    ]
+    for result, changed, task in checks:
+        assert result["code"] == 0, result
+        assert result["compiled"] == f"lockman update --config xcargo.toml {changed}"
+        branch = Path(task["cwd"])
+        after = lockfile.loads((branch / "xcargo.lock").read_text()).by_key()
+        untouched = {k: v for k, v in locked.items() if k[0] != changed}
+        assert {k: v for k, v in after.items() if k[0] != changed} == untouched  # only this image moved
+        assert run("verify", "--config", branch / "xcargo.toml").code == 0
+    after = lockfile.loads((Path(tasks[1]["cwd"]) / "xcargo.lock").read_text()).by_key()
+    assert sorted(k for k in after if k[0] == rust) == [(rust, "1.71")]  # the 1.70 entry is gone
+    assert after[(rust, "1.71")].digest == rust71.digest
+    after = lockfile.loads((Path(tasks[2]["cwd"]) / "xcargo.lock").read_text()).by_key()
+    assert after[(cross, "0.2.5")].digest == cross5.digest and after[(cross, "0.2.5")].pinned
+
+
+def test_preset_passes_renovate_config_validator() -> None:
+    dist = _renovate_dist()
+    proc = subprocess.run(
+        ["node", str(dist / "config-validator.js"), "--strict", str(ROOT / "renovate" / "xcargo.json")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "LOG_LEVEL": "info"},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Config validated successfully" in proc.stdout + proc.stderr

@@ -1,0 +1,233 @@
+"""Reports: the documented JSON schema, the Markdown PR body, commit messages, and lock diffs."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from lockman import report
+from lockman.console import use_colour
+from lockman.model import lockfile
+from lockman.model.lockfile import LockedImage, LockedPlatform, Lockfile
+from lockman.progress import progress
+from tests.support.readme_schema import README, conforms, readme_json
+
+
+def d(c: str) -> str:
+    return "sha256:" + c * 64
+
+
+def rust(digest: str, platforms: tuple[LockedPlatform, ...] = ()) -> LockedImage:
+    return LockedImage("rust", "1.70", digest, source="container.image", platforms=platforms)
+
+
+OLD = Lockfile(
+    (
+        rust(
+            d("a"),
+            (
+                LockedPlatform("linux", "amd64", d("1")),
+                LockedPlatform("linux", "arm64", d("2"), "v8"),
+                LockedPlatform("linux", "arm", d("3"), "v7"),
+            ),
+        ),
+        LockedImage("gone/img", "v1", d("b"), source='targets."x86_64-pc-windows-gnu".container.image'),
+        LockedImage("same", "1", d("c")),
+    )
+)
+NEW = Lockfile(
+    (
+        rust(
+            d("e"),
+            (
+                LockedPlatform("linux", "amd64", d("1")),
+                LockedPlatform("linux", "arm64", d("4"), "v8"),
+                LockedPlatform("linux", "riscv64", d("5")),
+            ),
+        ),
+        LockedImage("ghcr.io/cross-rs/aarch64-unknown-linux-gnu", "latest", d("f")),
+        LockedImage("same", "1", d("c")),
+    )
+)
+
+
+def test_diff_of_two_locks_added_removed_and_platforms() -> None:
+    ups = report.image_updates(OLD, NEW)
+    assert [(u.display, u.kind) for u in ups] == [
+        ("ghcr.io/cross-rs/aarch64-unknown-linux-gnu:latest", "added"),
+        ("gone/img:v1", "removed"),
+        ("rust:1.70", "updated"),
+    ]
+    assert ups[1].source == 'targets."x86_64-pc-windows-gnu".container.image'
+    assert ups[2].platforms_changed == (
+        report.PlatformChange("linux/arm/v7", d("3"), None),
+        report.PlatformChange("linux/arm64/v8", d("2"), d("4")),
+        report.PlatformChange("linux/riscv64", None, d("5")),
+    )
+    assert report.image_updates(OLD, OLD) == ()
+    # a platform list change alone (same index digest) is still reported
+    only = report.image_updates(
+        Lockfile((rust(d("a")),)), Lockfile((rust(d("a"), (NEW.images[0].platforms[0],)),))
+    )
+    assert only[0].kind == "platforms"
+
+
+def test_json_matches_the_documented_example() -> None:
+    rep = report.UpdateReport(report.image_updates(OLD, NEW), "xcargo.lock", ("xcargo.lock",))
+    real = json.loads(report.render_update(rep, "json"))
+    documented = readme_json("update")
+    conforms(real, documented)
+    assert [u["name"] for u in real["updates"]] == [
+        "ghcr.io/cross-rs/aarch64-unknown-linux-gnu",
+        "gone/img",
+        "rust",
+    ]
+    assert real["updates"][0]["old_digest"] is None and real["updates"][1]["new_digest"] is None
+    assert real["updates"][2]["platforms_changed"][1] == {
+        "platform": "linux/arm64/v8",
+        "old_digest": d("2"),
+        "new_digest": d("4"),
+    }
+    assert real["commit_message"].startswith("chore(deps): update 3 container image digests\n\n")
+    empty = json.loads(report.render_update(report.UpdateReport((), "x/xcargo.lock"), "json"))
+    assert empty == {"updates": [], "changed_files": [], "lockfile": "x/xcargo.lock", "commit_message": None}
+    # the documented example is itself consistent with the renderer
+    one = report.UpdateReport(
+        (
+            report.ImageUpdate(
+                "rust",
+                "1.70",
+                documented["updates"][0]["old_digest"],
+                documented["updates"][0]["new_digest"],
+                "container.image",
+            ),
+        ),
+        "xcargo.lock",
+    )
+    assert one.commit_message == documented["commit_message"]
+
+
+def test_verify_json_matches_the_documented_example() -> None:
+    rep = report.VerifyReport(
+        "xcargo.lock",
+        False,
+        (
+            report.VerifiedImage("rust", "1.70", d("a"), "container.image"),
+            report.VerifiedImage("ok", "1", d("b")),
+        ),
+        (report.VerifyProblem("not-served", "rust:1.70", "rust:1.70: gone"),),
+    )
+    real = json.loads(report.render_verify(rep, "json"))
+    conforms(real, readme_json("verify"))
+    assert real["ok"] is False
+    assert [(i["name"], i["ok"], i["problems"]) for i in real["images"]] == [
+        ("rust", False, ["not-served"]),
+        ("ok", True, []),
+    ]
+    assert {p["kind"] for p in readme_json("verify")["problems"]} <= set(report.PROBLEM_KINDS)
+    kinds_paragraph = README.read_text().split("with a machine-readable `kind`:", 1)[1].split("\n\n")[0]
+    undocumented = [k for k in report.PROBLEM_KINDS if f"`{k}`" not in kinds_paragraph]
+    assert undocumented == [], f"README's list of problem kinds lacks {undocumented}"
+    with pytest.raises(AssertionError, match="undocumented problem kind"):
+        report.VerifyProblem("made-up", "x:1", "x")
+    assert real["images"][0]["signatures"] is None  # no policy covered it
+    # a signature verdict (and any later per-image result) lands on the image object
+    signed = report.VerifiedImage("s", "1", d("c"), signatures={"verified": True}, extra={"later": 1})
+    out = report.verify_json(report.VerifyReport("l", False, (signed,), (), signed=1))
+    conforms(out, readme_json("verify") | {"images": [readme_json("verify")["images"][0] | {"later": 0}]})
+    assert out["images"][0]["signatures"] == {"verified": True} and out["ok"] is True
+    assert report.verify_text(report.VerifyReport("l", False, (signed,), (), signed=1)).endswith(
+        ", 1 signed)"
+    )
+
+
+def test_markdown_pr_body() -> None:
+    md = report.render_update(report.UpdateReport(report.image_updates(OLD, NEW), "xcargo.lock"), "markdown")
+    assert "| Image | Tag | Change |\n|---|---|---|\n" in md
+    assert "| rust | 1.70 | `aaaaaaa` → `eeeeeee` |" in md
+    assert "| ghcr.io/cross-rs/aarch64-unknown-linux-gnu | latest | added `fffffff` |" in md
+    assert "| gone/img | v1 | removed (was `bbbbbbb`) |" in md
+    assert "same" not in md  # only images that changed
+    platforms = md.split("### Platform changes", 1)[1]
+    assert "| rust:1.70 | linux/arm64/v8 | `2222222` → `4444444` |" in platforms
+    assert "| rust:1.70 | linux/arm/v7 | removed (was `3333333`) |" in platforms
+    assert "| rust:1.70 | linux/riscv64 | added `5555555` |" in platforms
+    assert "linux/amd64" not in md  # unchanged platform
+    none = report.render_update(report.UpdateReport((), "xcargo.lock"), "markdown")
+    assert "No container image digests changed" in none and "|" not in none
+
+
+def test_commit_messages() -> None:
+    up = report.ImageUpdate("rust", "1.70", d("a"), "sha256:e4f5a6b" + "0" * 57, "container.image")
+    assert report.commit_message([up]) == "chore(deps): update rust:1.70 digest to e4f5a6b"
+    added = report.ImageUpdate("x/y", "v1", None, d("f"), "")
+    assert report.commit_message([added]) == "chore(deps): lock x/y:v1 at fffffff"
+    assert report.commit_message([]) is None
+    several = report.commit_message([up, added])
+    assert several is not None
+    title, _, body = several.partition("\n\n")
+    assert title == "chore(deps): update 2 container image digests"
+    assert body.splitlines() == ["- update rust:1.70 digest to e4f5a6b", "- lock x/y:v1 at fffffff"]
+
+
+def test_text_report_colour_only_when_asked() -> None:
+    rep = report.UpdateReport(report.image_updates(OLD, NEW), "xcargo.lock")
+    plain = report.update_text(rep)
+    assert "\x1b[" not in plain
+    assert f"rust:1.70  {d('a')[:19]} → {d('e')[:19]}" in plain
+    assert f"    linux/arm64/v8  {d('2')[:19]} → {d('4')[:19]}" in plain
+    assert "gone/img:v1  sha256:bbbbbbbbbbbb → (removed)" in plain
+    assert "\x1b[32m" in report.update_text(rep, colour=True)
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_colour_needs_a_terminal_and_no_NO_COLOR(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert use_colour(_Tty()) is True
+    assert use_colour(io.StringIO()) is False
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert use_colour(_Tty()) is False
+
+
+def test_progress_bar_only_on_a_terminal() -> None:
+    quiet = io.StringIO()
+    with progress(3, "resolving images", quiet) as tick:
+        tick()
+    assert quiet.getvalue() == ""
+    tty = _Tty()
+    with progress(2, "resolving images", tty) as tick:
+        tick()
+        tick()
+    assert "resolving images" in tty.getvalue()
+
+
+def test_lockfile_round_trip_feeds_diff(tmp_path: Path) -> None:
+    (tmp_path / "a.lock").write_text(lockfile.dumps(OLD))
+    again = lockfile.loads((tmp_path / "a.lock").read_text())
+    assert report.image_updates(again, NEW) == report.image_updates(OLD, NEW)
+
+
+def test_renovate_preset_regex_reads_xcargo_images() -> None:
+    cfg = json.loads((README.parent / "renovate" / "xcargo.json").read_text())
+    (task,) = [r["postUpgradeTasks"] for r in cfg["packageRules"] if "postUpgradeTasks" in r]
+    assert "xcargo.lock" in task["fileFilters"]
+    assert task["commands"] == ["lockman update --config {{{packageFile}}} {{{depName}}}"]
+    pattern = re.compile(cfg["customManagers"][0]["matchStrings"][0].replace("(?<", "(?P<"))
+    toml = (
+        '[container]\nimage = "rust:1.70"  # c\n'
+        '[targets."aarch64-unknown-linux-musl".container]\n'
+        f"image = 'localhost:5000/team/musl:v1@{d('a')}'\n"
+        '# image = "x;id:1"\nimage = "$(id)/x:1"\nimage = "x`id`:1"\n'  # shell syntax: not matched
+    )
+    found = [m.groupdict() for m in pattern.finditer(toml)]
+    assert found == [
+        {"depName": "rust", "currentValue": "1.70", "currentDigest": None},
+        {"depName": "localhost:5000/team/musl", "currentValue": "v1", "currentDigest": d("a")},
+    ]
