@@ -224,18 +224,26 @@ class RegistryAuth(httpx.Auth):
             raise RegistryError(
                 f"{registry}: token server {realm_url.host} answered HTTP {response.status_code}"
             )
-        try:
-            body = safejson.loads(response.content)
-            value = body.get("token") or body.get("access_token")
-            lifetime = float(body.get("expires_in") or MIN_TOKEN_LIFETIME)
-        except (ValueError, AttributeError, TypeError):
-            value, lifetime = None, 0.0
-        if not isinstance(value, str) or not value:
-            raise RegistryError(f"{registry}: token server {realm_url.host} sent no token")
-        register_secret(value)
-        if isinstance(body, dict) and isinstance(body.get("refresh_token"), str):
-            register_secret(body["refresh_token"])
-        return value, lifetime
+        return parse_token_response(response.content, registry, realm_url.host)
+
+
+def parse_token_response(content: bytes, registry: str, server: str) -> tuple[str, float]:
+    """The token and its lifetime in seconds from a token server's JSON answer.
+
+    The token (and a refresh token) are registered as secrets before anything can print them.
+    """
+    try:
+        body = safejson.loads(content)
+        value = body.get("token") or body.get("access_token")
+        lifetime = float(body.get("expires_in") or MIN_TOKEN_LIFETIME)
+    except (ValueError, AttributeError, TypeError):
+        value, lifetime = None, 0.0
+    if not isinstance(value, str) or not value:
+        raise RegistryError(f"{registry}: token server {server} sent no token")
+    register_secret(value)
+    if isinstance(body, dict) and isinstance(body.get("refresh_token"), str):
+        register_secret(body["refresh_token"])
+    return value, lifetime
 
 
 def _urlencode(pairs: list[tuple[str, str]]) -> bytes:
