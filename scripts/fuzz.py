@@ -9,6 +9,10 @@ Each target runs hypothesis in batches with fresh random seeds until its time is
 is printed, ``--seed`` replays a run). A finding is an exception outside the target's contract
 (anything but a LockmanError): hypothesis shrinks it, the minimal input is printed and written
 to ``--out`` (fuzz-findings/), and the exit status is 1.
+
+``--engine atheris`` (when ``pip install atheris`` works; it is not a test dependency) runs
+each target under libFuzzer's coverage guidance instead, one subprocess per target, seeded
+with the same corpus; it finds what needs many small steps, hypothesis what needs structure.
 """
 
 from __future__ import annotations
@@ -16,8 +20,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import os
 import random
+import re
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -62,12 +70,59 @@ def fuzz(t: Target, seconds: float, first_seed: int) -> tuple[int, bytes | None,
     return count, None, ""
 
 
+def _atheris_child(name: str, argv: list[str]) -> None:
+    """In the subprocess: instrument lockman, then hand the target to libFuzzer (never returns)."""
+    import importlib
+    import pkgutil
+
+    import atheris
+
+    import lockman
+
+    logging.disable(logging.WARNING)
+    with atheris.instrument_imports(include=["lockman"]):
+        for mod in pkgutil.walk_packages(lockman.__path__, "lockman."):
+            if not mod.name.startswith(("lockman.commands", "lockman.cli", "lockman.__main__")):
+                importlib.import_module(mod.name)
+    t = TARGETS[name]
+
+    def one(data: bytes) -> None:
+        check(t, data)
+
+    atheris.Setup(argv, one)
+    atheris.Fuzz()
+
+
+def fuzz_atheris(t: Target, seconds: float, first_seed: int, out: Path) -> tuple[int, bytes | None, str]:
+    """Run one target under atheris in a subprocess; (runs, crashing input or None, its output)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"lockman-corpus-{t.name}-") as corpus:
+        for i, data in enumerate(t.seeds()):
+            Path(corpus, f"seed-{i}").write_bytes(data)
+        before = set(out.glob(f"{t.name}-crash-*"))
+        argv = [sys.argv[0], f"-max_total_time={int(seconds)}", f"-seed={first_seed}", "-rss_limit_mb=2048",
+                "-timeout=30", f"-artifact_prefix={out}/{t.name}-", "-print_final_stats=1", corpus]
+        code = f"from scripts.fuzz import _atheris_child; _atheris_child({t.name!r}, {argv!r})"
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                              timeout=seconds + 600, check=False)
+    log = proc.stdout + proc.stderr
+    runs = re.findall(r"stat::number_of_executed_units: (\d+)", log) or re.findall(r"#(\d+)\s", log)
+    count = int(runs[-1]) if runs else 0
+    crashes = sorted(set(out.glob(f"{t.name}-crash-*")) - before)
+    if proc.returncode == 0 and not crashes:
+        return count, None, ""
+    return count, crashes[0].read_bytes() if crashes else None, log[-4000:]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("targets", nargs="*", help="target names (default: all)")
     parser.add_argument("--seconds", type=float, default=20.0, help="time per target (default 20)")
     parser.add_argument("--seed", type=int, default=None, help="first hypothesis seed (default: random)")
     parser.add_argument("--out", type=Path, default=Path("fuzz-findings"), help="where reproducers go")
+    parser.add_argument("--engine", choices=["hypothesis", "atheris"], default="hypothesis",
+                        help="hypothesis (default) or atheris (coverage-guided, if installed)")
     parser.add_argument("--list", action="store_true", help="list the targets and exit")
     args = parser.parse_args()
     if args.list:
@@ -79,12 +134,15 @@ def main() -> int:
         parser.error(f"unknown target {unknown[0]!r}; --list shows them")
     logging.disable(logging.WARNING)  # "ignoring unreadable credentials file", once per example
     first = args.seed if args.seed is not None else random.randrange(2**31)
-    print(f"seed {first}; {args.seconds:g} s per target", flush=True)
+    print(f"seed {first}; {args.seconds:g} s per target ({args.engine})", flush=True)
     findings = 0
     for name in args.targets or list(TARGETS):
         t = TARGETS[name]
         started = time.monotonic()
-        count, failing, trace = fuzz(t, args.seconds, first)
+        if args.engine == "atheris":
+            count, failing, trace = fuzz_atheris(t, args.seconds, first, args.out)
+        else:
+            count, failing, trace = fuzz(t, args.seconds, first)
         took = time.monotonic() - started
         if failing is None and not trace:
             print(f"{name:26} {count:8} examples {took:6.1f} s  ok", flush=True)

@@ -722,6 +722,9 @@ _odd_strings = st.sampled_from([
     "AAAA", "====", "MA==", "@", ":", "/",
 ])
 _text_values = st.one_of(_odd_strings, st.text(max_size=24))
+_odd_numbers = st.sampled_from([0, -1, 1, 2**31, 2**63, -(2**63) - 1, 2**64, 10**30, 10**400, -(10**400), 1.5,
+                                float("inf"), float("-inf"), float("nan"), -0.0, 1e308, 5e-324])
+_odd_scalars = st.one_of(_odd_numbers, _odd_strings, st.sampled_from([None, True, False, [], {}, [None], {"": None}]))
 json_values = st.recursive(
     st.one_of(
         st.none(), st.booleans(), st.sampled_from([0, -1, 1, 2**63, -(2**63) - 1, 10**30, 10**400, 1.5, float("inf"),
@@ -770,9 +773,11 @@ def _mutate_tree(draw: st.DrawFn, doc: Any, values: st.SearchStrategy[Any], code
         node = doc
         for k in path:
             parent, key, node = node, k, node[k]
-        op = draw(st.integers(0, 4))
+        op = draw(st.integers(0, 5))
         if op == 0 and isinstance(node, str):
             new = _mutate_string(draw, node, codec)
+        elif op == 0 and isinstance(node, int | float):
+            new = draw(_odd_numbers)
         elif op == 1 and isinstance(node, dict):
             new = node
             new[draw(_text_values)] = draw(values)
@@ -784,8 +789,10 @@ def _mutate_tree(draw: st.DrawFn, doc: Any, values: st.SearchStrategy[Any], code
             continue
         elif op == 3:
             new = [node] if draw(st.booleans()) else {"x": node}
-        else:
+        elif op == 4:
             new = draw(values)
+        else:
+            new = draw(_odd_scalars)
         if parent is None:
             doc = new
         else:

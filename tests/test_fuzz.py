@@ -84,3 +84,38 @@ def test_timestamp_token_malformed_inside() -> None:
     at = token.index(b"\x18\x0f")  # the GeneralizedTime genTime inside the TSTInfo
     token[at] = 0x19  # another universal tag: the outer structure still decodes
     _finding("tsa-response", bytes(token))
+
+
+def test_tlog_entry_log_index_infinity() -> None:
+    """JSON's ``1e999`` is a float infinity: ``int()`` of it was an OverflowError."""
+    _finding("tlog-entry", b'{"canonicalizedBody": "", "logIndex": 1e999, "logId": {"keyId": ""}}')
+
+
+@pytest.mark.parametrize("when", [2**63, 10**12, -(10**12)])
+def test_integrated_time_a_datetime_cannot_hold(when: int) -> None:
+    """A time past year 9999 crashed ``datetime.fromtimestamp`` in verify_set, before the SET was checked."""
+    import json
+
+    from tests.fuzz_targets import _rekor_annotation_seeds
+
+    annotation = json.loads(_rekor_annotation_seeds()[0])
+    annotation["Payload"]["integratedTime"] = when
+    _finding("rekor-bundle-annotation", json.dumps(annotation).encode())
+
+
+def test_token_lifetime_too_large_for_a_float() -> None:
+    """A 400-digit ``expires_in`` made ``float()`` raise OverflowError."""
+    from lockman.errors import RegistryError
+
+    _finding("token-response", b'{"token": "t", "expires_in": 1' + b"0" * 400 + b"}", RegistryError)
+
+
+@pytest.mark.parametrize("lifetime", [b"NaN", b"Infinity"])
+def test_token_lifetime_not_finite(lifetime: bytes) -> None:
+    """NaN never counts as cached (a token request per call), infinity never expires: both get the default."""
+    from lockman.registry.auth import MIN_TOKEN_LIFETIME, parse_token_response
+
+    assert parse_token_response(b'{"token": "tok", "expires_in": ' + lifetime + b"}", "r", "s") == (
+        "tok",
+        MIN_TOKEN_LIFETIME,
+    )

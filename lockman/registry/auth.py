@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import re
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -236,8 +237,10 @@ def parse_token_response(content: bytes, registry: str, server: str) -> tuple[st
         body = safejson.loads(content)
         value = body.get("token") or body.get("access_token")
         lifetime = float(body.get("expires_in") or MIN_TOKEN_LIFETIME)
-    except (ValueError, AttributeError, TypeError):
+    except (ValueError, AttributeError, TypeError, OverflowError):  # OverflowError: a 400-digit int
         value, lifetime = None, 0.0
+    if not math.isfinite(lifetime):  # NaN would never count as cached, infinity forever
+        lifetime = MIN_TOKEN_LIFETIME
     if not isinstance(value, str) or not value:
         raise RegistryError(f"{registry}: token server {server} sent no token")
     register_secret(value)

@@ -91,8 +91,20 @@ def _int(value: Any, what: str) -> int:
         raise VerificationError(f"{what} is not an integer")
     try:
         return int(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: JSON's 1e999 is infinity
         raise VerificationError(f"{what} is not an integer") from exc
+
+
+MAX_INTEGRATED_TIME = 253402300799
+"""9999-12-31T23:59:59Z, the last second a datetime holds: later is no time, and would crash."""
+
+
+def _time(value: Any, what: str) -> int:
+    """An ``integratedTime``: Unix seconds that a datetime can hold (checked before any SET)."""
+    when = _int(value, what)
+    if not 0 <= when <= MAX_INTEGRATED_TIME:
+        raise VerificationError(f"{what} is out of range")
+    return when
 
 
 def parse_cosign_bundle(annotation: str) -> LogEntry:
@@ -103,7 +115,7 @@ def parse_cosign_bundle(annotation: str) -> LogEntry:
         return LogEntry(
             body=decode_b64(payload["body"], "Rekor bundle body"),
             body_b64=str(payload["body"]),
-            integrated_time=_int(payload["integratedTime"], "Rekor bundle integratedTime"),
+            integrated_time=_time(payload["integratedTime"], "Rekor bundle integratedTime"),
             log_index=_int(payload["logIndex"], "Rekor bundle logIndex"),
             log_id=bytes.fromhex(payload["logID"]),
             signed_entry_timestamp=decode_b64(doc["SignedEntryTimestamp"], "SignedEntryTimestamp"),
@@ -132,7 +144,7 @@ def parse_bundle_tlog_entry(entry: dict[str, Any]) -> LogEntry:
         parsed = LogEntry(
             body=decode_b64(body_b64, "tlog entry canonicalizedBody"),
             body_b64=body_b64,
-            integrated_time=_int(entry.get("integratedTime", 0), "tlog entry integratedTime"),
+            integrated_time=_time(entry.get("integratedTime", 0), "tlog entry integratedTime"),
             log_index=_int(entry["logIndex"], "tlog entry logIndex"),
             log_id=decode_b64(entry["logId"]["keyId"], "tlog entry logId"),
             signed_entry_timestamp=decode_b64(set_b64, "signedEntryTimestamp") if set_b64 else None,
