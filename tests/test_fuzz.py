@@ -119,3 +119,31 @@ def test_token_lifetime_not_finite(lifetime: bytes) -> None:
         "tok",
         MIN_TOKEN_LIFETIME,
     )
+
+
+def _bundle_with_leaf(edit: bytes, to: bytes) -> bytes:
+    """happy-path-v0.3's bundle with bytes of its leaf certificate's DER replaced."""
+    import base64
+    import json
+
+    from tests.fuzz_targets import CONFORMANCE
+
+    bundle = json.loads((CONFORMANCE / "happy-path-v0.3" / "bundle.sigstore.json").read_bytes())
+    cert = bundle["verificationMaterial"]["certificate"]
+    der = base64.b64decode(cert["rawBytes"])
+    assert der.count(edit) == 1
+    cert["rawBytes"] = base64.b64encode(der.replace(edit, to)).decode()
+    return json.dumps(bundle).encode()
+
+
+def test_bundle_leaf_with_an_unknown_key_algorithm() -> None:
+    """cryptography parses a certificate's key lazily: an unknown algorithm OID was an
+    UnsupportedAlgorithm out of leaf_key (found by fuzzing: id-ecPublicKey's 1.2 became 0.38)."""
+    from lockman.signatures.bundle import verify_bundle
+    from tests.fuzz_targets import _case_context
+
+    ec_public_key = bytes.fromhex("06072a8648ce3d0201")
+    bundle = _bundle_with_leaf(ec_public_key, bytes.fromhex("0607268648ce3d0201"))
+    with pytest.raises(VerificationError, match="certificate key cannot be read"):
+        digest, policy = _case_context("happy-path-v0.3")
+        verify_bundle(digest, bundle, policy)
