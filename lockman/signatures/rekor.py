@@ -95,14 +95,14 @@ def _int(value: Any, what: str) -> int:
         raise VerificationError(f"{what} is not an integer") from exc
 
 
-MAX_INTEGRATED_TIME = 253402300799
-"""9999-12-31T23:59:59Z, the last second a datetime holds: later is no time, and would crash."""
+DATETIME_SECONDS = (-62135596800, 253402300799)
+"""Unix seconds of 0001-01-01 and 9999-12-31T23:59:59Z, the range a datetime holds."""
 
 
 def _time(value: Any, what: str) -> int:
     """An ``integratedTime``: Unix seconds that a datetime can hold (checked before any SET)."""
     when = _int(value, what)
-    if not 0 <= when <= MAX_INTEGRATED_TIME:
+    if not DATETIME_SECONDS[0] <= when <= DATETIME_SECONDS[1]:
         raise VerificationError(f"{what} is out of range")
     return when
 
