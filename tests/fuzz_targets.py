@@ -724,7 +724,9 @@ _odd_strings = st.sampled_from([
 _text_values = st.one_of(_odd_strings, st.text(max_size=24))
 _odd_numbers = st.sampled_from([0, -1, 1, 2**31, 2**63, -(2**63) - 1, 2**64, 10**30, 10**400, -(10**400), 1.5,
                                 float("inf"), float("-inf"), float("nan"), -0.0, 1e308, 5e-324])
-_odd_scalars = st.one_of(_odd_numbers, _odd_strings, st.sampled_from([None, True, False, [], {}, [None], {"": None}]))
+_odd_scalars = st.one_of(  # containers copied: the tree mutator edits what it draws in place
+    _odd_numbers, _odd_strings, st.sampled_from([None, True, False, [], {}, [None], {"": None}]).map(copy.deepcopy)
+)
 json_values = st.recursive(
     st.one_of(
         st.none(), st.booleans(), st.sampled_from([0, -1, 1, 2**63, -(2**63) - 1, 10**30, 10**400, 1.5, float("inf"),
