@@ -147,3 +147,13 @@ def test_bundle_leaf_with_an_unknown_key_algorithm() -> None:
     with pytest.raises(VerificationError, match="certificate key cannot be read"):
         digest, policy = _case_context("happy-path-v0.3")
         verify_bundle(digest, bundle, policy)
+
+
+@pytest.mark.parametrize("target", ["docker-config", "podman-auth"])
+@pytest.mark.parametrize("field", ["username", "password", "identitytoken"])
+def test_credentials_entry_with_a_number(target: str, field: str) -> None:
+    """``"password": -1`` reached Credential and register_secret's len(): a TypeError."""
+    import json
+
+    entry = {"username": "u", "password": "p4ss-w0rd", field: -1}
+    check(TARGETS[target], json.dumps({"auths": {"registry.test": entry}}).encode())
