@@ -157,3 +157,31 @@ def test_credentials_entry_with_a_number(target: str, field: str) -> None:
 
     entry = {"username": "u", "password": "p4ss-w0rd", field: -1}
     check(TARGETS[target], json.dumps({"auths": {"registry.test": entry}}).encode())
+
+
+def test_certificate_with_an_invalid_version() -> None:
+    """``x509.InvalidVersion`` is no ValueError: a certificate annotation claiming version 11 escaped."""
+    import base64
+
+    from lockman.signatures.fulcio import load_certificates
+    from tests.fuzz_targets import _tls_material
+
+    pem = _tls_material()[0].decode()
+    body = "".join(pem.splitlines()[1:-1])
+    der = bytearray(base64.b64decode(body))
+    at = der.index(b"\xa0\x03\x02\x01\x02")  # [0] EXPLICIT version v3
+    der[at + 4] = 10
+    forged = "-----BEGIN CERTIFICATE-----\n" + base64.b64encode(bytes(der)).decode() + "\n-----END CERTIFICATE-----\n"
+    with pytest.raises(VerificationError, match="not PEM certificates"):
+        load_certificates(forged)
+
+
+def test_set_payload_log_index_past_json_safe_integers() -> None:
+    """RFC 8785 refuses integers past 2**53: a logIndex of 2**63 was an IntegerDomainError out of verify_set."""
+    import json
+
+    from tests.fuzz_targets import _rekor_annotation_seeds
+
+    annotation = json.loads(_rekor_annotation_seeds()[0])
+    annotation["Payload"]["logIndex"] = 2**63
+    check(TARGETS["rekor-bundle-annotation"], json.dumps(annotation).encode())

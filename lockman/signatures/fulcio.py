@@ -51,7 +51,7 @@ def load_certificates(pem: str | bytes, what: str = "certificate chain") -> list
         return []
     try:
         return x509.load_pem_x509_certificates(data)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
         raise VerificationError(f"{what}: not PEM certificates ({exc})") from exc
 
 
@@ -59,7 +59,7 @@ def load_der_certificate(der: bytes, what: str = "certificate") -> x509.Certific
     """Parse a DER certificate from a bundle (VerificationError if malformed)."""
     try:
         return x509.load_der_x509_certificate(der)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
         raise VerificationError(f"{what}: not a DER certificate ({exc})") from exc
 
 

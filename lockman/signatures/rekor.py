@@ -26,6 +26,7 @@ from typing import Any
 
 import rfc8785
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from lockman import safejson
@@ -163,14 +164,25 @@ def parse_bundle_tlog_entry(entry: dict[str, Any]) -> LogEntry:
 
 def set_payload(entry: LogEntry) -> bytes:
     """The bytes a SET signs: RFC 8785 JSON of body, integratedTime, logID (hex), logIndex."""
-    return rfc8785.dumps(
-        {
-            "body": entry.body_b64,
-            "integratedTime": entry.integrated_time,
-            "logID": entry.log_id.hex(),
-            "logIndex": entry.log_index,
-        }
-    )
+    try:
+        return rfc8785.dumps(
+            {
+                "body": entry.body_b64,
+                "integratedTime": entry.integrated_time,
+                "logID": entry.log_id.hex(),
+                "logIndex": entry.log_index,
+            }
+        )
+    except rfc8785.CanonicalizationError as exc:  # a number past 2**53: no SET can sign it
+        raise VerificationError(f"tlog entry cannot be canonicalized for its SET ({exc})") from None
+
+
+def _cert_spki(cert: x509.Certificate) -> bytes | None:
+    """The certificate's key as SPKI DER; None when its algorithm cannot be read (lazily parsed)."""
+    try:
+        return spki_der(cert.public_key())  # type: ignore[arg-type]
+    except (ValueError, UnsupportedAlgorithm):
+        return None
 
 
 def verify_set(entry: LogEntry, trusted_root: TrustedRoot) -> None:
@@ -281,11 +293,11 @@ def _same_verifier(pem_b64: str, key: PublicKey, cert: x509.Certificate | None) 
     if b"BEGIN CERTIFICATE" in pem:
         try:
             body_cert = x509.load_pem_x509_certificate(pem)
-        except ValueError:
+        except (ValueError, x509.InvalidVersion):
             return False
         if cert is not None:
             return body_cert == cert
-        return spki_der(body_cert.public_key()) == spki_der(key)  # type: ignore[arg-type]
+        return _cert_spki(body_cert) == spki_der(key)
     if cert is not None:
         return False  # keyless: the log must record the certificate, not a bare key
     try:
@@ -379,9 +391,9 @@ def _v2_verifier_matches(verifier: Any, key: PublicKey, cert: x509.Certificate |
             return der == cert.public_bytes(serialization.Encoding.DER)
         try:
             body_cert = x509.load_der_x509_certificate(der)
-        except ValueError:
+        except (ValueError, x509.InvalidVersion):
             return False
-        return spki_der(body_cert.public_key()) == spki_der(key)  # type: ignore[arg-type]
+        return _cert_spki(body_cert) == spki_der(key)
     if "publicKey" in verifier and cert is None:
         der = decode_b64(verifier["publicKey"].get("rawBytes", ""), "tlog entry public key")
         return der == spki_der(key)
