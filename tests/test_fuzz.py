@@ -185,3 +185,21 @@ def test_set_payload_log_index_past_json_safe_integers() -> None:
     annotation = json.loads(_rekor_annotation_seeds()[0])
     annotation["Payload"]["logIndex"] = 2**63
     check(TARGETS["rekor-bundle-annotation"], json.dumps(annotation).encode())
+
+
+def test_certificate_with_a_malformed_extension() -> None:
+    """Extensions are parsed lazily: a bad issuerAltName was a ValueError out of certificate_identities."""
+    import base64
+    import json
+
+    from lockman.signatures.fulcio import load_certificates
+    from tests.fuzz_targets import CONFORMANCE
+
+    bundle = json.loads((CONFORMANCE / "happy-path-v0.3" / "bundle.sigstore.json").read_bytes())
+    der = base64.b64decode(bundle["verificationMaterial"]["certificate"]["rawBytes"])
+    at = der.index(bytes.fromhex("0603551d11"))  # subjectAltName: OID, [critical], OCTET STRING { SEQUENCE {
+    name = der.index(b"\x30", der.index(b"\x04", at + 5)) + 2  # ... the first GeneralName's tag
+    forged = der[:name] + b"\x01" + der[name + 1 :]  # a universal BOOLEAN tag where a GeneralName belongs
+    pem = "-----BEGIN CERTIFICATE-----\n" + base64.b64encode(forged).decode() + "\n-----END CERTIFICATE-----\n"
+    with pytest.raises(VerificationError):
+        load_certificates(pem)

@@ -36,6 +36,12 @@ OID_OTHERNAME_SAN = ObjectIdentifier("1.3.6.1.4.1.57264.1.7")
 _MAX_CHAIN = 8
 
 
+def _parsed(cert: x509.Certificate) -> x509.Certificate:
+    """cryptography parses extensions lazily: a malformed one must fail here, not in a later check."""
+    _ = cert.extensions
+    return cert
+
+
 def load_certificate(pem: str | bytes, what: str = "certificate") -> x509.Certificate:
     """Parse exactly one PEM certificate from signature material (VerificationError if bad)."""
     certs = load_certificates(pem, what)
@@ -50,7 +56,7 @@ def load_certificates(pem: str | bytes, what: str = "certificate chain") -> list
     if not data.strip():
         return []
     try:
-        return x509.load_pem_x509_certificates(data)
+        return [_parsed(c) for c in x509.load_pem_x509_certificates(data)]
     except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
         raise VerificationError(f"{what}: not PEM certificates ({exc})") from exc
 
@@ -58,7 +64,7 @@ def load_certificates(pem: str | bytes, what: str = "certificate chain") -> list
 def load_der_certificate(der: bytes, what: str = "certificate") -> x509.Certificate:
     """Parse a DER certificate from a bundle (VerificationError if malformed)."""
     try:
-        return x509.load_der_x509_certificate(der)
+        return _parsed(x509.load_der_x509_certificate(der))
     except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
         raise VerificationError(f"{what}: not a DER certificate ({exc})") from exc
 
