@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import re
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -224,18 +225,28 @@ class RegistryAuth(httpx.Auth):
             raise RegistryError(
                 f"{registry}: token server {realm_url.host} answered HTTP {response.status_code}"
             )
-        try:
-            body = safejson.loads(response.content)
-            value = body.get("token") or body.get("access_token")
-            lifetime = float(body.get("expires_in") or MIN_TOKEN_LIFETIME)
-        except (ValueError, AttributeError, TypeError):
-            value, lifetime = None, 0.0
-        if not isinstance(value, str) or not value:
-            raise RegistryError(f"{registry}: token server {realm_url.host} sent no token")
-        register_secret(value)
-        if isinstance(body.get("refresh_token"), str):  # body is a dict: a token came from it
-            register_secret(body["refresh_token"])
-        return value, lifetime
+        return parse_token_response(response.content, registry, realm_url.host)
+
+
+def parse_token_response(content: bytes, registry: str, server: str) -> tuple[str, float]:
+    """The token and its lifetime in seconds from a token server's JSON answer.
+
+    The token (and a refresh token) are registered as secrets before anything can print them.
+    """
+    try:
+        body = safejson.loads(content)
+        value = body.get("token") or body.get("access_token")
+        lifetime = float(body.get("expires_in") or MIN_TOKEN_LIFETIME)
+    except (ValueError, AttributeError, TypeError, OverflowError):  # OverflowError: a 400-digit int
+        value, lifetime = None, 0.0
+    if not math.isfinite(lifetime):  # NaN would never count as cached, infinity forever
+        lifetime = MIN_TOKEN_LIFETIME
+    if not isinstance(value, str) or not value:
+        raise RegistryError(f"{registry}: token server {server} sent no token")
+    register_secret(value)
+    if isinstance(body.get("refresh_token"), str):  # body is a dict: a token came from it
+        register_secret(body["refresh_token"])
+    return value, lifetime
 
 
 def _urlencode(pairs: list[tuple[str, str]]) -> bytes:

@@ -120,8 +120,12 @@ def lookup_order(registry: str, repository: str) -> list[str]:
 def _from_auth_entry(entry: Any) -> Credential | None:
     if not isinstance(entry, dict):
         return None
-    identity = entry.get("identitytoken") or ""
-    user, password = entry.get("username") or "", entry.get("password") or ""
+    def text(key: str) -> str:  # a number or list where a string belongs counts as absent
+        value = entry.get(key)
+        return value if isinstance(value, str) else ""
+
+    identity = text("identitytoken")
+    user, password = text("username"), text("password")
     auth = entry.get("auth")
     if isinstance(auth, str) and auth:
         try:

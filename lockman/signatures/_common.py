@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from lockman.errors import InputError, VerificationError
@@ -28,7 +29,10 @@ def check_image_digest(image_digest: str) -> str:
 
 def leaf_key(cert: x509.Certificate) -> PublicKey:
     """The signing key inside a Fulcio leaf, restricted to the algorithms we verify."""
-    key = cert.public_key()
+    try:
+        key = cert.public_key()  # parsed lazily: an unknown algorithm OID fails only here
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise VerificationError(f"certificate key cannot be read ({exc})") from None
     if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
         raise VerificationError(f"certificate key type {type(key).__name__} is not supported")
     return key

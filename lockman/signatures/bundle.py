@@ -112,7 +112,8 @@ def _statement_subject_matches(payload: bytes, image_digest: str) -> str:
     want = image_digest.split(":", 1)[1]
     found = []
     for s in subjects if isinstance(subjects, list) else []:
-        digest = s.get("digest", {}).get("sha256") if isinstance(s, dict) else None
+        digests = s.get("digest") if isinstance(s, dict) else None
+        digest = digests.get("sha256") if isinstance(digests, dict) else None
         if digest == want:
             return predicate_type
         if digest:

@@ -25,6 +25,7 @@ from lockman.signatures.keys import decode_b64, signature_valid
 from lockman.signatures.trust import LogKey, TrustedRoot
 
 MAX_CHECKPOINT_BYTES = 64 * 1024
+_SIZE = re.compile(r"[0-9]+")
 _SIG_LINE = re.compile(r"\u2014 (\S+) (\S+)")
 
 
@@ -44,6 +45,10 @@ def parse_checkpoint(envelope: str) -> Checkpoint:
     """Parse a signed note; any deviation from the format is a VerificationError."""
     if len(envelope) > MAX_CHECKPOINT_BYTES:
         raise VerificationError("checkpoint is too large")
+    try:
+        envelope.encode("utf-8")  # JSON text may hold a lone surrogate; the note is signed as UTF-8
+    except UnicodeEncodeError:
+        raise VerificationError("checkpoint is not UTF-8 text") from None
     if envelope.count("\n\n") != 1:
         raise VerificationError("checkpoint is not a signed note")
     body, _, sig_block = envelope.partition("\n\n")
@@ -55,7 +60,7 @@ def parse_checkpoint(envelope: str) -> Checkpoint:
     origin = lines[0]
     if not origin.strip():
         raise VerificationError("checkpoint body malformed")
-    if not lines[1].isdigit():
+    if not _SIZE.fullmatch(lines[1]):  # not str.isdigit: it takes "²", which int() refuses
         raise VerificationError("checkpoint body malformed")
     root = decode_b64(lines[2], "checkpoint root hash")
     if len(root) != 32:

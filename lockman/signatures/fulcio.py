@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.certificate_transparency import LogEntryType, SignedCertificateTimestamp
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
@@ -36,6 +36,12 @@ OID_OTHERNAME_SAN = ObjectIdentifier("1.3.6.1.4.1.57264.1.7")
 _MAX_CHAIN = 8
 
 
+def _parsed(cert: x509.Certificate) -> x509.Certificate:
+    """cryptography parses extensions lazily: a malformed one must fail here, not in a later check."""
+    _ = cert.extensions
+    return cert
+
+
 def load_certificate(pem: str | bytes, what: str = "certificate") -> x509.Certificate:
     """Parse exactly one PEM certificate from signature material (VerificationError if bad)."""
     certs = load_certificates(pem, what)
@@ -50,16 +56,16 @@ def load_certificates(pem: str | bytes, what: str = "certificate chain") -> list
     if not data.strip():
         return []
     try:
-        return x509.load_pem_x509_certificates(data)
-    except ValueError as exc:
+        return [_parsed(c) for c in x509.load_pem_x509_certificates(data)]
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
         raise VerificationError(f"{what}: not PEM certificates ({exc})") from exc
 
 
 def load_der_certificate(der: bytes, what: str = "certificate") -> x509.Certificate:
     """Parse a DER certificate from a bundle (VerificationError if malformed)."""
     try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError as exc:
+        return _parsed(x509.load_der_x509_certificate(der))
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
         raise VerificationError(f"{what}: not a DER certificate ({exc})") from exc
 
 
@@ -102,7 +108,7 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
         return False
     try:
         cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):  # an issuer key we cannot read
         return False
     return True
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import rfc8785
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from lockman import safejson
@@ -91,8 +92,20 @@ def _int(value: Any, what: str) -> int:
         raise VerificationError(f"{what} is not an integer")
     try:
         return int(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: JSON's 1e999 is infinity
         raise VerificationError(f"{what} is not an integer") from exc
+
+
+DATETIME_SECONDS = (-62135596800, 253402300799)
+"""Unix seconds of 0001-01-01 and 9999-12-31T23:59:59Z, the range a datetime holds."""
+
+
+def _time(value: Any, what: str) -> int:
+    """An ``integratedTime``: Unix seconds that a datetime can hold (checked before any SET)."""
+    when = _int(value, what)
+    if not DATETIME_SECONDS[0] <= when <= DATETIME_SECONDS[1]:
+        raise VerificationError(f"{what} is out of range")
+    return when
 
 
 def parse_cosign_bundle(annotation: str) -> LogEntry:
@@ -103,7 +116,7 @@ def parse_cosign_bundle(annotation: str) -> LogEntry:
         return LogEntry(
             body=decode_b64(payload["body"], "Rekor bundle body"),
             body_b64=str(payload["body"]),
-            integrated_time=_int(payload["integratedTime"], "Rekor bundle integratedTime"),
+            integrated_time=_time(payload["integratedTime"], "Rekor bundle integratedTime"),
             log_index=_int(payload["logIndex"], "Rekor bundle logIndex"),
             log_id=bytes.fromhex(payload["logID"]),
             signed_entry_timestamp=decode_b64(doc["SignedEntryTimestamp"], "SignedEntryTimestamp"),
@@ -132,7 +145,7 @@ def parse_bundle_tlog_entry(entry: dict[str, Any]) -> LogEntry:
         parsed = LogEntry(
             body=decode_b64(body_b64, "tlog entry canonicalizedBody"),
             body_b64=body_b64,
-            integrated_time=_int(entry.get("integratedTime", 0), "tlog entry integratedTime"),
+            integrated_time=_time(entry.get("integratedTime", 0), "tlog entry integratedTime"),
             log_index=_int(entry["logIndex"], "tlog entry logIndex"),
             log_id=decode_b64(entry["logId"]["keyId"], "tlog entry logId"),
             signed_entry_timestamp=decode_b64(set_b64, "signedEntryTimestamp") if set_b64 else None,
@@ -151,14 +164,25 @@ def parse_bundle_tlog_entry(entry: dict[str, Any]) -> LogEntry:
 
 def set_payload(entry: LogEntry) -> bytes:
     """The bytes a SET signs: RFC 8785 JSON of body, integratedTime, logID (hex), logIndex."""
-    return rfc8785.dumps(
-        {
-            "body": entry.body_b64,
-            "integratedTime": entry.integrated_time,
-            "logID": entry.log_id.hex(),
-            "logIndex": entry.log_index,
-        }
-    )
+    try:
+        return rfc8785.dumps(
+            {
+                "body": entry.body_b64,
+                "integratedTime": entry.integrated_time,
+                "logID": entry.log_id.hex(),
+                "logIndex": entry.log_index,
+            }
+        )
+    except rfc8785.CanonicalizationError as exc:  # a number past 2**53: no SET can sign it
+        raise VerificationError(f"tlog entry cannot be canonicalized for its SET ({exc})") from None
+
+
+def _cert_spki(cert: x509.Certificate) -> bytes | None:
+    """The certificate's key as SPKI DER; None when its algorithm cannot be read (lazily parsed)."""
+    try:
+        return spki_der(cert.public_key())  # type: ignore[arg-type]
+    except (ValueError, UnsupportedAlgorithm):
+        return None
 
 
 def verify_set(entry: LogEntry, trusted_root: TrustedRoot) -> None:
@@ -269,11 +293,11 @@ def _same_verifier(pem_b64: str, key: PublicKey, cert: x509.Certificate | None) 
     if b"BEGIN CERTIFICATE" in pem:
         try:
             body_cert = x509.load_pem_x509_certificate(pem)
-        except ValueError:
+        except (ValueError, x509.InvalidVersion):
             return False
         if cert is not None:
             return body_cert == cert
-        return spki_der(body_cert.public_key()) == spki_der(key)  # type: ignore[arg-type]
+        return _cert_spki(body_cert) == spki_der(key)
     if cert is not None:
         return False  # keyless: the log must record the certificate, not a bare key
     try:
@@ -367,9 +391,9 @@ def _v2_verifier_matches(verifier: Any, key: PublicKey, cert: x509.Certificate |
             return der == cert.public_bytes(serialization.Encoding.DER)
         try:
             body_cert = x509.load_der_x509_certificate(der)
-        except ValueError:
+        except (ValueError, x509.InvalidVersion):
             return False
-        return spki_der(body_cert.public_key()) == spki_der(key)  # type: ignore[arg-type]
+        return _cert_spki(body_cert) == spki_der(key)
     if "publicKey" in verifier and cert is None:
         der = decode_b64(verifier["publicKey"].get("rawBytes", ""), "tlog entry public key")
         return der == spki_der(key)

@@ -44,9 +44,9 @@ def verify_timestamp(token: bytes, signature: bytes, trusted_root: TrustedRoot) 
 
     try:
         response = rfc3161_client.decode_timestamp_response(token)
+        gen_time = _aware(response.tst_info.gen_time)  # decoded lazily: a bad TSTInfo fails here
     except (ValueError, rfc3161_client.VerificationError) as exc:
         raise VerificationError(f"RFC 3161 timestamp is malformed ({exc})") from exc
-    gen_time = _aware(response.tst_info.gen_time)
     if not trusted_root.timestamp_authorities:
         raise VerificationError("bundle has an RFC 3161 timestamp but the trusted root has no TSA")
     reasons = []

@@ -214,7 +214,7 @@ def _load_pem_certs(pem: bytes | str, source: str) -> list[x509.Certificate]:
     data = pem.encode() if isinstance(pem, str) else pem
     try:
         certs = x509.load_pem_x509_certificates(data)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise InputError(f"{source}: not PEM certificates ({exc})") from exc
     return certs
 
@@ -283,7 +283,7 @@ def _chain_and_window(
         der = decode_b64(c["rawBytes"], f"{where}.certChain[{i}]")
         try:
             chain.append(x509.load_der_x509_certificate(der))
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:
             raise InputError(f"{where}.certChain[{i}]: not a DER certificate ({exc})") from exc
     if not chain:
         raise InputError(f"{where}: empty certificate chain")
