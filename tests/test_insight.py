@@ -21,6 +21,7 @@ from lockman.model import lockfile
 from tests.conftest import unique_repo
 from tests.faultproxy import FaultProxy
 from tests.registry import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Registry, sha256
+from tests.test_escaping import gfm
 
 pytestmark = pytest.mark.registry
 
@@ -333,6 +334,7 @@ def test_registry_text_cannot_inject_markdown_or_terminal_escapes(
     assert not re.search(r"(?<!\\)<(img|script)", md) and not re.search(r"(?<!\\)\]\(http://evil", md)
     assert "\\<img src\\=x onerror\\=alert\\(1\\)\\>" in md  # shown, as text
     assert md.count("</details>") == 1 and md.count("<details>") == 1
+    assert "<a" not in gfm(md)  # as GitHub renders it: not even the bare http://evil is a link
     for row in (ln for ln in md.splitlines() if ln.startswith("| ")):
         assert len(re.findall(r"(?<!\\)\|", row)) == 4, row  # three cells: no extra column
     r = run("update", "--config", cfg, "--dry-run")
