@@ -2,7 +2,8 @@
 
 Offline, only consistency: every image the config uses has an entry, pins agree, nothing stale.
 Online, also: every locked digest (and each locked platform digest) is fetched by digest and its
-bytes hashed; an index must still list the locked platforms.
+bytes hashed as the registry serves them (never from the local cache); an index must still list
+the locked platforms.
 """
 
 from __future__ import annotations
@@ -201,7 +202,11 @@ async def run(
         ]
         from lockman.registry.cache import ManifestCache
 
-        async with RegistryClient(timeout=timeout, cache=None if no_cache else ManifestCache()) as client:
+        # Every manifest is fetched and hashed as served (a GET of a manifest costs what the HEAD
+        # a cache hit would send costs): verify proves what the registry serves now, and a cache
+        # hit would hide bytes edited in its storage. Fetched manifests still fill the cache.
+        cache = None if no_cache else ManifestCache(read=False)
+        async with RegistryClient(timeout=timeout, cache=cache) as client:
             await client.prefetch_tokens([r for r, _ in targets])
             with progress(len(targets), "verifying images") as tick:
                 results, signed = await asyncio.gather(
