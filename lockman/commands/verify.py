@@ -18,7 +18,7 @@ from lockman.commands._common import worst
 from lockman.console import err, info, out, use_colour
 from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, EXIT_VERIFY, LockmanError, VerificationError
-from lockman.images.locker import platforms_of, wanted_images
+from lockman.images.locker import pin_mismatches, platforms_of, wanted_images
 from lockman.model import lockfile, xcargo
 from lockman.model.lockfile import LockedImage, Lockfile
 from lockman.model.manifest import check_descriptor
@@ -59,16 +59,7 @@ def consistency(config: XcargoConfig, lock: Lockfile | None) -> list[Problem]:
                     f"({w.use.key}) but not in {lock_path.name}; run `lockman update`",
                 )
             )
-        elif w.use.ref.digest is not None and e.digest != w.use.ref.digest:
-            problems.append(
-                Problem(
-                    "pin-mismatch",
-                    display,
-                    f"{display}: pinned to "
-                    f"{w.use.ref.digest} in {config.path} ({w.use.key}) but "
-                    f"locked to {e.digest}",
-                )
-            )
+    problems += [Problem("pin-mismatch", image, m) for image, m in pin_mismatches(wanted, lock, config.path)]
     for e in lock.images:
         if e.edited_outside:
             problems.append(
