@@ -246,6 +246,12 @@ def update_text(report: UpdateReport, *, colour: bool = False) -> str:
 # stay readable in names and digests); ``@`` would mention a GitHub user or team.
 _MD_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()<>#+!|~&=^$%\"'@;?])")
 _MD_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+# Where GitHub would turn plain text into a link: a URL's ``://`` (GFM: ``http``, ``https``,
+# ``ftp``), ``www.``, an ``@`` (e-mail addresses, ``mailto:``/``xmpp:``, @mentions) and a ``#``
+# (issue references). A backslash does not stop these (they are matched on the text, after
+# escapes), so an invisible WORD JOINER goes in the middle: the same visible text, no link.
+_MD_AUTOLINK = re.compile(r"(?<=:)(?=//)|(?i:(?<=www)(?=\.))|(?<=[@#])")
+_WORD_JOINER = "\u2060"
 
 
 def md_text(text: str) -> str:
@@ -253,11 +259,12 @@ def md_text(text: str) -> str:
 
     Punctuation that could open markup is backslash-escaped (CommonMark renders ``\\x`` as
     ``x``), so no emphasis, link, image, table pipe, HTML tag, ``<!--`` comment or mention can
-    start; line breaks and other control characters are shown as ``\\uXXXX`` instead of ending
-    the row.
+    start; GFM's autolinks (``https://``, ``www.``, e-mail addresses) are broken by a zero-width
+    word joiner; line breaks and other control characters are shown as ``\\uXXXX`` instead of
+    ending the row.
     """
     text = _MD_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-    return _MD_PUNCTUATION.sub(r"\\\1", text)
+    return _MD_AUTOLINK.sub(_WORD_JOINER, _MD_PUNCTUATION.sub(r"\\\1", text))
 
 
 def md_code(text: str) -> str:

@@ -23,7 +23,7 @@ from lockman.model.xcargo import load_config
 def run(config_path: Path, *, write: bool) -> int:
     config = load_config(config_path)  # validates the whole file first
     lock_path = config.lockfile_path
-    with lockfile.locked(lock_path):
+    with lockfile.locked(lock_path, also=(config.path,)):
         lock = lockfile.read(lock_path)
         if lock is None:
             raise VerificationError(f"{lock_path}: no lockfile; run `lockman update` first")

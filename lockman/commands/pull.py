@@ -21,6 +21,7 @@ from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, InputError, LockmanError, RegistryError, VerificationError
 from lockman.images import runtime
 from lockman.images.graph import ImageGraph, config_platform, walk
+from lockman.images.locker import pin_mismatches, wanted_images
 from lockman.images.oci_layout import OciLayout
 from lockman.model import lockfile, reference
 from lockman.model.lockfile import LockedImage
@@ -157,6 +158,12 @@ async def run(
         raise InputError("--oci-layout and --runtime are alternatives: give one")
     wanted_platform = parse_platform(platform) if platform else None
     entries = select_entries(lock, images, config.lockfile_path)
+    # An entry xcargo.toml pins differently (a hand-edited pin, or an `update --repin` killed
+    # between writing xcargo.toml and xcargo.lock) is not what xcargo will run: refuse it.
+    shown = {e.display for e in entries}
+    mismatched = pin_mismatches(wanted_images(config.images, config.path), lock, config.path)
+    if torn := [VerificationError(m) for image, m in mismatched if image in shown]:
+        return report_errors(torn)
     cache = None if no_cache else ManifestCache()
     if oci_layout is not None:
         return await _run_layout(gate, entries, oci_layout, wanted_platform, cache, timeout)

@@ -159,7 +159,7 @@ async def run(
     every = wanted_images(config.images, config.path)
     wanted = select(every, images, config)
     lock_path = config.lockfile_path
-    with lockfile.locked(lock_path):
+    with lockfile.locked(lock_path, also=(config.path,)):
         try:
             old = lockfile.read(lock_path)
         except lockfile.LockfileConflict as conflict:

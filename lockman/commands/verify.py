@@ -2,7 +2,8 @@
 
 Offline, only consistency: every image the config uses has an entry, pins agree, nothing stale.
 Online, also: every locked digest (and each locked platform digest) is fetched by digest and its
-bytes hashed; an index must still list the locked platforms.
+bytes hashed as the registry serves them (never from the local cache); an index must still list
+the locked platforms.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from lockman.commands._common import worst
 from lockman.console import err, info, out, use_colour
 from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, EXIT_VERIFY, LockmanError, VerificationError
-from lockman.images.locker import platforms_of, wanted_images
+from lockman.images.locker import pin_mismatches, platforms_of, wanted_images
 from lockman.model import lockfile, xcargo
 from lockman.model.lockfile import LockedImage, Lockfile
 from lockman.model.manifest import check_descriptor
@@ -58,16 +59,7 @@ def consistency(config: XcargoConfig, lock: Lockfile | None) -> list[Problem]:
                     f"({w.use.key}) but not in {lock_path.name}; run `lockman update`",
                 )
             )
-        elif w.use.ref.digest is not None and e.digest != w.use.ref.digest:
-            problems.append(
-                Problem(
-                    "pin-mismatch",
-                    display,
-                    f"{display}: pinned to "
-                    f"{w.use.ref.digest} in {config.path} ({w.use.key}) but "
-                    f"locked to {e.digest}",
-                )
-            )
+    problems += [Problem("pin-mismatch", image, m) for image, m in pin_mismatches(wanted, lock, config.path)]
     for e in lock.images:
         if e.edited_outside:
             problems.append(
@@ -201,7 +193,11 @@ async def run(
         ]
         from lockman.registry.cache import ManifestCache
 
-        async with RegistryClient(timeout=timeout, cache=None if no_cache else ManifestCache()) as client:
+        # Every manifest is fetched and hashed as served (a GET of a manifest costs what the HEAD
+        # a cache hit would send costs): verify proves what the registry serves now, and a cache
+        # hit would hide bytes edited in its storage. Fetched manifests still fill the cache.
+        cache = None if no_cache else ManifestCache(read=False)
+        async with RegistryClient(timeout=timeout, cache=cache) as client:
             await client.prefetch_tokens([r for r, _ in targets])
             with progress(len(targets), "verifying images") as tick:
                 results, signed = await asyncio.gather(

@@ -86,6 +86,27 @@ def wanted_images(uses: Iterable[ImageUse], config_path: object) -> list[Wanted]
     return sorted(out, key=lambda w: w.key)
 
 
+def pin_mismatches(wanted: Iterable[Wanted], lock: Lockfile, config_path: object) -> list[tuple[str, str]]:
+    """``(name:tag, message)`` for each pinned use whose lock entry holds another digest.
+
+    The pins are what tie xcargo.toml to xcargo.lock: ``update --repin`` and ``pin --write``
+    move a pin and its entry together, so a pair torn by a kill between their two renames (the
+    new xcargo.toml beside the old xcargo.lock) always shows up here, like a hand-edited pin.
+    """
+    entries = lock.by_key()
+    found = []
+    for w in wanted:
+        e = entries.get(w.key)
+        if e is not None and w.use.ref.digest is not None and e.digest != w.use.ref.digest:
+            display = f"{w.use.name}:{w.use.tag}" if w.use.tag else w.use.name
+            found.append((
+                display,
+                f"{display}: pinned to {w.use.ref.digest} in {config_path} ({w.use.key}) but locked to "
+                f"{e.digest}; run `lockman update` to lock the pinned digest",
+            ))  # fmt: skip
+    return found
+
+
 def platforms_of(manifest: Manifest) -> tuple[LockedPlatform, ...]:
     if not manifest.is_index:
         return ()

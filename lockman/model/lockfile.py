@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -306,8 +306,12 @@ def _lock_path(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def locked(path: Path, timeout: float = 600.0) -> Iterator[None]:
-    """Hold the project's lockfile lock: concurrent `lockman update` runs are serialised."""
+def locked(path: Path, timeout: float = 600.0, *, also: Sequence[Path] = ()) -> Iterator[None]:
+    """Hold the project's lockfile lock: concurrent `lockman update` runs are serialised.
+
+    ``also``: other files written under this lock (xcargo.toml, for ``update --repin`` and
+    ``pin --write``), whose stale temps are swept with the lockfile's.
+    """
     from filelock import FileLock, Timeout
 
     lock_path = _lock_path(path)
@@ -320,14 +324,16 @@ def locked(path: Path, timeout: float = 600.0) -> Iterator[None]:
     except OSError as e:
         raise InputError(f"{lock_path}: cannot take the lock for {path}: {e.strerror or e}") from None
     try:
-        _remove_stale_temps(path)
+        for p in (path, *also):
+            _remove_stale_temps(p)
         yield
     finally:
         lock.release()
 
 
 def _remove_stale_temps(path: Path) -> None:
-    """Temp files of a writer killed before its rename; safe to remove while we hold the lock."""
+    """Temp files of a writer killed before its rename (or, for a pair, the backup of the file
+    it had already replaced); safe to remove while we hold the lock."""
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         with contextlib.suppress(OSError):
             tmp.unlink()

@@ -36,7 +36,10 @@ class ManifestCache:
     SUBDIR = "manifests"
     LIMIT = MAX_MANIFEST_BYTES
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, *, read: bool = True) -> None:
+        """``read=False``: filled, never consulted. A hit proves only that the registry once served
+        these bytes; ``verify`` claims it serves them now, so it must hash what it is served."""
+        self.read = read
         self.base = root or default_cache_dir()
         self.root = self.base / self.SUBDIR
         self.hits = 0
@@ -57,7 +60,7 @@ class ManifestCache:
     def get(self, digest: str) -> bytes | None:
         """The cached bytes for ``digest``, re-hashed; None on a miss or a bad entry."""
         data: bytes | None = None
-        if is_digest(digest):
+        if self.read and is_digest(digest):
             alg, _, hex_ = digest.partition(":")
             try:
                 with self._directory(alg, create=False) as d:

@@ -527,9 +527,9 @@ def test_fifo_in_the_manifest_cache_is_a_miss_not_a_hang(tmp_path: Path, registr
     entry.parent.mkdir(parents=True, exist_ok=True)
     entry.unlink(missing_ok=True)
     os.mkfifo(entry)
-    r = subprocess.run(
-        [*cmd, "verify", "--config", str(cfg)], env=env, timeout=20, capture_output=True, text=True
-    )
+    # pull reads the cache (verify never does: it hashes what the registry serves).
+    pull = [*cmd, "pull", "--config", str(cfg), "--oci-layout", str(tmp_path / "layout")]
+    r = subprocess.run(pull, env=env, timeout=20, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert entry.is_file() or not entry.exists()  # the FIFO is gone (replaced or removed)
 

@@ -8,6 +8,7 @@ Real processes (``python3 -m lockman`` with this tree on PYTHONPATH) against the
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -114,3 +115,82 @@ def test_sigkill_leaves_old_or_new_lockfile(tmp_path: Path, registry: Registry) 
     assert lock.read_bytes() == new
     assert not list(cfg.parent.glob(".xcargo.lock.*"))
     print(f"kills: {seen}")
+
+
+# `python -c` this, then lockman's arguments: lockman, SIGKILLed the moment the first rename of
+# a pair write (xcargo.toml, which write_together replaces first) is done.
+KILLED_AFTER_CONFIG_RENAME = """
+import os, runpy, signal, sys
+rename = os.replace
+def replace(src, dst, *args, **kwargs):
+    rename(src, dst, *args, **kwargs)
+    if str(dst).endswith("xcargo.toml"):
+        os.kill(os.getpid(), signal.SIGKILL)
+os.replace = replace
+sys.argv[0] = "lockman"
+runpy.run_module("lockman", run_name="__main__", alter_sys=True)
+"""
+
+
+def run_lockman(*args: object, killed: bool = False) -> subprocess.CompletedProcess[str]:
+    how = ["-c", KILLED_AFTER_CONFIG_RENAME] if killed else ["-m", "lockman"]
+    return subprocess.run(
+        [sys.executable, *how, *map(str, args)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+
+
+def test_repin_killed_between_its_two_renames_is_never_consistent(tmp_path: Path, registry: Registry) -> None:
+    """`update --repin` killed after the new xcargo.toml is in place but before xcargo.lock: no
+    later run calls the pair consistent. verify and `update --check` fail naming the image, pull
+    refuses to fetch what xcargo.toml no longer pins, and `update` finishes the job: the lock
+    (and the directory) end up exactly as an uninterrupted run leaves them."""
+    repo = unique_repo("repin-kill")
+    old = registry.push_image(f"{repo}/pinned", "v1")
+    registry.push_image(f"{repo}/loose", "v1")
+    body = (
+        f'[container]\nimage = "{registry.host}/{repo}/pinned:v1@{old.digest}"\n'
+        f'[targets."x86_64-unknown-linux-musl".container]\nimage = "{registry.host}/{repo}/loose:v1"\n'
+    )
+    proj, twin = tmp_path / "proj", tmp_path / "twin"
+    for d in (proj, twin):
+        d.mkdir()
+        (d / "xcargo.toml").write_text(body)
+        assert run_lockman("update", "--config", d / "xcargo.toml").returncode == 0
+    cfg, lock = proj / "xcargo.toml", proj / "xcargo.lock"
+    old_lock = lock.read_bytes()
+    new = registry.push_image(f"{repo}/pinned", "v1", salt="new")
+    registry.push_image(f"{repo}/loose", "v1", salt="new")
+    r = run_lockman("update", "--repin", "--config", twin / "xcargo.toml")  # uninterrupted
+    assert r.returncode == 0, r.stderr
+
+    r = run_lockman("update", "--repin", "--config", cfg, killed=True)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert cfg.read_bytes() == (twin / "xcargo.toml").read_bytes()  # the new pin ...
+    assert lock.read_bytes() == old_lock  # ... beside the old lock
+    assert new.digest in cfg.read_text()
+
+    pinned = f"{registry.host}/{repo}/pinned:v1"
+    for args in (["verify"], ["verify", "--offline"]):
+        r = run_lockman(*args, "--config", cfg, "--format", "json")
+        assert r.returncode == 1, (args, r.stderr)
+        problems = [(p["kind"], p["image"]) for p in json.loads(r.stdout)["problems"]]
+        assert problems == [("pin-mismatch", pinned)], (args, problems)
+        assert "run `lockman update` to lock the pinned digest" in r.stderr
+    r = run_lockman("update", "--check", "--config", cfg)
+    assert r.returncode == 1 and "not up to date" in r.stderr
+    r = run_lockman("pull", "--config", cfg, "--oci-layout", tmp_path / "layout")
+    assert r.returncode == 1 and f"{pinned}: pinned to {new.digest}" in r.stderr, r.stderr
+    assert not (tmp_path / "layout").exists()
+    assert lock.read_bytes() == old_lock  # none of these wrote anything
+
+    r = run_lockman("update", "--config", cfg)  # finishes what the killed run started
+    assert r.returncode == 0, r.stderr
+    assert lock.read_bytes() == (twin / "xcargo.lock").read_bytes()
+    assert cfg.read_bytes() == (twin / "xcargo.toml").read_bytes()
+    assert sorted(p.name for p in proj.iterdir()) == ["xcargo.lock", "xcargo.toml"]  # no backup left
+    assert run_lockman("verify", "--config", cfg).returncode == 0

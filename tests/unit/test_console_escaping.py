@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
+from lockman import report
 from lockman.console import one_line, terminal_safe
+from lockman.model.insight import FieldChange, Insight, PackageChange, SbomDiff, SbomSignature
 from lockman.report import md_code, md_text
+from tests.support.markdown import gfm, visible
 
 
 @pytest.mark.parametrize(
@@ -62,3 +66,68 @@ def test_md_code_fence_outgrows_backticks() -> None:
     assert md_code("a`b") == "``a`b``"
     assert md_code("`x") == "`` `x ``"
     assert "\n" not in md_code("a\nb")
+
+
+# Text a registry could write that GitHub's Markdown (cmark-gfm: CommonMark, tables and the
+# autolink extension) would render as a link, an image or HTML.
+HOSTILE_LINKS = [
+    "https://evil.example/x",
+    "HTTP://EVIL.EXAMPLE",
+    "ftp://evil.example/f",
+    "see:https://evil.example",
+    "1.0+https://evil.example",
+    "www.evil.example/path",
+    "WWW.evil.example",
+    "(www.evil.example)",
+    "1.2~www.evil.example",
+    "x_www.evil.example",
+    "admin@evil.example",
+    "first.last+tag@evil.example",
+    "mailto:admin@evil.example",
+    "xmpp:admin@evil.example/res",
+    "<https://evil.example>",
+    "<admin@evil.example>",
+    "[click](https://evil.example)",
+    "[click][r]\n\n[r]: https://evil.example",
+    "![img](https://evil.example/i.png)",
+    "<a href='https://evil.example'>x</a>",
+    "<img src=https://evil.example/i.png>",
+    "&#104;ttps://evil.example",
+    "https:&#47;/evil.example",
+    "\\https://evil.example",
+    "`https://evil.example`",
+]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_LINKS)
+def test_registry_text_renders_as_the_same_text_and_no_link(hostile: str) -> None:
+    """A label such as ``source=https://evil.example`` shows as itself in every place registry
+    text goes in a PR body (table cell, heading, note), and GitHub makes no link of it."""
+    cell = md_text(hostile)
+    for markdown in (f"| a | b |\n|---|---|\n| {cell} | x |\n", f"#### {cell}\n", f"> note: {cell}\n"):
+        rendered = gfm(markdown)
+        assert not re.search(r"<(a|img)\b", rendered), (markdown, rendered)
+        assert hostile.replace("\n", "\\u000a") in visible(rendered), rendered
+
+
+def test_update_and_verify_reports_link_nothing_a_registry_wrote() -> None:
+    """The whole PR body, with registry text in every field that carries any: the only link is
+    lockman's own compare link."""
+    evil = "https://evil.example/a www.evil.example a@evil.example [x](https://evil.example)"
+    insight = Insight(
+        fields=(FieldChange("version", evil, evil), FieldChange("source", None, evil), FieldChange("revision", "a", evil)),
+        compare_url="https://github.com/acme/app/compare/aaaa111...bbbb222",
+        platforms_added=(evil,),
+        platforms_removed=(evil,),
+        sbom=SbomDiff(
+            "SPDX", 1, 2, (PackageChange(evil, None, evil), PackageChange(evil, evil, None)),
+            SbomSignature(False, evil),
+        ),
+        notes=(evil,),
+        base_name=evil,
+    )
+    body = "\n".join(report.insight_markdown(insight))
+    links = re.findall(r"<a\b[^>]*>", gfm(body))
+    assert links == ['<a href="https://github.com/acme/app/compare/aaaa111...bbbb222">']
+    verify = report.VerifyReport("xcargo.lock", False, (), (report.VerifyProblem("registry", "r:1", evil),))
+    assert "<a" not in gfm(report.render_verify(verify, "markdown"))

@@ -10,7 +10,7 @@ import pytest
 
 from lockman.model import lockfile
 from tests.support.fixtures import unique_repo
-from tests.support.registry import Registry
+from tests.support.registry import OCI_INDEX, OCI_MANIFEST, Registry, sha256
 
 D0 = "sha256:" + "0" * 64
 
@@ -147,6 +147,44 @@ def test_verify_detects_altered_bytes_in_registry_storage(tmp_path: Path, regist
         blob.write_bytes(original)
     assert v.code == 1
     assert "linux/arm64/v8" in v.err and "digest mismatch" in v.err and child.digest in v.err
+
+
+@pytest.mark.registry
+@pytest.mark.parametrize("which", ["index", "platform", "single"])
+@pytest.mark.parametrize("deep", [False, True], ids=["verify", "verify-deep"])
+def test_verify_hashes_what_is_served_not_the_cache(
+    tmp_path: Path, registry: Registry, run, which: str, deep: bool
+) -> None:
+    """With every manifest in the local cache, bytes edited in the registry's storage under a
+    locked digest (the index, a locked platform's manifest, a single image's manifest) still fail
+    ``verify`` and ``verify --deep``: they prove what the registry serves now."""
+    cfg, p = project(tmp_path, registry)
+    assert run("update", "--config", cfg).code == 0
+    assert run("verify", "--config", cfg).code == 0  # every manifest is now in the cache
+    image, target = {
+        "index": (f"{p['base']}/rust:1.70", p["idx"]),
+        "platform": (f"{p['base']}/rust:1.70", p["idx"].children["linux/arm64/v8"]),
+        "single": (f"{p['base']}/musl:v1", p["single"]),
+    }[which]
+    hex_ = target.digest.split(":")[1]
+    cached = Path.home() / "cache/lockman/manifests/sha256" / hex_
+    assert cached.read_bytes() == target.manifest
+    blob = registry.root / "data/docker/registry/v2/blobs/sha256" / hex_[:2] / hex_ / "data"
+    original = blob.read_bytes()
+    blob.write_bytes(original.replace(b'"schemaVersion": 2', b'"schemaVersion":  2'))
+    try:
+        with registry.client() as c:  # what `skopeo inspect --raw | sha256sum` sees
+            accept = {"Accept": f"{OCI_INDEX}, {OCI_MANIFEST}"}
+            served = c.get(f"/v2/{target.repo}/manifests/{target.digest}", headers=accept)
+        assert served.status_code == 200 and sha256(served.content) != target.digest
+        v = run("verify", "--config", cfg, *(["--deep"] if deep else []), "--format", "json")
+    finally:
+        blob.write_bytes(original)
+    assert v.code == 1, v.err
+    assert "digest mismatch" in v.err and target.digest in v.err
+    problems = json.loads(v.out)["problems"]
+    assert [(x["kind"], x["image"]) for x in problems] == [("digest-mismatch", f"{registry.host}/{image}")]
+    assert cached.read_bytes() == target.manifest  # the cache holds only verified bytes
 
 
 @pytest.mark.registry

@@ -19,6 +19,7 @@ from lockman.model import lockfile
 from tests.support.faultproxy import FaultProxy
 from tests.support.fixtures import unique_repo
 from tests.support.images import Build, push_build
+from tests.support.markdown import gfm
 from tests.support.project import git
 from tests.support.project import image_project as project
 from tests.support.registry import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Registry, sha256
@@ -287,6 +288,7 @@ def test_registry_text_cannot_inject_markdown_or_terminal_escapes(
     assert not re.search(r"(?<!\\)<(img|script)", md) and not re.search(r"(?<!\\)\]\(http://evil", md)
     assert "\\<img src\\=x onerror\\=alert\\(1\\)\\>" in md  # shown, as text
     assert md.count("</details>") == 1 and md.count("<details>") == 1
+    assert "<a" not in gfm(md)  # as GitHub renders it: not even the bare http://evil is a link
     for row in (ln for ln in md.splitlines() if ln.startswith("| ")):
         assert len(re.findall(r"(?<!\\)\|", row)) == 4, row  # three cells: no extra column
     r = run("update", "--config", cfg, "--dry-run")

@@ -134,6 +134,22 @@ def test_no_change_update_is_one_head_per_image_and_a_ping(tmp_path: Path, regis
 
 
 @pytest.mark.registry
+def test_verify_is_one_get_per_locked_manifest_and_a_ping(tmp_path: Path, registry: Registry, run) -> None:
+    """verify hashes every locked manifest as served, a warm cache or not: one GET each (what
+    the HEAD of a cache hit cost before), nothing else."""
+    refs = push_many(registry, len(TRIPLES))
+    cfg = config_with_images(tmp_path, refs)
+    assert run("update", "--config", cfg).code == 0
+    for _ in range(2):  # the second run finds every manifest in the cache
+        mark = len(log_lines(registry))
+        r = run("verify", "--config", cfg)
+        assert r.code == 0, r.err
+        lines = log_lines(registry, mark)
+        assert sum('"GET /v2/' in ln and "/manifests/sha256:" in ln for ln in lines) == len(TRIPLES)
+        assert len(lines) == len(TRIPLES) + 1, lines  # plus the ping; no HEAD
+
+
+@pytest.mark.registry
 def test_no_change_update_on_token_registry(tmp_path: Path, token_registry, run) -> None:
     reg, tokens = token_registry
     refs = push_via_twin(reg, len(TRIPLES))
