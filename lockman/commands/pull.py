@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from lockman.commands._common import naming, report_errors
+from lockman.commands._common import naming, report_errors, signature_options
 from lockman.console import count, err, info, short
 from lockman.enforce.gate import SignatureGate
 from lockman.enforce.options import SignatureOptions
@@ -149,7 +149,7 @@ async def run(
     signatures: SignatureOptions | None = None,
 ) -> int:
     config = load_config(config_path)
-    gate = SignatureGate.open(config.path, signatures or SignatureOptions())
+    gate = SignatureGate.open(config.path, signature_options(signatures))
     lock = lockfile.read(config.lockfile_path)
     if lock is None:
         raise InputError(f"{config.lockfile_path}: no lockfile; run `lockman update`")
