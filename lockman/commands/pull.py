@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import shlex
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,7 +184,7 @@ async def run(
     return EXIT_OK
 
 
-def _errors(results: list[object], entries: list[LockedImage]) -> list[LockmanError]:
+def _errors(results: Sequence[object], entries: list[LockedImage]) -> list[LockmanError]:
     """One error per failed image, naming it; the same message twice is said once."""
     errors: dict[str, LockmanError] = {}
     for r, entry in zip(results, entries, strict=True):

@@ -208,7 +208,7 @@ class RegistryAuth(httpx.Auth):
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
             )
         else:
-            request = httpx.Request("GET", realm_url.copy_merge_params(params))
+            request = httpx.Request("GET", realm_url.copy_merge_params(dict(params)))
             if cred and cred.password:
                 raw = f"{cred.username}:{cred.password}".encode()
                 request.headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()

@@ -292,7 +292,7 @@ def verify_sct(leaf: x509.Certificate, issuer: x509.Certificate, trusted_root: T
             if not log.validity.contains(when):
                 reasons.append(f"CT log {sct.log_id.hex()} key not valid at {when.isoformat()}")
             elif signature_valid(log.key, sct.signature, data, hashes.SHA256()):
-                return sct.log_id.hex()
+                return str(sct.log_id.hex())
             else:
                 reasons.append(f"SCT signature does not verify with CT log {sct.log_id.hex()}")
     raise VerificationError("; ".join(reasons) or "signing certificate has an empty SCT list")
