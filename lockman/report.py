@@ -20,7 +20,6 @@ from lockman.model.lockfile import LockedImage, LockedPlatform, Lockfile
 from lockman.model.reference import is_digest
 
 Format = Literal["text", "json", "markdown"]
-FORMATS: tuple[str, ...] = ("text", "json", "markdown")
 
 
 @dataclass(frozen=True)

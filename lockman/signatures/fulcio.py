@@ -10,7 +10,6 @@ of a Fulcio CA from the trusted root whose validity window also contains that ti
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -333,8 +332,3 @@ def verify_certificate(
         issuer=certificate_issuer(leaf),
         sct_log_id=sct_log,
     )
-
-
-def cert_fingerprint(cert: x509.Certificate) -> str:
-    """``sha256:<hex>`` of the certificate DER, for reports."""
-    return "sha256:" + hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
