@@ -20,7 +20,6 @@ from lockman.model.lockfile import LockedImage, LockedPlatform, Lockfile
 from lockman.model.reference import is_digest
 
 Format = Literal["text", "json", "markdown"]
-FORMATS: tuple[str, ...] = ("text", "json", "markdown")
 
 
 @dataclass(frozen=True)
@@ -449,10 +448,10 @@ def insight_markdown(i: Insight) -> list[str]:
         if s.changes:
             details = ["", f"<details><summary>SBOM packages: {_sbom_counts(i)}</summary>", ""]
             details += ["| Package | Old | New |", "|---|---|---|"]
-            for c in s.changes[:MD_PACKAGES]:
-                old = md_text(c.old) if c.old is not None else f"({package_kind(c)})"
-                new = md_text(c.new) if c.new is not None else f"({package_kind(c)})"
-                details.append(f"| {md_text(c.name)} | {old} | {new} |")
+            for p in s.changes[:MD_PACKAGES]:
+                old = md_text(p.old) if p.old is not None else f"({package_kind(p)})"
+                new = md_text(p.new) if p.new is not None else f"({package_kind(p)})"
+                details.append(f"| {md_text(p.name)} | {old} | {new} |")
             if len(s.changes) > MD_PACKAGES:
                 more = len(s.changes) - MD_PACKAGES
                 details.append(f"| … and {more} more | | the full list is in `--format json` |")

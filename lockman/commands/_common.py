@@ -1,11 +1,28 @@
-"""What every command shares: the exit code a set of failures maps to."""
+"""What every command shares: the exit code failures map to; signature options from the environment."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
+from lockman import env
 from lockman.console import err
+from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, EXIT_REGISTRY, EXIT_USAGE, EXIT_VERIFY, LockmanError
+
+
+def signature_options(flags: SignatureOptions | None = None) -> SignatureOptions:
+    """The signature flags, with the TUF settings they leave unset taken from ``LOCKMAN_TUF_*``.
+
+    Read here, at the command's edge, so ``lockman.enforce`` depends on its arguments alone.
+    """
+    options = flags or SignatureOptions()
+    return replace(
+        options,
+        tuf_url=options.tuf_url or env.get("LOCKMAN_TUF_URL"),
+        tuf_root=options.tuf_root or env.get("LOCKMAN_TUF_ROOT"),
+        tuf_offline=options.tuf_offline or bool(env.get("LOCKMAN_TUF_OFFLINE")),
+    )
 
 
 def worst(codes: Iterable[int]) -> int:

@@ -115,9 +115,10 @@ def _insight(
     before = old.by_key()
     policies = None
     if SignatureOptions().wanted(config_path):
+        from lockman.commands._common import signature_options
         from lockman.enforce.check import load_policies
 
-        policies = load_policies(config_path, SignatureOptions())
+        policies = load_policies(config_path, signature_options())
     changed = [(parse(e.name), before.get(e.key), e) for e in new.images if e.key in before]
 
     async def run() -> dict[tuple[str, str], Insight]:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import shlex
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lockman.commands._common import naming, report_errors
+from lockman.commands._common import naming, report_errors, signature_options
 from lockman.console import count, err, info, short
 from lockman.enforce.gate import SignatureGate
 from lockman.enforce.options import SignatureOptions
@@ -150,7 +151,7 @@ async def run(
     signatures: SignatureOptions | None = None,
 ) -> int:
     config = load_config(config_path)
-    gate = SignatureGate.open(config.path, signatures or SignatureOptions())
+    gate = SignatureGate.open(config.path, signature_options(signatures))
     lock = lockfile.read(config.lockfile_path)
     if lock is None:
         raise InputError(f"{config.lockfile_path}: no lockfile; run `lockman update`")
@@ -190,7 +191,7 @@ async def run(
     return EXIT_OK
 
 
-def _errors(results: list[object], entries: list[LockedImage]) -> list[LockmanError]:
+def _errors(results: Sequence[object], entries: list[LockedImage]) -> list[LockmanError]:
     """One error per failed image, naming it; the same message twice is said once."""
     errors: dict[str, LockmanError] = {}
     for r, entry in zip(results, entries, strict=True):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lockman import report
-from lockman.commands._common import report_errors, worst
+from lockman.commands._common import report_errors, signature_options, worst
 from lockman.console import count, err, info, out, short, use_colour
 from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, EXIT_VERIFY, LockmanError
@@ -148,7 +148,7 @@ async def run(
     if platform is not None and platform != "all":
         parse_platform(platform)  # bad input before any file or network
     config = load_config(config_path)
-    options = signatures or SignatureOptions()
+    options = signature_options(signatures)
     policies = None
     if options.wanted(config.path):
         from lockman.enforce.check import load_policies

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lockman import report
-from lockman.commands._common import worst
+from lockman.commands._common import signature_options, worst
 from lockman.console import err, info, out, use_colour
 from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, EXIT_VERIFY, LockmanError, VerificationError
@@ -165,7 +165,7 @@ async def run(
     config = load_config(config_path)
     for warning in xcargo.warnings(config):
         err(f"warning: {warning}")
-    options = signatures or SignatureOptions()
+    options = signature_options(signatures)
     policies = None
     if options.wanted(config.path):
         from lockman.enforce.check import load_policies

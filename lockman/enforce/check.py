@@ -102,14 +102,13 @@ def load_policies(config_path: Path, options: SignatureOptions) -> PolicySet | N
 
 def current_trusted_root(options: SignatureOptions) -> TrustedRoot:
     """The public-good root, kept current over TUF (one warning on stderr if it cannot be)."""
-    from lockman import env
     from lockman.console import err
     from lockman.registry.trust_update import DEFAULT_TUF_URL, fetch_trusted_root
     from lockman.signatures.trust import DEFAULT_TRUSTED_ROOT_DATE, default_trusted_root
 
-    url = options.tuf_url or env.get("LOCKMAN_TUF_URL") or DEFAULT_TUF_URL
-    offline = options.tuf_offline or bool(env.get("LOCKMAN_TUF_OFFLINE"))
-    root_path = options.tuf_root or env.get("LOCKMAN_TUF_ROOT")
+    url = options.tuf_url or DEFAULT_TUF_URL
+    offline = options.tuf_offline
+    root_path = options.tuf_root
     bootstrap = None
     if root_path is not None:
         try:

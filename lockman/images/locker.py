@@ -231,33 +231,3 @@ async def _lock_pinned(client: RegistryClient, w: Wanted, previous: LockedImage 
 
 async def gather_all(aws: Iterable[Awaitable[T]]) -> list[T]:
     return list(await asyncio.gather(*aws))
-
-
-@dataclass(frozen=True)
-class Change:
-    name: str
-    tag: str
-    old: LockedImage | None
-    new: LockedImage | None
-
-    @property
-    def display(self) -> str:
-        return f"{self.name}:{self.tag}" if self.tag else self.name
-
-
-def diff_locks(old: Lockfile | None, new: Lockfile) -> list[Change]:
-    """Entries whose digest (or platform list) changed, appeared or disappeared."""
-    before = old.by_key() if old else {}
-    after = new.by_key()
-    changes = []
-    for key in sorted(set(before) | set(after)):
-        a, b = before.get(key), after.get(key)
-        if (
-            a is None
-            or b is None
-            or a.digest != b.digest
-            or a.platforms != b.platforms
-            or a.platform != b.platform
-        ):
-            changes.append(Change(key[0], key[1], a, b))
-    return changes

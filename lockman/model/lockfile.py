@@ -14,7 +14,7 @@ import os
 import re
 import tomllib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,9 +73,6 @@ class LockedImage:
     @property
     def display(self) -> str:
         return f"{self.name}:{self.tag}" if self.tag else self.name
-
-    def with_source(self, source: str) -> LockedImage:
-        return replace(self, source=source)
 
 
 @dataclass(frozen=True)

@@ -217,7 +217,7 @@ def parse_manifest(raw: bytes, content_type: str | None, digest: str, *, what: s
             raise VerificationError(f"{what}: unsupported manifest media type {media_type!r}")
     artifact_type = obj.get("artifactType")
     subject = obj.get("subject")
-    common = {
+    common: dict[str, Any] = {
         "media_type": media_type,
         "digest": digest,
         "raw": raw,

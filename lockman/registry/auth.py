@@ -69,7 +69,6 @@ class RegistryAuth(httpx.Auth):
         self._challenges: dict[str, Challenge] = {}
         self._tokens: dict[tuple[str, str], _Token] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self.token_requests = 0
 
     # -- knowledge from the ping -------------------------------------------------------------
     def learn(self, host: str, response: httpx.Response) -> None:
@@ -208,11 +207,10 @@ class RegistryAuth(httpx.Auth):
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
             )
         else:
-            request = httpx.Request("GET", realm_url.copy_merge_params(params))
+            request = httpx.Request("GET", realm_url.copy_merge_params(tuple(params)))
             if cred and cred.password:
                 raw = f"{cred.username}:{cred.password}".encode()
                 request.headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
-        self.token_requests += 1
         response = await self._send(request)
         if response.status_code in (401, 403):
             if cred is None:

@@ -33,14 +33,6 @@ from lockman.fileio import MAX_CONFIG_BYTES, read_bounded
 
 log = logging.getLogger("lockman.credentials")
 
-HUB_KEYS = (
-    "https://index.docker.io/v1/",
-    "index.docker.io",
-    "docker.io",
-    "registry-1.docker.io",
-    "https://registry-1.docker.io",
-    "https://index.docker.io",
-)
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,8 @@ def proxy_for(scheme: str, host: str) -> str | None:
 def _bypassed(host: str, no_proxy: str) -> bool:
     if not no_proxy:
         return False
-    if urllib.request.proxy_bypass_environment(host, {"no": no_proxy}):
+    # Undocumented in typeshed, but the very function urllib uses for no_proxy.
+    if urllib.request.proxy_bypass_environment(host, {"no": no_proxy}):  # type: ignore[attr-defined]
         return True
     try:
         address = ipaddress.ip_address(host_only(host))

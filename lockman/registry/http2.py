@@ -53,5 +53,5 @@ def install() -> bool:
     except Exception:
         return False
     original_encode = original
-    HuffmanEncoder.encode = _encode  # type: ignore[method-assign]
+    HuffmanEncoder.encode = _encode  # type: ignore[method-assign,assignment]
     return True

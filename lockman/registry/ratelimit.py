@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.utils
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from lockman.model.reference import DOCKER_HUB, DOCKER_HUB_API
@@ -50,8 +51,8 @@ def _value(header: str | None) -> tuple[int, int | None] | None:
     return count, window
 
 
-def quota(headers: dict[str, str] | object) -> Quota | None:
-    get = headers.get  # type: ignore[attr-defined]
+def quota(headers: Mapping[str, str]) -> Quota | None:
+    get = headers.get
     remaining = _value(get("ratelimit-remaining"))
     if remaining is None:
         return None
@@ -94,11 +95,10 @@ def low_quota_warning(registry: str, q: Quota, authenticated: bool) -> str:
 
 
 def too_many_requests(
-    registry: str, host: str, headers: object, error_code: str | None, authenticated: bool
+    registry: str, host: str, headers: Mapping[str, str], error_code: str | None, authenticated: bool
 ) -> str:
     """The message for a 429: Docker Hub's pull limit explained, or a plain one elsewhere."""
-    get = headers.get  # type: ignore[attr-defined]
-    wait = retry_after_seconds(get("retry-after"))
+    wait = retry_after_seconds(headers.get("retry-after"))
     q = quota(headers)
     hub = is_docker_hub(host) or error_code == "TOOMANYREQUESTS"
     if wait is not None:

@@ -52,10 +52,6 @@ class HostCerts:
     cas: tuple[Path, ...] = ()
     client_pairs: tuple[tuple[Path, Path], ...] = ()
 
-    @property
-    def empty(self) -> bool:
-        return not self.cas and not self.client_pairs
-
 
 def host_certs(host: str) -> HostCerts:
     cas: list[Path] = []

@@ -1,12 +1,12 @@
 """Pure cosign / Sigstore signature verification: fixed inputs in, a verdict out.
 
-No network, and no imports but ``lockman.errors``, ``lockman.safejson``, the pure
-``lockman.model.reference`` (image names, for policy globs) and its own modules:
-the registry layer fetches the ``.sig`` manifest layers or the bundle, this package decides. One primitive per
-module (keys, trust, rekor, fulcio); ``cosign`` (``.sig``), ``attestation`` (``.att``) and
-``bundle`` compose them;
-``policy`` says what must be proven. Failures raise ``lockman.errors.VerificationError``
-(untrusted content) or ``InputError`` (bad key, trusted root or policy file).
+No network. May import ``lockman.errors``, ``lockman.safejson``, the pure
+``lockman.model.reference`` (image names, for policy globs) and its own modules; nothing else:
+the registry layer fetches the ``.sig`` manifest layers or the bundle, this package decides. One
+primitive per module (keys, trust, rekor, fulcio); ``cosign`` (``.sig``), ``attestation``
+(``.att``) and ``bundle`` compose them; ``policy`` says what must be proven. Failures raise
+``lockman.errors.VerificationError`` (untrusted content) or ``InputError`` (bad key, trusted root
+or policy file).
 """
 
 from lockman.signatures.attestation import DSSE_MEDIA_TYPE, attestation_tag, verify_attestations

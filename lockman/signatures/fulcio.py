@@ -10,7 +10,6 @@ of a Fulcio CA from the trusted root whose validity window also contains that ti
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -292,7 +291,7 @@ def verify_sct(leaf: x509.Certificate, issuer: x509.Certificate, trusted_root: T
             if not log.validity.contains(when):
                 reasons.append(f"CT log {sct.log_id.hex()} key not valid at {when.isoformat()}")
             elif signature_valid(log.key, sct.signature, data, hashes.SHA256()):
-                return sct.log_id.hex()
+                return str(sct.log_id.hex())
             else:
                 reasons.append(f"SCT signature does not verify with CT log {sct.log_id.hex()}")
     raise VerificationError("; ".join(reasons) or "signing certificate has an empty SCT list")
@@ -333,8 +332,3 @@ def verify_certificate(
         issuer=certificate_issuer(leaf),
         sct_log_id=sct_log,
     )
-
-
-def cert_fingerprint(cert: x509.Certificate) -> str:
-    """``sha256:<hex>`` of the certificate DER, for reports."""
-    return "sha256:" + hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()

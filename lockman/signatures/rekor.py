@@ -475,11 +475,6 @@ def check_intoto_body(
         raise VerificationError("tlog entry records a different public key or certificate")
 
 
-def pem_of(cert: x509.Certificate) -> bytes:
-    """PEM bytes of a certificate (what Rekor stores as the verifier)."""
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
 def check_intoto_v001_body(
     entry: LogEntry,
     *,

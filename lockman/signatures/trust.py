@@ -43,7 +43,6 @@ from lockman.signatures.keys import (
 DEFAULT_TRUSTED_ROOT_DATE = "2025-10-21"
 """When the shipped public-good trusted root was taken (sigstore-python commit 276c5e8f)."""
 
-TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
 
 
 @dataclass(frozen=True)
