@@ -15,7 +15,7 @@ from lockman.model import lockfile
 from lockman.model.lockfile import LockedImage, LockedPlatform, Lockfile
 from lockman.progress import progress
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parent.parent / "docs" / "reports.md"
 
 
 def d(c: str) -> str:
@@ -23,7 +23,7 @@ def d(c: str) -> str:
 
 
 def readme_json(marker: str) -> dict:
-    """The ```json block that follows ``<!-- schema:MARKER -->`` in README.md."""
+    """The ```json block that follows ``<!-- schema:MARKER -->`` in docs/reports.md."""
     text = README.read_text()
     m = re.search(rf"<!-- schema:{marker} -->\s*```json\n(.*?)```", text, re.S)
     assert m, f"README has no schema:{marker} example"
@@ -248,7 +248,7 @@ def test_lockfile_round_trip_feeds_diff(tmp_path: Path) -> None:
 
 
 def test_renovate_preset_regex_reads_xcargo_images() -> None:
-    cfg = json.loads((README.parent / "renovate" / "xcargo.json").read_text())
+    cfg = json.loads((README.parent.parent / "renovate" / "xcargo.json").read_text())
     (task,) = [r["postUpgradeTasks"] for r in cfg["packageRules"] if "postUpgradeTasks" in r]
     assert "xcargo.lock" in task["fileFilters"]
     assert task["commands"] == ["lockman update --config {{{packageFile}}} {{{depName}}}"]
