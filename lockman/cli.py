@@ -344,7 +344,7 @@ def pin(
 def completion(
     shell: Literal["bash", "zsh", "fish", "powershell"], /, *, output: OutputOpts = NORMAL_OUTPUT
 ) -> int:
-    """Print a shell completion script for SHELL (see README, "Shell completion")."""
+    """Print a shell completion script for SHELL (docs/integrations.md)."""
     sys.stdout.write(app.generate_completion(prog_name="lockman", shell=shell))
     return 0
 

@@ -1,7 +1,7 @@
 """What changed and what failed, rendered for people (text, Markdown) and for bots (JSON).
 
 Pure: lockfile models in, strings out. The JSON shapes are a documented, stable interface
-(README, "JSON output"): keys are only ever added, never renamed or removed, so consumers must
+(docs/reports.md, "JSON output"): keys are only ever added, never renamed or removed, so consumers must
 ignore keys they do not know. The Markdown is a pull-request body in the style Renovate users
 know; the commit message doubles as a PR title.
 """

@@ -138,7 +138,7 @@ class Insight:
         return next((f for f in self.fields if f.field == name), None)
 
     def as_dict(self) -> dict[str, Any]:
-        """The ``insight`` object of the JSON report (README, "JSON output")."""
+        """The ``insight`` object of the JSON report (docs/reports.md, "JSON output")."""
         base = self.base_moved
         s = self.sbom
         return {

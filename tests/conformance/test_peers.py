@@ -2,7 +2,7 @@
 
 Every row is the peer's input and expected result, transcribed as data. A row where lockman
 deliberately differs carries ``lockman`` (the result lockman gives instead) and ``reason``; the
-README's "Registries and credentials" section states each difference. Pure function calls and
+docs/registries.md ("Registries and credentials") states each difference. Pure function calls and
 files in tmp_path: no registry, so the whole table runs in about a second.
 """
 

@@ -26,7 +26,7 @@ IDENTITY = (
 ISSUER = "https://token.actions.githubusercontent.com"
 
 LEFT_OUT: dict[str, str] = {}
-"""Cases not run, with the reason (kept in the report and README)."""
+"""Cases not run, with the reason (kept in the report and docs/signatures.md)."""
 
 CASES = sorted(d.name for d in ROOT.iterdir() if d.is_dir())
 

@@ -187,18 +187,20 @@ def test_action_verifies_then_opens_an_update_pull_request(
     assert body == Path(outputs["body-file"]).read_text() and f"→ `{moved.digest[7:14]}`" in body
 
 
-def test_readme_shows_the_shipped_renovate_files() -> None:
-    """The admin config and pinned versions the README prints are the ones the tests use."""
+def test_docs_show_the_shipped_renovate_files() -> None:
+    """The admin config and pinned versions the docs print are the ones the tests use."""
     import json
 
-    readme = (ROOT / "README.md").read_text()
+    integrations = (ROOT / "docs" / "integrations.md").read_text()
     admin = json.loads((ROOT / "renovate" / "self-hosted.json").read_text())
-    block = re.search(r'```json\n(\{\n  "allowedCommands".*?\n\})\n```', readme, re.S)
+    block = re.search(r'```json\n(\{\n  "allowedCommands".*?\n\})\n```', integrations, re.S)
     assert block is not None
     assert json.loads(block.group(1)) == {k: admin[k] for k in ("allowedCommands", "allowCommandTemplating")}
     version = __import__("lockman").__version__
+    readme = (ROOT / "README.md").read_text()
     assert f"xcargo-lockman=={version}" in readme and "pip install lockman\n" not in readme
-    for line in readme.splitlines():
+    pages = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for line in "\n".join(page.read_text() for page in pages).splitlines():
         for package in re.findall(r"\b(?:pip|pipx|uv tool) install ([^\s`]+)", line):
             ok = package in (".", "-e") or package.startswith("xcargo-lockman==")
             assert ok or (package == "lockman" and "unrelated" in line), line

@@ -139,8 +139,8 @@ def test_directory_variables_name_the_variable(run, tmp_path: Path, monkeypatch:
 def test_readme_lists_every_variable() -> None:
     from lockman.env import VARIABLES
 
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Environment variables", 1)[1].split("\n## ", 1)[0]
+    page = (ROOT / "docs" / "environment.md").read_text()
+    section = page.split("## Environment variables", 1)[1].split("\n## ", 1)[0]
     for name, v in VARIABLES.items():
         assert f"`{name}`" in section, name
         assert v.allowed in section, name

@@ -15,10 +15,10 @@ import yaml
 
 from lockman.model import lockfile
 from lockman.model.lockfile import LockedImage, LockedPlatform, Lockfile
+from tests.support.docs_schema import conforms, documented_json
 from tests.support.fixtures import unique_repo
 from tests.support.paths import ROOT
 from tests.support.project import git
-from tests.support.readme_schema import conforms, readme_json
 from tests.support.registry import Registry
 
 D0 = "sha256:" + "0" * 64
@@ -125,7 +125,7 @@ def test_update_reports_json_markdown_commit_message(tmp_path: Path, registry: R
     first = run("update", "--format", "json", "--config", cfg)
     assert first.code == 0, first.err
     doc = json.loads(first.out)
-    conforms(doc, readme_json("update"))
+    conforms(doc, documented_json("update"))
     assert doc["changed_files"] == [str(cfg.with_name("xcargo.lock"))]
     assert {u["name"]: u["old_digest"] for u in doc["updates"]} == {
         p["rust_name"]: None,
@@ -140,7 +140,7 @@ def test_update_reports_json_markdown_commit_message(tmp_path: Path, registry: R
     chk = run("update", "--check", "--format", "json", "--config", cfg)
     assert chk.code == 1
     doc = json.loads(chk.out)
-    conforms(doc, readme_json("update"))
+    conforms(doc, documented_json("update"))
     assert doc["changed_files"] == []
     (u,) = doc["updates"]
     assert (u["name"], u["tag"], u["old_digest"], u["new_digest"], u["source"]) == (
@@ -173,7 +173,7 @@ def test_verify_json_lists_problem_kinds(tmp_path: Path, registry: Registry, run
     ok = run("verify", "--format", "json", "--config", cfg)
     assert ok.code == 0
     doc = json.loads(ok.out)
-    conforms(doc, readme_json("verify"))
+    conforms(doc, documented_json("verify"))
     assert doc["ok"] is True and len(doc["images"]) == 2
 
     lock_path = cfg.with_name("xcargo.lock")
@@ -181,7 +181,7 @@ def test_verify_json_lists_problem_kinds(tmp_path: Path, registry: Registry, run
     bad = run("verify", "--format", "json", "--config", cfg)
     assert bad.code == 1
     doc = json.loads(bad.out)
-    conforms(doc, readme_json("verify"))
+    conforms(doc, documented_json("verify"))
     assert doc["ok"] is False
     assert [(x["kind"], x["image"]) for x in doc["problems"]] == [("not-served", f"{p['musl_name']}:v1")]
     by_name = {i["name"]: i for i in doc["images"]}
@@ -387,7 +387,7 @@ def test_verify_json_carries_signature_verdicts(tmp_path: Path, registry: Regist
     r = run("verify", "--format", "json", *flags)
     assert r.code == 0, r.err
     doc = json.loads(r.out)  # no "signed by" lines mixed in
-    conforms(doc, readme_json("verify"))
+    conforms(doc, documented_json("verify"))
     sig = doc["images"][0]["signatures"]
     assert sig["verified"] is True and sig["checks"][0]["digest"] == digest
     assert sig["checks"][0]["kind"] and sig["checks"][0]["signer"]

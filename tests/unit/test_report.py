@@ -14,7 +14,8 @@ from lockman.console import use_colour
 from lockman.model import lockfile
 from lockman.model.lockfile import LockedImage, LockedPlatform, Lockfile
 from lockman.progress import progress
-from tests.support.readme_schema import README, conforms, readme_json
+from tests.support.docs_schema import REPORTS, conforms, documented_json
+from tests.support.paths import ROOT
 
 
 def d(c: str) -> str:
@@ -79,7 +80,7 @@ def test_diff_of_two_locks_added_removed_and_platforms() -> None:
 def test_json_matches_the_documented_example() -> None:
     rep = report.UpdateReport(report.image_updates(OLD, NEW), "xcargo.lock", ("xcargo.lock",))
     real = json.loads(report.render_update(rep, "json"))
-    documented = readme_json("update")
+    documented = documented_json("update")
     conforms(real, documented)
     assert [u["name"] for u in real["updates"]] == [
         "ghcr.io/cross-rs/aarch64-unknown-linux-gnu",
@@ -122,23 +123,23 @@ def test_verify_json_matches_the_documented_example() -> None:
         (report.VerifyProblem("not-served", "rust:1.70", "rust:1.70: gone"),),
     )
     real = json.loads(report.render_verify(rep, "json"))
-    conforms(real, readme_json("verify"))
+    conforms(real, documented_json("verify"))
     assert real["ok"] is False
     assert [(i["name"], i["ok"], i["problems"]) for i in real["images"]] == [
         ("rust", False, ["not-served"]),
         ("ok", True, []),
     ]
-    assert {p["kind"] for p in readme_json("verify")["problems"]} <= set(report.PROBLEM_KINDS)
-    kinds_paragraph = README.read_text().split("with a machine-readable `kind`:", 1)[1].split("\n\n")[0]
+    assert {p["kind"] for p in documented_json("verify")["problems"]} <= set(report.PROBLEM_KINDS)
+    kinds_paragraph = REPORTS.read_text().split("with a machine-readable `kind`:", 1)[1].split("\n\n")[0]
     undocumented = [k for k in report.PROBLEM_KINDS if f"`{k}`" not in kinds_paragraph]
-    assert undocumented == [], f"README's list of problem kinds lacks {undocumented}"
+    assert undocumented == [], f"docs/reports.md's list of problem kinds lacks {undocumented}"
     with pytest.raises(AssertionError, match="undocumented problem kind"):
         report.VerifyProblem("made-up", "x:1", "x")
     assert real["images"][0]["signatures"] is None  # no policy covered it
     # a signature verdict (and any later per-image result) lands on the image object
     signed = report.VerifiedImage("s", "1", d("c"), signatures={"verified": True}, extra={"later": 1})
     out = report.verify_json(report.VerifyReport("l", False, (signed,), (), signed=1))
-    conforms(out, readme_json("verify") | {"images": [readme_json("verify")["images"][0] | {"later": 0}]})
+    conforms(out, documented_json("verify") | {"images": [documented_json("verify")["images"][0] | {"later": 0}]})
     assert out["images"][0]["signatures"] == {"verified": True} and out["ok"] is True
     assert report.verify_text(report.VerifyReport("l", False, (signed,), (), signed=1)).endswith(
         ", 1 signed)"
@@ -215,7 +216,7 @@ def test_lockfile_round_trip_feeds_diff(tmp_path: Path) -> None:
 
 
 def test_renovate_preset_regex_reads_xcargo_images() -> None:
-    cfg = json.loads((README.parent / "renovate" / "xcargo.json").read_text())
+    cfg = json.loads((ROOT / "renovate" / "xcargo.json").read_text())
     (task,) = [r["postUpgradeTasks"] for r in cfg["packageRules"] if "postUpgradeTasks" in r]
     assert "xcargo.lock" in task["fileFilters"]
     assert task["commands"] == ["lockman update --config {{{packageFile}}} {{{depName}}}"]

@@ -160,7 +160,7 @@ def test_sbom_attestation_verdict_under_a_policy() -> None:
 
 
 def test_json_insight_matches_the_documented_schema() -> None:
-    from tests.support.readme_schema import conforms, readme_json
+    from tests.support.docs_schema import conforms, documented_json
 
     p = insight.OCI_PREFIX
     old = ImageFacts("1", insight.oci_labels({p + "base.digest": "sha256:1", p + "source": "https://github.com/a/b",
@@ -171,11 +171,11 @@ def test_json_insight_matches_the_documented_schema() -> None:
                      Sbom("SPDX", frozenset({("x", "2"), ("z", "1")}), "referrer",
                           signature=insight.SbomSignature(True, "signed by key sha256:1")))  # fmt: skip
     ins = insight.compare(old, new, requests=3)
-    conforms(ins.as_dict(), readme_json("insight"))
+    conforms(ins.as_dict(), documented_json("insight"))
     assert ins.compare_url == "https://github.com/a/b/compare/r1...r2"
     up = report.ImageUpdate("rust", "1", D, "sha256:" + "b" * 64, "container.image", insight=ins)
-    conforms(json.loads(report.render_update(report.UpdateReport((up,), "l"), "json")), readme_json("update"))
-    assert readme_json("update")["updates"][0]["insight"] is None  # documented as null or the object
+    conforms(json.loads(report.render_update(report.UpdateReport((up,), "l"), "json")), documented_json("update"))
+    assert documented_json("update")["updates"][0]["insight"] is None  # documented as null or the object
 
 
 def test_text_is_at_most_two_lines_per_image() -> None:

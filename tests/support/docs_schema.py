@@ -1,4 +1,4 @@
-"""The JSON examples README.md documents, and a check that real output has their shape."""
+"""The JSON examples docs/reports.md documents, and a check that real output has their shape."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ import re
 
 from tests.support.paths import ROOT
 
-README = ROOT / "README.md"
+REPORTS = ROOT / "docs" / "reports.md"
+"""The page that documents the JSON schema and the problem kinds."""
 
 
-def readme_json(marker: str) -> dict:
-    """The ```json block that follows ``<!-- schema:MARKER -->`` in README.md."""
-    text = README.read_text()
+def documented_json(marker: str) -> dict:
+    """The ```json block that follows ``<!-- schema:MARKER -->`` in docs/reports.md."""
+    text = REPORTS.read_text()
     m = re.search(rf"<!-- schema:{marker} -->\s*```json\n(.*?)```", text, re.S)
-    assert m, f"README has no schema:{marker} example"
+    assert m, f"docs/reports.md has no schema:{marker} example"
     return json.loads(m.group(1))
 
 
@@ -31,7 +32,7 @@ def conforms(real: object, documented: object, path: str = "$") -> None:
             conforms(v, documented[k], f"{path}.{k}")
     elif isinstance(documented, list):
         assert isinstance(real, list), path
-        assert documented, f"{path}: the README example should show an element"
+        assert documented, f"{path}: the docs example should show an element"
         for x in real:
             conforms(x, documented[0], f"{path}[]")
     elif documented is None:  # documented as null here: null or an object described in prose
