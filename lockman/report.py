@@ -483,6 +483,9 @@ PROBLEM_KINDS = (
     "signature",  # a signature policy applies and no signature passed it
     "media-type-mismatch",  # a platform manifest is not what its index descriptor says
     "blob",  # verify --deep: a config or layer blob is missing, or its bytes are wrong
+    "too-large",  # a locked manifest is over the size limit
+    "unsupported-media-type",  # a locked manifest is of a type lockman refuses (Docker schema 1)
+    "unverifiable",  # a locked manifest cannot be read (not JSON, malformed descriptors)
 )
 
 

@@ -11,9 +11,13 @@ import json
 from typing import Any
 
 
+class TooDeep(ValueError):
+    """Nesting too deep for the decoder: invalid input, which a caller may name apart."""
+
+
 def loads(data: str | bytes | bytearray) -> Any:
     """Parse JSON; nesting too deep for the decoder is a ``ValueError`` like any malformed input."""
     try:
         return json.loads(data)
     except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
+        raise TooDeep("JSON nested too deeply") from None

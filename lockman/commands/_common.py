@@ -49,10 +49,6 @@ def report_errors(errors: Iterable[LockmanError]) -> int:
 
 
 def naming(what: str, e: LockmanError) -> LockmanError:
-    """The error, naming the image ``what`` when its message does not (a network error names
+    """The error, naming the image ``what`` when it does not already (a network error names
     only a host), so a run with several failing images says which ones."""
-    if what in str(e):
-        return e
-    named = LockmanError(f"{what}: {e}")
-    named.exit_code = e.exit_code
-    return named
+    return e.with_subject(what)

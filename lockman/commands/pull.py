@@ -123,7 +123,7 @@ def _check_single_platform(run: _Run, graph: ImageGraph, platform: Platform | No
         return
     declared = config_platform(run.layout.read_blob(m.config.digest, CONFIG_LIMIT))
     if not matches(platform, declared):
-        raise InputError(f"{what}: is a {declared or 'unknown'} image, not {platform}")
+        raise InputError(f"is a {declared or 'unknown'} image, not {platform}", subject=what)
 
 
 def _mb(n: int) -> str:

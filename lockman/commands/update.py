@@ -32,9 +32,8 @@ if TYPE_CHECKING:
 
 
 def _named(o: Outcome, e: LockmanError) -> LockmanError:
-    """The error, naming the image when its message does not (a network error names a host)."""
-    ref = o.wanted.use.ref.familiar()
-    return e if ref in str(e) else type(e)(f"{ref}: {e}")
+    """The error, naming the image when it does not already (a network error names a host)."""
+    return e.with_subject(o.wanted.use.ref.familiar())
 
 
 async def _refuse_unsigned(

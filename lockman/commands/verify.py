@@ -99,8 +99,8 @@ async def _check_online(client: RegistryClient, use_ref: Reference, entry: Locke
             )
         ]
     except LockmanError as e:
-        kind = "digest-mismatch" if isinstance(e, VerificationError) else "registry"
-        message = str(e) if use_ref.familiar() in str(e) else f"{display}: {e}"
+        kind = e.kind if isinstance(e, VerificationError) else "registry"
+        message = str(e) if e.names(use_ref.familiar()) else f"{display}: {e}"
         return [Problem(kind, display, message, e.exit_code)]
     problems = []
     if entry.platform:
@@ -140,7 +140,7 @@ async def _check_online(client: RegistryClient, use_ref: Reference, entry: Locke
                     )
                 )
             elif isinstance(r, LockmanError):
-                kind = "digest-mismatch" if isinstance(r, VerificationError) else "registry"
+                kind = r.kind if isinstance(r, VerificationError) else "registry"
                 problems.append(Problem(kind, display, f"{display} ({p.platform}): {r}", r.exit_code))
             elif isinstance(r, BaseException):
                 raise r

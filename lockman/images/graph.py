@@ -17,7 +17,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from lockman import safejson
-from lockman.errors import InputError, VerificationError
+from lockman.errors import InputError, SizeMismatch, VerificationError
 from lockman.model import platforms
 from lockman.model.manifest import (
     INDEX_TYPES,
@@ -48,10 +48,12 @@ class ImageGraph:
 def _bound(what: str, seen: int, depth: int) -> None:
     """A registry-built graph larger or deeper than any real image is refused, clearly."""
     if depth > MAX_DEPTH:
-        raise VerificationError(f"{what}: indexes nested more than {MAX_DEPTH} deep; refusing to walk on")
+        raise VerificationError(
+            f"indexes nested more than {MAX_DEPTH} deep; refusing to walk on", subject=what
+        )
     if seen > MAX_MANIFESTS:
         raise VerificationError(
-            f"{what}: more than {MAX_MANIFESTS} manifests in one image; refusing to walk on"
+            f"more than {MAX_MANIFESTS} manifests in one image; refusing to walk on", subject=what
         )
 
 
@@ -64,8 +66,9 @@ async def fetch_child(client: RegistryClient, ref: Reference, desc: Descriptor, 
 
 def _check_child(desc: Descriptor, manifest: Manifest, what: str) -> None:
     if desc.size != len(manifest.raw):
-        raise VerificationError(
-            f"{what}: manifest {desc.digest} is {len(manifest.raw)} bytes, its descriptor says {desc.size}"
+        raise SizeMismatch(
+            f"manifest {desc.digest} is {len(manifest.raw)} bytes, its descriptor says {desc.size}",
+            subject=what,
         )
     check_descriptor(desc, manifest, what=what)
 
@@ -121,7 +124,9 @@ async def walk(
     if platform is not None and root.is_index:
         child = await select_platform(client, ref, root, platform, what=what)
         if child is None:
-            raise InputError(f"{what}: no {platform} image in {digest} (it has: {available_platforms(root)})")
+            raise InputError(
+                f"no {platform} image in {digest} (it has: {available_platforms(root)})", subject=what
+            )
         graph = ImageGraph(child)
         await _collect(client, ref, child, graph, what=what, attestations=False, only=None)
         return graph

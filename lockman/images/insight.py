@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
-from lockman.errors import LockmanError, VerificationError
+from lockman.errors import DigestMismatch, LockmanError, SizeMismatch, VerificationError
 from lockman.model import insight as model
 from lockman.model.insight import ImageFacts, Insight, PlatformFacts, Sbom, SbomError, SbomSignature
 from lockman.model.lockfile import LockedImage
@@ -96,8 +96,7 @@ class _CountingRequests(Counter[str]):
 
 def tampered(e: VerificationError) -> bool:
     """Bytes that do not hash to (or are not the size of) their digest: refused, not noted."""
-    text = str(e)
-    return any(s in text for s in ("digest mismatch", "its descriptor says", "Docker-Content-Digest"))
+    return isinstance(e, DigestMismatch | SizeMismatch)
 
 
 class _Reader:

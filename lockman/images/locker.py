@@ -197,7 +197,7 @@ async def _fetch_announced(client: RegistryClient, ref: Reference, desc: Descrip
         return await client.get_manifest(ref.with_digest(desc.digest))
     except NotFound:
         raise VerificationError(
-            f"{ref.familiar()}: registry announced digest {desc.digest} but serves no manifest with it"
+            f"registry announced digest {desc.digest} but serves no manifest with it", subject=ref.familiar()
         ) from None
 
 

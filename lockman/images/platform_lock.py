@@ -76,13 +76,13 @@ async def choose_platform(
         child = await select_platform(client, ref, manifest, wanted, what=what)
         if child is None:
             raise InputError(
-                f"{what}: no {wanted} image in {top.digest} (it has: {available_platforms(manifest)})"
+                f"no {wanted} image in {top.digest} (it has: {available_platforms(manifest)})", subject=what
             )
         # Fetched by digest (hashed) and checked against its descriptor before it is recorded.
         fetched = await fetch_child(client, ref, child, what)
         return fetched.digest, fetched.media_type, top.digest
     if manifest.config is None:
-        raise InputError(f"{what}: manifest {top.digest} has no config to tell its platform")
+        raise InputError(f"manifest {top.digest} has no config to tell its platform", subject=what)
     declared = config_platform(await read_blob(client, ref, manifest.config, what=f"{what} (config)"))
     if matches(wanted, declared):
         return top.digest, manifest.media_type, ""

@@ -196,7 +196,7 @@ def loads(raw: bytes, what: str) -> Any:
     try:
         return safejson.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
-        if "nested too deeply" in str(e):
+        if isinstance(e, safejson.TooDeep):
             raise SbomError(f"{what} is nested too deeply to read") from None
         raise SbomError(f"{what} is not valid JSON") from None
 

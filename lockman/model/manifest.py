@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lockman import safejson
-from lockman.errors import VerificationError
+from lockman.errors import (
+    DescriptorMismatch,
+    DigestMismatch,
+    SizeMismatch,
+    UnsupportedMediaType,
+    VerificationError,
+)
 from lockman.model.reference import is_digest
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -44,7 +50,7 @@ PLATFORM_WORD_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 
 def _media_type(value: str, where: str, field_name: str = "mediaType") -> str:
     if not MEDIA_TYPE_RE.fullmatch(value):
-        raise VerificationError(f"{where}: {field_name} {value[:80]!r} is not a valid media type")
+        raise VerificationError(f"{field_name} {value[:80]!r} is not a valid media type", subject=where)
     return value
 
 
@@ -54,7 +60,7 @@ def _platform(p: dict[str, Any], where: str) -> Platform:
         if value is None or (key == "variant" and value == ""):
             continue
         if not isinstance(value, str) or not PLATFORM_WORD_RE.fullmatch(value):
-            raise VerificationError(f"{where}: platform {key} {str(value)[:80]!r} is not a valid value")
+            raise VerificationError(f"platform {key} {str(value)[:80]!r} is not a valid value", subject=where)
     return Platform(p["os"], p["architecture"], words["variant"] or None)
 
 
@@ -71,7 +77,7 @@ def check_digest(data: bytes, expected: str, *, what: str) -> None:
     algorithm = expected.partition(":")[0]
     actual = compute_digest(data, algorithm)
     if actual != expected:
-        raise VerificationError(f"{what}: digest mismatch: expected {expected}, got {actual}")
+        raise DigestMismatch(f"digest mismatch: expected {expected}, got {actual}", subject=what)
 
 
 def check_descriptor(descriptor: Descriptor, manifest: Manifest, *, what: str) -> None:
@@ -81,14 +87,16 @@ def check_descriptor(descriptor: Descriptor, manifest: Manifest, *, what: str) -
     media type and size (when known) must agree, the digest was already checked on fetch.
     """
     if descriptor.media_type in MANIFEST_TYPES and descriptor.media_type != manifest.media_type:
-        raise VerificationError(
-            f"{what}: descriptor says {descriptor.media_type} but the manifest {manifest.digest} "
-            f"is {manifest.media_type}"
+        raise DescriptorMismatch(
+            f"descriptor says {descriptor.media_type} but the manifest {manifest.digest} "
+            f"is {manifest.media_type}",
+            subject=what,
         )
     if descriptor.size and descriptor.size != len(manifest.raw):
-        raise VerificationError(
-            f"{what}: descriptor says {descriptor.size} bytes but the manifest {manifest.digest} "
-            f"has {len(manifest.raw)}"
+        raise SizeMismatch(
+            f"descriptor says {descriptor.size} bytes but the manifest {manifest.digest} "
+            f"has {len(manifest.raw)}",
+            subject=what,
         )
 
 
@@ -152,14 +160,14 @@ class Manifest:
 
 def _descriptor(obj: Any, where: str) -> Descriptor:
     if not isinstance(obj, dict):
-        raise VerificationError(f"{where}: descriptor is not an object")
+        raise VerificationError("descriptor is not an object", subject=where)
     media_type, digest, size = obj.get("mediaType"), obj.get("digest"), obj.get("size")
     if not isinstance(media_type, str) or not isinstance(digest, str):
-        raise VerificationError(f"{where}: descriptor lacks mediaType or digest")
+        raise VerificationError("descriptor lacks mediaType or digest", subject=where)
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise VerificationError(f"{where}: descriptor has an invalid size")
+        raise VerificationError("descriptor has an invalid size", subject=where)
     if not is_digest(digest):
-        raise VerificationError(f"{where}: descriptor has an invalid digest {digest[:80]!r}")
+        raise VerificationError(f"descriptor has an invalid digest {digest[:80]!r}", subject=where)
     _media_type(media_type, where)
     platform = None
     p = obj.get("platform")
@@ -192,20 +200,21 @@ def parse_manifest(raw: bytes, content_type: str | None, digest: str, *, what: s
     try:
         obj = safejson.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise VerificationError(f"{what}: manifest is not valid JSON") from None
+        raise VerificationError("manifest is not valid JSON", subject=what) from None
     if not isinstance(obj, dict):
-        raise VerificationError(f"{what}: manifest is not a JSON object")
+        raise VerificationError("manifest is not a JSON object", subject=what)
     if obj.get("schemaVersion") == 1 or content_type in SCHEMA1_TYPES:
-        raise VerificationError(
-            f"{what}: Docker schema 1 manifests are not supported (deprecated and unverifiable); "
-            "push the image again with a current client"
+        raise UnsupportedMediaType(
+            "Docker schema 1 manifests are not supported (deprecated and unverifiable); "
+            "push the image again with a current client",
+            subject=what,
         )
     body_type = obj.get("mediaType")
     if body_type is not None and not isinstance(body_type, str):
-        raise VerificationError(f"{what}: manifest mediaType is not a string")
+        raise VerificationError("manifest mediaType is not a string", subject=what)
     if body_type and content_type in MANIFEST_TYPES and body_type != content_type:
-        raise VerificationError(
-            f"{what}: registry says Content-Type {content_type} but the manifest is {body_type}"
+        raise DescriptorMismatch(
+            f"registry says Content-Type {content_type} but the manifest is {body_type}", subject=what
         )
     media_type = body_type or content_type
     if media_type not in MANIFEST_TYPES:
@@ -214,7 +223,7 @@ def parse_manifest(raw: bytes, content_type: str | None, digest: str, *, what: s
         elif media_type is None and "config" in obj:
             media_type = OCI_MANIFEST
         else:
-            raise VerificationError(f"{what}: unsupported manifest media type {media_type!r}")
+            raise UnsupportedMediaType(f"unsupported manifest media type {media_type!r}", subject=what)
     artifact_type = obj.get("artifactType")
     subject = obj.get("subject")
     common: dict[str, Any] = {
@@ -227,7 +236,7 @@ def parse_manifest(raw: bytes, content_type: str | None, digest: str, *, what: s
     if media_type in INDEX_TYPES:
         children = obj.get("manifests")
         if not isinstance(children, list):
-            raise VerificationError(f"{what}: index has no manifests list")
+            raise VerificationError("index has no manifests list", subject=what)
         return Manifest(
             **common,
             manifests=tuple(_descriptor(c, f"{what} manifests[{i}]") for i, c in enumerate(children)),
@@ -235,7 +244,7 @@ def parse_manifest(raw: bytes, content_type: str | None, digest: str, *, what: s
     config = obj.get("config")
     layers = obj.get("layers", [])
     if not isinstance(layers, list):
-        raise VerificationError(f"{what}: manifest layers is not a list")
+        raise VerificationError("manifest layers is not a list", subject=what)
     return Manifest(
         **common,
         config=_descriptor(config, f"{what} config") if config is not None else None,

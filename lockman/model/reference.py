@@ -48,27 +48,28 @@ _IMAGE_ID = re.compile(r"[a-f0-9]{64}|sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
 
 def validate_digest(digest: str, *, what: str = "digest") -> str:
     """Return ``digest`` if it is a registered algorithm with well-formed hex, else raise."""
-    m = DIGEST_RE.fullmatch(digest)
-    if not m:
-        raise InvalidReference(f"invalid {what} {digest!r}: expected 'sha256:<64 hex>'")
-    alg, hex_ = m.group("alg"), m.group("hex")
-    if alg not in DIGEST_HEX_LENGTHS:
-        raise InvalidReference(
-            f"invalid {what} {digest!r}: unsupported digest algorithm {alg!r} "
-            "(sha256 and sha512 are supported)"
-        )
-    want = DIGEST_HEX_LENGTHS[alg]
-    if len(hex_) != want or not _LOWER_HEX.fullmatch(hex_):
-        raise InvalidReference(f"invalid {what} {digest!r}: {alg} needs {want} lowercase hex characters")
+    why = _digest_problem(digest)
+    if why is not None:
+        raise InvalidReference(f"invalid {what} {digest!r}: {why}")
     return digest
 
 
+def _digest_problem(digest: str) -> str | None:
+    """What is wrong with ``digest``, or None when it is a registered algorithm with good hex."""
+    m = DIGEST_RE.fullmatch(digest)
+    if not m:
+        return "expected 'sha256:<64 hex>'"
+    alg, hex_ = m.group("alg"), m.group("hex")
+    if alg not in DIGEST_HEX_LENGTHS:
+        return f"unsupported digest algorithm {alg!r} (sha256 and sha512 are supported)"
+    want = DIGEST_HEX_LENGTHS[alg]
+    if len(hex_) != want or not _LOWER_HEX.fullmatch(hex_):
+        return f"{alg} needs {want} lowercase hex characters"
+    return None
+
+
 def is_digest(value: str) -> bool:
-    try:
-        validate_digest(value)
-    except InvalidReference:
-        return False
-    return True
+    return _digest_problem(value) is None
 
 
 @dataclass(frozen=True)
@@ -155,10 +156,10 @@ def parse(text: str, *, default_tag: str | None = "latest") -> Reference:
     if at:
         if "@" in digest:
             raise InvalidReference(f"invalid reference {_show(text)}: more than one '@'")
-        try:
-            digest_value = validate_digest(digest)
-        except InvalidReference as e:
-            raise InvalidReference(f"invalid reference {_show(text)}: {_reason(e)}") from None
+        why = _digest_problem(digest)
+        if why is not None:
+            raise InvalidReference(f"invalid reference {_show(text)}: {why}")
+        digest_value = digest
 
     name, tag = remainder, None
     colon = remainder.rfind(":")
@@ -211,7 +212,3 @@ def _show(text: str, limit: int = 100) -> str:
     """The reference quoted for a message, shortened: an absurd input must not flood the terminal."""
     return repr(text if len(text) <= limit else text[:limit] + "…")
 
-
-def _reason(e: InvalidReference) -> str:
-    msg = str(e)
-    return msg.split(": ", 1)[1] if ": " in msg else msg

@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 import httpx
 
-from lockman.errors import RegistryError, VerificationError
+from lockman.errors import DigestMismatch, RegistryError, SizeMismatch, TooLarge, VerificationError
 from lockman.fileio import SafeDir, UnsafePath
 from lockman.model.manifest import Descriptor
 from lockman.model.reference import Reference
@@ -49,9 +49,9 @@ class _Hasher:
     def update(self, chunk: bytes) -> None:
         self.size += len(chunk)
         if self.size > self.desc.size:
-            raise VerificationError(
-                f"{self.what}: blob larger than its descriptor says ({self.desc.size} bytes): "
-                f"expected {self.desc.digest}"
+            raise SizeMismatch(
+                f"blob larger than its descriptor says ({self.desc.size} bytes): expected {self.desc.digest}",
+                subject=self.what,
             )
         self.h.update(chunk)
 
@@ -61,13 +61,14 @@ class _Hasher:
 
     def check(self) -> None:
         if self.size != self.desc.size:
-            raise VerificationError(
-                f"{self.what}: blob is {self.size} bytes, its descriptor says {self.desc.size}: "
-                f"expected {self.desc.digest}"
+            raise SizeMismatch(
+                f"blob is {self.size} bytes, its descriptor says {self.desc.size}: "
+                f"expected {self.desc.digest}",
+                subject=self.what,
             )
         if self.digest != self.desc.digest:
-            raise VerificationError(
-                f"{self.what}: digest mismatch: expected {self.desc.digest}, got {self.digest}"
+            raise DigestMismatch(
+                f"digest mismatch: expected {self.desc.digest}, got {self.digest}", subject=self.what
             )
 
 
@@ -125,9 +126,10 @@ class _Sink:
 
 def _interrupted(what: str, have: int, total: int, e: Exception) -> RegistryError:
     return RegistryError(
-        f"{what}: download interrupted after {have} of {total} bytes ({type(e).__name__}"
+        f"download interrupted after {have} of {total} bytes ({type(e).__name__}"
         f"{f': {e}' if str(e) else ''}); "
-        "run the command again to resume"
+        "run the command again to resume",
+        subject=what,
     )
 
 
@@ -158,7 +160,7 @@ async def read_blob(
 ) -> bytes:
     """A small blob, verified, in memory; refused when its descriptor says more than ``limit``."""
     if desc.size > limit:
-        raise VerificationError(f"{what}: blob of {desc.size} bytes exceeds the {limit}-byte limit")
+        raise TooLarge(f"blob of {desc.size} bytes exceeds the {limit}-byte limit", subject=what)
     hasher = _Hasher(desc, what)
     chunks: list[bytes] = []
     try:

@@ -21,7 +21,15 @@ import httpx
 
 from lockman import env, safejson
 from lockman.console import err
-from lockman.errors import AuthError, LockmanError, RegistryError, VerificationError
+from lockman.errors import (
+    AuthError,
+    DigestMismatch,
+    LockmanError,
+    NotFound,
+    RegistryError,
+    TooLarge,
+    UnsupportedMediaType,
+)
 from lockman.model.manifest import (
     ACCEPT,
     MANIFEST_TYPES,
@@ -41,7 +49,7 @@ from lockman.registry.credentials import CredentialStore
 from lockman.registry.host_transport import BULK, HostTransport
 from lockman.registry.hosts import insecure_for_run, plain_http_allowed
 from lockman.registry.registries_conf import Endpoint, RegistriesConf
-from lockman.registry.retry import ERROR_BODY_LIMIT, BodyTooLarge, Retrier, RetryPolicy, attempts_note
+from lockman.registry.retry import ERROR_BODY_LIMIT, BodyTooLarge, GaveUp, Retrier, RetryPolicy, attempts
 
 if TYPE_CHECKING:
     from lockman.registry.cache import ManifestCache
@@ -49,6 +57,14 @@ if TYPE_CHECKING:
 # What a failing connection raises: httpx's errors, and the raw ssl.SSLError that httpcore's
 # HTTP/2 path lets escape untranslated.
 NETWORK_ERRORS = (httpx.HTTPError, ssl.SSLError)
+__all__ = [
+    "NETWORK_ERRORS",
+    "HandshakeFailed",
+    "NotFound",
+    "RangeNotSatisfiable",
+    "RegistryClient",
+    "Resolved",
+]
 DEFAULT_CONCURRENCY = 16  # requests in flight per registry over HTTP/1.1 (one connection each)
 DEFAULT_H2_CONCURRENCY = 64  # streams in flight on a registry's one HTTP/2 connection
 TOKEN_SCOPES_PER_REQUEST = 32  # keeps a batched token (sent on every request) well under 8 KiB
@@ -72,8 +88,15 @@ def http2_enabled() -> bool:
 _ERROR_CODE_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
 
-class NotFound(RegistryError):
-    """The registry does not have the manifest (or the repository)."""
+class HandshakeFailed(RegistryError):
+    """TLS failed for a reason other than trust: typically a server that speaks plain HTTP.
+
+    ``plain_http`` says the failure looked like a plain-HTTP answer (for a hint to say so).
+    """
+
+    def __init__(self, message: str, *, subject: str | None, registry: str, plain_http: bool) -> None:
+        super().__init__(message, subject=subject, registry=registry)
+        self.plain_http = plain_http
 
 
 @dataclass(frozen=True)
@@ -186,14 +209,17 @@ class RegistryClient:
         host = request.url.netloc.decode("ascii")
         self.requests[host] += 1
         request.headers.setdefault("Accept-Encoding", IDENTITY)  # token requests are built bare
+        registry = _registry_name(host)
         try:
             return await self.retrier.send(self.http, request, follow_redirects=request.method != "POST")
+        except GaveUp as e:
+            raise _network_error(host, e.error, attempts=e.attempts) from None
         except NETWORK_ERRORS as e:
             raise _network_error(host, e) from None
         except BodyTooLarge as e:
-            raise RegistryError(f"{_registry_name(host)}: answer to {request.url.path} is {e}") from None
+            raise RegistryError(f"answer to {request.url.path} is {e}", registry=registry) from None
         except UnsupportedEncoding as e:
-            raise RegistryError(f"{_registry_name(host)}: answer to {request.url.path} {e}") from None
+            raise RegistryError(f"answer to {request.url.path} {e}", registry=registry) from None
 
     async def _base(self, host: str) -> str:
         """Ping ``/v2/`` once per registry; learn its scheme and auth challenge."""
@@ -212,7 +238,7 @@ class RegistryClient:
                 response = await self._send_raw(self.http.build_request("GET", f"{base}/v2/"))
             except RegistryError as e:
                 # After a TLS handshake failure (a plain-HTTP server), the HTTP error says more.
-                if first_error is None or getattr(first_error, "tls_handshake_failed", False):
+                if first_error is None or isinstance(first_error, HandshakeFailed):
                     first_error = e
                 continue
             if response.status_code in (200, 401) or (
@@ -224,11 +250,15 @@ class RegistryClient:
             if scheme == "http" and first_error is not None:
                 break
             first_error = first_error or RegistryError(
-                f"{_registry_name(host)}: not a registry: GET /v2/ answered HTTP {response.status_code}"
+                f"not a registry: GET /v2/ answered HTTP {response.status_code}",
+                registry=_registry_name(host),
+                status=response.status_code,
             )
         assert first_error is not None
-        if "http" not in schemes and getattr(first_error, "plain_http_suspected", False):
-            raise RegistryError(f"{first_error}; {tls.plain_http_hint(host)}")
+        if "http" not in schemes and isinstance(first_error, HandshakeFailed) and first_error.plain_http:
+            raise RegistryError(
+                f"{first_error.message}; {tls.plain_http_hint(host)}", registry=first_error.registry
+            )
         raise first_error
 
     def _set_limit(self, host: str, http_version: str) -> None:
@@ -311,16 +341,21 @@ class RegistryClient:
                 )
             except AuthError:
                 raise
+            except GaveUp as e:
+                raise _network_error(host, e.error, ref, attempts=e.attempts) from None
             except NETWORK_ERRORS as e:
-                raise _network_error(host, e, _where(ref)) from None
+                raise _network_error(host, e, ref) from None
             except BodyTooLarge as e:
                 what = "declares" if e.declared else "sent more than"
-                raise VerificationError(
-                    f"{ref.familiar()}: manifest {what} {e.size if e.declared else e.limit} bytes, "
-                    f"over the {e.limit}-byte limit"
+                raise TooLarge(
+                    f"manifest {what} {e.size if e.declared else e.limit} bytes, "
+                    f"over the {e.limit}-byte limit",
+                    subject=ref.familiar(),
                 ) from None
             except UnsupportedEncoding as e:
-                raise RegistryError(f"{_where(ref)}: registry {e}") from None
+                raise RegistryError(
+                    f"registry {e}", subject=ref.familiar(), registry=_registry_name(host)
+                ) from None
         # Count the auth round trips that happened inside the flow.
         self.requests[host] += len(response.history)
         self._observe_quota(host, response)
@@ -368,7 +403,7 @@ class RegistryClient:
         """HEAD the manifest; None when the registry's answer cannot give a digest."""
         response = await self._request("HEAD", ref, f"manifests/{ref.reference}", headers={"Accept": ACCEPT})
         if response.status_code == 404:
-            raise NotFound(f"{ref.familiar()}: manifest unknown to {_answered_by(response)}")
+            raise _not_found(ref.familiar(), "manifest unknown to", _answered_by(response), response)
         if response.status_code != 200:
             if response.status_code in (405, 400) or response.status_code >= 500:
                 return None  # fall back to GET, which also reports lasting failures
@@ -376,8 +411,9 @@ class RegistryClient:
         digest = response.headers.get("docker-content-digest", "")
         media_type = response.headers.get("content-type", "").split(";")[0].strip()
         if media_type in SCHEMA1_TYPES:
-            raise VerificationError(
-                f"{ref.familiar()}: Docker schema 1 manifests are not supported (deprecated and unverifiable)"
+            raise UnsupportedMediaType(
+                "Docker schema 1 manifests are not supported (deprecated and unverifiable)",
+                subject=ref.familiar(),
             )
         if not is_digest(digest) or media_type not in MANIFEST_TYPES:
             return None
@@ -428,7 +464,7 @@ class RegistryClient:
         what = ref.familiar()
         response = await self._request("GET", ref, f"manifests/{ref.reference}", headers={"Accept": ACCEPT})
         if response.status_code == 404:
-            raise NotFound(f"{what}: manifest unknown to {_answered_by(response)}")
+            raise _not_found(what, "manifest unknown to", _answered_by(response), response)
         if response.status_code != 200:
             _raise_status(ref, response, self._has_credentials(response))
         raw = response.content  # read under the size cap; a truncated body was retried
@@ -442,12 +478,12 @@ class RegistryClient:
         actual = compute_digest(raw, expected.partition(":")[0])
         if actual != expected:
             source = "asked for" if ref.digest else "registry's Docker-Content-Digest"
-            raise VerificationError(
-                f"{what}: digest mismatch: {source} {expected}, content hashes to {actual}"
+            raise DigestMismatch(
+                f"digest mismatch: {source} {expected}, content hashes to {actual}", subject=what
             )
         if ref.digest and header_digest and is_digest(header_digest) and header_digest != expected:
-            raise VerificationError(
-                f"{what}: registry's Docker-Content-Digest {header_digest} does not match {expected}"
+            raise DigestMismatch(
+                f"registry's Docker-Content-Digest {header_digest} does not match {expected}", subject=what
             )
         return parse_manifest(raw, response.headers.get("content-type"), expected, what=what)
 
@@ -467,27 +503,27 @@ class RegistryClient:
         For signature payloads and bundles, which are small; image layers go through the pull
         path. A blob larger than the bound is refused rather than buffered.
         """
-        what = f"{ref.familiar()}: blob {digest}"
+        subject, blob = ref.familiar(), f"blob {digest}"
         response = await self._request("GET", ref, f"blobs/{digest}", stream=True)
         bound_body(response, self._timeout, max_bytes)
         try:
             if response.status_code == 404:
-                raise NotFound(f"{what}: unknown to {_registry_name(ref.api_host)}")
+                raise _not_found(subject, f"{blob}: unknown to", _registry_name(ref.api_host), response)
             if response.status_code != 200:
                 _raise_status(ref, response)
             try:
                 data = await read_capped(response, max_bytes)
             except BodyTooLarge:
-                raise VerificationError(f"{what}: larger than the {max_bytes}-byte limit") from None
+                raise TooLarge(f"{blob}: larger than the {max_bytes}-byte limit", subject=subject) from None
             except UnsupportedEncoding as e:
-                raise RegistryError(f"{what}: registry {e}") from None
+                raise RegistryError(f"{blob}: registry {e}", subject=subject) from None
             except NETWORK_ERRORS as e:
                 raise _network_error(ref.api_host, e) from None
         finally:
             await response.aclose()
         actual = compute_digest(data, digest.partition(":")[0])
         if actual != digest:
-            raise VerificationError(f"{what}: digest mismatch: content hashes to {actual}")
+            raise DigestMismatch(f"{blob}: digest mismatch: content hashes to {actual}", subject=subject)
         return data
 
     async def get_referrers(self, ref: Reference, digest: str) -> Manifest | None:
@@ -502,7 +538,7 @@ class RegistryClient:
             _raise_status(ref, response)
         raw = response.content
         if len(raw) > MAX_MANIFEST_BYTES:
-            raise VerificationError(f"{ref.familiar()}: referrers index exceeds {MAX_MANIFEST_BYTES} bytes")
+            raise TooLarge(f"referrers index exceeds {MAX_MANIFEST_BYTES} bytes", subject=ref.familiar())
         what = f"{ref.familiar()}: referrers of {digest}"
         return parse_manifest(raw, OCI_INDEX, compute_digest(raw), what=what)
 
@@ -530,9 +566,11 @@ class RegistryClient:
         bound_body(response, self._timeout, expected)
         try:
             if response.status_code == 404:
-                raise NotFound(f"{what}: blob unknown to {_registry_name(ref.api_host)}")
+                raise _not_found(what, "blob unknown to", _registry_name(ref.api_host), response)
             if response.status_code == 416 and offset > 0:
-                raise RangeNotSatisfiable(f"{what}: registry refused to resume at byte {offset}")
+                raise RangeNotSatisfiable(
+                    f"registry refused to resume at byte {offset}", subject=what, status=416
+                )
             if response.status_code not in (200, 206):
                 with contextlib.suppress(BodyTooLarge, UnsupportedEncoding, *NETWORK_ERRORS):
                     await read_capped(response, ERROR_BODY_LIMIT)  # for its error code, if small
@@ -560,29 +598,37 @@ def _try_next_endpoint(status: int) -> bool:
     return status in (401, 403, 404, 408, 429) or status >= 500
 
 
-def _where(ref: Reference, registry: str | None = None) -> str:
-    """How an error names an image: the reference, after its registry when it does not show it."""
-    registry = registry or _registry_name(ref.api_host)
-    familiar = ref.familiar()
-    return familiar if familiar.startswith(f"{registry}/") else f"{registry}: {familiar}"
+def _not_found(subject: str, said: str, registry: str, response: httpx.Response) -> NotFound:
+    """``subject: <said> registry``: the registry does not have it."""
+    return NotFound(
+        f"{subject}: {said} {registry}",
+        subject=subject,
+        registry=registry,
+        status=404,
+        code=_error_code(response),
+        in_message=True,
+    )
 
 
 def _raise_status(ref: Reference, response: httpx.Response, authenticated: bool = False) -> None:
+    """The error for a status the caller has no use for: ``registry: image: HTTP 500 (CODE)``."""
     status = response.status_code
     registry = _answered_by(response)
-    detail = _error_detail(response)
-    note = attempts_note(response)
+    subject = ref.familiar()
+    code = _error_code(response)
+    detail = f" ({code})" if code else ""
+    facts: dict[str, Any] = {"subject": subject, "registry": registry, "status": status, "code": code}
     if status == 401:
-        raise AuthError(f"{registry}: authentication required for {ref.familiar()}")
+        raise AuthError(f"{registry}: authentication required for {subject}", **facts, in_message=True)
     if status == 403:
-        raise AuthError(f"{registry}: access to {ref.familiar()} denied{detail}")
+        raise AuthError(f"{registry}: access to {subject} denied{detail}", **facts, in_message=True)
+    n = attempts(response)
     if status == 429:
         host = response.request.url.netloc.decode("ascii")
-        code = _error_code(response)
-        raise RegistryError(
-            ratelimit.too_many_requests(registry, host, response.headers, code, authenticated) + note
-        )
-    raise RegistryError(f"{_where(ref, registry)}: HTTP {status}{detail}{note}")
+        said = ratelimit.too_many_requests(registry, host, response.headers, code, authenticated)
+        # About the registry, not the image: the caller names the image.
+        raise RegistryError(said, **{**facts, "subject": None}, attempts=n, in_message=True)
+    raise RegistryError(f"HTTP {status}{detail}", **facts, attempts=n)
 
 
 def _error_code(response: httpx.Response) -> str | None:
@@ -601,50 +647,48 @@ def _error_code(response: httpx.Response) -> str | None:
     return None
 
 
-def _error_detail(response: httpx.Response) -> str:
-    code = _error_code(response)
-    return f" ({code})" if code else ""
-
-
-def _network_error(host: str, e: httpx.HTTPError | ssl.SSLError, where: str | None = None) -> RegistryError:
-    """One line for a network failure, naming the image (``where``) when there is one."""
-    registry = where or _registry_name(host)
+def _network_error(
+    host: str, e: httpx.HTTPError | ssl.SSLError, ref: Reference | None = None, *, attempts: int = 1
+) -> RegistryError:
+    """One line for a network failure, naming the image (``ref``) when there is one."""
+    facts: dict[str, Any] = {
+        "subject": None if ref is None else ref.familiar(),
+        "registry": _registry_name(host),
+    }
     cause: BaseException | None = e
     while cause is not None:
         if isinstance(cause, ssl.SSLCertVerificationError):
             return RegistryError(
-                f"{registry}: TLS certificate not trusted ({cause.verify_message}); "
-                f"{tls.untrusted_hint(host)}"
+                f"TLS certificate not trusted ({cause.verify_message}); {tls.untrusted_hint(host)}", **facts
             )
         if isinstance(cause, ssl.SSLError) and cause.reason in tls.CLIENT_CERT_ALERTS:
             return RegistryError(
-                f"{registry}: the registry refused the TLS handshake ({cause.reason}); "
-                f"{tls.client_cert_hint(host)}"
+                f"the registry refused the TLS handshake ({cause.reason}); {tls.client_cert_hint(host)}",
+                **facts,
             )
         cause = cause.__cause__ or cause.__context__
-    note = attempts_note(e)
     if _tls_handshake_failed(e):
-        error = RegistryError(f"{registry}: cannot connect: {e or type(e).__name__}")
-        error.tls_handshake_failed = True  # type: ignore[attr-defined]
-        error.plain_http_suspected = _plain_http_answer(e)  # type: ignore[attr-defined]
-        return error
+        return HandshakeFailed(
+            f"cannot connect: {e or type(e).__name__}", **facts, plain_http=_plain_http_answer(e)
+        )
     if isinstance(e, httpx.TimeoutException):
-        return RegistryError(f"{registry}: timed out ({e or type(e).__name__}){note}")
+        return RegistryError(f"timed out ({e or type(e).__name__})", **facts, attempts=attempts)
     if isinstance(e, httpx.ConnectError):
-        return RegistryError(f"{registry}: cannot connect: {e or type(e).__name__}{note}")
+        return RegistryError(f"cannot connect: {e or type(e).__name__}", **facts, attempts=attempts)
     if isinstance(e, httpx.TooManyRedirects):
-        return RegistryError(f"{registry}: too many redirects (a redirect loop?)")
-    return RegistryError(f"{registry}: network error: {type(e).__name__}: {e}{note}")
+        return RegistryError("too many redirects (a redirect loop?)", **facts)
+    return RegistryError(f"network error: {type(e).__name__}: {e}", **facts, attempts=attempts)
 
 
 def _plain_http_answer(e: BaseException) -> bool:
-    """The TLS handshake failed the way it does when the server answers in plain HTTP."""
+    """The TLS handshake failed the way it does when the server answers in plain HTTP: OpenSSL's
+    reason code says so (never the message text, which varies between OpenSSL versions)."""
     cause: BaseException | None = e
     while cause is not None:
         if isinstance(cause, ssl.SSLError) and cause.reason in tls.PLAIN_HTTP_REASONS:
             return True
         cause = cause.__cause__ or cause.__context__
-    return "WRONG_VERSION_NUMBER" in str(e) or "wrong version number" in str(e)
+    return False
 
 
 def _tls_handshake_failed(e: BaseException) -> bool:

@@ -414,7 +414,9 @@ class RegistriesConf:
         if entry is None:
             return [Endpoint(ref)]
         if entry.blocked:
-            raise BlockedRegistry(f"{ref.familiar()}: pulling from {entry.key} is blocked by {entry.source}")
+            raise BlockedRegistry(
+                f"pulling from {entry.key} is blocked by {entry.source}", subject=ref.familiar()
+            )
         by_digest = ref.digest is not None
         out = [
             Endpoint(_rewrite(ref, entry, m.location), m.insecure, mirror=True)
@@ -468,7 +470,11 @@ def _rewrite(ref: Reference, entry: RegistryEntry, location: str) -> Reference:
             raise InputError(f"{where}: 'location' is unset and 'prefix' {entry.key!r} is not a wildcard")
         return ref
     if not entry.matches(ref):
-        raise InputError(f"{where}: prefix {entry.key!r} does not match {ref.familiar()}")
+        raise InputError(
+            f"{where}: prefix {entry.key!r} does not match {ref.familiar()}",
+            subject=ref.familiar(),
+            in_message=True,
+        )
     matched = len(_hostname(ref.registry)) if entry.wildcard else len(entry.prefix)
     target = location + ref.name[matched:]
     suffix = (f":{ref.tag}" if ref.tag is not None else "") + (f"@{ref.digest}" if ref.digest else "")
@@ -479,6 +485,8 @@ def _rewrite(ref: Reference, entry: RegistryEntry, location: str) -> Reference:
     host = target.split("/", 1)[0] if "/" in target else ""
     if new is None or new.registry.lower() != _normalise_name(host).lower():
         raise InputError(
-            f"{where}: 'location' {location!r} turns {ref.familiar()} into {target!r}, not an image name"
+            f"{where}: 'location' {location!r} turns {ref.familiar()} into {target!r}, not an image name",
+            subject=ref.familiar(),
+            in_message=True,
         )
     return Reference(new.registry, new.repository, ref.tag, ref.digest, ref.written)

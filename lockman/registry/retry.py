@@ -40,7 +40,7 @@ from lockman import env
 from lockman.registry.bodies import BodyTooLarge, UnsupportedEncoding, read_capped
 from lockman.registry.ratelimit import retry_after_seconds
 
-__all__ = ["BodyTooLarge", "Retrier", "RetryPolicy", "attempts_note"]
+__all__ = ["BodyTooLarge", "GaveUp", "Retrier", "RetryPolicy", "attempts"]
 
 _debug = logging.getLogger("lockman.http")
 
@@ -87,6 +87,14 @@ class RetryPolicy:
         return cls(**values)
 
 
+class GaveUp(Exception):
+    """The network kept failing: the last ``httpx.HTTPError`` and how many attempts were made."""
+
+    def __init__(self, error: httpx.HTTPError, attempts: int) -> None:
+        super().__init__(str(error))
+        self.error, self.attempts = error, attempts
+
+
 class _RetryableStatus(Exception):
     def __init__(self, response: httpx.Response) -> None:
         super().__init__(f"HTTP {response.status_code}")
@@ -120,8 +128,8 @@ class Retrier:
         """Send ``request`` and (unless ``stream``) read its body, retrying what is worth it.
 
         Returns the final response, which after lasting 429/5xx is that error response; raises
-        the last ``httpx.HTTPError`` when the network kept failing (its ``lockman_attempts``
-        attribute says how many tries were made), or :class:`BodyTooLarge`.
+        :class:`GaveUp` (the last ``httpx.HTTPError`` and how many tries were made) when the
+        network kept failing, or :class:`BodyTooLarge`.
         """
         now = time.monotonic()
         window = min(REQUEST_WINDOW * self.timeout, self.run_deadline - now)
@@ -175,8 +183,7 @@ class Retrier:
             e.response.extensions["lockman_attempts"] = attempts
             return e.response
         except httpx.HTTPError as e:
-            e.lockman_attempts = attempts  # type: ignore[attr-defined]
-            raise
+            raise GaveUp(e, attempts) from e
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _attempt(
@@ -256,10 +263,7 @@ def _retry_after(response: httpx.Response) -> float | None:
     return retry_after_seconds(response.headers.get("retry-after"))
 
 
-def attempts_note(obj: object) -> str:
-    """`` after N attempts`` when ``obj`` (response or exception) was retried, else ``""``."""
-    if isinstance(obj, httpx.Response):
-        n = obj.extensions.get("lockman_attempts", 1)
-    else:
-        n = getattr(obj, "lockman_attempts", 1)
-    return f" (gave up after {n} attempts)" if isinstance(n, int) and n > 1 else ""
+def attempts(response: httpx.Response) -> int:
+    """How many attempts the request that got ``response`` took (1 unless it was retried)."""
+    n = response.extensions.get("lockman_attempts", 1)
+    return n if isinstance(n, int) else 1

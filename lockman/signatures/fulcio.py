@@ -41,6 +41,10 @@ def _parsed(cert: x509.Certificate) -> x509.Certificate:
     return cert
 
 
+class _NoIssuer(VerificationError):
+    """No certificate in the pool issued this one: the CA is not the chain's (a foreign CA)."""
+
+
 def load_certificate(pem: str | bytes, what: str = "certificate") -> x509.Certificate:
     """Parse exactly one PEM certificate from signature material (VerificationError if bad)."""
     certs = load_certificates(pem, what)
@@ -128,7 +132,7 @@ def _path_to(
             return path
         issuer = next((c for c in pool if c not in path and _issued_by(current, c)), None)
         if issuer is None:
-            raise VerificationError(f"no trusted issuer found for {_subject(current)}")
+            raise _NoIssuer(f"no trusted issuer found for {_subject(current)}")
         _check_ca(issuer, below=len(path) - 1)
         _check_valid_at(issuer, when, "CA certificate")
         path.append(issuer)
@@ -151,18 +155,18 @@ def verify_chain(
     _check_valid_at(leaf, when, "signing certificate")
     if not trusted_root.certificate_authorities:
         raise VerificationError(f"{trusted_root.source} has no Fulcio certificate authorities")
-    reasons = []
+    reasons: list[tuple[str, bool]] = []  # (why, the CA did not issue the chain at all)
     for ca in trusted_root.certificate_authorities:
         if not ca.validity.contains(when):
-            reasons.append(f"CA {ca.uri or _subject(ca.chain[-1])} not valid at {when.isoformat()}")
+            reasons.append((f"CA {ca.uri or _subject(ca.chain[-1])} not valid at {when.isoformat()}", False))
             continue
         try:
             return _path_to(leaf, intermediates, ca, when)
         except VerificationError as exc:
-            reasons.append(str(exc))
+            reasons.append((str(exc), isinstance(exc, _NoIssuer)))
     # Prefer the reason that got furthest: one not about a foreign issuer.
-    specific = [r for r in reasons if not r.startswith("no trusted issuer")]
-    raise VerificationError("certificate chain: " + (specific or reasons)[0])
+    specific = [r for r, foreign in reasons if not foreign]
+    raise VerificationError("certificate chain: " + (specific or [r for r, _ in reasons])[0])
 
 
 def check_code_signing(leaf: x509.Certificate) -> None:

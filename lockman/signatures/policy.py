@@ -114,11 +114,12 @@ class Policy:
         has_identity = bool(self.certificate_identity or self.certificate_identity_regexp)
         has_issuer = bool(self.certificate_oidc_issuer or self.certificate_oidc_issuer_regexp)
         if self.key is not None and (has_identity or has_issuer):
-            raise InputError("policy: give either a key or certificate identity/issuer, not both")
+            raise InputError("give either a key or certificate identity/issuer, not both", subject="policy")
         if self.key is None and not (has_identity and has_issuer):
             raise InputError(
-                "policy: keyless verification needs both certificate-identity(-regexp) "
-                "and certificate-oidc-issuer(-regexp); or give a key"
+                "keyless verification needs both certificate-identity(-regexp) "
+                "and certificate-oidc-issuer(-regexp); or give a key",
+                subject="policy",
             )
         _compile(self.certificate_identity_regexp, "certificate-identity-regexp")
         _compile(self.certificate_oidc_issuer_regexp, "certificate-oidc-issuer-regexp")
@@ -126,9 +127,11 @@ class Policy:
             object.__setattr__(self, "predicate_type", resolve_predicate_type(self.predicate_type))
         for name, _ in self.github_workflow:
             if name not in GITHUB_WORKFLOW_OIDS:
-                raise InputError(f"policy: unknown certificate-github-workflow-{name}")
+                raise InputError(f"unknown certificate-github-workflow-{name}", subject="policy")
         if self.github_workflow and self.key is not None:
-            raise InputError("policy: certificate-github-workflow-* needs keyless verification, not a key")
+            raise InputError(
+                "certificate-github-workflow-* needs keyless verification, not a key", subject="policy"
+            )
 
     @property
     def keyless(self) -> bool:
@@ -363,7 +366,8 @@ def _rule(table: Any, where: str, base: Path) -> PolicyRule:
     try:
         policy = Policy(**args)
     except InputError as exc:
-        raise InputError(f"{where}: {str(exc).removeprefix('policy: ')}") from exc
+        said = exc.message if exc.subject == "policy" else str(exc)  # the rule names it better
+        raise InputError(said, subject=where) from exc
     return PolicyRule(images=tuple(images), policy=policy)
 
 

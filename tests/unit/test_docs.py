@@ -76,3 +76,19 @@ def test_cli_reference_is_generated_from_the_current_help() -> None:
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
     assert (ROOT / "docs" / "cli.md").read_text() == gen.render(), "run python3 scripts/gen_cli_docs.py"
+
+
+def test_the_error_classes_the_docs_name_exist_with_their_fields() -> None:
+    import lockman.errors as errors
+
+    page = (ROOT / "docs" / "environment.md").read_text()
+    paragraph = page.split("Which kind of failure it was is never read from the message", 1)[1].split("\n\n")[0]
+    names = re.findall(r"`(\w+)`", paragraph)
+    classes = [n for n in names if n[0].isupper()]
+    fields = [n for n in names if n[0].islower() and n != "lockman"]
+    assert classes and fields
+    for name in classes:
+        assert issubclass(getattr(errors, name), errors.LockmanError), name
+    sample = errors.DigestMismatch("x")
+    for field in fields:
+        assert hasattr(sample, field), field

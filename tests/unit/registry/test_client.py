@@ -5,19 +5,37 @@ made to do; the happy paths against the real one are in tests/integration/."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+import httpx
 import pytest
 
-from lockman.errors import VerificationError
+from lockman.errors import (
+    AuthError,
+    DescriptorMismatch,
+    DigestMismatch,
+    RegistryError,
+    TooLarge,
+    UnsupportedMediaType,
+    VerificationError,
+)
 from lockman.fileio import SafeDir
 from lockman.model import reference
-from lockman.model.manifest import OCI_MANIFEST, Descriptor
+from lockman.model.manifest import (
+    DOCKER_MANIFEST,
+    DOCKER_SCHEMA1_SIGNED,
+    MAX_MANIFEST_BYTES,
+    OCI_MANIFEST,
+    Descriptor,
+)
+from lockman.registry import client as client_module
 from lockman.registry.blobs import BlobFiles, download_blob
 from lockman.registry.client import NotFound, RangeNotSatisfiable, RegistryClient
 from lockman.registry.registries_conf import RegistriesConf
+from lockman.registry.retry import RetryPolicy
 from tests.support.fake_registry import FakeRegistry, sha256
 
 T = TypeVar("T")
@@ -124,6 +142,96 @@ def test_body_that_is_not_the_digest_asked_for_is_refused() -> None:
     fake.lie_digest = digest  # and the header agrees with the name, not the bytes
     with pytest.raises(VerificationError, match=f"digest mismatch: asked for {digest}"):
         run_client(fake, lambda c: c.get_manifest(reference.parse(f"{HOST}/app@{digest}")))
+
+
+# -- errors: the class is the kind, the fields are the facts --------------------------------------
+def test_lying_digest_header_is_a_digest_mismatch_about_the_image() -> None:
+    fake = FakeRegistry()
+    digest = fake.put_image(HOST, "app", "v1")
+    fake.lie_digest = "sha256:" + "0" * 64
+    ref = reference.parse(f"{HOST}/app@{digest}")
+    with pytest.raises(DigestMismatch) as caught:
+        run_client(fake, lambda c: c.get_manifest(ref))
+    assert caught.value.subject == ref.familiar() and caught.value.kind == "digest-mismatch"
+    assert str(caught.value).startswith(f"{ref.familiar()}: registry's Docker-Content-Digest")
+
+
+def test_schema1_is_an_unsupported_media_type_on_head_and_on_get() -> None:
+    fake = FakeRegistry()
+    digest = fake.put_manifest(HOST, "app", "v1", b'{"schemaVersion": 1}', DOCKER_SCHEMA1_SIGNED)
+    with pytest.raises(UnsupportedMediaType, match="Docker schema 1 manifests are not supported"):
+        run_client(fake, lambda c: c.resolve(reference.parse(f"{HOST}/app:v1")))
+    with pytest.raises(UnsupportedMediaType) as caught:
+        run_client(fake, lambda c: c.get_manifest(reference.parse(f"{HOST}/app@{digest}")))
+    assert not isinstance(caught.value, DigestMismatch)
+
+
+def test_content_type_that_is_not_the_body_is_a_descriptor_mismatch() -> None:
+    fake = FakeRegistry()
+    body, _ = fake.manifests[(HOST, "app", fake.put_image(HOST, "app", "v1"))]  # says OCI in its body
+    fake.manifests[(HOST, "app", "v1")] = (body, DOCKER_MANIFEST)
+    with pytest.raises(DescriptorMismatch, match="registry says Content-Type"):
+        run_client(fake, lambda c: c.resolve(reference.parse(f"{HOST}/app:v1"), want_manifest=True))
+
+
+def test_over_size_manifest_is_too_large() -> None:
+    fake = FakeRegistry()
+    fake.put_manifest(HOST, "app", "v1", b" " * (MAX_MANIFEST_BYTES + 1))
+    with pytest.raises(TooLarge, match=f"manifest declares {MAX_MANIFEST_BYTES + 1} bytes") as caught:
+        run_client(fake, lambda c: c.get_manifest(reference.parse(f"{HOST}/app:v1")))
+    assert caught.value.subject == f"{HOST}/app:v1"
+
+
+def test_not_found_carries_status_code_and_registry() -> None:
+    fake = FakeRegistry()
+    with pytest.raises(NotFound) as caught:
+        run_client(fake, lambda c: c.get_manifest(reference.parse(f"{HOST}/app:v1")))
+    e = caught.value
+    assert (e.subject, e.registry, e.status, e.code) == (f"{HOST}/app:v1", HOST, 404, "MANIFEST_UNKNOWN")
+    assert str(e) == f"{HOST}/app:v1: manifest unknown to {HOST}"
+    assert e.with_subject(f"{HOST}/app:v1") is e
+
+
+def test_denied_is_an_auth_error_that_names_the_image() -> None:
+    fake = FakeRegistry()
+    fake.status[HOST] = 403
+    with pytest.raises(AuthError) as caught:
+        run_client(fake, lambda c: c.get_manifest(reference.parse(f"{HOST}/app:v1")))
+    assert (caught.value.status, caught.value.subject) == (403, f"{HOST}/app:v1")
+    assert str(caught.value) == f"{HOST}: access to {HOST}/app:v1 denied"
+
+
+def test_lasting_5xx_carries_status_and_attempts_and_says_them() -> None:
+    fake = FakeRegistry()
+    fake.status[HOST] = 503
+    policy = RetryPolicy(attempts=3, wait_initial=0.001, wait_max=0.002, wait_jitter=0)
+
+    async def go() -> None:
+        async with RegistryClient(transport=fake.transport, registries=RegistriesConf([]), retry=policy) as c:
+            await c.get_manifest(reference.parse(f"{HOST}/app:v1"))
+
+    with pytest.raises(RegistryError) as caught:
+        asyncio.run(go())
+    e = caught.value
+    assert (e.status, e.attempts, e.registry, e.subject) == (503, 3, HOST, f"{HOST}/app:v1")
+    assert str(e) == f"{HOST}/app:v1: HTTP 503 (gave up after 3 attempts)"
+
+
+def _ssl_failure(reason: str | None, text: str) -> httpx.ConnectError:
+    cause = ssl.SSLError(1, text)
+    cause.reason = reason  # type: ignore[misc]  # what OpenSSL's error queue said
+    try:
+        raise httpx.ConnectError(text) from cause
+    except httpx.ConnectError as e:
+        return e
+
+
+def test_plain_http_is_told_by_openssls_reason_not_its_text() -> None:
+    suspected = client_module._network_error(HOST, _ssl_failure("WRONG_VERSION_NUMBER", "handshake failed"))
+    assert isinstance(suspected, client_module.HandshakeFailed) and suspected.plain_http
+    assert str(suspected) == f"{HOST}: cannot connect: handshake failed"
+    other = client_module._network_error(HOST, _ssl_failure("SOMETHING_ELSE", "[SSL] wrong version number"))
+    assert isinstance(other, client_module.HandshakeFailed) and not other.plain_http
 
 
 # -- blobs: Range and 416 --------------------------------------------------------------------------

@@ -121,6 +121,19 @@ def test_chain_to_foreign_ca_rejected() -> None:
         verify_chain(leaf, [], TrustedRoot(), T0)
 
 
+def test_the_reason_that_got_furthest_wins_over_a_foreign_ca() -> None:
+    """Several CAs: 'no trusted issuer' from a foreign one is the least telling reason."""
+    fulcio = FakeFulcio()
+    leaf = fulcio.leaf(new_key("p256"))
+    (ours,) = fulcio.trusted_root().certificate_authorities
+    (foreign,) = FakeFulcio().trusted_root().certificate_authorities
+    closed = replace(ours, validity=ValidityWindow(end=T0 - timedelta(days=1)))
+    for order in ((foreign, closed), (closed, foreign)):
+        root = replace(fulcio.trusted_root(), certificate_authorities=order)
+        with pytest.raises(VerificationError, match=r"^certificate chain: CA .* not valid at"):
+            verify_chain(leaf, [], root, T0)
+
+
 # ---------------------------------------------------------------- forged chains: each check's refusal
 # Each test builds the certificate an attacker would use if that one check were missing.
 
