@@ -270,14 +270,18 @@ def _stale_explanations(module: str) -> list[tuple[str, str, str]]:
 
 
 def _scratch() -> Path:
-    """A copy of the code and tests (testdata linked), so the worktree is never modified."""
+    """A copy of the code and tests, so the worktree is never modified; everything else at the
+    top (testdata/, README.md and docs/ that tests read, action.yml, ...) is linked; not .git, nor
+    .hypothesis (a mutant's failing examples must not land in the worktree's database)."""
     tmp = Path(tempfile.mkdtemp(prefix="lockman-mutate-"))
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(ROOT / "lockman", tmp / "lockman", ignore=ignore)
     shutil.copytree(ROOT / "tests", tmp / "tests", ignore=ignore)
     shutil.copy2(ROOT / "pyproject.toml", tmp / "pyproject.toml")
     shutil.copy2(ROOT / "conftest.py", tmp / "conftest.py")  # registers the tests/support plugins
-    (tmp / "testdata").symlink_to(ROOT / "testdata")
+    for entry in ROOT.iterdir():
+        if entry.name not in (".git", ".hypothesis") and not (tmp / entry.name).exists():
+            (tmp / entry.name).symlink_to(entry)
     return tmp
 
 
