@@ -33,6 +33,7 @@ import argparse
 import ast
 import copy
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -147,6 +148,14 @@ def _first_line(src: str, node: ast.AST) -> str:
     return line if len(line) <= 90 else line[:87] + "..."
 
 
+def _joined(src: str, node: ast.AST) -> str:
+    """The node's source on one line (a test spread over lines, joined), shortened as above;
+    a clause's first line alone would name a multi-line ``or`` by its first operand."""
+    seg = ast.get_source_segment(src, node) or ast.unparse(node)
+    line = re.sub(r"\s*\n\s*", " ", seg.strip())
+    return line if len(line) <= 90 else line[:87] + "..."
+
+
 def _bool_functions(tree: ast.AST) -> set[int]:
     """ids of ``return`` nodes that belong to a function annotated ``-> bool``."""
     out: set[int] = set()
@@ -214,7 +223,7 @@ def _sites(tree: ast.Module, src: str) -> Iterator[tuple[str, int, str, ast.AST,
             for sub in ast.walk(test):
                 if isinstance(sub, ast.BoolOp):
                     for i, operand in enumerate(sub.values):
-                        what = f"drop `{_first_line(src, operand)}` from `{_first_line(src, sub)}`"
+                        what = f"drop `{_joined(src, operand)}` from `{_joined(src, sub)}`"
                         yield "clause", operand.lineno, what, sub, i
 
 
