@@ -33,6 +33,7 @@ import argparse
 import ast
 import copy
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -115,24 +116,12 @@ EXPLAINED: dict[tuple[str, str, str], str] = {
         " lower-casing changes a first component only if it has an upper-case letter, and"
         " `first != first.lower()` folds exactly those"
         for clause, whole in [
-            (
-                '"." in first or ":" in first or first.lower() == "localhost" or first != first.lower()',
-                'sep and ("." in first or ":" in first or first.lower() == "localhost" or first != first...',
-            ),
-            *(
-                (c, '"." in first or ":" in first or first.lower() == "localhost" or first != first.lower()')
-                for c in ('"." in first', '":" in first', 'first.lower() == "localhost"')
-            ),
+            (c, '"." in first or ":" in first or first.lower() == "localhost" or first != first.lower()')
+            for c in ('"." in first', '":" in first', 'first.lower() == "localhost"')
         ]
     },
     ("lockman/signatures/keys.py", "continue", "continue under `except InvalidSignature`"): "no-op: the"
     " `continue` ends the loop body",
-    (
-        "lockman/signatures/rekor.py",
-        "continue",
-        'continue under `if not line.startswith("\\u2014 ")`',
-    ): "stricter: without it a note's non-signature"
-    " lines are decoded as signatures too, and a note carrying one is refused",
     ("lockman/signatures/cosign.py", "kwarg", "require_set=True"): "unreachable: parse_cosign_bundle"
     " refuses an annotation without SignedEntryTimestamp, so a .sig or .att entry always has a SET",
 }
@@ -156,6 +145,14 @@ class Mutant:
 def _first_line(src: str, node: ast.AST) -> str:
     seg = ast.get_source_segment(src, node) or ast.unparse(node)
     line = seg.strip().splitlines()[0]
+    return line if len(line) <= 90 else line[:87] + "..."
+
+
+def _joined(src: str, node: ast.AST) -> str:
+    """The node's source on one line (a test spread over lines, joined), shortened as above;
+    a clause's first line alone would name a multi-line ``or`` by its first operand."""
+    seg = ast.get_source_segment(src, node) or ast.unparse(node)
+    line = re.sub(r"\s*\n\s*", " ", seg.strip())
     return line if len(line) <= 90 else line[:87] + "..."
 
 
@@ -226,7 +223,7 @@ def _sites(tree: ast.Module, src: str) -> Iterator[tuple[str, int, str, ast.AST,
             for sub in ast.walk(test):
                 if isinstance(sub, ast.BoolOp):
                     for i, operand in enumerate(sub.values):
-                        what = f"drop `{_first_line(src, operand)}` from `{_first_line(src, sub)}`"
+                        what = f"drop `{_joined(src, operand)}` from `{_joined(src, sub)}`"
                         yield "clause", operand.lineno, what, sub, i
 
 
@@ -275,15 +272,25 @@ def mutants(module: str) -> list[Mutant]:
     return [Mutant(m.module, i, m.op, m.line, m.what, m.source) for i, m in enumerate(out)]
 
 
+def _stale_explanations(module: str) -> list[tuple[str, str, str]]:
+    """EXPLAINED keys of ``module`` that match none of its mutants (the code moved on)."""
+    current = {(m.module, m.op, m.what) for m in mutants(module)}
+    return [k for k in EXPLAINED if k[0] == module and k not in current]
+
+
 def _scratch() -> Path:
-    """A copy of the code and tests (testdata linked), so the worktree is never modified."""
+    """A copy of the code and tests, so the worktree is never modified; everything else at the
+    top (testdata/, README.md and docs/ that tests read, action.yml, ...) is linked; not .git, nor
+    .hypothesis (a mutant's failing examples must not land in the worktree's database)."""
     tmp = Path(tempfile.mkdtemp(prefix="lockman-mutate-"))
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(ROOT / "lockman", tmp / "lockman", ignore=ignore)
     shutil.copytree(ROOT / "tests", tmp / "tests", ignore=ignore)
     shutil.copy2(ROOT / "pyproject.toml", tmp / "pyproject.toml")
     shutil.copy2(ROOT / "conftest.py", tmp / "conftest.py")  # registers the tests/support plugins
-    (tmp / "testdata").symlink_to(ROOT / "testdata")
+    for entry in ROOT.iterdir():
+        if entry.name not in (".git", ".hypothesis") and not (tmp / entry.name).exists():
+            (tmp / entry.name).symlink_to(entry)
     return tmp
 
 
@@ -343,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
                 tests = [t for t in tests if not t.startswith(("tests/integration/", "tests/scenarios/"))]
             found = [m for m in mutants(module) if not args.only or m.line in args.only]
             print(f"== {module}: {len(found)} mutants; tests: {' '.join(tests)}", flush=True)
+            for key in _stale_explanations(module):
+                print(f"  STALE explanation (matches no mutant; remove it): {key[1]} {key[2]}", flush=True)
             if not tests and not args.list:
                 print(f"  no test files left for {module}; skipped", flush=True)
                 continue

@@ -256,7 +256,8 @@ async def fetch_bundles(client: RegistryClient, ref: Reference, digest: str) -> 
 
 
 def _is_bundle(desc: Descriptor) -> bool:
-    return (desc.artifact_type or "") in BUNDLE_MEDIA_TYPES
+    """Whether a referrer is a Sigstore bundle (an untyped one, ``None``, is not)."""
+    return desc.artifact_type in BUNDLE_MEDIA_TYPES
 
 
 async def fetch_signature_layers(

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from lockman.enforce.check import DigestCheck, ImageSignatures, load_policies
+from lockman.enforce.check import DigestCheck, ImageSignatures, current_trusted_root, describe, load_policies
 from lockman.enforce.options import SignatureOptions
 from lockman.errors import InputError
-from lockman.signatures import SignatureResult
+from lockman.signatures import COSIGN_SIGN_PREDICATE, SignatureResult
+from lockman.signatures.rekor import TlogVerification
+from lockman.signatures.trust import DEFAULT_TRUSTED_ROOT_DATE
 from tests.support.cosign_registry import trusted_root_json
 from tests.support.signing_helpers import TESTDATA, FakeRekor
 
@@ -103,3 +107,90 @@ def test_bad_trusted_root_is_bad_input_exit_2(tmp_path: Path, run) -> None:
     r = run("verify", "--config", cfg, "--key", TESTDATA / "cosign.pub", "--trusted-root", root)
     assert r.code == 2
     assert r.err.strip() == f"error: {root}: tlogs[0].publicKey.validFor.start: missing (a trusted key or CA needs the time it became valid)"
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [
+        {"trusted_root": Path("root.json")},
+        {"predicate_type": "https://slsa.dev/provenance/v1"},
+        {"certificate_github_workflow_trigger": "push"},
+        {"insecure_ignore_tlog": True},
+        {"insecure_ignore_sct": True},
+        {"recursive": True},
+    ],
+)
+def test_a_modifying_flag_without_any_signer_is_bad_input(tmp_path: Path, flag: dict[str, Any]) -> None:
+    """Without lockman.toml, a flag that only modifies a policy has nothing to modify: silently
+    checking nothing would read as "verified"."""
+    cfg = project(tmp_path, None)
+    if "trusted_root" in flag:
+        flag = {"trusted_root": tmp_path / "root.json"}
+        flag["trusted_root"].write_bytes(trusted_root_json(FakeRekor()))
+    with pytest.raises(InputError) as e:
+        load_policies(cfg, SignatureOptions(**flag))
+    assert str(e.value).endswith(f"need a signer: --key, --certificate-identity(-regexp) with "
+                                 f"--certificate-oidc-issuer(-regexp), or [[policy]] rules in {tmp_path / 'lockman.toml'}")
+
+
+def test_unreadable_tuf_root_is_bad_input(tmp_path: Path) -> None:
+    missing = tmp_path / "root.json"
+    with pytest.raises(InputError) as e:
+        current_trusted_root(SignatureOptions(tuf_root=missing, tuf_offline=True))
+    assert str(e.value) == f"{missing}: cannot read TUF root (No such file or directory)"
+
+
+def test_unreachable_tuf_repository_warns_once_and_uses_the_shipped_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("LOCKMAN_TUF_OFFLINE", raising=False)
+    bootstrap = tmp_path / "root.json"
+    bootstrap.write_bytes(b"{}")
+    root = current_trusted_root(SignatureOptions(tuf_url="http://127.0.0.1:9", tuf_root=bootstrap))
+    assert root.source == f"public-good trusted root ({DEFAULT_TRUSTED_ROOT_DATE})"
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("warning: cannot refresh the Sigstore trusted root from http://127.0.0.1:9 (")
+    assert line.endswith(f"using the shipped trusted root ({DEFAULT_TRUSTED_ROOT_DATE})")
+
+
+def test_corrupt_cached_trusted_root_warns_and_uses_the_shipped_root(capsys: pytest.CaptureFixture[str]) -> None:
+    """Offline with a cached trusted_root.json that does not parse: said on stderr, not fatal."""
+    from urllib.parse import quote
+
+    from lockman.registry.trust_update import DEFAULT_TUF_URL, TARGET, default_cache_dir
+
+    cached = default_cache_dir() / quote(DEFAULT_TUF_URL, safe="") / "targets" / TARGET
+    cached.parent.mkdir(parents=True)
+    cached.write_text('{"mediaType": "not a trusted root"}')
+    root = current_trusted_root(SignatureOptions())  # LOCKMAN_TUF_OFFLINE=1 in every test
+    assert root.source == f"public-good trusted root ({DEFAULT_TRUSTED_ROOT_DATE})"
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"warning: cached trusted root from {DEFAULT_TUF_URL} (")
+    assert line.endswith(f"; using the shipped trusted root ({DEFAULT_TRUSTED_ROOT_DATE})")
+
+
+def tlog(set_verified: bool) -> TlogVerification:
+    return TlogVerification(7, "c0d23d6a", 1_700_000_000, set_verified, not set_verified)
+
+
+def test_integrated_time_is_reported_only_when_a_set_vouches_for_it() -> None:
+    """An inclusion proof proves the entry is in the log, not when: its integratedTime is the
+    log's unsigned word, so the report leaves it out."""
+    with_set = SignatureResult("sigstore-bundle", 0, "key sha256:ab", "sha256:ab", tlog=tlog(True))
+    proof_only = replace(with_set, tlog=tlog(False))
+    d = DigestCheck("sha256:" + "1" * 64, result=with_set).as_dict()
+    assert (d["tlog_log_index"], d["tlog_integrated_time"]) == (7, 1_700_000_000)
+    d = DigestCheck("sha256:" + "1" * 64, result=proof_only).as_dict()
+    assert (d["tlog_log_index"], d["tlog_integrated_time"]) == (7, None)
+    assert describe(with_set) == "Sigstore bundle, Rekor log index 7"
+    assert describe(proof_only) == "Sigstore bundle, Rekor log index 7 (inclusion proof)"
+
+
+def test_describe_names_an_attestation_but_not_a_plain_bundle_signature() -> None:
+    """A bundle's ``cosign sign`` predicate is a plain signature; any other is an attestation."""
+    signed = SignatureResult("sigstore-bundle", 0, "key sha256:ab", "sha256:ab", predicate_type=COSIGN_SIGN_PREDICATE)
+    assert describe(signed) == "Sigstore bundle, transparency log not checked"
+    slsa = replace(signed, kind="cosign-attestation", index=1, predicate_type="https://slsa.dev/provenance/v1")
+    assert describe(slsa) == (
+        ".att layer 1, transparency log not checked, attestation https://slsa.dev/provenance/v1"
+    )

@@ -136,29 +136,6 @@ def test_registry_text_in_insight_is_escaped_per_format() -> None:
     assert "<img" not in md.replace("\\<img", "") and "\x1b" not in md
 
 
-def test_sbom_attestation_verdict_under_a_policy() -> None:
-    from lockman.enforce.attestation import sbom_verifier
-    from lockman.signatures import Policy, PolicySet
-    from lockman.signatures.policy import PolicyRule
-    from tests.support.signing_helpers import make_bundle, new_key
-
-    priv, other = new_key("p256"), new_key("p256")
-    policy = Policy(key=priv.public_key(), ignore_tlog=True)
-    policies = PolicySet((PolicyRule(("rust",), policy),))
-    assert sbom_verifier(policies, "other:1") is None  # no rule covers it: no verdict at all
-    verify = sbom_verifier(policies, "rust:1")
-    assert verify is not None
-    sbom = make_bundle(
-        priv, D, None, predicate_type="https://cyclonedx.org/bom", predicate={"bomFormat": "CycloneDX"}
-    )
-    assert verify(D, sbom).verified
-    forged = make_bundle(other, D, None, predicate_type="https://cyclonedx.org/bom")
-    bad = verify(D, forged)
-    assert not bad.verified and "DSSE signature does not verify" in bad.detail
-    sig = verify(D, make_bundle(priv, D, None))  # a plain signature bundle is no SBOM attestation
-    assert not sig.verified and "no SBOM" in sig.detail
-
-
 def test_json_insight_matches_the_documented_schema() -> None:
     from tests.support.docs_schema import conforms, documented_json
 
