@@ -38,10 +38,10 @@ def test_file_rules_with_flag_overrides(tmp_path: Path) -> None:
     cfg = project(tmp_path, '[[policy]]\nimages = ["rust"]\nkey = "cosign.pub"\n')
     root = tmp_path / "root.json"
     root.write_bytes(trusted_root_json(FakeRekor()))
-    plain = load_policies(cfg, SignatureOptions())
+    plain = load_policies(cfg, SignatureOptions(tuf_offline=True))
     assert plain is not None
     p = plain.policy_for("rust:1.70")
-    # offline (as every test is): the TUF cache is empty, so the shipped public-good root
+    # offline: the TUF cache is empty, so the shipped public-good root
     assert p is not None and not p.ignore_tlog and p.root().source.startswith("public-good trusted root")
     assert plain.policy_for("debian:12") is None
     over = load_policies(cfg, SignatureOptions(trusted_root=root, insecure_ignore_tlog=True))
@@ -52,7 +52,7 @@ def test_file_rules_with_flag_overrides(tmp_path: Path) -> None:
 
 def test_flag_signer_replaces_file_for_every_image(tmp_path: Path) -> None:
     cfg = project(tmp_path, '[[policy]]\nimages = ["rust"]\nkey = "cosign.pub"\n')
-    opts = SignatureOptions(certificate_identity="a@b.c", certificate_oidc_issuer="https://i")
+    opts = SignatureOptions(certificate_identity="a@b.c", certificate_oidc_issuer="https://i", tuf_offline=True)
     policies = load_policies(cfg, opts)
     assert policies is not None
     for name in ("rust:1.70", "ghcr.io/x/y:z"):
@@ -162,7 +162,7 @@ def test_corrupt_cached_trusted_root_warns_and_uses_the_shipped_root(capsys: pyt
     cached = default_cache_dir() / quote(DEFAULT_TUF_URL, safe="") / "targets" / TARGET
     cached.parent.mkdir(parents=True)
     cached.write_text('{"mediaType": "not a trusted root"}')
-    root = current_trusted_root(SignatureOptions())  # LOCKMAN_TUF_OFFLINE=1 in every test
+    root = current_trusted_root(SignatureOptions(tuf_offline=True))
     assert root.source == f"public-good trusted root ({DEFAULT_TRUSTED_ROOT_DATE})"
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"warning: cached trusted root from {DEFAULT_TUF_URL} (")
