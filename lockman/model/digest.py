@@ -1,0 +1,90 @@
+"""Content digests: ``<algorithm>:<hex>``, the one place their grammar and their arithmetic live.
+
+Pure: no I/O. The grammar is the OCI image spec's and distribution's (go-digest):
+
+    digest     := algorithm ":" encoded
+    algorithm  := component ( [+._-] component )*      component := [A-Za-z][A-Za-z0-9]*
+    encoded    := 64 lowercase hex for sha256 | 128 lowercase hex for sha512
+
+Only the registered algorithms are accepted: an unknown one could never be verified, so it is an
+error rather than something to pass along. Lowercase hex only: ``sha256:ABC…`` names the same
+bytes but is not the string a registry, a lockfile or a Renovate PR compares against.
+
+:class:`Digest` is a ``str`` subclass whose constructor validates: every instance is well formed,
+and it still goes wherever a digest string went (lockfile, JSON, URLs, comparisons with plain
+strings), so code can move to it one expression at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from lockman.errors import InvalidReference, VerificationError
+
+DIGEST_RE = re.compile(r"(?P<alg>[A-Za-z][A-Za-z0-9]*(?:[+._-][A-Za-z][A-Za-z0-9]*)*):(?P<hex>.+)")
+DIGEST_HEX_LENGTHS = {"sha256": 64, "sha512": 128}
+_LOWER_HEX = re.compile(r"[0-9a-f]+")
+
+
+class Digest(str):
+    """A well-formed content digest such as ``sha256:e3b0c4…``; equal to its plain string."""
+
+    __slots__ = ()
+
+    def __new__(cls, text: str, *, what: str = "digest") -> Digest:
+        if type(text) is cls:
+            return text
+        m = DIGEST_RE.fullmatch(text) if isinstance(text, str) else None
+        if not m:
+            raise InvalidReference(f"invalid {what} {text!r}: expected 'sha256:<64 hex>'")
+        alg, hex_ = m.group("alg"), m.group("hex")
+        if alg not in DIGEST_HEX_LENGTHS:
+            raise InvalidReference(
+                f"invalid {what} {text!r}: unsupported digest algorithm {alg!r} "
+                "(sha256 and sha512 are supported)"
+            )
+        want = DIGEST_HEX_LENGTHS[alg]
+        if len(hex_) != want or not _LOWER_HEX.fullmatch(hex_):
+            raise InvalidReference(f"invalid {what} {text!r}: {alg} needs {want} lowercase hex characters")
+        return super().__new__(cls, text)
+
+    @classmethod
+    def parse(cls, text: str, *, what: str = "digest") -> Digest:
+        """``text`` as a Digest; :class:`InvalidReference` naming ``what`` and the problem if malformed."""
+        return cls(text, what=what)
+
+    @classmethod
+    def of(cls, data: bytes, algorithm: str = "sha256") -> Digest:
+        """The digest of ``data`` under a registered ``algorithm``."""
+        if algorithm not in DIGEST_HEX_LENGTHS:
+            raise InvalidReference(
+                f"unsupported digest algorithm {algorithm!r} (sha256 and sha512 are supported)"
+            )
+        return super().__new__(cls, f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}")
+
+    @property
+    def algorithm(self) -> str:
+        return self.partition(":")[0]
+
+    @property
+    def hex(self) -> str:
+        return self.partition(":")[2]
+
+    def short(self, n: int = 12, *, prefix: bool = True) -> str:
+        """The first ``n`` hex characters, after ``sha256:`` unless ``prefix`` is false.
+
+        12 with the algorithm is what lockman prints to tell digests apart; 7 without it is
+        what Renovate (and so lockman's commit messages and PR bodies) shows.
+        """
+        return f"{self.algorithm}:{self.hex[:n]}" if prefix else self.hex[:n]
+
+    def verify(self, data: bytes) -> bool:
+        """Whether ``data`` hashes to this digest (under this digest's algorithm)."""
+        return Digest.of(data, self.algorithm) == self
+
+    def check(self, data: bytes, subject: str) -> None:
+        """Raise :class:`VerificationError` naming ``subject`` unless ``data`` hashes to this digest."""
+        actual = Digest.of(data, self.algorithm)
+        if actual != self:
+            raise VerificationError(f"{subject}: digest mismatch: expected {self}, got {actual}")
