@@ -27,6 +27,19 @@ DIGEST_HEX_LENGTHS = {"sha256": 64, "sha512": 128}
 _LOWER_HEX = re.compile(r"[0-9a-f]+")
 
 
+def shorten(text: str, n: int = 12, *, prefix: bool = True) -> str:
+    """A digest's text cut to ``n`` hex characters for display: ``sha256:`` plus ``n`` hex, or the
+    hex alone when ``prefix`` is false.
+
+    12 with the algorithm is what lockman prints to tell digests apart; 7 without it is what
+    Renovate (and so lockman's commit messages and PR bodies) shows. Text, not a :class:`Digest`:
+    printing never refuses what it is handed (a report may show a documented example or an
+    edited lockfile value), so nothing is validated here.
+    """
+    algorithm, _, hex_ = text.partition(":")
+    return f"{algorithm}:{hex_[:n]}" if prefix else hex_[:n]
+
+
 class Digest(str):
     """A well-formed content digest such as ``sha256:e3b0c4…``; equal to its plain string."""
 
@@ -72,12 +85,8 @@ class Digest(str):
         return self.partition(":")[2]
 
     def short(self, n: int = 12, *, prefix: bool = True) -> str:
-        """The first ``n`` hex characters, after ``sha256:`` unless ``prefix`` is false.
-
-        12 with the algorithm is what lockman prints to tell digests apart; 7 without it is
-        what Renovate (and so lockman's commit messages and PR bodies) shows.
-        """
-        return f"{self.algorithm}:{self.hex[:n]}" if prefix else self.hex[:n]
+        """The first ``n`` hex characters, after ``sha256:`` unless ``prefix`` is false."""
+        return shorten(self, n, prefix=prefix)
 
     def verify(self, data: bytes) -> bool:
         """Whether ``data`` hashes to this digest (under this digest's algorithm)."""

@@ -10,7 +10,6 @@ of a Fulcio CA from the trusted root whose validity window also contains that ti
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from cryptography.x509.certificate_transparency import LogEntryType, SignedCerti
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
 from lockman.errors import VerificationError
+from lockman.model.digest import Digest
 from lockman.signatures.keys import key_id, signature_valid
 from lockman.signatures.trust import CertificateAuthority, TrustedRoot
 
@@ -337,4 +337,4 @@ def verify_certificate(
 
 def cert_fingerprint(cert: x509.Certificate) -> str:
     """``sha256:<hex>`` of the certificate DER, for reports."""
-    return "sha256:" + hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+    return Digest.of(cert.public_bytes(serialization.Encoding.DER))
