@@ -17,6 +17,8 @@ import re
 import sys
 from typing import TextIO
 
+from lockman.model.digest import shorten
+
 # Invisible or unwritable beyond C0: DEL, C1 controls, bidi embedding/override/isolate marks,
 # lone surrogates. _UNSAFE group 1: the exact SGR colour codes lockman itself writes (report._c).
 _INVISIBLE = r"\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff"
@@ -98,8 +100,7 @@ def count(n: int, noun: str, plural: str | None = None) -> str:
 
 def short(digest: str) -> str:
     """``sha256:`` plus 12 hex: enough to tell digests apart at a glance."""
-    alg, _, hex_ = digest.partition(":")
-    return f"{alg}:{hex_[:12]}"
+    return shorten(digest)
 
 
 DEBUG_ENV = "LOCKMAN_DEBUG"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lockman.console import count, one_line
+from lockman.model.digest import shorten
 from lockman.model.insight import Insight, LayerChange, package_kind
 from lockman.model.lockfile import LockedImage, LockedPlatform, Lockfile
 from lockman.model.reference import is_digest
@@ -135,11 +136,11 @@ def short7(digest: str | None) -> str:
     """The 7 hex characters Renovate shows (``sha256:`` dropped); several digests joined by ``,``."""
     if not digest:
         return ""
-    return ",".join(d.partition(":")[2][:7] for d in digest.split(","))
+    return ",".join(shorten(d, 7, prefix=False) for d in digest.split(","))
 
 
 def short12(digest: str) -> str:
-    return ",".join(f"{d.partition(':')[0]}:{d.partition(':')[2][:12]}" for d in digest.split(","))
+    return ",".join(shorten(d, 12) for d in digest.split(","))
 
 
 # -- commit message ------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any
 
 from lockman.enforce.options import SignatureOptions, policy_path
 from lockman.errors import EXIT_VERIFY, InputError, LockmanError, VerificationError
+from lockman.model.digest import shorten
 from lockman.model.lockfile import LockedImage
 from lockman.model.manifest import INDEX_TYPES, Descriptor
 from lockman.model.reference import Reference
@@ -305,7 +306,7 @@ async def check_digest(
         try:
             return verify_bundle(digest, bundle, policy, predicate_types=wanted)
         except VerificationError as e:
-            reasons.append(f"bundle {manifest_digest[:19]}: {e}")
+            reasons.append(f"bundle {shorten(manifest_digest)}: {e}")
     if policy.predicate_type:
         tag = attestation_tag(digest)
         if layers is None:

@@ -27,7 +27,8 @@ from typing import Any
 from lockman import safejson
 from lockman.errors import InputError
 from lockman.fileio import SafeDir, UnsafePath
-from lockman.model.manifest import OCI_INDEX, Descriptor, compute_digest
+from lockman.model.digest import Digest
+from lockman.model.manifest import OCI_INDEX, Descriptor
 from lockman.registry.blobs import BlobFiles, file_matches
 
 LAYOUT_FILE = "oci-layout"
@@ -133,30 +134,35 @@ class OciLayout:
 
     def blob_files(self, digest: str) -> BlobFiles:
         """Where ``digest`` is downloaded to (``.lockman-partial/``) and named once verified."""
-        alg, _, hex_ = digest.partition(":")
+        dg = Digest.parse(digest)
+        alg, hex_ = dg.algorithm, dg.hex
         return BlobFiles(self._partial_dir(), f"{alg}-{hex_}", self._alg_dir(alg), hex_)
 
     def has_blob(self, desc: Descriptor) -> bool:
         """Whether the blob is there under its name, a plain file with exactly its bytes."""
-        alg, _, hex_ = desc.digest.partition(":")
+        dg = Digest.parse(desc.digest)
+        alg, hex_ = dg.algorithm, dg.hex
         return file_matches(self._alg_dir(alg), hex_, desc)
 
     def discard_blob(self, digest: str) -> None:
         """Remove whatever is under ``digest``'s name (a wrong file, a link: never followed)."""
-        alg, _, hex_ = digest.partition(":")
+        dg = Digest.parse(digest)
+        alg, hex_ = dg.algorithm, dg.hex
         self._alg_dir(alg).unlink(hex_)
 
     def read_blob(self, digest: str, limit: int) -> bytes:
         """A (verified, small) blob's bytes; at most ``limit`` + 1 are read."""
-        alg, _, hex_ = digest.partition(":")
+        dg = Digest.parse(digest)
+        alg, hex_ = dg.algorithm, dg.hex
         with self._alg_dir(alg).open_read(hex_) as f:
             return f.read(limit + 1)
 
     def put_verified_bytes(self, digest: str, data: bytes) -> None:
         """Store bytes (a manifest) whose digest the caller checked; checked again here."""
-        if compute_digest(data, digest.partition(":")[0]) != digest:
+        dg = Digest.parse(digest)
+        if not dg.verify(data):
             raise AssertionError(f"refusing to store bytes that do not hash to {digest}")
-        alg, _, hex_ = digest.partition(":")
+        alg, hex_ = dg.algorithm, dg.hex
         d = self._alg_dir(alg)
         if d.plain_file_size(hex_) == len(data):
             with d.open_read(hex_) as f:

@@ -6,7 +6,6 @@ descriptors and is never re-serialised.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,11 +13,11 @@ from typing import Any
 from lockman import safejson
 from lockman.errors import (
     DescriptorMismatch,
-    DigestMismatch,
     SizeMismatch,
     UnsupportedMediaType,
     VerificationError,
 )
+from lockman.model.digest import Digest
 from lockman.model.reference import is_digest
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -65,19 +64,16 @@ def _platform(p: dict[str, Any], where: str) -> Platform:
 
 
 def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    return Digest.of(data)
 
 
 def compute_digest(data: bytes, algorithm: str = "sha256") -> str:
-    return f"{algorithm}:" + hashlib.new(algorithm, data).hexdigest()
+    return Digest.of(data, algorithm)
 
 
 def check_digest(data: bytes, expected: str, *, what: str) -> None:
     """Raise :class:`VerificationError` unless ``data`` hashes to ``expected``."""
-    algorithm = expected.partition(":")[0]
-    actual = compute_digest(data, algorithm)
-    if actual != expected:
-        raise DigestMismatch(f"digest mismatch: expected {expected}, got {actual}", subject=what)
+    Digest.parse(expected).check(data, what)
 
 
 def check_descriptor(descriptor: Descriptor, manifest: Manifest, *, what: str) -> None:

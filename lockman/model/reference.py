@@ -6,7 +6,7 @@ Pure: no I/O. The grammar follows distribution/reference (v2.8) and the OCI dist
     name       := [ domain "/" ] path-component ( "/" path-component )*
     domain     := host [ ":" port ]
     tag        := [\\w][\\w.-]{0,127}
-    digest     := "sha256:" 64 lowercase hex | "sha512:" 128 lowercase hex
+    digest     := "sha256:" 64 lowercase hex | "sha512:" 128 lowercase hex   (lockman.model.digest)
 
 The first path component is a registry host only when it contains ``.`` or ``:`` or is
 ``localhost`` (docker's rule); otherwise the name lives on Docker Hub, where single-component
@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 
 from lockman.errors import InvalidReference
+from lockman.model.digest import Digest, digest_problem
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -40,36 +41,16 @@ _DOMAIN = rf"{_HOST}(?::[0-9]+)?"
 PATH_RE = re.compile(rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
 DOMAIN_RE = re.compile(_DOMAIN)
 TAG_RE = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
-DIGEST_RE = re.compile(r"(?P<alg>[A-Za-z][A-Za-z0-9]*(?:[+._-][A-Za-z][A-Za-z0-9]*)*):(?P<hex>.+)")
-DIGEST_HEX_LENGTHS = {"sha256": 64, "sha512": 128}
-_LOWER_HEX = re.compile(r"[0-9a-f]+")
 _IMAGE_ID = re.compile(r"[a-f0-9]{64}|sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
 
 
-def validate_digest(digest: str, *, what: str = "digest") -> str:
-    """Return ``digest`` if it is a registered algorithm with well-formed hex, else raise."""
-    why = _digest_problem(digest)
-    if why is not None:
-        raise InvalidReference(f"invalid {what} {digest!r}: {why}")
-    return digest
-
-
-def _digest_problem(digest: str) -> str | None:
-    """What is wrong with ``digest``, or None when it is a registered algorithm with good hex."""
-    m = DIGEST_RE.fullmatch(digest)
-    if not m:
-        return "expected 'sha256:<64 hex>'"
-    alg, hex_ = m.group("alg"), m.group("hex")
-    if alg not in DIGEST_HEX_LENGTHS:
-        return f"unsupported digest algorithm {alg!r} (sha256 and sha512 are supported)"
-    want = DIGEST_HEX_LENGTHS[alg]
-    if len(hex_) != want or not _LOWER_HEX.fullmatch(hex_):
-        return f"{alg} needs {want} lowercase hex characters"
-    return None
+def validate_digest(digest: str, *, what: str = "digest") -> Digest:
+    """``digest`` as a :class:`Digest` (registered algorithm, well-formed hex), else raise."""
+    return Digest.parse(digest, what=what)
 
 
 def is_digest(value: str) -> bool:
-    return _digest_problem(value) is None
+    return digest_problem(value) is None
 
 
 @dataclass(frozen=True)
@@ -156,7 +137,7 @@ def parse(text: str, *, default_tag: str | None = "latest") -> Reference:
     if at:
         if "@" in digest:
             raise InvalidReference(f"invalid reference {_show(text)}: more than one '@'")
-        why = _digest_problem(digest)
+        why = digest_problem(digest)
         if why is not None:
             raise InvalidReference(f"invalid reference {_show(text)}: {why}")
         digest_value = digest

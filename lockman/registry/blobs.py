@@ -25,6 +25,7 @@ import httpx
 
 from lockman.errors import DigestMismatch, RegistryError, SizeMismatch, TooLarge, VerificationError
 from lockman.fileio import SafeDir, UnsafePath
+from lockman.model.digest import Digest
 from lockman.model.manifest import Descriptor
 from lockman.model.reference import Reference
 from lockman.registry.client import NETWORK_ERRORS, RangeNotSatisfiable, RegistryClient
@@ -42,7 +43,7 @@ class _Hasher:
 
     def __init__(self, desc: Descriptor, what: str) -> None:
         self.desc, self.what = desc, what
-        self.algorithm = desc.digest.partition(":")[0]
+        self.algorithm = Digest.parse(desc.digest).algorithm
         self.h = hashlib.new(self.algorithm)
         self.size = 0
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from lockman import env
 from lockman.fileio import SafeDir, UnsafePath
-from lockman.model.manifest import MAX_MANIFEST_BYTES, compute_digest
+from lockman.model.digest import Digest
+from lockman.model.manifest import MAX_MANIFEST_BYTES
 from lockman.model.reference import is_digest
 
 
@@ -61,7 +62,8 @@ class ManifestCache:
         """The cached bytes for ``digest``, re-hashed; None on a miss or a bad entry."""
         data: bytes | None = None
         if self.read and is_digest(digest):
-            alg, _, hex_ = digest.partition(":")
+            dg = Digest.parse(digest)
+            alg, hex_ = dg.algorithm, dg.hex
             try:
                 with self._directory(alg, create=False) as d:
                     try:
@@ -70,7 +72,7 @@ class ManifestCache:
                     except UnsafePath:
                         d.unlink(hex_)
                         raise
-                    if len(data) > self.LIMIT or compute_digest(data, alg) != digest:
+                    if len(data) > self.LIMIT or not dg.verify(data):
                         d.unlink(hex_)
                         data = None
             except (OSError, UnsafePath):
@@ -85,8 +87,9 @@ class ManifestCache:
         """Store bytes already verified against ``digest``; a cache that cannot write is no error."""
         if len(data) > self.LIMIT or not is_digest(digest):
             return
-        alg, _, hex_ = digest.partition(":")
-        if compute_digest(data, alg) != digest:
+        dg = Digest.parse(digest)
+        alg, hex_ = dg.algorithm, dg.hex
+        if not dg.verify(data):
             return
         with contextlib.suppress(OSError, UnsafePath), self._directory(alg, create=True) as d:
             if not d.lexists(hex_):

@@ -30,6 +30,7 @@ from lockman.errors import (
     TooLarge,
     UnsupportedMediaType,
 )
+from lockman.model.digest import Digest
 from lockman.model.manifest import (
     ACCEPT,
     MANIFEST_TYPES,
@@ -38,7 +39,6 @@ from lockman.model.manifest import (
     SCHEMA1_TYPES,
     Descriptor,
     Manifest,
-    compute_digest,
     parse_manifest,
 )
 from lockman.model.reference import DOCKER_HUB, DOCKER_HUB_API, Reference, is_digest
@@ -474,8 +474,8 @@ class RegistryClient:
         elif header_digest and is_digest(header_digest):
             expected = header_digest
         else:
-            expected = compute_digest(raw)
-        actual = compute_digest(raw, expected.partition(":")[0])
+            expected = Digest.of(raw)
+        actual = Digest.of(raw, Digest.parse(expected).algorithm)
         if actual != expected:
             source = "asked for" if ref.digest else "registry's Docker-Content-Digest"
             raise DigestMismatch(
@@ -521,7 +521,7 @@ class RegistryClient:
                 raise _network_error(ref.api_host, e) from None
         finally:
             await response.aclose()
-        actual = compute_digest(data, digest.partition(":")[0])
+        actual = Digest.of(data, Digest.parse(digest).algorithm)
         if actual != digest:
             raise DigestMismatch(f"{blob}: digest mismatch: content hashes to {actual}", subject=subject)
         return data
@@ -540,7 +540,7 @@ class RegistryClient:
         if len(raw) > MAX_MANIFEST_BYTES:
             raise TooLarge(f"referrers index exceeds {MAX_MANIFEST_BYTES} bytes", subject=ref.familiar())
         what = f"{ref.familiar()}: referrers of {digest}"
-        return parse_manifest(raw, OCI_INDEX, compute_digest(raw), what=what)
+        return parse_manifest(raw, OCI_INDEX, Digest.of(raw), what=what)
 
     # -- blobs -------------------------------------------------------------------------------
     @contextlib.asynccontextmanager

@@ -7,6 +7,7 @@ fallback tag ``sha256-<hex>``, as the distribution spec prescribes; that tag is 
 
 from __future__ import annotations
 
+from lockman.model.digest import Digest
 from lockman.model.manifest import Descriptor
 from lockman.model.reference import Reference
 from lockman.registry.client import NotFound, RegistryClient
@@ -14,8 +15,8 @@ from lockman.registry.client import NotFound, RegistryClient
 
 def fallback_tag(digest: str) -> str:
     """The referrers fallback tag: ``sha256:abc…`` → ``sha256-abc…`` (no ``.sig`` suffix)."""
-    algorithm, _, hex_ = digest.partition(":")
-    return f"{algorithm}-{hex_}"
+    dg = Digest.parse(digest)
+    return f"{dg.algorithm}-{dg.hex}"
 
 
 async def list_referrers(client: RegistryClient, ref: Reference, digest: str) -> list[Descriptor]:

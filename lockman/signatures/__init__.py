@@ -1,7 +1,8 @@
 """Pure cosign / Sigstore signature verification: fixed inputs in, a verdict out.
 
 No network. May import ``lockman.errors``, ``lockman.safejson``, the pure
-``lockman.model.reference`` (image names, for policy globs) and its own modules; nothing else:
+``lockman.model.reference`` (image names, for policy globs), the pure ``lockman.model.digest``
+and its own modules; nothing else:
 the registry layer fetches the ``.sig`` manifest layers or the bundle, this package decides. One
 primitive per module (keys, trust, rekor, fulcio); ``cosign`` (``.sig``), ``attestation``
 (``.att``) and ``bundle`` compose them; ``policy`` says what must be proven. Failures raise

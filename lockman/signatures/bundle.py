@@ -28,6 +28,7 @@ from cryptography import x509
 
 from lockman import safejson
 from lockman.errors import VerificationError
+from lockman.model.digest import Digest
 from lockman.signatures._common import check_image_digest, leaf_key, signer_result
 from lockman.signatures.fulcio import load_der_certificate
 from lockman.signatures.keys import (
@@ -109,7 +110,7 @@ def _statement_subject_matches(payload: bytes, image_digest: str) -> str:
         raise VerificationError(f"DSSE payload is not an in-toto statement ({exc!r})") from exc
     if stype not in IN_TOTO_STATEMENT_TYPES:
         raise VerificationError(f"in-toto statement type {stype!r} is not supported")
-    want = image_digest.split(":", 1)[1]
+    want = Digest.parse(image_digest).hex
     found = []
     for s in subjects if isinstance(subjects, list) else []:
         digests = s.get("digest") if isinstance(s, dict) else None
@@ -144,7 +145,7 @@ def _message_content(doc: dict[str, Any], image_digest: str, key: PublicKey) -> 
         hint = ms.get("messageDigest")
     except (KeyError, TypeError, AttributeError) as exc:
         raise VerificationError(f"malformed bundle ({exc!r})") from exc
-    digest = bytes.fromhex(image_digest.split(":", 1)[1])
+    digest = bytes.fromhex(Digest.parse(image_digest).hex)
     if isinstance(hint, dict):
         if hint.get("algorithm") != "SHA2_256":
             raise VerificationError(f"message digest algorithm {hint.get('algorithm')!r} is not SHA2_256")

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from lockman.errors import InputError, VerificationError
+from lockman.model.digest import Digest
 
 PublicKey = Union[ec.EllipticCurvePublicKey, rsa.RSAPublicKey, ed25519.Ed25519PublicKey]  # noqa: UP007
 
@@ -61,7 +62,7 @@ def key_id(key: PublicKey) -> bytes:
 
 def key_fingerprint(key: PublicKey) -> str:
     """``sha256:<hex>`` of the SPKI DER, for reports; same value as ``key_id`` in hex."""
-    return "sha256:" + key_id(key).hex()
+    return Digest.of(spki_der(key))
 
 
 def describe_key(key: PublicKey) -> str:

@@ -92,3 +92,12 @@ def test_the_error_classes_the_docs_name_exist_with_their_fields() -> None:
     sample = errors.DigestMismatch("x")
     for field in fields:
         assert hasattr(sample, field), field
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_full_digests_in_examples_are_well_formed(page: Path) -> None:
+    """A digest written out in full must be one lockman would accept (short forms are 7 or 12 hex)."""
+    from lockman.model.digest import digest_problem
+
+    for digest in re.findall(r"sha256:[0-9a-f]{13,}", page.read_text()):
+        assert digest_problem(digest) is None, digest
