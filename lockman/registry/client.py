@@ -43,7 +43,7 @@ from lockman.model.manifest import (
 )
 from lockman.model.reference import DOCKER_HUB, DOCKER_HUB_API, Reference, is_digest
 from lockman.registry import ratelimit, tls
-from lockman.registry.auth import RegistryAuth
+from lockman.registry.auth import SCOPE, RegistryAuth
 from lockman.registry.bodies import IDENTITY, UnsupportedEncoding, bound_body, declared_length, read_capped
 from lockman.registry.credentials import CredentialStore
 from lockman.registry.host_transport import BULK, HostTransport
@@ -331,7 +331,7 @@ class RegistryClient:
             method,
             f"{base}/v2/{ref.repository}/{path}",
             headers=headers,
-            extensions={BULK: True} if bulk else None,
+            extensions={SCOPE: ref.scope("pull"), **({BULK: True} if bulk else {})},
         )
         async with self._limit(host):
             self.requests[host] += 1
