@@ -10,16 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
-import ssl
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 
-from lockman import env, safejson
+from lockman import env
 from lockman.console import err
 from lockman.errors import (
     AuthError,
@@ -41,7 +39,7 @@ from lockman.model.manifest import (
     compute_digest,
     parse_manifest,
 )
-from lockman.model.reference import DOCKER_HUB, DOCKER_HUB_API, Reference, is_digest
+from lockman.model.reference import Reference, is_digest
 from lockman.registry import ratelimit, tls
 from lockman.registry.auth import SCOPE, RegistryAuth
 from lockman.registry.bodies import IDENTITY, UnsupportedEncoding, bound_body, declared_length, read_capped
@@ -49,14 +47,22 @@ from lockman.registry.credentials import CredentialStore
 from lockman.registry.host_transport import BULK, HostTransport
 from lockman.registry.hosts import insecure_for_run, plain_http_allowed
 from lockman.registry.registries_conf import Endpoint, RegistriesConf
-from lockman.registry.retry import ERROR_BODY_LIMIT, BodyTooLarge, GaveUp, Retrier, RetryPolicy, attempts
+from lockman.registry.responses import (
+    NETWORK_ERRORS,
+    HandshakeFailed,
+    RangeNotSatisfiable,
+    answered_by,
+    network_error,
+    not_found,
+    raise_status,
+    registry_name,
+)
+from lockman.registry.retry import ERROR_BODY_LIMIT, BodyTooLarge, GaveUp, Retrier, RetryPolicy
 
 if TYPE_CHECKING:
     from lockman.registry.cache import ManifestCache
 
-# What a failing connection raises: httpx's errors, and the raw ssl.SSLError that httpcore's
-# HTTP/2 path lets escape untranslated.
-NETWORK_ERRORS = (httpx.HTTPError, ssl.SSLError)
+_network_error = network_error  # where it lived before lockman.registry.responses
 __all__ = [
     "NETWORK_ERRORS",
     "HandshakeFailed",
@@ -83,20 +89,6 @@ def configured_concurrency() -> int | None:
 def http2_enabled() -> bool:
     """HTTP/2 on TLS registries unless ``LOCKMAN_HTTP2=0`` (for comparison, or a broken middlebox)."""
     return env.get("LOCKMAN_HTTP2") is not False
-
-
-_ERROR_CODE_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
-
-
-class HandshakeFailed(RegistryError):
-    """TLS failed for a reason other than trust: typically a server that speaks plain HTTP.
-
-    ``plain_http`` says the failure looked like a plain-HTTP answer (for a hint to say so).
-    """
-
-    def __init__(self, message: str, *, subject: str | None, registry: str, plain_http: bool) -> None:
-        super().__init__(message, subject=subject, registry=registry)
-        self.plain_http = plain_http
 
 
 @dataclass(frozen=True)
@@ -165,7 +157,7 @@ class RegistryClient:
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": IDENTITY},
             trust_env=False,  # proxies and CA variables are honoured by HostTransport
         )
-        self.auth = RegistryAuth(self._credentials, self._send_raw, self._plain_http_ok, _registry_name)
+        self.auth = RegistryAuth(self._credentials, self._send_raw, self._plain_http_ok, registry_name)
         return self
 
     def _is_insecure(self, host: str) -> bool:
@@ -182,7 +174,7 @@ class RegistryClient:
         return self._registries.endpoints(ref)
 
     def _has_credentials(self, response: httpx.Response) -> bool:
-        registry = _answered_by(response)
+        registry = answered_by(response)
         try:
             return self._credentials.get(registry) is not None
         except LockmanError:
@@ -209,13 +201,13 @@ class RegistryClient:
         host = request.url.netloc.decode("ascii")
         self.requests[host] += 1
         request.headers.setdefault("Accept-Encoding", IDENTITY)  # token requests are built bare
-        registry = _registry_name(host)
+        registry = registry_name(host)
         try:
             return await self.retrier.send(self.http, request, follow_redirects=request.method != "POST")
         except GaveUp as e:
-            raise _network_error(host, e.error, attempts=e.attempts) from None
+            raise network_error(host, e.error, attempts=e.attempts) from None
         except NETWORK_ERRORS as e:
-            raise _network_error(host, e) from None
+            raise network_error(host, e) from None
         except BodyTooLarge as e:
             raise RegistryError(f"answer to {request.url.path} is {e}", registry=registry) from None
         except UnsupportedEncoding as e:
@@ -251,7 +243,7 @@ class RegistryClient:
                 break
             first_error = first_error or RegistryError(
                 f"not a registry: GET /v2/ answered HTTP {response.status_code}",
-                registry=_registry_name(host),
+                registry=registry_name(host),
                 status=response.status_code,
             )
         assert first_error is not None
@@ -342,9 +334,9 @@ class RegistryClient:
             except AuthError:
                 raise
             except GaveUp as e:
-                raise _network_error(host, e.error, ref, attempts=e.attempts) from None
+                raise network_error(host, e.error, ref, attempts=e.attempts) from None
             except NETWORK_ERRORS as e:
-                raise _network_error(host, e, ref) from None
+                raise network_error(host, e, ref) from None
             except BodyTooLarge as e:
                 what = "declares" if e.declared else "sent more than"
                 raise TooLarge(
@@ -354,7 +346,7 @@ class RegistryClient:
                 ) from None
             except UnsupportedEncoding as e:
                 raise RegistryError(
-                    f"registry {e}", subject=ref.familiar(), registry=_registry_name(host)
+                    f"registry {e}", subject=ref.familiar(), registry=registry_name(host)
                 ) from None
         # Count the auth round trips that happened inside the flow.
         self.requests[host] += len(response.history)
@@ -368,7 +360,7 @@ class RegistryClient:
         q = ratelimit.quota(response.headers)
         if q is not None and q.low and response.status_code != 429:
             self._warned.add(f"quota:{host}")
-            err(ratelimit.low_quota_warning(_registry_name(host), q, self._has_credentials(response)))
+            err(ratelimit.low_quota_warning(registry_name(host), q, self._has_credentials(response)))
 
     async def prefetch_tokens(self, refs: list[Reference]) -> None:
         """Ping every registry and fetch its tokens up front, all in parallel.
@@ -403,11 +395,11 @@ class RegistryClient:
         """HEAD the manifest; None when the registry's answer cannot give a digest."""
         response = await self._request("HEAD", ref, f"manifests/{ref.reference}", headers={"Accept": ACCEPT})
         if response.status_code == 404:
-            raise _not_found(ref.familiar(), "manifest unknown to", _answered_by(response), response)
+            raise not_found(ref.familiar(), "manifest unknown to", answered_by(response), response)
         if response.status_code != 200:
             if response.status_code in (405, 400) or response.status_code >= 500:
                 return None  # fall back to GET, which also reports lasting failures
-            _raise_status(ref, response, self._has_credentials(response))
+            raise_status(ref, response, self._has_credentials(response))
         digest = response.headers.get("docker-content-digest", "")
         media_type = response.headers.get("content-type", "").split(";")[0].strip()
         if media_type in SCHEMA1_TYPES:
@@ -464,9 +456,9 @@ class RegistryClient:
         what = ref.familiar()
         response = await self._request("GET", ref, f"manifests/{ref.reference}", headers={"Accept": ACCEPT})
         if response.status_code == 404:
-            raise _not_found(what, "manifest unknown to", _answered_by(response), response)
+            raise not_found(what, "manifest unknown to", answered_by(response), response)
         if response.status_code != 200:
-            _raise_status(ref, response, self._has_credentials(response))
+            raise_status(ref, response, self._has_credentials(response))
         raw = response.content  # read under the size cap; a truncated body was retried
         header_digest = response.headers.get("docker-content-digest")
         if ref.digest is not None:
@@ -508,9 +500,9 @@ class RegistryClient:
         bound_body(response, self._timeout, max_bytes)
         try:
             if response.status_code == 404:
-                raise _not_found(subject, f"{blob}: unknown to", _registry_name(ref.api_host), response)
+                raise not_found(subject, f"{blob}: unknown to", registry_name(ref.api_host), response)
             if response.status_code != 200:
-                _raise_status(ref, response)
+                raise_status(ref, response)
             try:
                 data = await read_capped(response, max_bytes)
             except BodyTooLarge:
@@ -518,7 +510,7 @@ class RegistryClient:
             except UnsupportedEncoding as e:
                 raise RegistryError(f"{blob}: registry {e}", subject=subject) from None
             except NETWORK_ERRORS as e:
-                raise _network_error(ref.api_host, e) from None
+                raise network_error(ref.api_host, e) from None
         finally:
             await response.aclose()
         actual = compute_digest(data, digest.partition(":")[0])
@@ -535,7 +527,7 @@ class RegistryClient:
         if response.status_code in (400, 404, 405, 406):
             return None  # no referrers API here (the spec says 404; older registries vary)
         if response.status_code != 200:
-            _raise_status(ref, response)
+            raise_status(ref, response)
         raw = response.content
         if len(raw) > MAX_MANIFEST_BYTES:
             raise TooLarge(f"referrers index exceeds {MAX_MANIFEST_BYTES} bytes", subject=ref.familiar())
@@ -566,7 +558,7 @@ class RegistryClient:
         bound_body(response, self._timeout, expected)
         try:
             if response.status_code == 404:
-                raise _not_found(what, "blob unknown to", _registry_name(ref.api_host), response)
+                raise not_found(what, "blob unknown to", registry_name(ref.api_host), response)
             if response.status_code == 416 and offset > 0:
                 raise RangeNotSatisfiable(
                     f"registry refused to resume at byte {offset}", subject=what, status=416
@@ -574,128 +566,12 @@ class RegistryClient:
             if response.status_code not in (200, 206):
                 with contextlib.suppress(BodyTooLarge, UnsupportedEncoding, *NETWORK_ERRORS):
                     await read_capped(response, ERROR_BODY_LIMIT)  # for its error code, if small
-                _raise_status(ref, response)
+                raise_status(ref, response)
             yield response
         finally:
             await response.aclose()
 
 
-class RangeNotSatisfiable(RegistryError):
-    """A resume offset the registry cannot serve (HTTP 416): start the blob again."""
-
-
-def _registry_name(host: str) -> str:
-    return DOCKER_HUB if host == DOCKER_HUB_API else host
-
-
-def _answered_by(response: httpx.Response) -> str:
-    """The registry that actually answered (a mirror or rewritten location, maybe)."""
-    return _registry_name(response.request.url.netloc.decode("ascii"))
-
-
 def _try_next_endpoint(status: int) -> bool:
     """Statuses after which a mirror hands over to the next location."""
     return status in (401, 403, 404, 408, 429) or status >= 500
-
-
-def _not_found(subject: str, said: str, registry: str, response: httpx.Response) -> NotFound:
-    """``subject: <said> registry``: the registry does not have it."""
-    return NotFound(
-        f"{subject}: {said} {registry}",
-        subject=subject,
-        registry=registry,
-        status=404,
-        code=_error_code(response),
-        in_message=True,
-    )
-
-
-def _raise_status(ref: Reference, response: httpx.Response, authenticated: bool = False) -> None:
-    """The error for a status the caller has no use for: ``registry: image: HTTP 500 (CODE)``."""
-    status = response.status_code
-    registry = _answered_by(response)
-    subject = ref.familiar()
-    code = _error_code(response)
-    detail = f" ({code})" if code else ""
-    facts: dict[str, Any] = {"subject": subject, "registry": registry, "status": status, "code": code}
-    if status == 401:
-        raise AuthError(f"{registry}: authentication required for {subject}", **facts, in_message=True)
-    if status == 403:
-        raise AuthError(f"{registry}: access to {subject} denied{detail}", **facts, in_message=True)
-    n = attempts(response)
-    if status == 429:
-        host = response.request.url.netloc.decode("ascii")
-        said = ratelimit.too_many_requests(registry, host, response.headers, code, authenticated)
-        # About the registry, not the image: the caller names the image.
-        raise RegistryError(said, **{**facts, "subject": None}, attempts=n, in_message=True)
-    raise RegistryError(f"HTTP {status}{detail}", **facts, attempts=n)
-
-
-def _error_code(response: httpx.Response) -> str | None:
-    """The registry's own error code, from its JSON error body, when it sent one."""
-    try:
-        body: Any = safejson.loads(response.content)
-    except (ValueError, httpx.ResponseNotRead, UnicodeDecodeError):
-        return None
-    if isinstance(body, dict) and isinstance(body.get("errors"), list) and body["errors"]:
-        first = body["errors"][0]
-        code = first.get("code") if isinstance(first, dict) else None
-        # The distribution spec's codes are upper-case identifiers (MANIFEST_UNKNOWN, DENIED):
-        # anything else is registry prose that has no place in a one-line error.
-        if isinstance(code, str) and _ERROR_CODE_RE.fullmatch(code):
-            return code
-    return None
-
-
-def _network_error(
-    host: str, e: httpx.HTTPError | ssl.SSLError, ref: Reference | None = None, *, attempts: int = 1
-) -> RegistryError:
-    """One line for a network failure, naming the image (``ref``) when there is one."""
-    facts: dict[str, Any] = {
-        "subject": None if ref is None else ref.familiar(),
-        "registry": _registry_name(host),
-    }
-    cause: BaseException | None = e
-    while cause is not None:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return RegistryError(
-                f"TLS certificate not trusted ({cause.verify_message}); {tls.untrusted_hint(host)}", **facts
-            )
-        if isinstance(cause, ssl.SSLError) and cause.reason in tls.CLIENT_CERT_ALERTS:
-            return RegistryError(
-                f"the registry refused the TLS handshake ({cause.reason}); {tls.client_cert_hint(host)}",
-                **facts,
-            )
-        cause = cause.__cause__ or cause.__context__
-    if _tls_handshake_failed(e):
-        return HandshakeFailed(
-            f"cannot connect: {e or type(e).__name__}", **facts, plain_http=_plain_http_answer(e)
-        )
-    if isinstance(e, httpx.TimeoutException):
-        return RegistryError(f"timed out ({e or type(e).__name__})", **facts, attempts=attempts)
-    if isinstance(e, httpx.ConnectError):
-        return RegistryError(f"cannot connect: {e or type(e).__name__}", **facts, attempts=attempts)
-    if isinstance(e, httpx.TooManyRedirects):
-        return RegistryError("too many redirects (a redirect loop?)", **facts)
-    return RegistryError(f"network error: {type(e).__name__}: {e}", **facts, attempts=attempts)
-
-
-def _plain_http_answer(e: BaseException) -> bool:
-    """The TLS handshake failed the way it does when the server answers in plain HTTP: OpenSSL's
-    reason code says so (never the message text, which varies between OpenSSL versions)."""
-    cause: BaseException | None = e
-    while cause is not None:
-        if isinstance(cause, ssl.SSLError) and cause.reason in tls.PLAIN_HTTP_REASONS:
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
-
-
-def _tls_handshake_failed(e: BaseException) -> bool:
-    """TLS failed for a reason other than trust: typically a server that speaks plain HTTP."""
-    cause: BaseException | None = e
-    while cause is not None:
-        if isinstance(cause, ssl.SSLError) and not isinstance(cause, ssl.SSLCertVerificationError):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
