@@ -40,12 +40,13 @@ from lockman.model.manifest import (
     parse_manifest,
 )
 from lockman.model.reference import Reference, is_digest
-from lockman.registry import ratelimit, tls
+from lockman.registry import ratelimit
 from lockman.registry.auth import SCOPE, RegistryAuth
 from lockman.registry.bodies import IDENTITY, UnsupportedEncoding, bound_body, declared_length, read_capped
 from lockman.registry.credentials import CredentialStore
 from lockman.registry.host_transport import BULK, HostTransport
 from lockman.registry.hosts import insecure_for_run, plain_http_allowed
+from lockman.registry.ping import Pinger
 from lockman.registry.registries_conf import Endpoint, RegistriesConf
 from lockman.registry.responses import (
     NETWORK_ERRORS,
@@ -130,10 +131,10 @@ class RegistryClient:
         self._cache = cache
         self._by_digest: dict[tuple[str, str, str], asyncio.Task[Manifest]] = {}
         self._http: httpx.AsyncClient | None = None
-        self._bases: dict[str, asyncio.Task[str]] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
         self.requests: Counter[str] = Counter()
         self.auth: RegistryAuth
+        self.pinger: Pinger
 
     async def __aenter__(self) -> RegistryClient:
         if self._http2:
@@ -158,6 +159,7 @@ class RegistryClient:
             trust_env=False,  # proxies and CA variables are honoured by HostTransport
         )
         self.auth = RegistryAuth(self._credentials, self._send_raw, self._plain_http_ok, registry_name)
+        self.pinger = Pinger(self._http, self._send_raw, self._plain_http_ok, self._contacted)
         return self
 
     def _is_insecure(self, host: str) -> bool:
@@ -181,9 +183,8 @@ class RegistryClient:
             return False
 
     async def __aexit__(self, *exc: object) -> None:
-        for task in self._bases.values():
-            task.cancel()
         if self._http is not None:
+            self.pinger.close()
             await self._http.aclose()
 
     @property
@@ -213,45 +214,9 @@ class RegistryClient:
         except UnsupportedEncoding as e:
             raise RegistryError(f"answer to {request.url.path} {e}", registry=registry) from None
 
-    async def _base(self, host: str) -> str:
-        """Ping ``/v2/`` once per registry; learn its scheme and auth challenge."""
-        task = self._bases.get(host)
-        if task is None:
-            task = asyncio.ensure_future(self._ping(host))
-            self._bases[host] = task
-        return await asyncio.shield(task)
-
-    async def _ping(self, host: str) -> str:
-        schemes = ["https", "http"] if self._plain_http_ok(host) else ["https"]
-        first_error: RegistryError | None = None
-        for scheme in schemes:
-            base = f"{scheme}://{host}"
-            try:
-                response = await self._send_raw(self.http.build_request("GET", f"{base}/v2/"))
-            except RegistryError as e:
-                # After a TLS handshake failure (a plain-HTTP server), the HTTP error says more.
-                if first_error is None or isinstance(first_error, HandshakeFailed):
-                    first_error = e
-                continue
-            if response.status_code in (200, 401) or (
-                response.status_code < 500 and "docker-distribution-api-version" in response.headers
-            ):
-                self.auth.learn(host, response)
-                self._set_limit(host, response.http_version)
-                return base
-            if scheme == "http" and first_error is not None:
-                break
-            first_error = first_error or RegistryError(
-                f"not a registry: GET /v2/ answered HTTP {response.status_code}",
-                registry=registry_name(host),
-                status=response.status_code,
-            )
-        assert first_error is not None
-        if "http" not in schemes and isinstance(first_error, HandshakeFailed) and first_error.plain_http:
-            raise RegistryError(
-                f"{first_error.message}; {tls.plain_http_hint(host)}", registry=first_error.registry
-            )
-        raise first_error
+    def _contacted(self, host: str, ping: httpx.Response) -> None:
+        self.auth.learn(host, ping)
+        self._set_limit(host, ping.http_version)
 
     def _set_limit(self, host: str, http_version: str) -> None:
         """Bound requests in flight to this registry; HTTP/2 multiplexes one connection, so more."""
@@ -318,7 +283,7 @@ class RegistryClient:
         bulk: bool = False,
     ) -> httpx.Response:
         host = ref.api_host
-        base = await self._base(host)
+        base = await self.pinger.base(host)
         request = self.http.build_request(
             method,
             f"{base}/v2/{ref.repository}/{path}",
@@ -381,7 +346,7 @@ class RegistryClient:
         async def one(host: str, unique: dict[str, None]) -> None:
             repos, n = list(unique), TOKEN_SCOPES_PER_REQUEST
             try:
-                await self._base(host)
+                await self.pinger.base(host)
                 await asyncio.gather(
                     *(self.auth.prefetch(host, repos[i : i + n]) for i in range(0, len(repos), n))
                 )
