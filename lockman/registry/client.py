@@ -44,8 +44,8 @@ from lockman.registry import ratelimit
 from lockman.registry.auth import SCOPE, RegistryAuth
 from lockman.registry.bodies import IDENTITY, UnsupportedEncoding, bound_body, declared_length, read_capped
 from lockman.registry.credentials import CredentialStore
+from lockman.registry.endpoints import Endpoints
 from lockman.registry.host_transport import BULK, HostTransport
-from lockman.registry.hosts import insecure_for_run, plain_http_allowed
 from lockman.registry.ping import Pinger
 from lockman.registry.registries_conf import Endpoint, RegistriesConf
 from lockman.registry.responses import (
@@ -131,22 +131,21 @@ class RegistryClient:
         self._cache = cache
         self._by_digest: dict[tuple[str, str, str], asyncio.Task[Manifest]] = {}
         self._http: httpx.AsyncClient | None = None
-        self._limits: dict[str, asyncio.Semaphore] = {}
         self.requests: Counter[str] = Counter()
         self.auth: RegistryAuth
         self.pinger: Pinger
+        self._endpoints: Endpoints
 
     async def __aenter__(self) -> RegistryClient:
         if self._http2:
             from lockman.registry import http2
 
             http2.install()
-        if self._registries is None:
-            self._registries = RegistriesConf.load()
+        self._endpoints = Endpoints(self._registries or RegistriesConf.load(), self._concurrency)
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
         # Per-host TLS trust, client certificates and proxies (see host_transport.py).
         transport = self._transport or HostTransport(
-            http2=self._http2, limits=limits, insecure=self._is_insecure
+            http2=self._http2, limits=limits, insecure=self._endpoints.is_insecure
         )
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(self._timeout),
@@ -158,22 +157,14 @@ class RegistryClient:
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": IDENTITY},
             trust_env=False,  # proxies and CA variables are honoured by HostTransport
         )
-        self.auth = RegistryAuth(self._credentials, self._send_raw, self._plain_http_ok, registry_name)
-        self.pinger = Pinger(self._http, self._send_raw, self._plain_http_ok, self._contacted)
+        plain_http_ok = self._endpoints.plain_http_ok
+        self.auth = RegistryAuth(self._credentials, self._send_raw, plain_http_ok, registry_name)
+        self.pinger = Pinger(self._http, self._send_raw, plain_http_ok, self._contacted)
         return self
-
-    def _is_insecure(self, host: str) -> bool:
-        """Marked insecure in registries.conf, or by ``--insecure-registry`` for this run."""
-        return insecure_for_run(host) or (self._registries is not None and self._registries.is_insecure(host))
-
-    def _plain_http_ok(self, host: str) -> bool:
-        """Loopback registries (as docker allows) and those marked insecure."""
-        return plain_http_allowed(host, self._is_insecure(host))
 
     def endpoints(self, ref: Reference) -> list[Endpoint]:
         """Where to ask for ``ref``: registries.conf mirrors in order, then its location."""
-        assert self._registries is not None, "use RegistryClient as an async context manager"
-        return self._registries.endpoints(ref)
+        return self._endpoints.endpoints(ref)
 
     def _has_credentials(self, response: httpx.Response) -> bool:
         registry = answered_by(response)
@@ -216,18 +207,7 @@ class RegistryClient:
 
     def _contacted(self, host: str, ping: httpx.Response) -> None:
         self.auth.learn(host, ping)
-        self._set_limit(host, ping.http_version)
-
-    def _set_limit(self, host: str, http_version: str) -> None:
-        """Bound requests in flight to this registry; HTTP/2 multiplexes one connection, so more."""
-        default = DEFAULT_H2_CONCURRENCY if http_version == "HTTP/2" else DEFAULT_CONCURRENCY
-        self._limits[host] = asyncio.Semaphore(self._concurrency or default)
-
-    def _limit(self, host: str) -> asyncio.Semaphore:
-        sem = self._limits.get(host)
-        if sem is None:
-            sem = self._limits[host] = asyncio.Semaphore(self._concurrency or DEFAULT_CONCURRENCY)
-        return sem
+        self._endpoints.set_limit(host, ping.http_version)
 
     async def _request(
         self,
@@ -240,35 +220,14 @@ class RegistryClient:
         limit: int | None = MAX_MANIFEST_BYTES,
         bulk: bool = False,
     ) -> httpx.Response:
-        """Send to the first endpoint (mirror or location) that answers usefully.
+        """Send to the first endpoint (mirror or location) that answers usefully (endpoints.py)."""
 
-        A mirror that cannot be reached, refuses us, fails or lacks the content hands over to
-        the next endpoint; the primary location's answer (or error) is final.
-        """
-        endpoints = self.endpoints(ref)
-        for ep in endpoints[:-1]:
-            try:
-                response = await self._request_at(
-                    method, ep.ref, path, headers=headers, stream=stream, limit=limit, retry=False, bulk=bulk
-                )
-            except RegistryError as e:
-                self._mirror_failed(ref, ep, str(e))
-                continue
-            if not _try_next_endpoint(response.status_code):
-                return response
-            await response.aclose()
-            self._mirror_failed(ref, ep, f"HTTP {response.status_code}")
-        return await self._request_at(
-            method, endpoints[-1].ref, path, headers=headers, stream=stream, limit=limit, bulk=bulk
-        )
+        async def at(where: Reference, retry: bool) -> httpx.Response:
+            return await self._request_at(
+                method, where, path, headers=headers, stream=stream, limit=limit, retry=retry, bulk=bulk
+            )
 
-    def _mirror_failed(self, ref: Reference, ep: Endpoint, why: str) -> None:
-        if why == "HTTP 404":
-            log.debug("mirror %s does not have %s; trying the next location", ep.host, ref.familiar())
-            return
-        if ep.host not in self._warned:
-            self._warned.add(ep.host)
-            err(f"warning: mirror {ep.host} for {ref.registry} failed ({why}); using the next location")
+        return await self._endpoints.first_useful(ref, at)
 
     async def _request_at(
         self,
@@ -290,7 +249,7 @@ class RegistryClient:
             headers=headers,
             extensions={SCOPE: ref.scope("pull"), **({BULK: True} if bulk else {})},
         )
-        async with self._limit(host):
+        async with self._endpoints.limit(host):
             self.requests[host] += 1
             try:
                 response = await self.retrier.send(
@@ -536,7 +495,3 @@ class RegistryClient:
         finally:
             await response.aclose()
 
-
-def _try_next_endpoint(status: int) -> bool:
-    """Statuses after which a mirror hands over to the next location."""
-    return status in (401, 403, 404, 408, 429) or status >= 500
