@@ -3,6 +3,11 @@
 One ``httpx.AsyncClient`` per run (keep-alive, HTTP/2 where offered), a concurrency bound per
 registry, one ping per registry, and every manifest fetched by digest hashed byte-for-byte.
 Resolution costs one HEAD per reference; a GET happens only when the caller needs the body.
+
+:class:`RegistryClient` composes the parts, split as ggcr's ``remote/transport`` is: ping.py
+(first contact, scheme), endpoints.py (mirrors, per-host limits), auth.py, retry.py,
+responses.py (answer → error) and fetch.py (manifests, blobs, referrers); here are the
+sending itself, request counts, quota warnings and token prefetch.
 """
 
 from __future__ import annotations
@@ -11,40 +16,21 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import httpx
 
 from lockman import env
 from lockman.console import err
-from lockman.errors import (
-    AuthError,
-    DigestMismatch,
-    LockmanError,
-    NotFound,
-    RegistryError,
-    TooLarge,
-    UnsupportedMediaType,
-)
-from lockman.model.manifest import (
-    ACCEPT,
-    MANIFEST_TYPES,
-    MAX_MANIFEST_BYTES,
-    OCI_INDEX,
-    SCHEMA1_TYPES,
-    Descriptor,
-    Manifest,
-    compute_digest,
-    parse_manifest,
-)
-from lockman.model.reference import Reference, is_digest
+from lockman.errors import AuthError, LockmanError, NotFound, RegistryError, TooLarge
+from lockman.model.manifest import MAX_MANIFEST_BYTES, Descriptor, Manifest
+from lockman.model.reference import Reference
 from lockman.registry import ratelimit
 from lockman.registry.auth import SCOPE, RegistryAuth
-from lockman.registry.bodies import IDENTITY, UnsupportedEncoding, bound_body, declared_length, read_capped
+from lockman.registry.bodies import IDENTITY, UnsupportedEncoding
 from lockman.registry.credentials import CredentialStore
 from lockman.registry.endpoints import Endpoints
+from lockman.registry.fetch import Fetcher, Resolved
 from lockman.registry.host_transport import BULK, HostTransport
 from lockman.registry.ping import Pinger
 from lockman.registry.registries_conf import Endpoint, RegistriesConf
@@ -54,11 +40,9 @@ from lockman.registry.responses import (
     RangeNotSatisfiable,
     answered_by,
     network_error,
-    not_found,
-    raise_status,
     registry_name,
 )
-from lockman.registry.retry import ERROR_BODY_LIMIT, BodyTooLarge, GaveUp, Retrier, RetryPolicy
+from lockman.registry.retry import BodyTooLarge, GaveUp, Retrier, RetryPolicy
 
 if TYPE_CHECKING:
     from lockman.registry.cache import ManifestCache
@@ -72,8 +56,6 @@ __all__ = [
     "RegistryClient",
     "Resolved",
 ]
-DEFAULT_CONCURRENCY = 16  # requests in flight per registry over HTTP/1.1 (one connection each)
-DEFAULT_H2_CONCURRENCY = 64  # streams in flight on a registry's one HTTP/2 connection
 TOKEN_SCOPES_PER_REQUEST = 32  # keeps a batched token (sent on every request) well under 8 KiB
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = "lockman"
@@ -90,19 +72,6 @@ def configured_concurrency() -> int | None:
 def http2_enabled() -> bool:
     """HTTP/2 on TLS registries unless ``LOCKMAN_HTTP2=0`` (for comparison, or a broken middlebox)."""
     return env.get("LOCKMAN_HTTP2") is not False
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """What a tag points at. ``manifest`` is set when it was fetched (and verified) on the way."""
-
-    ref: Reference
-    descriptor: Descriptor
-    manifest: Manifest | None = None
-
-    @property
-    def digest(self) -> str:
-        return self.descriptor.digest
 
 
 class RegistryClient:
@@ -128,8 +97,7 @@ class RegistryClient:
         self._transport = transport
         self._registries = registries
         self._warned: set[str] = set()
-        self._cache = cache
-        self._by_digest: dict[tuple[str, str, str], asyncio.Task[Manifest]] = {}
+        self._fetch = Fetcher(self._request, timeout, cache, self._has_credentials)
         self._http: httpx.AsyncClient | None = None
         self.requests: Counter[str] = Counter()
         self.auth: RegistryAuth
@@ -314,184 +282,33 @@ class RegistryClient:
 
         await asyncio.gather(*(one(h, r) for h, r in by_host.items()))
 
-    # -- manifests ---------------------------------------------------------------------------
+    # -- fetching (fetch.py) -------------------------------------------------------------------
     async def head_manifest(self, ref: Reference) -> Descriptor | None:
         """HEAD the manifest; None when the registry's answer cannot give a digest."""
-        response = await self._request("HEAD", ref, f"manifests/{ref.reference}", headers={"Accept": ACCEPT})
-        if response.status_code == 404:
-            raise not_found(ref.familiar(), "manifest unknown to", answered_by(response), response)
-        if response.status_code != 200:
-            if response.status_code in (405, 400) or response.status_code >= 500:
-                return None  # fall back to GET, which also reports lasting failures
-            raise_status(ref, response, self._has_credentials(response))
-        digest = response.headers.get("docker-content-digest", "")
-        media_type = response.headers.get("content-type", "").split(";")[0].strip()
-        if media_type in SCHEMA1_TYPES:
-            raise UnsupportedMediaType(
-                "Docker schema 1 manifests are not supported (deprecated and unverifiable)",
-                subject=ref.familiar(),
-            )
-        if not is_digest(digest) or media_type not in MANIFEST_TYPES:
-            return None
-        size = int(response.headers.get("content-length", "0") or 0)
-        return Descriptor(media_type, digest, size)
+        return await self._fetch.head_manifest(ref)
 
     def cached_manifest(self, ref: Reference) -> Manifest | None:
         """The manifest for ``ref``'s digest from the local cache (re-hashed), without a request."""
-        if self._cache is None or ref.digest is None:
-            return None
-        cached = self._cache.get(ref.digest)
-        return None if cached is None else parse_manifest(cached, None, ref.digest, what=ref.familiar())
+        return self._fetch.cached_manifest(ref)
 
     async def get_manifest(self, ref: Reference) -> Manifest:
-        """GET a manifest; verify its bytes against the digest asked for (or the header's).
-
-        A fetch by digest happens once per run and repository, however many walks, platforms or
-        index entries ask for it (content under a digest cannot change; a registry that lists
-        one child many times gets one request). With a manifest cache, a fetch by digest whose
-        bytes are cached (and still hash right) costs one HEAD instead of a GET.
-        """
-        if ref.digest is None:
-            return await self._get_manifest_once(ref)
-        key = (ref.api_host, ref.repository, ref.digest)
-        task = self._by_digest.get(key)
-        if task is None:
-            task = self._by_digest[key] = asyncio.ensure_future(self._get_manifest_once(ref))
-        try:
-            return await asyncio.shield(task)
-        except LockmanError:
-            if self._by_digest.get(key) is task:
-                del self._by_digest[key]  # a failure is not remembered: a later ask tries again
-            raise
-
-    async def _get_manifest_once(self, ref: Reference) -> Manifest:
-        if self._cache is not None and ref.digest is not None:
-            cached = self._cache.get(ref.digest)
-            if cached is not None:
-                desc = await self.head_manifest(ref)
-                if desc is not None and desc.digest == ref.digest:
-                    return parse_manifest(cached, None, ref.digest, what=ref.familiar())
-        manifest = await self._get_manifest(ref)
-        if self._cache is not None and ref.digest is not None:
-            self._cache.put(manifest.digest, manifest.raw)
-        return manifest
-
-    async def _get_manifest(self, ref: Reference) -> Manifest:
-        what = ref.familiar()
-        response = await self._request("GET", ref, f"manifests/{ref.reference}", headers={"Accept": ACCEPT})
-        if response.status_code == 404:
-            raise not_found(what, "manifest unknown to", answered_by(response), response)
-        if response.status_code != 200:
-            raise_status(ref, response, self._has_credentials(response))
-        raw = response.content  # read under the size cap; a truncated body was retried
-        header_digest = response.headers.get("docker-content-digest")
-        if ref.digest is not None:
-            expected = ref.digest
-        elif header_digest and is_digest(header_digest):
-            expected = header_digest
-        else:
-            expected = compute_digest(raw)
-        actual = compute_digest(raw, expected.partition(":")[0])
-        if actual != expected:
-            source = "asked for" if ref.digest else "registry's Docker-Content-Digest"
-            raise DigestMismatch(
-                f"digest mismatch: {source} {expected}, content hashes to {actual}", subject=what
-            )
-        if ref.digest and header_digest and is_digest(header_digest) and header_digest != expected:
-            raise DigestMismatch(
-                f"registry's Docker-Content-Digest {header_digest} does not match {expected}", subject=what
-            )
-        return parse_manifest(raw, response.headers.get("content-type"), expected, what=what)
+        """GET a manifest, verified against the digest asked for (or the header's); once per digest."""
+        return await self._fetch.get_manifest(ref)
 
     async def resolve(self, ref: Reference, *, want_manifest: bool = False) -> Resolved:
         """Tag (or digest) → descriptor, by HEAD; GET only when HEAD cannot tell or asked to."""
-        if not want_manifest:
-            desc = await self.head_manifest(ref)
-            if desc is not None:
-                return Resolved(ref, desc)
-        manifest = await self.get_manifest(ref)
-        return Resolved(ref, Descriptor(manifest.media_type, manifest.digest, len(manifest.raw)), manifest)
+        return await self._fetch.resolve(ref, want_manifest=want_manifest)
 
-    # -- small blobs and referrers (signature material) -------------------------------------
     async def fetch_small_blob(self, ref: Reference, digest: str, max_bytes: int) -> bytes:
-        """GET a blob of at most ``max_bytes`` into memory and check it hashes to ``digest``.
-
-        For signature payloads and bundles, which are small; image layers go through the pull
-        path. A blob larger than the bound is refused rather than buffered.
-        """
-        subject, blob = ref.familiar(), f"blob {digest}"
-        response = await self._request("GET", ref, f"blobs/{digest}", stream=True)
-        bound_body(response, self._timeout, max_bytes)
-        try:
-            if response.status_code == 404:
-                raise not_found(subject, f"{blob}: unknown to", registry_name(ref.api_host), response)
-            if response.status_code != 200:
-                raise_status(ref, response)
-            try:
-                data = await read_capped(response, max_bytes)
-            except BodyTooLarge:
-                raise TooLarge(f"{blob}: larger than the {max_bytes}-byte limit", subject=subject) from None
-            except UnsupportedEncoding as e:
-                raise RegistryError(f"{blob}: registry {e}", subject=subject) from None
-            except NETWORK_ERRORS as e:
-                raise network_error(ref.api_host, e) from None
-        finally:
-            await response.aclose()
-        actual = compute_digest(data, digest.partition(":")[0])
-        if actual != digest:
-            raise DigestMismatch(f"{blob}: digest mismatch: content hashes to {actual}", subject=subject)
-        return data
+        """GET a blob of at most ``max_bytes`` into memory, checked against ``digest``."""
+        return await self._fetch.fetch_small_blob(ref, digest, max_bytes)
 
     async def get_referrers(self, ref: Reference, digest: str) -> Manifest | None:
-        """``GET /v2/<name>/referrers/<digest>`` (OCI 1.1); None where the API is missing (404).
+        """``GET /v2/<name>/referrers/<digest>`` (OCI 1.1); None where the API is missing."""
+        return await self._fetch.get_referrers(ref, digest)
 
-        The answer is an index built by the registry, so there is no digest to check it against.
-        """
-        response = await self._request("GET", ref, f"referrers/{digest}", headers={"Accept": OCI_INDEX})
-        if response.status_code in (400, 404, 405, 406):
-            return None  # no referrers API here (the spec says 404; older registries vary)
-        if response.status_code != 200:
-            raise_status(ref, response)
-        raw = response.content
-        if len(raw) > MAX_MANIFEST_BYTES:
-            raise TooLarge(f"referrers index exceeds {MAX_MANIFEST_BYTES} bytes", subject=ref.familiar())
-        what = f"{ref.familiar()}: referrers of {digest}"
-        return parse_manifest(raw, OCI_INDEX, compute_digest(raw), what=what)
-
-    # -- blobs -------------------------------------------------------------------------------
-    @contextlib.asynccontextmanager
-    async def stream_blob(
+    def stream_blob(
         self, ref: Reference, digest: str, *, offset: int = 0, size: int | None = None
-    ) -> AsyncIterator[httpx.Response]:
-        """Open ``GET /v2/<name>/blobs/<digest>`` as a stream (from ``offset`` with a Range).
-
-        Yields the response with status 200 or 206; the caller reads ``aiter_raw()`` and hashes
-        (lockman.registry.blobs does). Redirects to object storage are followed; httpx drops
-        ``Authorization`` whenever a redirect leaves the registry's origin. ``identity`` encoding
-        so the bytes received are the blob's bytes and Range offsets mean blob offsets.
-
-        The body is bounded in time as a whole (``--timeout`` plus a second per 64 KiB of
-        ``size``, the bytes still expected; by default the declared length), not only per read.
-        """
-        headers = {"Accept-Encoding": "identity"}
-        if offset > 0:
-            headers["Range"] = f"bytes={offset}-"
-        what = f"{ref.with_digest(None).with_tag(None).familiar()}@{digest}"
-        response = await self._request("GET", ref, f"blobs/{digest}", headers=headers, stream=True, bulk=True)
-        expected = size if size is not None else declared_length(response) or 0
-        bound_body(response, self._timeout, expected)
-        try:
-            if response.status_code == 404:
-                raise not_found(what, "blob unknown to", registry_name(ref.api_host), response)
-            if response.status_code == 416 and offset > 0:
-                raise RangeNotSatisfiable(
-                    f"registry refused to resume at byte {offset}", subject=what, status=416
-                )
-            if response.status_code not in (200, 206):
-                with contextlib.suppress(BodyTooLarge, UnsupportedEncoding, *NETWORK_ERRORS):
-                    await read_capped(response, ERROR_BODY_LIMIT)  # for its error code, if small
-                raise_status(ref, response)
-            yield response
-        finally:
-            await response.aclose()
-
+    ) -> contextlib.AbstractAsyncContextManager[httpx.Response]:
+        """Open ``GET /v2/<name>/blobs/<digest>`` as a stream (from ``offset`` with a Range)."""
+        return self._fetch.stream_blob(ref, digest, offset=offset, size=size)
