@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 import httpx
 
 from lockman import env
-from lockman.console import err
 from lockman.errors import AuthError, LockmanError, NotFound, RegistryError, TooLarge
 from lockman.model.manifest import MAX_MANIFEST_BYTES, Descriptor, Manifest
 from lockman.model.reference import Reference
@@ -252,7 +251,8 @@ class RegistryClient:
         q = ratelimit.quota(response.headers)
         if q is not None and q.low and response.status_code != 429:
             self._warned.add(f"quota:{host}")
-            err(ratelimit.low_quota_warning(registry_name(host), q, self._has_credentials(response)))
+            said = ratelimit.low_quota_warning(registry_name(host), q, self._has_credentials(response))
+            log.warning("%s", said)
 
     async def prefetch_tokens(self, refs: list[Reference]) -> None:
         """Ping every registry and fetch its tokens up front, all in parallel.

@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
-from lockman.console import err
 from lockman.errors import RegistryError
 from lockman.model.reference import Reference
 from lockman.registry.hosts import insecure_for_run, plain_http_allowed
@@ -23,7 +22,7 @@ from lockman.registry.registries_conf import Endpoint, RegistriesConf
 DEFAULT_CONCURRENCY = 16  # requests in flight per registry over HTTP/1.1 (one connection each)
 DEFAULT_H2_CONCURRENCY = 64  # streams in flight on a registry's one HTTP/2 connection
 
-log = logging.getLogger("lockman.client")
+log = logging.getLogger("lockman.endpoints")
 
 # Sends the request to one endpoint's reference; ``retry`` is False for a mirror (the next
 # endpoint is the better retry).
@@ -87,7 +86,7 @@ class Endpoints:
             return
         if ep.host not in self._warned:
             self._warned.add(ep.host)
-            err(f"warning: mirror {ep.host} for {ref.registry} failed ({why}); using the next location")
+            log.warning("mirror %s for %s failed (%s); using the next location", ep.host, ref.registry, why)
 
 
 def _try_next_endpoint(status: int) -> bool:
