@@ -116,12 +116,17 @@ class _ConsoleHandler(logging.Handler):
             self.handleError(record)
 
 
-def configure_logging() -> None:
-    """Warnings by default; errors only with ``-q``; debug detail (requests, retries, credential
-    sources, mirrors, proxies) with ``-v`` or ``LOCKMAN_DEBUG=1``."""
+def _install_handler() -> logging.Logger:
     logger = logging.getLogger("lockman")
     if not any(isinstance(h, _ConsoleHandler) for h in logger.handlers):
         logger.addHandler(_ConsoleHandler())
+    return logger
+
+
+def configure_logging() -> None:
+    """Warnings by default; errors only with ``-q``; debug detail (requests, retries, credential
+    sources, mirrors, proxies) with ``-v`` or ``LOCKMAN_DEBUG=1``."""
+    logger = _install_handler()
     from lockman import env
 
     debug = _verbosity == VERBOSE or bool(env.get(DEBUG_ENV))

@@ -82,6 +82,11 @@ class Reference:
         """What goes after ``/manifests/``: the digest when there is one, else the tag."""
         return self.digest or self.tag or "latest"
 
+    def scope(self, action: str) -> str:
+        """The token scope for ``action`` on this repository, as ggcr's ``Repository.Scope``:
+        taken from the reference, so a repository with ``/blobs/`` in its name is still one name."""
+        return repository_scope(self.repository, action)
+
     def with_digest(self, digest: str | None) -> Reference:
         return Reference(self.registry, self.repository, self.tag, digest, self.written)
 
@@ -104,6 +109,11 @@ class Reference:
         if self.digest is not None:
             s += f"@{self.digest}"
         return s
+
+
+def repository_scope(repository: str, action: str) -> str:
+    """``repository:<name>:<action>``: the distribution token-scope grammar, written in one place."""
+    return f"repository:{repository}:{action}"
 
 
 def _split_domain(name: str) -> tuple[str | None, str]:

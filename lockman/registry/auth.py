@@ -24,17 +24,29 @@ import httpx
 from lockman import safejson
 from lockman.console import register_secret
 from lockman.errors import AuthError, RegistryError
+from lockman.model.reference import repository_scope
 from lockman.registry.challenge import Challenge, parse_challenges
 from lockman.registry.credentials import Credential, CredentialStore
 
 _SCOPE_PATH = re.compile(r"^/v2/(?P<name>.+?)/(?:manifests|blobs|tags|referrers)/")
 MIN_TOKEN_LIFETIME = 60.0
 CLIENT_ID = "lockman"
+SCOPE = "lockman.scope"  # request extension: the token scope, from the request's Reference.scope()
+
+
+def scope_of(request: httpx.Request) -> str | None:
+    """The scope the request was built for (``Reference.scope``, as ggcr's ``Repository.Scope``).
+
+    A request built by hand, without a reference, falls back to a guess from its path.
+    """
+    scope = request.extensions.get(SCOPE)
+    return scope if isinstance(scope, str) else scope_for_path(request.url.path)
 
 
 def scope_for_path(path: str) -> str | None:
+    """A guess from the URL: wrong for a repository with ``/manifests/`` or ``/blobs/`` in its name."""
     m = _SCOPE_PATH.match(path)
-    return f"repository:{m.group('name')}:pull" if m else None
+    return repository_scope(m.group("name"), "pull") if m else None
 
 
 def _repository_of(scope: str | None) -> str:
@@ -87,7 +99,7 @@ class RegistryAuth(httpx.Auth):
     # -- the httpx.Auth flow -------------------------------------------------------------------
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         host = request.url.netloc.decode("ascii")
-        scope = scope_for_path(request.url.path)
+        scope = scope_of(request)
         await self._authorise(request, host, scope, refresh=False)
         response = yield request
         if response.status_code != 401:
@@ -146,7 +158,7 @@ class RegistryAuth(httpx.Auth):
         challenge = self._challenges.get(host)
         if challenge is None or challenge.scheme != "bearer":
             return
-        scopes = sorted({f"repository:{r}:pull" for r in repositories})
+        scopes = sorted({repository_scope(r, "pull") for r in repositories})
         missing = [s for s in scopes if not self._cached(host, s)]
         if missing:
             await self.token(host, missing, refresh=False)

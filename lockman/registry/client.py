@@ -3,6 +3,11 @@
 One ``httpx.AsyncClient`` per run (keep-alive, HTTP/2 where offered), a concurrency bound per
 registry, one ping per registry, and every manifest fetched by digest hashed byte-for-byte.
 Resolution costs one HEAD per reference; a GET happens only when the caller needs the body.
+
+:class:`RegistryClient` composes the parts, split as ggcr's ``remote/transport`` is: ping.py
+(first contact, scheme), endpoints.py (mirrors, per-host limits), auth.py, retry.py,
+responses.py (answer → error) and fetch.py (manifests, blobs, referrers); here are the
+sending itself, request counts, quota warnings and token prefetch.
 """
 
 from __future__ import annotations
@@ -10,53 +15,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
-import ssl
 from collections import Counter
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 
-from lockman import env, safejson
-from lockman.console import err
-from lockman.errors import (
-    AuthError,
-    DigestMismatch,
-    LockmanError,
-    NotFound,
-    RegistryError,
-    TooLarge,
-    UnsupportedMediaType,
-)
-from lockman.model.digest import Digest
-from lockman.model.manifest import (
-    ACCEPT,
-    MANIFEST_TYPES,
-    MAX_MANIFEST_BYTES,
-    OCI_INDEX,
-    SCHEMA1_TYPES,
-    Descriptor,
-    Manifest,
-    parse_manifest,
-)
-from lockman.model.reference import DOCKER_HUB, DOCKER_HUB_API, Reference, is_digest
-from lockman.registry import ratelimit, tls
-from lockman.registry.auth import RegistryAuth
-from lockman.registry.bodies import IDENTITY, UnsupportedEncoding, bound_body, declared_length, read_capped
+from lockman import env
+from lockman.errors import AuthError, LockmanError, NotFound, RegistryError, TooLarge
+from lockman.model.manifest import MAX_MANIFEST_BYTES, Descriptor, Manifest
+from lockman.model.reference import Reference
+from lockman.registry import ratelimit
+from lockman.registry.auth import SCOPE, RegistryAuth
+from lockman.registry.bodies import IDENTITY, UnsupportedEncoding
 from lockman.registry.credentials import CredentialStore
+from lockman.registry.endpoints import Endpoints
+from lockman.registry.fetch import Fetcher, Resolved
 from lockman.registry.host_transport import BULK, HostTransport
-from lockman.registry.hosts import insecure_for_run, plain_http_allowed
+from lockman.registry.ping import Pinger
 from lockman.registry.registries_conf import Endpoint, RegistriesConf
-from lockman.registry.retry import ERROR_BODY_LIMIT, BodyTooLarge, GaveUp, Retrier, RetryPolicy, attempts
+from lockman.registry.responses import (
+    NETWORK_ERRORS,
+    HandshakeFailed,
+    RangeNotSatisfiable,
+    answered_by,
+    network_error,
+    registry_name,
+)
+from lockman.registry.retry import BodyTooLarge, GaveUp, Retrier, RetryPolicy
 
 if TYPE_CHECKING:
     from lockman.registry.cache import ManifestCache
 
-# What a failing connection raises: httpx's errors, and the raw ssl.SSLError that httpcore's
-# HTTP/2 path lets escape untranslated.
-NETWORK_ERRORS = (httpx.HTTPError, ssl.SSLError)
+_network_error = network_error  # where it lived before lockman.registry.responses
 __all__ = [
     "NETWORK_ERRORS",
     "HandshakeFailed",
@@ -65,8 +55,6 @@ __all__ = [
     "RegistryClient",
     "Resolved",
 ]
-DEFAULT_CONCURRENCY = 16  # requests in flight per registry over HTTP/1.1 (one connection each)
-DEFAULT_H2_CONCURRENCY = 64  # streams in flight on a registry's one HTTP/2 connection
 TOKEN_SCOPES_PER_REQUEST = 32  # keeps a batched token (sent on every request) well under 8 KiB
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = "lockman"
@@ -83,33 +71,6 @@ def configured_concurrency() -> int | None:
 def http2_enabled() -> bool:
     """HTTP/2 on TLS registries unless ``LOCKMAN_HTTP2=0`` (for comparison, or a broken middlebox)."""
     return env.get("LOCKMAN_HTTP2") is not False
-
-
-_ERROR_CODE_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
-
-
-class HandshakeFailed(RegistryError):
-    """TLS failed for a reason other than trust: typically a server that speaks plain HTTP.
-
-    ``plain_http`` says the failure looked like a plain-HTTP answer (for a hint to say so).
-    """
-
-    def __init__(self, message: str, *, subject: str | None, registry: str, plain_http: bool) -> None:
-        super().__init__(message, subject=subject, registry=registry)
-        self.plain_http = plain_http
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """What a tag points at. ``manifest`` is set when it was fetched (and verified) on the way."""
-
-    ref: Reference
-    descriptor: Descriptor
-    manifest: Manifest | None = None
-
-    @property
-    def digest(self) -> str:
-        return self.descriptor.digest
 
 
 class RegistryClient:
@@ -135,25 +96,23 @@ class RegistryClient:
         self._transport = transport
         self._registries = registries
         self._warned: set[str] = set()
-        self._cache = cache
-        self._by_digest: dict[tuple[str, str, str], asyncio.Task[Manifest]] = {}
+        self._fetch = Fetcher(self._request, timeout, cache, self._has_credentials)
         self._http: httpx.AsyncClient | None = None
-        self._bases: dict[str, asyncio.Task[str]] = {}
-        self._limits: dict[str, asyncio.Semaphore] = {}
         self.requests: Counter[str] = Counter()
         self.auth: RegistryAuth
+        self.pinger: Pinger
+        self._endpoints: Endpoints
 
     async def __aenter__(self) -> RegistryClient:
         if self._http2:
             from lockman.registry import http2
 
             http2.install()
-        if self._registries is None:
-            self._registries = RegistriesConf.load()
+        self._endpoints = Endpoints(self._registries or RegistriesConf.load(), self._concurrency)
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
         # Per-host TLS trust, client certificates and proxies (see host_transport.py).
         transport = self._transport or HostTransport(
-            http2=self._http2, limits=limits, insecure=self._is_insecure
+            http2=self._http2, limits=limits, insecure=self._endpoints.is_insecure
         )
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(self._timeout),
@@ -165,33 +124,25 @@ class RegistryClient:
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": IDENTITY},
             trust_env=False,  # proxies and CA variables are honoured by HostTransport
         )
-        self.auth = RegistryAuth(self._credentials, self._send_raw, self._plain_http_ok, _registry_name)
+        plain_http_ok = self._endpoints.plain_http_ok
+        self.auth = RegistryAuth(self._credentials, self._send_raw, plain_http_ok, registry_name)
+        self.pinger = Pinger(self._http, self._send_raw, plain_http_ok, self._contacted)
         return self
-
-    def _is_insecure(self, host: str) -> bool:
-        """Marked insecure in registries.conf, or by ``--insecure-registry`` for this run."""
-        return insecure_for_run(host) or (self._registries is not None and self._registries.is_insecure(host))
-
-    def _plain_http_ok(self, host: str) -> bool:
-        """Loopback registries (as docker allows) and those marked insecure."""
-        return plain_http_allowed(host, self._is_insecure(host))
 
     def endpoints(self, ref: Reference) -> list[Endpoint]:
         """Where to ask for ``ref``: registries.conf mirrors in order, then its location."""
-        assert self._registries is not None, "use RegistryClient as an async context manager"
-        return self._registries.endpoints(ref)
+        return self._endpoints.endpoints(ref)
 
     def _has_credentials(self, response: httpx.Response) -> bool:
-        registry = _answered_by(response)
+        registry = answered_by(response)
         try:
             return self._credentials.get(registry) is not None
         except LockmanError:
             return False
 
     async def __aexit__(self, *exc: object) -> None:
-        for task in self._bases.values():
-            task.cancel()
         if self._http is not None:
+            self.pinger.close()
             await self._http.aclose()
 
     @property
@@ -209,68 +160,21 @@ class RegistryClient:
         host = request.url.netloc.decode("ascii")
         self.requests[host] += 1
         request.headers.setdefault("Accept-Encoding", IDENTITY)  # token requests are built bare
-        registry = _registry_name(host)
+        registry = registry_name(host)
         try:
             return await self.retrier.send(self.http, request, follow_redirects=request.method != "POST")
         except GaveUp as e:
-            raise _network_error(host, e.error, attempts=e.attempts) from None
+            raise network_error(host, e.error, attempts=e.attempts) from None
         except NETWORK_ERRORS as e:
-            raise _network_error(host, e) from None
+            raise network_error(host, e) from None
         except BodyTooLarge as e:
             raise RegistryError(f"answer to {request.url.path} is {e}", registry=registry) from None
         except UnsupportedEncoding as e:
             raise RegistryError(f"answer to {request.url.path} {e}", registry=registry) from None
 
-    async def _base(self, host: str) -> str:
-        """Ping ``/v2/`` once per registry; learn its scheme and auth challenge."""
-        task = self._bases.get(host)
-        if task is None:
-            task = asyncio.ensure_future(self._ping(host))
-            self._bases[host] = task
-        return await asyncio.shield(task)
-
-    async def _ping(self, host: str) -> str:
-        schemes = ["https", "http"] if self._plain_http_ok(host) else ["https"]
-        first_error: RegistryError | None = None
-        for scheme in schemes:
-            base = f"{scheme}://{host}"
-            try:
-                response = await self._send_raw(self.http.build_request("GET", f"{base}/v2/"))
-            except RegistryError as e:
-                # After a TLS handshake failure (a plain-HTTP server), the HTTP error says more.
-                if first_error is None or isinstance(first_error, HandshakeFailed):
-                    first_error = e
-                continue
-            if response.status_code in (200, 401) or (
-                response.status_code < 500 and "docker-distribution-api-version" in response.headers
-            ):
-                self.auth.learn(host, response)
-                self._set_limit(host, response.http_version)
-                return base
-            if scheme == "http" and first_error is not None:
-                break
-            first_error = first_error or RegistryError(
-                f"not a registry: GET /v2/ answered HTTP {response.status_code}",
-                registry=_registry_name(host),
-                status=response.status_code,
-            )
-        assert first_error is not None
-        if "http" not in schemes and isinstance(first_error, HandshakeFailed) and first_error.plain_http:
-            raise RegistryError(
-                f"{first_error.message}; {tls.plain_http_hint(host)}", registry=first_error.registry
-            )
-        raise first_error
-
-    def _set_limit(self, host: str, http_version: str) -> None:
-        """Bound requests in flight to this registry; HTTP/2 multiplexes one connection, so more."""
-        default = DEFAULT_H2_CONCURRENCY if http_version == "HTTP/2" else DEFAULT_CONCURRENCY
-        self._limits[host] = asyncio.Semaphore(self._concurrency or default)
-
-    def _limit(self, host: str) -> asyncio.Semaphore:
-        sem = self._limits.get(host)
-        if sem is None:
-            sem = self._limits[host] = asyncio.Semaphore(self._concurrency or DEFAULT_CONCURRENCY)
-        return sem
+    def _contacted(self, host: str, ping: httpx.Response) -> None:
+        self.auth.learn(host, ping)
+        self._endpoints.set_limit(host, ping.http_version)
 
     async def _request(
         self,
@@ -283,35 +187,14 @@ class RegistryClient:
         limit: int | None = MAX_MANIFEST_BYTES,
         bulk: bool = False,
     ) -> httpx.Response:
-        """Send to the first endpoint (mirror or location) that answers usefully.
+        """Send to the first endpoint (mirror or location) that answers usefully (endpoints.py)."""
 
-        A mirror that cannot be reached, refuses us, fails or lacks the content hands over to
-        the next endpoint; the primary location's answer (or error) is final.
-        """
-        endpoints = self.endpoints(ref)
-        for ep in endpoints[:-1]:
-            try:
-                response = await self._request_at(
-                    method, ep.ref, path, headers=headers, stream=stream, limit=limit, retry=False, bulk=bulk
-                )
-            except RegistryError as e:
-                self._mirror_failed(ref, ep, str(e))
-                continue
-            if not _try_next_endpoint(response.status_code):
-                return response
-            await response.aclose()
-            self._mirror_failed(ref, ep, f"HTTP {response.status_code}")
-        return await self._request_at(
-            method, endpoints[-1].ref, path, headers=headers, stream=stream, limit=limit, bulk=bulk
-        )
+        async def at(where: Reference, retry: bool) -> httpx.Response:
+            return await self._request_at(
+                method, where, path, headers=headers, stream=stream, limit=limit, retry=retry, bulk=bulk
+            )
 
-    def _mirror_failed(self, ref: Reference, ep: Endpoint, why: str) -> None:
-        if why == "HTTP 404":
-            log.debug("mirror %s does not have %s; trying the next location", ep.host, ref.familiar())
-            return
-        if ep.host not in self._warned:
-            self._warned.add(ep.host)
-            err(f"warning: mirror {ep.host} for {ref.registry} failed ({why}); using the next location")
+        return await self._endpoints.first_useful(ref, at)
 
     async def _request_at(
         self,
@@ -326,14 +209,14 @@ class RegistryClient:
         bulk: bool = False,
     ) -> httpx.Response:
         host = ref.api_host
-        base = await self._base(host)
+        base = await self.pinger.base(host)
         request = self.http.build_request(
             method,
             f"{base}/v2/{ref.repository}/{path}",
             headers=headers,
-            extensions={BULK: True} if bulk else None,
+            extensions={SCOPE: ref.scope("pull"), **({BULK: True} if bulk else {})},
         )
-        async with self._limit(host):
+        async with self._endpoints.limit(host):
             self.requests[host] += 1
             try:
                 response = await self.retrier.send(
@@ -342,9 +225,9 @@ class RegistryClient:
             except AuthError:
                 raise
             except GaveUp as e:
-                raise _network_error(host, e.error, ref, attempts=e.attempts) from None
+                raise network_error(host, e.error, ref, attempts=e.attempts) from None
             except NETWORK_ERRORS as e:
-                raise _network_error(host, e, ref) from None
+                raise network_error(host, e, ref) from None
             except BodyTooLarge as e:
                 what = "declares" if e.declared else "sent more than"
                 raise TooLarge(
@@ -354,7 +237,7 @@ class RegistryClient:
                 ) from None
             except UnsupportedEncoding as e:
                 raise RegistryError(
-                    f"registry {e}", subject=ref.familiar(), registry=_registry_name(host)
+                    f"registry {e}", subject=ref.familiar(), registry=registry_name(host)
                 ) from None
         # Count the auth round trips that happened inside the flow.
         self.requests[host] += len(response.history)
@@ -368,7 +251,8 @@ class RegistryClient:
         q = ratelimit.quota(response.headers)
         if q is not None and q.low and response.status_code != 429:
             self._warned.add(f"quota:{host}")
-            err(ratelimit.low_quota_warning(_registry_name(host), q, self._has_credentials(response)))
+            said = ratelimit.low_quota_warning(registry_name(host), q, self._has_credentials(response))
+            log.warning("%s", said)
 
     async def prefetch_tokens(self, refs: list[Reference]) -> None:
         """Ping every registry and fetch its tokens up front, all in parallel.
@@ -389,7 +273,7 @@ class RegistryClient:
         async def one(host: str, unique: dict[str, None]) -> None:
             repos, n = list(unique), TOKEN_SCOPES_PER_REQUEST
             try:
-                await self._base(host)
+                await self.pinger.base(host)
                 await asyncio.gather(
                     *(self.auth.prefetch(host, repos[i : i + n]) for i in range(0, len(repos), n))
                 )
@@ -398,304 +282,33 @@ class RegistryClient:
 
         await asyncio.gather(*(one(h, r) for h, r in by_host.items()))
 
-    # -- manifests ---------------------------------------------------------------------------
+    # -- fetching (fetch.py) -------------------------------------------------------------------
     async def head_manifest(self, ref: Reference) -> Descriptor | None:
         """HEAD the manifest; None when the registry's answer cannot give a digest."""
-        response = await self._request("HEAD", ref, f"manifests/{ref.reference}", headers={"Accept": ACCEPT})
-        if response.status_code == 404:
-            raise _not_found(ref.familiar(), "manifest unknown to", _answered_by(response), response)
-        if response.status_code != 200:
-            if response.status_code in (405, 400) or response.status_code >= 500:
-                return None  # fall back to GET, which also reports lasting failures
-            _raise_status(ref, response, self._has_credentials(response))
-        digest = response.headers.get("docker-content-digest", "")
-        media_type = response.headers.get("content-type", "").split(";")[0].strip()
-        if media_type in SCHEMA1_TYPES:
-            raise UnsupportedMediaType(
-                "Docker schema 1 manifests are not supported (deprecated and unverifiable)",
-                subject=ref.familiar(),
-            )
-        if not is_digest(digest) or media_type not in MANIFEST_TYPES:
-            return None
-        size = int(response.headers.get("content-length", "0") or 0)
-        return Descriptor(media_type, digest, size)
+        return await self._fetch.head_manifest(ref)
 
     def cached_manifest(self, ref: Reference) -> Manifest | None:
         """The manifest for ``ref``'s digest from the local cache (re-hashed), without a request."""
-        if self._cache is None or ref.digest is None:
-            return None
-        cached = self._cache.get(ref.digest)
-        return None if cached is None else parse_manifest(cached, None, ref.digest, what=ref.familiar())
+        return self._fetch.cached_manifest(ref)
 
     async def get_manifest(self, ref: Reference) -> Manifest:
-        """GET a manifest; verify its bytes against the digest asked for (or the header's).
-
-        A fetch by digest happens once per run and repository, however many walks, platforms or
-        index entries ask for it (content under a digest cannot change; a registry that lists
-        one child many times gets one request). With a manifest cache, a fetch by digest whose
-        bytes are cached (and still hash right) costs one HEAD instead of a GET.
-        """
-        if ref.digest is None:
-            return await self._get_manifest_once(ref)
-        key = (ref.api_host, ref.repository, ref.digest)
-        task = self._by_digest.get(key)
-        if task is None:
-            task = self._by_digest[key] = asyncio.ensure_future(self._get_manifest_once(ref))
-        try:
-            return await asyncio.shield(task)
-        except LockmanError:
-            if self._by_digest.get(key) is task:
-                del self._by_digest[key]  # a failure is not remembered: a later ask tries again
-            raise
-
-    async def _get_manifest_once(self, ref: Reference) -> Manifest:
-        if self._cache is not None and ref.digest is not None:
-            cached = self._cache.get(ref.digest)
-            if cached is not None:
-                desc = await self.head_manifest(ref)
-                if desc is not None and desc.digest == ref.digest:
-                    return parse_manifest(cached, None, ref.digest, what=ref.familiar())
-        manifest = await self._get_manifest(ref)
-        if self._cache is not None and ref.digest is not None:
-            self._cache.put(manifest.digest, manifest.raw)
-        return manifest
-
-    async def _get_manifest(self, ref: Reference) -> Manifest:
-        what = ref.familiar()
-        response = await self._request("GET", ref, f"manifests/{ref.reference}", headers={"Accept": ACCEPT})
-        if response.status_code == 404:
-            raise _not_found(what, "manifest unknown to", _answered_by(response), response)
-        if response.status_code != 200:
-            _raise_status(ref, response, self._has_credentials(response))
-        raw = response.content  # read under the size cap; a truncated body was retried
-        header_digest = response.headers.get("docker-content-digest")
-        if ref.digest is not None:
-            expected = ref.digest
-        elif header_digest and is_digest(header_digest):
-            expected = header_digest
-        else:
-            expected = Digest.of(raw)
-        actual = Digest.of(raw, Digest.parse(expected).algorithm)
-        if actual != expected:
-            source = "asked for" if ref.digest else "registry's Docker-Content-Digest"
-            raise DigestMismatch(
-                f"digest mismatch: {source} {expected}, content hashes to {actual}", subject=what
-            )
-        if ref.digest and header_digest and is_digest(header_digest) and header_digest != expected:
-            raise DigestMismatch(
-                f"registry's Docker-Content-Digest {header_digest} does not match {expected}", subject=what
-            )
-        return parse_manifest(raw, response.headers.get("content-type"), expected, what=what)
+        """GET a manifest, verified against the digest asked for (or the header's); once per digest."""
+        return await self._fetch.get_manifest(ref)
 
     async def resolve(self, ref: Reference, *, want_manifest: bool = False) -> Resolved:
         """Tag (or digest) → descriptor, by HEAD; GET only when HEAD cannot tell or asked to."""
-        if not want_manifest:
-            desc = await self.head_manifest(ref)
-            if desc is not None:
-                return Resolved(ref, desc)
-        manifest = await self.get_manifest(ref)
-        return Resolved(ref, Descriptor(manifest.media_type, manifest.digest, len(manifest.raw)), manifest)
+        return await self._fetch.resolve(ref, want_manifest=want_manifest)
 
-    # -- small blobs and referrers (signature material) -------------------------------------
     async def fetch_small_blob(self, ref: Reference, digest: str, max_bytes: int) -> bytes:
-        """GET a blob of at most ``max_bytes`` into memory and check it hashes to ``digest``.
-
-        For signature payloads and bundles, which are small; image layers go through the pull
-        path. A blob larger than the bound is refused rather than buffered.
-        """
-        subject, blob = ref.familiar(), f"blob {digest}"
-        response = await self._request("GET", ref, f"blobs/{digest}", stream=True)
-        bound_body(response, self._timeout, max_bytes)
-        try:
-            if response.status_code == 404:
-                raise _not_found(subject, f"{blob}: unknown to", _registry_name(ref.api_host), response)
-            if response.status_code != 200:
-                _raise_status(ref, response)
-            try:
-                data = await read_capped(response, max_bytes)
-            except BodyTooLarge:
-                raise TooLarge(f"{blob}: larger than the {max_bytes}-byte limit", subject=subject) from None
-            except UnsupportedEncoding as e:
-                raise RegistryError(f"{blob}: registry {e}", subject=subject) from None
-            except NETWORK_ERRORS as e:
-                raise _network_error(ref.api_host, e) from None
-        finally:
-            await response.aclose()
-        actual = Digest.of(data, Digest.parse(digest).algorithm)
-        if actual != digest:
-            raise DigestMismatch(f"{blob}: digest mismatch: content hashes to {actual}", subject=subject)
-        return data
+        """GET a blob of at most ``max_bytes`` into memory, checked against ``digest``."""
+        return await self._fetch.fetch_small_blob(ref, digest, max_bytes)
 
     async def get_referrers(self, ref: Reference, digest: str) -> Manifest | None:
-        """``GET /v2/<name>/referrers/<digest>`` (OCI 1.1); None where the API is missing (404).
+        """``GET /v2/<name>/referrers/<digest>`` (OCI 1.1); None where the API is missing."""
+        return await self._fetch.get_referrers(ref, digest)
 
-        The answer is an index built by the registry, so there is no digest to check it against.
-        """
-        response = await self._request("GET", ref, f"referrers/{digest}", headers={"Accept": OCI_INDEX})
-        if response.status_code in (400, 404, 405, 406):
-            return None  # no referrers API here (the spec says 404; older registries vary)
-        if response.status_code != 200:
-            _raise_status(ref, response)
-        raw = response.content
-        if len(raw) > MAX_MANIFEST_BYTES:
-            raise TooLarge(f"referrers index exceeds {MAX_MANIFEST_BYTES} bytes", subject=ref.familiar())
-        what = f"{ref.familiar()}: referrers of {digest}"
-        return parse_manifest(raw, OCI_INDEX, Digest.of(raw), what=what)
-
-    # -- blobs -------------------------------------------------------------------------------
-    @contextlib.asynccontextmanager
-    async def stream_blob(
+    def stream_blob(
         self, ref: Reference, digest: str, *, offset: int = 0, size: int | None = None
-    ) -> AsyncIterator[httpx.Response]:
-        """Open ``GET /v2/<name>/blobs/<digest>`` as a stream (from ``offset`` with a Range).
-
-        Yields the response with status 200 or 206; the caller reads ``aiter_raw()`` and hashes
-        (lockman.registry.blobs does). Redirects to object storage are followed; httpx drops
-        ``Authorization`` whenever a redirect leaves the registry's origin. ``identity`` encoding
-        so the bytes received are the blob's bytes and Range offsets mean blob offsets.
-
-        The body is bounded in time as a whole (``--timeout`` plus a second per 64 KiB of
-        ``size``, the bytes still expected; by default the declared length), not only per read.
-        """
-        headers = {"Accept-Encoding": "identity"}
-        if offset > 0:
-            headers["Range"] = f"bytes={offset}-"
-        what = f"{ref.with_digest(None).with_tag(None).familiar()}@{digest}"
-        response = await self._request("GET", ref, f"blobs/{digest}", headers=headers, stream=True, bulk=True)
-        expected = size if size is not None else declared_length(response) or 0
-        bound_body(response, self._timeout, expected)
-        try:
-            if response.status_code == 404:
-                raise _not_found(what, "blob unknown to", _registry_name(ref.api_host), response)
-            if response.status_code == 416 and offset > 0:
-                raise RangeNotSatisfiable(
-                    f"registry refused to resume at byte {offset}", subject=what, status=416
-                )
-            if response.status_code not in (200, 206):
-                with contextlib.suppress(BodyTooLarge, UnsupportedEncoding, *NETWORK_ERRORS):
-                    await read_capped(response, ERROR_BODY_LIMIT)  # for its error code, if small
-                _raise_status(ref, response)
-            yield response
-        finally:
-            await response.aclose()
-
-
-class RangeNotSatisfiable(RegistryError):
-    """A resume offset the registry cannot serve (HTTP 416): start the blob again."""
-
-
-def _registry_name(host: str) -> str:
-    return DOCKER_HUB if host == DOCKER_HUB_API else host
-
-
-def _answered_by(response: httpx.Response) -> str:
-    """The registry that actually answered (a mirror or rewritten location, maybe)."""
-    return _registry_name(response.request.url.netloc.decode("ascii"))
-
-
-def _try_next_endpoint(status: int) -> bool:
-    """Statuses after which a mirror hands over to the next location."""
-    return status in (401, 403, 404, 408, 429) or status >= 500
-
-
-def _not_found(subject: str, said: str, registry: str, response: httpx.Response) -> NotFound:
-    """``subject: <said> registry``: the registry does not have it."""
-    return NotFound(
-        f"{subject}: {said} {registry}",
-        subject=subject,
-        registry=registry,
-        status=404,
-        code=_error_code(response),
-        in_message=True,
-    )
-
-
-def _raise_status(ref: Reference, response: httpx.Response, authenticated: bool = False) -> None:
-    """The error for a status the caller has no use for: ``registry: image: HTTP 500 (CODE)``."""
-    status = response.status_code
-    registry = _answered_by(response)
-    subject = ref.familiar()
-    code = _error_code(response)
-    detail = f" ({code})" if code else ""
-    facts: dict[str, Any] = {"subject": subject, "registry": registry, "status": status, "code": code}
-    if status == 401:
-        raise AuthError(f"{registry}: authentication required for {subject}", **facts, in_message=True)
-    if status == 403:
-        raise AuthError(f"{registry}: access to {subject} denied{detail}", **facts, in_message=True)
-    n = attempts(response)
-    if status == 429:
-        host = response.request.url.netloc.decode("ascii")
-        said = ratelimit.too_many_requests(registry, host, response.headers, code, authenticated)
-        # About the registry, not the image: the caller names the image.
-        raise RegistryError(said, **{**facts, "subject": None}, attempts=n, in_message=True)
-    raise RegistryError(f"HTTP {status}{detail}", **facts, attempts=n)
-
-
-def _error_code(response: httpx.Response) -> str | None:
-    """The registry's own error code, from its JSON error body, when it sent one."""
-    try:
-        body: Any = safejson.loads(response.content)
-    except (ValueError, httpx.ResponseNotRead, UnicodeDecodeError):
-        return None
-    if isinstance(body, dict) and isinstance(body.get("errors"), list) and body["errors"]:
-        first = body["errors"][0]
-        code = first.get("code") if isinstance(first, dict) else None
-        # The distribution spec's codes are upper-case identifiers (MANIFEST_UNKNOWN, DENIED):
-        # anything else is registry prose that has no place in a one-line error.
-        if isinstance(code, str) and _ERROR_CODE_RE.fullmatch(code):
-            return code
-    return None
-
-
-def _network_error(
-    host: str, e: httpx.HTTPError | ssl.SSLError, ref: Reference | None = None, *, attempts: int = 1
-) -> RegistryError:
-    """One line for a network failure, naming the image (``ref``) when there is one."""
-    facts: dict[str, Any] = {
-        "subject": None if ref is None else ref.familiar(),
-        "registry": _registry_name(host),
-    }
-    cause: BaseException | None = e
-    while cause is not None:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return RegistryError(
-                f"TLS certificate not trusted ({cause.verify_message}); {tls.untrusted_hint(host)}", **facts
-            )
-        if isinstance(cause, ssl.SSLError) and cause.reason in tls.CLIENT_CERT_ALERTS:
-            return RegistryError(
-                f"the registry refused the TLS handshake ({cause.reason}); {tls.client_cert_hint(host)}",
-                **facts,
-            )
-        cause = cause.__cause__ or cause.__context__
-    if _tls_handshake_failed(e):
-        return HandshakeFailed(
-            f"cannot connect: {e or type(e).__name__}", **facts, plain_http=_plain_http_answer(e)
-        )
-    if isinstance(e, httpx.TimeoutException):
-        return RegistryError(f"timed out ({e or type(e).__name__})", **facts, attempts=attempts)
-    if isinstance(e, httpx.ConnectError):
-        return RegistryError(f"cannot connect: {e or type(e).__name__}", **facts, attempts=attempts)
-    if isinstance(e, httpx.TooManyRedirects):
-        return RegistryError("too many redirects (a redirect loop?)", **facts)
-    return RegistryError(f"network error: {type(e).__name__}: {e}", **facts, attempts=attempts)
-
-
-def _plain_http_answer(e: BaseException) -> bool:
-    """The TLS handshake failed the way it does when the server answers in plain HTTP: OpenSSL's
-    reason code says so (never the message text, which varies between OpenSSL versions)."""
-    cause: BaseException | None = e
-    while cause is not None:
-        if isinstance(cause, ssl.SSLError) and cause.reason in tls.PLAIN_HTTP_REASONS:
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
-
-
-def _tls_handshake_failed(e: BaseException) -> bool:
-    """TLS failed for a reason other than trust: typically a server that speaks plain HTTP."""
-    cause: BaseException | None = e
-    while cause is not None:
-        if isinstance(cause, ssl.SSLError) and not isinstance(cause, ssl.SSLCertVerificationError):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
+    ) -> contextlib.AbstractAsyncContextManager[httpx.Response]:
+        """Open ``GET /v2/<name>/blobs/<digest>`` as a stream (from ``offset`` with a Range)."""
+        return self._fetch.stream_blob(ref, digest, offset=offset, size=size)

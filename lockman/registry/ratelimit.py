@@ -91,7 +91,7 @@ def low_quota_warning(registry: str, q: Quota, authenticated: bool) -> str:
     of = f" of {q.limit}" if q.limit else ""
     window = f" in the rolling {_duration(q.window)} window" if q.window else ""
     hint = "" if authenticated else f"; `docker login {registry}` raises the limit"
-    return f"warning: {registry}: {q.remaining}{of} pulls left{window} (Docker Hub's pull rate limit){hint}"
+    return f"{registry}: {q.remaining}{of} pulls left{window} (Docker Hub's pull rate limit){hint}"
 
 
 def too_many_requests(

@@ -181,3 +181,17 @@ def test_not_a_string_refused() -> None:
 def test_invalid_path_with_upper_case_is_not_called_a_case_problem() -> None:
     with pytest.raises(InvalidReference, match=r"invalid repository name 'foo/Bar//x'"):
         parse("foo/Bar//x")
+
+
+@pytest.mark.parametrize(
+    ("text", "scope"),
+    [
+        ("rust:1.70", "repository:library/rust:pull"),
+        ("ghcr.io/team/app@" + D256, "repository:team/app:pull"),
+        ("localhost:5000/a/manifests/b", "repository:a/manifests/b:pull"),
+    ],
+)
+def test_scope_is_the_repository_within_its_registry(text: str, scope: str) -> None:
+    """As ggcr's ``Repository.Scope``: the repository without registry, tag or digest."""
+    assert parse(text).scope("pull") == scope
+    assert parse(text).scope("push") == scope.replace(":pull", ":push")

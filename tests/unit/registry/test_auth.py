@@ -184,6 +184,16 @@ def test_password_credentials_go_as_basic_to_the_realm(isolated_env: Path) -> No
     assert request.url.params.get_list("scope") == ["repository:team/app:pull"]
 
 
+@pytest.mark.parametrize("repo", ["team/app", "team/manifests/app", "blobs/x/referrers/y"])
+def test_token_scope_is_the_references_not_a_guess_from_the_path(repo: str) -> None:
+    """The scope comes from ``Reference.scope`` (ggcr's ``Repository.Scope``): a repository with
+    ``/manifests/`` or ``/blobs/`` in its name is asked for whole, not cut at that component."""
+    server = Scripted()
+    resolve(server, f"{HOST}/{repo}:1")
+    (request,) = server.token_requests
+    assert request.url.params.get_list("scope") == [f"repository:{repo}:pull"]
+
+
 def test_identity_token_goes_as_oauth_refresh_grant(isolated_env: Path) -> None:
     creds(isolated_env, identitytoken="identity-jkl-012")
     server = Scripted()

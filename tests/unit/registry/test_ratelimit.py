@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import httpx
 import pytest
@@ -107,3 +108,17 @@ def test_429_messages_without_retry_after_and_elsewhere() -> None:
     assert msg == "ghcr.io: too many requests (HTTP 429); try again in 30 s"
     assert ratelimit.retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 - 120) == 120
     assert ratelimit.quota(httpx.Headers({"ratelimit-remaining": "x"})) is None
+
+
+def test_low_quota_is_a_warning_record_of_the_client(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    """The registry layer logs; the console handler adds the ``warning: `` the line always had."""
+    ok = httpx.Response(
+        200,
+        headers={"docker-content-digest": DIGEST, "content-type": INDEX, "ratelimit-remaining": "3;w=21600"},
+    )
+    resolve(hub(ok, []))
+    (record,) = caplog.records
+    assert (record.name, record.levelno) == ("lockman.client", logging.WARNING)
+    said = "docker.io: 3 pulls left in the rolling 6 h window (Docker Hub's pull rate limit)"
+    assert record.getMessage().startswith(said)
+    assert capsys.readouterr().err.startswith(f"warning: {said}")
