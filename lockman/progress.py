@@ -36,4 +36,3 @@ def progress(total: int, description: str, stream: TextIO | None = None) -> Iter
     ) as bar:
         task = bar.add_task(description, total=total)
         yield lambda: bar.advance(task)
-

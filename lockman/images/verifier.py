@@ -152,6 +152,7 @@ async def _check_online(client: RegistryClient, use_ref: Reference, entry: Locke
                     problems.append(Problem("media-type-mismatch", display, str(e)))
     return problems
 
+
 @dataclass(frozen=True)
 class VerifyOptions:
     offline: bool = False  # consistency only: no network, no signatures
