@@ -119,3 +119,13 @@ def test_deep_hashes_every_blob_and_names_a_corrupt_one(locked: tuple[Path, str]
     fake.blobs[layer] = b"LAYER"
     result = _verify(cfg, fake, VerifyOptions(deep=True))
     assert _kinds(result) == [("blob", IMAGE, EXIT_VERIFY)] and result.blobs == 2
+
+
+def test_deep_skips_an_image_whose_manifest_already_failed(
+    locked: tuple[Path, str], fake: FakeRegistry
+) -> None:
+    """One problem per cause: a manifest that is not served is not walked again for blobs."""
+    cfg, digest = locked
+    del fake.manifests[(HOST, REPO, digest)]
+    result = _verify(cfg, fake, VerifyOptions(deep=True))
+    assert _kinds(result) == [("not-served", IMAGE, EXIT_VERIFY)] and result.blobs == 0
