@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Awaitable, Callable, Iterator
-from typing import TextIO, TypeVar
-
-T = TypeVar("T")
+from collections.abc import Callable, Iterator
+from typing import TextIO
 
 
 @contextlib.contextmanager
@@ -38,11 +36,3 @@ def progress(total: int, description: str, stream: TextIO | None = None) -> Iter
     ) as bar:
         task = bar.add_task(description, total=total)
         yield lambda: bar.advance(task)
-
-
-async def tracked(aw: Awaitable[T], tick: Callable[[], None]) -> T:
-    """Await ``aw`` and tick the bar however it ends."""
-    try:
-        return await aw
-    finally:
-        tick()

@@ -1,4 +1,5 @@
-"""What every command shares: the exit code failures map to; signature options from the environment."""
+"""What every command shares: the exit code failures map to; signature options from the
+environment; the hooks through which a long run prints while it works."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ from lockman import env
 from lockman.console import err
 from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, EXIT_REGISTRY, EXIT_USAGE, EXIT_VERIFY, LockmanError
+from lockman.images.hooks import Hooks
+from lockman.progress import progress
+
+CLI_HOOKS = Hooks(tell=err, progress=progress)
+"""Notices to stderr as they happen; a progress bar when stderr is a terminal."""
 
 
 def signature_options(flags: SignatureOptions | None = None) -> SignatureOptions:

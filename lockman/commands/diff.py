@@ -107,8 +107,8 @@ def _insight(
     """``--insight``: ask the registries what changed inside each image whose digest moved."""
     import asyncio
 
-    from lockman.commands._insight import gather
     from lockman.enforce.options import SignatureOptions
+    from lockman.images.inspect_moved import gather
     from lockman.model.reference import parse
     from lockman.registry.client import RegistryClient
 

@@ -1,4 +1,4 @@
-"""Shared by `update` and `diff --insight`: which lock entries to inspect, and with what policy."""
+"""Shared by the updater and `diff --insight`: which lock entries to inspect, and with what policy."""
 
 from __future__ import annotations
 
