@@ -301,6 +301,8 @@ def verify_bundle(
                 proof = entry.inclusion_proof
                 if version == (0, 1) and proof is not None and not proof.checkpoint:
                     entry = _without_proof(entry)  # v0.1 proofs may lack a checkpoint: useless, ignored
+                # Keyless without a TSA time: only a SET gives the verified time the certificate
+                # is checked at, so an entry without one is refused here (and the next one tried).
                 tlog = verify_entry(
                     entry,
                     policy.root(),
@@ -318,8 +320,6 @@ def verify_bundle(
         if tlog is None:
             raise VerificationError("tlog: " + "; ".join(reasons))
 
-    if leaf is not None and not times and not policy.ignore_tlog:
-        raise VerificationError("no verified time: the bundle has neither a SET nor an RFC 3161 timestamp")
     result = signer_result(
         kind="sigstore-bundle",
         index=0,
