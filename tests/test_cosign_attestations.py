@@ -388,61 +388,6 @@ def test_insight_says_whether_an_att_sbom_verified(tmp_path, registry, run, sign
     assert sbom["signature"]["detail"].startswith("DSSE signature does not verify with key")
 
 
-# ------------------------------------------------------------------ intoto 0.0.1 bodies, field by field
-
-
-def _v001(edit=None):
-    from lockman.signatures.rekor import LogEntry
-
-    priv = new_key("p256")
-    layer = attestation_layer(priv, D, None)
-    body = intoto_body(layer.payload, public_pem(priv), "0.0.1")
-    if edit is not None:
-        edit(body)
-    entry = LogEntry(body=json.dumps(body).encode(), body_b64="", integrated_time=0, log_index=0, log_id=b"")
-    payload = base64.b64decode(json.loads(layer.payload)["payload"])
-    return entry, {"envelope": layer.payload, "payload": payload, "key": priv.public_key()}
-
-
-def _content(field: str, value) -> object:
-    return lambda b: b["spec"]["content"].__setitem__(field, value)
-
-
-def _hash_field(field: str, key: str, value) -> object:
-    return lambda b: b["spec"]["content"][field].__setitem__(key, value)
-
-
-V001_REFUSALS = [
-    (lambda b: b.update(kind="dsse"), r"^tlog entry kind dsse 0.0.1 is not intoto 0.0.1$"),
-    (lambda b: b.update(apiVersion="0.0.2"), r"^tlog entry kind intoto 0.0.2 is not intoto 0.0.1$"),
-    (lambda b: b["spec"].pop("publicKey"), r"^tlog entry body malformed \(KeyError\('publicKey'\)\)$"),
-    (lambda b: b["spec"]["content"].pop("hash"), r"^tlog entry body malformed"),
-    (_content("hash", "sha256"), r"^tlog entry records a different DSSE envelope$"),
-    (_hash_field("hash", "algorithm", "sha512"), r"^tlog entry records a different DSSE envelope$"),
-    (_hash_field("hash", "value", "0" * 64), r"^tlog entry records a different DSSE envelope$"),
-    (_content("payloadHash", "sha256"), r"^tlog entry records a different DSSE payload hash$"),
-    (_hash_field("payloadHash", "algorithm", "sha1"), r"^tlog entry records a different DSSE payload hash$"),
-    (_hash_field("payloadHash", "value", "0" * 64), r"^tlog entry records a different DSSE payload hash$"),
-    (lambda b: b["spec"].update(publicKey={"content": "x"}),
-     r"^tlog entry records a different public key or certificate$"),
-    (lambda b: b["spec"].update(publicKey=b64(public_pem(new_key("p256")))),
-     r"^tlog entry records a different public key or certificate$"),
-]  # fmt: skip
-
-
-@pytest.mark.parametrize(("edit", "refusal"), V001_REFUSALS)
-def test_intoto_v001_body_must_record_this_envelope_and_signer(edit, refusal: str) -> None:
-    from lockman.signatures.rekor import check_intoto_v001_body
-
-    entry, args = _v001()
-    check_intoto_v001_body(entry, **args)
-    entry, args = _v001(lambda b: b["spec"]["content"].pop("payloadHash"))  # older Rekor: optional
-    check_intoto_v001_body(entry, **args)
-    entry, args = _v001(edit)
-    with pytest.raises(VerificationError, match=refusal):
-        check_intoto_v001_body(entry, **args)
-
-
 def test_malformed_digests_are_caller_errors(signers) -> None:
     from lockman.errors import InputError
     from lockman.signatures.attestation import attestation_tag
