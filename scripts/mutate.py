@@ -56,6 +56,7 @@ _SIG_UNIT = [
     "tests/test_signatures_checkpoint.py",
     "tests/test_signatures_timestamp.py",
     "tests/test_cosign_attestations.py",
+    "tests/test_signatures_attestation.py",
     "tests/test_sigstore_conformance.py",
 ]
 _SIG_REGISTRY = ["tests/test_signature_verify.py", "tests/test_signatures_rekor2_e2e.py"]
