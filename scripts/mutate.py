@@ -145,16 +145,12 @@ EXPLAINED: dict[tuple[str, str, str], str] = {
             ),
         ]
     },
-    ("lockman/signatures/keys.py", "continue", "continue under `except InvalidSignature`"): "no-op: the"
-    " `continue` ends the loop body",
     (
         "lockman/signatures/rekor.py",
         "continue",
         'continue under `if not line.startswith("\\u2014 ")`',
     ): "stricter: without it a note's non-signature"
     " lines are decoded as signatures too, and a note carrying one is refused",
-    ("lockman/signatures/cosign.py", "kwarg", "require_set=True"): "unreachable: parse_cosign_bundle"
-    " refuses an annotation without SignedEntryTimestamp, so a .sig or .att entry always has a SET",
     (
         "lockman/model/reference.py",
         "clause",
