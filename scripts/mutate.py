@@ -125,27 +125,6 @@ DEFAULT_TARGETS: dict[str, list[str]] = {
 # it only makes a check stricter. A survivor not listed here is a gap: kill it with a test.
 EXPLAINED: dict[tuple[str, str, str], str] = {
     (
-        "lockman/signatures/fulcio.py",
-        "clause",
-        "drop `len(value) < 2 + n` from `n == 0 or n > 4 or len(value) < 2 + n`",
-    ): "subsumed: with the length bytes cut off, the total-length check below refuses the same input"
-    " with the same message",
-    **{
-        ("lockman/signatures/policy.py", "clause", f"drop `{clause}` from `{whole}`"): "equivalent:"
-        " lower-casing changes a first component only if it has an upper-case letter, and"
-        " `first != first.lower()` folds exactly those"
-        for clause, whole in [
-            (
-                '"." in first or ":" in first or first.lower() == "localhost" or first != first.lower()',
-                'sep and ("." in first or ":" in first or first.lower() == "localhost" or first != first...',
-            ),
-            *(
-                (c, '"." in first or ":" in first or first.lower() == "localhost" or first != first.lower()')
-                for c in ('"." in first', '":" in first', 'first.lower() == "localhost"')
-            ),
-        ]
-    },
-    (
         "lockman/signatures/rekor.py",
         "continue",
         'continue under `if not line.startswith("\\u2014 ")`',

@@ -214,9 +214,9 @@ class PolicyRule:
 def _fold_host(name: str) -> str:
     """Lower-case the registry host of ``name`` (the rule of lockman.model.reference)."""
     first, sep, rest = name.partition("/")
-    if sep and ("." in first or ":" in first or first.lower() == "localhost" or first != first.lower()):
-        return first.lower() + sep + rest
-    return name
+    # A first component that is no host ("acme/app") is already lower-case in a valid name, so
+    # lower-casing it whatever it is folds exactly the hosts.
+    return first.lower() + sep + rest if sep else name
 
 
 def _glob(pattern: str) -> re.Pattern[str]:
