@@ -99,31 +99,6 @@ def tests_for(module: str, *, registry: bool = True) -> list[str]:
 # so that line moves do not lose them. Each says why no input can tell the mutant apart, or why
 # it only makes a check stricter. A survivor not listed here is a gap: kill it with a test.
 EXPLAINED: dict[tuple[str, str, str], str] = {
-    (
-        "lockman/signatures/bundle.py",
-        "raise",
-        'raise VerificationError("no verified time: the bundle has neither a SET nor an RFC 3161...',
-    ): "unreachable (kept as defence in depth): a keyless bundle without a TSA time makes"
-    " verify_entry require a SET, and a verified SET adds its time",
-    (
-        "lockman/signatures/fulcio.py",
-        "clause",
-        "drop `len(value) < 2 + n` from `n == 0 or n > 4 or len(value) < 2 + n`",
-    ): "subsumed: with the length bytes cut off, the total-length check below refuses the same input"
-    " with the same message",
-    **{
-        ("lockman/signatures/policy.py", "clause", f"drop `{clause}` from `{whole}`"): "equivalent:"
-        " lower-casing changes a first component only if it has an upper-case letter, and"
-        " `first != first.lower()` folds exactly those"
-        for clause, whole in [
-            (c, '"." in first or ":" in first or first.lower() == "localhost" or first != first.lower()')
-            for c in ('"." in first', '":" in first', 'first.lower() == "localhost"')
-        ]
-    },
-    ("lockman/signatures/keys.py", "continue", "continue under `except InvalidSignature`"): "no-op: the"
-    " `continue` ends the loop body",
-    ("lockman/signatures/cosign.py", "kwarg", "require_set=True"): "unreachable: parse_cosign_bundle"
-    " refuses an annotation without SignedEntryTimestamp, so a .sig or .att entry always has a SET",
 }
 
 _GUARD_KWARGS = ("require_", "verify_", "check_", "strict")

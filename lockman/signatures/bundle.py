@@ -129,7 +129,6 @@ class _Content:
     """What was signed: the bytes the signature covers, and how a log entry must record it."""
 
     signature: bytes
-    signatures: list[bytes]
     payload_type: str | None
     payload: bytes | None
     """DSSE only (None for a message signature)."""
@@ -153,7 +152,7 @@ def _message_content(doc: dict[str, Any], image_digest: str, key: PublicKey) -> 
             raise VerificationError(f"bundle message digest is not {image_digest}")
     if not digest_signature_valid(key, signature, digest):
         raise VerificationError(f"message signature does not verify with key {key_fingerprint(key)}")
-    return _Content(signature, [signature], None, None, digest, None)
+    return _Content(signature, None, None, digest, None)
 
 
 def _dsse_content(doc: dict[str, Any], image_digest: str, key: PublicKey) -> _Content:
@@ -166,15 +165,16 @@ def _dsse_content(doc: dict[str, Any], image_digest: str, key: PublicKey) -> _Co
         raise VerificationError(f"malformed bundle ({exc!r})") from exc
     if payload_type != IN_TOTO_PAYLOAD_TYPE:
         raise VerificationError(f"DSSE payload type {payload_type!r} is not in-toto")
+    # Exactly one signature, as sigstore-python and sigstore-go require: the RFC 3161 timestamps
+    # and the hashedrekord entry vouch for one signature, so with several an old timestamped one
+    # could lend its time to another made after the certificate expired.
+    if len(signatures) != 1:
+        raise VerificationError(f"DSSE envelope must have exactly one signature, not {len(signatures)}")
     signed = pae(payload_type, payload)
-    if not signatures:
-        raise VerificationError("DSSE envelope has no signatures")
-    if not any(signature_valid(key, s, signed) for s in signatures):
+    if not signature_valid(key, signatures[0], signed):
         raise VerificationError(f"DSSE signature does not verify with key {key_fingerprint(key)}")
     predicate_type = _statement_subject_matches(payload, image_digest)
-    return _Content(
-        signatures[0], signatures, payload_type, payload, hashlib.sha256(signed).digest(), predicate_type
-    )
+    return _Content(signatures[0], payload_type, payload, hashlib.sha256(signed).digest(), predicate_type)
 
 
 def _check_body(entry: LogEntry, content: _Content, key: PublicKey, leaf: x509.Certificate | None) -> None:
@@ -196,8 +196,6 @@ def _check_body(entry: LogEntry, content: _Content, key: PublicKey, leaf: x509.C
         )
         return
     if (kind, version) == ("hashedrekord", "0.0.2"):
-        if len(content.signatures) != 1:
-            raise VerificationError("DSSE envelope logged as hashedrekord must have exactly one signature")
         check_hashedrekord_v002_body(
             entry, signature=content.signature, digest=content.digest, key=key, cert=leaf
         )
@@ -206,12 +204,12 @@ def _check_body(entry: LogEntry, content: _Content, key: PublicKey, leaf: x509.C
             entry,
             payload_type=content.payload_type or "",
             payload=content.payload,
-            signatures=content.signatures,
+            signatures=[content.signature],
             key=key,
             cert=leaf,
         )
     elif (kind, version) in (("dsse", "0.0.1"), ("", "")):
-        check_dsse_body(entry, payload=content.payload, signatures=content.signatures, key=key, cert=leaf)
+        check_dsse_body(entry, payload=content.payload, signatures=[content.signature], key=key, cert=leaf)
     else:
         raise VerificationError(f"tlog entry kind {kind} {version} cannot record a DSSE envelope")
 
@@ -305,6 +303,8 @@ def verify_bundle(
                 proof = entry.inclusion_proof
                 if version == (0, 1) and proof is not None and not proof.checkpoint:
                     entry = _without_proof(entry)  # v0.1 proofs may lack a checkpoint: useless, ignored
+                # Keyless without a TSA time: only a SET gives the verified time the certificate
+                # is checked at, so an entry without one is refused here (and the next one tried).
                 tlog = verify_entry(
                     entry,
                     policy.root(),
@@ -322,8 +322,6 @@ def verify_bundle(
         if tlog is None:
             raise VerificationError("tlog: " + "; ".join(reasons))
 
-    if leaf is not None and not times and not policy.ignore_tlog:
-        raise VerificationError("no verified time: the bundle has neither a SET nor an RFC 3161 timestamp")
     result = signer_result(
         kind="sigstore-bundle",
         index=0,

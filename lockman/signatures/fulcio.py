@@ -193,7 +193,7 @@ def _der_utf8(value: bytes) -> str:
     offset = 2
     if length & 0x80:
         n = length & 0x7F
-        if n == 0 or n > 4 or len(value) < 2 + n:
+        if n == 0 or n > 4:  # a cut-off length field fails the total-length check below
             raise VerificationError("certificate extension has a bad DER length")
         length = int.from_bytes(value[2 : 2 + n], "big")
         offset = 2 + n

@@ -149,7 +149,7 @@ def signature_valid(
                     key.verify(signature, data, ec.ECDSA(alg))
                     return True
                 except InvalidSignature:
-                    continue
+                    pass  # try the next hash
             return False
         if isinstance(key, rsa.RSAPublicKey):
             key.verify(signature, data, padding.PKCS1v15(), hash_alg or hashes.SHA256())

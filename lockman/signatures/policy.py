@@ -273,9 +273,9 @@ def _is_host(first: str) -> bool:
 def _fold_host(name: str) -> str:
     """Lower-case the registry host of ``name`` (the rule of lockman.model.reference)."""
     first, sep, rest = name.partition("/")
-    if sep and _is_host(first):
-        return first.lower() + sep + rest
-    return name
+    # Equivalent to asking _is_host first: a first component that is no host has no upper case
+    # (an upper-case one is a host by docker's rule), so lower-casing it changes nothing.
+    return first.lower() + sep + rest if sep else name
 
 
 def _glob(pattern: str) -> re.Pattern[str]:

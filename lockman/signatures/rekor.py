@@ -247,7 +247,7 @@ def verify_inclusion_proof(entry: LogEntry, trusted_root: TrustedRoot) -> None:
 
 
 def verify_entry(
-    entry: LogEntry, trusted_root: TrustedRoot, *, require_set: bool, require_proof: bool = False
+    entry: LogEntry, trusted_root: TrustedRoot, *, require_set: bool = False, require_proof: bool = False
 ) -> TlogVerification:
     """Verify what evidence the entry carries; at least one kind must be present and pass.
 

@@ -10,7 +10,8 @@ import base64
 import hashlib
 import json
 import struct
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Union
@@ -567,3 +568,22 @@ def attestation_layer(
         body = intoto_body(envelope, verifier, intoto_version)
         annotations[ANNOTATION_BUNDLE] = rekor.cosign_annotation(body, integrated_time)
     return SignatureLayer(DSSE_MEDIA_TYPE, envelope, annotations)
+
+
+def edit_envelope(layer: SignatureLayer, edit: Callable[[dict], None]) -> SignatureLayer:
+    """The layer with its DSSE envelope changed by ``edit`` (re-serialised compactly)."""
+    env = json.loads(layer.payload)
+    edit(env)
+    return replace(layer, payload=json.dumps(env, separators=(",", ":")).encode())
+
+
+def flip_sig(env: dict) -> None:
+    """Flip one bit of the envelope's first signature."""
+    raw = bytearray(base64.b64decode(env["signatures"][0]["sig"]))
+    raw[-3] ^= 1
+    env["signatures"][0]["sig"] = b64(bytes(raw))
+
+
+def bundle_from(layer: SignatureLayer, donor: SignatureLayer) -> SignatureLayer:
+    """``layer`` carrying ``donor``'s Rekor bundle annotation."""
+    return replace(layer, annotations={**layer.annotations, ANNOTATION_BUNDLE: donor.annotations[ANNOTATION_BUNDLE]})

@@ -177,3 +177,53 @@ def test_trusted_root_comes_from_tuf(tmp_path: Path, registry, run, monkeypatch)
     # --tuf-offline: the cache, no network, no warning.
     r = run(*flags, "--tuf-url", url, "--tuf-offline")
     assert r.code == 0 and "warning" not in r.err, r.err
+
+
+def test_planted_trusted_root_in_the_tuf_cache_is_refused(tmp_path: Path, registry, run, monkeypatch) -> None:
+    """Someone who can write the cache (a restored CI cache, a shared LOCKMAN_CACHE_DIR) plants a
+    trusted root trusting their own Fulcio CA, Rekor log and TSA, and makes ``metadata/`` a file
+    so the refresh fails. Their keyless signature must not verify."""
+    import shutil
+    from urllib.parse import quote
+
+    from tests.support.tuf_repo import TufRepo, serve
+
+    genuine = current_fulcio()
+    tuf = TufRepo(tmp_path / "tuf-repo")
+    tuf.add_target("trusted_root.json", trusted_root(genuine, Rekor2Log(), OpensslTSA(tmp_path / "tsa")))
+    (tmp_path / "root.json").write_bytes(tuf.root_bytes())
+    cache = tmp_path / "lockman-cache"
+    monkeypatch.setenv("LOCKMAN_CACHE_DIR", str(cache))
+    monkeypatch.setenv("LOCKMAN_TUF_OFFLINE", "0")
+    monkeypatch.setenv("LOCKMAN_TUF_ROOT", str(tmp_path / "root.json"))
+
+    fulcio, log, tsa, key = current_fulcio(), Rekor2Log(), OpensslTSA(tmp_path / "evil-tsa"), new_key("p256")
+    leaf = workflow_leaf(fulcio, key, IDENTITY, WORKFLOW)
+    repo = unique_repo("tuf-planted")
+    img = registry.push_image(repo, "v1", salt="tuf-planted")
+    bundle = json.dumps(rekor2_bundle(key, leaf, img.digest, log, tsa)).encode()
+    attach_bundles(registry, repo, img.digest, OCI_MANIFEST, len(img.manifest), [bundle])
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "{registry.host}/{repo}:v1"\n')
+    assert run("update", "--config", cfg).code == 0
+    flags = ["verify", "--config", cfg, "--certificate-identity", IDENTITY, "--certificate-oidc-issuer", ISSUER,
+             "--type", "https://slsa.dev/provenance/v1"]  # fmt: skip
+
+    with serve(tuf.dir) as url:
+        r = run(*flags, "--tuf-url", url)  # the genuine root does not know the attacker's CA
+    assert r.code == 1, r.err
+    base = cache / "tuf" / quote(url, safe="")
+    assert (base / "targets" / "trusted_root.json").is_file()
+
+    # The plant: a root trusting the attacker's CA, log and TSA; the refresh forced to fail.
+    (base / "targets" / "trusted_root.json").write_bytes(trusted_root(fulcio, log, tsa))
+    shutil.rmtree(base / "metadata")
+    (base / "metadata").write_text("")
+    for extra in ([], ["--tuf-offline"]):
+        r = run(*flags, "--tuf-url", url, *extra)
+        assert r.code == 1, (extra, r.out, r.err)
+        assert "using the shipped trusted root" in r.err and "nothing verifiable is cached" in r.err
+        assert f"signed by {IDENTITY}" not in r.out
+        errors = [line for line in r.err.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "signature check failed" in errors[0], r.err
+        assert "not verified by a trusted TSA" in errors[0]  # the shipped root knows none of theirs

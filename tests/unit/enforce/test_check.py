@@ -153,19 +153,25 @@ def test_unreachable_tuf_repository_warns_once_and_uses_the_shipped_root(
     assert line.endswith(f"using the shipped trusted root ({DEFAULT_TRUSTED_ROOT_DATE})")
 
 
-def test_corrupt_cached_trusted_root_warns_and_uses_the_shipped_root(capsys: pytest.CaptureFixture[str]) -> None:
-    """Offline with a cached trusted_root.json that does not parse: said on stderr, not fatal."""
-    from urllib.parse import quote
+def test_a_signed_trusted_root_that_does_not_parse_warns_and_uses_the_shipped_root(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """TUF vouches for the bytes, but they are no trusted root: said on stderr, not fatal.
 
-    from lockman.registry.trust_update import DEFAULT_TUF_URL, TARGET, default_cache_dir
+    (A cached file TUF does not vouch for is never read at all: tests/unit/registry/test_trust_update.py.)
+    """
+    from tests.support.tuf_repo import TufRepo, serve
 
-    cached = default_cache_dir() / quote(DEFAULT_TUF_URL, safe="") / "targets" / TARGET
-    cached.parent.mkdir(parents=True)
-    cached.write_text('{"mediaType": "not a trusted root"}')
-    root = current_trusted_root(SignatureOptions(tuf_offline=True))
+    repo = TufRepo(tmp_path / "repo")
+    repo.add_target("trusted_root.json", b'{"mediaType": "not a trusted root"}')
+    repo.publish_top()
+    bootstrap = tmp_path / "root.json"
+    bootstrap.write_bytes(repo.root_bytes())
+    with serve(repo.dir) as url:
+        root = current_trusted_root(SignatureOptions(tuf_url=url, tuf_root=bootstrap))
     assert root.source == f"public-good trusted root ({DEFAULT_TRUSTED_ROOT_DATE})"
     (line,) = capsys.readouterr().err.splitlines()
-    assert line.startswith(f"warning: cached trusted root from {DEFAULT_TUF_URL} (")
+    assert line.startswith("warning: ") and "trusted root" in line
     assert line.endswith(f"; using the shipped trusted root ({DEFAULT_TRUSTED_ROOT_DATE})")
 
 

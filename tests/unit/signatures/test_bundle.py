@@ -309,7 +309,7 @@ def test_keyless_bundle_with_certificate_chain_material() -> None:
             r"^bundle verificationMaterial has no certificate or public key$",
         ),
         (lambda doc: doc["dsseEnvelope"].pop("signatures"), r"^malformed bundle \(KeyError"),
-        (lambda doc: doc["dsseEnvelope"].update(signatures=[]), r"^DSSE envelope has no signatures$"),
+        (lambda doc: doc["dsseEnvelope"].update(signatures=[]), r"^DSSE envelope must have exactly one signature, not 0$"),
     ],
 )
 def test_malformed_bundle_refused(edit, refusal: str) -> None:
@@ -522,8 +522,9 @@ def replace_root(policy: Policy, root: TrustedRoot) -> Policy:
     return replace(policy, trusted_root=root)
 
 
-def test_dsse_logged_as_hashedrekord_needs_one_signature() -> None:
-    """A second envelope signature would be unlogged (the 0.0.2 body records exactly one)."""
+def test_dsse_envelope_needs_exactly_one_signature() -> None:
+    """A second envelope signature would be unlogged (a hashedrekord 0.0.2 body records exactly
+    one) and untimestamped (RFC 3161 tokens are over one): refused before any log entry is read."""
     import hashlib
 
     from tests.support.sigstore_signers import Rekor2Log
@@ -548,7 +549,7 @@ def test_dsse_logged_as_hashedrekord_needs_one_signature() -> None:
     policy = Policy(key=priv.public_key(), trusted_root=root)
     assert verify_bundle(FRESH_DIGEST, json.dumps(doc).encode(), policy).tlog is not None
     env["signatures"].append({"sig": env["signatures"][0]["sig"]})
-    with pytest.raises(VerificationError, match=r"^tlog: DSSE envelope logged as hashedrekord must have exactly one"):
+    with pytest.raises(VerificationError, match=r"^DSSE envelope must have exactly one signature, not 2$"):
         verify_bundle(FRESH_DIGEST, json.dumps(doc).encode(), policy)
 
 

@@ -19,11 +19,13 @@ from lockman.signatures.bundle import pae
 from lockman.signatures.rekor import (
     check_hashedrekord_v002_body,
     check_intoto_body,
+    check_intoto_v001_body,
     parse_bundle_tlog_entry,
 )
 from tests.support.paths import ROOT as REPO
-from tests.support.signing_helpers import new_key
+from tests.support.signing_helpers import attestation_layer, b64, intoto_body, new_key, public_pem
 
+D = "sha256:" + "d" * 64
 CASES = REPO / "testdata" / "sigstore-conformance" / "bundle-verify"
 
 
@@ -169,3 +171,58 @@ def test_hashedrekord_v002_verifier_kinds() -> None:
     for cert in (None, args["cert"]):
         with pytest.raises(VerificationError, match=r"^tlog entry records a different public key or certificate$"):
             check_hashedrekord_v002_body(empty, **{**args, "cert": cert})
+
+
+# ------------------------------------------------------------------ intoto 0.0.1 bodies, field by field
+# (older cosign attestations; moved from test_cosign_attestations.py, whose registry tests keep
+# scripts/mutate.py --no-registry from counting the file)
+
+
+def _v001(edit=None):
+    from lockman.signatures.rekor import LogEntry
+
+    priv = new_key("p256")
+    layer = attestation_layer(priv, D, None)
+    body = intoto_body(layer.payload, public_pem(priv), "0.0.1")
+    if edit is not None:
+        edit(body)
+    entry = LogEntry(body=json.dumps(body).encode(), body_b64="", integrated_time=0, log_index=0, log_id=b"")
+    payload = base64.b64decode(json.loads(layer.payload)["payload"])
+    return entry, {"envelope": layer.payload, "payload": payload, "key": priv.public_key()}
+
+
+def _content(field: str, value) -> object:
+    return lambda b: b["spec"]["content"].__setitem__(field, value)
+
+
+def _hash_field(field: str, key: str, value) -> object:
+    return lambda b: b["spec"]["content"][field].__setitem__(key, value)
+
+
+V001_REFUSALS = [
+    (lambda b: b.update(kind="dsse"), r"^tlog entry kind dsse 0.0.1 is not intoto 0.0.1$"),
+    (lambda b: b.update(apiVersion="0.0.2"), r"^tlog entry kind intoto 0.0.2 is not intoto 0.0.1$"),
+    (lambda b: b["spec"].pop("publicKey"), r"^tlog entry body malformed \(KeyError\('publicKey'\)\)$"),
+    (lambda b: b["spec"]["content"].pop("hash"), r"^tlog entry body malformed"),
+    (_content("hash", "sha256"), r"^tlog entry records a different DSSE envelope$"),
+    (_hash_field("hash", "algorithm", "sha512"), r"^tlog entry records a different DSSE envelope$"),
+    (_hash_field("hash", "value", "0" * 64), r"^tlog entry records a different DSSE envelope$"),
+    (_content("payloadHash", "sha256"), r"^tlog entry records a different DSSE payload hash$"),
+    (_hash_field("payloadHash", "algorithm", "sha1"), r"^tlog entry records a different DSSE payload hash$"),
+    (_hash_field("payloadHash", "value", "0" * 64), r"^tlog entry records a different DSSE payload hash$"),
+    (lambda b: b["spec"].update(publicKey={"content": "x"}),
+     r"^tlog entry records a different public key or certificate$"),
+    (lambda b: b["spec"].update(publicKey=b64(public_pem(new_key("p256")))),
+     r"^tlog entry records a different public key or certificate$"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("edit", "refusal"), V001_REFUSALS)
+def test_intoto_v001_body_must_record_this_envelope_and_signer(edit, refusal: str) -> None:
+    entry, args = _v001()
+    check_intoto_v001_body(entry, **args)
+    entry, args = _v001(lambda b: b["spec"]["content"].pop("payloadHash"))  # older Rekor: optional
+    check_intoto_v001_body(entry, **args)
+    entry, args = _v001(edit)
+    with pytest.raises(VerificationError, match=refusal):
+        check_intoto_v001_body(entry, **args)

@@ -114,3 +114,46 @@ def test_tsa_time_alone_vouches_without_a_log(tsa: OpensslTSA) -> None:
     assert result.tlog is None and len(result.timestamps) == 1
     with pytest.raises(VerificationError, match=r"no tlog entry \(transparency log required\)"):
         verify_bundle(digest, json.dumps(doc).encode(), Policy(**{**policy.__dict__, "ignore_tlog": False}))
+
+
+def test_timestamp_over_another_dsse_signature_lends_no_time(tsa: OpensslTSA) -> None:
+    """An old timestamped signature put first in the envelope must not vouch for the time of a
+    second one (e.g. made after the certificate expired): a bundle's envelope holds exactly one
+    signature, as sigstore-python and sigstore-go require."""
+    import json
+
+    from lockman.signatures import Policy, TrustedRoot
+    from lockman.signatures.bundle import verify_bundle
+    from tests.support.signing_helpers import new_key
+    from tests.support.sigstore_signers import (
+        Rekor2Log,
+        current_fulcio,
+        rekor2_bundle,
+        trusted_root,
+        workflow_leaf,
+    )
+
+    fulcio, log, key = current_fulcio(), Rekor2Log(), new_key("p256")
+    ident = "https://github.com/o/r/.github/workflows/build.yml@refs/heads/main"
+    leaf = workflow_leaf(fulcio, key, ident, {"repository": "o/r"})
+    old = rekor2_bundle(key, leaf, "sha256:" + "ab" * 32, log, tsa)
+    digest = "sha256:" + "cd" * 32
+    new = rekor2_bundle(key, leaf, digest, log, tsa)
+    del new["verificationMaterial"]["tlogEntries"]
+    new["verificationMaterial"]["timestampVerificationData"] = old["verificationMaterial"]["timestampVerificationData"]
+    policy = Policy(
+        certificate_identity=ident,
+        certificate_oidc_issuer="https://token.actions.githubusercontent.com",
+        trusted_root=TrustedRoot.from_json(trusted_root(fulcio, log, tsa)),
+        ignore_tlog=True,
+    )
+    # Alone, the new signature has no timestamp of its own: the old token is over another one.
+    with pytest.raises(VerificationError, match=r"RFC 3161 timestamp"):
+        verify_bundle(digest, json.dumps(new).encode(), policy)
+    # The old signature put first, where the timestamp is checked: refused for the envelope's shape.
+    new["dsseEnvelope"]["signatures"].insert(0, old["dsseEnvelope"]["signatures"][0])
+    with pytest.raises(VerificationError, match=r"^DSSE envelope must have exactly one signature, not 2$"):
+        verify_bundle(digest, json.dumps(new).encode(), policy)
+    new["dsseEnvelope"]["signatures"] = []
+    with pytest.raises(VerificationError, match=r"^DSSE envelope must have exactly one signature, not 0$"):
+        verify_bundle(digest, json.dumps(new).encode(), policy)
