@@ -178,7 +178,11 @@ class Retrier:
                         failure, first_failure = first_failure, None
                         raise failure
                     attempts += 1
-                    return await self._attempt(http, request, auth, stream, limit, retry_ok, follow_redirects)
+                    response = await self._attempt(
+                        http, request, auth, stream, limit, retry_ok, follow_redirects
+                    )
+                    response.extensions["lockman_attempts"] = attempts  # a final answer after retries
+                    return response
         except _RetryableStatus as e:
             e.response.extensions["lockman_attempts"] = attempts
             return e.response

@@ -3,9 +3,9 @@ distribution API for any number of hosts, records every request, and can be told
 
 The real docker-registry (tests/support/registry.py) answers correctly; the fake exists for what
 it cannot be made to do: a mirror that lacks the image, a HEAD that is not allowed, a
-Docker-Content-Digest that does not match the body, a 416 to a Range (as ggcr's ``httptest``
-servers and httpx's own ``MockTransport`` tests do). Give ``fake.transport`` to
-``RegistryClient(transport=...)``; no socket, no thread.
+Docker-Content-Digest that does not match the body, a 416 to a Range, a Range ignored, a blob
+body cut short (as ggcr's ``httptest`` servers and httpx's own ``MockTransport`` tests do).
+Give ``fake.transport`` to ``RegistryClient(transport=...)``; no socket, no thread.
 
     fake = FakeRegistry()
     digest = fake.put_manifest("registry.test", "app", "v1", body)
@@ -44,6 +44,18 @@ class _Body(httpx.AsyncByteStream):
             yield self.data[i : i + self.chunk]
 
 
+class _CutBody(httpx.AsyncByteStream):
+    """A body whose connection resets after ``data`` (what arrived before the cut)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in _Body(self.data):
+            yield chunk
+        raise httpx.ReadError("connection reset by peer")
+
+
 def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -76,6 +88,10 @@ class FakeRegistry:
     """Sent as Docker-Content-Digest on every manifest answer instead of the true digest."""
     range_status: int | None = None
     """A blob GET with a Range answers this (416) instead of a 206."""
+    ignore_range: bool = False
+    """A blob GET with a Range gets the whole blob with a 200, as a server without Range support."""
+    cut_blobs_after: int | None = None
+    """Every blob body (whole or ranged) is cut after this many bytes: the connection resets."""
     token_hosts: set[str] = field(default_factory=set)
     """Hosts that want a Bearer token from their ``/token`` endpoint (Docker token auth)."""
 
@@ -159,8 +175,9 @@ class FakeRegistry:
         if data is None:
             return httpx.Response(404, headers=API_HEADERS, json={"errors": [{"code": "BLOB_UNKNOWN"}]})
         wanted = request.headers.get("range")
-        if wanted is None:
-            return httpx.Response(200, headers={**API_HEADERS, "content-length": str(len(data))}, stream=_Body(data))
+        if wanted is None or self.ignore_range:
+            headers = {**API_HEADERS, "content-length": str(len(data))}
+            return httpx.Response(200, headers=headers, stream=self._blob_body(data))
         if self.range_status is not None:
             return httpx.Response(self.range_status, headers=API_HEADERS)
         start = int(wanted.removeprefix("bytes=").rstrip("-"))
@@ -170,4 +187,9 @@ class FakeRegistry:
             "content-range": f"bytes {start}-{len(data) - 1}/{len(data)}",
             "content-length": str(len(part)),
         }
-        return httpx.Response(206, headers=headers, stream=_Body(part))
+        return httpx.Response(206, headers=headers, stream=self._blob_body(part))
+
+    def _blob_body(self, data: bytes) -> httpx.AsyncByteStream:
+        if self.cut_blobs_after is not None and len(data) > self.cut_blobs_after:
+            return _CutBody(data[: self.cut_blobs_after])
+        return _Body(data)
