@@ -243,21 +243,19 @@ _HUB_HOSTS = ("docker.io", "index.docker.io", "registry-1.docker.io")
 
 
 def _normalised_patterns(pattern: str) -> list[str]:
-    """``pattern`` read as a reference is (see :func:`lockman.model.reference.parse`).
+    """``pattern``'s Docker Hub spellings, read as a reference is (see :func:`lockman.model.reference.parse`).
 
-    A first component with a wildcard before a ``/`` (``*/app``, ``*.example/*``) may be a host
+    A first component with a wildcard before a ``/`` (``*/app``, ``docker*/app``) may be a host
     or not: it is matched as written against the normalised name (``*`` spans ``/``). A single
     path component under Docker Hub gets ``library/``; when it holds a wildcard (``docker.io/*``)
-    it is also tried without, since ``*`` then stands for any namespace too.
+    it is also tried without, since ``*`` then stands for any namespace too. Any other host
+    needs nothing here: its names normalise to themselves, which the as-written match already
+    tries, and the Hub spelling this gives it (``docker.io/ghcr.io/...``) names no Hub repository.
     """
     first, sep, rest = pattern.partition("/")
     if sep and ("*" in first or "?" in first):
         return [_fold_host(pattern)]
-    if sep and _is_host(first):
-        host = first.lower()
-        if host not in _HUB_HOSTS:
-            return [f"{host}/{rest}"]
-    else:
+    if not (sep and first.lower() in _HUB_HOSTS):
         rest = pattern
     if "/" in rest:
         return [f"{DOCKER_HUB}/{rest}"]
@@ -265,16 +263,12 @@ def _normalised_patterns(pattern: str) -> list[str]:
     return [library, f"{DOCKER_HUB}/{rest}"] if "*" in rest else [library]
 
 
-def _is_host(first: str) -> bool:
-    """docker's rule for the first component of a name: a registry host, not a Hub namespace."""
-    return "." in first or ":" in first or first.lower() == "localhost" or first != first.lower()
-
-
 def _fold_host(name: str) -> str:
     """Lower-case the registry host of ``name`` (the rule of lockman.model.reference)."""
     first, sep, rest = name.partition("/")
-    # Equivalent to asking _is_host first: a first component that is no host has no upper case
-    # (an upper-case one is a host by docker's rule), so lower-casing it changes nothing.
+    # No need to ask whether the first component is a host: one that is not (a Hub namespace)
+    # has no upper case (an upper-case one is a host by docker's rule), so lower-casing it
+    # changes nothing.
     return first.lower() + sep + rest if sep else name
 
 

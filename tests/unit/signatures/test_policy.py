@@ -428,3 +428,26 @@ def test_first_matching_rule_wins_whatever_the_spelling(tmp_path: Path) -> None:
         assert p is not None and p.key is not None, name
     p = policies.policy_for("ghcr.io/x/rust:1")
     assert p is not None and p.keyless
+
+
+@pytest.mark.parametrize(
+    ("pattern", "name", "matches"),
+    [
+        # A rule naming a digest covers the image pinned by tag and digest, however it is spelled.
+        ("docker.io/library/rust@sha256:*", f"rust:1.70@sha256:{'a' * 64}", True),
+        # A wildcard in the first component may stand for the Hub host: tried against the
+        # normalised name as written, not as a Hub namespace.
+        ("docker*/app", "app:1", True),
+        ("?????????/library/app", "app:1", True),
+        ("?????????/library/app", "ghcr.io/library/app:1", False),
+        # Other hosts are matched as written (their names normalise to themselves).
+        ("ghcr.io/acme/*", "GHCR.IO/acme/app:1", True),
+        ("localhost:5000/*", "localhost:5000/app", True),
+        ("myhost/*", "docker.io/myhost/app", True),  # a lower-case first component is a Hub namespace
+    ],
+)
+def test_policy_glob_normalised_forms(pattern: str, name: str, matches: bool) -> None:
+    from lockman.signatures.policy import PolicyRule
+
+    rule = PolicyRule((pattern,), Policy(key=load_public_key_file(TESTDATA / "cosign.pub")))
+    assert rule.matches(name) is matches
