@@ -444,6 +444,8 @@ def test_first_matching_rule_wins_whatever_the_spelling(tmp_path: Path) -> None:
         ("ghcr.io/acme/*", "GHCR.IO/acme/app:1", True),
         ("localhost:5000/*", "localhost:5000/app", True),
         ("myhost/*", "docker.io/myhost/app", True),  # a lower-case first component is a Hub namespace
+        # A pattern without a slash is a Hub repository, even one named like the Hub's host.
+        ("docker.io", "index.docker.io/library/docker.io:1", True),
     ],
 )
 def test_policy_glob_normalised_forms(pattern: str, name: str, matches: bool) -> None:
