@@ -89,9 +89,11 @@ class _Sink:
         self.hasher, self.file = hasher, file
         self._batch: list[bytes] = []
         self._batched = 0
+        self.received = 0  # every byte handed over, hashed yet or not
         self._work: asyncio.Future[None] | None = None
 
     async def add(self, chunk: bytes) -> None:
+        self.received += len(chunk)
         self._batch.append(chunk)
         self._batched += len(chunk)
         if self._batched >= self.BATCH:
@@ -125,13 +127,11 @@ class _Sink:
                 await work
 
 
-def _interrupted(what: str, have: int, total: int, e: Exception) -> RegistryError:
-    return RegistryError(
-        f"download interrupted after {have} of {total} bytes ({type(e).__name__}"
-        f"{f': {e}' if str(e) else ''}); "
-        "run the command again to resume",
-        subject=what,
-    )
+def _interrupted(what: str, have: int, total: int, e: Exception, *, resumable: bool = True) -> RegistryError:
+    """The download broke off; only a download to a file keeps what arrived for a next run."""
+    detail = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+    why = f"download interrupted after {have} of {total} bytes ({detail})"
+    return RegistryError(f"{why}; run the command again to resume" if resumable else why, subject=what)
 
 
 async def hash_blob(client: RegistryClient, ref: Reference, desc: Descriptor, *, what: str) -> None:
@@ -146,7 +146,7 @@ async def hash_blob(client: RegistryClient, ref: Reference, desc: Descriptor, *,
                     await sink.add(chunk)
             await sink.drain()
         except NETWORK_ERRORS as e:
-            last = _interrupted(what, hasher.size, desc.size, e)
+            last = _interrupted(what, sink.received, desc.size, e, resumable=False)
             continue
         finally:
             await sink.settle()
@@ -170,7 +170,7 @@ async def read_blob(
                 hasher.update(chunk)
                 chunks.append(chunk)
     except NETWORK_ERRORS as e:
-        raise _interrupted(what, hasher.size, desc.size, e) from None
+        raise _interrupted(what, hasher.size, desc.size, e, resumable=False) from None
     hasher.check()
     return b"".join(chunks)
 

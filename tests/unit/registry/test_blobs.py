@@ -101,6 +101,9 @@ def test_hash_blob_cut_short_every_time_is_a_registry_error_after_its_attempts()
         run(fake, lambda c: hash_blob(c, ref, desc, what="layer"))
     assert not isinstance(caught.value, VerificationError)
     assert ranges(fake) == [None] * ATTEMPTS  # hashing keeps nothing, so each try starts again
+    # What arrived is counted, hashed yet or not, and no resume is promised: nothing was kept.
+    assert f"interrupted after 4096 of {len(DATA)} bytes" in str(caught.value)
+    assert "resume" not in str(caught.value)
 
 
 # -- read_blob: small blobs into memory --------------------------------------------------------------
