@@ -5,7 +5,7 @@ single line on stderr and exits with ``error.exit_code``. Anything else is a bug
 
 The class is the kind of failure; callers branch on ``isinstance`` and reports take
 ``kind`` from the class, never from the text. Instances carry the facts as fields
-(``subject``, ``registry``, ``status``, ``code``, ``attempts``), and the one line is rendered
+(``subject``, ``where``, ``registry``, ``status``, ``code``, ``attempts``), and the one line is rendered
 from them (as go-containerregistry's ``transport.Error`` does)::
 
     LockmanError                  exit 2  the base; also any failure without a kind of its own
@@ -24,6 +24,8 @@ from them (as go-containerregistry's ``transport.Error`` does)::
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import ClassVar, Self
 
 EXIT_OK = 0
@@ -38,6 +40,9 @@ class LockmanError(Exception):
     ``message`` is what went wrong; the line starts with the subject (the image or file) and
     the registry when they are set (``registry: image: message``, or ``image: message`` when
     the image's name shows its registry), and ends with the attempts when there were retries.
+    ``where`` is the place inside the subject (``manifests[3]``), printed after it: pure code
+    that checks a document knows the place but not whose document it is, so it raises with
+    ``where`` alone and the caller that knows adds the subject (:meth:`with_subject`).
     ``in_message=True`` says the message itself names them (it reads better that way).
     """
 
@@ -49,6 +54,7 @@ class LockmanError(Exception):
         message: str = "",
         *,
         subject: str | None = None,
+        where: str | None = None,
         registry: str | None = None,
         status: int | None = None,
         code: str | None = None,
@@ -58,11 +64,12 @@ class LockmanError(Exception):
         super().__init__(message)
         self.message = message
         self.subject = subject  # the image (familiar reference) or file the error is about
+        self.where = where  # the place inside the subject: manifests[3], config, (layer sha256:…)
         self.registry = registry  # the registry that answered, or could not be reached
         self.status = status  # the HTTP status, when a response said it
         self.code = code  # the registry's error code (MANIFEST_UNKNOWN, DENIED, ...)
         self.attempts = attempts  # requests made before giving up
-        self._head: tuple[str, ...] = () if in_message else _head(subject, registry)
+        self._head: tuple[str, ...] = () if in_message else _head(_place(subject, where), registry)
 
     def __str__(self) -> str:
         note = f" (gave up after {self.attempts} attempts)" if self.attempts > 1 else ""
@@ -80,7 +87,10 @@ class LockmanError(Exception):
             return self
         named = self._copy()
         named.subject = subject
-        named._head = (subject, *self._head)
+        if self.subject is None and self.where is not None and self._head:  # placed, not named
+            named._head = _head(_place(subject, self.where), self.registry)
+        else:
+            named._head = (subject, *self._head)
         return named
 
     def _copy(self) -> Self:
@@ -88,6 +98,23 @@ class LockmanError(Exception):
         new.__dict__.update(self.__dict__)
         new.args = self.args
         return new
+
+
+@contextmanager
+def about(subject: str) -> Iterator[None]:
+    """Errors raised inside the block name ``subject`` (see :meth:`LockmanError.with_subject`):
+    the one place that knows the image wraps the pure code that does not."""
+    try:
+        yield
+    except LockmanError as e:
+        raise e.with_subject(subject) from None
+
+
+def _place(subject: str | None, where: str | None) -> str | None:
+    """``image manifests[3]``: the subject, then the place inside it."""
+    if where is None:
+        return subject
+    return where if subject is None else f"{subject} {where}"
 
 
 def _head(subject: str | None, registry: str | None) -> tuple[str, ...]:

@@ -52,9 +52,3 @@ def report_errors(errors: Iterable[LockmanError]) -> int:
     for e in errors:
         err(f"error: {e}")
     return exit_code_for(errors)
-
-
-def naming(what: str, e: LockmanError) -> LockmanError:
-    """The error, naming the image ``what`` when it does not already (a network error names
-    only a host), so a run with several failing images says which ones."""
-    return e.with_subject(what)

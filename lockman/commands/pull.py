@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lockman.commands._common import naming, report_errors, signature_options
+from lockman.commands._common import report_errors, signature_options
 from lockman.console import count, err, info, short
 from lockman.enforce.gate import SignatureGate
 from lockman.enforce.options import SignatureOptions
-from lockman.errors import EXIT_OK, InputError, LockmanError, RegistryError, VerificationError
+from lockman.errors import EXIT_OK, InputError, LockmanError, RegistryError, VerificationError, about
 from lockman.images import runtime
 from lockman.images.graph import ImageGraph, config_platform, walk
 from lockman.images.locker import pin_mismatches, wanted_images
@@ -101,7 +101,7 @@ async def _pull_to_layout(run: _Run, entry: LockedImage, platform: Platform | No
     if platform is not None and single is not None and single.config is not None:
         # A single-platform image: its config says which platform; check before any layer.
         await start(single.config.digest, "config", single.config)
-        _check_single_platform(run, graph, platform, what)
+        _check_single_platform(run, graph, platform)
     tasks = [start(digest, role, desc) for digest, (role, desc) in graph.blobs.items()]
     results = await asyncio.gather(*tasks)
     for m in graph.manifests:
@@ -116,14 +116,15 @@ async def _pull_to_layout(run: _Run, entry: LockedImage, platform: Platform | No
     )
 
 
-def _check_single_platform(run: _Run, graph: ImageGraph, platform: Platform | None, what: str) -> None:
-    """--platform with a single-platform image: its config must say that platform."""
+def _check_single_platform(run: _Run, graph: ImageGraph, platform: Platform | None) -> None:
+    """--platform with a single-platform image: its config must say that platform (the error
+    is named after the image by :func:`_errors`, like every error of a pull)."""
     m = graph.single_manifest
     if platform is None or m is None or m.config is None:
         return
     declared = config_platform(run.layout.read_blob(m.config.digest, CONFIG_LIMIT))
     if not matches(platform, declared):
-        raise InputError(f"is a {declared or 'unknown'} image, not {platform}", subject=what)
+        raise InputError(f"is a {declared or 'unknown'} image, not {platform}")
 
 
 def _mb(n: int) -> str:
@@ -157,7 +158,8 @@ async def run(
         raise InputError(f"{config.lockfile_path}: no lockfile; run `lockman update`")
     if oci_layout is not None and runtime_name is not None:
         raise InputError("--oci-layout and --runtime are alternatives: give one")
-    wanted_platform = parse_platform(platform) if platform else None
+    with about("--platform"):
+        wanted_platform = parse_platform(platform) if platform else None
     entries = select_entries(lock, images, config.lockfile_path)
     # An entry xcargo.toml pins differently (a hand-edited pin, or an `update --repin` killed
     # between writing xcargo.toml and xcargo.lock) is not what xcargo will run: refuse it.
@@ -196,7 +198,7 @@ def _errors(results: Sequence[object], entries: list[LockedImage]) -> list[Lockm
     errors: dict[str, LockmanError] = {}
     for r, entry in zip(results, entries, strict=True):
         if isinstance(r, LockmanError):
-            e = naming(entry.display, r)
+            e = r.with_subject(entry.display)
             errors.setdefault(str(e), e)
         elif isinstance(r, BaseException):
             raise r

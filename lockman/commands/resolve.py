@@ -10,7 +10,7 @@ import asyncio
 
 from lockman.commands._common import report_errors
 from lockman.console import out
-from lockman.errors import EXIT_OK, LockmanError
+from lockman.errors import EXIT_OK, LockmanError, about
 from lockman.model import reference
 from lockman.model.manifest import Platform
 from lockman.model.platforms import parse_platform
@@ -33,7 +33,8 @@ async def _digest(client: RegistryClient, ref: Reference, platform: Platform | N
 async def run(
     texts: list[str], *, timeout: float, concurrency: int | None, platform: str | None = None
 ) -> int:
-    wanted = parse_platform(platform) if platform else None
+    with about("--platform"):
+        wanted = parse_platform(platform) if platform else None
     refs = [reference.parse(t) for t in texts]  # all input checked before any network
     unique = list(dict.fromkeys(refs))
     async with RegistryClient(timeout=timeout, concurrency=concurrency) as client:

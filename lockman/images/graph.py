@@ -17,7 +17,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from lockman import safejson
-from lockman.errors import InputError, SizeMismatch, VerificationError
+from lockman.errors import InputError, SizeMismatch, VerificationError, about
 from lockman.model import platforms
 from lockman.model.manifest import (
     INDEX_TYPES,
@@ -60,17 +60,17 @@ def _bound(what: str, seen: int, depth: int) -> None:
 async def fetch_child(client: RegistryClient, ref: Reference, desc: Descriptor, what: str) -> Manifest:
     """A child manifest by digest (hashed), and what its descriptor says checked against it."""
     manifest = await client.get_manifest(ref.with_digest(desc.digest))
-    _check_child(desc, manifest, what)
+    with about(what):
+        _check_child(desc, manifest)
     return manifest
 
 
-def _check_child(desc: Descriptor, manifest: Manifest, what: str) -> None:
+def _check_child(desc: Descriptor, manifest: Manifest) -> None:
     if desc.size != len(manifest.raw):
         raise SizeMismatch(
-            f"manifest {desc.digest} is {len(manifest.raw)} bytes, its descriptor says {desc.size}",
-            subject=what,
+            f"manifest {desc.digest} is {len(manifest.raw)} bytes, its descriptor says {desc.size}"
         )
-    check_descriptor(desc, manifest, what=what)
+    check_descriptor(desc, manifest)
 
 
 async def select_platform(
@@ -152,7 +152,9 @@ async def _collect(
     if manifest is None:
         task = graph.visits.get(desc.digest)
         if task is not None:  # listed again (here or elsewhere): visited once, checked each time
-            _check_child(desc, await task, what)
+            manifest = await task
+            with about(what):
+                _check_child(desc, manifest)
             return
         _bound(what, len(graph.visits) + 2, depth)  # + the root, + this one
         task = graph.visits[desc.digest] = asyncio.ensure_future(fetch_child(client, ref, desc, what))

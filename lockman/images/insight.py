@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
-from lockman.errors import DigestMismatch, LockmanError, SizeMismatch, VerificationError
+from lockman.errors import DigestMismatch, LockmanError, SizeMismatch, VerificationError, about
 from lockman.model import insight as model
 from lockman.model.insight import ImageFacts, Insight, PlatformFacts, Sbom, SbomError, SbomSignature
 from lockman.model.lockfile import LockedImage
@@ -120,10 +120,10 @@ class _Reader:
         self.calls += 1
 
     async def manifest(self, digest: str) -> Manifest:
-        what = f"{self.ref.familiar()}@{digest}"
         raw = self.manifests.get(digest) if self.manifests is not None else None
         if raw is not None:
-            return parse_manifest(raw, None, digest, what=what)
+            with about(f"{self.ref.familiar()}@{digest}"):
+                return parse_manifest(raw, None, digest)
         self.spend()
         m = await self.client.get_manifest(self.ref.with_digest(digest))
         if self.manifests is not None:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from lockman.errors import InputError, LockmanError, VerificationError
+from lockman.errors import InputError, LockmanError, VerificationError, about
 from lockman.model.lockfile import LockedImage, LockedPlatform, Lockfile
 from lockman.model.manifest import INDEX_TYPES, Descriptor, Manifest, check_descriptor
 from lockman.model.reference import Reference
@@ -167,7 +167,8 @@ async def lock_one(
             # A digest about to be recorded is fetched and hashed first: a lying HEAD
             # (Docker-Content-Digest) must never reach the lockfile.
             manifest = await _fetch_announced(client, ref, desc)
-        check_descriptor(desc, manifest, what=ref.familiar())
+        with about(ref.familiar()):
+            check_descriptor(desc, manifest)
         return Outcome(w, _entry(w, desc.digest, manifest, desc.media_type))
     except LockmanError as e:
         return Outcome(w, error=e)

@@ -12,7 +12,7 @@ import logging
 from dataclasses import replace
 
 from lockman.console import short
-from lockman.errors import InputError
+from lockman.errors import InputError, about
 from lockman.images.graph import available_platforms, config_platform, fetch_child, select_platform
 from lockman.model.lockfile import LockedImage
 from lockman.model.manifest import INDEX_TYPES, Descriptor, Manifest, Platform
@@ -29,7 +29,8 @@ async def lock_platform(
     client: RegistryClient, use: ImageUse, source: str, previous: LockedImage | None, platform: str
 ) -> LockedImage:
     ref = use.ref.with_digest(None)
-    wanted = parse_platform(platform, what=f"{use.ref.familiar()}: platform")
+    with about(f"{use.ref.familiar()}: platform"):
+        wanted = parse_platform(platform)
     resolved = await client.resolve(ref)
     top = resolved.descriptor
     if previous is not None and previous.platform == platform and _still_current(previous, top):
@@ -119,7 +120,8 @@ async def platform_pin_problems(
     only this check tells it apart.
     """
     what = entry.display
-    wanted = parse_platform(entry.platform, what=f"{what}: platform")
+    with about(f"{what}: platform"):
+        wanted = parse_platform(entry.platform)
     advice = "; run `lockman update` to rebuild the entry"
     if manifest.is_index:
         return [

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from lockman.console import short
 from lockman.enforce.options import SignatureOptions
-from lockman.errors import LockmanError
+from lockman.errors import LockmanError, about
 from lockman.fileio import read_utf8, write_together
 from lockman.images.hooks import SILENT, Connect, Hooks, connect_default, tracked
 from lockman.images.locker import Outcome, Wanted, gather_all, lock_one, wanted_images
@@ -45,7 +45,8 @@ class UpdateOptions:
 
     def __post_init__(self) -> None:
         if self.platform is not None and self.platform != "all":
-            parse_platform(self.platform)  # bad input before any file or network
+            with about("--platform"):
+                parse_platform(self.platform)  # bad input before any file or network
 
 
 @dataclass(frozen=True)

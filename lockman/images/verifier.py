@@ -147,9 +147,10 @@ async def _check_online(client: RegistryClient, use_ref: Reference, entry: Locke
                 raise r
             elif p.digest in listed:
                 try:
-                    check_descriptor(listed[p.digest], r, what=f"{display} ({p.platform})")
+                    check_descriptor(listed[p.digest], r)
                 except VerificationError as e:
-                    problems.append(Problem("media-type-mismatch", display, str(e)))
+                    named = e.with_subject(f"{display} ({p.platform})")
+                    problems.append(Problem("media-type-mismatch", display, str(named)))
     return problems
 
 

@@ -100,8 +100,8 @@ class Digest(str):
         """Whether ``data`` hashes to this digest (under this digest's algorithm)."""
         return Digest.of(data, self.algorithm) == self
 
-    def check(self, data: bytes, subject: str) -> None:
-        """Raise :class:`DigestMismatch` about ``subject`` unless ``data`` hashes to this digest."""
+    def check(self, data: bytes, subject: str | None = None) -> None:
+        """Raise :class:`DigestMismatch` (about ``subject``) unless ``data`` hashes to this digest."""
         actual = Digest.of(data, self.algorithm)
         if actual != self:
             raise DigestMismatch(f"digest mismatch: expected {self}, got {actual}", subject=subject)

@@ -1,7 +1,9 @@
 """Manifests: media types, descriptors, platforms, and digest checks. Pure: no I/O.
 
 Digests are always computed over the exact bytes received; JSON is parsed only to read
-descriptors and is never re-serialised.
+descriptors and is never re-serialised. Errors name the place inside the manifest
+(``where="manifests[3]"``) but not the image: the caller that fetched it adds that with
+:meth:`~lockman.errors.LockmanError.with_subject`.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ PLATFORM_WORD_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 
 def _media_type(value: str, where: str, field_name: str = "mediaType") -> str:
     if not MEDIA_TYPE_RE.fullmatch(value):
-        raise VerificationError(f"{field_name} {value[:80]!r} is not a valid media type", subject=where)
+        raise VerificationError(f"{field_name} {value[:80]!r} is not a valid media type", where=where)
     return value
 
 
@@ -59,7 +61,7 @@ def _platform(p: dict[str, Any], where: str) -> Platform:
         if value is None or (key == "variant" and value == ""):
             continue
         if not isinstance(value, str) or not PLATFORM_WORD_RE.fullmatch(value):
-            raise VerificationError(f"platform {key} {str(value)[:80]!r} is not a valid value", subject=where)
+            raise VerificationError(f"platform {key} {str(value)[:80]!r} is not a valid value", where=where)
     return Platform(p["os"], p["architecture"], words["variant"] or None)
 
 
@@ -71,12 +73,12 @@ def compute_digest(data: bytes, algorithm: str = "sha256") -> str:
     return Digest.of(data, algorithm)
 
 
-def check_digest(data: bytes, expected: str, *, what: str) -> None:
+def check_digest(data: bytes, expected: str) -> None:
     """Raise :class:`VerificationError` unless ``data`` hashes to ``expected``."""
-    Digest.parse(expected).check(data, what)
+    Digest.parse(expected).check(data)
 
 
-def check_descriptor(descriptor: Descriptor, manifest: Manifest, *, what: str) -> None:
+def check_descriptor(descriptor: Descriptor, manifest: Manifest) -> None:
     """The manifest fetched for a descriptor must be what the descriptor says it is.
 
     A registry (or an index) that labels content one way and serves another is not trusted:
@@ -85,14 +87,12 @@ def check_descriptor(descriptor: Descriptor, manifest: Manifest, *, what: str) -
     if descriptor.media_type in MANIFEST_TYPES and descriptor.media_type != manifest.media_type:
         raise DescriptorMismatch(
             f"descriptor says {descriptor.media_type} but the manifest {manifest.digest} "
-            f"is {manifest.media_type}",
-            subject=what,
+            f"is {manifest.media_type}"
         )
     if descriptor.size and descriptor.size != len(manifest.raw):
         raise SizeMismatch(
             f"descriptor says {descriptor.size} bytes but the manifest {manifest.digest} "
-            f"has {len(manifest.raw)}",
-            subject=what,
+            f"has {len(manifest.raw)}"
         )
 
 
@@ -156,14 +156,14 @@ class Manifest:
 
 def _descriptor(obj: Any, where: str) -> Descriptor:
     if not isinstance(obj, dict):
-        raise VerificationError("descriptor is not an object", subject=where)
+        raise VerificationError("descriptor is not an object", where=where)
     media_type, digest, size = obj.get("mediaType"), obj.get("digest"), obj.get("size")
     if not isinstance(media_type, str) or not isinstance(digest, str):
-        raise VerificationError("descriptor lacks mediaType or digest", subject=where)
+        raise VerificationError("descriptor lacks mediaType or digest", where=where)
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise VerificationError("descriptor has an invalid size", subject=where)
+        raise VerificationError("descriptor has an invalid size", where=where)
     if not is_digest(digest):
-        raise VerificationError(f"descriptor has an invalid digest {digest[:80]!r}", subject=where)
+        raise VerificationError(f"descriptor has an invalid digest {digest[:80]!r}", where=where)
     _media_type(media_type, where)
     platform = None
     p = obj.get("platform")
@@ -185,7 +185,7 @@ def _descriptor(obj: Any, where: str) -> Descriptor:
     )
 
 
-def parse_manifest(raw: bytes, content_type: str | None, digest: str, *, what: str) -> Manifest:
+def parse_manifest(raw: bytes, content_type: str | None, digest: str) -> Manifest:
     """Parse manifest bytes whose digest has already been checked.
 
     The media type comes from the body's ``mediaType`` when present, else from the
@@ -196,22 +196,19 @@ def parse_manifest(raw: bytes, content_type: str | None, digest: str, *, what: s
     try:
         obj = safejson.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise VerificationError("manifest is not valid JSON", subject=what) from None
+        raise VerificationError("manifest is not valid JSON") from None
     if not isinstance(obj, dict):
-        raise VerificationError("manifest is not a JSON object", subject=what)
+        raise VerificationError("manifest is not a JSON object")
     if obj.get("schemaVersion") == 1 or content_type in SCHEMA1_TYPES:
         raise UnsupportedMediaType(
             "Docker schema 1 manifests are not supported (deprecated and unverifiable); "
-            "push the image again with a current client",
-            subject=what,
+            "push the image again with a current client"
         )
     body_type = obj.get("mediaType")
     if body_type is not None and not isinstance(body_type, str):
-        raise VerificationError("manifest mediaType is not a string", subject=what)
+        raise VerificationError("manifest mediaType is not a string")
     if body_type and content_type in MANIFEST_TYPES and body_type != content_type:
-        raise DescriptorMismatch(
-            f"registry says Content-Type {content_type} but the manifest is {body_type}", subject=what
-        )
+        raise DescriptorMismatch(f"registry says Content-Type {content_type} but the manifest is {body_type}")
     media_type = body_type or content_type
     if media_type not in MANIFEST_TYPES:
         if media_type is None and "manifests" in obj:
@@ -219,30 +216,30 @@ def parse_manifest(raw: bytes, content_type: str | None, digest: str, *, what: s
         elif media_type is None and "config" in obj:
             media_type = OCI_MANIFEST
         else:
-            raise UnsupportedMediaType(f"unsupported manifest media type {media_type!r}", subject=what)
+            raise UnsupportedMediaType(f"unsupported manifest media type {media_type!r}")
     artifact_type = obj.get("artifactType")
     subject = obj.get("subject")
     common: dict[str, Any] = {
         "media_type": media_type,
         "digest": digest,
         "raw": raw,
-        "subject": _descriptor(subject, f"{what} subject") if subject is not None else None,
+        "subject": _descriptor(subject, "subject") if subject is not None else None,
         "artifact_type": artifact_type if isinstance(artifact_type, str) else None,
     }
     if media_type in INDEX_TYPES:
         children = obj.get("manifests")
         if not isinstance(children, list):
-            raise VerificationError("index has no manifests list", subject=what)
+            raise VerificationError("index has no manifests list")
         return Manifest(
             **common,
-            manifests=tuple(_descriptor(c, f"{what} manifests[{i}]") for i, c in enumerate(children)),
+            manifests=tuple(_descriptor(c, f"manifests[{i}]") for i, c in enumerate(children)),
         )
     config = obj.get("config")
     layers = obj.get("layers", [])
     if not isinstance(layers, list):
-        raise VerificationError("manifest layers is not a list", subject=what)
+        raise VerificationError("manifest layers is not a list")
     return Manifest(
         **common,
-        config=_descriptor(config, f"{what} config") if config is not None else None,
-        layers=tuple(_descriptor(c, f"{what} layers[{i}]") for i, c in enumerate(layers)),
+        config=_descriptor(config, "config") if config is not None else None,
+        layers=tuple(_descriptor(c, f"layers[{i}]") for i, c in enumerate(layers)),
     )

@@ -24,24 +24,23 @@ _OS = re.compile(r"[A-Za-z0-9_-]+")
 _OS_OPTIONS = re.compile(r"[A-Za-z0-9_-]+\([A-Za-z0-9_.%+-]*\)")
 
 
-def parse_platform(text: str, *, what: str = "--platform") -> Platform:
-    """containerd's ``Parse`` for ``os/arch[/variant]``; raise :class:`InputError` naming ``what``."""
+def parse_platform(text: str) -> Platform:
+    """containerd's ``Parse`` for ``os/arch[/variant]``; raise :class:`InputError` naming the
+    value, which the caller names after where it came from (``--platform``, an entry's key)."""
     if not isinstance(text, str):
-        raise InputError(f"{what}: invalid platform {text!r}: expected os/arch[/variant]")
+        raise InputError(f"invalid platform {text!r}: expected os/arch[/variant]")
     parts = text.split("/")
     shown = repr(text if len(text) <= 100 else text[:100] + "…")
     if "*" in text:
-        raise InputError(f"{what}: invalid platform {shown}: wildcards are not supported")
+        raise InputError(f"invalid platform {shown}: wildcards are not supported")
     if len(parts) > 3:
-        raise InputError(f"{what}: invalid platform {shown}: expected os/arch[/variant]")
+        raise InputError(f"invalid platform {shown}: expected os/arch[/variant]")
     if _OS_OPTIONS.fullmatch(parts[0]):
-        raise InputError(f"{what}: invalid platform {shown}: os version and features are not supported")
+        raise InputError(f"invalid platform {shown}: os version and features are not supported")
     if not _OS.fullmatch(parts[0]) or not all(_COMPONENT.fullmatch(p) for p in parts[1:]):
-        raise InputError(
-            f"{what}: invalid platform {shown}: each part must be letters, digits, '_', '.' or '-'"
-        )
+        raise InputError(f"invalid platform {shown}: each part must be letters, digits, '_', '.' or '-'")
     if len(parts) == 1:
-        raise InputError(f"{what}: invalid platform {shown}: expected os/arch[/variant] (name both)")
+        raise InputError(f"invalid platform {shown}: expected os/arch[/variant] (name both)")
     os_ = normalise_os(parts[0])
     if len(parts) == 2:
         arch, variant = normalise_arch(parts[1], "")

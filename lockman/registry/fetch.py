@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
-from lockman.errors import DigestMismatch, LockmanError, RegistryError, TooLarge, UnsupportedMediaType
+from lockman.errors import (
+    DigestMismatch,
+    LockmanError,
+    RegistryError,
+    TooLarge,
+    UnsupportedMediaType,
+    about,
+)
 from lockman.model.digest import Digest
 from lockman.model.manifest import (
     ACCEPT,
@@ -117,7 +124,10 @@ class Fetcher:
         if self._cache is None or ref.digest is None:
             return None
         cached = self._cache.get(ref.digest)
-        return None if cached is None else parse_manifest(cached, None, ref.digest, what=ref.familiar())
+        if cached is None:
+            return None
+        with about(ref.familiar()):
+            return parse_manifest(cached, None, ref.digest)
 
     async def get_manifest(self, ref: Reference) -> Manifest:
         """GET a manifest; verify its bytes against the digest asked for (or the header's).
@@ -146,7 +156,8 @@ class Fetcher:
             if cached is not None:
                 desc = await self.head_manifest(ref)
                 if desc is not None and desc.digest == ref.digest:
-                    return parse_manifest(cached, None, ref.digest, what=ref.familiar())
+                    with about(ref.familiar()):
+                        return parse_manifest(cached, None, ref.digest)
         manifest = await self._get_manifest(ref)
         if self._cache is not None and ref.digest is not None:
             self._cache.put(manifest.digest, manifest.raw)
@@ -177,7 +188,8 @@ class Fetcher:
             raise DigestMismatch(
                 f"registry's Docker-Content-Digest {header_digest} does not match {expected}", subject=what
             )
-        return parse_manifest(raw, response.headers.get("content-type"), expected, what=what)
+        with about(what):
+            return parse_manifest(raw, response.headers.get("content-type"), expected)
 
     async def resolve(self, ref: Reference, *, want_manifest: bool = False) -> Resolved:
         """Tag (or digest) → descriptor, by HEAD; GET only when HEAD cannot tell or asked to."""
@@ -231,8 +243,8 @@ class Fetcher:
         raw = response.content
         if len(raw) > MAX_MANIFEST_BYTES:
             raise TooLarge(f"referrers index exceeds {MAX_MANIFEST_BYTES} bytes", subject=ref.familiar())
-        what = f"{ref.familiar()}: referrers of {digest}"
-        return parse_manifest(raw, OCI_INDEX, Digest.of(raw), what=what)
+        with about(f"{ref.familiar()}: referrers of {digest}"):
+            return parse_manifest(raw, OCI_INDEX, Digest.of(raw))
 
     # -- blobs -------------------------------------------------------------------------------
     @contextlib.asynccontextmanager

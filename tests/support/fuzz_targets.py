@@ -165,7 +165,7 @@ def _manifest(data: bytes) -> object:
     out = []
     for content_type in (None, m.OCI_INDEX, "application/vnd.docker.distribution.manifest.v2+json; x=1"):
         try:
-            parsed = m.parse_manifest(data, content_type, digest, what="fuzz")
+            parsed = m.parse_manifest(data, content_type, digest)
         except LockmanError:
             continue
         out.append((parsed.platform_children(), [d.is_attestation for d in parsed.manifests]))

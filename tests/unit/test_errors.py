@@ -144,3 +144,30 @@ def test_with_subject_copies_a_subclass_with_its_own_constructor() -> None:
     assert isinstance(named, LockfileConflict) and named.sides == (None, None)
     assert str(named) == "app:1: xcargo.lock has merge conflicts: run `lockman update`"
 
+
+
+# -- where: the place inside the subject -----------------------------------------------------------
+def test_where_alone_then_the_subject_in_front_of_it() -> None:
+    """Pure code knows the place in a document, the caller whose document it is: one line."""
+    e = VerificationError("descriptor has an invalid size", where="manifests[3]")
+    assert str(e) == "manifests[3]: descriptor has an invalid size"
+    named = e.with_subject("app:1")
+    assert str(named) == "app:1 manifests[3]: descriptor has an invalid size"
+    assert (named.subject, named.where) == ("app:1", "manifests[3]")
+    assert (e.subject, str(e)) == (None, "manifests[3]: descriptor has an invalid size")  # a copy
+    assert named.with_subject("app:1") is named
+
+
+def test_where_with_the_subject_at_the_raise_site_reads_the_same() -> None:
+    at_once = SizeMismatch("blob is 3 bytes", subject="app:1", where="(layer sha256:abc)")
+    later = SizeMismatch("blob is 3 bytes", where="(layer sha256:abc)").with_subject("app:1")
+    assert str(at_once) == str(later) == "app:1 (layer sha256:abc): blob is 3 bytes"
+    assert at_once.names("app:1") and later.names("app:1")
+
+
+def test_about_names_every_lockman_error_raised_inside() -> None:
+    with pytest.raises(DescriptorMismatch) as caught, errors.about("app:1"):
+        raise DescriptorMismatch("descriptor says x", where="config")
+    assert (caught.value.subject, str(caught.value)) == ("app:1", "app:1 config: descriptor says x")
+    with pytest.raises(KeyError), errors.about("app:1"):
+        raise KeyError("not ours")  # a bug stays a bug

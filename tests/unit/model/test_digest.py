@@ -229,8 +229,8 @@ def test_manifest_wrappers_agree_with_digest() -> None:
 
     assert manifest.sha256_digest(b"abc") == Digest.of(b"abc")
     assert manifest.compute_digest(b"abc", "sha512") == Digest.of(b"abc", "sha512")
-    with pytest.raises(VerificationError, match=r"^m: digest mismatch: expected sha256:"):
-        manifest.check_digest(b"abc", EMPTY256, what="m")
+    with pytest.raises(VerificationError, match=r"^digest mismatch: expected sha256:"):
+        manifest.check_digest(b"abc", EMPTY256)
 
 
 # -- properties ----------------------------------------------------------------------------------------

@@ -50,8 +50,12 @@ def test_select_prefers_exact_and_skips_attestations() -> None:
     assert select(children, Platform.parse("linux/arm")).digest == D2  # arm defaults to v7
     assert select(children, Platform.parse("linux/arm/v6")).digest == D1
     assert select(children, Platform.parse("unknown/unknown")) is None
-    with pytest.raises(InputError, match="--platform"):
+    with pytest.raises(InputError) as caught:
         parse_platform("linux")
+    # the model names the value, not the flag: the caller that read --platform names that
+    assert caught.value.subject is None
+    assert str(caught.value) == "invalid platform 'linux': expected os/arch[/variant] (name both)"
+    assert str(caught.value.with_subject("--platform")).startswith("--platform: invalid platform 'linux'")
 
 
 def test_lockfile_kind_round_trip_and_backward_compatible() -> None:
