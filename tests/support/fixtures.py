@@ -69,6 +69,10 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.delenv("LOCKMAN_TUF_URL", raising=False)
     for var in ("LOCKMAN_RETRY_ATTEMPTS", "LOCKMAN_RETRY_AFTER_MAX"):
         monkeypatch.delenv(var, raising=False)
+    # Log records rendered as a lockman run renders them (warning: … on stderr), whichever test
+    # ran first: a library does not install handlers itself, the CLI does at start.
+    lockman.console.set_verbosity()
+    lockman.console.configure_logging()
     return home
 
 
