@@ -39,7 +39,8 @@ class SignatureOptions:
     trusted_root: Path | None = None
     """Sigstore trusted_root.json (one root, or JSON lines of several) instead of the public-good one."""
     insecure_ignore_tlog: bool = False
-    """Do not require a transparency-log (Rekor) entry for signatures."""
+    """Do not require a transparency-log (Rekor) entry for signatures; with --key the
+    verification then reads no trusted root and fetches none."""
     insecure_ignore_sct: bool = False
     """Do not require an embedded SCT in Fulcio certificates."""
     predicate_type: Annotated[str | None, Parameter(name=["--predicate-type", "--type"])] = None
@@ -56,7 +57,9 @@ class SignatureOptions:
     certificate_github_workflow_ref: str | None = None
     """Keyless: the git ref the signing workflow ran at (e.g. ``refs/tags/v1.2.0``)."""
     tuf_url: str | None = None
-    """TUF repository (or mirror) the Sigstore trusted root is fetched from; env LOCKMAN_TUF_URL."""
+    """TUF repository (or mirror) the Sigstore trusted root is fetched from, at the first signature
+    that needs the root (keyless, or a key with a tlog check; never --key with
+    --insecure-ignore-tlog, --trusted-root or --tuf-offline); env LOCKMAN_TUF_URL."""
     tuf_root: Path | None = None
     """Starting root.json of a TUF repository other than Sigstore's (e.g. GitHub's); env LOCKMAN_TUF_ROOT."""
     tuf_offline: bool = False
