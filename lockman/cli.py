@@ -452,12 +452,12 @@ def main(argv: list[str] | None = None) -> int:
         return _usage_error(e.command_chain, " ".join(str(e).split()))
     # `resolve` and `diff` take "-" (stdin) among their arguments, so cyclopts hands them any
     # other word that starts with "-" as well: that is an option they do not have.
-    for value in bound.args:
+    ran = tokens[:1] if tokens and tokens[0] in app and app[tokens[0]].default_command is command else []
+    for value in bound.args if ran else ():  # not for `--help`, whose arguments are the command line
         for word in value if isinstance(value, list) else [value]:
             if isinstance(word, str) and word.startswith("-") and word != "-":
-                chain = tokens[:1]
-                names = [n for a in app[chain[0]].assemble_argument_collection() if a.parse for n in a.names]
-                return _usage_error(chain, _unknown_option(word, names))
+                names = [n for a in app[ran[0]].assemble_argument_collection() if a.parse for n in a.names]
+                return _usage_error(ran, _unknown_option(word, names))
     result = command(*bound.args, **bound.kwargs)
     return result if isinstance(result, int) else 0
 
