@@ -18,9 +18,20 @@ from lockman import __version__
 from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_REGISTRY, EXIT_USAGE, LockmanError
 
+# Options docker, git and skopeo users put before the command: the value-taking ones, then flags.
+GLOBAL_WITH_VALUE = ("--config", "-c", "--timeout", "--insecure-registry")
+GLOBAL_FLAGS = ("--verbose", "-v", "--quiet", "-q")
+
 app = App(
     name="lockman",
-    help="Pin the container images of an xcargo project to content digests, and verify them.",
+    help="Pin the container images of an xcargo project to content digests, and verify them.\n\n"
+    "Options that may also come before the command (lockman --config ci/xcargo.toml update), for "
+    "the commands that take them:\n"
+    "  -c, --config PATH                 xcargo.toml to read\n"
+    "  --timeout SECONDS                 how long each registry request may take\n"
+    "  --insecure-registry HOST[:PORT]   allow plain HTTP / unverified TLS for it\n"
+    "  -v, --verbose / -q, --quiet       say more / only errors\n\n"
+    "lockman COMMAND --help lists each command's options.",
     version=__version__,
     version_flags=["--version"],
     # Plain text: rendering help as Markdown would import rich.markdown, markdown-it and pygments,
@@ -70,8 +81,9 @@ InsecureOpt = Annotated[
     tuple[str, ...],
     Parameter(
         name="--insecure-registry",
-        help="Allow plain HTTP and unverified TLS for this registry (HOST[:PORT]), this run only; repeat "
-        "for several.",
+        help="Allow plain HTTP and unverified TLS for this registry, this run only; give the option once "
+        "per registry.",
+        metavar="HOST[:PORT]",
         show_default=False,
         negative="",
     ),
@@ -137,7 +149,7 @@ def _sync(call: Callable[[], int], output: Output = NORMAL_OUTPUT, insecure: tup
         return EXIT_REGISTRY
 
 
-@app.command
+@app.command(usage="Usage: lockman update [OPTIONS] [IMAGES...]")
 def update(
     images: Annotated[
         list[str] | None,
@@ -228,7 +240,7 @@ def verify(
     )
 
 
-@app.command
+@app.command(usage="Usage: lockman diff [OPTIONS] OLD [NEW]")
 def diff(
     old: Annotated[
         str, Parameter(help="Old lockfile: a path, - for stdin, or git:REV.", allow_leading_hyphen=True)
@@ -280,7 +292,7 @@ def diff(
     )
 
 
-@app.command
+@app.command(usage="Usage: lockman pull [OPTIONS] [IMAGES...]")
 def pull(
     images: Annotated[
         list[str], Parameter(help="Locked images to pull (default: all).", show_default=False)
@@ -295,8 +307,8 @@ def pull(
         str | None, Parameter(help="Only this platform of multi-platform images (os/arch[/variant]).")
     ] = None,
     runtime: Annotated[
-        str | None,
-        Parameter(help="docker, podman or auto (default: [container].runtime in xcargo.toml)."),
+        Literal["docker", "podman", "auto"] | None,
+        Parameter(help="Engine to load the images into (default: [container].runtime in xcargo.toml)."),
     ] = None,
     no_cache: NoCacheOpt = False,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
@@ -393,10 +405,6 @@ def resolve(
     )
 
 
-# Options docker, git and skopeo users put before the command: the value-taking ones, then flags.
-GLOBAL_WITH_VALUE = ("--config", "-c", "--timeout", "--insecure-registry")
-GLOBAL_FLAGS = ("--verbose", "-v", "--quiet", "-q")
-
 
 def hoist_global_options(tokens: list[str]) -> list[str]:
     """``lockman --config ci/xcargo.toml update`` → ``lockman update --config ci/xcargo.toml``.
@@ -425,19 +433,51 @@ def hoist_global_options(tokens: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: usage errors exit 2 with one line, as every other bad input does."""
-    from cyclopts.exceptions import CycloptsError
+    from cyclopts.exceptions import CycloptsError, UnknownOptionError, UnusedCliTokensError
 
     tokens = hoist_global_options(sys.argv[1:] if argv is None else list(argv))
     try:
         command, bound, _ = app.parse_args(tokens, exit_on_error=False, print_error=False)
+    except UnknownOptionError as e:
+        names = [n for a in e.argument_collection if a.parse for n in a.names]
+        return _usage_error(e.command_chain, _unknown_option(e.token.keyword or e.token.value, names))
+    except UnusedCliTokensError as e:
+        stray = ", ".join(repr(t) for t in e.unused_tokens or ())
+        chain = list(e.command_chain or ())
+        arguments = app[chain[0]].assemble_argument_collection() if chain else []
+        takes = any(a.field_info.kind == a.field_info.POSITIONAL_ONLY for a in arguments)
+        said = f"too many arguments: {stray}" if takes else f"takes no arguments, only options: {stray}"
+        return _usage_error(chain, said)
     except CycloptsError as e:
-        from lockman.console import err
-
-        msg = " ".join(str(e).split())
-        err(f"error: {msg} (see `lockman --help`)")
-        return EXIT_USAGE
+        return _usage_error(e.command_chain, " ".join(str(e).split()))
+    # `resolve` and `diff` take "-" (stdin) among their arguments, so cyclopts hands them any
+    # other word that starts with "-" as well: that is an option they do not have.
+    ran = tokens[:1] if tokens and tokens[0] in app and app[tokens[0]].default_command is command else []
+    for value in bound.args if ran else ():  # not for `--help`, whose arguments are the command line
+        for word in value if isinstance(value, list) else [value]:
+            if isinstance(word, str) and word.startswith("-") and word != "-":
+                names = [n for a in app[ran[0]].assemble_argument_collection() if a.parse for n in a.names]
+                return _usage_error(ran, _unknown_option(word, names))
     result = command(*bound.args, **bound.kwargs)
     return result if isinstance(result, int) else 0
+
+
+def _unknown_option(option: str, known: list[str]) -> str:
+    """The one wording for an option the command does not take, with the nearest it does."""
+    import difflib
+
+    near = difflib.get_close_matches(option.split("=", 1)[0], known, n=1, cutoff=0.6)
+    return f"unknown option {option}" + (f" (did you mean {near[0]}?)" if near else "")
+
+
+def _usage_error(command_chain: object, message: str) -> int:
+    """One line on stderr naming the command and where its usage is, then exit 2."""
+    from lockman.console import err
+
+    chain = list(command_chain) if isinstance(command_chain, (list, tuple)) else []
+    command = " ".join(["lockman", *chain])
+    err(f"error: {command}: {message} (see `{command} --help`)")
+    return EXIT_USAGE
 
 
 def entry() -> None:

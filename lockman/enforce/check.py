@@ -11,6 +11,7 @@ multi-platform image is checked at its index digest (what a pull by digest trust
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -131,12 +132,22 @@ def current_trusted_root(options: SignatureOptions) -> TrustedRoot:
 
 
 def _with_current_root(policies: PolicySet, options: SignatureOptions) -> PolicySet:
-    """Policies without their own trusted root get the current public-good one (fetched once)."""
+    """Policies without their own trusted root get the current public-good one, fetched over TUF
+    at its first use and once per run: a ``--key`` with ``--insecure-ignore-tlog`` reads no root,
+    so it reaches no TUF repository."""
     if all(r.policy.trusted_root is not None for r in policies.rules):
         return policies
-    root = current_trusted_root(options)
+    lock = threading.Lock()
+    fetched: list[TrustedRoot] = []
+
+    def once() -> TrustedRoot:
+        with lock:
+            if not fetched:
+                fetched.append(current_trusted_root(options))
+            return fetched[0]
+
     rules = tuple(
-        r if r.policy.trusted_root is not None else replace(r, policy=replace(r.policy, trusted_root=root))
+        r if r.policy.trusted_root is not None else replace(r, policy=replace(r.policy, root_source=once))
         for r in policies.rules
     )
     return replace(policies, rules=rules)

@@ -39,24 +39,23 @@ class SignatureOptions:
     trusted_root: Path | None = None
     """Sigstore trusted_root.json (one root, or JSON lines of several) instead of the public-good one."""
     insecure_ignore_tlog: bool = False
-    """Do not require a transparency-log (Rekor) entry for signatures."""
+    """Do not require a transparency-log (Rekor) entry; with --key no trusted root is then read or fetched."""
     insecure_ignore_sct: bool = False
     """Do not require an embedded SCT in Fulcio certificates."""
     predicate_type: Annotated[str | None, Parameter(name=["--predicate-type", "--type"])] = None
-    """Require an attestation (in-toto statement) of this predicate type, e.g.
-    ``https://slsa.dev/provenance/v1``; cosign verify-attestation's ``--type`` shorthands too."""
+    """Require an in-toto attestation of this predicate type: a URI or a cosign --type shorthand."""
     certificate_github_workflow_trigger: str | None = None
-    """Keyless: the GitHub event that triggered the signing workflow (e.g. ``push``)."""
+    """Keyless: the GitHub event that triggered the signing workflow (e.g. "push")."""
     certificate_github_workflow_sha: str | None = None
     """Keyless: the commit the signing workflow ran at."""
     certificate_github_workflow_name: str | None = None
     """Keyless: the signing workflow's name."""
     certificate_github_workflow_repository: str | None = None
-    """Keyless: the repository (``owner/name``) the signing workflow ran in."""
+    """Keyless: the repository ("owner/name") the signing workflow ran in."""
     certificate_github_workflow_ref: str | None = None
-    """Keyless: the git ref the signing workflow ran at (e.g. ``refs/tags/v1.2.0``)."""
+    """Keyless: the git ref the signing workflow ran at (e.g. "refs/tags/v1.2.0")."""
     tuf_url: str | None = None
-    """TUF repository (or mirror) the Sigstore trusted root is fetched from; env LOCKMAN_TUF_URL."""
+    """TUF repository of the Sigstore trusted root, asked only if a check needs it; env LOCKMAN_TUF_URL."""
     tuf_root: Path | None = None
     """Starting root.json of a TUF repository other than Sigstore's (e.g. GitHub's); env LOCKMAN_TUF_ROOT."""
     tuf_offline: bool = False

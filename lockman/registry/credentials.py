@@ -1,9 +1,17 @@
-"""Where registry credentials come from: the stores docker and podman users already have.
+"""Where registry credentials come from: the stores podman, skopeo and docker users already have.
 
-Files (docker's first, as go-containerregistry does): ``$DOCKER_CONFIG/config.json`` or
-``~/.docker/config.json`` (``credHelpers`` for the host, then ``credsStore``, then ``auths``),
-then ``REGISTRY_AUTH_FILE``, ``$XDG_RUNTIME_DIR/containers/auth.json``,
-``$XDG_CONFIG_HOME/containers/auth.json`` (``~/.config`` when unset).
+Files, in containers/image's order (``pkg/docker/config`` ``getAuthFilePaths``, containers-auth.json(5)),
+the first that has credentials for the registry winning:
+
+1. ``REGISTRY_AUTH_FILE`` when set, and then no other file (containers/image#1751: podman and
+   skopeo pass it as ``--authfile``, which switches the defaults off);
+2. ``$XDG_RUNTIME_DIR/containers/auth.json``, or ``/run/containers/$UID/auth.json`` when
+   ``XDG_RUNTIME_DIR`` is unset (where root's ``podman login`` writes);
+3. ``$XDG_CONFIG_HOME/containers/auth.json`` (``~/.config`` when unset);
+4. ``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``;
+5. ``~/.dockercfg`` (the legacy format: the whole file is the ``auths`` table).
+
+In each file ``credHelpers`` for the host, then ``credsStore``, then ``auths``.
 
 Keys within one ``auths`` table, as containers/image looks them up: the exact keys first, most
 specific first (``host/ns/repo``, ``host/ns``, ``host``); only then a key that names the same
@@ -23,6 +31,7 @@ import logging
 import os
 import re
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,20 +249,64 @@ def run_helper(helper: str, registry: str) -> HelperResult:
     return HelperResult(Credential(username=user, password=secret))
 
 
-def _docker_config_path() -> Path:
-    base = os.environ.get("DOCKER_CONFIG")
-    return Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
+PER_UID_AUTH_FILE = "/run/containers/{uid}/auth.json"
+"""containers/image's primary file when ``XDG_RUNTIME_DIR`` is unset (a module attribute so
+tests can point it away from the machine's)."""
 
 
-def _podman_auth_paths() -> list[Path]:
-    paths: list[Path] = []
-    if os.environ.get("REGISTRY_AUTH_FILE"):
-        paths.append(Path(os.environ["REGISTRY_AUTH_FILE"]))
-    if os.environ.get("XDG_RUNTIME_DIR"):
-        paths.append(Path(os.environ["XDG_RUNTIME_DIR"]) / "containers" / "auth.json")
-    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    paths.append(Path(config_home) / "containers" / "auth.json")
-    return paths
+@dataclass(frozen=True)
+class AuthFile:
+    """One place credentials may be, and what an error message says about it."""
+
+    path: Path
+    note: str = ""
+    """Why this path: the unset variable that chose it, for a bot's trimmed environment."""
+    legacy: bool = False
+    """``~/.dockercfg``: the file is the ``auths`` table, keyed by host only."""
+
+    def describe(self) -> str:
+        return f"{self.path} ({self.note})" if self.note else str(self.path)
+
+
+def _primary_auth_file(home: Path) -> AuthFile:
+    """containers/image's ``getPathToAuth``: the file ``podman login`` and ``skopeo login`` write."""
+    if sys.platform != "linux":
+        return AuthFile(home / ".config" / "containers" / "auth.json")
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return AuthFile(Path(runtime) / "containers" / "auth.json")
+    return AuthFile(Path(PER_UID_AUTH_FILE.format(uid=os.getuid())), "XDG_RUNTIME_DIR unset")
+
+
+def auth_files() -> list[AuthFile]:
+    """Every file to read, best first, as containers/image's ``getAuthFilePaths`` lists them."""
+    explicit = os.environ.get("REGISTRY_AUTH_FILE")
+    if explicit:
+        return [AuthFile(Path(explicit), "REGISTRY_AUTH_FILE; no other file is read when it is set")]
+    home = Path.home()
+    files = [_primary_auth_file(home)]
+    config_home = os.environ.get("XDG_CONFIG_HOME")
+    files.append(AuthFile(Path(config_home or home / ".config") / "containers" / "auth.json"))
+    docker = os.environ.get("DOCKER_CONFIG")
+    if docker:
+        files.append(AuthFile(Path(docker) / "config.json"))
+    else:
+        files.append(AuthFile(home / ".docker" / "config.json", "DOCKER_CONFIG unset"))
+    files.append(AuthFile(home / ".dockercfg", legacy=True))
+    unique: list[AuthFile] = []
+    for f in files:  # on macOS the primary file is also the XDG_CONFIG_HOME one
+        if all(f.path != u.path for u in unique):
+            unique.append(f)
+    return unique
+
+
+def _helper_for(helpers: Any, registry: str) -> str:
+    """The ``credHelpers`` entry naming ``registry`` (any key spelling of it), or ''."""
+    if isinstance(helpers, dict):
+        for key, helper in helpers.items():
+            if _normalise_key(str(key)) == _normalise_registry(registry) and isinstance(helper, str):
+                return helper
+    return ""
 
 
 class CredentialStore:
@@ -262,15 +315,14 @@ class CredentialStore:
     def __init__(self) -> None:
         self._cache: dict[tuple[str, str], Credential | None] = {}
         self._sources: dict[tuple[str, str], str] = {}  # where each credential came from
+        self._looked: dict[tuple[str, str], list[str]] = {}  # every place asked, when none had one
         self.problems: dict[str, str] = {}  # registry → why its helper gave nothing
-        self._docker: dict[str, Any] | None = None
-        self._docker_loaded = False
+        self._files: dict[Path, dict[str, Any] | None] = {}
 
-    def _docker_config(self) -> dict[str, Any]:
-        if not self._docker_loaded:
-            self._docker = _read_json(_docker_config_path()) or {}
-            self._docker_loaded = True
-        return self._docker or {}
+    def _read(self, path: Path) -> dict[str, Any]:
+        if path not in self._files:
+            self._files[path] = _read_json(path)
+        return self._files[path] or {}
 
     def get(self, registry: str, repository: str = "") -> Credential | None:
         key = (registry, repository)
@@ -290,58 +342,60 @@ class CredentialStore:
         return self.problems.get(registry, "")
 
     def source(self, registry: str, repository: str = "") -> str:
-        """Where the credential for ``registry`` came from, or where lockman looked for one.
+        """Where the credential for ``registry`` came from, or every place lockman looked for one.
 
         Bots run lockman with a trimmed environment (Renovate passes on HOME and PATH but not
-        DOCKER_CONFIG or REGISTRY_AUTH_FILE), so an authentication error says which files it read.
+        DOCKER_CONFIG or REGISTRY_AUTH_FILE), so an authentication error says which files and
+        credential helpers it asked, in order.
         """
         found = self._sources.get((registry, repository))
         if found:
             return f"from {found}"
-        docker = str(_docker_config_path())
-        if not os.environ.get("DOCKER_CONFIG"):
-            docker += " (DOCKER_CONFIG unset)"
-        return "looked in " + ", ".join([docker, *(str(p) for p in _podman_auth_paths())])
+        looked = self._looked.get((registry, repository))
+        if looked is None:
+            looked = [f.describe() for f in auth_files()]
+        return "looked in " + ", ".join(looked)
 
     def _find(self, registry: str, repository: str) -> Credential | None:
-        cred, source = self._search(registry, repository)
-        if cred is not None:
-            self._sources[(registry, repository)] = source
+        looked: list[str] = []
+        cred, source = self._search(registry, repository, looked)
         where = f"{registry}/{repository}" if repository else registry
         if cred is None:
+            self._looked[(registry, repository)] = looked
             log.debug("%s: no credentials found; anonymous", where)
         else:
+            self._sources[(registry, repository)] = source
             kind = "identity token" if cred.identity_token else "username and password"
             log.debug("%s: %s from %s", where, kind, source)
         return cred
 
-    def _search(self, registry: str, repository: str) -> tuple[Credential | None, str]:
-        cfg = self._docker_config()
-        docker = str(_docker_config_path())
-        helpers = cfg.get("credHelpers")
-        if isinstance(helpers, dict):
-            for k, helper in helpers.items():
-                if (
-                    _normalise_key(str(k)) == _normalise_registry(registry)
-                    and isinstance(helper, str)
-                    and helper
-                ):
-                    # docker asks this helper only
-                    return self._helper(
-                        helper, registry
-                    ), f"docker-credential-{helper} ({docker} credHelpers)"
-        store = cfg.get("credsStore")
-        if isinstance(store, str) and store:
-            cred = self._helper(store, registry)
-            if cred:
-                return cred, f"docker-credential-{store} ({docker} credsStore)"
-        cred = _lookup_auths(cfg.get("auths"), registry, repository)
-        if cred:
-            return cred, f"{docker} auths"
-        for path in _podman_auth_paths():
-            data = _read_json(path)
-            if data:
-                cred = _lookup_auths(data.get("auths"), registry, repository)
+    def _search(self, registry: str, repository: str, looked: list[str]) -> tuple[Credential | None, str]:
+        """The first credential in :func:`auth_files` order; ``looked`` gets every place asked."""
+        for f in auth_files():
+            data = self._read(f.path)
+            if f.legacy:
+                looked.append(f.describe())
+                cred = _lookup_auths(data, registry, "")
                 if cred:
-                    return cred, f"{path} auths"
+                    return cred, str(f.path)
+                continue
+            helper = _helper_for(data.get("credHelpers"), registry)
+            if helper:  # this file names the helper for the host: docker asks only it
+                where = f"docker-credential-{helper} ({f.path} credHelpers)"
+                looked.append(where)
+                cred = self._helper(helper, registry)
+                if cred:
+                    return cred, where
+                continue
+            store = data.get("credsStore")
+            if isinstance(store, str) and store:
+                where = f"docker-credential-{store} ({f.path} credsStore)"
+                looked.append(where)
+                cred = self._helper(store, registry)
+                if cred:
+                    return cred, where
+            looked.append(f.describe())
+            cred = _lookup_auths(data.get("auths"), registry, repository)
+            if cred:
+                return cred, f"{f.path} auths"
         return None, ""

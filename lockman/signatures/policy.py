@@ -13,8 +13,9 @@ Python ``re`` syntax, which agrees with Go RE2 for the usual identity patterns.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,10 @@ class Policy:
     certificate_oidc_issuer: str | None = None
     certificate_oidc_issuer_regexp: str | None = None
     trusted_root: TrustedRoot | None = None
-    """None means the shipped public-good root (``default_trusted_root()``)."""
+    """None means ``root_source``'s root, else the shipped public-good one (``default_trusted_root()``)."""
+    root_source: Callable[[], TrustedRoot] | None = dataclasses.field(default=None, compare=False, repr=False)
+    """Called at the first use of the root, not before: the TUF fetch of the current public-good
+    root happens only for a verification that reads it (a key with ``ignore_tlog`` never does)."""
     ignore_tlog: bool = False
     ignore_sct: bool = False
     predicate_type: str | None = None
@@ -140,7 +144,9 @@ class Policy:
 
     def root(self) -> TrustedRoot:
         """The trusted root in force."""
-        return self.trusted_root if self.trusted_root is not None else default_trusted_root()
+        if self.trusted_root is not None:
+            return self.trusted_root
+        return self.root_source() if self.root_source is not None else default_trusted_root()
 
     def describe(self) -> str:
         """One line for reports: what the policy demands."""

@@ -83,7 +83,16 @@ def test_no_secret_in_any_output(
         {"auths": {basic_registry.host: {"username": "alice", "password": basic_registry.password}}},
     )
     auth_file = tmp_path / "auth.json"
-    auth_file.write_text(json.dumps({"auths": {token_registry.host: {"auth": forms(TOKEN_PASSWORD)[1]}}}))
+    auth_file.write_text(  # the only file read while REGISTRY_AUTH_FILE is set
+        json.dumps(
+            {
+                "auths": {
+                    token_registry.host: {"auth": forms(TOKEN_PASSWORD)[1]},
+                    basic_registry.host: {"username": "alice", "password": basic_registry.password},
+                }
+            }
+        )
+    )
     monkeypatch.setenv("REGISTRY_AUTH_FILE", str(auth_file))
     every_command()
     # 3. Wrong passwords everywhere: failures must not quote them either.

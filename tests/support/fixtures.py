@@ -45,6 +45,11 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    # Nor root's podman/skopeo logins (/run/containers/0/auth.json), in-process or in a subprocess.
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(home / "run"))
+    import lockman.registry.credentials as credentials
+
+    monkeypatch.setattr(credentials, "PER_UID_AUTH_FILE", str(home / "run-containers" / "{uid}" / "auth.json"))
     # Nor this machine's registries.conf, certs.d directories or debug switch.
     (home / "registries.conf").write_text("")
     monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(home / "registries.conf"))

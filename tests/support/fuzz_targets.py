@@ -268,7 +268,9 @@ class _NoHelpers:
 def _credentials(data: bytes, env: dict[str, str]) -> object:
     base = workdir() / "creds"
     with mock.patch.dict(os.environ, {k: str(base / v) for k, v in env.items()}):
-        os.environ.pop("XDG_RUNTIME_DIR", None)
+        os.environ["XDG_RUNTIME_DIR"] = str(base / "noruntime")  # never the machine's /run/containers
+        if "REGISTRY_AUTH_FILE" not in env:  # when set, it is the only file read
+            os.environ.pop("REGISTRY_AUTH_FILE", None)
         store = _NoHelpers.store()
         found = [store.get(r, repo) for r, repo in
                  (("registry.test", "team/app"), ("docker.io", "library/alpine"), ("ghcr.io", ""),
@@ -279,8 +281,7 @@ def _credentials(data: bytes, env: dict[str, str]) -> object:
 @target("docker-config", _credential_seeds, kind="json", examples=150)
 def _docker_config(data: bytes) -> object:
     _file("creds/docker/config.json", data)
-    return _credentials(data, {"DOCKER_CONFIG": "docker", "REGISTRY_AUTH_FILE": "none.json",
-                               "XDG_CONFIG_HOME": "nowhere"})
+    return _credentials(data, {"DOCKER_CONFIG": "docker", "XDG_CONFIG_HOME": "nowhere"})
 
 
 @target("podman-auth", _credential_seeds, kind="json", examples=150)

@@ -110,11 +110,18 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def serve(directory: Path) -> Iterator[str]:
-    """Serve ``directory`` on 127.0.0.1; yield the base URL."""
+def serve(directory: Path, requests: list[str] | None = None) -> Iterator[str]:
+    """Serve ``directory`` on 127.0.0.1; yield the base URL. Each request's path is appended to
+    ``requests`` when given (to prove a run made none)."""
+
+    class Recording(_Quiet):
+        def do_GET(self) -> None:
+            if requests is not None:
+                requests.append(self.path)
+            super().do_GET()
 
     def handler(*args: object, **kwargs: object) -> _Quiet:
-        return _Quiet(*args, directory=str(directory), **kwargs)  # type: ignore[arg-type]
+        return Recording(*args, directory=str(directory), **kwargs)  # type: ignore[arg-type]
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -461,7 +461,7 @@ def test_pull_with_runtime_runs_engine_by_digest(
     assert not log.exists()
 
     r = run("pull", "--config", cfg, "--runtime", "youki")
-    assert r.code == 2 and "cannot pull" in r.err
+    assert r.code == 2 and r.err.count("\n") == 1 and '"docker", "podman", "auto"' in r.err, r.err
     r = run("pull", "--config", cfg, "--runtime", "docker", "--oci-layout", tmp_path / "x")
     assert r.code == 2
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -48,8 +49,11 @@ def test_basic_no_credentials_then_username_password_fields(
     assert "docker login" in r.err
     # A bot's trimmed environment is the usual cause: say which files were read.
     docker_path = isolated_env / ".docker" / "config.json"
-    assert f"looked in {docker_path} (DOCKER_CONFIG unset), " in r.err
-    assert str(isolated_env / ".config" / "containers" / "auth.json") in r.err
+    runtime = os.environ["XDG_RUNTIME_DIR"]
+    assert (
+        f"looked in {runtime}/containers/auth.json, {isolated_env}/.config/containers/auth.json, "
+        f"{docker_path} (DOCKER_CONFIG unset), {isolated_env}/.dockercfg;"
+    ) in r.err
 
     docker_config(
         isolated_env, {"auths": {reg.host: {"username": "alice", "password": "wrong-Pa55word-basic"}}}
@@ -109,6 +113,36 @@ def test_podman_auth_files(
     r = run("update", "--config", cfg)
     assert r.code == 0, r.err
     assert img.digest in (tmp_path / "xcargo.lock").read_text()
+
+
+@pytest.mark.registry
+@pytest.mark.usefixtures("skopeo_installed")
+def test_skopeo_login_is_found_before_an_older_docker_login(
+    tmp_path: Path, basic_registry: Registry, run, isolated_env: Path, monkeypatch
+) -> None:
+    """A real ``skopeo login`` (as podman's) writes the file containers/image reads first; lockman
+    reads it first too, so a stale docker login for the same host does not shadow it."""
+    reg = basic_registry
+    repo = unique_repo("skopeo-login")
+    img = reg.push_image(repo, "v1")
+    runtime = tmp_path / "xdg-runtime"
+    runtime.mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    login = subprocess.run(
+        ["skopeo", "login", "--tls-verify=false", "--username", "alice", "--password-stdin", reg.host],
+        input=reg.password,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert login.returncode == 0, login.stderr
+    assert reg.host in json.loads((runtime / "containers" / "auth.json").read_text())["auths"]
+    docker_config(isolated_env, {"auths": {reg.host: {"auth": b64("alice", "stale-Pa55word")}}})
+    cfg = write_config(tmp_path, [f"{reg.host}/{repo}:v1"])
+    r = run("-v", "update", "--config", cfg)
+    assert r.code == 0, r.err
+    assert img.digest in (tmp_path / "xcargo.lock").read_text()
+    assert f"from {runtime / 'containers' / 'auth.json'}" in r.err and "stale-Pa55word" not in r.err
 
 
 @pytest.mark.registry

@@ -227,3 +227,43 @@ def test_planted_trusted_root_in_the_tuf_cache_is_refused(tmp_path: Path, regist
         errors = [line for line in r.err.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and "signature check failed" in errors[0], r.err
         assert "not verified by a trusted TSA" in errors[0]  # the shipped root knows none of theirs
+
+
+def test_trusted_root_is_fetched_only_when_a_verification_reads_it(
+    tmp_path: Path, registry, run, monkeypatch
+) -> None:
+    """``verify --key --insecure-ignore-tlog`` needs no trusted root, so it asks no TUF repository
+    (it used to fetch the public-good root first, whatever the verification); a keyless check
+    reads the root, so it fetches it."""
+    from tests.support.cosign_registry import push_signatures
+    from tests.support.signing_helpers import keyed_layer, public_pem
+    from tests.support.tuf_repo import TufRepo, serve
+
+    fulcio, log, tsa, key = current_fulcio(), Rekor2Log(), OpensslTSA(tmp_path / "tsa"), new_key("p256")
+    repo = unique_repo("tuf-lazy")
+    img = registry.push_image(repo, "v1", salt="tuf-lazy")
+    leaf = workflow_leaf(fulcio, key, IDENTITY, WORKFLOW)
+    bundle = json.dumps(rekor2_bundle(key, leaf, img.digest, log, tsa)).encode()
+    attach_bundles(registry, repo, img.digest, OCI_MANIFEST, len(img.manifest), [bundle])
+    signer = new_key("p256")
+    push_signatures(registry, repo, img.digest, [keyed_layer(signer, img.digest, None)])
+    pub = tmp_path / "signer.pub"
+    pub.write_bytes(public_pem(signer))
+    tuf = TufRepo(tmp_path / "tuf-repo")
+    tuf.add_target("trusted_root.json", trusted_root(fulcio, log, tsa))
+    (tmp_path / "root.json").write_bytes(tuf.root_bytes())
+    cfg = tmp_path / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "{registry.host}/{repo}:v1"\n')
+    assert run("update", "--config", cfg).code == 0
+    monkeypatch.setenv("LOCKMAN_TUF_OFFLINE", "0")
+    monkeypatch.setenv("LOCKMAN_TUF_ROOT", str(tmp_path / "root.json"))
+
+    requests: list[str] = []
+    with serve(tuf.dir, requests) as url:
+        r = run("verify", "--config", cfg, "--key", pub, "--insecure-ignore-tlog", "--tuf-url", url)
+        assert r.code == 0, r.err
+        assert requests == []
+        r = run("verify", "--config", cfg, "--certificate-identity", IDENTITY, "--certificate-oidc-issuer",
+                ISSUER, "--type", "https://slsa.dev/provenance/v1", "--tuf-url", url)  # fmt: skip
+        assert r.code == 0, r.err
+        assert any(path.endswith("trusted_root.json") for path in requests), requests

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from lockman.registry import credentials
 from lockman.registry.credentials import Credential, CredentialStore
 from tests.support.credentials import docker_config, helper_script
 
@@ -51,19 +52,89 @@ def test_most_specific_repository_key_wins(isolated_env: Path) -> None:
     assert store.get("reg.example", "solo").username == "host"  # type: ignore[union-attr]
 
 
-def test_docker_config_env_and_docker_before_podman(isolated_env: Path, tmp_path: Path, monkeypatch) -> None:
+def _write_auths(path: Path, user: str, *, legacy: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    auths = {"reg.example": auth(user, "pw")}
+    path.write_text(json.dumps(auths if legacy else {"auths": auths}))
+
+
+def test_search_order_is_containers_image_order(isolated_env: Path, tmp_path: Path, monkeypatch) -> None:
+    """containers/image's getAuthFilePaths: the login file, XDG_CONFIG_HOME, docker's, ~/.dockercfg;
+    the first file with credentials wins (a podman login beats an older docker login)."""
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    monkeypatch.setattr(credentials, "PER_UID_AUTH_FILE", str(tmp_path / "run" / "{uid}" / "auth.json"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    files = [
+        (tmp_path / "run" / str(os.getuid()) / "auth.json", "runtime"),
+        (tmp_path / "xdg" / "containers" / "auth.json", "config-home"),
+        (tmp_path / "docker" / "config.json", "docker"),
+        (isolated_env / ".dockercfg", "legacy"),
+    ]
+    assert [f.path for f in credentials.auth_files()] == [path for path, _ in files]
+    for path, user in files:
+        _write_auths(path, user, legacy=user == "legacy")
+    for path, user in files:  # each file in turn is the best one left
+        assert CredentialStore().get("reg.example", "app").username == user  # type: ignore[union-attr]
+        path.unlink()
+    assert CredentialStore().get("reg.example", "app") is None
+
+
+def test_login_file_follows_xdg_runtime_dir_else_run_containers_uid(
+    isolated_env: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """As root without XDG_RUNTIME_DIR, ``podman login`` writes /run/containers/0/auth.json."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg-run"))
+    assert credentials.auth_files()[0].path == tmp_path / "xdg-run" / "containers" / "auth.json"
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    monkeypatch.setattr(credentials, "PER_UID_AUTH_FILE", "/run/containers/{uid}/auth.json")
+    monkeypatch.setattr(credentials.os, "getuid", lambda: 0)
+    first = credentials.auth_files()[0]
+    assert (first.path, first.note) == (Path("/run/containers/0/auth.json"), "XDG_RUNTIME_DIR unset")
+
+
+def test_registry_auth_file_is_the_only_file(isolated_env: Path, tmp_path: Path, monkeypatch) -> None:
+    """podman and skopeo pass REGISTRY_AUTH_FILE as --authfile, which switches the other files off
+    (containers/image#1751): what is only in docker's config.json is not used."""
     d = tmp_path / "dockercfg"
     d.mkdir()
-    (d / "config.json").write_text(json.dumps({"auths": {"reg.example": auth("docker", "d")}}))
+    (d / "config.json").write_text(json.dumps({"auths": {"reg.example": auth("docker", "d"), "other.example": auth("d2", "x")}}))
     monkeypatch.setenv("DOCKER_CONFIG", str(d))
     podman = tmp_path / "auth.json"
-    podman.write_text(
-        json.dumps({"auths": {"reg.example": auth("podman", "p"), "other.example": auth("p2", "x")}})
-    )
+    podman.write_text(json.dumps({"auths": {"reg.example": auth("podman", "p")}}))
     monkeypatch.setenv("REGISTRY_AUTH_FILE", str(podman))
     store = CredentialStore()
-    assert store.get("reg.example").username == "docker"  # type: ignore[union-attr]
-    assert store.get("other.example").username == "p2"  # type: ignore[union-attr]
+    assert store.get("reg.example").username == "podman"  # type: ignore[union-attr]
+    assert store.get("other.example") is None
+    assert store.source("other.example") == (
+        f"looked in {podman} (REGISTRY_AUTH_FILE; no other file is read when it is set)"
+    )
+
+
+def test_looked_in_names_every_place_asked_in_order(isolated_env: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    monkeypatch.setattr(credentials, "PER_UID_AUTH_FILE", "/nonexistent/containers/{uid}/auth.json")
+    monkeypatch.setattr(credentials.os, "getuid", lambda: 0)
+    docker_config(isolated_env, {"credsStore": "lmnothing-here"})  # not on PATH: anonymous
+    store = CredentialStore()
+    assert store.get("reg.example", "app") is None
+    docker = isolated_env / ".docker" / "config.json"
+    assert store.source("reg.example", "app") == "looked in " + ", ".join(
+        [
+            "/nonexistent/containers/0/auth.json (XDG_RUNTIME_DIR unset)",
+            str(isolated_env / ".config" / "containers" / "auth.json"),
+            f"docker-credential-lmnothing-here ({docker} credsStore)",
+            f"{docker} (DOCKER_CONFIG unset)",
+            str(isolated_env / ".dockercfg"),
+        ]
+    )
+
+
+def test_dockercfg_legacy_format_keys_by_host(isolated_env: Path) -> None:
+    """~/.dockercfg is the auths table itself, with URL keys (containers/image reads it last)."""
+    (isolated_env / ".dockercfg").write_text(json.dumps({"https://reg.example/v1/": auth("old", "o")}))
+    cred = CredentialStore().get("reg.example", "team/app")
+    assert cred is not None and cred.username == "old"
 
 
 def test_helper_gets_hub_server_url(isolated_env: Path, tmp_path: Path, monkeypatch) -> None:
@@ -255,18 +326,17 @@ def test_helper_saying_not_found_on_stderr_is_anonymous(isolated_env: Path, tmp_
 
 def test_auth_files_named_as_devices(isolated_env: Path, monkeypatch, caplog) -> None:
     """REGISTRY_AUTH_FILE=/dev/null is no credentials, quietly; /dev/zero is ignored with a warning
-    after 4 MiB (it was read until memory ran out), and the next file is still used."""
+    after 4 MiB (it was read until memory ran out); either way no other file is read, as podman."""
     xdg = isolated_env / "xdg"
     (xdg / "containers").mkdir(parents=True)
     (xdg / "containers" / "auth.json").write_text(json.dumps({"auths": {"reg.example": auth("x", "y")}}))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    assert CredentialStore().get("reg.example").username == "x"  # type: ignore[union-attr]
     monkeypatch.setenv("REGISTRY_AUTH_FILE", "/dev/null")
-    cred = CredentialStore().get("reg.example")
-    assert cred is not None and cred.username == "x"
+    assert CredentialStore().get("reg.example") is None
     assert "ignoring" not in caplog.text
     monkeypatch.setenv("REGISTRY_AUTH_FILE", "/dev/zero")
-    cred = CredentialStore().get("reg.example")
-    assert cred is not None and cred.username == "x"
+    assert CredentialStore().get("reg.example") is None
     assert "ignoring credentials file: /dev/zero: larger than 4 MiB" in caplog.text
 
 
