@@ -665,3 +665,53 @@ def test_certificate_must_be_valid_at_every_verified_time() -> None:
     assert signer_result(**args, more_times=(T0 + timedelta(minutes=1),)).certificate_identity == "signer@lockman.test"
     with pytest.raises(VerificationError, match=r"^signing certificate \(.*\) not valid at 2025-03-01T13:00:00"):
         signer_result(**args, more_times=(T0 + timedelta(minutes=1), T0 + timedelta(hours=1)))
+
+
+# ---------------------------------------------------------------- the parsed model
+
+
+def test_bundle_parses_into_typed_objects_before_any_verification() -> None:
+    from lockman.signatures.bundle import Bundle, DsseEnvelope, RefusedEntry, SigningCertificate
+
+    bundle = Bundle.parse(real())
+    assert bundle.version == (0, 3) and bundle.media_type.endswith("v0.3+json")
+    assert isinstance(bundle.material.signer, SigningCertificate) and bundle.material.signer.intermediates == ()
+    assert isinstance(bundle.content, DsseEnvelope) and bundle.content.payload_type == "application/vnd.in-toto+json"
+    (entry,) = bundle.material.tlog_entries
+    assert not isinstance(entry, RefusedEntry) and entry.kind == "dsse" and entry.signed_entry_timestamp
+    assert Bundle.parse(json.loads(real())) == bundle
+    assert verify_bundle(DIGEST, bundle, CODY) == verify_bundle(DIGEST, real(), CODY)
+
+
+def test_message_signature_and_key_hint_parse() -> None:
+    from lockman.signatures.bundle import Bundle, MessageSignature, PublicKeyHint
+
+    doc = {
+        "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.2",
+        "verificationMaterial": {"publicKey": {"hint": "k"}},
+        "messageSignature": {"messageDigest": {"algorithm": "SHA2_256", "digest": b64(b"d")}, "signature": "AA=="},
+    }
+    bundle = Bundle.parse(doc)
+    assert bundle.material.signer == PublicKeyHint() and bundle.material.tlog_entries == ()
+    assert bundle.content == MessageSignature(signature=b"\0", digest=b"d")
+    doc["messageSignature"]["messageDigest"] = 3  # not an object: no digest claimed (as before)
+    assert Bundle.parse(doc).content == MessageSignature(signature=b"\0", digest=None)
+
+
+def test_a_tlog_entry_that_cannot_be_read_is_one_refused_candidate_not_a_malformed_bundle() -> None:
+    """Parsing first must not turn an unusable entry into a refused bundle: the next entry may
+    verify, and with ``ignore_tlog`` entries are never looked at (cosign's rule)."""
+    from dataclasses import replace
+
+    from lockman.signatures.bundle import Bundle, RefusedEntry
+
+    priv, rekor, _, policy, _ = _fresh()
+    bundle = make_bundle(priv, FRESH_DIGEST, rekor)
+    junk_first = _edit(bundle, lambda d: d["verificationMaterial"]["tlogEntries"].insert(0, {"logIndex": "x"}))
+    first = Bundle.parse(junk_first).material.tlog_entries[0]
+    assert isinstance(first, RefusedEntry) and first.reason.startswith("malformed tlog entry")
+    assert verify_bundle(FRESH_DIGEST, junk_first, policy).tlog is not None
+    only_junk = _edit(bundle, lambda d: d["verificationMaterial"].update(tlogEntries=[1]))
+    with pytest.raises(VerificationError, match=r"^tlog: malformed tlog entry"):
+        verify_bundle(FRESH_DIGEST, only_junk, policy)
+    assert verify_bundle(FRESH_DIGEST, only_junk, replace(policy, ignore_tlog=True)).tlog is None
