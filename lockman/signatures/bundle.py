@@ -39,7 +39,7 @@ from lockman.signatures.keys import (
     key_fingerprint,
     signature_valid,
 )
-from lockman.signatures.policy import Policy
+from lockman.signatures.policy import KeyPolicy, Policy
 from lockman.signatures.rekor import (
     LogEntry,
     TlogVerification,
@@ -285,7 +285,7 @@ def _signing_key(
     signer: SigningCertificate | PublicKeyHint, policy: Policy
 ) -> tuple[PublicKey, SigningCertificate | None]:
     """The key the signature must verify with, and the certificate to check (keyless only)."""
-    if policy.key is not None:
+    if isinstance(policy, KeyPolicy):
         return policy.key, None  # cosign --key ignores any certificate
     if isinstance(signer, PublicKeyHint):
         raise VerificationError("bundle has only a public key hint; keyless policy needs a cert")
