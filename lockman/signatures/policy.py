@@ -136,13 +136,19 @@ def _shown(m: Matcher) -> str:
     return first.value if isinstance(first, Exact) else f"~{first.pattern.pattern}"
 
 
-def matcher(exact: str | None, regexp: str | None, name: str) -> Matcher | None:
-    """The matcher for an option pair (``certificate-identity`` and its ``-regexp``); None if
-    neither is given."""
-    pattern = Regexp.compile(regexp, f"{name}-regexp") if regexp else None
-    if exact and pattern is not None:
-        return ExactAndRegexp(Exact(exact), pattern)
-    return Exact(exact) if exact else pattern
+def matcher(exact: str | None, regexp: str | None, name: str) -> Matcher:
+    """The matcher for an option pair (``certificate-identity`` and its ``-regexp``). Keyless
+    needs one of each pair: a missing one is bad input."""
+    if regexp:
+        pattern = Regexp.compile(regexp, f"{name}-regexp")
+        return ExactAndRegexp(Exact(exact), pattern) if exact else pattern
+    if exact:
+        return Exact(exact)
+    raise InputError(
+        "keyless verification needs both certificate-identity(-regexp) "
+        "and certificate-oidc-issuer(-regexp); or give a key",
+        subject="policy",
+    )
 
 
 @dataclass(frozen=True)
@@ -282,30 +288,17 @@ def build_policy(
 ) -> Policy:
     """A policy from cosign's flat options (flags, ``[[policy]]`` keys); a combination that
     means nothing is bad input (``subject="policy"``)."""
-    has_identity = bool(certificate_identity or certificate_identity_regexp)
-    has_issuer = bool(certificate_oidc_issuer or certificate_oidc_issuer_regexp)
-    if key is not None and (has_identity or has_issuer):
-        raise InputError("give either a key or certificate identity/issuer, not both", subject="policy")
-    if key is None and not (has_identity and has_issuer):
-        raise InputError(
-            "keyless verification needs both certificate-identity(-regexp) "
-            "and certificate-oidc-issuer(-regexp); or give a key",
-            subject="policy",
-        )
-    subject = matcher(certificate_identity, certificate_identity_regexp, "certificate-identity")
-    issuer = matcher(certificate_oidc_issuer, certificate_oidc_issuer_regexp, "certificate-oidc-issuer")
-    checks: dict[str, Any] = {
-        "trusted_root": trusted_root,
-        "ignore_tlog": ignore_tlog,
-        "ignore_sct": ignore_sct,
-    }
+    checks: dict[str, Any] = dict(trusted_root=trusted_root, ignore_tlog=ignore_tlog, ignore_sct=ignore_sct)
     if predicate_type is not None:
         checks["predicate_type"] = resolve_predicate_type(predicate_type)
-    workflow = workflow_claims(github_workflow)
+    identity = (certificate_identity, certificate_identity_regexp)
+    issuer = (certificate_oidc_issuer, certificate_oidc_issuer_regexp)
     if key is not None:
-        return _keyed(KeyPolicy(key=key, **checks), workflow)
-    assert subject is not None and issuer is not None  # has_identity and has_issuer
-    return KeylessPolicy(identity=Identity(subject, issuer), github_workflow=workflow, **checks)
+        if any(identity + issuer):
+            raise InputError("give either a key or certificate identity/issuer, not both", subject="policy")
+        return _keyed(KeyPolicy(key=key, **checks), workflow_claims(github_workflow))
+    who = Identity(matcher(*identity, "certificate-identity"), matcher(*issuer, "certificate-oidc-issuer"))
+    return KeylessPolicy(identity=who, github_workflow=workflow_claims(github_workflow), **checks)
 
 
 def _keyed(policy: KeyPolicy, workflow: GithubWorkflow) -> KeyPolicy:
