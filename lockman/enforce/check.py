@@ -28,7 +28,6 @@ from lockman.registry.referrers import list_referrers
 from lockman.signatures import (
     COSIGN_SIGN_PREDICATE,
     SIMPLE_SIGNING_MEDIA_TYPE,
-    Policy,
     PolicySet,
     SignatureLayer,
     SignatureResult,
@@ -41,7 +40,7 @@ from lockman.signatures import (
 )
 from lockman.signatures.attestation import DSSE_MEDIA_TYPE, attestation_tag, verify_attestations
 from lockman.signatures.bundle import BUNDLE_MEDIA_TYPES
-from lockman.signatures.policy import PolicyRule
+from lockman.signatures.policy import Policy, PolicyRule, build_policy, override
 
 MAX_SIGNATURE_BLOB = 1024 * 1024
 """Payloads and bundles are a few KiB; anything near this is not a signature."""
@@ -59,7 +58,7 @@ def load_policies(config_path: Path, options: SignatureOptions) -> PolicySet | N
     workflow = tuple(options.github_workflow.items())
     if options.has_signer:
         key = load_public_key_file(options.key) if options.key else None
-        policy = Policy(
+        policy = build_policy(
             key=key,
             certificate_identity=options.certificate_identity,
             certificate_identity_regexp=options.certificate_identity_regexp,
@@ -97,7 +96,7 @@ def load_policies(config_path: Path, options: SignatureOptions) -> PolicySet | N
     if workflow:
         overrides["github_workflow"] = workflow
     if overrides:
-        rules = tuple(replace(r, policy=replace(r.policy, **overrides)) for r in policies.rules)
+        rules = tuple(replace(r, policy=override(r.policy, **overrides)) for r in policies.rules)
         policies = replace(policies, rules=rules)
     return _with_current_root(policies, options)
 

@@ -19,7 +19,15 @@ from lockman.signatures.cosign import (
     verify_signatures,
 )
 from lockman.signatures.keys import key_fingerprint, load_public_key, load_public_key_file
-from lockman.signatures.policy import Policy, PolicySet, load_policy_file
+from lockman.signatures.policy import (
+    Identity,
+    KeylessPolicy,
+    KeyPolicy,
+    Policy,
+    PolicySet,
+    build_policy,
+    load_policy_file,
+)
 from lockman.signatures.result import SignatureResult
 from lockman.signatures.trust import TrustedRoot, default_trusted_root
 
@@ -27,12 +35,16 @@ __all__ = [
     "COSIGN_SIGN_PREDICATE",
     "DSSE_MEDIA_TYPE",
     "SIMPLE_SIGNING_MEDIA_TYPE",
+    "Identity",
+    "KeyPolicy",
+    "KeylessPolicy",
     "Policy",
     "PolicySet",
     "SignatureLayer",
     "SignatureResult",
     "TrustedRoot",
     "attestation_tag",
+    "build_policy",
     "default_trusted_root",
     "key_fingerprint",
     "load_policy_file",

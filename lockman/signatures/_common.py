@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from lockman.errors import InputError, VerificationError
 from lockman.signatures.fulcio import VerifiedCertificate, verify_certificate
 from lockman.signatures.keys import PublicKey, key_fingerprint
-from lockman.signatures.policy import Policy
+from lockman.signatures.policy import KeylessPolicy, Policy
 from lockman.signatures.rekor import TlogVerification
 from lockman.signatures.result import SignatureResult
 
@@ -41,7 +41,7 @@ def leaf_key(cert: x509.Certificate) -> PublicKey:
 def check_keyless(
     leaf: x509.Certificate,
     intermediates: Sequence[x509.Certificate],
-    policy: Policy,
+    policy: KeylessPolicy,
     signed_time: datetime | None,
 ) -> tuple[VerifiedCertificate, str, str]:
     """Chain + SCT at the tlog time (now if the tlog was ignored), then identity and issuer.
@@ -83,6 +83,7 @@ def signer_result(
             tlog=tlog,
             predicate_type=predicate_type,
         )
+    assert isinstance(policy, KeylessPolicy)  # a leaf is only ever taken under a keyless policy
     verified, identity, issuer = check_keyless(leaf, chain, policy, signed_time)
     for when in more_times:
         verify_certificate(leaf, chain, policy.root(), when, ignore_sct=True)

@@ -25,7 +25,7 @@ from lockman.errors import VerificationError
 from lockman.signatures._common import check_image_digest, leaf_key, signer_result
 from lockman.signatures.fulcio import load_certificate, load_certificates
 from lockman.signatures.keys import PublicKey, decode_b64, verify_signature
-from lockman.signatures.policy import Policy
+from lockman.signatures.policy import KeyPolicy, Policy
 from lockman.signatures.rekor import (
     LogEntry,
     TlogVerification,
@@ -87,7 +87,7 @@ def layer_signer(
     annotations: Mapping[str, str], policy: Policy
 ) -> tuple[PublicKey, x509.Certificate | None, list[x509.Certificate]]:
     """Who must have signed a ``.sig`` or ``.att`` layer: the policy's key, else its Fulcio leaf."""
-    if policy.key is not None:
+    if isinstance(policy, KeyPolicy):
         return policy.key, None, []
     leaf, chain = _leaf(annotations)
     return leaf_key(leaf), leaf, chain

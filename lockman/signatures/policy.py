@@ -1,8 +1,11 @@
 """What a signature must prove: a ``Policy``, and the ``[[policy]]`` tables of lockman.toml.
 
-Modes follow ``cosign verify``: a public key (``--key``), or keyless, where both an identity
-(``--certificate-identity[-regexp]``) and an OIDC issuer (``--certificate-oidc-issuer[-regexp]``)
-are required, so that "any Fulcio certificate" can never pass by omission.
+A ``Policy`` is a ``KeyPolicy`` (``cosign verify --key``) or a ``KeylessPolicy`` holding an
+``Identity`` (``--certificate-identity[-regexp]`` and ``--certificate-oidc-issuer[-regexp]``, both
+required, so that "any Fulcio certificate" can never pass by omission) and GitHub workflow claims.
+As in sigstore-python, policies are objects: a key with an identity, half an identity, a workflow
+claim on a key or an invalid pattern cannot be built. ``build_policy`` reads cosign's flat options
+(flags, lockman.toml) into one, refusing what means nothing as bad input.
 
 Regular expressions must match the *whole* string (``re.fullmatch``). cosign uses Go's
 ``regexp.MatchString``, which is unanchored: ``--certificate-identity-regexp 'github.com/org/'``
@@ -15,8 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,24 +87,141 @@ def github_workflow_value(cert: x509.Certificate, name: str) -> str | None:
     return old if old is not None else new
 
 
-def _compile(pattern: str | None, name: str) -> re.Pattern[str] | None:
-    if pattern is None:
-        return None
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise InputError(f"{name}: invalid regular expression {pattern!r} ({exc})") from exc
+@dataclass(frozen=True)
+class Exact:
+    """The value must equal this string."""
+
+    value: str
 
 
 @dataclass(frozen=True)
-class Policy:
-    """Verification requirements for one image. Invalid combinations raise InputError."""
+class Regexp:
+    """The whole value must match (``re.fullmatch``). Holds the compiled pattern, so an invalid
+    expression cannot be built: :meth:`compile` refuses it as bad input."""
 
-    key: PublicKey | None = None
-    certificate_identity: str | None = None
-    certificate_identity_regexp: str | None = None
-    certificate_oidc_issuer: str | None = None
-    certificate_oidc_issuer_regexp: str | None = None
+    pattern: re.Pattern[str]
+
+    @classmethod
+    def compile(cls, pattern: str, name: str) -> Regexp:
+        """``name`` is the option the pattern came from, for the error."""
+        try:
+            return cls(re.compile(pattern))
+        except re.error as exc:
+            raise InputError(f"{name}: invalid regular expression {pattern!r} ({exc})") from exc
+
+
+@dataclass(frozen=True)
+class ExactAndRegexp:
+    """Both ``--x`` and ``--x-regexp`` given: both must hold, as in cosign."""
+
+    exact: Exact
+    regexp: Regexp
+
+
+Matcher = Exact | Regexp | ExactAndRegexp
+
+
+def _parts(m: Matcher) -> tuple[Exact | Regexp, ...]:
+    return (m.exact, m.regexp) if isinstance(m, ExactAndRegexp) else (m,)
+
+
+def _holds(part: Exact | Regexp, value: str) -> bool:
+    if isinstance(part, Exact):
+        return value == part.value
+    return part.pattern.fullmatch(value) is not None
+
+
+def _shown(m: Matcher) -> str:
+    """For ``describe``: the exact value, else ``~pattern``."""
+    first = _parts(m)[0]
+    return first.value if isinstance(first, Exact) else f"~{first.pattern.pattern}"
+
+
+def matcher(exact: str | None, regexp: str | None, name: str) -> Matcher:
+    """The matcher for an option pair (``certificate-identity`` and its ``-regexp``). Keyless
+    needs one of each pair: a missing one is bad input."""
+    if regexp:
+        pattern = Regexp.compile(regexp, f"{name}-regexp")
+        return ExactAndRegexp(Exact(exact), pattern) if exact else pattern
+    if exact:
+        return Exact(exact)
+    raise InputError(
+        "keyless verification needs both certificate-identity(-regexp) "
+        "and certificate-oidc-issuer(-regexp); or give a key",
+        subject="policy",
+    )
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a keyless signer must be: the certificate's SAN and its OIDC issuer (sigstore-python's
+    ``Identity(identity=, issuer=)``, with regular expressions as cosign allows). Both are
+    required, so that "any Fulcio certificate" cannot pass by omission."""
+
+    subject: Matcher
+    issuer: Matcher
+
+    def match(self, cert: x509.Certificate) -> tuple[str, str]:
+        """Return (identity, issuer) of ``cert`` if they satisfy this identity, else raise.
+
+        The identity is the first SAN that satisfies every subject constraint.
+        """
+        issuer = certificate_issuer(cert)
+        if issuer is None:
+            raise VerificationError("certificate has no OIDC issuer extension")
+        for part in _parts(self.issuer):
+            if _holds(part, issuer):
+                continue
+            if isinstance(part, Exact):
+                raise VerificationError(f"certificate issuer {issuer!r} != expected {part.value!r}")
+            raise VerificationError(f"certificate issuer {issuer!r} does not match {part.pattern.pattern!r}")
+        sans = certificate_identities(cert)
+        for san in sans:
+            if all(_holds(part, san) for part in _parts(self.subject)):
+                return san, issuer
+        first = _parts(self.subject)[0]
+        wanted = repr(first.value) if isinstance(first, Exact) else f"regexp {first.pattern.pattern!r}"
+        found = ", ".join(repr(s) for s in sans) or "none"
+        raise VerificationError(f"certificate identity {found} does not match {wanted}")
+
+
+@dataclass(frozen=True)
+class GithubWorkflow:
+    """``--certificate-github-workflow-*``: claims the certificate's GitHub Actions extensions
+    must equal (None: not checked). One field per claim, so an unknown claim cannot be named."""
+
+    trigger: str | None = None
+    sha: str | None = None
+    name: str | None = None
+    repository: str | None = None
+    ref: str | None = None
+
+    def claims(self) -> tuple[tuple[str, str], ...]:
+        """``(name, value)`` of each claim required, in ``GITHUB_WORKFLOW_OIDS`` order."""
+        return tuple((n, v) for n in GITHUB_WORKFLOW_OIDS if (v := getattr(self, n)) is not None)
+
+    def match(self, cert: x509.Certificate) -> None:
+        """Each claim required must equal the certificate's."""
+        for name, want in self.claims():
+            got = github_workflow_value(cert, name)
+            if got != want:
+                found = repr(got) if got is not None else "absent"
+                raise VerificationError(f"certificate GitHub workflow {name} {found} != expected {want!r}")
+
+
+def workflow_claims(pairs: Iterable[tuple[str, str]]) -> GithubWorkflow:
+    """The claims from ``(name, value)`` pairs; an unknown name is bad input."""
+    claims = dict(pairs)
+    for name in claims:
+        if name not in GITHUB_WORKFLOW_OIDS:
+            raise InputError(f"unknown certificate-github-workflow-{name}", subject="policy")
+    return GithubWorkflow(**claims)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Checks:
+    """What both kinds of policy share: the trust anchors and the checks they relax or add."""
+
     trusted_root: TrustedRoot | None = None
     """None means ``root_source``'s root, else the shipped public-good one (``default_trusted_root()``)."""
     root_source: Callable[[], TrustedRoot] | None = dataclasses.field(default=None, compare=False, repr=False)
@@ -110,37 +230,8 @@ class Policy:
     ignore_tlog: bool = False
     ignore_sct: bool = False
     predicate_type: str | None = None
-    """Require an in-toto attestation of this predicate type (URI) instead of a plain signature."""
-    github_workflow: tuple[tuple[str, str], ...] = ()
-    """``(name, value)`` pairs the certificate's GitHub workflow extensions must equal."""
-
-    def __post_init__(self) -> None:
-        has_identity = bool(self.certificate_identity or self.certificate_identity_regexp)
-        has_issuer = bool(self.certificate_oidc_issuer or self.certificate_oidc_issuer_regexp)
-        if self.key is not None and (has_identity or has_issuer):
-            raise InputError("give either a key or certificate identity/issuer, not both", subject="policy")
-        if self.key is None and not (has_identity and has_issuer):
-            raise InputError(
-                "keyless verification needs both certificate-identity(-regexp) "
-                "and certificate-oidc-issuer(-regexp); or give a key",
-                subject="policy",
-            )
-        _compile(self.certificate_identity_regexp, "certificate-identity-regexp")
-        _compile(self.certificate_oidc_issuer_regexp, "certificate-oidc-issuer-regexp")
-        if self.predicate_type is not None:
-            object.__setattr__(self, "predicate_type", resolve_predicate_type(self.predicate_type))
-        for name, _ in self.github_workflow:
-            if name not in GITHUB_WORKFLOW_OIDS:
-                raise InputError(f"unknown certificate-github-workflow-{name}", subject="policy")
-        if self.github_workflow and self.key is not None:
-            raise InputError(
-                "certificate-github-workflow-* needs keyless verification, not a key", subject="policy"
-            )
-
-    @property
-    def keyless(self) -> bool:
-        """True when signatures must come from Fulcio certificates."""
-        return self.key is None
+    """Require an in-toto attestation of this predicate type (a URI, see
+    ``resolve_predicate_type``) instead of a plain signature."""
 
     def root(self) -> TrustedRoot:
         """The trusted root in force."""
@@ -148,58 +239,109 @@ class Policy:
             return self.trusted_root
         return self.root_source() if self.root_source is not None else default_trusted_root()
 
+    def _attestation(self) -> str:
+        return f", attestation {self.predicate_type}" if self.predicate_type is not None else ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyPolicy(_Checks):
+    """``cosign verify --key``: signatures must verify with this key; certificates are ignored."""
+
+    key: PublicKey
+
     def describe(self) -> str:
         """One line for reports: what the policy demands."""
-        extra = "".join(f", workflow {k} {v}" for k, v in self.github_workflow)
-        if self.predicate_type is not None:
-            extra += f", attestation {self.predicate_type}"
-        if self.key is not None:
-            return f"key {key_fingerprint(self.key)}{extra}"
-        ident = self.certificate_identity or f"~{self.certificate_identity_regexp}"
-        issuer = self.certificate_oidc_issuer or f"~{self.certificate_oidc_issuer_regexp}"
-        return f"identity {ident} issued by {issuer}{extra}"
+        return f"key {key_fingerprint(self.key)}{self._attestation()}"
 
-    def match_github_workflow(self, cert: x509.Certificate) -> None:
-        """Each ``--certificate-github-workflow-*`` given must equal the certificate's claim."""
-        for name, want in self.github_workflow:
-            got = github_workflow_value(cert, name)
-            if got != want:
-                found = repr(got) if got is not None else "absent"
-                raise VerificationError(f"certificate GitHub workflow {name} {found} != expected {want!r}")
+
+@dataclass(frozen=True, kw_only=True)
+class KeylessPolicy(_Checks):
+    """Keyless: signatures by Fulcio certificates of this identity (and these workflow claims)."""
+
+    identity: Identity
+    github_workflow: GithubWorkflow = GithubWorkflow()
+
+    def describe(self) -> str:
+        """One line for reports: what the policy demands."""
+        who = f"identity {_shown(self.identity.subject)} issued by {_shown(self.identity.issuer)}"
+        claims = "".join(f", workflow {k} {v}" for k, v in self.github_workflow.claims())
+        return who + claims + self._attestation()
 
     def match_identity(self, cert: x509.Certificate) -> tuple[str, str]:
-        """Return (identity, issuer) of ``cert`` if they satisfy the policy, else raise.
+        """Return (identity, issuer) of ``cert`` if the identity and workflow claims hold, else raise."""
+        found = self.identity.match(cert)
+        self.github_workflow.match(cert)
+        return found
 
-        The identity is the first SAN that satisfies every identity constraint given.
-        """
-        issuer = certificate_issuer(cert)
-        if issuer is None:
-            raise VerificationError("certificate has no OIDC issuer extension")
-        if self.certificate_oidc_issuer is not None and issuer != self.certificate_oidc_issuer:
-            raise VerificationError(
-                f"certificate issuer {issuer!r} != expected {self.certificate_oidc_issuer!r}"
-            )
-        issuer_re = _compile(self.certificate_oidc_issuer_regexp, "certificate-oidc-issuer-regexp")
-        if issuer_re is not None and not issuer_re.fullmatch(issuer):
-            raise VerificationError(
-                f"certificate issuer {issuer!r} does not match {self.certificate_oidc_issuer_regexp!r}"
-            )
-        sans = certificate_identities(cert)
-        ident_re = _compile(self.certificate_identity_regexp, "certificate-identity-regexp")
-        for san in sans:
-            if self.certificate_identity is not None and san != self.certificate_identity:
-                continue
-            if ident_re is not None and not ident_re.fullmatch(san):
-                continue
-            self.match_github_workflow(cert)
-            return san, issuer
-        wanted = (
-            repr(self.certificate_identity)
-            if self.certificate_identity is not None
-            else f"regexp {self.certificate_identity_regexp!r}"
+
+Policy = KeyPolicy | KeylessPolicy
+"""Verification requirements for one image: a key, or a keyless identity; never both, never
+neither (sigstore-python's policies are objects too, so a meaningless one cannot be built)."""
+
+
+def build_policy(
+    *,
+    key: PublicKey | None = None,
+    certificate_identity: str | None = None,
+    certificate_identity_regexp: str | None = None,
+    certificate_oidc_issuer: str | None = None,
+    certificate_oidc_issuer_regexp: str | None = None,
+    trusted_root: TrustedRoot | None = None,
+    ignore_tlog: bool = False,
+    ignore_sct: bool = False,
+    predicate_type: str | None = None,
+    github_workflow: Sequence[tuple[str, str]] = (),
+) -> Policy:
+    """A policy from cosign's flat options (flags, ``[[policy]]`` keys); a combination that
+    means nothing is bad input (``subject="policy"``)."""
+    checks: dict[str, Any] = dict(trusted_root=trusted_root, ignore_tlog=ignore_tlog, ignore_sct=ignore_sct)
+    if predicate_type is not None:
+        checks["predicate_type"] = resolve_predicate_type(predicate_type)
+    identity = (certificate_identity, certificate_identity_regexp)
+    issuer = (certificate_oidc_issuer, certificate_oidc_issuer_regexp)
+    if key is not None:
+        if any(identity + issuer):
+            raise InputError("give either a key or certificate identity/issuer, not both", subject="policy")
+        return _keyed(KeyPolicy(key=key, **checks), workflow_claims(github_workflow))
+    who = Identity(matcher(*identity, "certificate-identity"), matcher(*issuer, "certificate-oidc-issuer"))
+    return KeylessPolicy(identity=who, github_workflow=workflow_claims(github_workflow), **checks)
+
+
+def _keyed(policy: KeyPolicy, workflow: GithubWorkflow) -> KeyPolicy:
+    """Workflow claims are read from a Fulcio certificate: with a key there is none."""
+    if workflow.claims():
+        raise InputError(
+            "certificate-github-workflow-* needs keyless verification, not a key", subject="policy"
         )
-        found = ", ".join(repr(s) for s in sans) or "none"
-        raise VerificationError(f"certificate identity {found} does not match {wanted}")
+    return policy
+
+
+def override(
+    policy: Policy,
+    *,
+    trusted_root: TrustedRoot | None = None,
+    ignore_tlog: bool = False,
+    ignore_sct: bool = False,
+    predicate_type: str | None = None,
+    github_workflow: Sequence[tuple[str, str]] = (),
+) -> Policy:
+    """``policy`` with the command line's modifiers on top: each one given replaces the rule's
+    (None, False and () leave it); workflow claims on a key policy are bad input."""
+    changes: dict[str, Any] = {}
+    if ignore_tlog:
+        changes["ignore_tlog"] = True
+    if ignore_sct:
+        changes["ignore_sct"] = True
+    if trusted_root is not None:
+        changes["trusted_root"] = trusted_root
+    if predicate_type is not None:
+        changes["predicate_type"] = resolve_predicate_type(predicate_type)
+    if not github_workflow:
+        return replace(policy, **changes)
+    workflow = workflow_claims(github_workflow)
+    if isinstance(policy, KeyPolicy):
+        return replace(_keyed(policy, workflow), **changes)
+    return replace(policy, github_workflow=workflow, **changes)
 
 
 @dataclass(frozen=True)
@@ -364,7 +506,7 @@ def _rule(table: Any, where: str, base: Path) -> PolicyRule:
         except InputError as exc:
             raise InputError(f"{where}: trusted-root: {exc}") from exc
     try:
-        policy = Policy(**args)
+        policy = build_policy(**args)
     except InputError as exc:
         said = exc.message if exc.subject == "policy" else str(exc)  # the rule names it better
         raise InputError(said, subject=where) from exc

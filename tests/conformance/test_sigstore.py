@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from lockman.errors import InputError, VerificationError
-from lockman.signatures import Policy, TrustedRoot, default_trusted_root, load_public_key_file
+from lockman.signatures import TrustedRoot, build_policy, default_trusted_root, load_public_key_file
 from lockman.signatures.bundle import verify_bundle
 from tests.support.paths import ROOT as REPO
 
@@ -46,9 +46,9 @@ def run_case(case: Path) -> None:
         else default_trusted_root()
     )
     if (case / "key.pub").exists():
-        policy = Policy(key=load_public_key_file(case / "key.pub"), trusted_root=root)
+        policy = build_policy(key=load_public_key_file(case / "key.pub"), trusted_root=root)
     else:
-        policy = Policy(
+        policy = build_policy(
             certificate_identity=_text(case, "identity", IDENTITY),
             certificate_oidc_issuer=_text(case, "issuer", ISSUER),
             trusted_root=root,

@@ -445,7 +445,12 @@ BUNDLE_CASES = ("happy-path-v0.3", "rekor2-dsse-happy-path", "managed-key-and-tr
 @cache
 def _case_context(name: str) -> tuple[str, Any]:
     """(subject digest, policy) the way tests/test_sigstore_conformance.py runs a case."""
-    from lockman.signatures import Policy, TrustedRoot, default_trusted_root, load_public_key_file
+    from lockman.signatures import (
+        TrustedRoot,
+        build_policy,
+        default_trusted_root,
+        load_public_key_file,
+    )
 
     case = CONFORMANCE / name
     artifact = case / "artifact" if (case / "artifact").exists() else CONFORMANCE / "a.txt"
@@ -453,8 +458,8 @@ def _case_context(name: str) -> tuple[str, Any]:
     root = (TrustedRoot.from_file(case / "trusted_root.json") if (case / "trusted_root.json").exists()
             else default_trusted_root())
     if (case / "key.pub").exists():
-        return digest, Policy(key=load_public_key_file(case / "key.pub"), trusted_root=root)
-    return digest, Policy(certificate_identity=IDENTITY, certificate_oidc_issuer=ISSUER, trusted_root=root)
+        return digest, build_policy(key=load_public_key_file(case / "key.pub"), trusted_root=root)
+    return digest, build_policy(certificate_identity=IDENTITY, certificate_oidc_issuer=ISSUER, trusted_root=root)
 
 
 def _bundles() -> list[dict[str, Any]]:
@@ -648,10 +653,10 @@ def _rekor_bundle_annotation(data: bytes) -> object:
 
 @cache
 def _cosign_policy() -> Any:
-    from lockman.signatures import Policy
+    from lockman.signatures import build_policy
     from lockman.signatures.keys import load_public_key_file
 
-    return Policy(key=load_public_key_file(TESTDATA / "cosign" / "cosign2.pub"))
+    return build_policy(key=load_public_key_file(TESTDATA / "cosign" / "cosign2.pub"))
 
 
 @target("tlog-entry", lambda: [json.dumps(e).encode() for _, e in _checkpoints()]

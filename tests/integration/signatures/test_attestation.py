@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lockman.signatures import Policy
+from lockman.signatures import Policy, build_policy
 from lockman.signatures.attestation import DSSE_MEDIA_TYPE
 from lockman.signatures.cosign import (
     ANNOTATION_SIGNATURE,
@@ -51,11 +51,11 @@ def signers():
 
 
 def _keyed(rekor, priv) -> Policy:
-    return Policy(key=priv.public_key(), trusted_root=FakeFulcio().trusted_root(rekor))
+    return build_policy(key=priv.public_key(), trusted_root=FakeFulcio().trusted_root(rekor))
 
 
 def _keyless(rekor, fulcio, identity: str = IDENTITY) -> Policy:
-    return Policy(
+    return build_policy(
         certificate_identity=identity, certificate_oidc_issuer=ISSUER, trusted_root=fulcio.trusted_root(rekor)
     )
 

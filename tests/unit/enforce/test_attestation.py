@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from lockman.enforce.attestation import sbom_verifier
-from lockman.signatures import Policy, PolicySet
+from lockman.signatures import PolicySet, build_policy
 from lockman.signatures.policy import PolicyRule
 from tests.support.signing_helpers import attestation_layer, make_bundle, new_key
 
@@ -16,7 +16,7 @@ CYCLONEDX = "https://cyclonedx.org/bom"
 
 def test_sbom_bundle_verdict_under_a_policy() -> None:
     priv, other = new_key("p256"), new_key("p256")
-    policy = Policy(key=priv.public_key(), ignore_tlog=True)
+    policy = build_policy(key=priv.public_key(), ignore_tlog=True)
     policies = PolicySet((PolicyRule(("rust",), policy),))
     assert sbom_verifier(policies, "other:1") is None  # no rule covers it: no verdict at all
     assert sbom_verifier(None, "rust:1") is None  # no policy at all
@@ -35,7 +35,7 @@ def test_sbom_bundle_verdict_under_a_policy() -> None:
 
 def test_sbom_att_layer_verdict_under_a_policy() -> None:
     priv, other = new_key("p256"), new_key("p256")
-    policies = PolicySet((PolicyRule(("rust",), Policy(key=priv.public_key(), ignore_tlog=True)),))
+    policies = PolicySet((PolicyRule(("rust",), build_policy(key=priv.public_key(), ignore_tlog=True)),))
     verify = sbom_verifier(policies, "rust:1")
     assert verify is not None
 

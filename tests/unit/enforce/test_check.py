@@ -12,7 +12,8 @@ import pytest
 from lockman.enforce.check import DigestCheck, ImageSignatures, current_trusted_root, describe, load_policies
 from lockman.enforce.options import SignatureOptions
 from lockman.errors import InputError
-from lockman.signatures import COSIGN_SIGN_PREDICATE, SignatureResult
+from lockman.signatures import COSIGN_SIGN_PREDICATE, KeylessPolicy, SignatureResult
+from lockman.signatures.policy import Exact
 from lockman.signatures.rekor import TlogVerification
 from lockman.signatures.trust import DEFAULT_TRUSTED_ROOT_DATE
 from tests.support.cosign_registry import trusted_root_json
@@ -57,7 +58,7 @@ def test_flag_signer_replaces_file_for_every_image(tmp_path: Path) -> None:
     assert policies is not None
     for name in ("rust:1.70", "ghcr.io/x/y:z"):
         p = policies.policy_for(name)
-        assert p is not None and p.keyless and p.certificate_identity == "a@b.c"
+        assert isinstance(p, KeylessPolicy) and p.identity.subject == Exact("a@b.c")
     with pytest.raises(InputError, match="certificate-oidc-issuer"):
         load_policies(cfg, SignatureOptions(certificate_identity="a@b.c"))
 

@@ -20,7 +20,7 @@ from lockman.enforce.check import DigestCheck, ImageSignatures, SignatureTarget
 from lockman.enforce.gate import SignatureGate
 from lockman.errors import EXIT_REGISTRY, EXIT_VERIFY, RegistryError, VerificationError
 from lockman.model.reference import parse
-from lockman.signatures import Policy, PolicySet, SignatureResult
+from lockman.signatures import Policy, PolicySet, SignatureResult, build_policy
 from lockman.signatures.keys import load_public_key_file
 from lockman.signatures.policy import PolicyRule
 from tests.support.signing_helpers import TESTDATA
@@ -31,7 +31,7 @@ OK = SignatureResult("cosign-signature", 0, "key sha256:ab", "sha256:ab")
 
 
 def key_policy(**kw: Any) -> Policy:
-    return Policy(key=load_public_key_file(TESTDATA / "cosign.pub"), ignore_tlog=True, **kw)
+    return build_policy(key=load_public_key_file(TESTDATA / "cosign.pub"), ignore_tlog=True, **kw)
 
 
 def policies(pattern: str = "reg.example/*", **kw: Any) -> PolicySet:

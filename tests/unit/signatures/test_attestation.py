@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 
 from lockman.errors import VerificationError
-from lockman.signatures import Policy
+from lockman.signatures import Policy, build_policy
 from lockman.signatures.attestation import DSSE_MEDIA_TYPE, verify_attestation_layer, verify_attestations
 from lockman.signatures.cosign import (
     ANNOTATION_BUNDLE,
@@ -58,11 +58,11 @@ def signers():
 
 
 def _keyed(rekor, priv) -> Policy:
-    return Policy(key=priv.public_key(), trusted_root=FakeFulcio().trusted_root(rekor))
+    return build_policy(key=priv.public_key(), trusted_root=FakeFulcio().trusted_root(rekor))
 
 
 def _keyless(rekor, fulcio, identity: str = IDENTITY) -> Policy:
-    return Policy(
+    return build_policy(
         certificate_identity=identity, certificate_oidc_issuer=ISSUER, trusted_root=fulcio.trusted_root(rekor)
     )
 
@@ -110,7 +110,7 @@ def test_a_real_intoto_entry_repacked_as_an_att_layer_verifies() -> None:
     )
     subject = json.loads(base64.b64decode(env["payload"]))["subject"][0]["digest"]["sha256"]
     identity = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value[0].value
-    policy = Policy(
+    policy = build_policy(
         certificate_identity=identity,
         certificate_oidc_issuer=certificate_issuer(cert),
         trusted_root=TrustedRoot.from_file(case / "trusted_root.json"),

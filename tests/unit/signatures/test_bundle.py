@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 
 from lockman.errors import InputError, VerificationError
-from lockman.signatures import COSIGN_SIGN_PREDICATE, Policy, TrustedRoot, verify_bundle
+from lockman.signatures import COSIGN_SIGN_PREDICATE, Policy, TrustedRoot, build_policy, verify_bundle
 from lockman.signatures.bundle import pae
 from lockman.signatures.trust import LogKey
 from tests.support.signing_helpers import (
@@ -27,7 +27,7 @@ from tests.support.signing_helpers import (
 # Subject of the in-toto statement in oci-attestation.sigstore.json.
 DIGEST = "sha256:732112270d7e59418a8c080b134b24cabd67d250d0d0147a97ed95ba5c280aa4"
 GITHUB = "https://github.com/login/oauth"
-CODY = Policy(certificate_identity="cody@soyland.com", certificate_oidc_issuer=GITHUB)
+CODY = build_policy(certificate_identity="cody@soyland.com", certificate_oidc_issuer=GITHUB)
 
 
 def real() -> bytes:
@@ -60,13 +60,13 @@ def test_real_bundle_wrong_digest_identity_issuer_predicate() -> None:
         verify_bundle(
             DIGEST,
             real(),
-            Policy(certificate_identity="mitr@redhat.com", certificate_oidc_issuer=GITHUB),
+            build_policy(certificate_identity="mitr@redhat.com", certificate_oidc_issuer=GITHUB),
         )
     with pytest.raises(VerificationError, match=r"does not match 'https://accounts"):
         verify_bundle(
             DIGEST,
             real(),
-            Policy(
+            build_policy(
                 certificate_identity="cody@soyland.com",
                 certificate_oidc_issuer_regexp="https://accounts.*",
             ),
@@ -100,7 +100,7 @@ def test_real_bundle_tampering() -> None:
         verify_bundle(
             DIGEST,
             edited(drop_tlog),
-            Policy(
+            build_policy(
                 certificate_identity="cody@soyland.com",
                 certificate_oidc_issuer=GITHUB,
                 ignore_tlog=True,
@@ -123,7 +123,7 @@ def test_real_bundle_tampering() -> None:
 
 def test_real_bundle_wrong_key_policy() -> None:
     with pytest.raises(VerificationError, match=r"DSSE signature does not verify"):
-        verify_bundle(DIGEST, real(), Policy(key=new_key("p256").public_key()))
+        verify_bundle(DIGEST, real(), build_policy(key=new_key("p256").public_key()))
 
 
 FRESH_DIGEST = "sha256:" + "c3" * 32
@@ -133,13 +133,13 @@ FRESH_DIGEST = "sha256:" + "c3" * 32
 def test_fresh_bundles_keyed_and_keyless(alg: str) -> None:
     priv, rekor, fulcio = new_key(alg), FakeRekor(), FakeFulcio()
     root = fulcio.trusted_root(rekor)
-    keyed = Policy(key=priv.public_key(), trusted_root=root)
+    keyed = build_policy(key=priv.public_key(), trusted_root=root)
     result = verify_bundle(
         FRESH_DIGEST, make_bundle(priv, FRESH_DIGEST, rekor), keyed, {COSIGN_SIGN_PREDICATE}
     )
     assert result.signer.startswith("key sha256:") and result.tlog is not None
     leaf = fulcio.leaf(priv, identity="https://github.com/o/r/.github/workflows/release.yml@refs/tags/v1")
-    keyless = Policy(
+    keyless = build_policy(
         certificate_identity_regexp=r"https://github\.com/o/r/\.github/workflows/.*",
         certificate_oidc_issuer="https://issuer.lockman.test",
         trusted_root=root,
@@ -150,10 +150,10 @@ def test_fresh_bundles_keyed_and_keyless(alg: str) -> None:
 
 def test_fresh_bundle_untrusted_rekor_and_no_tlog() -> None:
     priv, rekor = new_key("p256"), FakeRekor()
-    policy = Policy(key=priv.public_key(), trusted_root=TrustedRoot(tlogs=(FakeRekor().log_key(),)))
+    policy = build_policy(key=priv.public_key(), trusted_root=TrustedRoot(tlogs=(FakeRekor().log_key(),)))
     with pytest.raises(VerificationError, match=r"tlog: tlog entry from unknown Rekor log"):
         verify_bundle(FRESH_DIGEST, make_bundle(priv, FRESH_DIGEST, rekor), policy)
-    relaxed = Policy(key=priv.public_key(), ignore_tlog=True)
+    relaxed = build_policy(key=priv.public_key(), ignore_tlog=True)
     assert verify_bundle(FRESH_DIGEST, make_bundle(priv, FRESH_DIGEST, None), relaxed).tlog is None
 
 
@@ -166,13 +166,13 @@ def _fresh(leaf_wanted: bool = False) -> tuple:
     root = fulcio.trusted_root(rekor)
     leaf = fulcio.leaf(priv) if leaf_wanted else None
     policy = (
-        Policy(
+        build_policy(
             certificate_identity="signer@lockman.test",
             certificate_oidc_issuer="https://issuer.lockman.test",
             trusted_root=root,
         )
         if leaf_wanted
-        else Policy(key=priv.public_key(), trusted_root=root)
+        else build_policy(key=priv.public_key(), trusted_root=root)
     )
     return priv, rekor, fulcio, policy, leaf
 
@@ -279,7 +279,7 @@ def test_keyless_bundle_with_certificate_chain_material() -> None:
         return fn
 
     bundle = make_bundle(priv, FRESH_DIGEST, rekor, leaf)
-    policy = Policy(
+    policy = build_policy(
         certificate_identity="signer@lockman.test",
         certificate_oidc_issuer="https://issuer.lockman.test",
         trusted_root=fulcio.trusted_root(rekor, chain="root"),
@@ -324,12 +324,12 @@ def test_malformed_bundle_refused(edit, refusal: str) -> None:
 )
 def test_bundle_that_is_not_a_json_object_refused(raw: bytes, refusal: str) -> None:
     with pytest.raises(VerificationError, match=refusal):
-        verify_bundle(FRESH_DIGEST, raw, Policy(key=new_key("p256").public_key()))
+        verify_bundle(FRESH_DIGEST, raw, build_policy(key=new_key("p256").public_key()))
 
 
 def test_key_hint_bundle_under_keyless_policy_refused() -> None:
     priv, rekor, _, _, _ = _fresh()
-    keyless = Policy(certificate_identity="signer@lockman.test", certificate_oidc_issuer="https://i.test")
+    keyless = build_policy(certificate_identity="signer@lockman.test", certificate_oidc_issuer="https://i.test")
     with pytest.raises(VerificationError, match=r"only a public key hint; keyless policy needs a cert"):
         verify_bundle(FRESH_DIGEST, make_bundle(priv, FRESH_DIGEST, rekor), keyless)
 
@@ -354,7 +354,7 @@ def test_signed_payload_that_is_not_an_in_toto_statement_refused(
     priv, _, _, _, _ = _fresh()
     bundle = _edit(make_bundle(priv, FRESH_DIGEST, None), _resign(priv, payload, payload_type))
     with pytest.raises(VerificationError, match=refusal):
-        verify_bundle(FRESH_DIGEST, bundle, Policy(key=priv.public_key(), ignore_tlog=True))
+        verify_bundle(FRESH_DIGEST, bundle, build_policy(key=priv.public_key(), ignore_tlog=True))
 
 
 def test_malformed_image_digest_is_a_caller_error() -> None:
@@ -430,7 +430,7 @@ def test_message_signature_is_a_signature_not_an_attestation() -> None:
         "verificationMaterial": {"publicKey": {"hint": "k"}},
         "messageSignature": {"messageDigest": {"algorithm": "SHA2_256", "digest": b64(digest)}, "signature": b64(sig)},
     }
-    policy = Policy(key=priv.public_key(), ignore_tlog=True)
+    policy = build_policy(key=priv.public_key(), ignore_tlog=True)
     result = verify_bundle(FRESH_DIGEST, json.dumps(doc).encode(), policy, predicate_types={COSIGN_SIGN_PREDICATE})
     assert result.predicate_type is None
     with pytest.raises(VerificationError, match=r"plain message signature, not an attestation"):
@@ -508,7 +508,7 @@ def _spec(body: dict) -> dict:
 def test_rekor_v2_message_signature_body_must_record_this_signature(edit, refusal: str) -> None:
     priv = new_key("p256")
     bundle, root = _v2_message_bundle(priv)
-    policy = Policy(key=priv.public_key(), trusted_root=root)
+    policy = build_policy(key=priv.public_key(), trusted_root=root)
     tlog = verify_bundle(FRESH_DIGEST, bundle, policy).tlog
     assert tlog is not None and tlog.inclusion_proof_verified and not tlog.set_verified
     forged, root = _v2_message_bundle(priv, edit)
@@ -546,7 +546,7 @@ def test_dsse_envelope_needs_exactly_one_signature() -> None:
     }
     doc["verificationMaterial"]["tlogEntries"] = [log.entry(body)]
     root = TrustedRoot(tlogs=(LogKey(log_id=log.log_id, key=log.key.public_key(), base_url=""),))
-    policy = Policy(key=priv.public_key(), trusted_root=root)
+    policy = build_policy(key=priv.public_key(), trusted_root=root)
     assert verify_bundle(FRESH_DIGEST, json.dumps(doc).encode(), policy).tlog is not None
     env["signatures"].append({"sig": env["signatures"][0]["sig"]})
     with pytest.raises(VerificationError, match=r"^DSSE envelope must have exactly one signature, not 2$"):
@@ -619,7 +619,7 @@ def test_v02_proof_without_checkpoint_refused() -> None:
 def test_hostile_shapes_are_verification_errors_never_crashes(edit) -> None:
     """Every field of a bundle comes from the registry: any shape must give a VerificationError."""
     priv, rekor, fulcio, _, leaf = _fresh(leaf_wanted=True)
-    policy = Policy(
+    policy = build_policy(
         certificate_identity="signer@lockman.test",
         certificate_oidc_issuer="https://issuer.lockman.test",
         trusted_root=fulcio.trusted_root(rekor),
@@ -655,7 +655,7 @@ def test_certificate_must_be_valid_at_every_verified_time() -> None:
 
     priv, fulcio = new_key("p256"), FakeFulcio()
     leaf = fulcio.leaf(priv)
-    policy = Policy(
+    policy = build_policy(
         certificate_identity="signer@lockman.test",
         certificate_oidc_issuer="https://issuer.lockman.test",
         trusted_root=fulcio.trusted_root(),
@@ -665,3 +665,53 @@ def test_certificate_must_be_valid_at_every_verified_time() -> None:
     assert signer_result(**args, more_times=(T0 + timedelta(minutes=1),)).certificate_identity == "signer@lockman.test"
     with pytest.raises(VerificationError, match=r"^signing certificate \(.*\) not valid at 2025-03-01T13:00:00"):
         signer_result(**args, more_times=(T0 + timedelta(minutes=1), T0 + timedelta(hours=1)))
+
+
+# ---------------------------------------------------------------- the parsed model
+
+
+def test_bundle_parses_into_typed_objects_before_any_verification() -> None:
+    from lockman.signatures.bundle import Bundle, DsseEnvelope, RefusedEntry, SigningCertificate
+
+    bundle = Bundle.parse(real())
+    assert bundle.version == (0, 3) and bundle.media_type.endswith("v0.3+json")
+    assert isinstance(bundle.material.signer, SigningCertificate) and bundle.material.signer.intermediates == ()
+    assert isinstance(bundle.content, DsseEnvelope) and bundle.content.payload_type == "application/vnd.in-toto+json"
+    (entry,) = bundle.material.tlog_entries
+    assert not isinstance(entry, RefusedEntry) and entry.kind == "dsse" and entry.signed_entry_timestamp
+    assert Bundle.parse(json.loads(real())) == bundle
+    assert verify_bundle(DIGEST, bundle, CODY) == verify_bundle(DIGEST, real(), CODY)
+
+
+def test_message_signature_and_key_hint_parse() -> None:
+    from lockman.signatures.bundle import Bundle, MessageSignature, PublicKeyHint
+
+    doc = {
+        "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.2",
+        "verificationMaterial": {"publicKey": {"hint": "k"}},
+        "messageSignature": {"messageDigest": {"algorithm": "SHA2_256", "digest": b64(b"d")}, "signature": "AA=="},
+    }
+    bundle = Bundle.parse(doc)
+    assert bundle.material.signer == PublicKeyHint() and bundle.material.tlog_entries == ()
+    assert bundle.content == MessageSignature(signature=b"\0", digest=b"d")
+    doc["messageSignature"]["messageDigest"] = 3  # not an object: no digest claimed (as before)
+    assert Bundle.parse(doc).content == MessageSignature(signature=b"\0", digest=None)
+
+
+def test_a_tlog_entry_that_cannot_be_read_is_one_refused_candidate_not_a_malformed_bundle() -> None:
+    """Parsing first must not turn an unusable entry into a refused bundle: the next entry may
+    verify, and with ``ignore_tlog`` entries are never looked at (cosign's rule)."""
+    from dataclasses import replace
+
+    from lockman.signatures.bundle import Bundle, RefusedEntry
+
+    priv, rekor, _, policy, _ = _fresh()
+    bundle = make_bundle(priv, FRESH_DIGEST, rekor)
+    junk_first = _edit(bundle, lambda d: d["verificationMaterial"]["tlogEntries"].insert(0, {"logIndex": "x"}))
+    first = Bundle.parse(junk_first).material.tlog_entries[0]
+    assert isinstance(first, RefusedEntry) and first.reason.startswith("malformed tlog entry")
+    assert verify_bundle(FRESH_DIGEST, junk_first, policy).tlog is not None
+    only_junk = _edit(bundle, lambda d: d["verificationMaterial"].update(tlogEntries=[1]))
+    with pytest.raises(VerificationError, match=r"^tlog: malformed tlog entry"):
+        verify_bundle(FRESH_DIGEST, only_junk, policy)
+    assert verify_bundle(FRESH_DIGEST, only_junk, replace(policy, ignore_tlog=True)).tlog is None

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from lockman.errors import InputError, VerificationError
-from lockman.signatures import Policy, TrustedRoot, signature_tag, verify_signatures
+from lockman.signatures import Policy, TrustedRoot, build_policy, signature_tag, verify_signatures
 from lockman.signatures.cosign import (
     ANNOTATION_BUNDLE,
     ANNOTATION_CERTIFICATE,
@@ -38,7 +38,7 @@ from tests.support.signing_helpers import (
 
 COSIGN_PUB = load_public_key_file(TESTDATA / "cosign.pub")
 COSIGN2_PUB = load_public_key_file(TESTDATA / "cosign2.pub")
-NO_TLOG = Policy(key=COSIGN_PUB, ignore_tlog=True)
+NO_TLOG = build_policy(key=COSIGN_PUB, ignore_tlog=True)
 GITHUB = "https://github.com/login/oauth"
 
 
@@ -62,7 +62,7 @@ def test_valid_passes_without_tlog_and_names_the_key() -> None:
 def test_valid_fails_when_tlog_required() -> None:
     d = "dir-img-cosign-valid"
     with pytest.raises(VerificationError, match=r"layer 0: no Rekor bundle annotation"):
-        verify_signatures(fixture_digest(d), fixture_layers(d), Policy(key=COSIGN_PUB))
+        verify_signatures(fixture_digest(d), fixture_layers(d), build_policy(key=COSIGN_PUB))
 
 
 def test_valid_2_both_layers_verify() -> None:
@@ -110,19 +110,19 @@ def test_no_manifest_signature_binds_only_its_claimed_digest() -> None:
 
 def test_key_rekor_valid_with_default_root_and_loose_rekor_pub() -> None:
     d = "dir-img-cosign-key-rekor-valid"
-    result = verify_signatures(fixture_digest(d), fixture_layers(d), Policy(key=COSIGN2_PUB))
+    result = verify_signatures(fixture_digest(d), fixture_layers(d), build_policy(key=COSIGN2_PUB))
     assert result.tlog is not None and result.tlog.set_verified
     assert result.tlog.log_index == 11608800
     loose = TrustedRoot.from_pems(rekor_keys=[fixture_bytes("rekor.pub")])
     assert verify_signatures(
-        fixture_digest(d), fixture_layers(d), Policy(key=COSIGN2_PUB, trusted_root=loose)
+        fixture_digest(d), fixture_layers(d), build_policy(key=COSIGN2_PUB, trusted_root=loose)
     ).tlog
 
 
 def test_wrong_key_rejected() -> None:
     d = "dir-img-cosign-key-rekor-valid"
     with pytest.raises(VerificationError, match=r"layer 0: signature does not verify with key"):
-        verify_signatures(fixture_digest(d), fixture_layers(d), Policy(key=COSIGN_PUB))
+        verify_signatures(fixture_digest(d), fixture_layers(d), build_policy(key=COSIGN_PUB))
 
 
 def test_flipped_signature_bit_rejected() -> None:
@@ -135,7 +135,7 @@ def test_flipped_signature_bit_rejected() -> None:
         annotations={**layer.annotations, ANNOTATION_SIGNATURE: base64.b64encode(sig).decode()},
     )
     with pytest.raises(VerificationError, match=r"signature does not verify with key"):
-        verify_signatures(fixture_digest(d), [bad], Policy(key=COSIGN2_PUB))
+        verify_signatures(fixture_digest(d), [bad], build_policy(key=COSIGN2_PUB))
 
 
 def test_altered_set_rejected() -> None:
@@ -145,7 +145,7 @@ def test_altered_set_rejected() -> None:
     bundle["Payload"]["integratedTime"] += 60
     bad = replace(layer, annotations={**layer.annotations, ANNOTATION_BUNDLE: json.dumps(bundle)})
     with pytest.raises(VerificationError, match=r"layer 0: Rekor SET does not verify"):
-        verify_signatures(fixture_digest(d), [bad], Policy(key=COSIGN2_PUB))
+        verify_signatures(fixture_digest(d), [bad], build_policy(key=COSIGN2_PUB))
 
 
 def test_set_for_another_signature_rejected() -> None:
@@ -155,7 +155,7 @@ def test_set_for_another_signature_rejected() -> None:
     other_set = fixture_bytes("rekor-set").decode()
     bad = replace(layer, annotations={**layer.annotations, ANNOTATION_BUNDLE: other_set})
     with pytest.raises(VerificationError, match=r"tlog entry records a different payload hash"):
-        verify_signatures(fixture_digest(d), [bad], Policy(key=COSIGN2_PUB))
+        verify_signatures(fixture_digest(d), [bad], build_policy(key=COSIGN2_PUB))
 
 
 # ------------------------------------------------------------- the loose keyless signature
@@ -180,7 +180,7 @@ LOOSE_DIGEST = "sha256:fa93b01658e3a5a1686dc3ae55f170d8de487006fb53a28efcd12ab07
 def keyless(**kw: object) -> Policy:
     args: dict = {"certificate_identity": "mitr@redhat.com", "certificate_oidc_issuer": GITHUB}
     args.update(kw)
-    return Policy(**args)
+    return build_policy(**args)
 
 
 def test_loose_keyless_with_default_root() -> None:
@@ -246,7 +246,7 @@ ALGS = ["p256", "p384", "rsa", "ed25519"]
 def test_fresh_keyed_signature_with_private_rekor(alg: str) -> None:
     priv, rekor = new_key(alg), FakeRekor()
     root = TrustedRoot(tlogs=(rekor.log_key(),))
-    policy = Policy(key=priv.public_key(), trusted_root=root)
+    policy = build_policy(key=priv.public_key(), trusted_root=root)
     result = verify_signatures(DIGEST, [keyed_layer(priv, DIGEST, rekor)], policy)
     assert result.tlog is not None and result.tlog.log_id == rekor.log_id.hex()
     assert result.key_fingerprint == key_fingerprint(priv.public_key())
@@ -259,7 +259,7 @@ def test_fresh_keyed_signature_with_private_rekor(alg: str) -> None:
 def test_fresh_keyless_signature(alg: str) -> None:
     priv, rekor, fulcio = new_key(alg), FakeRekor(), FakeFulcio()
     leaf = fulcio.leaf(priv)
-    policy = Policy(
+    policy = build_policy(
         certificate_identity="signer@lockman.test",
         certificate_oidc_issuer="https://issuer.lockman.test",
         trusted_root=fulcio.trusted_root(rekor, chain="root"),
@@ -272,7 +272,7 @@ def test_fresh_keyless_signature(alg: str) -> None:
 def test_fresh_keyless_time_outside_certificate_validity() -> None:
     priv, rekor, fulcio = new_key("p256"), FakeRekor(), FakeFulcio()
     leaf = fulcio.leaf(priv)
-    policy = Policy(
+    policy = build_policy(
         certificate_identity="signer@lockman.test",
         certificate_oidc_issuer="https://issuer.lockman.test",
         trusted_root=fulcio.trusted_root(rekor),
@@ -288,7 +288,7 @@ def test_fresh_keyless_time_outside_certificate_validity() -> None:
 def test_fresh_keyless_signature_by_other_key_than_cert() -> None:
     priv, rekor, fulcio = new_key("p256"), FakeRekor(), FakeFulcio()
     leaf = fulcio.leaf(new_key("p256"))  # certificate for a different key
-    policy = Policy(
+    policy = build_policy(
         certificate_identity="signer@lockman.test",
         certificate_oidc_issuer="https://issuer.lockman.test",
         trusted_root=fulcio.trusted_root(rekor),
@@ -299,7 +299,7 @@ def test_fresh_keyless_signature_by_other_key_than_cert() -> None:
 
 def test_every_layer_reason_is_reported() -> None:
     priv, rekor = new_key("p256"), FakeRekor()
-    policy = Policy(key=priv.public_key(), trusted_root=TrustedRoot(tlogs=(rekor.log_key(),)))
+    policy = build_policy(key=priv.public_key(), trusted_root=TrustedRoot(tlogs=(rekor.log_key(),)))
     layers = [
         keyed_layer(new_key("p256"), DIGEST, rekor),
         keyed_layer(priv, "sha256:" + "00" * 32, rekor),
@@ -326,7 +326,7 @@ def signed_layer(payload: bytes, **annotations: str) -> tuple[SignatureLayer, Po
     layer = SignatureLayer(
         SIMPLE_SIGNING_MEDIA_TYPE, payload, {ANNOTATION_SIGNATURE: b64(sign(priv, payload)), **annotations}
     )
-    return layer, Policy(key=priv.public_key(), ignore_tlog=True)
+    return layer, build_policy(key=priv.public_key(), ignore_tlog=True)
 
 
 def critical(**fields: object) -> bytes:
@@ -385,7 +385,7 @@ def test_verify_layer_checks_media_type_and_digest_itself() -> None:
 def test_keyed_rekor_entry_for_another_signature_refused() -> None:
     """A genuine SET from the trusted log, for a different signature by the same key."""
     priv, rekor = new_key("p256"), FakeRekor()
-    policy = Policy(key=priv.public_key(), trusted_root=TrustedRoot(tlogs=(rekor.log_key(),)))
+    policy = build_policy(key=priv.public_key(), trusted_root=TrustedRoot(tlogs=(rekor.log_key(),)))
     good = keyed_layer(priv, FORGED_DIGEST, rekor)
     other = keyed_layer(priv, "sha256:" + "0f" * 32, rekor)
     replayed = replace(good, annotations={**good.annotations, ANNOTATION_BUNDLE: other.annotations[ANNOTATION_BUNDLE]})
@@ -401,7 +401,7 @@ def test_keyless_certificate_with_an_unsupported_key_type_refused() -> None:
     priv, fulcio, rekor = ed448.Ed448PrivateKey.generate(), FakeFulcio(), FakeRekor()
     leaf = fulcio.leaf(priv)  # type: ignore[arg-type]
     layer = keyless_layer(priv, leaf, fulcio, FORGED_DIGEST, rekor)  # type: ignore[arg-type]
-    policy = Policy(
+    policy = build_policy(
         certificate_identity="signer@lockman.test",
         certificate_oidc_issuer="https://issuer.lockman.test",
         trusted_root=fulcio.trusted_root(rekor),

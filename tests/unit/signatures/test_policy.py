@@ -9,7 +9,15 @@ import pytest
 
 from lockman.errors import InputError, VerificationError
 from lockman.signatures.keys import key_fingerprint, load_public_key_file
-from lockman.signatures.policy import Policy, load_policy_file, policy_for
+from lockman.signatures.policy import (
+    Exact,
+    GithubWorkflow,
+    KeylessPolicy,
+    KeyPolicy,
+    build_policy,
+    load_policy_file,
+    policy_for,
+)
 from tests.support.paths import ROOT as REPO
 from tests.support.signing_helpers import TESTDATA
 
@@ -17,10 +25,10 @@ KEY = load_public_key_file(TESTDATA / "cosign.pub")
 
 
 def test_policy_modes() -> None:
-    assert not Policy(key=KEY).keyless
-    p = Policy(certificate_identity="a@b.c", certificate_oidc_issuer_regexp="https://.*")
-    assert p.keyless and p.describe() == "identity a@b.c issued by ~https://.*"
-    assert Policy(key=KEY).describe() == f"key {key_fingerprint(KEY)}"
+    assert build_policy(key=KEY) == KeyPolicy(key=KEY)
+    p = build_policy(certificate_identity="a@b.c", certificate_oidc_issuer_regexp="https://.*")
+    assert isinstance(p, KeylessPolicy) and p.describe() == "identity a@b.c issued by ~https://.*"
+    assert build_policy(key=KEY).describe() == f"key {key_fingerprint(KEY)}"
 
 
 @pytest.mark.parametrize(
@@ -38,7 +46,7 @@ def test_policy_modes() -> None:
 )
 def test_invalid_policies(kwargs: dict, message: str) -> None:
     with pytest.raises(InputError, match=message):
-        Policy(**kwargs)
+        build_policy(**kwargs)
 
 
 # ---------------------------------------------------------------- identities a policy must refuse
@@ -70,11 +78,11 @@ def test_certificate_outside_the_policy_refused(policy: dict, refusal: str) -> N
     if "certificate_oidc_issuer_regexp" in policy:
         del args["certificate_oidc_issuer"]
     with pytest.raises(VerificationError, match=refusal):
-        Policy(**args).match_identity(_leaf())
+        build_policy(**args).match_identity(_leaf())
 
 
 def test_both_identity_constraints_must_hold() -> None:
-    both = Policy(
+    both = build_policy(
         certificate_identity="signer@lockman.test",
         certificate_identity_regexp=r".*@lockman\.test",
         certificate_oidc_issuer_regexp=r"https://issuer\.lockman\.test",
@@ -82,7 +90,7 @@ def test_both_identity_constraints_must_hold() -> None:
     assert both.match_identity(_leaf()) == ("signer@lockman.test", ISSUER)
     with pytest.raises(VerificationError, match=r"does not match 'signer@lockman.test'"):
         both.match_identity(_leaf("signer@lockman.test.evil"))
-    strict = Policy(
+    strict = build_policy(
         certificate_identity="signer@lockman.test",
         certificate_identity_regexp=r"nobody@.*",
         certificate_oidc_issuer=ISSUER,
@@ -92,14 +100,14 @@ def test_both_identity_constraints_must_hold() -> None:
 
 
 def test_certificate_without_issuer_extension_refused() -> None:
-    policy = Policy(certificate_identity="signer@lockman.test", certificate_oidc_issuer_regexp=".*")
+    policy = build_policy(certificate_identity="signer@lockman.test", certificate_oidc_issuer_regexp=".*")
     with pytest.raises(VerificationError, match=r"^certificate has no OIDC issuer extension$"):
         policy.match_identity(_leaf(omit=("issuer_v1", "issuer_v2")))
 
 
 def test_invalid_issuer_regexp_refused() -> None:
     with pytest.raises(InputError, match=r"certificate-oidc-issuer-regexp: invalid regular expression '\['"):
-        Policy(certificate_identity="a@b.c", certificate_oidc_issuer_regexp="[")
+        build_policy(certificate_identity="a@b.c", certificate_oidc_issuer_regexp="[")
 
 
 @pytest.mark.parametrize(
@@ -113,7 +121,7 @@ def test_invalid_issuer_regexp_refused() -> None:
 )
 def test_half_a_keyless_policy_or_key_plus_identity_refused(kwargs: dict) -> None:
     with pytest.raises(InputError, match=r"needs both|not both"):
-        Policy(**kwargs)
+        build_policy(**kwargs)
 
 
 def test_policy_only_for_matching_images(tmp_path: Path) -> None:
@@ -177,9 +185,9 @@ insecure-ignore-tlog = true
     )
     policies = load_policy_file(path)
     special = policies.policy_for("ghcr.io/cross-rs/special:1.0")
-    assert special is not None and special.keyless and special.ignore_sct and not special.ignore_tlog
+    assert isinstance(special, KeylessPolicy) and special.ignore_sct and not special.ignore_tlog
     other = policies.policy_for("ghcr.io/cross-rs/aarch64-unknown-linux-gnu:main")
-    assert other is not None and other.key is not None and other.ignore_tlog
+    assert isinstance(other, KeyPolicy) and other.ignore_tlog
     assert key_fingerprint(other.key) == key_fingerprint(KEY)
     assert policy_for(policies, "docker.io/library/alpine@sha256:" + "a" * 64) is other
     assert policies.policy_for("docker.io/library/alpine-extra") is None
@@ -258,7 +266,7 @@ def test_missing_policy_file(tmp_path: Path) -> None:
 def test_policy_glob_host_case_and_brackets(pattern: str, name: str, matches: bool) -> None:
     from lockman.signatures.policy import PolicyRule
 
-    rule = PolicyRule((pattern,), Policy(key=load_public_key_file(TESTDATA / "cosign.pub")))
+    rule = PolicyRule((pattern,), build_policy(key=load_public_key_file(TESTDATA / "cosign.pub")))
     assert rule.matches(name) is matches
 
 
@@ -268,19 +276,19 @@ GH = "https://token.actions.githubusercontent.com"
 
 
 def test_predicate_type_shorthands_and_uris() -> None:
-    p = Policy(key=KEY, predicate_type="slsaprovenance1")
+    p = build_policy(key=KEY, predicate_type="slsaprovenance1")
     assert p.predicate_type == "https://slsa.dev/provenance/v1"
     assert p.describe().endswith(", attestation https://slsa.dev/provenance/v1")
-    assert Policy(key=KEY, predicate_type="https://example.test/p/v1").predicate_type == "https://example.test/p/v1"
+    assert build_policy(key=KEY, predicate_type="https://example.test/p/v1").predicate_type == "https://example.test/p/v1"
     with pytest.raises(InputError, match=r"predicate type 'slsa' is neither a URI nor one of"):
-        Policy(key=KEY, predicate_type="slsa")
+        build_policy(key=KEY, predicate_type="slsa")
 
 
 def test_workflow_constraints_need_keyless_and_known_names() -> None:
     with pytest.raises(InputError, match=r"needs keyless verification"):
-        Policy(key=KEY, github_workflow=(("repository", "o/r"),))
+        build_policy(key=KEY, github_workflow=(("repository", "o/r"),))
     with pytest.raises(InputError, match=r"unknown certificate-github-workflow-branch"):
-        Policy(certificate_identity="a", certificate_oidc_issuer=GH, github_workflow=(("branch", "main"),))
+        build_policy(certificate_identity="a", certificate_oidc_issuer=GH, github_workflow=(("branch", "main"),))
 
 
 def _workflow_leaf(extensions: tuple[tuple[str, bytes], ...]):
@@ -293,7 +301,7 @@ def test_workflow_claims_matched_in_both_encodings() -> None:
     from lockman.errors import VerificationError
     from tests.support.signing_helpers import _der_utf8
 
-    policy = Policy(
+    policy = build_policy(
         certificate_identity="https://github.com/o/r/w@x",
         certificate_oidc_issuer=GH,
         github_workflow=(("trigger", "push"), ("repository", "o/r"), ("ref", "refs/tags/v1")),
@@ -321,7 +329,7 @@ def test_policy_file_attestation_and_workflow_keys(tmp_path: Path) -> None:
     )
     p = policy_for(load_policy_file(path), "x")
     assert p is not None and p.predicate_type == "https://slsa.dev/provenance/v1"
-    assert p.github_workflow == (("repository", "o/r"),)
+    assert isinstance(p, KeylessPolicy) and p.github_workflow == GithubWorkflow(repository="o/r")
     both = write(tmp_path, '[[policy]]\nimages = ["*"]\nkey = "cosign.pub"\ntype = "spdx"\npredicate-type = "https://x"\n')
     with pytest.raises(InputError, match=r"#1: give type or predicate-type, not both"):
         load_policy_file(both)
@@ -345,7 +353,7 @@ def test_policy_file_bad_attestation_values(tmp_path: Path, line: str, message: 
 
 
 def test_identity_regexp_alone_matches() -> None:
-    policy = Policy(certificate_identity_regexp=r"https://github\.com/o/.*", certificate_oidc_issuer=GH)
+    policy = build_policy(certificate_identity_regexp=r"https://github\.com/o/.*", certificate_oidc_issuer=GH)
     assert policy.match_identity(_workflow_leaf(()))[0] == "https://github.com/o/r/w@x"
 
 
@@ -387,7 +395,7 @@ _RUST_RULES = [
 def test_every_spelling_is_matched_by_every_way_of_writing_the_rule(pattern: str, name: str) -> None:
     from lockman.signatures.policy import PolicyRule
 
-    rule = PolicyRule((pattern,), Policy(key=load_public_key_file(TESTDATA / "cosign.pub")))
+    rule = PolicyRule((pattern,), build_policy(key=load_public_key_file(TESTDATA / "cosign.pub")))
     assert rule.matches(name), f"{pattern!r} does not cover {name!r}"
 
 
@@ -410,7 +418,7 @@ def test_every_spelling_is_matched_by_every_way_of_writing_the_rule(pattern: str
 def test_normalising_names_covers_no_other_image(pattern: str, name: str) -> None:
     from lockman.signatures.policy import PolicyRule
 
-    rule = PolicyRule((pattern,), Policy(key=load_public_key_file(TESTDATA / "cosign.pub")))
+    rule = PolicyRule((pattern,), build_policy(key=load_public_key_file(TESTDATA / "cosign.pub")))
     assert not rule.matches(name)
 
 
@@ -425,9 +433,88 @@ def test_first_matching_rule_wins_whatever_the_spelling(tmp_path: Path) -> None:
     policies = load_policy_file(path)
     for name in ("index.docker.io/library/rust:1.70", "docker.io/rust", "rust@sha256:" + "b" * 64):
         p = policies.policy_for(name)
-        assert p is not None and p.key is not None, name
+        assert isinstance(p, KeyPolicy), name
     p = policies.policy_for("ghcr.io/x/rust:1")
-    assert p is not None and p.keyless
+    assert isinstance(p, KeylessPolicy) and p.identity.subject == Exact("a@b.c")
+
+
+# ---------------------------------------------------------------- the typed model: key | keyless
+
+
+def test_a_key_policy_cannot_hold_an_identity_nor_a_keyless_one_lack_it() -> None:
+    """The combinations load time used to refuse cannot even be built (sigstore-python's policies
+    are objects one composes, not a bag of optional fields)."""
+    from lockman.signatures.policy import Identity, Regexp
+
+    identity = Identity(Exact("a@b.c"), Regexp.compile(r"https://.*", "issuer"))
+    with pytest.raises(TypeError):
+        KeyPolicy(key=KEY, identity=identity)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        KeylessPolicy()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        GithubWorkflow(branch="main")  # type: ignore[call-arg]
+    built = KeylessPolicy(identity=identity, ignore_sct=True)
+    assert built == build_policy(certificate_identity="a@b.c", certificate_oidc_issuer_regexp=r"https://.*", ignore_sct=True)
+    with pytest.raises(InputError, match=r"^x: invalid regular expression '\('"):
+        Regexp.compile("(", "x")
+
+
+def test_exact_and_regexp_together_describe_the_exact_value() -> None:
+    from lockman.signatures.policy import ExactAndRegexp
+
+    p = build_policy(
+        certificate_identity="a@b.c",
+        certificate_identity_regexp=r".*@b\.c",
+        certificate_oidc_issuer="https://i",
+        certificate_oidc_issuer_regexp=r"https://.*",
+    )
+    assert isinstance(p, KeylessPolicy) and isinstance(p.identity.subject, ExactAndRegexp)
+    assert p.describe() == "identity a@b.c issued by https://i"
+    with pytest.raises(VerificationError, match=r"^certificate issuer 'https://issuer.lockman.test' != expected"):
+        p.match_identity(_leaf())
+    regexp_after_exact = build_policy(
+        certificate_identity="signer@lockman.test",
+        certificate_oidc_issuer=ISSUER,
+        certificate_oidc_issuer_regexp=r"https://evil\..*",
+    )
+    with pytest.raises(VerificationError, match=r"^certificate issuer .* does not match 'https://evil"):
+        regexp_after_exact.match_identity(_leaf())
+
+
+def test_describe_names_workflow_claims_then_attestation() -> None:
+    p = build_policy(
+        certificate_identity_regexp=r".*",
+        certificate_oidc_issuer="https://i",
+        predicate_type="slsaprovenance1",
+        github_workflow=(("ref", "refs/tags/v1"), ("trigger", "push")),
+    )
+    assert p.describe() == (
+        "identity ~.* issued by https://i, workflow trigger push, workflow ref refs/tags/v1, "
+        "attestation https://slsa.dev/provenance/v1"
+    )
+    keyed = build_policy(key=KEY, predicate_type="spdx")
+    assert keyed.describe() == f"key {key_fingerprint(KEY)}, attestation https://spdx.dev/Document"
+
+
+def test_override_puts_the_command_line_modifiers_on_a_file_policy() -> None:
+    from lockman.signatures.policy import override
+    from lockman.signatures.trust import TrustedRoot
+
+    keyed = build_policy(key=KEY, ignore_tlog=True, ignore_sct=True)
+    assert override(keyed) == keyed  # nothing given: nothing changes, nothing is switched back on
+    root = TrustedRoot()
+    over = override(keyed, trusted_root=root, predicate_type="spdx")
+    assert over == KeyPolicy(
+        key=KEY, trusted_root=root, ignore_tlog=True, ignore_sct=True, predicate_type="https://spdx.dev/Document"
+    )
+    plain = build_policy(certificate_identity="a", certificate_oidc_issuer="https://i")
+    over = override(plain, ignore_tlog=True, ignore_sct=True, github_workflow=(("sha", "0" * 40),))
+    assert isinstance(over, KeylessPolicy) and over.ignore_tlog and over.ignore_sct
+    assert over.github_workflow == GithubWorkflow(sha="0" * 40) and over.identity == plain.identity
+    with pytest.raises(InputError, match=r"^policy: certificate-github-workflow-\* needs keyless verification, not a key$"):
+        override(keyed, github_workflow=(("sha", "0" * 40),))
+    with pytest.raises(InputError, match=r"unknown certificate-github-workflow-branch"):
+        override(plain, github_workflow=(("branch", "main"),))
 
 
 @pytest.mark.parametrize(
@@ -451,5 +538,5 @@ def test_first_matching_rule_wins_whatever_the_spelling(tmp_path: Path) -> None:
 def test_policy_glob_normalised_forms(pattern: str, name: str, matches: bool) -> None:
     from lockman.signatures.policy import PolicyRule
 
-    rule = PolicyRule((pattern,), Policy(key=load_public_key_file(TESTDATA / "cosign.pub")))
+    rule = PolicyRule((pattern,), build_policy(key=load_public_key_file(TESTDATA / "cosign.pub")))
     assert rule.matches(name) is matches

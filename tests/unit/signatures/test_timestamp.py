@@ -85,7 +85,7 @@ def test_tsa_time_alone_vouches_without_a_log(tsa: OpensslTSA) -> None:
     """GitHub's private-repository attestations: no transparency log, an RFC 3161 time."""
     import json
 
-    from lockman.signatures import Policy, TrustedRoot
+    from lockman.signatures import TrustedRoot, build_policy
     from lockman.signatures.bundle import verify_bundle
     from tests.support.signing_helpers import new_key
     from tests.support.sigstore_signers import (
@@ -103,7 +103,7 @@ def test_tsa_time_alone_vouches_without_a_log(tsa: OpensslTSA) -> None:
     doc = rekor2_bundle(key, leaf, digest, log, tsa)
     del doc["verificationMaterial"]["tlogEntries"]
     root = TrustedRoot.from_json(trusted_root(fulcio, log, tsa))
-    policy = Policy(
+    policy = build_policy(
         certificate_identity=ident,
         certificate_oidc_issuer="https://token.actions.githubusercontent.com",
         trusted_root=root,
@@ -113,7 +113,7 @@ def test_tsa_time_alone_vouches_without_a_log(tsa: OpensslTSA) -> None:
     result = verify_bundle(digest, json.dumps(doc).encode(), policy)
     assert result.tlog is None and len(result.timestamps) == 1
     with pytest.raises(VerificationError, match=r"no tlog entry \(transparency log required\)"):
-        verify_bundle(digest, json.dumps(doc).encode(), Policy(**{**policy.__dict__, "ignore_tlog": False}))
+        verify_bundle(digest, json.dumps(doc).encode(), replace(policy, ignore_tlog=False))
 
 
 def test_timestamp_over_another_dsse_signature_lends_no_time(tsa: OpensslTSA) -> None:
@@ -122,7 +122,7 @@ def test_timestamp_over_another_dsse_signature_lends_no_time(tsa: OpensslTSA) ->
     signature, as sigstore-python and sigstore-go require."""
     import json
 
-    from lockman.signatures import Policy, TrustedRoot
+    from lockman.signatures import TrustedRoot, build_policy
     from lockman.signatures.bundle import verify_bundle
     from tests.support.signing_helpers import new_key
     from tests.support.sigstore_signers import (
@@ -141,7 +141,7 @@ def test_timestamp_over_another_dsse_signature_lends_no_time(tsa: OpensslTSA) ->
     new = rekor2_bundle(key, leaf, digest, log, tsa)
     del new["verificationMaterial"]["tlogEntries"]
     new["verificationMaterial"]["timestampVerificationData"] = old["verificationMaterial"]["timestampVerificationData"]
-    policy = Policy(
+    policy = build_policy(
         certificate_identity=ident,
         certificate_oidc_issuer="https://token.actions.githubusercontent.com",
         trusted_root=TrustedRoot.from_json(trusted_root(fulcio, log, tsa)),
