@@ -377,7 +377,7 @@ def test_counts_are_singular_for_one(run, tmp_path: Path, registry: Registry) ->
     assert r.out.endswith(f"{cfg.with_name('xcargo.lock')}: updated (1 changed, 1 image)\n")
     assert run("update", "--config", cfg).out.endswith(": up to date (1 image)\n")
     r = run("verify", "--deep", "--config", cfg)
-    assert "(1 image verified against their registries; 2 blobs, " in r.out
+    assert "(1 image verified against its registry; 2 blobs, " in r.out
     r = run("verify", "--format", "markdown", "--config", cfg)
     assert "all 1 image in" in r.out
     r = run("pull", "--oci-layout", tmp_path / "out", "--config", cfg)
