@@ -245,9 +245,7 @@ async def _run_layout(
         if was_empty:  # a failed first pull leaves no empty skeleton behind
             layout.remove_if_empty(keep_root=not created)
     if errors:
-        if any(isinstance(e, VerificationError) for e in errors):
-            err(f"note: nothing unverified was written to {directory}")
-        code = report_errors(errors)
+        code = report_errors(errors)  # then one line saying the layout is as it was
         failed = sum(isinstance(r, BaseException) for r in results)
         err(f"{directory}: left as it was ({failed} of {count(len(entries), 'image')} failed)")
         return code
