@@ -31,7 +31,7 @@ from lockman.model.manifest import Descriptor, Platform
 from lockman.model.platforms import matches, parse_platform
 from lockman.model.reference import Reference
 from lockman.model.xcargo import load_config
-from lockman.registry.blobs import BLOB_CONCURRENCY, download_blob
+from lockman.registry.blobs import BLOB_CONCURRENCY, download_blob, read_blob
 from lockman.registry.cache import ManifestCache
 from lockman.registry.client import RegistryClient
 
@@ -121,20 +121,26 @@ async def _pull_to_layout(run: _Run, entry: LockedImage, platform: Platform | No
 
 
 def _check_single_platform(run: _Run, graph: ImageGraph, platform: Platform | None, what: str) -> None:
-    """--platform with a single-platform image built for another platform: pulled as it is
-    (it is what the lock pins) with one warning, as ``update --platform`` locks it."""
+    """--platform with a single-platform image: see :func:`_fits`."""
     m = graph.single_manifest
     if platform is None or m is None or m.config is None:
         return
-    declared = config_platform(run.layout.read_blob(m.config.digest, CONFIG_LIMIT))
-    if not matches(platform, declared):
-        log.warning(
-            "%s: single-platform %s image, no %s variant; taken as it is (%s)",
-            what,
-            declared or "unknown-platform",
-            platform,
-            short(graph.top.digest),
-        )
+    _fits(platform, config_platform(run.layout.read_blob(m.config.digest, CONFIG_LIMIT)), what, graph)
+
+
+def _fits(platform: Platform, declared: Platform | None, what: str, graph: ImageGraph) -> bool:
+    """Whether a single-platform image is for ``platform``; one built for another is pulled as
+    it is (it is what the lock pins) with one warning, as ``update --platform`` locks it."""
+    if matches(platform, declared):
+        return True
+    log.warning(
+        "%s: single-platform %s image, no %s variant; taken as it is (%s)",
+        what,
+        declared or "unknown-platform",
+        platform,
+        short(graph.top.digest),
+    )
+    return False
 
 
 def _mb(n: int) -> str:
@@ -143,11 +149,18 @@ def _mb(n: int) -> str:
 
 async def _verify_for_engine(
     client: RegistryClient, entry: LockedImage, platform: Platform | None, gate: SignatureGate
-) -> None:
-    """Every manifest the engine will read, fetched by digest and hashed; then the policy."""
+) -> bool:
+    """Every manifest the engine will read, fetched by digest and hashed; then the policy.
+    True when the engine is to be given ``--platform`` (False: a single-platform image built
+    for another platform, pulled as it is, as into a layout)."""
     ref = entry_reference(entry)
-    await walk(client, ref, entry.digest, what=f"{entry.display}@{entry.digest}", platform=platform)
+    graph = await walk(client, ref, entry.digest, what=f"{entry.display}@{entry.digest}", platform=platform)
     await gate.check(client, ref, entry)
+    m = graph.single_manifest
+    if platform is None or m is None or m.config is None:
+        return True
+    config = await read_blob(client, ref, m.config, what=f"{entry.display} (config)", limit=CONFIG_LIMIT)
+    return _fits(platform, config_platform(config), entry.display, graph)
 
 
 async def run(
@@ -191,8 +204,8 @@ async def run(
     errors = _errors(results, entries)
     if errors:
         return report_errors(errors)  # nothing is handed to the engine unless all verified
-    for e in entries:
-        argv = runtime.pull_command(engine, entry_reference(e).name, e.digest, platform)
+    for e, fits in zip(entries, results, strict=True):
+        argv = runtime.pull_command(engine, entry_reference(e).name, e.digest, platform if fits else None)
         info("+ " + shlex.join(argv))
         try:
             code = subprocess.run([exe, *argv[1:]], check=False).returncode

@@ -666,7 +666,7 @@ def test_failed_pull_leaves_the_layout_as_it_was(
 
 @pytest.mark.registry
 def test_pull_platform_is_all_or_nothing_and_takes_single_platform_as_update_does(
-    tmp_path: Path, registry: Registry, run
+    tmp_path: Path, registry: Registry, run, monkeypatch
 ) -> None:
     base = unique_repo("pullplat")
     registry.push_index(f"{base}/both", "1", ["linux/amd64", "linux/arm64/v8"])
@@ -690,6 +690,19 @@ def test_pull_platform_is_all_or_nothing_and_takes_single_platform_as_update_doe
     assert r.err.count("\n") == 1 and one in r.err and warning in r.err
     assert ref_names(out)[one]["digest"] == single.digest and both in ref_names(out)
     assert layout_problems(out) == []
+
+    # Into an engine: the same warning, and the engine pulls that image by digest, no --platform.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "engine.log"
+    (bindir / "docker").write_text(FAKE_ENGINE.format(log=log))
+    (bindir / "docker").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bindir))
+    r = run("pull", "--config", cfg, "--runtime", "docker", "--platform", "linux/arm64")
+    assert r.code == 0 and r.err.count("\n") == 1 and warning in r.err
+    pulled = log.read_text()
+    assert f"pull {one.rsplit(':', 1)[0]}@{single.digest}\n" in pulled
+    assert f"pull --platform linux/arm64 {both.rsplit(':', 1)[0]}@" in pulled
 
     r = run("update", "--platform", "linux/arm64", "--config", cfg)  # the same image, the same way
     assert r.code == 0 and r.err.count("\n") == 1 and warning in r.err
