@@ -347,6 +347,8 @@ def test_interrupted_pull_resumes_with_range(
     kept = partial.stat().st_size
     assert 0 < kept < len(img.layers[0])
     assert not (out / "blobs/sha256" / layer_digest.split(":")[1]).exists()
+    # No layout a reader would open: only the resumable prefix is left (no oci-layout, no blob).
+    assert [p.name for p in out.iterdir()] == [".lockman-partial"]
 
     proxy.clear()
     r = run("pull", "--config", cfg, "--oci-layout", out)
