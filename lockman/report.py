@@ -242,9 +242,13 @@ def update_text(report: UpdateReport, *, colour: bool = False) -> str:
 # -- Markdown ------------------------------------------------------------------------------------
 
 
-# ASCII punctuation that can start Markdown or HTML inline (``. / : - ,`` cannot, inline, and
-# stay readable in names and digests); ``@`` would mention a GitHub user or team.
-_MD_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()<>#+!|~&=^$%\"'@;?])")
+# The ASCII punctuation that opens markup inline in GFM: emphasis (``* _ ~``), code, links and
+# images (``[ ]``: ``(`` or ``!`` alone opens nothing), HTML and autolinks (``< >``), entities
+# (``&``), table cells (``|``), a heading's closing ``#``, GitHub's math (``$``) and ``\\``
+# itself. Anything else (``( ) ; ? ! ' "``…) stays as written, readable in the PR's source.
+_MD_PUNCTUATION = re.compile(r"([\\`*_\[\]<>#|~&$])")
+# What opens a block only at the start of a line (a list item, a setext underline).
+_MD_LINE_START = re.compile(r"^([+=-])(?=[ \t]|[\s=-]*$)|^(\d{1,9})([.)])(?=[ \t]|$)")
 _MD_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 # Where GitHub would turn plain text into a link: a URL's ``://`` (GFM: ``http``, ``https``,
 # ``ftp``), ``www.``, an ``@`` (e-mail addresses, ``mailto:``/``xmpp:``, @mentions) and a ``#``
@@ -257,14 +261,16 @@ _WORD_JOINER = "\u2060"
 def md_text(text: str) -> str:
     """``text`` as literal Markdown inline text, safe in a table cell of a pull-request body.
 
-    Punctuation that could open markup is backslash-escaped (CommonMark renders ``\\x`` as
-    ``x``), so no emphasis, link, image, table pipe, HTML tag, ``<!--`` comment or mention can
+    Only punctuation that could open markup is backslash-escaped (CommonMark renders ``\\x``
+    as ``x``), so no emphasis, link, image, table pipe, HTML tag, ``<!--`` comment or mention can
     start; GFM's autolinks (``https://``, ``www.``, e-mail addresses) are broken by a zero-width
     word joiner; line breaks and other control characters are shown as ``\\uXXXX`` instead of
     ending the row.
     """
     text = _MD_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-    return _MD_AUTOLINK.sub(_WORD_JOINER, _MD_PUNCTUATION.sub(r"\\\1", text))
+    text = _MD_PUNCTUATION.sub(r"\\\1", text)
+    text = _MD_LINE_START.sub(lambda m: f"\\{m[1]}" if m[1] else f"{m[2]}\\{m[3]}", text)
+    return _MD_AUTOLINK.sub(_WORD_JOINER, text)
 
 
 def md_code(text: str) -> str:
@@ -559,13 +565,20 @@ def verify_json(report: VerifyReport) -> dict[str, Any]:
     }
 
 
+def _registries(n: int) -> str:
+    return "its registry" if n == 1 else "their registries"
+
+
 def verify_text(report: VerifyReport, *, colour: bool = False) -> str:
-    if not report.ok:
-        return ""  # problems go to stderr, one line each, whatever the format
+    if not report.ok:  # the problems went to stderr, one line each; this says how many
+        images = {p.image for p in report.problems if p.image}
+        what = count(len(report.problems), "problem")
+        what += f" in {count(len(images), 'image')}" if images else ""
+        return f"{report.lockfile}: {_c(_RED, 'FAILED', colour)} ({what})"
     mode = (
         "offline: lock matches config"
         if report.offline
-        else f"{count(len(report.images), 'image')} verified against their registries"
+        else f"{count(len(report.images), 'image')} verified against {_registries(len(report.images))}"
     )
     if report.blobs is not None:
         mode += f"; {count(report.blobs, 'blob')}, {count(report.blob_bytes, 'byte')} hashed"
@@ -575,7 +588,7 @@ def verify_text(report: VerifyReport, *, colour: bool = False) -> str:
 
 
 def verify_markdown(report: VerifyReport) -> str:
-    how = "offline (lock against config)" if report.offline else "against their registries"
+    how = "offline (lock against config)" if report.offline else f"against {_registries(len(report.images))}"
     lock = md_code(report.lockfile)
     if report.ok:
         return f"**lockman verify**: all {count(len(report.images), 'image')} in {lock} verified {how}.\n"

@@ -9,6 +9,7 @@ signature policy, then runs ``<engine> pull name@sha256:…`` and prints that co
 from __future__ import annotations
 
 import asyncio
+import logging
 import shlex
 import subprocess
 from collections.abc import Sequence
@@ -30,9 +31,11 @@ from lockman.model.manifest import Descriptor, Platform
 from lockman.model.platforms import matches, parse_platform
 from lockman.model.reference import Reference
 from lockman.model.xcargo import load_config
-from lockman.registry.blobs import BLOB_CONCURRENCY, download_blob
+from lockman.registry.blobs import BLOB_CONCURRENCY, download_blob, read_blob
 from lockman.registry.cache import ManifestCache
 from lockman.registry.client import RegistryClient
+
+log = logging.getLogger(__name__)
 
 
 def entry_reference(entry: LockedImage) -> Reference:
@@ -71,6 +74,7 @@ class _Run:
     limit: asyncio.Semaphore
     downloads: dict[str, asyncio.Task[tuple[int, bool]]]
     gate: SignatureGate
+    refs: dict[str, Descriptor]  # written to index.json together, once every image is in place
 
 
 async def _blob(run: _Run, ref: Reference, desc: Descriptor, what: str) -> tuple[int, bool]:
@@ -101,12 +105,12 @@ async def _pull_to_layout(run: _Run, entry: LockedImage, platform: Platform | No
     if platform is not None and single is not None and single.config is not None:
         # A single-platform image: its config says which platform; check before any layer.
         await start(single.config.digest, "config", single.config)
-        _check_single_platform(run, graph, platform)
+        _check_single_platform(run, graph, platform, what)
     tasks = [start(digest, role, desc) for digest, (role, desc) in graph.blobs.items()]
     results = await asyncio.gather(*tasks)
     for m in graph.manifests:
         run.layout.put_verified_bytes(m.digest, m.raw)
-    run.layout.set_ref(what, graph.top)
+    run.refs[what] = graph.top
     fetched = sum(n for n, _ in results)
     present = sum(1 for _, p in results if p)
     return (
@@ -116,15 +120,27 @@ async def _pull_to_layout(run: _Run, entry: LockedImage, platform: Platform | No
     )
 
 
-def _check_single_platform(run: _Run, graph: ImageGraph, platform: Platform | None) -> None:
-    """--platform with a single-platform image: its config must say that platform (the error
-    is named after the image by :func:`_errors`, like every error of a pull)."""
+def _check_single_platform(run: _Run, graph: ImageGraph, platform: Platform | None, what: str) -> None:
+    """--platform with a single-platform image: see :func:`_fits`."""
     m = graph.single_manifest
     if platform is None or m is None or m.config is None:
         return
-    declared = config_platform(run.layout.read_blob(m.config.digest, CONFIG_LIMIT))
-    if not matches(platform, declared):
-        raise InputError(f"is a {declared or 'unknown'} image, not {platform}")
+    _fits(platform, config_platform(run.layout.read_blob(m.config.digest, CONFIG_LIMIT)), what, graph)
+
+
+def _fits(platform: Platform, declared: Platform | None, what: str, graph: ImageGraph) -> bool:
+    """Whether a single-platform image is for ``platform``; one built for another is pulled as
+    it is (it is what the lock pins) with one warning, as ``update --platform`` locks it."""
+    if matches(platform, declared):
+        return True
+    log.warning(
+        "%s: single-platform %s image, no %s variant; taken as it is (%s)",
+        what,
+        declared or "unknown-platform",
+        platform,
+        short(graph.top.digest),
+    )
+    return False
 
 
 def _mb(n: int) -> str:
@@ -133,11 +149,18 @@ def _mb(n: int) -> str:
 
 async def _verify_for_engine(
     client: RegistryClient, entry: LockedImage, platform: Platform | None, gate: SignatureGate
-) -> None:
-    """Every manifest the engine will read, fetched by digest and hashed; then the policy."""
+) -> bool:
+    """Every manifest the engine will read, fetched by digest and hashed; then the policy.
+    True when the engine is to be given ``--platform`` (False: a single-platform image built
+    for another platform, pulled as it is, as into a layout)."""
     ref = entry_reference(entry)
-    await walk(client, ref, entry.digest, what=f"{entry.display}@{entry.digest}", platform=platform)
+    graph = await walk(client, ref, entry.digest, what=f"{entry.display}@{entry.digest}", platform=platform)
     await gate.check(client, ref, entry)
+    m = graph.single_manifest
+    if platform is None or m is None or m.config is None:
+        return True
+    config = await read_blob(client, ref, m.config, what=f"{entry.display} (config)", limit=CONFIG_LIMIT)
+    return _fits(platform, config_platform(config), entry.display, graph)
 
 
 async def run(
@@ -181,8 +204,8 @@ async def run(
     errors = _errors(results, entries)
     if errors:
         return report_errors(errors)  # nothing is handed to the engine unless all verified
-    for e in entries:
-        argv = runtime.pull_command(engine, entry_reference(e).name, e.digest, platform)
+    for e, fits in zip(entries, results, strict=True):
+        argv = runtime.pull_command(engine, entry_reference(e).name, e.digest, platform if fits else None)
         info("+ " + shlex.join(argv))
         try:
             code = subprocess.run([exe, *argv[1:]], check=False).returncode
@@ -217,24 +240,30 @@ async def _run_layout(
     was_empty = created or (directory.is_dir() and not any(directory.iterdir()))
     with OciLayout.open(directory) as layout, lockfile.locked(directory / "index.json"):
         # one writer per layout at a time
+        before = layout.blob_names()
         async with RegistryClient(timeout=timeout, cache=cache) as client:
             await client.prefetch_tokens([entry_reference(e) for e in entries])
-            state = _Run(client, layout, asyncio.Semaphore(BLOB_CONCURRENCY), {}, gate)
+            state = _Run(client, layout, asyncio.Semaphore(BLOB_CONCURRENCY), {}, gate, {})
             results = await asyncio.gather(
                 *(_pull_to_layout(state, e, platform) for e in entries), return_exceptions=True
             )
             # Downloads an image abandoned on its first error still finish (or fail) cleanly.
             await asyncio.gather(*state.downloads.values(), return_exceptions=True)
+        errors = _errors(list(results), entries)
+        if not errors:
+            layout.set_refs(state.refs)  # every image at once: complete for all, or unchanged
+        else:  # the layout as it was: index.json untouched, the blobs this run added removed
+            layout.remove_blobs_except(before)
         layout.remove_partial_dir_if_empty()
         if was_empty:  # a failed first pull leaves no empty skeleton behind
             layout.remove_if_empty(keep_root=not created)
+    if errors:
+        code = report_errors(errors)  # then one line saying the layout is as it was
+        failed = sum(isinstance(r, BaseException) for r in results)
+        err(f"{directory}: left as it was ({failed} of {count(len(entries), 'image')} failed)")
+        return code
     for r in results:
         if isinstance(r, str):
             info(r)
-    errors = _errors(list(results), entries)
-    if errors:
-        if any(isinstance(e, VerificationError) for e in errors):
-            err(f"note: nothing unverified was written to {directory}")
-        return report_errors(errors)
     info(f"{directory}: {count(len(entries), 'image')} written (oci:{directory}:NAME)")
     return EXIT_OK

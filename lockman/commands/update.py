@@ -132,6 +132,8 @@ def _written_text(result: UpdateResult, rep: report.UpdateReport) -> None:
     images = count(len(result.new.images), "image")
     if rep.updates or errors:
         info(f"{result.lockfile_path}: updated ({len(rep.updates)} changed, {images}{partial})")
+    elif result.old is None:  # a brand-new lock (a config with no images yet): nothing was rewritten
+        info(f"{result.lockfile_path}: created ({images})")
     else:  # e.g. `pinned` dropped after a pin was removed from xcargo.toml
         what = ", ".join(updater.details_changed(result.old, result.new)) or "formatting"
         info(f"{result.lockfile_path}: updated ({images}; no digest moved; {what} rewritten)")

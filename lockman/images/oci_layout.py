@@ -188,23 +188,46 @@ class OciLayout:
 
     def set_ref(self, name: str, desc: Descriptor) -> None:
         """Point ``name`` at ``desc`` in index.json, replacing what the name pointed at."""
+        self.set_refs({name: desc})
+
+    def set_refs(self, refs: dict[str, Descriptor]) -> None:
+        """Point each name at its descriptor in index.json, in one atomic replacement: a run
+        that pulls several images makes them all visible together, or none."""
         self.check_unchanged()  # the blobs just stored must be where index.json readers look
         doc = self.read_index()
         kept = [
             m
             for m in doc["manifests"]
-            if not (isinstance(m, dict) and (m.get("annotations") or {}).get(REF_NAME) == name)
+            if not (isinstance(m, dict) and (m.get("annotations") or {}).get(REF_NAME) in refs)
         ]
-        kept.append(descriptor_json(desc, {REF_NAME: name}))
+        kept += [descriptor_json(desc, {REF_NAME: name}) for name, desc in refs.items()]
         kept.sort(
             key=lambda m: str((m.get("annotations") or {}).get(REF_NAME, "")) if isinstance(m, dict) else ""
         )
         doc["manifests"] = kept
         self._top.write_atomic("index.json", (json.dumps(doc, indent=2) + "\n").encode())
 
+    def blob_names(self) -> set[tuple[str, str]]:
+        """Every ``(alg, hex)`` name under ``blobs/`` now (what a failed run restores to)."""
+        out: set[tuple[str, str]] = set()
+        for alg in self._blobs.names():
+            try:
+                out |= {(alg, name) for name in self._alg_dir(alg).names()}
+            except (InputError, OSError):  # not a directory of blobs: not lockman's to touch
+                continue
+        return out
+
+    def remove_blobs_except(self, keep: set[tuple[str, str]]) -> None:
+        """Remove every blob not in ``keep``: those a failed run added, which no index.json
+        references (its index.json was not written), so the layout is as it was before."""
+        for alg, name in self.blob_names() - keep:
+            self._alg_dir(alg).unlink(name)
+
     def remove_if_empty(self, *, keep_root: bool = False) -> None:
         """Remove the layout when it holds no image and no blob (only what :meth:`open` made);
-        ``keep_root``: the directory itself was there before, and stays."""
+        ``keep_root``: the directory itself was there before, and stays. Resumable downloads
+        in ``.lockman-partial/`` stay (with the directory) for the next run; without
+        ``oci-layout`` no reader takes what is left for a layout."""
         if self._top.lexists("index.json"):
             return
         for alg in list(self._algs):
@@ -212,7 +235,7 @@ class OciLayout:
         self._blobs.rmdir("sha256")
         self._top.rmdir("blobs")
         self._top.rmdir(PARTIAL_DIR)
-        if any(name != LAYOUT_FILE for name in self._top.names()):
+        if any(name not in (LAYOUT_FILE, PARTIAL_DIR) for name in self._top.names()):
             return
         self._top.unlink(LAYOUT_FILE)
         if not keep_root:

@@ -314,9 +314,10 @@ def test_pull_with_registry_down_names_each_image_once_and_leaves_no_skeleton(
     r = run("pull", "--oci-layout", out_dir, "--config", cfg)
     assert r.code == 3
     lines = r.err.splitlines()
-    assert len(lines) == 2, r.err
+    assert len(lines) == 3, r.err
     assert lines[0].startswith(f"error: {multi}: {own_registry.host}: cannot connect")
     assert lines[1].startswith(f"error: {single}: {own_registry.host}: cannot connect")
+    assert lines[2] == f"{out_dir}: left as it was (2 of 2 images failed)"
     assert not out_dir.exists()
     # An empty directory the user made stays, empty.
     out_dir.mkdir()
@@ -377,7 +378,7 @@ def test_counts_are_singular_for_one(run, tmp_path: Path, registry: Registry) ->
     assert r.out.endswith(f"{cfg.with_name('xcargo.lock')}: updated (1 changed, 1 image)\n")
     assert run("update", "--config", cfg).out.endswith(": up to date (1 image)\n")
     r = run("verify", "--deep", "--config", cfg)
-    assert "(1 image verified against their registries; 2 blobs, " in r.out
+    assert "(1 image verified against its registry; 2 blobs, " in r.out
     r = run("verify", "--format", "markdown", "--config", cfg)
     assert "all 1 image in" in r.out
     r = run("pull", "--oci-layout", tmp_path / "out", "--config", cfg)
@@ -447,7 +448,8 @@ def test_reports_on_exit_3(
     r = run("verify", "--format", "markdown", "--config", cfg)
     assert r.code == 3 and "| `registry` |" in r.out
     r = run("verify", "--config", cfg)
-    assert (r.code, r.out) == (3, "")  # text: the problems are the stderr lines
+    assert r.code == 3  # text: the problems are the stderr lines, a summary line on stdout
+    assert r.out == f"{tmp_path / 'xcargo.lock'}: FAILED (1 problem in 1 image)\n"
     for fmt in ("json", "markdown", "text"):
         r = run("update", "--format", fmt, "--config", cfg)
         assert (r.code, r.out) == (3, ""), fmt

@@ -55,10 +55,33 @@ def test_terminal_safe_keeps_json_valid() -> None:
 def test_md_text_leaves_no_markup(hostile: str) -> None:
     cell = md_text(hostile)
     unescaped = cell
-    for ch in "\\`*_{}[]()<>#+!|~&=^$%\"'@;?":
+    for ch in "\\`*_[]<>#|~&$":
         unescaped = unescaped.replace("\\" + ch, "")
-    assert not set(unescaped) & set("`*_[]()<>|~&@"), cell
+    assert not set(unescaped) & set("`*_[]<>|~&"), cell
     assert "\n" not in cell and "\r" not in cell
+
+
+@pytest.mark.parametrize(
+    ("plain", "cell"),
+    [
+        ("gcc (GCC) 13.2; glibc 2.39?", "gcc (GCC) 13.2; glibc 2.39?"),
+        ("a=b, c+d {x} 'q' \"w\" 50% ^! :)", "a=b, c+d {x} 'q' \"w\" 50% ^! :)"),
+        ("- not a list", "\\- not a list"),
+        ("+ not a list", "\\+ not a list"),
+        ("===", "\\==="),
+        ("1. not a list", "1\\. not a list"),
+        ("2) not a list", "2\\) not a list"),
+        ("1.70 -rc1 +tag", "1.70 -rc1 +tag"),
+    ],
+)
+def test_md_text_escapes_only_what_opens_markup(plain: str, cell: str) -> None:
+    """``(`` ``;`` and other harmless punctuation stay as written (issue 27) and render the same,
+    in a table cell, a heading, a note, and at the start of a line."""
+    assert md_text(plain) == cell
+    for markdown in (f"| a |\n|---|\n| {cell} |\n", f"#### {cell}\n", f"> note: {cell}\n", f"x\n\n{cell}\n"):
+        rendered = gfm(markdown)
+        assert plain in visible(rendered), (markdown, rendered)
+        assert not re.search(r"<(li|ol|ul|hr|h1|h2)\b", rendered), (markdown, rendered)
 
 
 def test_md_code_fence_outgrows_backticks() -> None:

@@ -315,13 +315,8 @@ def test_every_byte_is_checked(
     r = run("pull", "--config", cfg, "--oci-layout", out)
     assert r.code == 1, (how, r.err)
     assert bad in r.err
-    # The other layers, downloaded alongside, are there and verified; the bad one nowhere.
-    assert layout_problems(out) == []
-    assert bad.split(":")[1] not in {p.name.split("-")[-1] for p in out.rglob("*")}
-    assert {sha256(layers[0]).split(":")[1], sha256(layers[2]).split(":")[1]} <= {
-        p.name for p in (out / "blobs/sha256").iterdir()
-    }
-    assert not (out / "index.json").exists() or not ref_names(out)
+    # The layout this run created is gone: all or nothing (the other layers went with it).
+    assert not out.exists()
     v = run("verify", "--deep", "--no-cache", "--config", cfg)
     assert v.code == 1 and bad in v.err, (how, v.err)
 
@@ -329,7 +324,7 @@ def test_every_byte_is_checked(
     gets = proxy.count("GET", "/blobs/")
     r = run("pull", "--config", cfg, "--oci-layout", out)
     assert r.code == 0, r.err
-    assert proxy.count("GET", "/blobs/") == gets + 1  # only the layer that failed is fetched again
+    assert proxy.count("GET", "/blobs/") == gets + 4  # config and layers: nothing was kept
     assert layout_problems(out) == []
 
 
@@ -352,6 +347,8 @@ def test_interrupted_pull_resumes_with_range(
     kept = partial.stat().st_size
     assert 0 < kept < len(img.layers[0])
     assert not (out / "blobs/sha256" / layer_digest.split(":")[1]).exists()
+    # No layout a reader would open: only the resumable prefix is left (no oci-layout, no blob).
+    assert [p.name for p in out.iterdir()] == [".lockman-partial"]
 
     proxy.clear()
     r = run("pull", "--config", cfg, "--oci-layout", out)
@@ -618,4 +615,99 @@ def test_pull_enforces_signature_policy(tmp_path: Path, registry: Registry, run,
     out = tmp_path / "layout"
     r = run("pull", "--config", cfg, "--oci-layout", out)
     assert r.code == 1 and "signature check failed" in r.err
+    assert not out.exists()  # all or nothing: the signed image is not written alone either
+    assert run("pull", good, "--config", cfg, "--oci-layout", out).code == 0
     assert list(ref_names(out)) == [good]
+
+
+def _blob_files(layout: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(layout)): p.read_bytes() for p in layout.rglob("*") if p.is_file()}
+
+
+@pytest.mark.registry
+@needs_skopeo
+def test_failed_pull_leaves_the_layout_as_it_was(
+    tmp_path: Path, registry: Registry, proxy: RecordingProxy, run
+) -> None:
+    """A layout is complete for every image asked for, or unchanged (issue 27): skopeo too
+    leaves nothing behind after a digest mismatch."""
+    import subprocess
+
+    base = unique_repo("allornot")
+    registry.push_index(f"{base}/rust", "1.70", ["linux/amd64", "linux/arm64/v8"])
+    bad_img = registry.push_image(f"{base}/musl", "v1", layer_size=300_000)
+    rust, musl = f"{proxy.host}/{base}/rust:1.70", f"{proxy.host}/{base}/musl:v1"
+    cfg = write_config(tmp_path, rust, musl)
+    assert run("update", "--config", cfg).code == 0
+    bad = sha256(bad_img.layers[0])
+    proxy.add(f"/blobs/{bad}", "alter", method="GET", transform=_flip_at(1000))
+
+    fresh = tmp_path / "fresh"
+    r = run("pull", "--config", cfg, "--oci-layout", fresh)
+    assert r.code == 1 and bad in r.err
+    assert not fresh.exists()  # not an oci-layout with a blob and no index.json
+    assert f"{fresh}: left as it was (1 of 2 images failed)" in r.err
+    assert rust not in r.out  # no image is announced as written
+
+    kept = tmp_path / "kept"
+    assert run("pull", rust, "--config", cfg, "--oci-layout", kept).code == 0
+    before = _blob_files(kept)
+    r = run("pull", "--config", cfg, "--oci-layout", kept)
+    assert r.code == 1 and bad in r.err
+    assert _blob_files(kept) == before  # index.json byte for byte, and no blob added
+    insp = subprocess.run(
+        ["skopeo", "inspect", "--raw", f"oci:{kept}:{rust}"], capture_output=True, text=True
+    )
+    assert insp.returncode == 0, insp.stderr
+
+    proxy.clear()
+    r = run("pull", "--config", cfg, "--oci-layout", kept)
+    assert r.code == 0, r.err
+    assert set(ref_names(kept)) == {rust, musl} and layout_problems(kept) == []
+
+
+@pytest.mark.registry
+def test_pull_platform_is_all_or_nothing_and_takes_single_platform_as_update_does(
+    tmp_path: Path, registry: Registry, run, monkeypatch
+) -> None:
+    base = unique_repo("pullplat")
+    registry.push_index(f"{base}/both", "1", ["linux/amd64", "linux/arm64/v8"])
+    registry.push_index(f"{base}/amdonly", "1", ["linux/amd64"])
+    single = registry.push_image(f"{base}/single", "v1")  # linux/amd64
+    both, amdonly, one = (f"{registry.host}/{base}/{n}" for n in ("both:1", "amdonly:1", "single:v1"))
+
+    cfg = write_config(tmp_path, both, amdonly, one)
+    assert run("update", "--config", cfg).code == 0
+    out = tmp_path / "out"
+    r = run("pull", "--config", cfg, "--oci-layout", out, "--platform", "linux/arm64")
+    assert r.code == 2 and "no linux/arm64 image" in r.err and amdonly in r.err
+    assert not out.exists()  # not two images of three
+    assert f"{out}: left as it was (1 of 3 images failed)" in r.err
+
+    cfg = write_config(tmp_path, both, one)
+    assert run("update", "--config", cfg).code == 0
+    r = run("pull", "--config", cfg, "--oci-layout", out, "--platform", "linux/arm64")
+    assert r.code == 0, r.err
+    warning = "single-platform linux/amd64 image, no linux/arm64 variant; taken as it is"
+    assert r.err.count("\n") == 1 and one in r.err and warning in r.err
+    assert ref_names(out)[one]["digest"] == single.digest and both in ref_names(out)
+    assert layout_problems(out) == []
+
+    # Into an engine: the same warning, and the engine pulls that image by digest, no --platform.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "engine.log"
+    (bindir / "docker").write_text(FAKE_ENGINE.format(log=log))
+    (bindir / "docker").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bindir))
+    r = run("pull", "--config", cfg, "--runtime", "docker", "--platform", "linux/arm64")
+    assert r.code == 0 and r.err.count("\n") == 1 and warning in r.err
+    pulled = log.read_text()
+    assert f"pull {one.rsplit(':', 1)[0]}@{single.digest}\n" in pulled
+    assert f"pull --platform linux/arm64 {both.rsplit(':', 1)[0]}@" in pulled
+
+    r = run("update", "--platform", "linux/arm64", "--config", cfg)  # the same image, the same way
+    assert r.code == 0 and r.err.count("\n") == 1 and warning in r.err
+    assert next(i for i in lockfile.read(tmp_path / "xcargo.lock").images if "single" in i.name).digest == (
+        single.digest
+    )

@@ -80,3 +80,21 @@ def test_bytes_that_do_not_hash_to_the_locked_digest_are_still_digest_mismatch(
     assert code == 1
     assert [p["kind"] for p in problems] == ["digest-mismatch"]
 
+
+
+def test_text_mode_says_ok_or_failed_on_stdout_with_the_problems_on_stderr(
+    tmp_path: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One image: 'its registry'; a failure: a FAILED summary line (issue 27), problems on stderr."""
+    fake = FakeRegistry()
+    cfg, digest = _locked(tmp_path, fake, monkeypatch)
+    capsys.readouterr()
+    assert asyncio.run(verify.run(cfg, offline=False, timeout=5.0, no_cache=True)) == 0
+    assert capsys.readouterr().out == f"{tmp_path / 'xcargo.lock'}: ok (1 image verified against its registry)\n"
+
+    body, media_type = fake.manifests[(HOST, REPO, digest)]
+    fake.manifests[(HOST, REPO, digest)] = (body + b" ", media_type)
+    assert asyncio.run(verify.run(cfg, offline=False, timeout=5.0, no_cache=True)) == 1
+    got = capsys.readouterr()
+    assert got.out == f"{tmp_path / 'xcargo.lock'}: FAILED (1 problem in 1 image)\n"
+    assert got.err.count("\n") == 1 and got.err.startswith("error: ") and digest in got.err

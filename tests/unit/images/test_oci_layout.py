@@ -114,3 +114,31 @@ def test_every_directory_opened_is_closed(tmp_path: Path, layout_dir: Path) -> N
     with pytest.raises(UnsafePath):
         OciLayout.open(layout_dir)
     assert _open_fds() == before  # failed opens give back what they took
+
+
+def test_a_failed_run_removes_only_the_blobs_it_added(layout_dir: Path) -> None:
+    """What pull does on failure: the names there before stay (even a stray file in blobs/),
+    index.json is not touched, the blobs this run added go."""
+    old, new = b"old", b"new"
+    (layout_dir / "blobs/sha256").mkdir(parents=True)
+    (layout_dir / "blobs/sha256" / sha256_digest(old).split(":")[1]).write_bytes(old)
+    (layout_dir / "blobs/stray").write_text("not a directory")
+    (layout_dir / "index.json").write_text('{"schemaVersion": 2, "manifests": []}\n')
+    with OciLayout.open(layout_dir) as layout:
+        before = layout.blob_names()
+        layout.put_verified_bytes(sha256_digest(new), new)
+        assert len(layout.blob_names()) == len(before) + 1
+        layout.remove_blobs_except(before)
+        assert layout.blob_names() == before
+    assert sorted(p.name for p in (layout_dir / "blobs/sha256").iterdir()) == [sha256_digest(old).split(":")[1]]
+    assert (layout_dir / "blobs/stray").read_text() == "not a directory"
+    assert (layout_dir / "index.json").read_text() == '{"schemaVersion": 2, "manifests": []}\n'
+
+
+def test_set_refs_names_every_image_in_one_write(layout_dir: Path) -> None:
+    d2 = "sha256:" + "2" * 64
+    with OciLayout.open(layout_dir) as layout:
+        layout.set_ref("a:1", Descriptor(OCI_MANIFEST, D1, 1))
+        layout.set_refs({"b:1": Descriptor(OCI_MANIFEST, D1, 1), "a:1": Descriptor(OCI_MANIFEST, d2, 1)})
+    index = json.loads((layout_dir / "index.json").read_text())
+    assert [(m["annotations"][REF_NAME], m["digest"]) for m in index["manifests"]] == [("a:1", d2), ("b:1", D1)]
