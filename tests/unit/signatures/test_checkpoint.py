@@ -99,3 +99,13 @@ def test_malformed_notes_refused(mangle, refusal: str) -> None:
     log = Rekor2Log()
     with pytest.raises(VerificationError, match=refusal):
         _verify(mangle(log.checkpoint(7, ROOT_HASH)), log)
+
+
+def test_a_checkpoint_that_is_not_utf8_text_is_refused_as_such() -> None:
+    """A checkpoint arrives as JSON text, which may hold a lone surrogate; the note is signed as
+    UTF-8, so such text is refused before anything else reads it (found by fuzzing)."""
+    from lockman.errors import VerificationError
+    from lockman.signatures.checkpoint import parse_checkpoint
+
+    with pytest.raises(VerificationError, match=r"^checkpoint is not UTF-8 text$"):
+        parse_checkpoint("\udc80rigin\n1\n" + "A" * 43 + "=\n\n\u2014 origin AAAAAAAA\n")
