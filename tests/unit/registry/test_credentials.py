@@ -358,3 +358,19 @@ def test_empty_or_non_string_creds_store_runs_nothing(
     cred = store_.get("reg.example")
     assert cred is not None and cred.username == "a"
     assert not marker.exists() and store_.problem("reg.example") == ""
+
+
+def test_a_host_with_a_helper_is_asked_only_of_that_helper(isolated_env: Path, tmp_path: Path, monkeypatch) -> None:
+    """docker's rule: when credHelpers names a helper for the host, that helper alone answers for
+    it in that file; its "not found" is not topped up from credsStore or auths beside it."""
+    bin_dir = tmp_path / "bin"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    helper_script(bin_dir, "lmnone", "print('credentials not found in native keychain'); sys.exit(1)")
+    helper_script(bin_dir, "lmstore", "print(json.dumps({'Username': 'store', 'Secret': 's'}))")
+    docker_config(
+        isolated_env,
+        {"credHelpers": {"reg.example": "lmnone"}, "credsStore": "lmstore", "auths": {"reg.example": auth("a", "b")}},
+    )
+    store = CredentialStore()
+    assert store.get("reg.example") is None
+    assert store.problem("reg.example") == ""
