@@ -286,7 +286,8 @@ def test_registry_text_cannot_inject_markdown_or_terminal_escapes(
     md = r.out
     assert "\x1b" not in md and "\x07" not in md and "\r" not in md
     assert not re.search(r"(?<!\\)<(img|script)", md) and not re.search(r"(?<!\\)\]\(http://evil", md)
-    assert "\\<img src\\=x onerror\\=alert\\(1\\)\\>" in md  # shown, as text
+    assert "\\<img src=x onerror=alert(1)\\>" in md  # shown, as text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in gfm(md) and "<img" not in gfm(md)
     assert md.count("</details>") == 1 and md.count("<details>") == 1
     assert "<a" not in gfm(md)  # as GitHub renders it: not even the bare http://evil is a link
     for row in (ln for ln in md.splitlines() if ln.startswith("| ")):
