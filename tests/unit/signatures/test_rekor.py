@@ -400,3 +400,30 @@ def test_negative_inclusion_proof_index_or_size_refused(field: str) -> None:
     raw["inclusionProof"][field] = "-1"
     with pytest.raises(VerificationError, match=r"^tlog entry inclusion proof has a negative index or size$"):
         parse_bundle_tlog_entry(raw)
+
+
+def _annotation(**payload: object) -> str:
+    """The cosign fixture's Rekor bundle annotation with ``payload`` fields replaced."""
+    from tests.support.paths import TESTDATA
+
+    annotation = json.loads((TESTDATA / "cosign" / "rekor-set").read_text())
+    annotation["Payload"].update(payload)
+    return json.dumps(annotation)
+
+
+@pytest.mark.parametrize("when", [2**63, 10**12, -(10**12)])
+def test_an_integrated_time_no_date_can_hold_is_refused_before_any_set_check(when: int) -> None:
+    """Past year 9999 (or before year 1) the time crashed datetime inside verify_set (found by fuzzing)."""
+    from lockman.signatures.rekor import parse_cosign_bundle
+
+    with pytest.raises(VerificationError, match=r"integratedTime is out of range$"):
+        parse_cosign_bundle(_annotation(integratedTime=when))
+
+
+def test_a_log_index_rfc8785_cannot_hold_has_no_set_payload() -> None:
+    """RFC 8785 refuses integers past 2**53: such an entry can carry no SET (found by fuzzing)."""
+    from lockman.signatures.rekor import parse_cosign_bundle, set_payload
+
+    entry = parse_cosign_bundle(_annotation(logIndex=2**63))
+    with pytest.raises(VerificationError, match=r"^tlog entry cannot be canonicalized for its SET"):
+        set_payload(entry)
