@@ -5,7 +5,8 @@ The real docker-registry (tests/support/registry.py) answers correctly; the fake
 it cannot be made to do: a mirror that lacks the image, a HEAD that is not allowed, a
 Docker-Content-Digest that does not match the body, a 416 to a Range, a Range ignored, a blob
 body cut short (as ggcr's ``httptest`` servers and httpx's own ``MockTransport`` tests do).
-Give ``fake.transport`` to ``RegistryClient(transport=...)``; no socket, no thread.
+``fake.client()`` is a ``RegistryClient`` on it (no registries.conf of the machine's); no socket,
+no thread.
 
     fake = FakeRegistry()
     digest = fake.put_manifest("registry.test", "app", "v1", body)
@@ -20,8 +21,12 @@ import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
+
+from lockman.registry.client import RegistryClient
+from lockman.registry.registries_conf import RegistriesConf
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -135,6 +140,11 @@ class FakeRegistry:
     @property
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
+
+    def client(self, **options: Any) -> RegistryClient:
+        """A client (not yet entered) that reaches only this fake; ``options`` go to RegistryClient."""
+        options.setdefault("registries", RegistriesConf([]))
+        return RegistryClient(transport=self.transport, **options)
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         host, path = request.url.netloc.decode(), request.url.path

@@ -8,7 +8,6 @@ the 4 MiB manifest limit.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 from pathlib import Path
 
@@ -16,8 +15,6 @@ import pytest
 
 from lockman.commands import update, verify
 from lockman.model.manifest import DOCKER_SCHEMA1_SIGNED, MAX_MANIFEST_BYTES
-from lockman.registry.client import RegistryClient
-from lockman.registry.registries_conf import RegistriesConf
 from tests.support.fake_registry import FakeRegistry
 
 HOST, REPO = "registry.test", "app"
@@ -25,7 +22,7 @@ HOST, REPO = "registry.test", "app"
 
 def _locked(tmp_path: Path, fake: FakeRegistry, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
     """A project whose one image is locked (by ``lockman update``) against the fake; its digest."""
-    client = functools.partial(RegistryClient, transport=fake.transport, registries=RegistriesConf([]))
+    client = fake.client
     monkeypatch.setattr(update, "RegistryClient", client)
     monkeypatch.setattr(verify, "RegistryClient", client)
     digest = fake.put_image(HOST, REPO, "v1")

@@ -13,9 +13,7 @@ from typing import Any
 
 from lockman.enforce import check
 from lockman.model.reference import parse
-from lockman.registry.client import RegistryClient
 from lockman.registry.referrers import fallback_tag
-from lockman.registry.registries_conf import RegistriesConf
 from tests.support.fake_registry import OCI_MANIFEST, FakeRegistry
 
 HOST, REPO = "registry.test", "app"
@@ -51,7 +49,7 @@ def referrer(fake: FakeRegistry, layer_type: str, content: bytes, subject: str |
 
 def fetch(fake: FakeRegistry, digest: str) -> list[tuple[str, bytes]]:
     async def main() -> list[tuple[str, bytes]]:
-        async with RegistryClient(transport=fake.transport, registries=RegistriesConf([])) as c:
+        async with fake.client() as c:
             return await check.fetch_bundles(c, REF, digest)
 
     return asyncio.run(main())

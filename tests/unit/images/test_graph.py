@@ -11,8 +11,6 @@ from lockman.errors import DescriptorMismatch, LockmanError, SizeMismatch
 from lockman.images.graph import walk
 from lockman.model import reference
 from lockman.model.manifest import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
-from lockman.registry.client import RegistryClient
-from lockman.registry.registries_conf import RegistriesConf
 from tests.support.fake_registry import FakeRegistry
 
 HOST = "registry.test"
@@ -24,7 +22,7 @@ def _walk_error(child: dict[str, object], fake: FakeRegistry) -> LockmanError:
     ref = reference.parse(f"{HOST}/app@{digest}")
 
     async def go() -> None:
-        async with RegistryClient(transport=fake.transport, registries=RegistriesConf([])) as c:
+        async with fake.client() as c:
             await walk(c, ref, digest, what="app:v1")
 
     with pytest.raises(LockmanError) as caught:

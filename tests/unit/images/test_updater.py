@@ -16,9 +16,6 @@ from lockman.images.hooks import Connect, Hooks
 from lockman.images.updater import UpdateOptions, UpdateResult, update
 from lockman.model import lockfile
 from lockman.model.xcargo import load_config
-from lockman.registry.cache import ManifestCache
-from lockman.registry.client import RegistryClient
-from lockman.registry.registries_conf import RegistriesConf
 from lockman.registry.retry import RetryPolicy
 from tests.support.fake_registry import FakeRegistry
 
@@ -26,15 +23,7 @@ HOST = "registry.test"
 
 
 def _connect(fake: FakeRegistry) -> Connect:
-    def connect(cache: ManifestCache | None) -> RegistryClient:
-        return RegistryClient(
-            transport=fake.transport,
-            registries=RegistriesConf([]),
-            cache=cache,
-            retry=RetryPolicy(attempts=1),
-        )
-
-    return connect
+    return lambda cache: fake.client(cache=cache, retry=RetryPolicy(attempts=1))
 
 
 TRIPLES = ("x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu")

@@ -16,9 +16,6 @@ from lockman.images.hooks import Connect
 from lockman.images.updater import update
 from lockman.images.verifier import VerifyOptions, VerifyResult, verify
 from lockman.model.xcargo import load_config
-from lockman.registry.cache import ManifestCache
-from lockman.registry.client import RegistryClient
-from lockman.registry.registries_conf import RegistriesConf
 from lockman.registry.retry import RetryPolicy
 from tests.support.fake_registry import FakeRegistry
 
@@ -27,15 +24,7 @@ IMAGE = f"{HOST}/{REPO}:v1"
 
 
 def _connect(fake: FakeRegistry) -> Connect:
-    def connect(cache: ManifestCache | None) -> RegistryClient:
-        return RegistryClient(
-            transport=fake.transport,
-            registries=RegistriesConf([]),
-            cache=cache,
-            retry=RetryPolicy(attempts=1),
-        )
-
-    return connect
+    return lambda cache: fake.client(cache=cache, retry=RetryPolicy(attempts=1))
 
 
 def _verify(cfg: Path, fake: FakeRegistry, options: VerifyOptions | None = None) -> VerifyResult:

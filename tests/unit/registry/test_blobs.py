@@ -20,7 +20,6 @@ from lockman.model.manifest import Descriptor
 from lockman.model.reference import Reference
 from lockman.registry.blobs import ATTEMPTS, BlobFiles, download_blob, file_matches, hash_blob, read_blob
 from lockman.registry.client import RegistryClient
-from lockman.registry.registries_conf import RegistriesConf
 from tests.support.fake_registry import OCI_LAYER, FakeRegistry, sha256
 
 T = TypeVar("T")
@@ -31,7 +30,7 @@ DATA = bytes(range(256)) * 40  # 10 240 bytes
 
 def run(fake: FakeRegistry, go: Callable[[RegistryClient], Awaitable[T]]) -> T:
     async def main() -> T:
-        async with RegistryClient(transport=fake.transport, registries=RegistriesConf([])) as c:
+        async with fake.client() as c:
             return await go(c)
 
     return asyncio.run(main())

@@ -44,7 +44,7 @@ HOST, MIRROR = "registry.test", "mirror.test"
 
 def run_client(fake: FakeRegistry, go: Callable[[RegistryClient], Awaitable[T]], conf: RegistriesConf | None = None) -> T:
     async def main() -> T:
-        async with RegistryClient(transport=fake.transport, registries=conf or RegistriesConf([])) as c:
+        async with fake.client(registries=conf or RegistriesConf([])) as c:
             return await go(c)
 
     return asyncio.run(main())
@@ -207,7 +207,7 @@ def test_lasting_5xx_carries_status_and_attempts_and_says_them() -> None:
     policy = RetryPolicy(attempts=3, wait_initial=0.001, wait_max=0.002, wait_jitter=0)
 
     async def go() -> None:
-        async with RegistryClient(transport=fake.transport, registries=RegistriesConf([]), retry=policy) as c:
+        async with fake.client(retry=policy) as c:
             await c.get_manifest(reference.parse(f"{HOST}/app:v1"))
 
     with pytest.raises(RegistryError) as caught:

@@ -11,9 +11,7 @@ import pytest
 from lockman.errors import NotFound, UnsupportedMediaType, VerificationError
 from lockman.model import reference
 from lockman.model.manifest import OCI_INDEX, OCI_MANIFEST
-from lockman.registry.client import RegistryClient
 from lockman.registry.fetch import Resolved
-from lockman.registry.registries_conf import RegistriesConf
 from tests.support.fake_registry import FakeRegistry
 
 HOST = "registry.test"
@@ -25,7 +23,7 @@ def test_concurrent_fetches_of_one_digest_are_one_get() -> None:
     ref = reference.parse(f"{HOST}/app@{digest}")
 
     async def go() -> set[str]:
-        async with RegistryClient(transport=fake.transport, registries=RegistriesConf([])) as c:
+        async with fake.client() as c:
             return {m.digest for m in await asyncio.gather(*(c.get_manifest(ref) for _ in range(8)))}
 
     assert asyncio.run(go()) == {digest}
@@ -38,7 +36,7 @@ def test_a_failed_fetch_is_asked_again() -> None:
     ref = reference.parse(f"{HOST}/app@{digest}")
 
     async def go() -> Resolved:
-        async with RegistryClient(transport=fake.transport, registries=RegistriesConf([])) as c:
+        async with fake.client() as c:
             fake.status[HOST] = 404
             with pytest.raises(NotFound):
                 await c.get_manifest(ref)
@@ -51,7 +49,7 @@ def test_a_failed_fetch_is_asked_again() -> None:
 
 def _fetch_error(fake: FakeRegistry, ref: reference.Reference) -> VerificationError:
     async def go() -> None:
-        async with RegistryClient(transport=fake.transport, registries=RegistriesConf([])) as c:
+        async with fake.client() as c:
             await c.get_manifest(ref)
 
     with pytest.raises(VerificationError) as caught:
