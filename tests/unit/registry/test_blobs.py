@@ -5,7 +5,6 @@ file cannot be trusted), and file_matches. Resume after 416 is in test_client.py
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -21,9 +20,9 @@ from lockman.model.reference import Reference
 from lockman.registry.blobs import ATTEMPTS, BlobFiles, download_blob, file_matches, hash_blob, read_blob
 from lockman.registry.client import RegistryClient
 from tests.support.fake_registry import OCI_LAYER, FakeRegistry, sha256
+from tests.support.fifo import within_seconds
 
 T = TypeVar("T")
-R = TypeVar("R")
 HOST = "registry.test"
 DATA = bytes(range(256)) * 40  # 10 240 bytes
 
@@ -283,17 +282,6 @@ def test_link_to_the_right_bytes_does_not_match(here: SafeDir, tmp_path: Path) -
     (tmp_path / "real").write_bytes(DATA)
     (tmp_path / "b").symlink_to(tmp_path / "real")
     assert not file_matches(here, "b", DESC)
-
-
-def within_seconds(call: Callable[[], R], fifo: Path, seconds: float = 5.0) -> R:
-    """``call()``, failing the test instead of hanging it when it blocks opening ``fifo``."""
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        future = pool.submit(call)
-        try:
-            return future.result(timeout=seconds)
-        except concurrent.futures.TimeoutError:
-            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # a writer comes and goes: EOF
-            pytest.fail(f"blocked on the FIFO {fifo}")
 
 
 def test_fifo_does_not_match_and_does_not_hang(here: SafeDir, tmp_path: Path) -> None:

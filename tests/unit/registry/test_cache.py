@@ -4,19 +4,16 @@ at an entry or a directory: tests/unit/test_fileio.py.)"""
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
 from lockman.errors import InputError
 from lockman.model.manifest import compute_digest, sha256_digest
 from lockman.registry.cache import BlobCache, ManifestCache, default_cache_dir
+from tests.support.fifo import within_seconds
 
-R = TypeVar("R")
 DATA = b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json"}'
 DIGEST = sha256_digest(DATA)
 
@@ -57,17 +54,6 @@ def test_truncated_entry_is_deleted_and_a_miss(tmp_path: Path) -> None:
     cache.put(DIGEST, DATA)
     entry(tmp_path).write_bytes(DATA[:10])
     assert cache.get(DIGEST) is None and not entry(tmp_path).exists()
-
-
-def within_seconds(call: Callable[[], R], fifo: Path, seconds: float = 5.0) -> R:
-    """``call()``, failing the test instead of hanging it when it blocks opening ``fifo``."""
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        future = pool.submit(call)
-        try:
-            return future.result(timeout=seconds)
-        except concurrent.futures.TimeoutError:
-            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # a writer comes and goes: EOF
-            pytest.fail(f"blocked on the FIFO {fifo}")
 
 
 def test_fifo_at_an_entry_is_a_miss_not_a_hang(tmp_path: Path) -> None:
