@@ -28,6 +28,7 @@ from lockman.images.oci_layout import OciLayout
 from lockman.model import lockfile, reference
 from lockman.model.lockfile import LockedImage
 from lockman.model.manifest import Descriptor, Platform
+from lockman.model.oci_convert import ORIGINAL, oci_view
 from lockman.model.platforms import matches, parse_platform
 from lockman.model.reference import Reference
 from lockman.model.xcargo import load_config
@@ -75,6 +76,7 @@ class _Run:
     downloads: dict[str, asyncio.Task[tuple[int, bool]]]
     gate: SignatureGate
     refs: dict[str, Descriptor]  # written to index.json together, once every image is in place
+    annotations: dict[str, dict[str, str]]  # more for an entry: the original of a conversion
 
 
 async def _blob(run: _Run, ref: Reference, desc: Descriptor, what: str) -> tuple[int, bool]:
@@ -110,7 +112,14 @@ async def _pull_to_layout(run: _Run, entry: LockedImage, platform: Platform | No
     results = await asyncio.gather(*tasks)
     for m in graph.manifests:
         run.layout.put_verified_bytes(m.digest, m.raw)
-    run.refs[what] = graph.top
+    # Docker-format manifests: index.json names their OCI conversion (which skopeo, podman and
+    # umoci open by name) and records the locked original, whose bytes stay in blobs/.
+    view = oci_view(graph.top, graph.manifests)
+    for digest, data in view.blobs.items():
+        run.layout.put_verified_bytes(digest, data)
+    run.refs[what] = view.top
+    if view.converted:
+        run.annotations[what] = {ORIGINAL: view.original.digest}
     fetched = sum(n for n, _ in results)
     present = sum(1 for _, p in results if p)
     return (
@@ -243,7 +252,7 @@ async def _run_layout(
         before = layout.blob_names()
         async with RegistryClient(timeout=timeout, cache=cache) as client:
             await client.prefetch_tokens([entry_reference(e) for e in entries])
-            state = _Run(client, layout, asyncio.Semaphore(BLOB_CONCURRENCY), {}, gate, {})
+            state = _Run(client, layout, asyncio.Semaphore(BLOB_CONCURRENCY), {}, gate, {}, {})
             results = await asyncio.gather(
                 *(_pull_to_layout(state, e, platform) for e in entries), return_exceptions=True
             )
@@ -251,7 +260,8 @@ async def _run_layout(
             await asyncio.gather(*state.downloads.values(), return_exceptions=True)
         errors = _errors(list(results), entries)
         if not errors:
-            layout.set_refs(state.refs)  # every image at once: complete for all, or unchanged
+            # every image at once: complete for all, or unchanged
+            layout.set_refs(state.refs, state.annotations)
         else:  # the layout as it was: index.json untouched, the blobs this run added removed
             layout.remove_blobs_except(before)
         layout.remove_partial_dir_if_empty()
