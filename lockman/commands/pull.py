@@ -3,7 +3,8 @@
 Two destinations. ``--oci-layout DIR`` writes an OCI image layout (each blob streamed, hashed,
 renamed into place only on a digest match; present valid blobs skipped; interrupted downloads
 resumed). Otherwise the images go to docker or podman: lockman verifies the manifests and the
-signature policy, then runs ``<engine> pull name@sha256:…`` and prints that command.
+signature policy, then runs ``<engine> pull name@sha256:…`` and prints that command, then tags
+the image ``name:tag`` once the engine confirms it holds the locked digest (images.runtime).
 """
 
 from __future__ import annotations
@@ -210,18 +211,28 @@ async def run(
             *(_verify_for_engine(client, e, wanted_platform, gate) for e in entries),
             return_exceptions=True,
         )
+        # What lockman was allowed for each registry, the engine is told too (podman), or
+        # the failure says what the engine needs (docker's daemon.json).
+        hosts = {entry_reference(e).api_host for e in entries}
+        plain_ok = {h for h in hosts if client.plain_http_ok(h)}
+        insecure = {h for h in hosts if client.is_insecure(h)}
     errors = _errors(results, entries)
     if errors:
         return report_errors(errors)  # nothing is handed to the engine unless all verified
     for e, fits in zip(entries, results, strict=True):
-        argv = runtime.pull_command(engine, entry_reference(e).name, e.digest, platform if fits else None)
+        ref = entry_reference(e)
+        argv = runtime.pull_command(
+            engine, ref.name, e.digest, platform if fits else None, tls_verify=ref.api_host not in plain_ok
+        )
         info("+ " + shlex.join(argv))
         try:
-            code = subprocess.run([exe, *argv[1:]], check=False).returncode
+            code = subprocess.run([exe, *argv[1:]], check=False, stdin=subprocess.DEVNULL).returncode
         except OSError as exc:
             raise RegistryError(f"{engine}: cannot run: {exc.strerror or exc}") from None
         if code != 0:
-            raise RegistryError(f"{shlex.join(argv)}: {engine} exited with status {code}")
+            hint = runtime.insecure_hint(engine, ref.registry) if ref.api_host in insecure else ""
+            raise RegistryError(f"{shlex.join(argv)}: {engine} exited with status {code}{hint}")
+        info(runtime.tag_confirmed(engine, exe, ref.name, e.digest, e.tag))
     return EXIT_OK
 
 

@@ -418,7 +418,15 @@ def test_manifest_cache_saves_gets(tmp_path: Path, registry: Registry, proxy: Re
 
 
 FAKE_ENGINE = """#!/bin/sh
+# Logs each call; answers `version` (a daemon is there unless FAKE_NO_DAEMON), remembers what
+# `pull` pulled and answers `image inspect` with it as RepoDigests (or FAKE_REPO_DIGEST); exits
+# with FAKE_PULL_STATUS on pull. Shell builtins only: PATH holds just the fakes.
 echo "$0 $*" >> "{log}"
+case "$1" in
+  version) [ -z "$FAKE_NO_DAEMON" ] && echo 24.0.7 || exit 1 ;;
+  pull) for a; do last=$a; done; echo "$last" > "{state}"; exit "${{FAKE_PULL_STATUS:-0}}" ;;
+  image) echo "sha256:fakeid [\\"${{FAKE_REPO_DIGEST:-$(read -r x < "{state}"; echo "$x")}}\\"]" ;;
+esac
 """
 
 
@@ -428,27 +436,64 @@ def test_pull_with_runtime_runs_engine_by_digest(
 ) -> None:
     base = unique_repo("rt")
     idx = registry.push_index(f"{base}/rust", "1.70", ["linux/amd64", "linux/arm64/v8"])
-    cfg = write_config(tmp_path, f"{proxy.host}/{base}/rust:1.70")
+    name = f"{proxy.host}/{base}/rust"
+    cfg = write_config(tmp_path, f"{name}:1.70")
     assert run("update", "--config", cfg).code == 0
     bindir = tmp_path / "bin"
     bindir.mkdir()
     log = tmp_path / "engine.log"
     for engine in ("docker", "podman"):
         script = bindir / engine
-        script.write_text(FAKE_ENGINE.format(log=log))
+        script.write_text(FAKE_ENGINE.format(log=log, state=tmp_path / f"{engine}.pulled"))
         script.chmod(script.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", str(bindir))
 
     r = run("pull", "--config", cfg, "--runtime", "podman", "--platform", "linux/arm64")
     assert r.code == 0, r.err
-    expected = f"pull --platform linux/arm64 {proxy.host}/{base}/rust@{idx.digest}"
+    # A loopback registry is spoken to over plain HTTP: podman is told so.
+    expected = f"pull --tls-verify=false --platform linux/arm64 {name}@{idx.digest}"
     assert f"+ podman {expected}" in r.out
-    assert log.read_text().splitlines() == [f"{bindir}/podman {expected}"]
+    podman = f"{bindir}/podman"
+    assert log.read_text().splitlines() == [
+        f"{podman} {expected}",
+        f"{podman} image inspect --format {{{{.Id}}}} {{{{json .RepoDigests}}}} {name}@{idx.digest}",
+        f"{podman} tag sha256:fakeid {name}:1.70",
+        f"{podman} image inspect --format {{{{.Id}}}} {{{{json .RepoDigests}}}} {name}:1.70",
+    ]
+    assert f"{name}:1.70 -> {idx.digest} (podman RepoDigests confirm it)" in r.out
 
-    # Default: [container].runtime (auto → docker, the first one installed).
+    # Default: [container].runtime (auto → docker, whose daemon answers).
+    log.unlink()
     r = run("pull", "--config", cfg)
     assert r.code == 0, r.err
-    assert log.read_text().splitlines()[-1] == f"{bindir}/docker pull {proxy.host}/{base}/rust@{idx.digest}"
+    calls = log.read_text().splitlines()
+    assert calls[:2] == [
+        f"{bindir}/docker version --format {{{{.Server.Version}}}}",
+        f"{bindir}/docker pull {name}@{idx.digest}",
+    ]
+    # auto with a docker CLI but no daemon: podman.
+    log.unlink()
+    monkeypatch.setenv("FAKE_NO_DAEMON", "1")
+    r = run("pull", "--config", cfg)
+    assert r.code == 0, r.err
+    assert [c.split()[0] for c in log.read_text().splitlines()][:2] == [f"{bindir}/docker", podman]
+    assert f"+ podman pull --tls-verify=false {name}@{idx.digest}" in r.out
+    monkeypatch.delenv("FAKE_NO_DAEMON")
+
+    # The engine holds the name without the locked digest: exit 1, never tagged.
+    log.unlink()
+    monkeypatch.setenv("FAKE_REPO_DIGEST", f"{name}@sha256:{'0' * 64}")
+    r = run("pull", "--config", cfg, "--runtime", "podman")
+    assert r.code == 1 and "not tagged" in r.err and "RepoDigests" in r.err, r.err
+    assert not any(" tag " in c for c in log.read_text().splitlines())
+    monkeypatch.delenv("FAKE_REPO_DIGEST")
+
+    # docker cannot pull from a registry marked insecure: the failure says what docker needs.
+    monkeypatch.setenv("FAKE_PULL_STATUS", "1")
+    r = run("pull", "--config", cfg, "--runtime", "docker", "--insecure-registry", proxy.host)
+    assert r.code == 3 and r.err.count("\n") == 1, r.err
+    assert '"insecure-registries"' in r.err and "exited with status 1" in r.err
+    monkeypatch.delenv("FAKE_PULL_STATUS")
 
     # A manifest that does not verify: the engine is never run.
     log.unlink()

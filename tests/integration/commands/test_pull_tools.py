@@ -143,3 +143,39 @@ def test_docker_format_layout_opens_by_name_in_skopeo_podman_umoci(
     assert r.code == 0, r.err
     assert "0 bytes fetched" in r.out
     assert (out / "index.json").read_bytes() == before
+
+
+def podman_image(ref: str) -> tuple[str, list[str]]:
+    p = tool("podman", "image", "inspect", "--format", "{{.Id}} {{json .RepoDigests}}", ref)
+    assert p.returncode == 0, p.stderr
+    image_id, _, digests = p.stdout.strip().partition(" ")
+    return image_id, json.loads(digests)
+
+
+def test_podman_pulls_over_plain_http_then_tags_as_configured(
+    tmp_path: Path, registry: Registry, run, podman_store: Path
+) -> None:
+    """The registry speaks plain HTTP (loopback, as lockman allows): podman is given
+    --tls-verify=false, the image gets the configured tag once podman's RepoDigests hold the
+    locked digest, and a tag that named other bytes before now names the locked image."""
+    base = unique_repo("engine")
+    list_digest, _, children = push_runnable_list(
+        registry, f"{base}/rust", "1.70", {"amd64": {"v": b"new\n"}, "arm64/v8": {"v": b"new-arm\n"}}
+    )
+    other = push_runnable(registry, f"{base}/other", "v1", {"v": b"other\n"})
+    name = f"{registry.host}/{base}/rust"
+    cfg = write_config(tmp_path, f"{name}:1.70")
+    assert run("update", "--config", cfg).code == 0
+    # The configured tag names other bytes locally (an older pull, another build).
+    p = tool("podman", "pull", "-q", "--tls-verify=false", f"{registry.host}/{base}/other:v1")
+    assert p.returncode == 0, p.stderr
+    assert tool("podman", "tag", p.stdout.strip(), f"{name}:1.70").returncode == 0
+
+    r = run("pull", "--config", cfg, "--runtime", "podman", "--platform", "linux/amd64")
+    assert r.code == 0, r.err
+    assert f"+ podman pull --tls-verify=false --platform linux/amd64 {name}@{list_digest}" in r.out
+    assert f"{name}:1.70 -> {list_digest} (podman RepoDigests confirm it)" in r.out
+    image_id, digests = podman_image(f"{name}:1.70")
+    assert image_id == children["amd64"].config_digest.split(":")[1]
+    assert f"{name}@{list_digest}" in digests
+    assert other.config_digest.split(":")[1] != image_id
