@@ -644,7 +644,7 @@ def test_pull_enforces_signature_policy(tmp_path: Path, registry: Registry, run,
     bindir = tmp_path / "bin"
     bindir.mkdir()
     log = tmp_path / "engine.log"
-    (bindir / "docker").write_text(FAKE_ENGINE.format(log=log))
+    (bindir / "docker").write_text(FAKE_ENGINE.format(log=log, state=tmp_path / "docker.pulled"))
     (bindir / "docker").chmod(0o755)
     monkeypatch.setenv("PATH", str(bindir))
 
@@ -742,7 +742,7 @@ def test_pull_platform_is_all_or_nothing_and_takes_single_platform_as_update_doe
     bindir = tmp_path / "bin"
     bindir.mkdir()
     log = tmp_path / "engine.log"
-    (bindir / "docker").write_text(FAKE_ENGINE.format(log=log))
+    (bindir / "docker").write_text(FAKE_ENGINE.format(log=log, state=tmp_path / "docker.pulled"))
     (bindir / "docker").chmod(0o755)
     monkeypatch.setenv("PATH", str(bindir))
     r = run("pull", "--config", cfg, "--runtime", "docker", "--platform", "linux/arm64")
