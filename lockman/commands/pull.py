@@ -23,7 +23,7 @@ from lockman.enforce.gate import SignatureGate
 from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, InputError, LockmanError, RegistryError, VerificationError, about
 from lockman.images import runtime
-from lockman.images.graph import ImageGraph, config_platform, walk
+from lockman.images.graph import ImageGraph, config_platform, locked_content, walk
 from lockman.images.locker import pin_mismatches, wanted_images
 from lockman.images.oci_layout import OciLayout
 from lockman.model import lockfile, reference
@@ -87,7 +87,9 @@ async def _blob(run: _Run, ref: Reference, desc: Descriptor, what: str) -> tuple
     run.layout.discard_blob(desc.digest)  # present but wrong (or a link): never left under its name
     async with run.limit:
         run.layout.check_unchanged()  # the directory may have changed since the run began
-        fetched = await download_blob(run.client, ref, desc, run.layout.blob_files(desc.digest), what=what)
+        files = run.layout.blob_files(desc.digest)
+        with locked_content():
+            fetched = await download_blob(run.client, ref, desc, files, what=what)
     return fetched, False
 
 
@@ -169,7 +171,8 @@ async def _verify_for_engine(
     m = graph.single_manifest
     if platform is None or m is None or m.config is None:
         return True
-    config = await read_blob(client, ref, m.config, what=f"{entry.display} (config)", limit=CONFIG_LIMIT)
+    with locked_content():
+        config = await read_blob(client, ref, m.config, what=f"{entry.display} (config)", limit=CONFIG_LIMIT)
     return _fits(platform, config_platform(config), entry.display, graph)
 
 

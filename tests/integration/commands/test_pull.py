@@ -756,3 +756,39 @@ def test_pull_platform_is_all_or_nothing_and_takes_single_platform_as_update_doe
     assert next(i for i in lockfile.read(tmp_path / "xcargo.lock").images if "single" in i.name).digest == (
         single.digest
     )
+
+
+@pytest.mark.registry
+def test_a_locked_digest_the_registry_no_longer_serves_is_exit_1_everywhere(
+    tmp_path: Path, registry: Registry, fault_proxy: FaultProxy, run
+) -> None:
+    """One meaning in verify and pull (issue 27): a locked manifest or blob answered 404 is a
+    verification failure (exit 1, "not-served"); a registry failing with 5xx is exit 3."""
+    manifest_gone, blob_gone = unique_repo("gone"), unique_repo("blobgone")
+    a = registry.push_image(manifest_gone, "v1", salt="a")
+    b = registry.push_image(blob_gone, "v1", salt="b")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    cfg_a = write_config(tmp_path / "a", f"{fault_proxy.host}/{manifest_gone}:v1")
+    cfg_b = write_config(tmp_path / "b", f"{fault_proxy.host}/{blob_gone}:v1")
+    assert run("update", "--config", cfg_a).code == 0 and run("update", "--config", cfg_b).code == 0
+
+    # 5xx: the registry is failing, not the lock: exit 3 in both.
+    rule = fault_proxy.add("/manifests/", "status", status=503)
+    assert run("verify", "--config", cfg_a, "--no-cache").code == 3
+    assert run("pull", "--config", cfg_a, "--no-cache", "--oci-layout", tmp_path / "l0").code == 3
+    fault_proxy.rules.remove(rule)
+
+    with registry.client() as c:
+        assert c.delete(f"/v2/{manifest_gone}/manifests/{a.digest}").status_code == 202
+        assert c.delete(f"/v2/{blob_gone}/blobs/{sha256(b.layers[0])}").status_code == 202
+    v = run("verify", "--config", cfg_a, "--no-cache", "--format", "json")
+    assert v.code == 1 and [p["kind"] for p in json.loads(v.out)["problems"]] == ["not-served"], v.out
+    p = run("pull", "--config", cfg_a, "--no-cache", "--oci-layout", tmp_path / "l1")
+    assert p.code == 1 and a.digest in p.err, p.err
+    assert not (tmp_path / "l1").exists()
+    # A locked layer gone: pull and verify --deep agree too.
+    p = run("pull", "--config", cfg_b, "--no-cache", "--oci-layout", tmp_path / "l2")
+    assert p.code == 1 and "blob unknown" in p.err, p.err
+    v = run("verify", "--config", cfg_b, "--no-cache", "--deep", "--format", "json")
+    assert v.code == 1 and [p["kind"] for p in json.loads(v.out)["problems"]] == ["blob"], v.out
