@@ -1,8 +1,9 @@
 """A real docker-registry for tests: start it on a free loopback port, push images to it.
 
 The registry is Debian's ``docker-registry`` (distribution v2.8, the reference implementation).
-When the binary is missing the tests that need it skip, unless ``LOCKMAN_REQUIRE_REGISTRY=1``
-(set by ``scripts/test`` and so by CI), where they fail: CI must never pass by skipping.
+When the binary (or skopeo, podman, umoci, oci-image-tool: :func:`require_tool`) is missing the
+tests that need it skip, unless ``LOCKMAN_REQUIRE_REGISTRY=1`` (set by ``scripts/test``) or
+``CI=true``, where they fail: CI must never pass by skipping.
 """
 
 from __future__ import annotations
