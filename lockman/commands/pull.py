@@ -235,7 +235,7 @@ async def run(
         if code != 0:
             hint = runtime.insecure_hint(engine, ref.registry) if ref.api_host in insecure else ""
             raise RegistryError(f"{shlex.join(argv)}: {engine} exited with status {code}{hint}")
-        info(runtime.tag_confirmed(engine, exe, ref.name, e.digest, e.tag))
+        info(runtime.tag_confirmed(engine, exe, ref.name, e.digest, e.tag or None))
     return EXIT_OK
 
 

@@ -20,7 +20,7 @@ import pytest
 from lockman.model import lockfile
 from tests.support.faultproxy import FaultProxy
 from tests.support.fixtures import unique_repo
-from tests.support.registry import OCI_INDEX, Registry, sha256
+from tests.support.registry import OCI_INDEX, Registry, require_tool, sha256
 
 needs_skopeo = pytest.mark.usefixtures("skopeo_installed")
 
@@ -108,6 +108,10 @@ def test_pull_layout_read_back_by_skopeo(
     )
     assert cp.returncode == 0, cp.stderr
     assert (dest / "manifest.json").read_bytes() == idx.manifest
+    valid = subprocess.run(
+        [require_tool("oci-image-tool"), "validate", "--type", "image", str(out)], capture_output=True, text=True
+    )
+    assert valid.returncode == 0, valid.stdout + valid.stderr  # every name, index and manifest
 
     # Second pull: every blob present and valid, none fetched again.
     blob_gets = proxy.count("GET", "/blobs/")
