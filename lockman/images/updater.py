@@ -274,7 +274,10 @@ class _Update:
         self.errors = tuple(_named(o, o.error) for o in self.outcomes if o.error is not None)
         if self.errors and not self.options.keep_going:
             return self.stopped(self.errors)
-        self.described = await _describe_edited(client, self.outcomes, self.previous)
+        try:
+            self.described = await _describe_edited(client, self.outcomes, self.previous)
+        except LockmanError as e:  # only bytes that do not hash to their digest get here
+            return self.stopped((e,))
         if self.policies is not None:
             self.signed = await _check_signatures(
                 client, self.outcomes, self.previous, self.policies, self.recursive
