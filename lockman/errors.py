@@ -16,7 +16,8 @@ from them (as go-containerregistry's ``transport.Error`` does)::
     │   ├── DescriptorMismatch            not the media type or size said  "media-type-mismatch"
     │   │   └── SizeMismatch              not the size its descriptor says
     │   ├── TooLarge                      over a size limit                "too-large"
-    │   └── UnsupportedMediaType          a manifest type lockman refuses  "unsupported-media-type"
+    │   ├── UnsupportedMediaType          a manifest type lockman refuses  "unsupported-media-type"
+    │   └── NotServed                     a locked digest answered 404     "not-served"
     └── RegistryError             exit 3  unreachable, refused, failing    "registry"
         ├── NotFound                      the registry does not have it    "not-served"
         └── AuthError                     authentication failed/required   "registry"
@@ -168,6 +169,22 @@ class UnsupportedMediaType(VerificationError):
     """A manifest of a type lockman does not accept (Docker schema 1, unknown types)."""
 
     kind = "unsupported-media-type"
+
+
+class NotServed(VerificationError):
+    """A locked digest (manifest or blob) the registry answers 404 for: what the lock pins is
+    gone from it, a verification failure in ``verify`` and ``pull`` alike (exit 1). A network
+    failure or a 5xx stays a :class:`RegistryError` (exit 3)."""
+
+    kind = "not-served"
+
+    @classmethod
+    def of(cls, e: NotFound) -> NotServed:
+        """The registry's 404 (NotFound), as a failure of the locked content."""
+        out = cls.__new__(cls)
+        out.__dict__.update(e.__dict__)  # the same facts and the same line; another kind
+        out.args = e.args
+        return out
 
 
 class RegistryError(LockmanError):

@@ -3,7 +3,8 @@
 Two destinations. ``--oci-layout DIR`` writes an OCI image layout (each blob streamed, hashed,
 renamed into place only on a digest match; present valid blobs skipped; interrupted downloads
 resumed). Otherwise the images go to docker or podman: lockman verifies the manifests and the
-signature policy, then runs ``<engine> pull name@sha256:…`` and prints that command.
+signature policy, then runs ``<engine> pull name@sha256:…`` and prints that command, then tags
+the image ``name:tag`` once the engine confirms it holds the locked digest (images.runtime).
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from lockman.enforce.gate import SignatureGate
 from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, InputError, LockmanError, RegistryError, VerificationError, about
 from lockman.images import runtime
-from lockman.images.graph import ImageGraph, config_platform, walk
+from lockman.images.graph import ImageGraph, config_platform, locked_content, walk
 from lockman.images.locker import pin_mismatches, wanted_images
 from lockman.images.oci_layout import OciLayout
 from lockman.model import lockfile, reference
 from lockman.model.lockfile import LockedImage
 from lockman.model.manifest import Descriptor, Platform
+from lockman.model.oci_convert import ORIGINAL, oci_view
 from lockman.model.platforms import matches, parse_platform
 from lockman.model.reference import Reference
 from lockman.model.xcargo import load_config
@@ -75,6 +77,7 @@ class _Run:
     downloads: dict[str, asyncio.Task[tuple[int, bool]]]
     gate: SignatureGate
     refs: dict[str, Descriptor]  # written to index.json together, once every image is in place
+    annotations: dict[str, dict[str, str]]  # more for an entry: the original of a conversion
 
 
 async def _blob(run: _Run, ref: Reference, desc: Descriptor, what: str) -> tuple[int, bool]:
@@ -84,7 +87,9 @@ async def _blob(run: _Run, ref: Reference, desc: Descriptor, what: str) -> tuple
     run.layout.discard_blob(desc.digest)  # present but wrong (or a link): never left under its name
     async with run.limit:
         run.layout.check_unchanged()  # the directory may have changed since the run began
-        fetched = await download_blob(run.client, ref, desc, run.layout.blob_files(desc.digest), what=what)
+        files = run.layout.blob_files(desc.digest)
+        with locked_content():
+            fetched = await download_blob(run.client, ref, desc, files, what=what)
     return fetched, False
 
 
@@ -110,7 +115,14 @@ async def _pull_to_layout(run: _Run, entry: LockedImage, platform: Platform | No
     results = await asyncio.gather(*tasks)
     for m in graph.manifests:
         run.layout.put_verified_bytes(m.digest, m.raw)
-    run.refs[what] = graph.top
+    # Docker-format manifests: index.json names their OCI conversion (which skopeo, podman and
+    # umoci open by name) and records the locked original, whose bytes stay in blobs/.
+    view = oci_view(graph.top, graph.manifests)
+    for digest, data in view.blobs.items():
+        run.layout.put_verified_bytes(digest, data)
+    run.refs[what] = view.top
+    if view.converted:
+        run.annotations[what] = {ORIGINAL: view.original.digest}
     fetched = sum(n for n, _ in results)
     present = sum(1 for _, p in results if p)
     return (
@@ -159,7 +171,8 @@ async def _verify_for_engine(
     m = graph.single_manifest
     if platform is None or m is None or m.config is None:
         return True
-    config = await read_blob(client, ref, m.config, what=f"{entry.display} (config)", limit=CONFIG_LIMIT)
+    with locked_content():
+        config = await read_blob(client, ref, m.config, what=f"{entry.display} (config)", limit=CONFIG_LIMIT)
     return _fits(platform, config_platform(config), entry.display, graph)
 
 
@@ -201,18 +214,28 @@ async def run(
             *(_verify_for_engine(client, e, wanted_platform, gate) for e in entries),
             return_exceptions=True,
         )
+        # What lockman was allowed for each registry, the engine is told too (podman), or
+        # the failure says what the engine needs (docker's daemon.json).
+        hosts = {entry_reference(e).api_host for e in entries}
+        plain_ok = {h for h in hosts if client.plain_http_ok(h)}
+        insecure = {h for h in hosts if client.is_insecure(h)}
     errors = _errors(results, entries)
     if errors:
         return report_errors(errors)  # nothing is handed to the engine unless all verified
     for e, fits in zip(entries, results, strict=True):
-        argv = runtime.pull_command(engine, entry_reference(e).name, e.digest, platform if fits else None)
+        ref = entry_reference(e)
+        argv = runtime.pull_command(
+            engine, ref.name, e.digest, platform if fits else None, tls_verify=ref.api_host not in plain_ok
+        )
         info("+ " + shlex.join(argv))
         try:
-            code = subprocess.run([exe, *argv[1:]], check=False).returncode
+            code = subprocess.run([exe, *argv[1:]], check=False, stdin=subprocess.DEVNULL).returncode
         except OSError as exc:
             raise RegistryError(f"{engine}: cannot run: {exc.strerror or exc}") from None
         if code != 0:
-            raise RegistryError(f"{shlex.join(argv)}: {engine} exited with status {code}")
+            hint = runtime.insecure_hint(engine, ref.registry) if ref.api_host in insecure else ""
+            raise RegistryError(f"{shlex.join(argv)}: {engine} exited with status {code}{hint}")
+        info(runtime.tag_confirmed(engine, exe, ref.name, e.digest, e.tag or None))
     return EXIT_OK
 
 
@@ -243,7 +266,7 @@ async def _run_layout(
         before = layout.blob_names()
         async with RegistryClient(timeout=timeout, cache=cache) as client:
             await client.prefetch_tokens([entry_reference(e) for e in entries])
-            state = _Run(client, layout, asyncio.Semaphore(BLOB_CONCURRENCY), {}, gate, {})
+            state = _Run(client, layout, asyncio.Semaphore(BLOB_CONCURRENCY), {}, gate, {}, {})
             results = await asyncio.gather(
                 *(_pull_to_layout(state, e, platform) for e in entries), return_exceptions=True
             )
@@ -251,7 +274,8 @@ async def _run_layout(
             await asyncio.gather(*state.downloads.values(), return_exceptions=True)
         errors = _errors(list(results), entries)
         if not errors:
-            layout.set_refs(state.refs)  # every image at once: complete for all, or unchanged
+            # every image at once: complete for all, or unchanged
+            layout.set_refs(state.refs, state.annotations)
         else:  # the layout as it was: index.json untouched, the blobs this run added removed
             layout.remove_blobs_except(before)
         layout.remove_partial_dir_if_empty()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from lockman.console import short
 from lockman.errors import LockmanError
-from lockman.images.graph import walk
+from lockman.images.graph import locked_content, walk
 from lockman.model.lockfile import LockedImage
 from lockman.model.manifest import Descriptor
 from lockman.model.reference import Reference
@@ -29,7 +29,8 @@ class DeepVerifier:
 
     async def _hash(self, ref: Reference, desc: Descriptor, what: str) -> None:
         async with self.limit:
-            await hash_blob(self.client, ref, desc, what=what)
+            with locked_content():
+                await hash_blob(self.client, ref, desc, what=what)
         self.bytes_hashed += desc.size
 
     async def check(self, use_ref: Reference, entry: LockedImage) -> list[LockmanError]:

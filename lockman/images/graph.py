@@ -14,10 +14,12 @@ times, each listing theirs 40 times, costs 3 fetches, not 1,641) and refuses mor
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from lockman import safejson
-from lockman.errors import InputError, SizeMismatch, VerificationError, about
+from lockman.errors import InputError, NotFound, NotServed, SizeMismatch, VerificationError, about
 from lockman.model import platforms
 from lockman.model.manifest import (
     INDEX_TYPES,
@@ -43,6 +45,17 @@ class ImageGraph:
     blobs: dict[str, tuple[str, Descriptor]] = field(default_factory=dict)  # digest -> (role, desc)
     single_manifest: Manifest | None = None  # set when the locked digest is one image manifest
     visits: dict[str, asyncio.Task[Manifest]] = field(default_factory=dict)  # digest -> its one visit
+
+
+@contextmanager
+def locked_content() -> Iterator[None]:
+    """Around fetches of what a lock pins (a locked image's manifests and blobs, by digest): the
+    registry's 404 is the locked content gone, :class:`NotServed` (exit 1) in every command, as
+    ``verify`` reports it; other registry failures stay exit 3."""
+    try:
+        yield
+    except NotFound as e:
+        raise NotServed.of(e) from None
 
 
 def _bound(what: str, seen: int, depth: int) -> None:
@@ -118,7 +131,21 @@ async def walk(
 
     ``platform`` picks one child of an index (the graph's top is then that child);
     ``only`` restricts an index to the children with those digests (the locked platforms).
+    A manifest the registry does not serve is :class:`NotServed` (see :func:`locked_content`).
     """
+    with locked_content():
+        return await _walk(client, ref, digest, what=what, platform=platform, only=only)
+
+
+async def _walk(
+    client: RegistryClient,
+    ref: Reference,
+    digest: str,
+    *,
+    what: str,
+    platform: Platform | None,
+    only: frozenset[str] | None,
+) -> ImageGraph:
     root = await client.get_manifest(ref.with_digest(digest))
     top = Descriptor(root.media_type, root.digest, len(root.raw))
     if platform is not None and root.is_index:

@@ -169,7 +169,8 @@ class _Reader:
         except (LockmanError, _Exhausted) as e:
             self._note_or_raise(e, notes, f"{which} manifest not readable")
             return ImageFacts(notes=tuple(notes))
-        children = {p.platform: p.digest for p in entry.platforms} if top.is_index else {}
+        # The children the manifest itself lists, whatever the lock recorded for this digest.
+        children = {str(d.platform): d.digest for d in top.platform_children() if d.platform is not None}
         facts: dict[str, PlatformFacts] = {}
         config_of: Manifest | None = None
         labels_from: list[dict[str, object]] = []

@@ -13,6 +13,8 @@ Only verified content ever gets a name under ``blobs/``: downloads land in ``.lo
 (kept there after an interruption so the next run can resume) and are renamed into place once
 their digest matches. ``index.json`` is replaced atomically and only after everything an image
 needs is present, so a reader (``skopeo``, ``oras``, ``buildah``) never sees a dangling entry.
+An image whose manifests are Docker-format is named by its OCI conversion
+(:mod:`lockman.model.oci_convert`), which readers look up by name; the original is kept beside it.
 File I/O only; the network side lives in lockman.registry.blobs.
 """
 
@@ -190,9 +192,12 @@ class OciLayout:
         """Point ``name`` at ``desc`` in index.json, replacing what the name pointed at."""
         self.set_refs({name: desc})
 
-    def set_refs(self, refs: dict[str, Descriptor]) -> None:
+    def set_refs(
+        self, refs: dict[str, Descriptor], annotations: dict[str, dict[str, str]] | None = None
+    ) -> None:
         """Point each name at its descriptor in index.json, in one atomic replacement: a run
-        that pulls several images makes them all visible together, or none."""
+        that pulls several images makes them all visible together, or none. ``annotations``:
+        more for a name's entry (e.g. the Docker original an OCI conversion was made from)."""
         self.check_unchanged()  # the blobs just stored must be where index.json readers look
         doc = self.read_index()
         kept = [
@@ -200,7 +205,8 @@ class OciLayout:
             for m in doc["manifests"]
             if not (isinstance(m, dict) and (m.get("annotations") or {}).get(REF_NAME) in refs)
         ]
-        kept += [descriptor_json(desc, {REF_NAME: name}) for name, desc in refs.items()]
+        extra = annotations or {}
+        kept += [descriptor_json(d, {**extra.get(name, {}), REF_NAME: name}) for name, d in refs.items()]
         kept.sort(
             key=lambda m: str((m.get("annotations") or {}).get(REF_NAME, "")) if isinstance(m, dict) else ""
         )

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 from lockman.console import short
 from lockman.enforce.options import SignatureOptions
-from lockman.errors import LockmanError, about
+from lockman.errors import DigestMismatch, LockmanError, SizeMismatch, about
 from lockman.fileio import read_utf8, write_together
 from lockman.images.hooks import SILENT, Connect, Hooks, connect_default, tracked
-from lockman.images.locker import Outcome, Wanted, gather_all, lock_one, wanted_images
+from lockman.images.locker import Outcome, Wanted, gather_all, lock_one, platforms_of, wanted_images
 from lockman.images.selection import select
 from lockman.model import lockfile, pinning, xcargo
 from lockman.model.lockfile import LockedImage, Lockfile
@@ -57,7 +57,7 @@ class UpdateResult:
 
     config_path: Path
     lockfile_path: Path
-    old: Lockfile | None = None
+    old: Lockfile | None = None  # as read; an entry edited outside lockman described from its digest
     new: Lockfile | None = None
     errors: tuple[LockmanError, ...] = ()  # what stopped the run; with keep_going: images kept as they were
     signed: tuple[ImageSignatures, ...] = ()  # verdicts for each digest about to enter the lock
@@ -248,9 +248,19 @@ class _Update:
         self.errors: tuple[LockmanError, ...] = ()
         self.signed: tuple[ImageSignatures, ...] = ()
         self.insights: Mapping[tuple[str, str], Insight] = {}
+        self.described: dict[tuple[str, str], LockedImage] = {}  # see _describe_edited
 
     def stopped(self, errors: tuple[LockmanError, ...] = ()) -> UpdateResult:
-        return UpdateResult(self.config.path, self.config.lockfile_path, self.old, None, errors, self.signed)
+        return UpdateResult(
+            self.config.path, self.config.lockfile_path, self.reported_old(), None, errors, self.signed
+        )
+
+    def reported_old(self) -> Lockfile | None:
+        """The old lock as the report compares it: entries edited outside lockman described by
+        their digests' real manifests (the new lock is built from ``self.old`` as it is)."""
+        if self.old is None or not self.described:
+            return self.old
+        return Lockfile(tuple(self.described.get(e.key, e) for e in self.old.images), self.old.version)
 
     async def fetch(self, client: RegistryClient) -> UpdateResult | None:
         """Everything that needs the registry; the result when the run stops here, else None."""
@@ -264,6 +274,10 @@ class _Update:
         self.errors = tuple(_named(o, o.error) for o in self.outcomes if o.error is not None)
         if self.errors and not self.options.keep_going:
             return self.stopped(self.errors)
+        try:
+            self.described = await _describe_edited(client, self.outcomes, self.previous)
+        except LockmanError as e:  # only bytes that do not hash to their digest get here
+            return self.stopped((e,))
         if self.policies is not None:
             self.signed = await _check_signatures(
                 client, self.outcomes, self.previous, self.policies, self.recursive
@@ -300,7 +314,8 @@ class _Update:
             return {}
         from lockman.images.inspect_moved import gather
 
-        changed = [(o.wanted.use.ref, self.previous.get(o.wanted.key), o.entry) for o in self.outcomes]
+        old = {**self.previous, **self.described}
+        changed = [(o.wanted.use.ref, old.get(o.wanted.key), o.entry) for o in self.outcomes]
         return await gather(client, changed, self.policies)
 
     def finish(self) -> UpdateResult:
@@ -312,7 +327,7 @@ class _Update:
         result = UpdateResult(
             self.config.path,
             self.config.lockfile_path,
-            self.old,
+            self.reported_old(),
             new,
             self.errors,
             self.signed,
@@ -357,6 +372,40 @@ class _Update:
             lambda _k, ref: by_key.get((ref.written, ref.tag or "")) if ref.digest else None,
         )
         return config_text, new_config_text
+
+
+async def _describe_edited(
+    client: RegistryClient, outcomes: Sequence[Outcome], previous: Mapping[tuple[str, str], LockedImage]
+) -> dict[tuple[str, str], LockedImage]:
+    """Old entries edited outside lockman (a digest set back by hand) whose digest moves, with
+    platforms read from the old digest's real manifest: what changed is reported against what
+    that digest is, not against details the lock recorded for another manifest. One fetch each
+    (cached; insight reads the same manifest); one that cannot be read keeps the lock's words."""
+
+    async def describe(o: Outcome, e: LockedImage) -> LockedImage:
+        ref = o.wanted.use.ref.with_tag(None).with_digest(e.digest)
+        try:
+            m = await client.get_manifest(ref)
+        except LockmanError as x:
+            if isinstance(x, DigestMismatch | SizeMismatch):
+                raise  # bytes that do not hash to their digest stop the run, as in insight
+            return e
+        platforms = platforms_of(m)
+        return replace(
+            e, platforms=platforms, media_type=m.media_type, details_from=e.digest if platforms else ""
+        )
+
+    edited = [
+        (o, e)
+        for o in outcomes
+        if o.entry is not None
+        and (e := previous.get(o.wanted.key)) is not None
+        and e.edited_outside
+        and not e.platform
+        and e.digest != o.entry.digest
+    ]
+    found = await gather_all(describe(o, e) for o, e in edited)
+    return {e.key: d for (_, e), d in zip(edited, found, strict=True)}
 
 
 def _write(result: UpdateResult, text: str) -> tuple[Path, ...]:

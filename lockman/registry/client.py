@@ -133,6 +133,15 @@ class RegistryClient:
         """Where to ask for ``ref``: registries.conf mirrors in order, then its location."""
         return self._endpoints.endpoints(ref)
 
+    def is_insecure(self, host: str) -> bool:
+        """Marked insecure (registries.conf, ``--insecure-registry``): what an engine that
+        pulls from ``host`` after lockman must be told too."""
+        return self._endpoints.is_insecure(host)
+
+    def plain_http_ok(self, host: str) -> bool:
+        """Plain HTTP or unverified TLS allowed: loopback (as docker allows) or insecure."""
+        return self._endpoints.plain_http_ok(host)
+
     def _has_credentials(self, response: httpx.Response) -> bool:
         registry = answered_by(response)
         try:

@@ -1,8 +1,9 @@
 """A real docker-registry for tests: start it on a free loopback port, push images to it.
 
 The registry is Debian's ``docker-registry`` (distribution v2.8, the reference implementation).
-When the binary is missing the tests that need it skip, unless ``LOCKMAN_REQUIRE_REGISTRY=1``
-(set by ``scripts/test`` and so by CI), where they fail: CI must never pass by skipping.
+When the binary (or skopeo, podman, umoci, oci-image-tool: :func:`require_tool`) is missing the
+tests that need it skip, unless ``LOCKMAN_REQUIRE_REGISTRY=1`` (set by ``scripts/test``) or
+``CI=true``, where they fail: CI must never pass by skipping.
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 
 
 def missing(why: str) -> NoReturn:
-    """Something a test needs is not installed: fail under LOCKMAN_REQUIRE_REGISTRY=1 (CI,
-    where scripts/test installs it), skip elsewhere."""
-    if os.environ.get("LOCKMAN_REQUIRE_REGISTRY") == "1":
-        pytest.fail(f"{why}; required here (LOCKMAN_REQUIRE_REGISTRY=1)")
+    """Something a test needs is not installed: fail under LOCKMAN_REQUIRE_REGISTRY=1 (set by
+    scripts/test, which installs it) or CI=true, skip elsewhere."""
+    if os.environ.get("LOCKMAN_REQUIRE_REGISTRY") == "1" or os.environ.get("CI") == "true":
+        pytest.fail(f"{why}; required here (LOCKMAN_REQUIRE_REGISTRY=1 or CI=true)")
     pytest.skip(why)
 
 

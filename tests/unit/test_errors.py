@@ -16,6 +16,7 @@ from lockman.errors import (
     InvalidReference,
     LockmanError,
     NotFound,
+    NotServed,
     RegistryError,
     SizeMismatch,
     TooLarge,
@@ -37,6 +38,7 @@ from lockman.model.lockfile import LockfileConflict
         (SizeMismatch, DescriptorMismatch, EXIT_VERIFY),
         (TooLarge, VerificationError, EXIT_VERIFY),
         (UnsupportedMediaType, VerificationError, EXIT_VERIFY),
+        (NotServed, VerificationError, EXIT_VERIFY),
         (RegistryError, LockmanError, EXIT_REGISTRY),
         (NotFound, RegistryError, EXIT_REGISTRY),
         (AuthError, RegistryError, EXIT_REGISTRY),
@@ -171,3 +173,12 @@ def test_about_names_every_lockman_error_raised_inside() -> None:
     assert (caught.value.subject, str(caught.value)) == ("app:1", "app:1 config: descriptor says x")
     with pytest.raises(KeyError), errors.about("app:1"):
         raise KeyError("not ours")  # a bug stays a bug
+
+
+def test_not_served_keeps_the_registry_404s_facts_and_line() -> None:
+    """A locked digest's 404 becomes exit 1 with the same one line and facts (issue 27)."""
+    e = NotFound("r.example/a@sha256:x: manifest unknown to r.example", subject="r.example/a@sha256:x",
+                 registry="r.example", status=404, code="MANIFEST_UNKNOWN", in_message=True)  # fmt: skip
+    served = NotServed.of(e)
+    assert str(served) == str(e) and served.exit_code == 1 and served.kind == "not-served"
+    assert (served.subject, served.registry, served.status, served.code) == (e.subject, "r.example", 404, e.code)

@@ -20,7 +20,7 @@ import pytest
 from lockman.model import lockfile
 from tests.support.faultproxy import FaultProxy
 from tests.support.fixtures import unique_repo
-from tests.support.registry import OCI_INDEX, Registry, sha256
+from tests.support.registry import OCI_INDEX, Registry, require_tool, sha256
 
 needs_skopeo = pytest.mark.usefixtures("skopeo_installed")
 
@@ -108,6 +108,10 @@ def test_pull_layout_read_back_by_skopeo(
     )
     assert cp.returncode == 0, cp.stderr
     assert (dest / "manifest.json").read_bytes() == idx.manifest
+    valid = subprocess.run(
+        [require_tool("oci-image-tool"), "validate", "--type", "image", str(out)], capture_output=True, text=True
+    )
+    assert valid.returncode == 0, valid.stdout + valid.stderr  # every name, index and manifest
 
     # Second pull: every blob present and valid, none fetched again.
     blob_gets = proxy.count("GET", "/blobs/")
@@ -418,7 +422,15 @@ def test_manifest_cache_saves_gets(tmp_path: Path, registry: Registry, proxy: Re
 
 
 FAKE_ENGINE = """#!/bin/sh
+# Logs each call; answers `version` (a daemon is there unless FAKE_NO_DAEMON), remembers what
+# `pull` pulled and answers `image inspect` with it as RepoDigests (or FAKE_REPO_DIGEST); exits
+# with FAKE_PULL_STATUS on pull. Shell builtins only: PATH holds just the fakes.
 echo "$0 $*" >> "{log}"
+case "$1" in
+  version) [ -z "$FAKE_NO_DAEMON" ] && echo 24.0.7 || exit 1 ;;
+  pull) for a; do last=$a; done; echo "$last" > "{state}"; exit "${{FAKE_PULL_STATUS:-0}}" ;;
+  image) echo "sha256:fakeid [\\"${{FAKE_REPO_DIGEST:-$(read -r x < "{state}"; echo "$x")}}\\"]" ;;
+esac
 """
 
 
@@ -428,27 +440,64 @@ def test_pull_with_runtime_runs_engine_by_digest(
 ) -> None:
     base = unique_repo("rt")
     idx = registry.push_index(f"{base}/rust", "1.70", ["linux/amd64", "linux/arm64/v8"])
-    cfg = write_config(tmp_path, f"{proxy.host}/{base}/rust:1.70")
+    name = f"{proxy.host}/{base}/rust"
+    cfg = write_config(tmp_path, f"{name}:1.70")
     assert run("update", "--config", cfg).code == 0
     bindir = tmp_path / "bin"
     bindir.mkdir()
     log = tmp_path / "engine.log"
     for engine in ("docker", "podman"):
         script = bindir / engine
-        script.write_text(FAKE_ENGINE.format(log=log))
+        script.write_text(FAKE_ENGINE.format(log=log, state=tmp_path / f"{engine}.pulled"))
         script.chmod(script.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", str(bindir))
 
     r = run("pull", "--config", cfg, "--runtime", "podman", "--platform", "linux/arm64")
     assert r.code == 0, r.err
-    expected = f"pull --platform linux/arm64 {proxy.host}/{base}/rust@{idx.digest}"
+    # A loopback registry is spoken to over plain HTTP: podman is told so.
+    expected = f"pull --tls-verify=false --platform linux/arm64 {name}@{idx.digest}"
     assert f"+ podman {expected}" in r.out
-    assert log.read_text().splitlines() == [f"{bindir}/podman {expected}"]
+    podman = f"{bindir}/podman"
+    assert log.read_text().splitlines() == [
+        f"{podman} {expected}",
+        f"{podman} image inspect --format {{{{.Id}}}} {{{{json .RepoDigests}}}} {name}@{idx.digest}",
+        f"{podman} tag sha256:fakeid {name}:1.70",
+        f"{podman} image inspect --format {{{{.Id}}}} {{{{json .RepoDigests}}}} {name}:1.70",
+    ]
+    assert f"{name}:1.70 -> {idx.digest} (podman RepoDigests confirm it)" in r.out
 
-    # Default: [container].runtime (auto → docker, the first one installed).
+    # Default: [container].runtime (auto → docker, whose daemon answers).
+    log.unlink()
     r = run("pull", "--config", cfg)
     assert r.code == 0, r.err
-    assert log.read_text().splitlines()[-1] == f"{bindir}/docker pull {proxy.host}/{base}/rust@{idx.digest}"
+    calls = log.read_text().splitlines()
+    assert calls[:2] == [
+        f"{bindir}/docker version --format {{{{.Server.Version}}}}",
+        f"{bindir}/docker pull {name}@{idx.digest}",
+    ]
+    # auto with a docker CLI but no daemon: podman.
+    log.unlink()
+    monkeypatch.setenv("FAKE_NO_DAEMON", "1")
+    r = run("pull", "--config", cfg)
+    assert r.code == 0, r.err
+    assert [c.split()[0] for c in log.read_text().splitlines()][:2] == [f"{bindir}/docker", podman]
+    assert f"+ podman pull --tls-verify=false {name}@{idx.digest}" in r.out
+    monkeypatch.delenv("FAKE_NO_DAEMON")
+
+    # The engine holds the name without the locked digest: exit 1, never tagged.
+    log.unlink()
+    monkeypatch.setenv("FAKE_REPO_DIGEST", f"{name}@sha256:{'0' * 64}")
+    r = run("pull", "--config", cfg, "--runtime", "podman")
+    assert r.code == 1 and "not tagged" in r.err and "RepoDigests" in r.err, r.err
+    assert not any(" tag " in c for c in log.read_text().splitlines())
+    monkeypatch.delenv("FAKE_REPO_DIGEST")
+
+    # docker cannot pull from a registry marked insecure: the failure says what docker needs.
+    monkeypatch.setenv("FAKE_PULL_STATUS", "1")
+    r = run("pull", "--config", cfg, "--runtime", "docker", "--insecure-registry", proxy.host)
+    assert r.code == 3 and r.err.count("\n") == 1, r.err
+    assert '"insecure-registries"' in r.err and "exited with status 1" in r.err
+    monkeypatch.delenv("FAKE_PULL_STATUS")
 
     # A manifest that does not verify: the engine is never run.
     log.unlink()
@@ -599,7 +648,7 @@ def test_pull_enforces_signature_policy(tmp_path: Path, registry: Registry, run,
     bindir = tmp_path / "bin"
     bindir.mkdir()
     log = tmp_path / "engine.log"
-    (bindir / "docker").write_text(FAKE_ENGINE.format(log=log))
+    (bindir / "docker").write_text(FAKE_ENGINE.format(log=log, state=tmp_path / "docker.pulled"))
     (bindir / "docker").chmod(0o755)
     monkeypatch.setenv("PATH", str(bindir))
 
@@ -697,7 +746,7 @@ def test_pull_platform_is_all_or_nothing_and_takes_single_platform_as_update_doe
     bindir = tmp_path / "bin"
     bindir.mkdir()
     log = tmp_path / "engine.log"
-    (bindir / "docker").write_text(FAKE_ENGINE.format(log=log))
+    (bindir / "docker").write_text(FAKE_ENGINE.format(log=log, state=tmp_path / "docker.pulled"))
     (bindir / "docker").chmod(0o755)
     monkeypatch.setenv("PATH", str(bindir))
     r = run("pull", "--config", cfg, "--runtime", "docker", "--platform", "linux/arm64")
@@ -711,3 +760,39 @@ def test_pull_platform_is_all_or_nothing_and_takes_single_platform_as_update_doe
     assert next(i for i in lockfile.read(tmp_path / "xcargo.lock").images if "single" in i.name).digest == (
         single.digest
     )
+
+
+@pytest.mark.registry
+def test_a_locked_digest_the_registry_no_longer_serves_is_exit_1_everywhere(
+    tmp_path: Path, registry: Registry, fault_proxy: FaultProxy, run
+) -> None:
+    """One meaning in verify and pull (issue 27): a locked manifest or blob answered 404 is a
+    verification failure (exit 1, "not-served"); a registry failing with 5xx is exit 3."""
+    manifest_gone, blob_gone = unique_repo("gone"), unique_repo("blobgone")
+    a = registry.push_image(manifest_gone, "v1", salt="a")
+    b = registry.push_image(blob_gone, "v1", salt="b")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    cfg_a = write_config(tmp_path / "a", f"{fault_proxy.host}/{manifest_gone}:v1")
+    cfg_b = write_config(tmp_path / "b", f"{fault_proxy.host}/{blob_gone}:v1")
+    assert run("update", "--config", cfg_a).code == 0 and run("update", "--config", cfg_b).code == 0
+
+    # 5xx: the registry is failing, not the lock: exit 3 in both.
+    rule = fault_proxy.add("/manifests/", "status", status=503)
+    assert run("verify", "--config", cfg_a, "--no-cache").code == 3
+    assert run("pull", "--config", cfg_a, "--no-cache", "--oci-layout", tmp_path / "l0").code == 3
+    fault_proxy.rules.remove(rule)
+
+    with registry.client() as c:
+        assert c.delete(f"/v2/{manifest_gone}/manifests/{a.digest}").status_code == 202
+        assert c.delete(f"/v2/{blob_gone}/blobs/{sha256(b.layers[0])}").status_code == 202
+    v = run("verify", "--config", cfg_a, "--no-cache", "--format", "json")
+    assert v.code == 1 and [p["kind"] for p in json.loads(v.out)["problems"]] == ["not-served"], v.out
+    p = run("pull", "--config", cfg_a, "--no-cache", "--oci-layout", tmp_path / "l1")
+    assert p.code == 1 and a.digest in p.err, p.err
+    assert not (tmp_path / "l1").exists()
+    # A locked layer gone: pull and verify --deep agree too.
+    p = run("pull", "--config", cfg_b, "--no-cache", "--oci-layout", tmp_path / "l2")
+    assert p.code == 1 and "blob unknown" in p.err, p.err
+    v = run("verify", "--config", cfg_b, "--no-cache", "--deep", "--format", "json")
+    assert v.code == 1 and [p["kind"] for p in json.loads(v.out)["problems"]] == ["blob"], v.out

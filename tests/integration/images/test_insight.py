@@ -493,3 +493,33 @@ def test_sbom_from_a_buildkit_attestation_in_the_index(tmp_path: Path, registry:
     assert ins["changes"] == [
         {"field": "created", "old": "2026-01-01T00:00:00Z", "new": "2026-01-02T00:00:00Z"}
     ]
+
+
+def test_digest_set_back_by_hand_is_described_from_its_real_manifest(
+    tmp_path: Path, registry: Registry, run
+) -> None:
+    """xcargo.lock's digest set back by hand to an older index (its platform details still the
+    newer one's): what changed is read from the old digest's manifest, not from the lock's claims
+    (issue 27)."""
+    repo = unique_repo("insight-setback")
+    old = registry.push_index(repo, "v1", ["linux/amd64", "linux/arm64/v8"], salt="a", attestation=False)
+    new = registry.push_index(repo, "v1", ["linux/amd64", "linux/arm64/v8"], salt="b", attestation=False)
+    cfg = project(tmp_path, f"{registry.host}/{repo}:v1")
+    assert run("update", "--config", cfg).code == 0
+    lock = tmp_path / "xcargo.lock"
+    assert new.digest in lock.read_text()
+    lock.write_text(lock.read_text().replace(f'digest = "{new.digest}"', f'digest = "{old.digest}"'))
+
+    r = run("update", "--config", cfg, "--dry-run", "--format", "json")
+    assert r.code == 0, r.err
+    [entry] = json.loads(r.out)["updates"]
+    assert (entry["old_digest"], entry["new_digest"]) == (old.digest, new.digest)
+    changed = {p["platform"]: (p["old_digest"], p["new_digest"]) for p in entry["platforms_changed"]}
+    assert changed == {
+        p: (old.children[p].digest, new.children[p].digest) for p in ("linux/amd64", "linux/arm64/v8")
+    }
+    layers = {
+        p["platform"]: (p["layers_new"], p["layers_shared"], p["layers_gone"]) for p in entry["insight"]["platforms"]
+    }
+    assert layers == {"linux/amd64": (1, 0, 1), "linux/arm64/v8": (1, 0, 1)}
+    assert lock.read_text().count(old.digest) == 1  # a dry run writes nothing
