@@ -16,7 +16,8 @@ from them (as go-containerregistry's ``transport.Error`` does)::
     │   ├── DescriptorMismatch            not the media type or size said  "media-type-mismatch"
     │   │   └── SizeMismatch              not the size its descriptor says
     │   ├── TooLarge                      over a size limit                "too-large"
-    │   └── UnsupportedMediaType          a manifest type lockman refuses  "unsupported-media-type"
+    │   ├── UnsupportedMediaType          a manifest type lockman refuses  "unsupported-media-type"
+    │   └── VulnerabilityRefused          a known vulnerability the policy refuses  "vulnerability"
     └── RegistryError             exit 3  unreachable, refused, failing    "registry"
         ├── NotFound                      the registry does not have it    "not-served"
         └── AuthError                     authentication failed/required   "registry"
@@ -168,6 +169,12 @@ class UnsupportedMediaType(VerificationError):
     """A manifest of a type lockman does not accept (Docker schema 1, unknown types)."""
 
     kind = "unsupported-media-type"
+
+
+class VulnerabilityRefused(VerificationError):
+    """A new digest introduces a known vulnerability lockman.toml's ``[vulnerabilities]`` refuses."""
+
+    kind = "vulnerability"
 
 
 class RegistryError(LockmanError):

@@ -19,13 +19,16 @@ from typing import Any, Protocol, TypeVar
 
 from lockman.errors import DigestMismatch, LockmanError, SizeMismatch, VerificationError, about
 from lockman.model import insight as model
+from lockman.model import vulns
 from lockman.model.insight import ImageFacts, Insight, PlatformFacts, Sbom, SbomError, SbomSignature
 from lockman.model.lockfile import LockedImage
 from lockman.model.manifest import Descriptor, Manifest, parse_manifest
 from lockman.model.reference import Reference
+from lockman.model.vulns import VulnDiff
 from lockman.registry.blobs import read_blob
 from lockman.registry.cache import BlobCache, ManifestCache
 from lockman.registry.client import NotFound, RegistryClient
+from lockman.registry.osv import Lookup, OsvClient, OsvUnavailable
 from lockman.registry.referrers import fallback_tag
 
 MAX_REQUESTS = 48
@@ -367,25 +370,56 @@ def _platforms(
     return chosen[:MAX_PLATFORMS], config, added, removed
 
 
+async def vulnerabilities(osv: OsvClient, old: Sbom | None, new: Sbom | None, platform: str) -> VulnDiff:
+    """Known vulnerabilities fixed and introduced between two SBOMs (OSV's records read only
+    for those, introduced first); "not-scanned" without both SBOMs, "unavailable" when OSV
+    could not be asked."""
+    if old is None or new is None:
+        which = "old" if old is None else "new"
+        return VulnDiff("not-scanned", platform, notes=(f"no SBOM for the {which} digest",))
+    if not old.purls and not new.purls:
+        return VulnDiff("not-scanned", platform, notes=("the SBOMs name no package URLs",))
+    lookup = Lookup()
+    try:
+        await osv.find(old.purls | new.purls, lookup)
+        before = {i for p in old.purls for i in lookup.ids.get(p.purl, ())}
+        after = {i for p in new.purls for i in lookup.ids.get(p.purl, ())}
+        await osv.read([*sorted(after - before), *sorted(before - after)], lookup)
+    except OsvUnavailable as e:
+        return VulnDiff("unavailable", platform, notes=(str(e),), requests=lookup.requests)
+    return vulns.diff(
+        old.purls, new.purls, lookup.ids, lookup.records,
+        platform=platform, notes=lookup.notes, requests=lookup.requests,
+    )  # fmt: skip
+
+
 async def inspect(
-    client: RegistryClient, t: Target, manifests: ManifestCache | None, blobs: BlobCache | None
+    client: RegistryClient,
+    t: Target,
+    manifests: ManifestCache | None,
+    blobs: BlobCache | None,
+    osv: OsvClient | None = None,
 ) -> Insight:
     reader = _Reader(client, t, manifests, blobs)
     _TALLY.set(reader.tally)  # this task's context only: each image counts its own
     plats, config, added, removed = _platforms(t.old, t.new)
     old, new = await _all([reader.side(t.old, plats, config), reader.side(t.new, plats, config)])
     insight = model.compare(old, new, requests=reader.requests)
-    return replace(insight, platforms_added=added, platforms_removed=removed)
+    found = None if osv is None else await vulnerabilities(osv, old.sbom, new.sbom, config or "")
+    return replace(insight, platforms_added=added, platforms_removed=removed, vulnerabilities=found)
 
 
 async def inspect_all(
-    client: RegistryClient, targets: Sequence[Target], *, cache: bool = True
+    client: RegistryClient, targets: Sequence[Target], *, cache: bool = True, osv: OsvClient | None = None
 ) -> dict[tuple[str, str], Insight]:
-    """Insight for every target, concurrently; VerificationError when bytes were tampered with."""
+    """Insight for every target, concurrently; VerificationError when bytes were tampered with.
+
+    With ``osv``, each image's SBOM packages are also looked up there (see :func:`vulnerabilities`).
+    """
     manifests, blobs = (ManifestCache(), BlobCache()) if cache else (None, None)
     if not isinstance(client.requests, _CountingRequests):
         client.requests = _CountingRequests(client.requests)
-    results = await _all([inspect(client, t, manifests, blobs) for t in targets])
+    results = await _all([inspect(client, t, manifests, blobs, osv) for t in targets])
     return {t.key: r for t, r in zip(targets, results, strict=True)}
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lockman import safejson
+from lockman.model.vulns import Package, VulnDiff, build_purl, parse_purl
 
 OCI_PREFIX = "org.opencontainers.image."
 LABELS = ("base.digest", "base.name", "version", "revision", "source", "created")
@@ -53,6 +54,8 @@ class Sbom:
     source: str  # "referrer", "sigstore-bundle" or "cosign-attestation"
     truncated: bool = False
     signature: SbomSignature | None = None  # set when a signature policy applies
+    purls: frozenset[Package] = frozenset()  # packages with a package URL (to look up in OSV)
+    distro: tuple[str, str] | None = None  # the OS the SBOM names: ("debian", "12")
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,7 @@ class Insight:
     notes: tuple[str, ...] = ()
     requests: int = 0
     base_name: str | None = None  # the base image's name (new side), to say which base moved
+    vulnerabilities: VulnDiff | None = None  # None: not looked up (--no-vulnerabilities)
 
     @property
     def base_moved(self) -> FieldChange | None:
@@ -178,6 +182,7 @@ class Insight:
             },
             "notes": list(self.notes),
             "requests": self.requests,
+            "vulnerabilities": None if self.vulnerabilities is None else self.vulnerabilities.as_dict(),
         }
 
 
@@ -319,7 +324,97 @@ def parse_sbom_doc(obj: Any, hint: str | None = None, source: str = "referrer") 
             truncated = True
             break
         packages.add(p)
-    return Sbom(kind, frozenset(packages), source, truncated)
+    distro = _distro(kind, doc)
+    purls = frozenset(_purl_packages(kind, doc, distro))
+    return Sbom(kind, frozenset(packages), source, truncated, None, purls, distro)
+
+
+def _components(doc: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    """CycloneDX components, nested ones too (bounded as in :func:`_cyclonedx_packages`)."""
+    stack: list[tuple[Any, int]] = [(doc.get("components"), 0)]
+    seen = 0
+    while stack:
+        comps, depth = stack.pop()
+        if not isinstance(comps, list) or depth > MAX_SBOM_DEPTH:
+            continue
+        for c in comps:
+            seen += 1
+            if seen > MAX_PACKAGES:
+                return
+            if isinstance(c, dict):
+                yield c
+                stack.append((c.get("components"), depth + 1))
+
+
+def _spdx_list(doc: dict[str, Any]) -> list[Any]:
+    pkgs = doc.get("packages")
+    return pkgs[:MAX_PACKAGES] if isinstance(pkgs, list) else []
+
+
+def _distro(kind: str, doc: dict[str, Any]) -> tuple[str, str] | None:
+    """The operating system the SBOM declares: an SPDX package of purpose OPERATING-SYSTEM,
+    a CycloneDX component of type operating-system."""
+    items: Iterable[Any]
+    if kind == "SPDX":
+        items = (
+            (p.get("name"), p.get("versionInfo"))
+            for p in _spdx_list(doc)
+            if isinstance(p, dict) and p.get("primaryPackagePurpose") == "OPERATING-SYSTEM"
+        )
+    else:
+        items = (
+            (c.get("name"), c.get("version")) for c in _components(doc) if c.get("type") == "operating-system"
+        )
+    for name, version in items:
+        if (
+            isinstance(name, str)
+            and isinstance(version, str)
+            and re.fullmatch(r"[a-z][a-z0-9._-]{0,31}", name)
+            and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}", version)
+        ):
+            return name, version
+    return None
+
+
+_TYPE_PROPERTIES = ("syft:package:type", "aquasecurity:trivy:PkgType")
+_TYPES = {"python": "pypi", "pip": "pypi", "rust-crate": "cargo", "go-module": "golang", "gomod": "golang"}
+
+
+def _purl_packages(kind: str, doc: dict[str, Any], distro: tuple[str, str] | None) -> Iterable[Package]:
+    """Each package with a package URL: the SBOM's own (SPDX ``externalRefs`` of type purl,
+    CycloneDX ``purl``), else one built from the package's type, name and version and the
+    SBOM's distribution, where the SBOM gives those."""
+    if kind == "SPDX":
+        for p in _spdx_list(doc):
+            if not isinstance(p, dict) or not isinstance(p.get("name"), str):
+                continue
+            refs = p.get("externalRefs")
+            for r in refs[:16] if isinstance(refs, list) else ():
+                if isinstance(r, dict) and r.get("referenceType") == "purl":
+                    purl = parse_purl(r.get("referenceLocator"))
+                    if purl is not None and purl.version:
+                        yield Package(clip(p["name"], 128), clip(purl.version, 128), str(purl))
+                        break
+        return
+    for c in _components(doc):
+        name, version = c.get("name"), c.get("version")
+        if not isinstance(name, str) or not isinstance(version, str) or c.get("type") == "operating-system":
+            continue
+        purl = parse_purl(c.get("purl"))
+        if purl is None:
+            props = c.get("properties")
+            hint = next(
+                (
+                    q.get("value")
+                    for q in (props[:64] if isinstance(props, list) else ())
+                    if isinstance(q, dict) and q.get("name") in _TYPE_PROPERTIES
+                ),
+                None,
+            )
+            if isinstance(hint, str):
+                purl = build_purl(_TYPES.get(hint.lower(), hint), name, version, distro)
+        if purl is not None and purl.version:
+            yield Package(clip(name, 128), clip(purl.version, 128), str(purl))
 
 
 # -- comparing ----------------------------------------------------------------------------------

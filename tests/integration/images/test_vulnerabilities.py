@@ -1,0 +1,224 @@
+"""Known vulnerabilities an update fixes and introduces: real SBOMs on the real docker-registry,
+real OSV records from a loopback OSV service (tests/support/osv_server.py).
+
+The CycloneDX SBOMs are osv-scanner's own test SBOM (testdata/osv/sboms, a scalibr CycloneDX
+of an Alpine image) with its components swapped; the SPDX ones ride in a buildkit attestation
+as ``docker buildx build --sbom`` lays it out. Each test counts what the OSV service was sent.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lockman.model import lockfile
+from tests.support.fixtures import unique_repo
+from tests.support.images import Build, attach_sbom, push_build, push_buildkit_index
+from tests.support.osv_server import OsvServer
+from tests.support.paths import TESTDATA
+from tests.support.project import image_project as project
+from tests.support.registry import Registry
+
+pytestmark = pytest.mark.registry
+
+CDX = "application/vnd.cyclonedx+json"
+OLD = {
+    "zlib": "pkg:apk/alpine/zlib@1.2.12-r1?arch=x86_64&distro=3.5.0&origin=zlib",
+    "openssl": "pkg:apk/alpine/openssl@1.0.2p-r0?arch=x86_64&distro=3.5.0&origin=openssl",
+    "requests": "pkg:pypi/requests@2.30.0",
+}
+NEW = {
+    "zlib": "pkg:apk/alpine/zlib@1.2.12-r1?arch=x86_64&distro=3.5.0&origin=zlib",
+    "openssl": "pkg:apk/alpine/openssl@1.0.2q-r0?arch=x86_64&distro=3.5.0&origin=openssl",
+    "requests": "pkg:pypi/requests@2.31.0",
+    "gradio": "pkg:pypi/gradio@4.36.1",
+}
+
+
+def cyclonedx(purls: dict[str, str]) -> bytes:
+    """osv-scanner's alpine-zlib CycloneDX with one component per package URL."""
+    doc = json.loads((TESTDATA / "osv" / "sboms" / "alpine-zlib-16.cdx.json").read_text())
+    template = doc["components"][0]
+    doc["components"] = [
+        {**template, "bom-ref": name, "name": name, "version": purl.split("@")[1].split("?")[0], "purl": purl}
+        for name, purl in purls.items()
+    ]
+    return json.dumps(doc).encode()
+
+
+def spdx_debian(packages: dict[str, str]) -> bytes:
+    """osv-scanner's scalibr SPDX (only-unimportant.spdx.json), packages swapped for Debian 10 ones."""
+    doc = json.loads((TESTDATA / "osv" / "sboms" / "only-unimportant.spdx.json").read_text())
+    template = doc["packages"][0]
+    doc["packages"] = [
+        {
+            **template,
+            "name": name,
+            "SPDXID": f"SPDXRef-Package-{name}",
+            "versionInfo": version,
+            "externalRefs": [
+                {
+                    "referenceCategory": "PACKAGE-MANAGER",
+                    "referenceType": "purl",
+                    "referenceLocator": f"pkg:deb/debian/{name}@{version}?arch=amd64&distro=buster&source={name}",
+                }
+            ],
+        }
+        for name, version in packages.items()
+    ]
+    return json.dumps(doc).encode()
+
+
+def build(registry: Registry, repo: str, salt: str, sbom: bytes) -> Build:
+    b = push_build(registry, repo, "v1", [salt.encode() * 100], "2026-01-01T00:00:00Z", {})
+    attach_sbom(registry, repo, b, sbom, CDX)
+    return b
+
+
+def locked(registry: Registry, tmp_path: Path, run, repo: str, sbom: bytes) -> Path:
+    build(registry, repo, "old", sbom)
+    cfg = project(tmp_path, f"{registry.host}/{repo}:v1")
+    r = run("update", "--config", cfg, "--no-vulnerabilities")
+    assert r.code == 0, r.err
+    return cfg
+
+
+def test_update_says_what_it_fixes_and_introduces(
+    tmp_path: Path, registry: Registry, osv_server: OsvServer, run
+) -> None:
+    repo = unique_repo("vulns")
+    cfg = locked(registry, tmp_path, run, repo, cyclonedx(OLD))
+    assert osv_server.log == []  # --no-vulnerabilities: not one request
+    two = build(registry, repo, "new", cyclonedx(NEW))
+
+    r = run("update", "--config", cfg, "--dry-run", "--format", "json")
+    assert r.code == 0, r.err
+    [entry] = json.loads(r.out)["updates"]
+    v = entry["insight"]["vulnerabilities"]
+    assert v["status"] == "compared" and v["still_present"] == 0 and v["notes"] == []
+    assert [(f["id"], f["package"], f["old_version"], f["new_version"]) for f in v["introduced"]] == [
+        ("GHSA-9v2f-6vcg-3hgv", "gradio", None, "4.36.1")
+    ]
+    [gradio] = v["introduced"]
+    assert gradio["aliases"] == ["CVE-2024-39236"]
+    assert gradio["severity"] == {"level": "critical", "score": 9.8, "source": "CVSS_V3"}
+    fixed = {f["id"]: f for f in v["fixed"]}
+    assert set(fixed) == {"CVE-2018-5407", "PYSEC-2023-74"}
+    assert fixed["CVE-2018-5407"]["severity"] == {"level": "medium", "score": 4.7, "source": "CVSS_V3"}
+    assert (fixed["CVE-2018-5407"]["old_version"], fixed["CVE-2018-5407"]["new_version"]) == (
+        "1.0.2p-r0",
+        "1.0.2q-r0",
+    )
+    assert fixed["CVE-2018-5407"]["fixed_version"] == "1.0.2q-r0"
+    assert fixed["PYSEC-2023-74"]["fixed_version"] == "2.31.0"
+    assert v["fixed"][0]["id"] == "CVE-2018-5407"  # worst first (rated before unrated)
+    assert "fixes 2 known vulnerabilities" in json.loads(r.out)["commit_message"]
+    # One querybatch for the five distinct packages of both digests, one GET per changed id.
+    assert osv_server.count("POST", "/v1/querybatch") == 1
+    assert sorted(p for m, p, _ in osv_server.log if m == "GET") == [
+        "/v1/vulns/CVE-2018-5407",
+        "/v1/vulns/GHSA-9v2f-6vcg-3hgv",
+        "/v1/vulns/PYSEC-2023-74",
+    ]
+    assert v["requests"] == len(osv_server.log) == 4
+    # Only package coordinates went out: no registry, repository or digest.
+    sent = json.dumps([body for _, _, body in osv_server.log])
+    assert registry.host not in sent and repo not in sent and "sha256" not in sent
+    assert {"package": {"name": "openssl", "ecosystem": "Alpine:v3.5"}, "version": "1.0.2p-r0"} in (
+        osv_server.queries
+    )
+
+    r = run("update", "--config", cfg, "--dry-run", "--format", "markdown")
+    assert r.code == 0, r.err
+    md = r.out
+    assert "**Known vulnerabilities**: fixes 2, introduces 1, 0 still present" in md
+    assert (
+        "| introduced | [GHSA-9v2f-6vcg-3hgv](https://osv.dev/vulnerability/GHSA-9v2f-6vcg-3hgv) "
+        "(CVE-2024-39236) | critical 9.8 | gradio | — | 4.36.1 |  | Gradio was discovered" in md
+    )
+    assert (
+        "| fixed | [CVE-2018-5407](https://osv.dev/vulnerability/CVE-2018-5407) | medium 4.7 | openssl " in md
+    )
+
+    r = run("update", "--config", cfg)
+    assert r.code == 0, r.err
+    text = [ln.strip() for ln in r.out.splitlines()]
+    i = text.index("vulnerabilities: fixes 2, introduces 1, 0 still present")
+    assert text[i + 1].startswith("introduced GHSA-9v2f-6vcg-3hgv [CVE-2024-39236] (critical 9.8) gradio")
+    assert text[i + 2].startswith("fixed CVE-2018-5407 (medium 4.7) openssl 1.0.2p-r0 → 1.0.2q-r0")
+    assert lockfile.read(tmp_path / "xcargo.lock").images[0].digest == two.digest
+
+
+def test_policy_refuses_an_introduced_vulnerability_unless_accepted(
+    tmp_path: Path, registry: Registry, osv_server: OsvServer, run
+) -> None:
+    repo = unique_repo("vulns-policy")
+    cfg = locked(registry, tmp_path, run, repo, cyclonedx(OLD))
+    before = (tmp_path / "xcargo.lock").read_bytes()
+    build(registry, repo, "new", cyclonedx(NEW))
+    (tmp_path / "lockman.toml").write_text('[vulnerabilities]\nrefuse = "high"\n')
+
+    r = run("update", "--config", cfg)
+    assert r.code == 1, (r.out, r.err)
+    assert "GHSA-9v2f-6vcg-3hgv (critical 9.8)" in r.err and "at or above high" in r.err
+    assert (tmp_path / "xcargo.lock").read_bytes() == before  # the lock is unchanged
+
+    # Accepted by its CVE alias: locked.
+    (tmp_path / "lockman.toml").write_text(
+        '[vulnerabilities]\nrefuse = "high"\naccept = ["CVE-2024-39236"]\n'
+    )
+    r = run("update", "--config", cfg)
+    assert r.code == 0, r.err
+    assert (tmp_path / "xcargo.lock").read_bytes() != before
+
+    (tmp_path / "lockman.toml").write_text('[vulnerabilities]\nrefuse = "severe"\n')
+    r = run("update", "--config", cfg)
+    assert r.code == 2 and "refuse must be one of" in r.err
+
+
+def test_no_sbom_is_not_scanned_and_no_insight_sends_nothing(
+    tmp_path: Path, registry: Registry, osv_server: OsvServer, run
+) -> None:
+    repo = unique_repo("vulns-nosbom")
+    registry.push_image(repo, "v1", salt="a")
+    cfg = project(tmp_path, f"{registry.host}/{repo}:v1")
+    assert run("update", "--config", cfg).code == 0
+    registry.push_image(repo, "v1", salt="b")
+    r = run("update", "--config", cfg, "--dry-run", "--format", "json")
+    v = json.loads(r.out)["updates"][0]["insight"]["vulnerabilities"]
+    assert v["status"] == "not-scanned" and v["fixed"] == v["introduced"] == []
+    r = run("update", "--config", cfg, "--dry-run")
+    assert "vulnerabilities: not scanned (no SBOM for the old digest)" in r.out
+    r = run("update", "--config", cfg, "--dry-run", "--format", "markdown")
+    assert "**Known vulnerabilities**: not scanned" in r.out
+    assert osv_server.log == []
+
+
+def test_buildkit_spdx_debian_packages_still_present_and_fixed(
+    tmp_path: Path, registry: Registry, osv_server: OsvServer, run
+) -> None:
+    repo = unique_repo("vulns-buildkit")
+    one = push_build(registry, repo, "one", [b"a" * 10], "2026-01-01T00:00:00Z", {})
+    push_buildkit_index(
+        registry, repo, "v1", one, spdx_debian({"unixodbc": "2.3.11-2", "chromium": "73.0.3683.75-1"})
+    )
+    cfg = project(tmp_path, f"{registry.host}/{repo}:v1")
+    assert run("update", "--config", cfg, "--no-insight").code == 0
+    two = push_build(registry, repo, "two", [b"b" * 10], "2026-01-02T00:00:00Z", {})
+    push_buildkit_index(registry, repo, "v1", two, spdx_debian({"unixodbc": "2.3.11-2"}))
+    assert osv_server.log == []  # --no-insight: nothing asked
+    r = run("update", "--config", cfg, "--dry-run", "--format", "json")
+    v = json.loads(r.out)["updates"][0]["insight"]["vulnerabilities"]
+    assert v["platform"] == "linux/amd64" and v["still_present"] == 1
+    assert [(f["id"], f["package"], f["old_version"], f["new_version"]) for f in v["fixed"]] == [
+        ("CVE-2024-3847", "chromium", "73.0.3683.75-1", None)
+    ]
+    assert v["fixed"][0]["severity"]["level"] == "low"  # Debian's urgency
+    assert v["introduced"] == []
+    assert {"package": {"name": "unixodbc", "ecosystem": "Debian:10"}, "version": "2.3.11-2"} in (
+        osv_server.queries
+    )
+    # still-present ids are counted, never fetched
+    assert [p for m, p, _ in osv_server.log if m == "GET"] == ["/v1/vulns/CVE-2024-3847"]
