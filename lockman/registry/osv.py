@@ -216,14 +216,17 @@ class OsvClient:
                 raise OsvUnavailable(f"{self.base}: querybatch answer is not one result per query")
             still = []
             for i, result in zip(pending, results, strict=True):
-                parsed = parse_batch_ids(result, MAX_IDS_PER_PACKAGE)
+                parsed = parse_batch_ids(result, MAX_IDS_PER_PACKAGE + 1)  # one more: to see the cap
                 if parsed is None:
                     raise OsvUnavailable(f"{self.base}: querybatch answer holds a malformed result")
                 ids, token = parsed
                 room = max(0, min(MAX_IDS_PER_PACKAGE - len(found[i]), MAX_IDS - total))
                 if len(ids) > room:
                     complete = False
-                    lookup.note(f"OSV named more vulnerabilities than the {MAX_IDS} read; the rest dropped")
+                    lookup.note(
+                        f"OSV named more vulnerabilities than lockman keeps ({MAX_IDS_PER_PACKAGE} a "
+                        f"package, {MAX_IDS} an image); the rest were dropped"
+                    )
                     ids, token = ids[:room], None
                 fresh = [x for x in dict.fromkeys(ids) if x not in found[i]]
                 found[i] += fresh

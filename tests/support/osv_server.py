@@ -67,6 +67,7 @@ class OsvServer:
     records: dict[str, dict[str, Any]] = field(default_factory=load_records)
     page_size: int | None = None  # ids per answer before a next_page_token
     extra_ids: int = 0  # this many more (made-up) ids for every query
+    unique_extra: bool = False  # the made-up ids differ per package and version (all "changed")
     huge: int = 0  # answer querybatch with a JSON body this many bytes long
     delay: float = 0.0
     status: int = 200
@@ -91,6 +92,9 @@ class OsvServer:
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
+
+            def handle_error(self, request, client_address):  # type: ignore[no-untyped-def]
+                pass  # lockman hung up (a cap, a timeout): what the hostile tests want
 
         self.httpd = Server(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -126,7 +130,8 @@ class OsvServer:
             for i, r in sorted(self.records.items())
             if affects(r, pkg.get("ecosystem", ""), pkg.get("name", ""), version)
         ]
-        return ids + [f"LOCKMAN-TEST-{n}" for n in range(self.extra_ids)]
+        tag = f"{pkg.get('name')}-{version}-" if self.unique_extra else ""
+        return ids + [f"LOCKMAN-TEST-{tag}{n}" for n in range(self.extra_ids)]
 
     def _batch(self, body: dict[str, Any]) -> bytes:
         results = []

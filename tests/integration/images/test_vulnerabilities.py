@@ -222,3 +222,41 @@ def test_buildkit_spdx_debian_packages_still_present_and_fixed(
     )
     # still-present ids are counted, never fetched
     assert [p for m, p, _ in osv_server.log if m == "GET"] == ["/v1/vulns/CVE-2024-3847"]
+
+
+def test_slow_or_failing_service_is_one_warning_never_a_failed_update(
+    tmp_path: Path, registry: Registry, osv_server: OsvServer, run
+) -> None:
+    repo = unique_repo("vulns-slow")
+    cfg = locked(registry, tmp_path, run, repo, cyclonedx(OLD))
+    two = build(registry, repo, "new", cyclonedx(NEW))
+    (tmp_path / "lockman.toml").write_text('[vulnerabilities]\nrefuse = "low"\n')
+    osv_server.delay = 3
+    r = run("update", "--config", cfg, "--timeout", "1")
+    assert r.code == 0, r.err
+    warnings = [ln for ln in r.err.splitlines() if ln.startswith("warning:")]
+    assert warnings == [
+        f"warning: known vulnerabilities not checked: {osv_server.url} did not answer in time"
+    ]
+    assert "vulnerabilities: not checked: OSV unavailable" in r.out
+    assert lockfile.read(tmp_path / "xcargo.lock").images[0].digest == two.digest
+    assert osv_server.count("POST") == 1  # no retry storm against a struggling service
+
+
+def test_requests_per_moved_image_are_bounded(
+    tmp_path: Path, registry: Registry, osv_server: OsvServer, run
+) -> None:
+    repo = unique_repo("vulns-many")
+    old = {f"p{i}": f"pkg:pypi/p{i}@1.0" for i in range(1500)} | {"requests": OLD["requests"]}
+    new = {f"p{i}": f"pkg:pypi/p{i}@1.1" for i in range(1500)} | {"gradio": NEW["gradio"]}
+    cfg = locked(registry, tmp_path, run, repo, cyclonedx(old))
+    build(registry, repo, "new", cyclonedx(new))
+    osv_server.extra_ids, osv_server.unique_extra = 3, True  # 3 made-up ids per package version, no records
+    r = run("update", "--config", cfg, "--dry-run", "--format", "json")
+    assert r.code == 0, r.err
+    v = json.loads(r.out)["updates"][0]["insight"]["vulnerabilities"]
+    assert v["requests"] == len(osv_server.log) <= 64
+    assert osv_server.count("POST") == 4  # 3002 packages: four batches of at most 1000
+    assert any("request limit (64)" in n for n in v["notes"])
+    # introduced ids are read first: the policy sees the worst of what is new
+    assert "/v1/vulns/GHSA-9v2f-6vcg-3hgv" in [p for m, p, _ in osv_server.log if m == "GET"]
