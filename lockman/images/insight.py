@@ -193,14 +193,14 @@ class _Reader:
             facts[plat] = PlatformFacts(tuple(d.digest for d in m.layers), sum(d.size for d in m.layers))
             if plat == config_platform:
                 config_of = m
-        created = None
+        created, env = None, dict[str, str]()
         if config_of is not None and config_of.config is not None:
             try:
                 raw = await self.blob(config_of.config, MAX_CONFIG_BYTES, f"config {config_of.config.digest}")
                 if raw is None:
                     notes.append(f"{which} config blob is over {MAX_CONFIG_BYTES} bytes; not read")
                 else:
-                    created, labels = model.parse_config(raw)
+                    created, labels, env = model.config_facts(raw)
                     labels_from.append(labels)
             except (LockmanError, _Exhausted, SbomError) as e:
                 self._note_or_raise(e, notes, f"{which} config not readable")
@@ -213,7 +213,7 @@ class _Reader:
             sbom = await self.sbom(entry.digest, notes, which, _buildkit_attestation(top, child))
         except (LockmanError, _Exhausted) as e:
             self._note_or_raise(e, notes, f"{which} SBOM not readable")
-        return ImageFacts(created, model.oci_labels(*labels_from), facts, sbom, tuple(notes))
+        return ImageFacts(created, model.oci_labels(*labels_from), facts, sbom, tuple(notes), env)
 
     def _note_or_raise(self, e: Exception, notes: list[str], what: str) -> None:
         if isinstance(e, VerificationError) and tampered(e):

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lockman import safejson
+from lockman.model import toolchain
+from lockman.model.toolchain import ToolchainChange
 from lockman.model.vulns import Package, VulnDiff, build_purl, parse_purl
 
 OCI_PREFIX = "org.opencontainers.image."
@@ -75,6 +77,7 @@ class ImageFacts:
     platforms: Mapping[str, PlatformFacts] = field(default_factory=dict)  # "" = single-platform
     sbom: Sbom | None = None
     notes: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)  # toolchain versions from the config's Env
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,7 @@ class Insight:
     requests: int = 0
     base_name: str | None = None  # the base image's name (new side), to say which base moved
     vulnerabilities: VulnDiff | None = None  # None: not looked up (--no-vulnerabilities)
+    toolchain: tuple[ToolchainChange, ...] = ()  # C library, distro, compilers, openssl, rust
 
     @property
     def base_moved(self) -> FieldChange | None:
@@ -180,6 +184,7 @@ class Insight:
                 if s.signature is None
                 else {"verified": s.signature.verified, "detail": s.signature.detail},
             },
+            "toolchain": [c.as_dict() for c in self.toolchain],
             "notes": list(self.notes),
             "requests": self.requests,
             "vulnerabilities": None if self.vulnerabilities is None else self.vulnerabilities.as_dict(),
@@ -231,15 +236,23 @@ def manifest_annotations(raw: bytes) -> dict[str, Any]:
 
 def parse_config(raw: bytes) -> tuple[str | None, dict[str, Any]]:
     """An image config blob → (``created``, ``config.Labels``)."""
+    created, labels, _ = config_facts(raw)
+    return created, labels
+
+
+def config_facts(raw: bytes) -> tuple[str | None, dict[str, Any], dict[str, str]]:
+    """An image config blob → (``created``, ``config.Labels``, toolchain versions its ``Env`` names)."""
     obj = loads(raw, "image config")
     if not isinstance(obj, dict):
         raise SbomError("image config is not a JSON object")
     created = obj.get("created")
     cfg = obj.get("config")
     labels = cfg.get("Labels") if isinstance(cfg, dict) else None
+    env = cfg.get("Env") if isinstance(cfg, dict) else None
     return (
         clip(created) if isinstance(created, str) and created else None,
         labels if isinstance(labels, dict) else {},
+        toolchain.env_versions(env[:256] if isinstance(env, list) else ()),
     )
 
 
@@ -504,4 +517,20 @@ def compare(old: ImageFacts, new: ImageFacts, *, requests: int = 0) -> Insight:
     if not (old.labels or new.labels or old.sbom or new.sbom or notes):
         notes.append("no OCI labels and no SBOM published for this image")
     base_name = new.labels.get("base.name") or old.labels.get("base.name")
-    return Insight(tuple(fields), url, layers, added, removed, sbom, tuple(notes), requests, base_name)
+    return Insight(
+        tuple(fields), url, layers, added, removed, sbom, tuple(notes), requests, base_name,
+        toolchain=toolchain_diff(old, new),
+    )  # fmt: skip
+
+
+def toolchain_diff(old: ImageFacts, new: ImageFacts) -> tuple[ToolchainChange, ...]:
+    """The toolchain old → new: from both SBOMs and configs, or from the configs alone when a
+    side has no SBOM (a package missing from an absent SBOM is unknown, not removed)."""
+
+    def side(f: ImageFacts, sbom: bool) -> dict[str, str]:
+        if sbom and f.sbom is not None:
+            return toolchain.versions(f.sbom.packages, f.sbom.purls, f.sbom.distro, f.env)
+        return dict(f.env)
+
+    both = old.sbom is not None and new.sbom is not None
+    return toolchain.diff(side(old, both), side(new, both))

@@ -18,15 +18,21 @@ class Build:
 
 
 def push_build(
-    reg: Registry, repo: str, tag: str, layers: list[bytes], created: str, image_labels: dict[str, str]
+    reg: Registry,
+    repo: str,
+    tag: str,
+    layers: list[bytes],
+    created: str,
+    image_labels: dict[str, str],
+    env: list[str] | None = None,
 ) -> Build:
-    """An OCI image with the given layers, ``created`` and config labels, tagged ``tag``."""
+    """An OCI image with the given layers, ``created``, config labels (and ``Env``), tagged ``tag``."""
     config = json.dumps(
         {
             "architecture": "amd64",
             "os": "linux",
             "created": created,
-            "config": {"Labels": image_labels},
+            "config": {"Labels": image_labels, **({"Env": env} if env is not None else {})},
             "rootfs": {"type": "layers", "diff_ids": [sha256(x) for x in layers]},
         }
     ).encode()

@@ -299,3 +299,25 @@ def test_commit_message_says_how_many_known_vulnerabilities_it_fixes() -> None:
     assert report.commit_message([report.ImageUpdate("b", "1", d("a"), d("c"), "x")]) == (
         "chore(deps): update b:1 digest to ccccccc"
     )
+
+
+def test_toolchain_comes_first_with_a_downgrade_flagged() -> None:
+    from lockman.model.insight import Insight
+    from lockman.model.toolchain import ToolchainChange
+
+    tc = (ToolchainChange("glibc", "2.18", "2.29"), ToolchainChange("rust", "1.70.0", "1.69.0", True),
+          ToolchainChange("gcc", "12", "12"))  # fmt: skip
+    up = report.ImageUpdate("app", "v1", d("a"), d("b"), "x", insight=Insight(toolchain=tc))
+    text = report.update_text(report.UpdateReport((up,), "l")).splitlines()
+    assert text[1] == "    toolchain: glibc 2.18 → 2.29, rust 1.70.0 → 1.69.0 DOWNGRADE"
+    md = report.update_markdown(report.UpdateReport((up,), "l"))
+    section = md.split("#### app:v1", 1)[1].strip().splitlines()
+    assert section[:5] == [
+        "| Toolchain | Old | New |",
+        "|---|---|---|",
+        "| glibc | 2.18 | 2.29 |",
+        "| rust | 1.70.0 | 1.69.0 **(downgrade)** |",
+        "| gcc | 12 | (unchanged) |",
+    ]
+    same = report.ImageUpdate("app", "v1", d("a"), d("b"), "x", insight=Insight(toolchain=tc[2:]))
+    assert report.update_text(report.UpdateReport((same,), "l")).splitlines()[1] == "    toolchain unchanged: gcc 12"

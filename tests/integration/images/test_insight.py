@@ -127,6 +127,7 @@ def test_update_and_diff_say_what_changed_inside(tmp_path: Path, registry: Regis
     assert r.code == 0, r.err
     lines = r.out.splitlines()
     assert lines[0].startswith(f"{registry.host}/{repo}:v1  ")
+    assert lines.pop(1) == "    toolchain: openssl 3.0.1 → 3.0.2"  # the toolchain comes first
     assert lines[1].startswith(
         "    base image docker.io/library/debian:bookworm-slim moved: sha256:111111111111"
     )

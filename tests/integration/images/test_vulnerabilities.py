@@ -260,3 +260,49 @@ def test_requests_per_moved_image_are_bounded(
     assert any("request limit (64)" in n for n in v["notes"])
     # introduced ids are read first: the policy sees the worst of what is new
     assert "/v1/vulns/GHSA-9v2f-6vcg-3hgv" in [p for m, p, _ in osv_server.log if m == "GET"]
+
+
+def test_toolchain_first_old_to_new_with_a_downgrade_flagged(
+    tmp_path: Path, registry: Registry, osv_server: OsvServer, run
+) -> None:
+    """A cross-rs style rebuild: glibc 2.31 → 2.36 (Debian 11 → 12) and rust going down."""
+    repo = unique_repo("toolchain")
+
+    def image(salt: str, rust: str, packages: dict[str, tuple[str, str]], release: str) -> None:
+        b = push_build(registry, repo, salt, [salt.encode() * 10], "2026-01-01T00:00:00Z", {},
+                       env=["PATH=/usr/local/cargo/bin:/usr/bin", f"RUST_VERSION={rust}"])  # fmt: skip
+        doc = json.loads(spdx_debian({n: v for n, (v, _) in packages.items()}))
+        for p in doc["packages"]:
+            src = packages[p["name"]][1]
+            p["externalRefs"][0]["referenceLocator"] = (
+                f"pkg:deb/debian/{p['name']}@{p['versionInfo']}?arch=amd64&distro=debian-{release}&upstream={src}"
+            )
+        push_buildkit_index(registry, repo, "v1", b, json.dumps(doc).encode())
+
+    image("one", "1.80.0", {"libc6": ("2.31-13+deb11u11", "glibc"), "libssl1.1": ("1.1.1w-0+deb11u1", "openssl"),
+                            "gcc-10": ("10.2.1-6", "gcc-10")}, "11")  # fmt: skip
+    cfg = project(tmp_path, f"{registry.host}/{repo}:v1")
+    assert run("update", "--config", cfg, "--no-vulnerabilities").code == 0
+    image("two", "1.79.0", {"libc6": ("2.36-9+deb12u9", "glibc"), "libssl3": ("3.0.15-1~deb12u1", "openssl"),
+                            "gcc-12": ("12.2.0-14", "gcc-12")}, "12")  # fmt: skip
+    r = run("update", "--config", cfg, "--dry-run", "--format", "json", "--no-vulnerabilities")
+    assert r.code == 0, r.err
+    ins = json.loads(r.out)["updates"][0]["insight"]
+    assert ins["vulnerabilities"] is None and osv_server.log == []
+    assert ins["toolchain"] == [
+        {"component": "distro", "old": "debian 11", "new": "debian 12", "downgrade": False},
+        {"component": "glibc", "old": "2.31-13+deb11u11", "new": "2.36-9+deb12u9", "downgrade": False},
+        {"component": "gcc", "old": "10.2.1-6", "new": "12.2.0-14", "downgrade": False},
+        {"component": "openssl", "old": "1.1.1w-0+deb11u1", "new": "3.0.15-1~deb12u1", "downgrade": False},
+        {"component": "rust", "old": "1.80.0", "new": "1.79.0", "downgrade": True},
+    ]
+    r = run("update", "--config", cfg, "--dry-run")
+    first = r.out.splitlines()[2].strip()  # the toolchain comes first, under the digest and platform lines
+    assert first.startswith(
+        "toolchain: distro debian 11 → debian 12, glibc 2.31-13+deb11u11 → 2.36-9+deb12u9"
+    )
+    assert first.endswith("rust 1.80.0 → 1.79.0 DOWNGRADE")
+    r = run("update", "--config", cfg, "--dry-run", "--format", "markdown")
+    section = r.out.split("### What changed", 1)[1]
+    assert section.index("| Toolchain | Old | New |") < section.index("| What | Old | New |")
+    assert "| rust | 1.80.0 | 1.79.0 **(downgrade)** |" in section
