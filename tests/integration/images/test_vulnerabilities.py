@@ -208,7 +208,9 @@ def test_buildkit_spdx_debian_packages_still_present_and_fixed(
     assert run("update", "--config", cfg, "--no-insight").code == 0
     two = push_build(registry, repo, "two", [b"b" * 10], "2026-01-02T00:00:00Z", {})
     push_buildkit_index(registry, repo, "v1", two, spdx_debian({"unixodbc": "2.3.11-2"}))
-    assert osv_server.log == []  # --no-insight: nothing asked
+    r = run("update", "--config", cfg, "--dry-run", "--no-insight", "--format", "json")
+    assert r.code == 0 and json.loads(r.out)["updates"][0]["insight"] is None
+    assert osv_server.log == []  # --no-insight on a moved image: nothing asked
     r = run("update", "--config", cfg, "--dry-run", "--format", "json")
     v = json.loads(r.out)["updates"][0]["insight"]["vulnerabilities"]
     assert v["platform"] == "linux/amd64" and v["still_present"] == 1
