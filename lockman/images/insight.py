@@ -436,6 +436,30 @@ async def _all(aws: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
         raise
 
 
+async def scan_all(
+    client: RegistryClient, targets: Sequence[tuple[Reference, LockedImage]], osv: OsvClient
+) -> dict[tuple[str, str], VulnDiff]:
+    """Known vulnerabilities present in each locked image (``verify`` under a
+    ``[vulnerabilities] refuse`` policy): its SBOM read as for insight, every id OSV names for
+    its packages reported as ``introduced`` (against nothing); "not-scanned" without an SBOM."""
+    manifests, blobs = ManifestCache(), BlobCache()
+
+    async def one(ref: Reference, entry: LockedImage) -> VulnDiff:
+        reader = _Reader(client, Target(entry.key, ref, entry, entry), manifests, blobs)
+        plats, config, _, _ = _platforms(entry, entry)
+        try:
+            facts = await reader.side(entry, plats, config)
+        except LockmanError as e:  # bytes that do not hash: verify's own checks report them
+            return VulnDiff("not-scanned", config or "", notes=(str(e),))
+        if facts.sbom is None:
+            return VulnDiff("not-scanned", config or "", notes=("no SBOM for this digest",))
+        nothing = replace(facts.sbom, packages=frozenset(), purls=frozenset())
+        return await vulnerabilities(osv, nothing, facts.sbom, config or "")
+
+    results = await _all([one(ref, e) for ref, e in targets])
+    return {e.key: r for (_, e), r in zip(targets, results, strict=True)}
+
+
 def moved(old: LockedImage | None, new: LockedImage | None) -> bool:
     """Whether an update entry is worth inspecting: both digests known and different, and the
     same kind of pin (``update --platform`` swapping an index for its own child is no rebuild)."""

@@ -308,3 +308,39 @@ def test_toolchain_first_old_to_new_with_a_downgrade_flagged(
     section = r.out.split("### What changed", 1)[1]
     assert section.index("| Toolchain | Old | New |") < section.index("| What | Old | New |")
     assert "| rust | 1.80.0 | 1.79.0 **(downgrade)** |" in section
+
+
+def test_verify_applies_the_policy_to_what_is_locked(
+    tmp_path: Path, registry: Registry, osv_server: OsvServer, run
+) -> None:
+    repo = unique_repo("vulns-verify")
+    cfg = locked(registry, tmp_path, run, repo, cyclonedx(NEW))
+    other = unique_repo("vulns-verify-bare")
+    registry.push_image(other, "v1", salt="a")
+    (tmp_path / "xcargo.toml").write_text(
+        f'[container]\nimage = "{registry.host}/{repo}:v1"\n'
+        f'[targets."aarch64-unknown-linux-gnu".container]\nimage = "{registry.host}/{other}:v1"\n'
+    )
+    assert run("update", "--config", cfg, "--no-vulnerabilities").code == 0
+    r = run("verify", "--config", cfg)
+    assert r.code == 0 and osv_server.log == []  # no refuse policy: verify asks OSV nothing
+
+    (tmp_path / "lockman.toml").write_text('[vulnerabilities]\nrefuse = "high"\n')
+    r = run("verify", "--config", cfg, "--format", "json")
+    assert r.code == 1, r.err
+    data = json.loads(r.out)
+    assert [(p["kind"], p["image"]) for p in data["problems"]] == [
+        ("vulnerability", f"{registry.host}/{repo}:v1")
+    ]
+    assert "GHSA-9v2f-6vcg-3hgv (critical 9.8)" in data["problems"][0]["message"]
+    by = {i["name"]: i for i in data["images"]}
+    present = by[f"{registry.host}/{repo}"]["vulnerabilities"]["present"]
+    assert {f["id"] for f in present} == {"GHSA-9v2f-6vcg-3hgv"}  # requests 2.31.0, openssl q: fixed
+    assert by[f"{registry.host}/{other}"]["vulnerabilities"]["status"] == "not-scanned"
+    assert f"notice: {registry.host}/{other}:v1: not scanned for known vulnerabilities (no SBOM" in r.err
+
+    (tmp_path / "lockman.toml").write_text(
+        '[vulnerabilities]\nrefuse = "high"\naccept = ["GHSA-9v2f-6vcg-3hgv"]\n'
+    )
+    r = run("verify", "--config", cfg)
+    assert r.code == 0, r.err
