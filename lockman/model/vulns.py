@@ -247,6 +247,23 @@ def cvss3_score(vector: str) -> float | None:
     return _roundup(min(total, 10.0))
 
 
+def cvss4_score(vector: str) -> float | None:
+    """The CVSS v4.0 base score of a vector, or None if malformed.
+
+    v4 scores come from FIRST's table of macro-vector scores and an interpolation within each,
+    not from a formula; Red Hat's ``cvss`` library implements that reference algorithm.
+    """
+    try:
+        from cvss import CVSS4
+        from cvss.exceptions import CVSSError
+    except ImportError:  # pragma: no cover - a declared dependency; without it, v4 is unrated
+        return None
+    try:
+        return float(CVSS4(vector.strip()).base_score)
+    except (CVSSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def level_of_score(score: float) -> str:
     """CVSS's qualitative rating of a base score."""
     if score == 0:
@@ -272,9 +289,9 @@ def _word(value: object) -> str | None:
 
 
 def severity_of(record: Mapping[str, Any]) -> Severity:
-    """The worst rating a record gives: a CVSS v3 vector's computed base score, else the
-    database's own rating (``database_specific.severity``, per-package ratings, Ubuntu's
-    priority); UNKNOWN when there is none (CVSS v4 vectors are not scored here)."""
+    """The worst rating a record gives: a CVSS v3 or v4 vector's computed base score, else the
+    database's own rating (``database_specific.severity``, per-package ratings, Debian's
+    urgency, Ubuntu's priority); UNKNOWN when there is none."""
     found: list[Severity] = []
     sev = record.get("severity")
     for s in sev[:8] if isinstance(sev, list) else ():
@@ -285,6 +302,10 @@ def severity_of(record: Mapping[str, Any]) -> Severity:
             score = cvss3_score(text)
             if score is not None:
                 found.append(Severity.of(level_of_score(score), score, "CVSS_V3"))
+        elif kind == "CVSS_V4":
+            score = cvss4_score(text)
+            if score is not None:
+                found.append(Severity.of(level_of_score(score), score, "CVSS_V4"))
         elif kind == "Ubuntu" and _word(text):
             found.append(Severity.of(_word(text) or "unknown", None, "Ubuntu"))
     if found:

@@ -56,10 +56,17 @@ def test_severity_from_vector_database_or_urgency() -> None:
     assert vulns.severity_of({"database_specific": {"severity": "MODERATE"}}).level == "medium"
     assert vulns.severity_of({"severity": [{"type": "Ubuntu", "score": "high"}]}).level == "high"
     assert vulns.severity_of(record("PYSEC-2023-74")) == vulns.UNKNOWN
-    # CVSS v4 is not scored here: the database's rating, else unknown (never a made-up score)
+    # CVSS v4: FIRST's algorithm (9.3 and 1.0 as FIRST's calculator scores these vectors)
     v4 = {"type": "CVSS_V4", "score": "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"}
-    assert vulns.severity_of({"severity": [v4]}) == vulns.UNKNOWN
-    assert vulns.severity_of({"severity": [v4], "database_specific": {"severity": "HIGH"}}).level == "high"
+    assert vulns.severity_of({"severity": [v4]}) == Severity.of("critical", 9.3, "CVSS_V4")
+    low = {"type": "CVSS_V4", "score": "CVSS:4.0/AV:L/AC:H/AT:P/PR:L/UI:A/VC:L/VI:N/VA:N/SC:N/SI:N/SA:N"}
+    assert vulns.severity_of({"severity": [low]}) == Severity.of("low", 1.0, "CVSS_V4")
+    # a malformed v4 vector: the database's rating, else unknown (never a made-up score)
+    bad = {"type": "CVSS_V4", "score": "CVSS:4.0/AV:N/AC:L"}
+    assert vulns.severity_of({"severity": [bad]}) == vulns.UNKNOWN
+    assert vulns.severity_of({"severity": [bad], "database_specific": {"severity": "HIGH"}}).level == "high"
+    # the worst of several ratings wins
+    assert vulns.severity_of({"severity": [low, v4]}).score == 9.3
 
 
 # -- package URLs --------------------------------------------------------------------------------
