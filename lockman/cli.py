@@ -266,6 +266,10 @@ def diff(
         bool,
         Parameter(negative="", help="Ask the registries what changed inside moved images (else offline)."),
     ] = False,
+    no_vulnerabilities: Annotated[
+        bool,
+        Parameter(negative="", help="With --insight, do not look the SBOMs' packages up in OSV."),
+    ] = False,
     timeout: Annotated[
         float,
         Parameter(
@@ -291,6 +295,7 @@ def diff(
             exit_code=exit_code,
             insight=insight,
             timeout=timeout,
+            vulnerabilities=not no_vulnerabilities,
         ),
         output,
         insecure_registry,

@@ -344,3 +344,28 @@ def test_verify_applies_the_policy_to_what_is_locked(
     )
     r = run("verify", "--config", cfg)
     assert r.code == 0, r.err
+
+
+def test_diff_insight_commit_message_says_what_it_fixes(
+    tmp_path: Path, registry: Registry, osv_server: OsvServer, run
+) -> None:
+    from tests.support.project import git
+
+    repo = unique_repo("vulns-diff")
+    cfg = locked(registry, tmp_path, run, repo, cyclonedx(OLD))
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "xcargo.lock", "xcargo.toml")
+    git(tmp_path, "commit", "-qm", "lock")
+    two = build(registry, repo, "new", cyclonedx(NEW))
+    assert run("update", "--config", cfg, "--no-insight").code == 0
+    r = run("diff", "git:HEAD", "--config", cfg, "--commit-message")
+    assert r.out.strip() == f"chore(deps): update {registry.host}/{repo}:v1 digest to {two.digest[7:14]}"
+    assert osv_server.log == []  # no --insight: offline
+    r = run("diff", "git:HEAD", "--config", cfg, "--insight", "--commit-message")
+    assert r.code == 0, r.err
+    assert r.out.strip() == (
+        f"chore(deps): update {registry.host}/{repo}:v1 digest to {two.digest[7:14]} (fixes 2 known vulnerabilities)"
+    )
+    n = len(osv_server.log)
+    r = run("diff", "git:HEAD", "--config", cfg, "--insight", "--no-vulnerabilities", "--format", "json")
+    assert json.loads(r.out)["updates"][0]["insight"]["vulnerabilities"] is None and len(osv_server.log) == n
