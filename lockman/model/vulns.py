@@ -64,6 +64,10 @@ def parse_purl(text: object) -> Purl | None:
     """A package URL, or None when ``text`` is not one (too long, no type or name)."""
     if not isinstance(text, str) or len(text) > MAX_PURL or not text.startswith("pkg:"):
         return None
+    try:
+        text.encode("utf-8")  # a lone surrogate (JSON's "\udc80") is no package URL, and no URL
+    except UnicodeEncodeError:
+        return None
     rest = text[4:].split("#", 1)[0]
     rest, _, query = rest.partition("?")
     rest = rest.strip("/")
@@ -96,6 +100,10 @@ def build_purl(kind: str, name: str, version: str, distro: tuple[str, str] | Non
     (``("debian", "12")``)."""
     kind = kind.lower()
     if not name or not version or not re.fullmatch(r"[a-z][a-z0-9.+-]{0,31}", kind):
+        return None
+    try:
+        (name + version).encode("utf-8")
+    except UnicodeEncodeError:
         return None
     if kind in OS_TYPES:
         if distro is None:

@@ -142,6 +142,17 @@ def test_osv_query_for_each_kind_of_package(purl: str, query: dict) -> None:
     assert p is not None and vulns.osv_package(p) == query
 
 
+def test_a_purl_with_a_lone_surrogate_is_not_one() -> None:
+    """Found by the package-url fuzz target: JSON's ``\\udc80`` in an SBOM's purl made
+    ``str(Purl)`` raise UnicodeEncodeError, which would have failed the update."""
+    assert vulns.parse_purl("pkg:deb/\udc80debian/libssl3@3.0") is None
+    doc = {"bomFormat": "CycloneDX", "components": [{"name": "x", "version": "1", "purl": "pkg:pypi/x\udc80@1"}]}
+    assert insight.parse_sbom(json.dumps(doc).encode()).purls == frozenset()
+    typed = [{"name": "syft:package:type", "value": "python"}]
+    doc = {"bomFormat": "CycloneDX", "components": [{"name": "x\udc80", "version": "1", "properties": typed}]}
+    assert insight.parse_sbom(json.dumps(doc).encode()).purls == frozenset()
+
+
 def test_versionless_purl_is_not_asked() -> None:
     p = vulns.parse_purl("pkg:pypi/requests")
     assert p is not None and vulns.osv_package(p) is None
