@@ -375,8 +375,8 @@ async def vulnerabilities(osv: OsvClient, old: Sbom | None, new: Sbom | None, pl
     for those, introduced first); "not-scanned" without both SBOMs, "unavailable" when OSV
     could not be asked."""
     if old is None or new is None:
-        which = "old" if old is None else "new"
-        return VulnDiff("not-scanned", platform, notes=(f"no SBOM for the {which} digest",))
+        which = "either" if old is None and new is None else "the old" if old is None else "the new"
+        return VulnDiff("not-scanned", platform, notes=(f"no SBOM for {which} digest",))
     if not old.purls and not new.purls:
         return VulnDiff("not-scanned", platform, notes=("the SBOMs name no package URLs",))
     lookup = Lookup()

@@ -190,7 +190,7 @@ def test_no_sbom_is_not_scanned_and_no_insight_sends_nothing(
     v = json.loads(r.out)["updates"][0]["insight"]["vulnerabilities"]
     assert v["status"] == "not-scanned" and v["fixed"] == v["introduced"] == []
     r = run("update", "--config", cfg, "--dry-run")
-    assert "vulnerabilities: not scanned (no SBOM for the old digest)" in r.out
+    assert "vulnerabilities: not scanned (no SBOM for either digest)" in r.out
     r = run("update", "--config", cfg, "--dry-run", "--format", "markdown")
     assert "**Known vulnerabilities**: not scanned" in r.out
     assert osv_server.log == []
