@@ -176,6 +176,10 @@ def update(
         bool,
         Parameter(negative="", help="Do not look inside moved images (labels, layers, SBOM): the bare diff."),
     ] = False,
+    no_vulnerabilities: Annotated[
+        bool,
+        Parameter(negative="", help="Do not look the SBOMs' packages up in OSV (known vulnerabilities)."),
+    ] = False,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
     insecure_registry: InsecureOpt = (),
     signatures: SignatureOpts = NO_SIGNATURE_FLAGS,
@@ -198,6 +202,7 @@ def update(
             platform=platform,
             keep_going=keep_going,
             insight=not no_insight,
+            vulnerabilities=not no_vulnerabilities,
         ),
         output,
         insecure_registry,
@@ -261,6 +266,10 @@ def diff(
         bool,
         Parameter(negative="", help="Ask the registries what changed inside moved images (else offline)."),
     ] = False,
+    no_vulnerabilities: Annotated[
+        bool,
+        Parameter(negative="", help="With --insight, do not look the SBOMs' packages up in OSV."),
+    ] = False,
     timeout: Annotated[
         float,
         Parameter(
@@ -286,6 +295,7 @@ def diff(
             exit_code=exit_code,
             insight=insight,
             timeout=timeout,
+            vulnerabilities=not no_vulnerabilities,
         ),
         output,
         insecure_registry,

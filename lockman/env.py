@@ -96,6 +96,7 @@ VARIABLES: dict[str, Variable] = {
         Variable("LOCKMAN_TUF_URL", "an http:// or https:// URL", _url),
         Variable("LOCKMAN_TUF_ROOT", "an existing file (a TUF root.json)", _file),
         Variable("LOCKMAN_TUF_OFFLINE", FLAG, _flag),
+        Variable("LOCKMAN_OSV_URL", "an http:// or https:// URL", _url),
     )
 }
 

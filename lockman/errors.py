@@ -17,7 +17,8 @@ from them (as go-containerregistry's ``transport.Error`` does)::
     │   │   └── SizeMismatch              not the size its descriptor says
     │   ├── TooLarge                      over a size limit                "too-large"
     │   ├── UnsupportedMediaType          a manifest type lockman refuses  "unsupported-media-type"
-    │   └── NotServed                     a locked digest answered 404     "not-served"
+    │   ├── NotServed                     a locked digest answered 404     "not-served"
+    │   └── VulnerabilityRefused          a known vulnerability the policy refuses  "vulnerability"
     └── RegistryError             exit 3  unreachable, refused, failing    "registry"
         ├── NotFound                      the registry does not have it    "not-served"
         └── AuthError                     authentication failed/required   "registry"
@@ -185,6 +186,12 @@ class NotServed(VerificationError):
         out.__dict__.update(e.__dict__)  # the same facts and the same line; another kind
         out.args = e.args
         return out
+
+
+class VulnerabilityRefused(VerificationError):
+    """A new digest introduces a known vulnerability lockman.toml's ``[vulnerabilities]`` refuses."""
+
+    kind = "vulnerability"
 
 
 class RegistryError(LockmanError):

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lockman import env
 from lockman.console import err
 from lockman.enforce.options import SignatureOptions
-from lockman.errors import EXIT_OK, EXIT_REGISTRY, EXIT_USAGE, EXIT_VERIFY, LockmanError
+from lockman.errors import EXIT_OK, EXIT_REGISTRY, EXIT_USAGE, EXIT_VERIFY, InputError, LockmanError
 from lockman.images.hooks import Hooks
 from lockman.progress import progress
+
+if TYPE_CHECKING:
+    from lockman.model.insight import Insight
+    from lockman.model.vulns import VulnPolicy
 
 CLI_HOOKS = Hooks(tell=err, progress=progress)
 """Notices to stderr as they happen; a progress bar when stderr is a terminal."""
@@ -52,3 +58,33 @@ def report_errors(errors: Iterable[LockmanError]) -> int:
     for e in errors:
         err(f"error: {e}")
     return exit_code_for(errors)
+
+
+def vuln_policy(config_path: Path) -> VulnPolicy:
+    """lockman.toml's ``[vulnerabilities]`` table (next to xcargo.toml); bad values are bad input."""
+    import tomlkit
+
+    from lockman.enforce.options import policy_path
+    from lockman.fileio import read_utf8
+    from lockman.model.vulns import parse_policy
+
+    path = policy_path(config_path)
+    text = read_utf8(path)
+    if text is None:
+        return parse_policy(None, str(path))
+    try:
+        return parse_policy(tomlkit.parse(text).unwrap().get("vulnerabilities"), str(path))
+    except tomlkit.exceptions.ParseError as e:
+        raise InputError(f"{path}: invalid TOML ({e})") from None
+    except ValueError as e:
+        raise InputError(str(e)) from None
+
+
+def warn_unavailable(insights: Iterable[Insight]) -> None:
+    """One warning when OSV could not be asked (the update itself goes on)."""
+    for i in insights:
+        v = i.vulnerabilities
+        if v is not None and v.status == "unavailable":
+            why = v.notes[0] if v.notes else "no answer"
+            err(f"warning: known vulnerabilities not checked: {why}")
+            return

@@ -78,6 +78,7 @@ def run(
     exit_code: bool = False,
     insight: bool = False,
     timeout: float = 30.0,
+    vulnerabilities: bool = True,
 ) -> int:
     lock_path = config_path.with_name("xcargo.lock")
     new_spec = new_spec or str(lock_path)
@@ -86,8 +87,8 @@ def run(
     old = load_side(old_spec, lock_path)
     new = load_side(new_spec, lock_path)
     updates = report.image_updates(old, new)
-    if insight and not commit_message:
-        updates = report.with_insight(updates, _insight(old, new, config_path, timeout))
+    if insight:  # with --commit-message too: the line then says how many vulnerabilities it fixes
+        updates = report.with_insight(updates, _insight(old, new, config_path, timeout, vulnerabilities))
     rep = report.UpdateReport(updates, new_spec)
     if commit_message:
         if rep.commit_message:
@@ -102,9 +103,10 @@ def run(
 
 
 def _insight(
-    old: Lockfile, new: Lockfile, config_path: Path, timeout: float
+    old: Lockfile, new: Lockfile, config_path: Path, timeout: float, vulnerabilities: bool = True
 ) -> dict[tuple[str, str], Insight]:
-    """``--insight``: ask the registries what changed inside each image whose digest moved."""
+    """``--insight``: ask the registries what changed inside each image whose digest moved (and
+    OSV about the SBOMs' packages, unless ``--no-vulnerabilities`` or lockman.toml says not)."""
     import asyncio
 
     from lockman.enforce.options import SignatureOptions
@@ -121,8 +123,17 @@ def _insight(
         policies = load_policies(config_path, signature_options())
     changed = [(parse(e.name), before.get(e.key), e) for e in new.images if e.key in before]
 
+    from lockman import env
+    from lockman.commands._common import vuln_policy, warn_unavailable
+    from lockman.images.inspect_moved import osv_client
+
+    use_osv = vulnerabilities and vuln_policy(config_path).enabled
+
     async def run() -> dict[tuple[str, str], Insight]:
         async with RegistryClient(timeout=timeout) as client:
-            return await gather(client, changed, policies)
+            osv = osv_client(client, env.get("LOCKMAN_OSV_URL")) if use_osv else None
+            return await gather(client, changed, policies, osv)
 
-    return asyncio.run(run())
+    found = asyncio.run(run())
+    warn_unavailable(found.values())
+    return found

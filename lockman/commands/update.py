@@ -8,10 +8,18 @@ exit code says what the result means (1: ``--check`` found drift). What update d
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from lockman import report
-from lockman.commands._common import CLI_HOOKS, report_errors, signature_options, worst
+from lockman import env, report
+from lockman.commands._common import (
+    CLI_HOOKS,
+    report_errors,
+    signature_options,
+    vuln_policy,
+    warn_unavailable,
+    worst,
+)
 from lockman.console import count, err, info, out, short, use_colour
 from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, EXIT_VERIFY
@@ -36,6 +44,7 @@ async def run(
     platform: str | None = None,
     keep_going: bool = False,
     insight: bool = True,
+    vulnerabilities: bool = True,
 ) -> int:
     options = UpdateOptions(  # checks --platform before any file or network
         images=tuple(images),
@@ -44,8 +53,11 @@ async def run(
         keep_going=keep_going,
         write=not (check or dry_run),
         insight=insight and not check and not commit_message,
+        vulnerabilities=vulnerabilities,
+        osv_url=env.get("LOCKMAN_OSV_URL"),
     )
     config = load_config(config_path)
+    options = replace(options, vuln_policy=vuln_policy(config_path))
     result = await updater.update(
         config,
         options,
@@ -54,6 +66,7 @@ async def run(
         hooks=CLI_HOOKS,
     )
     codes = _signatures(result, show=fmt == "text" and not commit_message)  # stdout: only the report
+    warn_unavailable(result.insights.values())
     if result.stopped:
         return worst([*codes, report_errors(result.errors)])
     _kept_pins(result)

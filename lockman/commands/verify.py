@@ -8,13 +8,15 @@ problem's. What is checked, offline and online, is told in lockman/images/verifi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from lockman import report
-from lockman.commands._common import CLI_HOOKS, signature_options, worst
+from lockman import env, report
+from lockman.commands._common import CLI_HOOKS, signature_options, vuln_policy, warn_unavailable, worst
 from lockman.console import err, info, out, use_colour
 from lockman.enforce.options import SignatureOptions
 from lockman.images import verifier
 from lockman.images.verifier import VerifyOptions, VerifyResult
+from lockman.model.insight import Insight
 from lockman.model.xcargo import load_config
 from lockman.registry.client import RegistryClient
 
@@ -30,9 +32,16 @@ async def run(
     fmt: report.Format = "text",
 ) -> int:
     config = load_config(config_path)
+    options = VerifyOptions(
+        offline=offline,
+        deep=deep,
+        no_cache=no_cache,
+        vuln_policy=vuln_policy(config_path),
+        osv_url=env.get("LOCKMAN_OSV_URL"),
+    )
     result = await verifier.verify(
         config,
-        VerifyOptions(offline=offline, deep=deep, no_cache=no_cache),
+        options,
         signatures=signature_options(signatures),
         connect=lambda cache: RegistryClient(timeout=timeout, cache=cache),
         hooks=CLI_HOOKS,
@@ -41,6 +50,7 @@ async def run(
         for s in result.signed:
             for line in s.lines():
                 info(line)
+    _vulnerability_notices(result)
     for p in result.problems:
         err(f"error: {p.message}")
     rendered = report.render_verify(_report(result), fmt, colour=use_colour())
@@ -55,7 +65,9 @@ def _report(result: VerifyResult) -> report.VerifyReport:
         str(result.lockfile_path),
         result.offline,
         tuple(
-            report.VerifiedImage(e.name, e.tag, e.digest, e.source, by_image.get(e.display))
+            report.VerifiedImage(
+                e.name, e.tag, e.digest, e.source, by_image.get(e.display), _vulnerabilities(result, e.key)
+            )
             for e in result.checked
         ),
         tuple(report.VerifyProblem(p.kind, p.image, p.message) for p in result.problems),
@@ -63,3 +75,30 @@ def _report(result: VerifyResult) -> report.VerifyReport:
         blobs=result.blobs,
         blob_bytes=result.blob_bytes,
     )
+
+
+def _vulnerabilities(result: VerifyResult, key: tuple[str, str]) -> dict[str, Any]:
+    """The image's ``vulnerabilities`` (known ones present: ``introduced`` against nothing) when
+    a ``[vulnerabilities] refuse`` policy had verify look."""
+    v = result.vulnerabilities.get(key)
+    if v is None:
+        return {}
+    return {
+        "vulnerabilities": {
+            "status": v.status,
+            "platform": v.platform,
+            "present": [f.as_dict() for f in v.introduced],
+            "notes": list(v.notes),
+            "requests": v.requests,
+        }
+    }
+
+
+def _vulnerability_notices(result: VerifyResult) -> None:
+    """One warning when OSV could not be asked; each image without an SBOM named: not scanned."""
+    warn_unavailable([Insight(vulnerabilities=v) for v in result.vulnerabilities.values()])
+    for e in result.checked:
+        v = result.vulnerabilities.get(e.key)
+        if v is not None and v.status == "not-scanned":
+            why = f" ({v.notes[0]})" if v.notes else ""
+            err(f"notice: {e.display}: not scanned for known vulnerabilities{why}")

@@ -19,13 +19,16 @@ from typing import Any, Protocol, TypeVar
 
 from lockman.errors import DigestMismatch, LockmanError, SizeMismatch, VerificationError, about
 from lockman.model import insight as model
+from lockman.model import vulns
 from lockman.model.insight import ImageFacts, Insight, PlatformFacts, Sbom, SbomError, SbomSignature
 from lockman.model.lockfile import LockedImage
 from lockman.model.manifest import Descriptor, Manifest, parse_manifest
 from lockman.model.reference import Reference
+from lockman.model.vulns import VulnDiff
 from lockman.registry.blobs import read_blob
 from lockman.registry.cache import BlobCache, ManifestCache
 from lockman.registry.client import NotFound, RegistryClient
+from lockman.registry.osv import Lookup, OsvClient, OsvUnavailable
 from lockman.registry.referrers import fallback_tag
 
 MAX_REQUESTS = 48
@@ -191,14 +194,14 @@ class _Reader:
             facts[plat] = PlatformFacts(tuple(d.digest for d in m.layers), sum(d.size for d in m.layers))
             if plat == config_platform:
                 config_of = m
-        created = None
+        created, env = None, dict[str, str]()
         if config_of is not None and config_of.config is not None:
             try:
                 raw = await self.blob(config_of.config, MAX_CONFIG_BYTES, f"config {config_of.config.digest}")
                 if raw is None:
                     notes.append(f"{which} config blob is over {MAX_CONFIG_BYTES} bytes; not read")
                 else:
-                    created, labels = model.parse_config(raw)
+                    created, labels, env = model.config_facts(raw)
                     labels_from.append(labels)
             except (LockmanError, _Exhausted, SbomError) as e:
                 self._note_or_raise(e, notes, f"{which} config not readable")
@@ -211,7 +214,7 @@ class _Reader:
             sbom = await self.sbom(entry.digest, notes, which, _buildkit_attestation(top, child))
         except (LockmanError, _Exhausted) as e:
             self._note_or_raise(e, notes, f"{which} SBOM not readable")
-        return ImageFacts(created, model.oci_labels(*labels_from), facts, sbom, tuple(notes))
+        return ImageFacts(created, model.oci_labels(*labels_from), facts, sbom, tuple(notes), env)
 
     def _note_or_raise(self, e: Exception, notes: list[str], what: str) -> None:
         if isinstance(e, VerificationError) and tampered(e):
@@ -368,25 +371,56 @@ def _platforms(
     return chosen[:MAX_PLATFORMS], config, added, removed
 
 
+async def vulnerabilities(osv: OsvClient, old: Sbom | None, new: Sbom | None, platform: str) -> VulnDiff:
+    """Known vulnerabilities fixed and introduced between two SBOMs (OSV's records read only
+    for those, introduced first); "not-scanned" without both SBOMs, "unavailable" when OSV
+    could not be asked."""
+    if old is None or new is None:
+        which = "either" if old is None and new is None else "the old" if old is None else "the new"
+        return VulnDiff("not-scanned", platform, notes=(f"no SBOM for {which} digest",))
+    if not old.purls and not new.purls:
+        return VulnDiff("not-scanned", platform, notes=("the SBOMs name no package URLs",))
+    lookup = Lookup()
+    try:
+        await osv.find(old.purls | new.purls, lookup)
+        before = {i for p in old.purls for i in lookup.ids.get(p.purl, ())}
+        after = {i for p in new.purls for i in lookup.ids.get(p.purl, ())}
+        await osv.read([*sorted(after - before), *sorted(before - after)], lookup)
+    except OsvUnavailable as e:
+        return VulnDiff("unavailable", platform, notes=(str(e),), requests=lookup.requests)
+    return vulns.diff(
+        old.purls, new.purls, lookup.ids, lookup.records,
+        platform=platform, notes=lookup.notes, requests=lookup.requests,
+    )  # fmt: skip
+
+
 async def inspect(
-    client: RegistryClient, t: Target, manifests: ManifestCache | None, blobs: BlobCache | None
+    client: RegistryClient,
+    t: Target,
+    manifests: ManifestCache | None,
+    blobs: BlobCache | None,
+    osv: OsvClient | None = None,
 ) -> Insight:
     reader = _Reader(client, t, manifests, blobs)
     _TALLY.set(reader.tally)  # this task's context only: each image counts its own
     plats, config, added, removed = _platforms(t.old, t.new)
     old, new = await _all([reader.side(t.old, plats, config), reader.side(t.new, plats, config)])
     insight = model.compare(old, new, requests=reader.requests)
-    return replace(insight, platforms_added=added, platforms_removed=removed)
+    found = None if osv is None else await vulnerabilities(osv, old.sbom, new.sbom, config or "")
+    return replace(insight, platforms_added=added, platforms_removed=removed, vulnerabilities=found)
 
 
 async def inspect_all(
-    client: RegistryClient, targets: Sequence[Target], *, cache: bool = True
+    client: RegistryClient, targets: Sequence[Target], *, cache: bool = True, osv: OsvClient | None = None
 ) -> dict[tuple[str, str], Insight]:
-    """Insight for every target, concurrently; VerificationError when bytes were tampered with."""
+    """Insight for every target, concurrently; VerificationError when bytes were tampered with.
+
+    With ``osv``, each image's SBOM packages are also looked up there (see :func:`vulnerabilities`).
+    """
     manifests, blobs = (ManifestCache(), BlobCache()) if cache else (None, None)
     if not isinstance(client.requests, _CountingRequests):
         client.requests = _CountingRequests(client.requests)
-    results = await _all([inspect(client, t, manifests, blobs) for t in targets])
+    results = await _all([inspect(client, t, manifests, blobs, osv) for t in targets])
     return {t.key: r for t, r in zip(targets, results, strict=True)}
 
 
@@ -401,6 +435,30 @@ async def _all(aws: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+async def scan_all(
+    client: RegistryClient, targets: Sequence[tuple[Reference, LockedImage]], osv: OsvClient
+) -> dict[tuple[str, str], VulnDiff]:
+    """Known vulnerabilities present in each locked image (``verify`` under a
+    ``[vulnerabilities] refuse`` policy): its SBOM read as for insight, every id OSV names for
+    its packages reported as ``introduced`` (against nothing); "not-scanned" without an SBOM."""
+    manifests, blobs = ManifestCache(), BlobCache()
+
+    async def one(ref: Reference, entry: LockedImage) -> VulnDiff:
+        reader = _Reader(client, Target(entry.key, ref, entry, entry), manifests, blobs)
+        plats, config, _, _ = _platforms(entry, entry)
+        try:
+            facts = await reader.side(entry, plats, config)
+        except LockmanError as e:  # bytes that do not hash: verify's own checks report them
+            return VulnDiff("not-scanned", config or "", notes=(str(e),))
+        if facts.sbom is None:
+            return VulnDiff("not-scanned", config or "", notes=("no SBOM for this digest",))
+        nothing = replace(facts.sbom, packages=frozenset(), purls=frozenset())
+        return await vulnerabilities(osv, nothing, facts.sbom, config or "")
+
+    results = await _all([one(ref, e) for ref, e in targets])
+    return {e.key: r for (_, e), r in zip(targets, results, strict=True)}
 
 
 def moved(old: LockedImage | None, new: LockedImage | None) -> bool:

@@ -24,6 +24,7 @@ from lockman.images.selection import select
 from lockman.model import lockfile, pinning, xcargo
 from lockman.model.lockfile import LockedImage, Lockfile
 from lockman.model.platforms import parse_platform
+from lockman.model.vulns import VulnPolicy
 from lockman.model.xcargo import XcargoConfig
 from lockman.registry.cache import ManifestCache
 from lockman.registry.client import RegistryClient
@@ -42,6 +43,9 @@ class UpdateOptions:
     keep_going: bool = False  # images that resolved are locked although others failed
     write: bool = True  # False: plan only (--check, --dry-run)
     insight: bool = True  # look inside moved images (labels, layers, SBOM)
+    vulnerabilities: bool = True  # with insight: look the SBOMs' packages up in OSV
+    osv_url: str | None = None  # OSV's base URL (None: https://api.osv.dev)
+    vuln_policy: VulnPolicy = field(default_factory=VulnPolicy)  # lockman.toml [vulnerabilities]
 
     def __post_init__(self) -> None:
         if self.platform is not None and self.platform != "all":
@@ -288,7 +292,30 @@ class _Update:
             self.insights = await self._inspect(client)
         except LockmanError as e:  # only bytes that do not hash to their digest get here
             return self.stopped((e,))
-        return None
+        refused = self._refused()
+        return self.stopped(refused) if refused else None
+
+    def _refused(self) -> tuple[LockmanError, ...]:
+        """lockman.toml's ``[vulnerabilities] refuse``: a digest introducing a vulnerability at or
+        above that severity (and not accepted) is not locked, and the run writes nothing."""
+        from lockman.errors import VulnerabilityRefused
+
+        out: list[LockmanError] = []
+        policy = self.options.vuln_policy
+        for (name, tag), insight in sorted(self.insights.items()):
+            found = policy.refused(insight.vulnerabilities) if insight.vulnerabilities is not None else ()
+            if found:
+                ids = ", ".join(f"{f.id} ({f.severity})" for f in found[:5])
+                more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+                out.append(
+                    VulnerabilityRefused(
+                        f"the new digest introduces {len(found)} known "
+                        f"vulnerabilit{'y' if len(found) == 1 else 'ies'} at or above {policy.refuse}: "
+                        f"{ids}{more} (lockman.toml [vulnerabilities] accept lists the ids to allow)",
+                        subject=f"{name}:{tag}" if tag else name,
+                    )
+                )
+        return tuple(out)
 
     async def _resolve(self, client: RegistryClient) -> list[Outcome]:
         with self.hooks.progress(len(self.wanted), "resolving images") as tick:
@@ -312,11 +339,13 @@ class _Update:
     async def _inspect(self, client: RegistryClient) -> Mapping[tuple[str, str], Insight]:
         if not self.options.insight:
             return {}
-        from lockman.images.inspect_moved import gather
+        from lockman.images.inspect_moved import gather, osv_client
 
         old = {**self.previous, **self.described}
         changed = [(o.wanted.use.ref, old.get(o.wanted.key), o.entry) for o in self.outcomes]
-        return await gather(client, changed, self.policies)
+        use_osv = self.options.vulnerabilities and self.options.vuln_policy.enabled
+        osv = osv_client(client, self.options.osv_url) if use_osv else None
+        return await gather(client, changed, self.policies, osv)
 
     def finish(self) -> UpdateResult:
         """The new lock (and config), written unless ``options.write`` is off."""

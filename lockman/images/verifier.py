@@ -12,7 +12,8 @@ serves them (never from the local cache); an index must still list the locked pl
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ from lockman.model import lockfile, xcargo
 from lockman.model.lockfile import LockedImage, Lockfile
 from lockman.model.manifest import check_descriptor
 from lockman.model.reference import Reference
+from lockman.model.vulns import VulnDiff, VulnPolicy
 from lockman.model.xcargo import XcargoConfig
 from lockman.registry.cache import ManifestCache
 from lockman.registry.client import NotFound, RegistryClient
@@ -159,6 +161,8 @@ class VerifyOptions:
     offline: bool = False  # consistency only: no network, no signatures
     deep: bool = False  # also stream and hash every config and layer blob
     no_cache: bool = False  # store nothing fetched in the manifest cache either
+    vuln_policy: VulnPolicy = field(default_factory=VulnPolicy)  # lockman.toml [vulnerabilities]
+    osv_url: str | None = None  # OSV's base URL (None: https://api.osv.dev)
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,7 @@ class VerifyResult:
     signed: tuple[ImageSignatures, ...] = ()  # a verdict per image a signature policy covers
     blobs: int | None = None  # deep: blobs streamed and hashed (None: not deep)
     blob_bytes: int = 0
+    vulnerabilities: Mapping[tuple[str, str], VulnDiff] = field(default_factory=dict)  # refuse set
 
     @property
     def ok(self) -> bool:
@@ -245,9 +250,54 @@ async def _online(
                 _check_signatures(client, targets, policies, recursive),
             )
         deep = await _deep(client, targets, results) if options.deep else ([], None, 0)
+        scans = await _scan(client, targets, results, options)
     problems = (*(p for r in results for p in r), *deep[0], *_signature_problems(signed))
+    problems += tuple(_vulnerability_problems(targets, scans, options.vuln_policy))
     checked = tuple(e for _, e in targets)
-    return VerifyResult(config.lockfile_path, False, checked, problems, tuple(signed), deep[1], deep[2])
+    return VerifyResult(
+        config.lockfile_path, False, checked, problems, tuple(signed), deep[1], deep[2], scans
+    )  # fmt: skip
+
+
+async def _scan(
+    client: RegistryClient,
+    targets: list[tuple[Reference, LockedImage]],
+    results: list[list[Problem]],
+    options: VerifyOptions,
+) -> dict[tuple[str, str], VulnDiff]:
+    """Only under a ``[vulnerabilities] refuse`` policy: the known vulnerabilities of each image
+    whose manifests check out (see lockman.images.insight.scan_all)."""
+    policy = options.vuln_policy
+    if policy.refuse is None or not policy.enabled:
+        return {}
+    from lockman.images.insight import scan_all
+    from lockman.images.inspect_moved import osv_client
+
+    sound = [t for t, found in zip(targets, results, strict=True) if not found]
+    return await scan_all(client, sound, osv_client(client, options.osv_url)) if sound else {}
+
+
+def _vulnerability_problems(
+    targets: list[tuple[Reference, LockedImage]],
+    scans: Mapping[tuple[str, str], VulnDiff],
+    policy: VulnPolicy,
+) -> list[Problem]:
+    out = []
+    for _, e in targets:
+        found = policy.refused(scans[e.key]) if e.key in scans else ()
+        if found:
+            ids = ", ".join(f"{f.id} ({f.severity})" for f in found[:5])
+            more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+            what = "vulnerability" if len(found) == 1 else "vulnerabilities"
+            out.append(
+                Problem(
+                    "vulnerability",
+                    e.display,
+                    f"{e.display}: {len(found)} known {what} at or above {policy.refuse}: {ids}{more} "
+                    "(lockman.toml [vulnerabilities] accept lists the ids to allow)",
+                )
+            )
+    return out
 
 
 async def _deep(

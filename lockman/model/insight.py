@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lockman import safejson
+from lockman.model import toolchain
+from lockman.model.toolchain import ToolchainChange
+from lockman.model.vulns import Package, VulnDiff, build_purl, parse_purl
 
 OCI_PREFIX = "org.opencontainers.image."
 LABELS = ("base.digest", "base.name", "version", "revision", "source", "created")
@@ -53,6 +56,8 @@ class Sbom:
     source: str  # "referrer", "sigstore-bundle" or "cosign-attestation"
     truncated: bool = False
     signature: SbomSignature | None = None  # set when a signature policy applies
+    purls: frozenset[Package] = frozenset()  # packages with a package URL (to look up in OSV)
+    distro: tuple[str, str] | None = None  # the OS the SBOM names: ("debian", "12")
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,7 @@ class ImageFacts:
     platforms: Mapping[str, PlatformFacts] = field(default_factory=dict)  # "" = single-platform
     sbom: Sbom | None = None
     notes: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)  # toolchain versions from the config's Env
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,8 @@ class Insight:
     notes: tuple[str, ...] = ()
     requests: int = 0
     base_name: str | None = None  # the base image's name (new side), to say which base moved
+    vulnerabilities: VulnDiff | None = None  # None: not looked up (--no-vulnerabilities)
+    toolchain: tuple[ToolchainChange, ...] = ()  # C library, distro, compilers, openssl, rust
 
     @property
     def base_moved(self) -> FieldChange | None:
@@ -176,8 +184,10 @@ class Insight:
                 if s.signature is None
                 else {"verified": s.signature.verified, "detail": s.signature.detail},
             },
+            "toolchain": [c.as_dict() for c in self.toolchain],
             "notes": list(self.notes),
             "requests": self.requests,
+            "vulnerabilities": None if self.vulnerabilities is None else self.vulnerabilities.as_dict(),
         }
 
 
@@ -226,15 +236,23 @@ def manifest_annotations(raw: bytes) -> dict[str, Any]:
 
 def parse_config(raw: bytes) -> tuple[str | None, dict[str, Any]]:
     """An image config blob → (``created``, ``config.Labels``)."""
+    created, labels, _ = config_facts(raw)
+    return created, labels
+
+
+def config_facts(raw: bytes) -> tuple[str | None, dict[str, Any], dict[str, str]]:
+    """An image config blob → (``created``, ``config.Labels``, toolchain versions its ``Env`` names)."""
     obj = loads(raw, "image config")
     if not isinstance(obj, dict):
         raise SbomError("image config is not a JSON object")
     created = obj.get("created")
     cfg = obj.get("config")
     labels = cfg.get("Labels") if isinstance(cfg, dict) else None
+    env = cfg.get("Env") if isinstance(cfg, dict) else None
     return (
         clip(created) if isinstance(created, str) and created else None,
         labels if isinstance(labels, dict) else {},
+        toolchain.env_versions(env[:256] if isinstance(env, list) else ()),
     )
 
 
@@ -319,7 +337,97 @@ def parse_sbom_doc(obj: Any, hint: str | None = None, source: str = "referrer") 
             truncated = True
             break
         packages.add(p)
-    return Sbom(kind, frozenset(packages), source, truncated)
+    distro = _distro(kind, doc)
+    purls = frozenset(_purl_packages(kind, doc, distro))
+    return Sbom(kind, frozenset(packages), source, truncated, None, purls, distro)
+
+
+def _components(doc: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    """CycloneDX components, nested ones too (bounded as in :func:`_cyclonedx_packages`)."""
+    stack: list[tuple[Any, int]] = [(doc.get("components"), 0)]
+    seen = 0
+    while stack:
+        comps, depth = stack.pop()
+        if not isinstance(comps, list) or depth > MAX_SBOM_DEPTH:
+            continue
+        for c in comps:
+            seen += 1
+            if seen > MAX_PACKAGES:
+                return
+            if isinstance(c, dict):
+                yield c
+                stack.append((c.get("components"), depth + 1))
+
+
+def _spdx_list(doc: dict[str, Any]) -> list[Any]:
+    pkgs = doc.get("packages")
+    return pkgs[:MAX_PACKAGES] if isinstance(pkgs, list) else []
+
+
+def _distro(kind: str, doc: dict[str, Any]) -> tuple[str, str] | None:
+    """The operating system the SBOM declares: an SPDX package of purpose OPERATING-SYSTEM,
+    a CycloneDX component of type operating-system."""
+    items: Iterable[Any]
+    if kind == "SPDX":
+        items = (
+            (p.get("name"), p.get("versionInfo"))
+            for p in _spdx_list(doc)
+            if isinstance(p, dict) and p.get("primaryPackagePurpose") == "OPERATING-SYSTEM"
+        )
+    else:
+        items = (
+            (c.get("name"), c.get("version")) for c in _components(doc) if c.get("type") == "operating-system"
+        )
+    for name, version in items:
+        if (
+            isinstance(name, str)
+            and isinstance(version, str)
+            and re.fullmatch(r"[a-z][a-z0-9._-]{0,31}", name)
+            and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}", version)
+        ):
+            return name, version
+    return None
+
+
+_TYPE_PROPERTIES = ("syft:package:type", "aquasecurity:trivy:PkgType")
+_TYPES = {"python": "pypi", "pip": "pypi", "rust-crate": "cargo", "go-module": "golang", "gomod": "golang"}
+
+
+def _purl_packages(kind: str, doc: dict[str, Any], distro: tuple[str, str] | None) -> Iterable[Package]:
+    """Each package with a package URL: the SBOM's own (SPDX ``externalRefs`` of type purl,
+    CycloneDX ``purl``), else one built from the package's type, name and version and the
+    SBOM's distribution, where the SBOM gives those."""
+    if kind == "SPDX":
+        for p in _spdx_list(doc):
+            if not isinstance(p, dict) or not isinstance(p.get("name"), str):
+                continue
+            refs = p.get("externalRefs")
+            for r in refs[:16] if isinstance(refs, list) else ():
+                if isinstance(r, dict) and r.get("referenceType") == "purl":
+                    purl = parse_purl(r.get("referenceLocator"))
+                    if purl is not None and purl.version:
+                        yield Package(clip(p["name"], 128), clip(purl.version, 128), str(purl))
+                        break
+        return
+    for c in _components(doc):
+        name, version = c.get("name"), c.get("version")
+        if not isinstance(name, str) or not isinstance(version, str) or c.get("type") == "operating-system":
+            continue
+        purl = parse_purl(c.get("purl"))
+        if purl is None:
+            props = c.get("properties")
+            hint = next(
+                (
+                    q.get("value")
+                    for q in (props[:64] if isinstance(props, list) else ())
+                    if isinstance(q, dict) and q.get("name") in _TYPE_PROPERTIES
+                ),
+                None,
+            )
+            if isinstance(hint, str):
+                purl = build_purl(_TYPES.get(hint.lower(), hint), name, version, distro)
+        if purl is not None and purl.version:
+            yield Package(clip(name, 128), clip(purl.version, 128), str(purl))
 
 
 # -- comparing ----------------------------------------------------------------------------------
@@ -409,4 +517,20 @@ def compare(old: ImageFacts, new: ImageFacts, *, requests: int = 0) -> Insight:
     if not (old.labels or new.labels or old.sbom or new.sbom or notes):
         notes.append("no OCI labels and no SBOM published for this image")
     base_name = new.labels.get("base.name") or old.labels.get("base.name")
-    return Insight(tuple(fields), url, layers, added, removed, sbom, tuple(notes), requests, base_name)
+    return Insight(
+        tuple(fields), url, layers, added, removed, sbom, tuple(notes), requests, base_name,
+        toolchain=toolchain_diff(old, new),
+    )  # fmt: skip
+
+
+def toolchain_diff(old: ImageFacts, new: ImageFacts) -> tuple[ToolchainChange, ...]:
+    """The toolchain old → new: from both SBOMs and configs, or from the configs alone when a
+    side has no SBOM (a package missing from an absent SBOM is unknown, not removed)."""
+
+    def side(f: ImageFacts, sbom: bool) -> dict[str, str]:
+        if sbom and f.sbom is not None:
+            return toolchain.versions(f.sbom.packages, f.sbom.purls, f.sbom.distro, f.env)
+        return dict(f.env)
+
+    both = old.sbom is not None and new.sbom is not None
+    return toolchain.diff(side(old, both), side(new, both))

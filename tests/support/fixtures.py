@@ -10,6 +10,7 @@ import pytest
 
 from lockman.cli import main
 from tests.support.faultproxy import FaultProxy
+from tests.support.osv_server import OsvServer
 from tests.support.registry import Registry, htpasswd_line, require_tool
 from tests.support.token_server import TokenServer
 from tests.support.token_server import token_registry as make_token_registry
@@ -72,6 +73,8 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     # Air-gapped like CI: the Sigstore trusted root is never fetched over TUF unless a test asks.
     monkeypatch.setenv("LOCKMAN_TUF_OFFLINE", "1")
     monkeypatch.delenv("LOCKMAN_TUF_URL", raising=False)
+    # Nor OSV: a closed loopback port unless a test starts its own (tests/support/osv_server.py).
+    monkeypatch.setenv("LOCKMAN_OSV_URL", "http://127.0.0.1:9")
     for var in ("LOCKMAN_RETRY_ATTEMPTS", "LOCKMAN_RETRY_AFTER_MAX"):
         monkeypatch.delenv(var, raising=False)
     # Log records rendered as a lockman run renders them (warning: … on stderr), whichever test
@@ -171,3 +174,12 @@ def token_registry(tmp_path_factory: pytest.TempPathFactory, token_server: Token
     reg = make_token_registry(tmp_path_factory.mktemp("token-registry"), token_server).start()
     yield reg
     reg.stop()
+
+
+@pytest.fixture
+def osv_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[OsvServer]:
+    """A loopback OSV service answering from testdata/osv/records; LOCKMAN_OSV_URL points at it."""
+    server = OsvServer().start()
+    monkeypatch.setenv("LOCKMAN_OSV_URL", server.url)
+    yield server
+    server.stop()

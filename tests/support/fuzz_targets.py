@@ -530,7 +530,11 @@ def _sbom_seeds() -> list[bytes]:
                  "subject": [], "predicate": spdx}
     envelope = {"payloadType": "application/vnd.in-toto+json",
                 "payload": base64.b64encode(json.dumps(statement).encode()).decode(), "signatures": []}
-    return [json.dumps(d).encode() for d in (spdx, cdx, statement, envelope)]
+    typed = {"bomFormat": "CycloneDX", "components": [  # package URLs built from type and distro
+        {"type": "operating-system", "name": "debian", "version": "12"},
+        {"name": "openssl", "version": "3.0.11-1", "properties": [{"name": "syft:package:type", "value": "deb"}]}]}
+    own = [json.dumps(d).encode() for d in (spdx, cdx, statement, envelope, typed)]
+    return own + _files("osv/sboms/*.json")  # real SBOMs with package URLs (osv-scanner's)
 
 
 @target("sbom", _sbom_seeds, kind="json", examples=200)
@@ -855,3 +859,53 @@ def strategy(t: Target) -> st.SearchStrategy[bytes]:
     options += t.extra()
     options.append(st.binary(max_size=300))
     return st.one_of(options)
+
+
+def _osv_record_seeds() -> list[bytes]:
+    batch = b'{"results": [{"vulns": [{"id": "PYSEC-2023-74"}], "next_page_token": "abc"}, {}]}'
+    return [*_files("osv/records/*.json"), batch]
+
+
+@target("osv-record", _osv_record_seeds, kind="json", examples=300)
+def _osv_record(data: bytes) -> object:
+    """An OSV record or querybatch answer: parsed, rated, its ids checked (lockman.model.vulns)."""
+    from lockman import safejson
+    from lockman.model import vulns
+
+    try:
+        obj = safejson.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    record = vulns.parse_record(obj)
+    if record is not None:
+        assert vulns.valid_id(record.id) and all(vulns.valid_id(a) for a in record.aliases)
+        assert len(record.summary) <= vulns.MAX_TEXT
+    results = obj.get("results") if isinstance(obj, dict) else None
+    for r in results if isinstance(results, list) else ():
+        parsed = vulns.parse_batch_ids(r, 10)
+        assert parsed is None or (len(parsed[0]) <= 10 and all(vulns.valid_id(i) for i in parsed[0]))
+    return record, vulns.severity_of(obj) if isinstance(obj, dict) else None
+
+
+def _purl_seeds() -> list[bytes]:
+    return [
+        b"pkg:deb/debian/libssl3@3.0.11-1~deb12u2?arch=amd64&upstream=openssl&distro=debian-12",
+        b"pkg:apk/alpine/zlib@1.2.12-r1?arch=x86_64&distro=3.22.0&origin=zlib",
+        b"pkg:deb/ubuntu/pcre3@2%3A8.39-12ubuntu0.1?arch=amd64&distro=focal&source=pcre3",
+        b"pkg:npm/%40angular/core@16.0.0",
+        b"pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1",
+        b"pkg:rpm/redhat/openssl@3.0.7-1.el9?arch=x86_64#sub/path",
+    ]
+
+
+@target("package-url", _purl_seeds, kind="text", examples=400)
+def _package_url(data: bytes) -> object:
+    """A package URL from an SBOM → the OSV query built from it (lockman.model.vulns)."""
+    from lockman.model import vulns
+
+    p = vulns.parse_purl(_text(data))
+    if p is None:
+        return None
+    query = vulns.osv_package(p)
+    json.dumps(query)  # what is sent must serialise
+    return vulns.parse_purl(str(p)), query

@@ -32,6 +32,7 @@ def test_every_variable_is_in_one_of_the_groups_tested_here() -> None:
         "LOCKMAN_CERTS_D",
         "LOCKMAN_TUF_URL",
         "LOCKMAN_TUF_ROOT",
+        "LOCKMAN_OSV_URL",
     }
     assert set(env.VARIABLES) == tested
 
@@ -122,6 +123,7 @@ def test_certs_d_is_a_list_of_directories(tmp_path: Path) -> None:
 @pytest.mark.parametrize("url", ["https://tuf.example/", "http://127.0.0.1:8080/metadata"])
 def test_tuf_url(url: str) -> None:
     assert env.get("LOCKMAN_TUF_URL", {"LOCKMAN_TUF_URL": url}) == url
+    assert env.get("LOCKMAN_OSV_URL", {"LOCKMAN_OSV_URL": url}) == url
 
 
 @pytest.mark.parametrize(
@@ -129,6 +131,7 @@ def test_tuf_url(url: str) -> None:
 )
 def test_tuf_url_refused(url: str) -> None:
     refused("LOCKMAN_TUF_URL", url)
+    refused("LOCKMAN_OSV_URL", url)
 
 
 def test_tuf_root_must_be_an_existing_file(tmp_path: Path) -> None:

@@ -232,3 +232,92 @@ def test_renovate_preset_regex_reads_xcargo_images() -> None:
         {"depName": "rust", "currentValue": "1.70", "currentDigest": None},
         {"depName": "localhost:5000/team/musl", "currentValue": "v1", "currentDigest": d("a")},
     ]
+
+
+# -- known vulnerabilities -----------------------------------------------------------------------
+
+
+def _vuln_update(summary: str, package: str = "gradio", n: int = 1) -> report.ImageUpdate:
+    from lockman.model.insight import Insight
+    from lockman.model.vulns import Finding, Severity, VulnDiff
+
+    found = tuple(
+        Finding(f"GHSA-{i:04d}", ("CVE-2024-39236",), Severity.of("critical", 9.8, "CVSS_V3"), package,
+                None, "4.36.1", None, summary)
+        for i in range(n)
+    )  # fmt: skip
+    fixed = (Finding("CVE-2018-5407", (), Severity.of("medium", 4.7), "openssl", "1.0.2p", "1.0.2q", "1.0.2q"),)
+    v = VulnDiff("compared", "linux/amd64", fixed, found, 2)
+    return report.ImageUpdate("app", "v1", d("a"), d("b"), "container.image", insight=Insight(vulnerabilities=v))
+
+
+HOSTILE = "**bold** [click](https://evil.example) <img src=x> @admin #1 \x1b]8;;https://evil\x07link\x1b]8;;\x07\n| x |"
+
+
+def test_hostile_vulnerability_text_cannot_add_markup_links_or_escapes() -> None:
+    from tests.support.markdown import gfm, visible
+
+    up = _vuln_update(HOSTILE, package="p\x1b[2J|<b>")
+    md = report.update_markdown(report.UpdateReport((up,), "xcargo.lock"))
+    html = gfm(md)
+    assert "evil.example" not in re.sub(r"\u2060", "", "".join(re.findall(r'href="([^"]*)"', html)))
+    assert "<img" not in html and "<b>" not in html
+    assert re.findall(r"<strong>[^<]*</strong>", html) == ["<strong>Known vulnerabilities (linux/amd64)</strong>"]
+    assert "**bold** [click](https://evil.example)" in visible(html)  # shown as written
+    # one table row per finding: the summary's line break and pipe add none
+    rows = [ln for ln in md.splitlines() if ln.startswith("| introduced ")]
+    table = html.split("Known vulnerabilities", 1)[1]
+    assert len(rows) == 1 and table.count("<tr>") == 1 + 2  # header + introduced + fixed
+    assert [r.count("<td>") for r in table.split("<tr>")[2:]] == [8, 8]  # no column added
+    text = report.update_text(report.UpdateReport((up,), "xcargo.lock"))
+    assert "\x1b" not in text and "\x07" not in text
+    assert "introduced GHSA-0000 [CVE-2024-39236] (critical 9.8) p\\x1b[2J|<b> (none) → 4.36.1" in text
+    data = json.loads(report.render_update(report.UpdateReport((up,), "xcargo.lock"), "json"))
+    assert data["updates"][0]["insight"]["vulnerabilities"]["introduced"][0]["summary"] == HOSTILE
+
+
+def test_vulnerability_lists_are_capped_worst_first_with_a_count_of_the_rest() -> None:
+    up = _vuln_update("s", n=30)
+    text = report.update_text(report.UpdateReport((up,), "l")).splitlines()
+    assert text[1].strip() == "vulnerabilities (linux/amd64): fixes 1, introduces 30, 2 still present"
+    assert sum(1 for ln in text if ln.strip().startswith(("introduced ", "fixed "))) == report.TEXT_VULNS
+    assert text[-1].strip() == f"and {31 - report.TEXT_VULNS} more (see --format json)"
+    md = report.update_markdown(report.UpdateReport((up,), "l"))
+    assert sum(1 for ln in md.splitlines() if ln.startswith(("| introduced ", "| fixed "))) == report.MD_VULNS
+    assert f"| … and {31 - report.MD_VULNS} more |" in md
+
+
+def test_commit_message_says_how_many_known_vulnerabilities_it_fixes() -> None:
+    up = _vuln_update("s")
+    assert report.commit_message([up]) == (
+        "chore(deps): update app:v1 digest to bbbbbbb (fixes 1 known vulnerability)"
+    )
+    two = report.commit_message([up, report.ImageUpdate("b", "1", d("a"), d("c"), "x")])
+    assert two is not None and two.splitlines()[0] == (
+        "chore(deps): update 2 container image digests (fixes 1 known vulnerability)"
+    )
+    assert report.commit_message([report.ImageUpdate("b", "1", d("a"), d("c"), "x")]) == (
+        "chore(deps): update b:1 digest to ccccccc"
+    )
+
+
+def test_toolchain_comes_first_with_a_downgrade_flagged() -> None:
+    from lockman.model.insight import Insight
+    from lockman.model.toolchain import ToolchainChange
+
+    tc = (ToolchainChange("glibc", "2.18", "2.29"), ToolchainChange("rust", "1.70.0", "1.69.0", True),
+          ToolchainChange("gcc", "12", "12"))  # fmt: skip
+    up = report.ImageUpdate("app", "v1", d("a"), d("b"), "x", insight=Insight(toolchain=tc))
+    text = report.update_text(report.UpdateReport((up,), "l")).splitlines()
+    assert text[1] == "    toolchain: glibc 2.18 → 2.29, rust 1.70.0 → 1.69.0 DOWNGRADE"
+    md = report.update_markdown(report.UpdateReport((up,), "l"))
+    section = md.split("#### app:v1", 1)[1].strip().splitlines()
+    assert section[:5] == [
+        "| Toolchain | Old | New |",
+        "|---|---|---|",
+        "| glibc | 2.18 | 2.29 |",
+        "| rust | 1.70.0 | 1.69.0 **(downgrade)** |",
+        "| gcc | 12 | (unchanged) |",
+    ]
+    same = report.ImageUpdate("app", "v1", d("a"), d("b"), "x", insight=Insight(toolchain=tc[2:]))
+    assert report.update_text(report.UpdateReport((same,), "l")).splitlines()[1] == "    toolchain unchanged: gcc 12"

@@ -18,15 +18,14 @@ import pytest
 from lockman.model import lockfile
 from tests.support.faultproxy import FaultProxy
 from tests.support.fixtures import unique_repo
-from tests.support.images import Build, push_build
+from tests.support.images import Build, attach_sbom, push_build, push_buildkit_index
 from tests.support.markdown import gfm
 from tests.support.project import git
 from tests.support.project import image_project as project
-from tests.support.registry import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Registry, sha256
+from tests.support.registry import OCI_CONFIG, OCI_MANIFEST, Registry
 
 pytestmark = pytest.mark.registry
 
-SPDX = "application/spdx+json"
 BASE1 = "sha256:" + "1" * 64
 BASE2 = "sha256:" + "2" * 64
 
@@ -41,39 +40,6 @@ def labels(version: str, revision: str, base: str, created: str) -> dict[str, st
         p + "base.digest": base,
         p + "created": created,
     }
-
-
-def attach_sbom(reg: Registry, repo: str, subject: Build, doc: bytes, artifact_type: str = SPDX) -> None:
-    """An SBOM as an OCI 1.1 referrer of ``subject``, listed in the ``sha256-<hex>`` fallback index
-    (docker-registry 2.8 has no referrers API), as oras and cosign lay it out."""
-    empty = reg.push_blob(repo, b"{}")
-    layer = reg.push_blob(repo, doc)
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "artifactType": artifact_type,
-            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
-            "layers": [{"mediaType": artifact_type, "digest": layer, "size": len(doc)}],
-            "subject": {"mediaType": OCI_MANIFEST, "digest": subject.digest, "size": len(subject.manifest)},
-        }
-    ).encode()
-    digest = reg.push_manifest(repo, sha256(manifest), manifest, OCI_MANIFEST)
-    index = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_INDEX,
-            "manifests": [
-                {
-                    "mediaType": OCI_MANIFEST,
-                    "digest": digest,
-                    "size": len(manifest),
-                    "artifactType": artifact_type,
-                }
-            ],
-        }
-    ).encode()
-    reg.push_manifest(repo, subject.digest.replace(":", "-"), index, OCI_INDEX)
 
 
 def spdx(packages: dict[str, str]) -> bytes:
@@ -161,6 +127,7 @@ def test_update_and_diff_say_what_changed_inside(tmp_path: Path, registry: Regis
     assert r.code == 0, r.err
     lines = r.out.splitlines()
     assert lines[0].startswith(f"{registry.host}/{repo}:v1  ")
+    assert lines.pop(1) == "    toolchain: openssl 3.0.1 → 3.0.2"  # the toolchain comes first
     assert lines[1].startswith(
         "    base image docker.io/library/debian:bookworm-slim moved: sha256:111111111111"
     )
@@ -419,71 +386,14 @@ def test_request_budget_spent_is_a_note(tmp_path: Path, registry: Registry, run,
     assert 0 < ins["requests"] == len(lines) - 2 <= 3  # counted exactly, and never over the limit
 
 
-def push_buildkit_index(reg: Registry, repo: str, tag: str, build: Build, packages: dict[str, str]) -> str:
-    """An index as ``docker buildx build --sbom=true`` pushes it: the image, and an attestation
-    manifest (platform unknown/unknown) whose layer is an in-toto SPDX statement about it."""
-    statement = json.dumps(
-        {
-            "_type": "https://in-toto.io/Statement/v0.1",
-            "predicateType": "https://spdx.dev/Document",
-            "subject": [{"name": "pkg:docker/app", "digest": {"sha256": build.digest.split(":")[1]}}],
-            "predicate": json.loads(spdx(packages)),
-        }
-    ).encode()
-    config_bytes = b'{"architecture":"unknown","os":"unknown","rootfs":{"type":"layers","diff_ids":[]}}'
-    config = reg.push_blob(repo, config_bytes)
-    layer = reg.push_blob(repo, statement)
-    att = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": config, "size": len(config_bytes)},
-            "layers": [
-                {
-                    "mediaType": "application/vnd.in-toto+json",
-                    "digest": layer,
-                    "size": len(statement),
-                    "annotations": {"in-toto.io/predicate-type": "https://spdx.dev/Document"},
-                }
-            ],
-        }
-    ).encode()
-    att_digest = reg.push_manifest(repo, sha256(att), att, OCI_MANIFEST)
-    index = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_INDEX,
-            "manifests": [
-                {
-                    "mediaType": OCI_MANIFEST,
-                    "digest": build.digest,
-                    "size": len(build.manifest),
-                    "platform": {"architecture": "amd64", "os": "linux"},
-                },
-                {
-                    "mediaType": OCI_MANIFEST,
-                    "digest": att_digest,
-                    "size": len(att),
-                    "platform": {"architecture": "unknown", "os": "unknown"},
-                    "annotations": {
-                        "vnd.docker.reference.type": "attestation-manifest",
-                        "vnd.docker.reference.digest": build.digest,
-                    },
-                },
-            ],
-        }
-    ).encode()
-    return reg.push_manifest(repo, tag, index, OCI_INDEX)
-
-
 def test_sbom_from_a_buildkit_attestation_in_the_index(tmp_path: Path, registry: Registry, run) -> None:
     repo = unique_repo("insight-buildkit")
     one = push_build(registry, repo, "one", [b"a" * 10], "2026-01-01T00:00:00Z", {})
-    push_buildkit_index(registry, repo, "v1", one, OLD_PACKAGES)
+    push_buildkit_index(registry, repo, "v1", one, spdx(OLD_PACKAGES))
     cfg = project(tmp_path, f"{registry.host}/{repo}:v1")
     assert run("update", "--config", cfg).code == 0
     two = push_build(registry, repo, "two", [b"a" * 10, b"b" * 10], "2026-01-02T00:00:00Z", {})
-    push_buildkit_index(registry, repo, "v1", two, NEW_PACKAGES)
+    push_buildkit_index(registry, repo, "v1", two, spdx(NEW_PACKAGES))
     r = run("update", "--config", cfg, "--dry-run", "--format", "json")
     ins = json.loads(r.out)["updates"][0]["insight"]
     assert ins["sbom"]["changed"] == [{"name": "openssl", "old_version": "3.0.1", "new_version": "3.0.2"}]

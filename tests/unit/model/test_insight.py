@@ -148,6 +148,12 @@ def test_json_insight_matches_the_documented_schema() -> None:
                      Sbom("SPDX", frozenset({("x", "2"), ("z", "1")}), "referrer",
                           signature=insight.SbomSignature(True, "signed by key sha256:1")))  # fmt: skip
     ins = insight.compare(old, new, requests=3)
+    from dataclasses import replace
+
+    from lockman.model import vulns
+
+    f = vulns.Finding("CVE-1", ("CVE-2",), vulns.Severity.of("high", 7.5, "CVSS_V3"), "x", "1", "2", "2", "s")
+    ins = replace(ins, vulnerabilities=vulns.VulnDiff("compared", "linux/amd64", (f,), (f,), 1, (), 2))
     conforms(ins.as_dict(), documented_json("insight"))
     assert ins.compare_url == "https://github.com/a/b/compare/r1...r2"
     up = report.ImageUpdate("rust", "1", D, "sha256:" + "b" * 64, "container.image", insight=ins)
