@@ -153,7 +153,9 @@ def _sync(call: Callable[[], int], output: Output = NORMAL_OUTPUT, insecure: tup
 def update(
     images: Annotated[
         list[str] | None,
-        Parameter(help="Update only these images: name, name:tag or target triple. Default: all."),
+        Parameter(
+            help="Update only these images: name, name:tag, name@digest or target triple. Default: all."
+        ),
     ] = None,
     /,
     *,

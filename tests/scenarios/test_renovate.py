@@ -121,6 +121,7 @@ def test_renovate_preset_extracts_proposes_and_lockman_follows(
     dist = _renovate_dist()
     reg = tls.registry
     base = unique_repo("bot")
+    reg.push_index(f"{base}/rust", "1.69", ["linux/amd64", "linux/arm64"], salt="69")
     reg.push_index(f"{base}/rust", "1.70", ["linux/amd64", "linux/arm64"], salt="70")
     rust71 = reg.push_index(f"{base}/rust", "1.71", ["linux/amd64", "linux/arm64"], salt="71")
     cross4 = reg.push_image(f"{base}/cross", "0.2.4", salt="4")
@@ -132,7 +133,8 @@ def test_renovate_preset_extracts_proposes_and_lockman_follows(
     (repo / "xcargo.toml").write_text(
         '[targets]\ndefault = ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"]\n\n'
         f'[container]\nimage = "{rust}:1.70"\n\n'
-        f'[targets."aarch64-unknown-linux-gnu".container]\nimage = "{cross}:0.2.4@{cross4.digest}"\n'
+        f'[targets."aarch64-unknown-linux-gnu".container]\nimage = "{cross}:0.2.4@{cross4.digest}"\n\n'
+        f'[targets."armv7-unknown-linux-gnueabihf".container]\nimage = "{rust}:1.69"\n'
         f'# image = "{reg.host}/x$(touch pwned):1.0"\n'
     )
     # A directory name that would run a command if it reached the task's command line.
@@ -154,6 +156,8 @@ def test_renovate_preset_extracts_proposes_and_lockman_follows(
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "init")
     locked = lockfile.loads((repo / "xcargo.lock").read_text()).by_key()
+    # rust:1.69 moves: another branch's business, not the rust 1.70 → 1.71 bump's.
+    reg.push_index(f"{base}/rust", "1.69", ["linux/amd64", "linux/arm64"], salt="69b")
 
     # The bot's process: Renovate's credentials are hostRules; the CA for node and for lockman.
     lockman_on_path(tmp_path / "bin")
@@ -179,8 +183,10 @@ def test_renovate_preset_extracts_proposes_and_lockman_follows(
     assert list(found) == ["regex"]
     (package_file,) = found["regex"]  # not "$(touch pwned)/xcargo.toml"
     assert package_file["packageFile"] == "xcargo.toml"
-    deps = {d["depName"]: d for d in package_file["deps"]}
-    assert sorted(deps) == [cross, rust]  # not the comment's name with a command in it
+    all_deps = {(d["depName"], d["currentValue"]): d for d in package_file["deps"]}
+    # not the comment's name with a command in it
+    assert sorted(all_deps) == [(cross, "0.2.4"), (rust, "1.69"), (rust, "1.70")]
+    deps = {name: d for (name, tag), d in all_deps.items() if tag != "1.69"}
     assert (deps[rust]["currentValue"], deps[rust].get("currentDigest")) == ("1.70", None)
     assert (deps[cross]["currentValue"], deps[cross]["currentDigest"]) == ("0.2.4", cross4.digest)
     # docker:pinDigests (config:best-practices) is scoped off: tag bumps only, no pin branches.
@@ -230,7 +236,7 @@ def test_renovate_preset_extracts_proposes_and_lockman_follows(
     nocreds, rust_result, cross_result, custom_result, tampered = post_upgrade_tasks(dist, tasks)
 
     assert nocreds["allowed"] and nocreds["code"] == 3, nocreds
-    assert nocreds["compiled"] == f"lockman update --config xcargo.toml {rust}"
+    assert nocreds["compiled"] == f"lockman update --config xcargo.toml {rust}:1.71"
     assert "looked in " in nocreds["stderr"]
     assert f"{bare_home / '.docker' / 'config.json'} (DOCKER_CONFIG unset)" in nocreds["stderr"]
     nocreds_lock = Path(tasks[0]["cwd"]) / "xcargo.lock"
@@ -245,14 +251,16 @@ def test_renovate_preset_extracts_proposes_and_lockman_follows(
     ]
     for result, changed, task in checks:
         assert result["code"] == 0, result
-        assert result["compiled"] == f"lockman update --config xcargo.toml {changed}"
+        bumped = task["upgrade"]["currentValue"], task["upgrade"]["newValue"]
+        assert result["compiled"] == f"lockman update --config xcargo.toml {changed}:{bumped[1]}"
         branch = Path(task["cwd"])
         after = lockfile.loads((branch / "xcargo.lock").read_text()).by_key()
-        untouched = {k: v for k, v in locked.items() if k[0] != changed}
-        assert {k: v for k, v in after.items() if k[0] != changed} == untouched  # only this image moved
+        # Only this name:tag moved: not another image, not another tag of this one (rust:1.69).
+        untouched = {k: v for k, v in locked.items() if k not in {(changed, t) for t in bumped}}
+        assert {k: v for k, v in after.items() if k not in {(changed, t) for t in bumped}} == untouched
         assert run("verify", "--config", branch / "xcargo.toml").code == 0
     after = lockfile.loads((Path(tasks[1]["cwd"]) / "xcargo.lock").read_text()).by_key()
-    assert sorted(k for k in after if k[0] == rust) == [(rust, "1.71")]  # the 1.70 entry is gone
+    assert sorted(k for k in after if k[0] == rust) == [(rust, "1.69"), (rust, "1.71")]  # 1.70 is gone
     assert after[(rust, "1.71")].digest == rust71.digest
     after = lockfile.loads((Path(tasks[2]["cwd"]) / "xcargo.lock").read_text()).by_key()
     assert after[(cross, "0.2.5")].digest == cross5.digest and after[(cross, "0.2.5")].pinned
