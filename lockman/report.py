@@ -117,12 +117,27 @@ def with_insight(
 
 
 @dataclass(frozen=True)
+class KeptPin:
+    """A pinned image whose tag moved, left at its pin (``update --repin`` moves it).
+    ``unpinned_keys``: where the same name:tag is used bare, also kept at the pin (what a bot's
+    branch that bumped the pin leaves; the branch owns it)."""
+
+    name: str
+    tag: str
+    key: str
+    pinned_digest: str
+    tag_digest: str
+    unpinned_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class UpdateReport:
     """The result of `update` (or `diff`): what moved and which files were written."""
 
     updates: tuple[ImageUpdate, ...]
     lockfile: str
     changed_files: tuple[str, ...] = ()
+    kept_pins: tuple[KeptPin, ...] = ()
 
     @property
     def commit_message(self) -> str | None:
@@ -193,6 +208,17 @@ def update_json(report: UpdateReport) -> dict[str, Any]:
         "changed_files": list(report.changed_files),
         "lockfile": report.lockfile,
         "commit_message": report.commit_message,
+        "kept_pins": [
+            {
+                "name": k.name,
+                "tag": k.tag,
+                "key": k.key,
+                "pinned_digest": k.pinned_digest,
+                "tag_digest": k.tag_digest,
+                "unpinned_keys": list(k.unpinned_keys),
+            }
+            for k in report.kept_pins
+        ],
     }
 
 

@@ -62,7 +62,9 @@ class UpdateResult:
     errors: tuple[LockmanError, ...] = ()  # what stopped the run; with keep_going: images kept as they were
     signed: tuple[ImageSignatures, ...] = ()  # verdicts for each digest about to enter the lock
     insights: Mapping[tuple[str, str], Insight] = field(default_factory=dict)
-    kept_pins: tuple[Outcome, ...] = ()  # pinned images whose tag moved; the pin stays (repin moves it)
+    # Pinned images whose tag moved; the pin stays (repin moves it). With ``split_pin``, a bare
+    # use of the same name:tag stays at the pin too: a bot's branch owns it, and the run goes on.
+    kept_pins: tuple[Outcome, ...] = ()
     lock_changes: bool = False
     config_text: str | None = None  # xcargo.toml before and after repin (None: not read)
     new_config_text: str | None = None
@@ -259,8 +261,6 @@ class _Update:
         if self.options.repin and not any(o.error for o in self.outcomes):
             self.moved_to = {o.wanted.key: o.tag_moved_to for o in self.outcomes if o.tag_moved_to}
             self.outcomes = await _repin(client, self.outcomes)
-        if not self.options.repin:  # a pinned and an unpinned use that no longer agree (repin fixes it)
-            self.outcomes = [self._split_pin(o) for o in self.outcomes]
         self.errors = tuple(_named(o, o.error) for o in self.outcomes if o.error is not None)
         if self.errors and not self.options.keep_going:
             return self.stopped(self.errors)
@@ -290,10 +290,6 @@ class _Update:
                 )
                 for w in self.wanted
             )
-
-    def _split_pin(self, o: Outcome) -> Outcome:
-        x = o.split_pin_error(self.config.path)
-        return replace(o, entry=None, error=x, tag_moved_to=None) if x else o
 
     async def _inspect(self, client: RegistryClient) -> Mapping[tuple[str, str], Insight]:
         if not self.options.insight:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from lockman.model import lockfile
+from tests.support.docs_schema import conforms, documented_json
 from tests.support.fixtures import unique_repo
 from tests.support.registry import Registry
 
@@ -49,17 +50,42 @@ def test_one_image_pinned_for_one_target_and_bare_for_another(
     assert run("verify", "--config", cfg).code == 0
     assert run("verify", "--offline", "--config", cfg).code == 0
 
-    # The tag moves: the bare use would now pull another image than the pinned one.
-    y = registry.push_index(name.split("/", 1)[1], "1.71", ["linux/amd64", "linux/arm64"], salt="y")
+    # The tag moves (a Renovate branch pinned one use and left the other bare), and so does
+    # another image in the file: the scheduled update refreshes that one, leaves the split pin
+    # where the branch put it and says so, in its notice and in the JSON report.
+    other = f"{registry.host}/{unique_repo('split')}/tool"
+    registry.push_image(other.split("/", 1)[1], "1", salt="t1")
+    cfg.write_text(cfg.read_text() + f'\n[targets."armv7-unknown-linux-gnueabihf".container]\nimage = "{other}:1"\n')
+    assert run("update", "--config", cfg).code == 0
     before = (tmp_path / "xcargo.lock").read_bytes()
-    for args in (("update",), ("update", "--check")):
+    y = registry.push_index(name.split("/", 1)[1], "1.71", ["linux/amd64", "linux/arm64"], salt="y")
+    for args in (("update", "--check"), ("update", "--dry-run")):
         r = run(*args, "--config", cfg)
-        assert r.code == 2, r.err
-        assert r.err.count("\n") == 1
-        assert f"pinned to {x.digest} at container.image" in r.err
-        assert f"but {AARCH64} use the tag, which now points at {y.digest}" in r.err
-        assert "lockman update --repin" in r.err
-    assert (tmp_path / "xcargo.lock").read_bytes() == before
+        assert r.code == 0, r.err  # pre-commit on a Renovate branch: not drift, not bad input
+        assert f"is pinned to {x.digest[:19]}" in r.err and AARCH64 in r.err and "--repin" in r.err
+    t2 = registry.push_image(other.split("/", 1)[1], "1", salt="t2")
+    r = run("update", "--check", "--config", cfg)
+    assert r.code == 1, r.err  # the other image's drift still counts
+    r = run("update", "--format", "json", "--config", cfg)
+    assert r.code == 0, r.err
+    doc = json.loads(r.out)
+    conforms(doc, documented_json("update"))
+    assert [(u["name"], u["new_digest"]) for u in doc["updates"]] == [(other, t2.digest)]
+    assert doc["kept_pins"] == [
+        {
+            "name": name,
+            "tag": "1.71",
+            "key": "container.image",
+            "pinned_digest": x.digest,
+            "tag_digest": y.digest,
+            "unpinned_keys": [AARCH64],
+        }
+    ]
+    assert r.err.count("notice:") == 1 and f"and used bare at {AARCH64}" in r.err
+    lock = entries(tmp_path)
+    assert lock[(name, "1.71")].digest == x.digest and lock[(other, "1")].digest == t2.digest
+    assert (tmp_path / "xcargo.lock").read_bytes() != before
+    assert run("verify", "--config", cfg).code == 0
 
     r = run("update", "--repin", "--config", cfg)
     assert r.code == 0, r.err

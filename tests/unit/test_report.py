@@ -95,7 +95,13 @@ def test_json_matches_the_documented_example() -> None:
     }
     assert real["commit_message"].startswith("chore(deps): update 3 container image digests\n\n")
     empty = json.loads(report.render_update(report.UpdateReport((), "x/xcargo.lock"), "json"))
-    assert empty == {"updates": [], "changed_files": [], "lockfile": "x/xcargo.lock", "commit_message": None}
+    assert empty == {
+        "updates": [],
+        "changed_files": [],
+        "lockfile": "x/xcargo.lock",
+        "commit_message": None,
+        "kept_pins": [],
+    }
     # the documented example is itself consistent with the renderer
     one = report.UpdateReport(
         (
@@ -219,7 +225,8 @@ def test_renovate_preset_regex_reads_xcargo_images() -> None:
     cfg = json.loads((ROOT / "renovate" / "xcargo.json").read_text())
     (task,) = [r["postUpgradeTasks"] for r in cfg["packageRules"] if "postUpgradeTasks" in r]
     assert "xcargo.lock" in task["fileFilters"]
-    assert task["commands"] == ["lockman update --config {{{packageFile}}} {{{depName}}}"]
+    # exactly the name:tag the branch bumped (update NAME:TAG), not every tag of the image
+    assert task["commands"] == ["lockman update --config {{{packageFile}}} {{{depName}}}:{{{newValue}}}"]
     pattern = re.compile(cfg["customManagers"][0]["matchStrings"][0].replace("(?<", "(?P<"))
     toml = (
         '[container]\nimage = "rust:1.70"  # c\n'
