@@ -111,23 +111,23 @@ def test_no_input_is_pasted_into_a_script() -> None:
     assert ACTION["inputs"]["version"]["default"] == __import__("lockman").__version__
 
 
-@pytest.mark.registry
-def test_action_verifies_then_opens_an_update_pull_request(
-    tmp_path: Path, registry: Registry, run, isolated_env: Path
-) -> None:
-    repo = unique_repo("action")
-    registry.push_index(repo, "1.70", ["linux/amd64", "linux/arm64"], salt="1")
+def _checkout(tmp_path: Path, config: str, run) -> tuple[Path, Path]:
+    """A repository with ``config`` locked and pushed to a bare origin: (origin, work tree)."""
     origin, work = tmp_path / "origin.git", tmp_path / "work"
     git(tmp_path, "init", "-q", "--bare", str(origin))
     git(tmp_path, "init", "-q", "-b", "main", str(work))
     cfg = work / "xcargo.toml"
-    cfg.write_text(f'[container]\nimage = "{registry.host}/{repo}:1.70"\n')
+    cfg.write_text(config)
     assert run("update", "--config", cfg).code == 0
     git(work, "add", "-A")
     git(work, "commit", "-qm", "init")
     git(work, "remote", "add", "origin", str(origin))
     git(work, "push", "-q", "origin", "main")
+    return origin, work
 
+
+def _runner(tmp_path: Path, work: Path) -> tuple[Runner, Path]:
+    """A runner whose ``gh`` records its arguments (and the body file) in the returned log."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     gh_log = tmp_path / "gh.log"
@@ -140,7 +140,18 @@ def test_action_verifies_then_opens_an_update_pull_request(
     temp.mkdir()
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "GH_LOG": str(gh_log)}
     env.pop("PYTHONPATH", None)  # lockman comes from the action's virtual environment
-    runner = Runner(work, temp, env)
+    return Runner(work, temp, env), gh_log
+
+
+@pytest.mark.registry
+def test_action_verifies_then_opens_an_update_pull_request(
+    tmp_path: Path, registry: Registry, run, isolated_env: Path
+) -> None:
+    repo = unique_repo("action")
+    registry.push_index(repo, "1.70", ["linux/amd64", "linux/arm64"], salt="1")
+    origin, work = _checkout(tmp_path, f'[container]\nimage = "{registry.host}/{repo}:1.70"\n', run)
+    runner, gh_log = _runner(tmp_path, work)
+    temp = runner.temp
 
     # verify on push: the action installs lockman (here: this checkout) and verifies.
     assert runner.run({"command": "verify", "package": str(ROOT)}) == 0, runner.log
@@ -185,6 +196,42 @@ def test_action_verifies_then_opens_an_update_pull_request(
     ]
     body = (tmp_path / "gh.log.body").read_text()
     assert body == Path(outputs["body-file"]).read_text() and f"→ `{moved.digest[7:14]}`" in body
+
+
+@pytest.mark.registry
+def test_action_repin_pull_request_commits_the_config_with_the_lock(
+    tmp_path: Path, registry: Registry, run, isolated_env: Path
+) -> None:
+    """``args: --repin`` moves a pin in xcargo.toml and the lock together: the branch gets both,
+    and ``verify`` passes on what was pushed (it failed when only the lock was committed)."""
+    repo = unique_repo("actrepin")
+    one = registry.push_image(repo, "v1", salt="1")
+    name = f"{registry.host}/{repo}"
+    sub = "nested dir"  # the config away from the repository root, in a path with a space
+    origin, work = _checkout(tmp_path, "", run)
+    (work / sub).mkdir()
+    cfg = work / sub / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "{name}:v1@{one.digest}"\n')
+    assert run("update", "--config", cfg).code == 0
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "nested")
+    runner, gh_log = _runner(tmp_path, work)
+    assert runner.run({"command": "verify", "package": str(ROOT), "config": f"{sub}/xcargo.toml"}) == 0
+
+    two = registry.push_image(repo, "v1", salt="2")
+    given = {"command": "update", "open-pr": "true", "args": "--repin", "config": f"{sub}/xcargo.toml"}
+    assert runner.run(given, skip=("Install lockman",)) == 0, runner.log
+    assert runner.outputs["update"]["changed"] == "true"
+    changed = Path(runner.outputs["update"]["changed-files"]).read_text().split("\0")
+    assert sorted(filter(None, changed)) == [f"{sub}/xcargo.lock", f"{sub}/xcargo.toml"]
+    files = git(origin, "show", "--name-only", "--format=", "lockman/update").split()
+    assert " ".join(files) == f"{sub}/xcargo.lock {sub}/xcargo.toml"
+    assert f"{name}:v1@{two.digest}" in git(origin, "show", f"lockman/update:{sub}/xcargo.toml")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "-b", "lockman/update", str(origin), str(clone))
+    assert run("verify", "--config", clone / sub / "xcargo.toml").code == 0
+    assert git(work, "status", "--porcelain") == ""  # nothing left behind uncommitted
+    assert "pr\ncreate" in gh_log.read_text()
 
 
 def test_docs_show_the_shipped_renovate_files() -> None:
