@@ -216,6 +216,13 @@ def verify(
     deep: Annotated[
         bool, Parameter(help="Also stream and hash every config and layer blob (nothing is stored).")
     ] = False,
+    report_moved: Annotated[
+        bool,
+        Parameter(
+            help="Also ask (one HEAD each) whether unpinned tags moved since they were locked: "
+            "a warning per moved tag, no failure."
+        ),
+    ] = False,
     no_cache: NoCacheOpt = False,
     fmt: FormatOpt = "text",
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
@@ -236,6 +243,7 @@ def verify(
             fmt=fmt,
             deep=deep,
             no_cache=no_cache,
+            report_moved=report_moved,
         ),
         output,
         insecure_registry,

@@ -551,6 +551,16 @@ class VerifiedImage:
 
 
 @dataclass(frozen=True)
+class MovedTag:
+    """verify --report-moved: an unpinned tag that points elsewhere than the lock records."""
+
+    name: str
+    tag: str
+    locked_digest: str
+    tag_digest: str
+
+
+@dataclass(frozen=True)
 class VerifyReport:
     lockfile: str
     offline: bool
@@ -559,6 +569,7 @@ class VerifyReport:
     signed: int = 0  # images whose signatures a policy checked
     blobs: int | None = None  # verify --deep: blobs streamed and hashed (None: not deep)
     blob_bytes: int = 0
+    moved: tuple[MovedTag, ...] | None = None  # verify --report-moved (None: not asked)
 
     @property
     def ok(self) -> bool:
@@ -588,6 +599,7 @@ def verify_json(report: VerifyReport) -> dict[str, Any]:
         ],
         "problems": [{"kind": p.kind, "image": p.image, "message": p.message} for p in report.problems],
         **({"deep": {"blobs": report.blobs, "bytes": report.blob_bytes}} if report.blobs is not None else {}),
+        **({"moved": [vars(m) for m in report.moved]} if report.moved is not None else {}),
     }
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lockman import report
 from lockman.commands._common import CLI_HOOKS, signature_options, worst
-from lockman.console import err, info, out, use_colour
+from lockman.console import err, info, out, short, use_colour
 from lockman.enforce.options import SignatureOptions
 from lockman.images import verifier
 from lockman.images.verifier import VerifyOptions, VerifyResult
@@ -28,11 +28,12 @@ async def run(
     deep: bool = False,
     no_cache: bool = False,
     fmt: report.Format = "text",
+    report_moved: bool = False,
 ) -> int:
     config = load_config(config_path)
     result = await verifier.verify(
         config,
-        VerifyOptions(offline=offline, deep=deep, no_cache=no_cache),
+        VerifyOptions(offline=offline, deep=deep, no_cache=no_cache, report_moved=report_moved),
         signatures=signature_options(signatures),
         connect=lambda cache: RegistryClient(timeout=timeout, cache=cache),
         hooks=CLI_HOOKS,
@@ -43,6 +44,11 @@ async def run(
                 info(line)
     for p in result.problems:
         err(f"error: {p.message}")
+    for m in result.moved or ():  # news, not a failure: the exit code stays the problems'
+        err(
+            f"warning: {m.display}: the tag moved to {short(m.tag_digest)} (locked: "
+            f"{short(m.locked_digest)}); `lockman update {m.display}` records it"
+        )
     rendered = report.render_verify(_report(result), fmt, colour=use_colour())
     if rendered:
         (info if fmt == "text" else out)(rendered.rstrip("\n"))
@@ -62,4 +68,7 @@ def _report(result: VerifyResult) -> report.VerifyReport:
         signed=len(result.signed),
         blobs=result.blobs,
         blob_bytes=result.blob_bytes,
+        moved=None
+        if result.moved is None
+        else tuple(report.MovedTag(m.name, m.tag, m.locked_digest, m.tag_digest) for m in result.moved),
     )

@@ -328,3 +328,48 @@ def test_platform_pin_records_the_manifest_its_details_describe(
     entry = entries(tmp_path)[(name, "1.70")]
     assert (entry.digest, entry.index_digest, entry.platform) == (amd64, one.digest, "linux/amd64")
     assert run("verify", "--config", cfg).code == 0
+
+
+@pytest.mark.registry
+def test_verify_report_moved_names_each_moved_tag_without_failing(
+    tmp_path: Path, registry: Registry, run
+) -> None:
+    """Renovate never proposes a moved bare tag; ``verify --report-moved`` lets CI learn it."""
+    base = unique_repo("moved")
+    a = registry.push_index(f"{base}/a", "1", ["linux/amd64", "linux/arm64"], salt="a1")
+    registry.push_image(f"{base}/b", "1", salt="b1")
+    pin = registry.push_image(f"{base}/c", "1", salt="c1")
+    a_name, b_name, c_name = (f"{registry.host}/{base}/{x}" for x in "abc")
+    cfg = write(
+        tmp_path,
+        f'[container]\nimage = "{a_name}:1"\n\n'
+        f'[targets."aarch64-unknown-linux-gnu".container]\nimage = "{b_name}:1"\n\n'
+        f'[targets."armv7-unknown-linux-gnueabihf".container]\nimage = "{c_name}:1@{pin.digest}"\n',
+    )
+    assert run("update", "--config", cfg).code == 0
+    r = run("verify", "--report-moved", "--format", "json", "--config", cfg)
+    assert r.code == 0 and json.loads(r.out)["moved"] == [] and "warning" not in r.err, r.err
+
+    a2 = registry.push_index(f"{base}/a", "1", ["linux/amd64", "linux/arm64"], salt="a2")
+    registry.push_image(f"{base}/c", "1", salt="c2")  # a pin: Renovate's business, not reported
+    mark = len(registry.access_log_lines())
+    r = run("verify", "--report-moved", "--format", "json", "--config", cfg)
+    assert r.code == 0, r.err  # news, not a failure
+    assert json.loads(r.out)["moved"] == [
+        {"name": a_name, "tag": "1", "locked_digest": a.digest, "tag_digest": a2.digest}
+    ]
+    (warning,) = [ln for ln in r.err.splitlines() if ln.startswith("warning:")]
+    assert f"{a_name}:1: the tag moved to {a2.digest[:19]}" in warning
+    assert f"`lockman update {a_name}:1`" in warning
+    heads = [ln for ln in requests_since(registry, mark) if '"HEAD /v2/' in ln]
+    assert sorted(ln.split("/manifests/")[1].split()[0] for ln in heads) == ["1", "1"]  # a and b, once
+    assert not any(f"/{base}/c/" in ln for ln in heads)
+
+    # Without the flag verify asks no tag, and says nothing about it.
+    mark = len(registry.access_log_lines())
+    r = run("verify", "--format", "json", "--config", cfg)
+    assert r.code == 0 and "moved" not in json.loads(r.out) and "warning" not in r.err
+    assert not any('"HEAD /v2/' in ln for ln in requests_since(registry, mark))
+    # The text form: the same warning on stderr, verify's usual summary.
+    r = run("verify", "--report-moved", "--config", cfg)
+    assert r.code == 0 and r.err.count("warning:") == 1 and "the tag moved" in r.err
