@@ -12,12 +12,16 @@ so lockman sees the environment Renovate gives it. Skips without Node or Renovat
 
 from __future__ import annotations
 
+import base64
+import http.server
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -303,3 +307,163 @@ def test_preset_passes_renovate_config_validator() -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Config validated successfully" in proc.stdout + proc.stderr
+
+
+
+@pytest.fixture(scope="module")
+def preset_url() -> Iterator[str]:
+    """renovate/xcargo.json served over loopback HTTP, as Renovate's ``https://…`` presets are."""
+    body = (ROOT / "renovate" / "xcargo.json").read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/xcargo.json" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/xcargo.json"
+    server.shutdown()
+    thread.join()
+
+
+@pytest.mark.parametrize("preset_first", [False, True])
+def test_preset_wins_wherever_it_is_listed_in_extends(
+    tmp_path: Path, tls: TLSSetup, isolated_env: Path, preset_url: str, preset_first: bool
+) -> None:
+    """``docker:pinDigests`` (in ``config:best-practices``) listed after the preset must not bring
+    back the pin-digest branches lockman's lock makes pointless ("Digest is not updated")."""
+    dist = _renovate_dist()
+    reg = tls.registry
+    base = unique_repo("order")
+    reg.push_image(f"{base}/rust", "1.70", salt="o70")
+    reg.push_image(f"{base}/rust", "1.71", salt="o71")
+    rust = f"{reg.host}/{base}/rust"
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "xcargo.toml").write_text(f'[container]\nimage = "{rust}:1.70"\n')
+    extends = [preset_url, "config:best-practices"] if preset_first else ["config:best-practices", preset_url]
+    (repo / "renovate.json").write_text(json.dumps({"extends": extends}))
+    env = {
+        "HOME": str(isolated_env),
+        "PATH": os.environ["PATH"],
+        "NO_PROXY": "127.0.0.1,localhost",
+        **documented_ca_env(tls.ca_pem),
+        "RENOVATE_PLATFORM": "local",
+        "RENOVATE_DRY_RUN": "lookup",
+        "RENOVATE_BASE_DIR": str(tmp_path / "renovate-base"),
+        "RENOVATE_HOST_RULES": json.dumps(
+            [{"matchHost": f"https://{reg.host}", "username": "alice", "password": PASSWORD}]
+        ),
+        "LOG_LEVEL": "debug",
+        "LOG_FORMAT": "json",
+    }
+    records = run_renovate(dist, repo, env)
+    assert not [r for r in records if r.get("level", 0) >= 50], "Renovate logged errors"
+    (found,) = [r for r in records if r.get("msg") == "packageFiles with updates"]
+    updates = _updates(found)
+    assert [u["newValue"] for u in updates if u["updateType"] == "minor"] == ["1.71"]
+    # The lookup may still list a pinDigest candidate (docker:pinDigests came later and won)...
+    assert {u["updateType"] for u in updates} <= {"minor", "pinDigest"}
+    # ... but only the tag bump becomes a branch.
+    branches = [r["msg"] for r in records if re.fullmatch(r"Returning \d+ branch\(es\)", r.get("msg", ""))]
+    assert branches == ["Returning 1 branch(es)"]
+    flattened = [r["msg"] for r in records if "flattened updates found" in r.get("msg", "")]
+    assert flattened == [f"1 flattened updates found: {rust}"]
+
+
+@pytest.fixture
+def fake_github(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A loopback stand-in for GitHub's contents API over a real git repository holding lockman's
+    published files: ``GET /repos/<owner>/lockman/contents/<path>?ref=REF`` answers what git
+    resolves REF to (a commit, a tag, a branch), 404 for a name the repository lacks."""
+    repo = tmp_path / "lockman-repo"
+    repo.mkdir()
+    for name in ("renovate/xcargo.json", "action.yml", ".pre-commit-hooks.yaml"):
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, repo / name)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "lockman")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            url = urllib.parse.urlsplit(self.path)
+            ref = urllib.parse.parse_qs(url.query).get("ref", ["HEAD"])[0]
+            prefix = "/repos/acme/lockman/contents/"
+            found = url.path.startswith(prefix) and subprocess.run(
+                ["git", "-C", str(repo), "cat-file", "-e", f"{ref}:{url.path.removeprefix(prefix)}"],
+                capture_output=True,
+            ).returncode == 0
+            if found:
+                blob = git(repo, "show", f"{ref}:{url.path.removeprefix(prefix)}")
+                body = json.dumps({"content": base64.b64encode(blob.encode()).decode(), "encoding": "base64"})
+            else:
+                body = json.dumps({"message": f"No commit found for the ref {ref}"})
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", repo
+    server.shutdown()
+    thread.join()
+
+
+def resolve_preset(dist: Path, preset: str, endpoint: str) -> dict:
+    proc = subprocess.run(
+        ["node", str(ROOT / "tests" / "support" / "renovate_preset.cjs"), str(dist)],
+        input=json.dumps({"preset": preset, "endpoint": endpoint}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "LOG_LEVEL": "fatal"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("RENOVATE-PRESET-RESULT ")]
+    return json.loads(line.partition(" ")[2])
+
+
+def test_the_documented_lockman_references_resolve(fake_github: tuple[str, Path]) -> None:
+    """What docs/integrations.md tells users to write for pre-commit, the Action and the preset
+    names something the repository has (it named a tag, v0.1.0, that was never pushed)."""
+    dist = _renovate_dist()
+    endpoint, repo = fake_github
+    sha = git(repo, "rev-parse", "HEAD").strip()
+    page = (ROOT / "docs" / "integrations.md").read_text()
+    (rev,) = set(re.findall(r"^\s*rev: (\S+)", page, re.M))
+    uses = set(re.findall(r"uses: <owner>/lockman@(\S+)", page))
+    (preset,) = set(re.findall(r'"(github><owner>/lockman//[^"]+)"', page))
+    refs = {rev, *uses, preset.rpartition("#")[2]}
+    assert refs == {"<commit>"}, refs  # one placeholder, explained in "Pinning lockman"
+    # Every vX.Y.Z the docs or the action name is a tag of this checkout (none is, so far).
+    tags = set(git(ROOT, "tag", "--list").split())
+    texts = [page, (ROOT / "action.yml").read_text(), (ROOT / "README.md").read_text()]
+    assert {v for t in texts for v in re.findall(r"[@#]v\d+\.\d+\.\d+\b|rev: v\S+", t)} <= tags
+
+    # pre-commit and the Action: git checks the commit out.
+    clone = repo.parent / "clone"
+    git(repo.parent, "clone", "-q", str(repo), str(clone))
+    git(clone, "checkout", "-q", rev.replace("<commit>", sha))
+    assert (clone / "action.yml").read_bytes() == (ROOT / "action.yml").read_bytes()
+    # The preset: Renovate's own parser and fetch code, against the contents API stand-in.
+    filled = preset.replace("<owner>", "acme").replace("<commit>", sha)
+    result = resolve_preset(dist, filled, endpoint)
+    assert result["parsed"]["tag"] == sha and result["parsed"]["presetPath"] == "renovate"
+    assert result.get("preset") == json.loads((ROOT / "renovate" / "xcargo.json").read_text()), result
+    # A name the repository lacks stops Renovate, as the old v0.1.0 did.
+    missing_tag = resolve_preset(dist, filled.replace(sha, "v0.1.0"), endpoint)
+    assert missing_tag["error"] == "dep not found", missing_tag
