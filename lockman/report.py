@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lockman.console import count, one_line
+from lockman.model import lockfile
 from lockman.model.digest import shorten
 from lockman.model.insight import Insight, LayerChange, package_kind
 from lockman.model.lockfile import LockedImage, LockedPlatform, Lockfile
@@ -44,13 +45,20 @@ class ImageUpdate:
     platforms_changed: tuple[PlatformChange, ...] = ()
     kind_changed_to: str | None = None  # update --platform: the new pin's platform, "" = tag digest
     insight: Insight | None = None  # what changed inside the image (update; diff --insight)
+    old_tag: str | None = None  # a tag bump (``1.70`` → ``tag``): the tag the lock had
 
     @property
     def display(self) -> str:
         return f"{self.name}:{self.tag}" if self.tag else self.name
 
     @property
+    def tag_change(self) -> str:
+        return f"{self.old_tag} → {self.tag}" if self.old_tag is not None else self.tag
+
+    @property
     def kind(self) -> str:
+        if self.old_tag is not None:
+            return "bumped"
         if self.old_digest is None:
             return "added"
         if self.new_digest is None:
@@ -81,9 +89,21 @@ def image_updates(old: Lockfile | None, new: Lockfile | None) -> tuple[ImageUpda
     """Entries whose digest or platform list differs between two locks, sorted by name and tag."""
     before = old.by_key() if old else {}
     after = new.by_key() if new else {}
+    bumps = lockfile.tag_bumps(old, new)
     updates = []
     for key in sorted(set(before) | set(after)):
-        a, b = before.get(key), after.get(key)
+        if key in before and key not in after and before[key] in bumps.values():
+            continue  # shown with the tag it was bumped to
+        a, b = before.get(key) or bumps.get(key), after.get(key)
+        if key in bumps:
+            assert a is not None and b is not None
+            source = b.source or a.source
+            updates.append(
+                ImageUpdate(
+                    key[0], key[1], a.digest, b.digest, source, platform_changes(a, b), old_tag=a.tag
+                )
+            )
+            continue
         if (
             a is not None
             and b is not None
@@ -162,6 +182,8 @@ def short12(digest: str) -> str:
 
 
 def _one_line(u: ImageUpdate) -> str:
+    if u.kind == "bumped":
+        return f"update {u.name} from {u.old_tag} to {u.tag} ({short7(u.new_digest)})"
     if u.kind == "added":
         return f"lock {u.display} at {short7(u.new_digest)}"
     if u.kind == "removed":
@@ -194,6 +216,7 @@ def update_json(report: UpdateReport) -> dict[str, Any]:
             {
                 "name": u.name,
                 "tag": u.tag,
+                "old_tag": u.old_tag,
                 "old_digest": u.old_digest,
                 "new_digest": u.new_digest,
                 "source": u.source,
@@ -253,6 +276,9 @@ def update_text(report: UpdateReport, *, colour: bool = False) -> str:
             continue
         if u.kind == "platforms":
             lines.append(f"{name}  platforms changed ({short12(u.new_digest or '')})")
+        elif u.kind == "bumped":
+            bump = f"{_c(_BOLD, u.name, colour)}  {u.tag_change}"
+            lines.append(f"{bump}  {_arrow(u.old_digest, u.new_digest, colour)}")
         else:
             lines.append(f"{name}  {_arrow(u.old_digest, u.new_digest, colour)}")
         if u.kind_changed_to is not None:
@@ -333,7 +359,8 @@ def update_markdown(report: UpdateReport) -> str:
         change = (
             "platform digests changed" if u.kind == "platforms" else _md_change(u.old_digest, u.new_digest)
         )
-        lines.append(f"| {_md(u.name)} | {_md(u.tag)} | {change} |")
+        tag = f"{_md(u.old_tag)} → {_md(u.tag)}" if u.old_tag is not None else _md(u.tag)
+        lines.append(f"| {_md(u.name)} | {tag} | {change} |")
     platform_rows = [
         f"| {_md(u.display)} | {_md(p.platform)} | {_md_change(p.old_digest, p.new_digest)} |"
         for u in report.updates

@@ -296,8 +296,18 @@ class _Update:
             return {}
         from lockman.images.inspect_moved import gather
 
-        changed = [(o.wanted.use.ref, self.previous.get(o.wanted.key), o.entry) for o in self.outcomes]
+        changed = [(o.wanted.use.ref, self._before(o.wanted), o.entry) for o in self.outcomes]
         return await gather(client, changed, self.policies)
+
+    def _before(self, w: Wanted) -> LockedImage | None:
+        """The entry ``w`` replaces: its own, or after a tag bump the one entry of the same image
+        for a tag the config no longer uses (what the report shows as ``1.70 → 1.71``)."""
+        if w.key in self.previous:
+            return self.previous[w.key]
+        used = {x.key for x in self.every}
+        gone = [e for k, e in self.previous.items() if k not in used and e.name == w.use.name]
+        fresh = [x for x in self.every if x.use.name == w.use.name and x.key not in self.previous]
+        return gone[0] if len(gone) == 1 and len(fresh) == 1 else None
 
     def finish(self) -> UpdateResult:
         """The new lock (and config), written unless ``options.write`` is off."""

@@ -239,3 +239,49 @@ def test_renovate_preset_regex_reads_xcargo_images() -> None:
         {"depName": "rust", "currentValue": "1.70", "currentDigest": None},
         {"depName": "localhost:5000/team/musl", "currentValue": "v1", "currentDigest": d("a")},
     ]
+
+
+def test_tag_bumps_are_one_row_each_with_both_tags_and_digests() -> None:
+    """Three images bumped by a bot: three bumps, not three removals and three additions (the
+    commit message said "update 6 container image digests")."""
+    old = Lockfile(
+        (
+            LockedImage("rust", "1.70", d("a"), source="container.image"),
+            LockedImage("cross", "0.2.4", d("b")),
+            LockedImage("tool", "1", d("c")),
+            LockedImage("two", "1", d("1")),
+            LockedImage("two", "2", d("2")),
+        )
+    )
+    new = Lockfile(
+        (
+            LockedImage("rust", "1.71", d("e"), source="container.image"),
+            LockedImage("cross", "0.2.5", d("f")),
+            LockedImage("tool", "2", d("c")),  # a new tag at the same digest is still a bump
+            LockedImage("two", "3", d("3")),  # two tags gone, one came: no guess
+        )
+    )
+    ups = report.image_updates(old, new)
+    bumps = [(u.name, u.old_tag, u.tag, u.old_digest, u.new_digest) for u in ups if u.kind == "bumped"]
+    assert bumps == [
+        ("cross", "0.2.4", "0.2.5", d("b"), d("f")),
+        ("rust", "1.70", "1.71", d("a"), d("e")),
+        ("tool", "1", "2", d("c"), d("c")),
+    ]
+    assert sorted((u.display, u.kind) for u in ups if u.name == "two") == [
+        ("two:1", "removed"),
+        ("two:2", "removed"),
+        ("two:3", "added"),
+    ]
+    three = report.UpdateReport(tuple(u for u in ups if u.name != "two"), "xcargo.lock")
+    message = three.commit_message
+    assert message is not None
+    assert message.splitlines()[0] == "chore(deps): update 3 container image digests"
+    assert "- update rust from 1.70 to 1.71 (eeeeeee)" in message.splitlines()
+    md = report.update_markdown(three)
+    assert "| rust | 1.70 → 1.71 | `aaaaaaa` → `eeeeeee` |" in md
+    text = report.update_text(three)
+    assert f"rust  1.70 → 1.71  {d('a')[:19]} → {d('e')[:19]}" in text.splitlines()
+    doc = json.loads(report.render_update(three, "json"))
+    assert [(u["tag"], u["old_tag"]) for u in doc["updates"]] == [("0.2.5", "0.2.4"), ("1.71", "1.70"), ("2", "1")]
+    assert report.image_updates(new, new) == ()
