@@ -126,8 +126,11 @@ def test_update_of_one_image_after_a_tag_bump_touches_only_that_image(
     registry.push_image(f"{base}/cross", "0.2", salt="c2")  # another branch's business
 
     cfg.write_text(body.replace(":1.70", ":1.71"))  # what the bot's branch changed
-    r = run("update", "--config", cfg, rust)
+    r = run("update", "--format", "json", "--config", cfg, f"{rust}:1.71")
     assert r.code == 0, r.err
+    (bump,) = json.loads(r.out)["updates"]  # one bump, inspected, not a removal and an addition
+    assert (bump["old_tag"], bump["tag"], bump["new_digest"]) == ("1.70", "1.71", new.digest)
+    assert bump["insight"] is not None
     lock = entries(tmp_path)
     assert sorted(lock) == [(tool, "0.2"), (rust, "1.71")]  # the old tag's entry is gone
     assert lock[(rust, "1.71")].digest == new.digest
