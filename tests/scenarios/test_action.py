@@ -241,6 +241,34 @@ def test_action_repin_pull_request_commits_the_config_with_the_lock(
     assert "pr\ncreate" in gh_log.read_text()
 
 
+@pytest.mark.registry
+def test_action_update_refreshes_the_rest_of_a_file_a_renovate_branch_left_split(
+    tmp_path: Path, registry: Registry, run, isolated_env: Path
+) -> None:
+    """A pin Renovate bumped at one key while the same name:tag is bare at another: the scheduled
+    update leaves it to the branch and still opens a pull request for every other image."""
+    repo = unique_repo("actsplit")
+    x = registry.push_image(f"{repo}/rust", "1.71", salt="x")
+    registry.push_image(f"{repo}/tool", "1", salt="t1")
+    rust, tool = f"{registry.host}/{repo}/rust", f"{registry.host}/{repo}/tool"
+    origin, work = _checkout(
+        tmp_path,
+        f'[container]\nimage = "{rust}:1.71@{x.digest}"\n\n'
+        f'[targets."aarch64-unknown-linux-gnu".container]\nimage = "{rust}:1.71"\n\n'
+        f'[targets."armv7-unknown-linux-gnueabihf".container]\nimage = "{tool}:1"\n',
+        run,
+    )
+    registry.push_image(f"{repo}/rust", "1.71", salt="y")
+    t2 = registry.push_image(f"{repo}/tool", "1", salt="t2")
+    runner, gh_log = _runner(tmp_path, work)
+    given = {"command": "update", "open-pr": "true", "package": str(ROOT)}
+    assert runner.run(given) == 0, runner.log  # exit 2 before: no image refreshed at all
+    assert runner.ran[-1] == "Open a pull request" and "pr\ncreate" in gh_log.read_text()
+    pushed = lockfile.loads(git(origin, "show", "lockman/update:xcargo.lock")).by_key()
+    assert pushed[(tool, "1")].digest == t2.digest and pushed[(rust, "1.71")].digest == x.digest
+    assert runner.outputs["update"]["title"] == f"chore(deps): update {tool}:1 digest to {t2.digest[7:14]}"
+
+
 def _review_runner(tmp_path: Path, work: Path, api: str, pr: str, branch: str) -> Runner:
     runner, _ = _runner(tmp_path, work)
     runner.env.update({"GITHUB_API_URL": api, "GITHUB_REPOSITORY": "acme/app"})
