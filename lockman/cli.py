@@ -153,7 +153,9 @@ def _sync(call: Callable[[], int], output: Output = NORMAL_OUTPUT, insecure: tup
 def update(
     images: Annotated[
         list[str] | None,
-        Parameter(help="Update only these images: name, name:tag or target triple. Default: all."),
+        Parameter(
+            help="Update only these images: name, name:tag, name@digest or target triple. Default: all."
+        ),
     ] = None,
     /,
     *,
@@ -219,6 +221,13 @@ def verify(
     deep: Annotated[
         bool, Parameter(help="Also stream and hash every config and layer blob (nothing is stored).")
     ] = False,
+    report_moved: Annotated[
+        bool,
+        Parameter(
+            help="Also ask (one HEAD each) whether unpinned tags moved since they were locked: "
+            "a warning per moved tag, no failure."
+        ),
+    ] = False,
     no_cache: NoCacheOpt = False,
     fmt: FormatOpt = "text",
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
@@ -239,6 +248,7 @@ def verify(
             fmt=fmt,
             deep=deep,
             no_cache=no_cache,
+            report_moved=report_moved,
         ),
         output,
         insecure_registry,

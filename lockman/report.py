@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lockman.console import count, one_line
+from lockman.model import lockfile
 from lockman.model.digest import shorten
 from lockman.model.insight import Insight, LayerChange, clip, package_kind
 from lockman.model.lockfile import LockedImage, LockedPlatform, Lockfile
@@ -46,13 +47,20 @@ class ImageUpdate:
     platforms_changed: tuple[PlatformChange, ...] = ()
     kind_changed_to: str | None = None  # update --platform: the new pin's platform, "" = tag digest
     insight: Insight | None = None  # what changed inside the image (update; diff --insight)
+    old_tag: str | None = None  # a tag bump (``1.70`` → ``tag``): the tag the lock had
 
     @property
     def display(self) -> str:
         return f"{self.name}:{self.tag}" if self.tag else self.name
 
     @property
+    def tag_change(self) -> str:
+        return f"{self.old_tag} → {self.tag}" if self.old_tag is not None else self.tag
+
+    @property
     def kind(self) -> str:
+        if self.old_tag is not None:
+            return "bumped"
         if self.old_digest is None:
             return "added"
         if self.new_digest is None:
@@ -83,9 +91,21 @@ def image_updates(old: Lockfile | None, new: Lockfile | None) -> tuple[ImageUpda
     """Entries whose digest or platform list differs between two locks, sorted by name and tag."""
     before = old.by_key() if old else {}
     after = new.by_key() if new else {}
+    bumps = lockfile.tag_bumps(old, new)
     updates = []
     for key in sorted(set(before) | set(after)):
-        a, b = before.get(key), after.get(key)
+        if key in before and key not in after and before[key] in bumps.values():
+            continue  # shown with the tag it was bumped to
+        a, b = before.get(key) or bumps.get(key), after.get(key)
+        if key in bumps:
+            assert a is not None and b is not None
+            source = b.source or a.source
+            updates.append(
+                ImageUpdate(
+                    key[0], key[1], a.digest, b.digest, source, platform_changes(a, b), old_tag=a.tag
+                )
+            )
+            continue
         if (
             a is not None
             and b is not None
@@ -119,12 +139,27 @@ def with_insight(
 
 
 @dataclass(frozen=True)
+class KeptPin:
+    """A pinned image whose tag moved, left at its pin (``update --repin`` moves it).
+    ``unpinned_keys``: where the same name:tag is used bare, also kept at the pin (what a bot's
+    branch that bumped the pin leaves; the branch owns it)."""
+
+    name: str
+    tag: str
+    key: str
+    pinned_digest: str
+    tag_digest: str
+    unpinned_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class UpdateReport:
     """The result of `update` (or `diff`): what moved and which files were written."""
 
     updates: tuple[ImageUpdate, ...]
     lockfile: str
     changed_files: tuple[str, ...] = ()
+    kept_pins: tuple[KeptPin, ...] = ()
 
     @property
     def commit_message(self) -> str | None:
@@ -149,6 +184,8 @@ def short12(digest: str) -> str:
 
 
 def _one_line(u: ImageUpdate) -> str:
+    if u.kind == "bumped":
+        return f"update {u.name} from {u.old_tag} to {u.tag} ({short7(u.new_digest)})"
     if u.kind == "added":
         return f"lock {u.display} at {short7(u.new_digest)}"
     if u.kind == "removed":
@@ -196,6 +233,7 @@ def update_json(report: UpdateReport) -> dict[str, Any]:
             {
                 "name": u.name,
                 "tag": u.tag,
+                "old_tag": u.old_tag,
                 "old_digest": u.old_digest,
                 "new_digest": u.new_digest,
                 "source": u.source,
@@ -210,6 +248,17 @@ def update_json(report: UpdateReport) -> dict[str, Any]:
         "changed_files": list(report.changed_files),
         "lockfile": report.lockfile,
         "commit_message": report.commit_message,
+        "kept_pins": [
+            {
+                "name": k.name,
+                "tag": k.tag,
+                "key": k.key,
+                "pinned_digest": k.pinned_digest,
+                "tag_digest": k.tag_digest,
+                "unpinned_keys": list(k.unpinned_keys),
+            }
+            for k in report.kept_pins
+        ],
     }
 
 
@@ -244,6 +293,9 @@ def update_text(report: UpdateReport, *, colour: bool = False) -> str:
             continue
         if u.kind == "platforms":
             lines.append(f"{name}  platforms changed ({short12(u.new_digest or '')})")
+        elif u.kind == "bumped":
+            bump = f"{_c(_BOLD, u.name, colour)}  {u.tag_change}"
+            lines.append(f"{bump}  {_arrow(u.old_digest, u.new_digest, colour)}")
         else:
             lines.append(f"{name}  {_arrow(u.old_digest, u.new_digest, colour)}")
         if u.kind_changed_to is not None:
@@ -327,7 +379,8 @@ def update_markdown(report: UpdateReport) -> str:
         change = (
             "platform digests changed" if u.kind == "platforms" else _md_change(u.old_digest, u.new_digest)
         )
-        lines.append(f"| {_md(u.name)} | {_md(u.tag)} | {change} |")
+        tag = f"{_md(u.old_tag)} → {_md(u.tag)}" if u.old_tag is not None else _md(u.tag)
+        lines.append(f"| {_md(u.name)} | {tag} | {change} |")
     platform_rows = [
         f"| {_md(u.display)} | {_md(p.platform)} | {_md_change(p.old_digest, p.new_digest)} |"
         for u in report.updates
@@ -671,6 +724,16 @@ class VerifiedImage:
 
 
 @dataclass(frozen=True)
+class MovedTag:
+    """verify --report-moved: an unpinned tag that points elsewhere than the lock records."""
+
+    name: str
+    tag: str
+    locked_digest: str
+    tag_digest: str
+
+
+@dataclass(frozen=True)
 class VerifyReport:
     lockfile: str
     offline: bool
@@ -679,6 +742,7 @@ class VerifyReport:
     signed: int = 0  # images whose signatures a policy checked
     blobs: int | None = None  # verify --deep: blobs streamed and hashed (None: not deep)
     blob_bytes: int = 0
+    moved: tuple[MovedTag, ...] | None = None  # verify --report-moved (None: not asked)
 
     @property
     def ok(self) -> bool:
@@ -708,6 +772,7 @@ def verify_json(report: VerifyReport) -> dict[str, Any]:
         ],
         "problems": [{"kind": p.kind, "image": p.image, "message": p.message} for p in report.problems],
         **({"deep": {"blobs": report.blobs, "bytes": report.blob_bytes}} if report.blobs is not None else {}),
+        **({"moved": [vars(m) for m in report.moved]} if report.moved is not None else {}),
     }
 
 

@@ -114,7 +114,7 @@ def _insight(
     from lockman.model.reference import parse
     from lockman.registry.client import RegistryClient
 
-    before = old.by_key()
+    before = {**old.by_key(), **lockfile.tag_bumps(old, new)}  # a bump: the old tag's entry
     policies = None
     if SignatureOptions().wanted(config_path):
         from lockman.commands._common import signature_options

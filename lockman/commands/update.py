@@ -24,6 +24,7 @@ from lockman.console import count, err, info, out, short, use_colour
 from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, EXIT_VERIFY
 from lockman.images import updater
+from lockman.images.locker import Outcome
 from lockman.images.updater import UpdateOptions, UpdateResult
 from lockman.model import pinning
 from lockman.model.xcargo import load_config
@@ -74,6 +75,7 @@ async def run(
         report.with_insight(report.image_updates(result.old, result.new), result.insights),
         str(result.lockfile_path),
         tuple(str(p) for p in result.written),
+        tuple(_kept_pin(o) for o in result.kept_pins),
     )
     if commit_message:
         if rep.commit_message:
@@ -97,9 +99,24 @@ def _signatures(result: UpdateResult, show: bool) -> list[int]:
     return codes
 
 
+def _kept_pin(o: Outcome) -> report.KeptPin:
+    use = o.wanted.use
+    assert use.ref.digest is not None and o.tag_moved_to is not None
+    return report.KeptPin(use.name, use.tag, use.key, use.ref.digest, o.tag_moved_to, o.wanted.unpinned_keys)
+
+
 def _kept_pins(result: UpdateResult) -> None:
     for o in result.kept_pins:
         assert o.tag_moved_to is not None
+        if o.split_pin:  # a bot's branch bumped the pin at one key: the branch owns the rest
+            use = o.wanted.use
+            err(
+                f"notice: {use.ref.familiar()} is pinned to {short(use.ref.digest or '')} at {use.key} "
+                f"and used bare at {', '.join(o.wanted.unpinned_keys)} in {result.config_path}; tag "
+                f"{use.tag} now points at {short(o.tag_moved_to)}; every use stays at the pin, left to "
+                "the branch that pinned it (`lockman update --repin` moves them)"
+            )
+            continue
         err(
             f"notice: {o.wanted.use.ref.familiar()} is pinned in {result.config_path} "
             f"({o.wanted.use.key}), but tag {o.wanted.use.tag} now points at "

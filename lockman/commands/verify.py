@@ -12,7 +12,7 @@ from typing import Any
 
 from lockman import env, report
 from lockman.commands._common import CLI_HOOKS, signature_options, vuln_policy, warn_unavailable, worst
-from lockman.console import err, info, out, use_colour
+from lockman.console import err, info, out, short, use_colour
 from lockman.enforce.options import SignatureOptions
 from lockman.images import verifier
 from lockman.images.verifier import VerifyOptions, VerifyResult
@@ -30,6 +30,7 @@ async def run(
     deep: bool = False,
     no_cache: bool = False,
     fmt: report.Format = "text",
+    report_moved: bool = False,
 ) -> int:
     config = load_config(config_path)
     options = VerifyOptions(
@@ -38,6 +39,7 @@ async def run(
         no_cache=no_cache,
         vuln_policy=vuln_policy(config_path),
         osv_url=env.get("LOCKMAN_OSV_URL"),
+        report_moved=report_moved,
     )
     result = await verifier.verify(
         config,
@@ -53,6 +55,11 @@ async def run(
     _vulnerability_notices(result)
     for p in result.problems:
         err(f"error: {p.message}")
+    for m in result.moved or ():  # news, not a failure: the exit code stays the problems'
+        err(
+            f"warning: {m.display}: the tag moved to {short(m.tag_digest)} (locked: "
+            f"{short(m.locked_digest)}); `lockman update {m.display}` records it"
+        )
     rendered = report.render_verify(_report(result), fmt, colour=use_colour())
     if rendered:
         (info if fmt == "text" else out)(rendered.rstrip("\n"))
@@ -74,6 +81,9 @@ def _report(result: VerifyResult) -> report.VerifyReport:
         signed=len(result.signed),
         blobs=result.blobs,
         blob_bytes=result.blob_bytes,
+        moved=None
+        if result.moved is None
+        else tuple(report.MovedTag(m.name, m.tag, m.locked_digest, m.tag_digest) for m in result.moved),
     )
 
 

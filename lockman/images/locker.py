@@ -48,17 +48,12 @@ class Outcome:
     error: LockmanError | None = None
     tag_moved_to: str | None = None  # for pinned images whose tag now points elsewhere
 
-    def split_pin_error(self, config_path: object) -> InputError | None:
-        """A pinned and an unpinned use of one name:tag that no longer agree, or None."""
-        if not (self.wanted.unpinned_keys and self.tag_moved_to):
-            return None
-        use = self.wanted.use
-        return InputError(
-            f"{config_path}: {use.name}:{use.tag} is pinned to {use.ref.digest} at {use.key}, but "
-            f"{', '.join(self.wanted.unpinned_keys)} use the tag, which now points at "
-            f"{self.tag_moved_to}; run `lockman update --repin` to move the pin to the tag, or pin "
-            "every use to the same digest"
-        )
+    @property
+    def split_pin(self) -> bool:
+        """A pinned and an unpinned use of one name:tag that no longer agree: what a bot's
+        branch leaves (it bumped the pin at one key). Both stay locked at the pin; the branch,
+        or ``update --repin``, moves them."""
+        return bool(self.wanted.unpinned_keys and self.tag_moved_to)
 
 
 def wanted_images(uses: Iterable[ImageUse], config_path: object) -> list[Wanted]:

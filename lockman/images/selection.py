@@ -1,8 +1,9 @@
 """`lockman update IMAGE...`: which lock entries a selector names.
 
-Pure. A selector is an image name as written in xcargo.toml (``rust``), a name and tag
-(``rust:1.70``), or a target triple (the image that target builds in). A selector that matches
-nothing is an input error, so a typo never silently updates nothing.
+Pure. A selector is an image name as written in xcargo.toml (``rust``: every tag of it), a name
+and tag (``rust:1.70``: that one entry, what a bot's branch bumped), a name and pinned digest
+(``rust@sha256:…``: the use pinned to it), or a target triple (the image that target builds in).
+A selector that matches nothing is an input error, so a typo never silently updates nothing.
 """
 
 from __future__ import annotations
@@ -34,13 +35,14 @@ def select(wanted: Sequence[Wanted], selectors: Sequence[str], config: XcargoCon
             w.key
             for w in wanted
             if s in (w.use.name, f"{w.use.name}:{w.use.tag}")
+            or (w.use.ref.digest is not None and s == f"{w.use.name}@{w.use.ref.digest}")
             or set(w.sources) & _target_sources(s, config, wanted)
         }
         if not hits:
             names = ", ".join(sorted({f"{w.use.name}:{w.use.tag}" for w in wanted})) or "none"
             raise InputError(
-                f"{config.path}: no image matches {s!r} (give a name, name:tag or target triple; "
-                f"images: {names})"
+                f"{config.path}: no image matches {s!r} (give a name, name:tag, name@digest or "
+                f"target triple; images: {names})"
             )
         chosen |= hits
     return [w for w in wanted if w.key in chosen]

@@ -66,7 +66,9 @@ class UpdateResult:
     errors: tuple[LockmanError, ...] = ()  # what stopped the run; with keep_going: images kept as they were
     signed: tuple[ImageSignatures, ...] = ()  # verdicts for each digest about to enter the lock
     insights: Mapping[tuple[str, str], Insight] = field(default_factory=dict)
-    kept_pins: tuple[Outcome, ...] = ()  # pinned images whose tag moved; the pin stays (repin moves it)
+    # Pinned images whose tag moved; the pin stays (repin moves it). With ``split_pin``, a bare
+    # use of the same name:tag stays at the pin too: a bot's branch owns it, and the run goes on.
+    kept_pins: tuple[Outcome, ...] = ()
     lock_changes: bool = False
     config_text: str | None = None  # xcargo.toml before and after repin (None: not read)
     new_config_text: str | None = None
@@ -273,8 +275,6 @@ class _Update:
         if self.options.repin and not any(o.error for o in self.outcomes):
             self.moved_to = {o.wanted.key: o.tag_moved_to for o in self.outcomes if o.tag_moved_to}
             self.outcomes = await _repin(client, self.outcomes)
-        if not self.options.repin:  # a pinned and an unpinned use that no longer agree (repin fixes it)
-            self.outcomes = [self._split_pin(o) for o in self.outcomes]
         self.errors = tuple(_named(o, o.error) for o in self.outcomes if o.error is not None)
         if self.errors and not self.options.keep_going:
             return self.stopped(self.errors)
@@ -332,20 +332,28 @@ class _Update:
                 for w in self.wanted
             )
 
-    def _split_pin(self, o: Outcome) -> Outcome:
-        x = o.split_pin_error(self.config.path)
-        return replace(o, entry=None, error=x, tag_moved_to=None) if x else o
-
     async def _inspect(self, client: RegistryClient) -> Mapping[tuple[str, str], Insight]:
         if not self.options.insight:
             return {}
         from lockman.images.inspect_moved import gather, osv_client
 
-        old = {**self.previous, **self.described}
-        changed = [(o.wanted.use.ref, old.get(o.wanted.key), o.entry) for o in self.outcomes]
+        changed = [
+            (o.wanted.use.ref, self.described.get(o.wanted.key) or self._before(o.wanted), o.entry)
+            for o in self.outcomes
+        ]
         use_osv = self.options.vulnerabilities and self.options.vuln_policy.enabled
         osv = osv_client(client, self.options.osv_url) if use_osv else None
         return await gather(client, changed, self.policies, osv)
+
+    def _before(self, w: Wanted) -> LockedImage | None:
+        """The entry ``w`` replaces: its own, or after a tag bump the one entry of the same image
+        for a tag the config no longer uses (what the report shows as ``1.70 → 1.71``)."""
+        if w.key in self.previous:
+            return self.previous[w.key]
+        used = {x.key for x in self.every}
+        gone = [e for k, e in self.previous.items() if k not in used and e.name == w.use.name]
+        fresh = [x for x in self.every if x.use.name == w.use.name and x.key not in self.previous]
+        return gone[0] if len(gone) == 1 and len(fresh) == 1 else None
 
     def finish(self) -> UpdateResult:
         """The new lock (and config), written unless ``options.write`` is off."""

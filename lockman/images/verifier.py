@@ -163,6 +163,23 @@ class VerifyOptions:
     no_cache: bool = False  # store nothing fetched in the manifest cache either
     vuln_policy: VulnPolicy = field(default_factory=VulnPolicy)  # lockman.toml [vulnerabilities]
     osv_url: str | None = None  # OSV's base URL (None: https://api.osv.dev)
+    report_moved: bool = False  # also HEAD each unpinned tag: has it moved off the locked digest?
+
+
+@dataclass(frozen=True)
+class MovedTag:
+    """A tag the config uses unpinned (a bare tag, a built-in image) that now points at another
+    digest than the lock records: not a problem (the lock still pins what it pinned), but
+    nothing else proposes the update (Renovate bumps only what xcargo.toml spells out)."""
+
+    name: str
+    tag: str
+    locked_digest: str  # the tag's digest as locked (the index, for a platform pin of one)
+    tag_digest: str  # what the tag points at now
+
+    @property
+    def display(self) -> str:
+        return f"{self.name}:{self.tag}"
 
 
 @dataclass(frozen=True)
@@ -177,6 +194,7 @@ class VerifyResult:
     blobs: int | None = None  # deep: blobs streamed and hashed (None: not deep)
     blob_bytes: int = 0
     vulnerabilities: Mapping[tuple[str, str], VulnDiff] = field(default_factory=dict)  # refuse set
+    moved: tuple[MovedTag, ...] | None = None  # report_moved: the moved tags (None: not asked)
 
     @property
     def ok(self) -> bool:
@@ -235,9 +253,10 @@ async def _online(
 ) -> VerifyResult:
     """Every locked image the config uses, checked against its registry."""
     entries = lock.by_key()
-    targets = [
-        (w.use.ref, entries[w.key]) for w in wanted_images(config.images, config.path) if w.key in entries
-    ]
+    wanted = [w for w in wanted_images(config.images, config.path) if w.key in entries]
+    targets = [(w.use.ref, entries[w.key]) for w in wanted]
+    # Tags nothing pins: the ones whose moves only `lockman update` would ever pick up.
+    followed = [(w.use.ref, entries[w.key]) for w in wanted if not w.use.pinned and w.use.tag]
     # Every manifest is fetched and hashed as served (a GET of a manifest costs what the HEAD
     # a cache hit would send costs): verify proves what the registry serves now, and a cache
     # hit would hide bytes edited in its storage. Fetched manifests still fill the cache.
@@ -245,9 +264,10 @@ async def _online(
     async with connect(cache) as client:
         await client.prefetch_tokens([r for r, _ in targets])
         with hooks.progress(len(targets), "verifying images") as tick:
-            results, signed = await asyncio.gather(
+            results, signed, moved = await asyncio.gather(
                 asyncio.gather(*(tracked(_check_online(client, r, e), tick) for r, e in targets)),
                 _check_signatures(client, targets, policies, recursive),
+                _moved_tags(client, followed, hooks) if options.report_moved else _none(),
             )
         deep = await _deep(client, targets, results) if options.deep else ([], None, 0)
         scans = await _scan(client, targets, results, options)
@@ -255,7 +275,7 @@ async def _online(
     problems += tuple(_vulnerability_problems(targets, scans, options.vuln_policy))
     checked = tuple(e for _, e in targets)
     return VerifyResult(
-        config.lockfile_path, False, checked, problems, tuple(signed), deep[1], deep[2], scans
+        config.lockfile_path, False, checked, problems, tuple(signed), deep[1], deep[2], scans, moved
     )  # fmt: skip
 
 
@@ -298,6 +318,29 @@ def _vulnerability_problems(
                 )
             )
     return out
+
+
+async def _none() -> None:
+    return None
+
+
+async def _moved_tags(
+    client: RegistryClient, followed: list[tuple[Reference, LockedImage]], hooks: Hooks
+) -> tuple[MovedTag, ...]:
+    """One HEAD per followed tag; those that point elsewhere than the lock records. A tag that
+    cannot be asked is a warning, not a problem: this is news, not verification."""
+
+    async def one(ref: Reference, e: LockedImage) -> MovedTag | None:
+        try:
+            now = (await client.resolve(ref.with_digest(None))).digest
+        except LockmanError as x:
+            hooks.tell(f"warning: {e.display}: cannot tell whether the tag moved: {x}")
+            return None
+        locked = e.index_digest or e.digest
+        return MovedTag(e.name, e.tag, locked, now) if now != locked else None
+
+    found = await asyncio.gather(*(one(r, e) for r, e in followed))
+    return tuple(m for m in found if m is not None)
 
 
 async def _deep(

@@ -87,6 +87,27 @@ class Lockfile:
         return {i.key: i for i in self.images}
 
 
+def tag_bumps(old: Lockfile | None, new: Lockfile | None) -> dict[tuple[str, str], LockedImage]:
+    """``{new key: old entry}`` for each image whose one tag was replaced by one other tag (a
+    bot's ``rust:1.70`` → ``rust:1.71``): shown and inspected as one bump, not a removal and an
+    addition. A name that lost or gained several tags at once is left as it is (no guess)."""
+    before = old.by_key() if old else {}
+    after = new.by_key() if new else {}
+    gone: dict[str, list[LockedImage]] = {}
+    came: dict[str, list[LockedImage]] = {}
+    for key, e in before.items():
+        if key not in after:
+            gone.setdefault(e.name, []).append(e)
+    for key, e in after.items():
+        if key not in before:
+            came.setdefault(e.name, []).append(e)
+    return {
+        came[name][0].key: g[0]
+        for name, g in gone.items()
+        if len(g) == 1 and len(came.get(name, ())) == 1
+    }
+
+
 def dumps(lock: Lockfile) -> str:
     """Render the lockfile; equal models give identical text."""
     import tomlkit

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from lockman.model import lockfile
+from tests.support.fake_github import fake_github
 from tests.support.fixtures import unique_repo
 from tests.support.paths import ROOT
 from tests.support.project import git
@@ -37,6 +38,8 @@ class Runner:
     path: list[str] = field(default_factory=list)  # GITHUB_PATH additions, newest first
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)
     ran: list[str] = field(default_factory=list)
+    # The ``github`` context: the event's values a test sets (base_ref, head_ref, ...).
+    github: dict[str, str] = field(default_factory=dict)
 
     def value(self, expr: str, inputs: dict[str, str]) -> str:
         if expr.startswith("inputs."):
@@ -46,6 +49,10 @@ class Runner:
             return self.outputs.get(step, {}).get(name, "")
         if expr == "github.token":
             return "token-for-tests"
+        if expr == "github.action_path":
+            return str(ROOT)
+        if expr.startswith("github."):
+            return self.github.get(expr.removeprefix("github."), "")
         if expr.startswith("'") and expr.endswith("'"):
             return expr[1:-1]
         raise AssertionError(f"action.yml uses an expression this runner does not know: {expr}")
@@ -111,23 +118,23 @@ def test_no_input_is_pasted_into_a_script() -> None:
     assert ACTION["inputs"]["version"]["default"] == __import__("lockman").__version__
 
 
-@pytest.mark.registry
-def test_action_verifies_then_opens_an_update_pull_request(
-    tmp_path: Path, registry: Registry, run, isolated_env: Path
-) -> None:
-    repo = unique_repo("action")
-    registry.push_index(repo, "1.70", ["linux/amd64", "linux/arm64"], salt="1")
+def _checkout(tmp_path: Path, config: str, run) -> tuple[Path, Path]:
+    """A repository with ``config`` locked and pushed to a bare origin: (origin, work tree)."""
     origin, work = tmp_path / "origin.git", tmp_path / "work"
     git(tmp_path, "init", "-q", "--bare", str(origin))
     git(tmp_path, "init", "-q", "-b", "main", str(work))
     cfg = work / "xcargo.toml"
-    cfg.write_text(f'[container]\nimage = "{registry.host}/{repo}:1.70"\n')
+    cfg.write_text(config)
     assert run("update", "--config", cfg).code == 0
     git(work, "add", "-A")
     git(work, "commit", "-qm", "init")
     git(work, "remote", "add", "origin", str(origin))
     git(work, "push", "-q", "origin", "main")
+    return origin, work
 
+
+def _runner(tmp_path: Path, work: Path) -> tuple[Runner, Path]:
+    """A runner whose ``gh`` records its arguments (and the body file) in the returned log."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     gh_log = tmp_path / "gh.log"
@@ -140,7 +147,18 @@ def test_action_verifies_then_opens_an_update_pull_request(
     temp.mkdir()
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "GH_LOG": str(gh_log)}
     env.pop("PYTHONPATH", None)  # lockman comes from the action's virtual environment
-    runner = Runner(work, temp, env)
+    return Runner(work, temp, env), gh_log
+
+
+@pytest.mark.registry
+def test_action_verifies_then_opens_an_update_pull_request(
+    tmp_path: Path, registry: Registry, run, isolated_env: Path
+) -> None:
+    repo = unique_repo("action")
+    registry.push_index(repo, "1.70", ["linux/amd64", "linux/arm64"], salt="1")
+    origin, work = _checkout(tmp_path, f'[container]\nimage = "{registry.host}/{repo}:1.70"\n', run)
+    runner, gh_log = _runner(tmp_path, work)
+    temp = runner.temp
 
     # verify on push: the action installs lockman (here: this checkout) and verifies.
     assert runner.run({"command": "verify", "package": str(ROOT)}) == 0, runner.log
@@ -185,6 +203,147 @@ def test_action_verifies_then_opens_an_update_pull_request(
     ]
     body = (tmp_path / "gh.log.body").read_text()
     assert body == Path(outputs["body-file"]).read_text() and f"→ `{moved.digest[7:14]}`" in body
+
+
+@pytest.mark.registry
+def test_action_repin_pull_request_commits_the_config_with_the_lock(
+    tmp_path: Path, registry: Registry, run, isolated_env: Path
+) -> None:
+    """``args: --repin`` moves a pin in xcargo.toml and the lock together: the branch gets both,
+    and ``verify`` passes on what was pushed (it failed when only the lock was committed)."""
+    repo = unique_repo("actrepin")
+    one = registry.push_image(repo, "v1", salt="1")
+    name = f"{registry.host}/{repo}"
+    sub = "nested dir"  # the config away from the repository root, in a path with a space
+    origin, work = _checkout(tmp_path, "", run)
+    (work / sub).mkdir()
+    cfg = work / sub / "xcargo.toml"
+    cfg.write_text(f'[container]\nimage = "{name}:v1@{one.digest}"\n')
+    assert run("update", "--config", cfg).code == 0
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "nested")
+    runner, gh_log = _runner(tmp_path, work)
+    assert runner.run({"command": "verify", "package": str(ROOT), "config": f"{sub}/xcargo.toml"}) == 0
+
+    two = registry.push_image(repo, "v1", salt="2")
+    given = {"command": "update", "open-pr": "true", "args": "--repin", "config": f"{sub}/xcargo.toml"}
+    assert runner.run(given, skip=("Install lockman",)) == 0, runner.log
+    assert runner.outputs["update"]["changed"] == "true"
+    changed = Path(runner.outputs["update"]["changed-files"]).read_text().split("\0")
+    assert sorted(filter(None, changed)) == [f"{sub}/xcargo.lock", f"{sub}/xcargo.toml"]
+    files = git(origin, "show", "--name-only", "--format=", "lockman/update").split()
+    assert " ".join(files) == f"{sub}/xcargo.lock {sub}/xcargo.toml"
+    assert f"{name}:v1@{two.digest}" in git(origin, "show", f"lockman/update:{sub}/xcargo.toml")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "-b", "lockman/update", str(origin), str(clone))
+    assert run("verify", "--config", clone / sub / "xcargo.toml").code == 0
+    assert git(work, "status", "--porcelain") == ""  # nothing left behind uncommitted
+    assert "pr\ncreate" in gh_log.read_text()
+
+
+@pytest.mark.registry
+def test_action_update_refreshes_the_rest_of_a_file_a_renovate_branch_left_split(
+    tmp_path: Path, registry: Registry, run, isolated_env: Path
+) -> None:
+    """A pin Renovate bumped at one key while the same name:tag is bare at another: the scheduled
+    update leaves it to the branch and still opens a pull request for every other image."""
+    repo = unique_repo("actsplit")
+    x = registry.push_image(f"{repo}/rust", "1.71", salt="x")
+    registry.push_image(f"{repo}/tool", "1", salt="t1")
+    rust, tool = f"{registry.host}/{repo}/rust", f"{registry.host}/{repo}/tool"
+    origin, work = _checkout(
+        tmp_path,
+        f'[container]\nimage = "{rust}:1.71@{x.digest}"\n\n'
+        f'[targets."aarch64-unknown-linux-gnu".container]\nimage = "{rust}:1.71"\n\n'
+        f'[targets."armv7-unknown-linux-gnueabihf".container]\nimage = "{tool}:1"\n',
+        run,
+    )
+    registry.push_image(f"{repo}/rust", "1.71", salt="y")
+    t2 = registry.push_image(f"{repo}/tool", "1", salt="t2")
+    runner, gh_log = _runner(tmp_path, work)
+    given = {"command": "update", "open-pr": "true", "package": str(ROOT)}
+    assert runner.run(given) == 0, runner.log  # exit 2 before: no image refreshed at all
+    assert runner.ran[-1] == "Open a pull request" and "pr\ncreate" in gh_log.read_text()
+    pushed = lockfile.loads(git(origin, "show", "lockman/update:xcargo.lock")).by_key()
+    assert pushed[(tool, "1")].digest == t2.digest and pushed[(rust, "1.71")].digest == x.digest
+    assert runner.outputs["update"]["title"] == f"chore(deps): update {tool}:1 digest to {t2.digest[7:14]}"
+
+
+def _review_runner(tmp_path: Path, work: Path, api: str, pr: str, branch: str) -> Runner:
+    runner, _ = _runner(tmp_path, work)
+    runner.env.update({"GITHUB_API_URL": api, "GITHUB_REPOSITORY": "acme/app"})
+    runner.github.update({"base_ref": "main", "head_ref": branch, "event.pull_request.number": pr})
+    return runner
+
+
+@pytest.mark.registry
+def test_action_review_keeps_one_comment_with_the_bump_and_relocks_for_the_hosted_app(
+    tmp_path: Path, registry: Registry, run, isolated_env: Path
+) -> None:
+    """A bot's pull request: the lock's change against the base, as a Markdown comment with the
+    bump (``1.70 → 1.71``) and what changed inside, one comment edited on each push, nothing
+    posted when the lock does not change; with ``relock`` (the hosted Renovate app, which runs no
+    postUpgradeTasks) the branch first gets one commit with the lock for exactly what changed."""
+    repo = unique_repo("review")
+    registry.push_image(f"{repo}/rust", "1.70", salt="70")
+    r71 = registry.push_image(f"{repo}/rust", "1.71", salt="71")
+    registry.push_image(f"{repo}/tool", "1", salt="t1")
+    rust, tool = f"{registry.host}/{repo}/rust", f"{registry.host}/{repo}/tool"
+    config = (
+        f'[container]\nimage = "{rust}:1.70"\n\n'
+        f'[targets."aarch64-unknown-linux-gnu".container]\nimage = "{tool}:1"\n'
+    )
+    origin, work = _checkout(tmp_path, config, run)
+    registry.push_image(f"{repo}/tool", "1", salt="t2")  # not this branch's business
+
+    # The hosted app's branch: xcargo.toml bumped, the lock as on main.
+    git(work, "switch", "-q", "-c", "renovate/rust-1.x")
+    (work / "xcargo.toml").write_text(config.replace(":1.70", ":1.71"))
+    git(work, "commit", "-qam", "chore(deps): update rust docker tag to v1.71")
+    git(work, "push", "-q", "origin", "renovate/rust-1.x")
+    pushed_before = git(origin, "rev-parse", "renovate/rust-1.x").strip()
+    with fake_github("token-for-tests") as gh:
+        runner = _review_runner(tmp_path, work, gh.url, "7", "renovate/rust-1.x")
+        given = {"command": "review", "relock": "true", "package": str(ROOT)}
+        assert runner.run(given) == 0, runner.log
+        assert runner.ran == ["Install lockman", "Re-lock the pull request's branch", "Comment on the pull request"]
+        # One commit on the branch, the lock only, for rust alone (tool's moved tag stays).
+        log = git(origin, "log", "--format=%s", f"{pushed_before}..renovate/rust-1.x").splitlines()
+        assert log == [f"chore(deps): update {rust} from 1.70 to 1.71 ({r71.digest[7:14]})"]
+        files = git(origin, "show", "--name-only", "--format=", "renovate/rust-1.x").split()
+        assert files == ["xcargo.lock"]
+        lock = lockfile.loads(git(origin, "show", "renovate/rust-1.x:xcargo.lock")).by_key()
+        assert sorted(lock) == [(rust, "1.71"), (tool, "1")] and lock[(rust, "1.71")].digest == r71.digest
+        on_main = lockfile.loads(git(origin, "show", "main:xcargo.lock")).by_key()
+        assert lock[(tool, "1")] == on_main[(tool, "1")]
+        clone = tmp_path / "clone"
+        git(tmp_path, "clone", "-q", "-b", "renovate/rust-1.x", str(origin), str(clone))
+        assert run("verify", "--offline", "--config", clone / "xcargo.toml").code == 0
+        (comment,) = gh.on(7)
+        assert comment.startswith("<!-- lockman:report -->\n")
+        assert "| 1.70 → 1.71 |" in comment and f"`{r71.digest[7:14]}`" in comment
+        assert "### What changed" in comment  # --insight
+
+        # Another push (the run again): no new commit, the same comment edited, not a second.
+        head = git(origin, "rev-parse", "renovate/rust-1.x").strip()
+        assert runner.run(given, skip=("Install lockman",)) == 0, runner.log
+        assert git(origin, "rev-parse", "renovate/rust-1.x").strip() == head
+        assert gh.on(7) == [comment]
+        assert [m for m, _ in gh.requests].count("POST") == 1
+        assert ("PATCH", "/repos/acme/app/issues/comments/1001") in gh.requests
+
+        # A pull request that leaves the lock as on main: nothing posted.
+        git(work, "switch", "-q", "-c", "docs-only", "main")
+        (tmp_path / "docs").mkdir()
+        runner = _review_runner(tmp_path / "docs", work, gh.url, "8", "docs-only")
+        assert runner.run({"command": "review", "package": str(ROOT)}) == 0, runner.log
+        assert gh.on(8) == []
+
+        # A wrong token: the step fails (the job goes red), nothing is posted.
+        gh.token = "another"
+        git(work, "switch", "-q", "renovate/rust-1.x")
+        assert runner.run({"command": "review", "pr": "9"}, skip=("Install lockman",)) != 0
+        assert gh.on(9) == []
 
 
 def test_docs_show_the_shipped_renovate_files() -> None:

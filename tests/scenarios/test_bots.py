@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from lockman.model import lockfile
+from tests.support.docs_schema import conforms, documented_json
 from tests.support.fixtures import unique_repo
 from tests.support.registry import Registry
 
@@ -49,17 +50,42 @@ def test_one_image_pinned_for_one_target_and_bare_for_another(
     assert run("verify", "--config", cfg).code == 0
     assert run("verify", "--offline", "--config", cfg).code == 0
 
-    # The tag moves: the bare use would now pull another image than the pinned one.
-    y = registry.push_index(name.split("/", 1)[1], "1.71", ["linux/amd64", "linux/arm64"], salt="y")
+    # The tag moves (a Renovate branch pinned one use and left the other bare), and so does
+    # another image in the file: the scheduled update refreshes that one, leaves the split pin
+    # where the branch put it and says so, in its notice and in the JSON report.
+    other = f"{registry.host}/{unique_repo('split')}/tool"
+    registry.push_image(other.split("/", 1)[1], "1", salt="t1")
+    cfg.write_text(cfg.read_text() + f'\n[targets."armv7-unknown-linux-gnueabihf".container]\nimage = "{other}:1"\n')
+    assert run("update", "--config", cfg).code == 0
     before = (tmp_path / "xcargo.lock").read_bytes()
-    for args in (("update",), ("update", "--check")):
+    y = registry.push_index(name.split("/", 1)[1], "1.71", ["linux/amd64", "linux/arm64"], salt="y")
+    for args in (("update", "--check"), ("update", "--dry-run")):
         r = run(*args, "--config", cfg)
-        assert r.code == 2, r.err
-        assert r.err.count("\n") == 1
-        assert f"pinned to {x.digest} at container.image" in r.err
-        assert f"but {AARCH64} use the tag, which now points at {y.digest}" in r.err
-        assert "lockman update --repin" in r.err
-    assert (tmp_path / "xcargo.lock").read_bytes() == before
+        assert r.code == 0, r.err  # pre-commit on a Renovate branch: not drift, not bad input
+        assert f"is pinned to {x.digest[:19]}" in r.err and AARCH64 in r.err and "--repin" in r.err
+    t2 = registry.push_image(other.split("/", 1)[1], "1", salt="t2")
+    r = run("update", "--check", "--config", cfg)
+    assert r.code == 1, r.err  # the other image's drift still counts
+    r = run("update", "--format", "json", "--config", cfg)
+    assert r.code == 0, r.err
+    doc = json.loads(r.out)
+    conforms(doc, documented_json("update"))
+    assert [(u["name"], u["new_digest"]) for u in doc["updates"]] == [(other, t2.digest)]
+    assert doc["kept_pins"] == [
+        {
+            "name": name,
+            "tag": "1.71",
+            "key": "container.image",
+            "pinned_digest": x.digest,
+            "tag_digest": y.digest,
+            "unpinned_keys": [AARCH64],
+        }
+    ]
+    assert r.err.count("notice:") == 1 and f"and used bare at {AARCH64}" in r.err
+    lock = entries(tmp_path)
+    assert lock[(name, "1.71")].digest == x.digest and lock[(other, "1")].digest == t2.digest
+    assert (tmp_path / "xcargo.lock").read_bytes() != before
+    assert run("verify", "--config", cfg).code == 0
 
     r = run("update", "--repin", "--config", cfg)
     assert r.code == 0, r.err
@@ -100,8 +126,11 @@ def test_update_of_one_image_after_a_tag_bump_touches_only_that_image(
     registry.push_image(f"{base}/cross", "0.2", salt="c2")  # another branch's business
 
     cfg.write_text(body.replace(":1.70", ":1.71"))  # what the bot's branch changed
-    r = run("update", "--config", cfg, rust)
+    r = run("update", "--format", "json", "--config", cfg, f"{rust}:1.71")
     assert r.code == 0, r.err
+    (bump,) = json.loads(r.out)["updates"]  # one bump, inspected, not a removal and an addition
+    assert (bump["old_tag"], bump["tag"], bump["new_digest"]) == ("1.70", "1.71", new.digest)
+    assert bump["insight"] is not None
     lock = entries(tmp_path)
     assert sorted(lock) == [(tool, "0.2"), (rust, "1.71")]  # the old tag's entry is gone
     assert lock[(rust, "1.71")].digest == new.digest
@@ -302,3 +331,48 @@ def test_platform_pin_records_the_manifest_its_details_describe(
     entry = entries(tmp_path)[(name, "1.70")]
     assert (entry.digest, entry.index_digest, entry.platform) == (amd64, one.digest, "linux/amd64")
     assert run("verify", "--config", cfg).code == 0
+
+
+@pytest.mark.registry
+def test_verify_report_moved_names_each_moved_tag_without_failing(
+    tmp_path: Path, registry: Registry, run
+) -> None:
+    """Renovate never proposes a moved bare tag; ``verify --report-moved`` lets CI learn it."""
+    base = unique_repo("moved")
+    a = registry.push_index(f"{base}/a", "1", ["linux/amd64", "linux/arm64"], salt="a1")
+    registry.push_image(f"{base}/b", "1", salt="b1")
+    pin = registry.push_image(f"{base}/c", "1", salt="c1")
+    a_name, b_name, c_name = (f"{registry.host}/{base}/{x}" for x in "abc")
+    cfg = write(
+        tmp_path,
+        f'[container]\nimage = "{a_name}:1"\n\n'
+        f'[targets."aarch64-unknown-linux-gnu".container]\nimage = "{b_name}:1"\n\n'
+        f'[targets."armv7-unknown-linux-gnueabihf".container]\nimage = "{c_name}:1@{pin.digest}"\n',
+    )
+    assert run("update", "--config", cfg).code == 0
+    r = run("verify", "--report-moved", "--format", "json", "--config", cfg)
+    assert r.code == 0 and json.loads(r.out)["moved"] == [] and "warning" not in r.err, r.err
+
+    a2 = registry.push_index(f"{base}/a", "1", ["linux/amd64", "linux/arm64"], salt="a2")
+    registry.push_image(f"{base}/c", "1", salt="c2")  # a pin: Renovate's business, not reported
+    mark = len(registry.access_log_lines())
+    r = run("verify", "--report-moved", "--format", "json", "--config", cfg)
+    assert r.code == 0, r.err  # news, not a failure
+    assert json.loads(r.out)["moved"] == [
+        {"name": a_name, "tag": "1", "locked_digest": a.digest, "tag_digest": a2.digest}
+    ]
+    (warning,) = [ln for ln in r.err.splitlines() if ln.startswith("warning:")]
+    assert f"{a_name}:1: the tag moved to {a2.digest[:19]}" in warning
+    assert f"`lockman update {a_name}:1`" in warning
+    heads = [ln for ln in requests_since(registry, mark) if '"HEAD /v2/' in ln]
+    assert sorted(ln.split("/manifests/")[1].split()[0] for ln in heads) == ["1", "1"]  # a and b, once
+    assert not any(f"/{base}/c/" in ln for ln in heads)
+
+    # Without the flag verify asks no tag, and says nothing about it.
+    mark = len(registry.access_log_lines())
+    r = run("verify", "--format", "json", "--config", cfg)
+    assert r.code == 0 and "moved" not in json.loads(r.out) and "warning" not in r.err
+    assert not any('"HEAD /v2/' in ln for ln in requests_since(registry, mark))
+    # The text form: the same warning on stderr, verify's usual summary.
+    r = run("verify", "--report-moved", "--config", cfg)
+    assert r.code == 0 and r.err.count("warning:") == 1 and "the tag moved" in r.err

@@ -12,11 +12,16 @@ so lockman sees the environment Renovate gives it. Skips without Node or Renovat
 
 from __future__ import annotations
 
+import base64
+import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import threading
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +46,15 @@ PASSWORD = "renovate-Pa55word-for-tests"
 ]
 
 pytestmark = [pytest.mark.registry, pytest.mark.renovate]
+
+
+def documented_ca_env(ca: Path) -> dict[str, str]:
+    """The variables docs/integrations.md tells the bot's admin to set for a private CA, pointed at
+    ``ca``: the test runs the recipe with exactly what the page says, no more."""
+    page = (ROOT / "docs" / "integrations.md").read_text()
+    found = re.findall(r"^\s*export (\w+)=/etc/renovate/ca\.pem\b", page, re.M)
+    assert found, "docs/integrations.md shows no CA variables for the bot"
+    return {name: str(ca) for name in found}
 
 
 def _renovate_dist() -> Path:
@@ -85,6 +99,17 @@ def run_renovate(dist: Path, repo: Path, env: dict[str, str]) -> list[dict]:
     return records
 
 
+def _updates(record: dict) -> list[dict]:
+    """Every update a "packageFiles with updates" record proposes."""
+    return [
+        u
+        for files in record["config"].values()
+        for f in files
+        for d in f["deps"]
+        for u in d.get("updates", [])
+    ]
+
+
 def post_upgrade_tasks(dist: Path, tasks: list[dict]) -> list[dict]:
     """Run ``tasks`` (command, upgrade, cwd, env) as Renovate does: see tests/support/renovate_task.cjs."""
     payload = {
@@ -121,6 +146,7 @@ def test_renovate_preset_extracts_proposes_and_lockman_follows(
     dist = _renovate_dist()
     reg = tls.registry
     base = unique_repo("bot")
+    reg.push_index(f"{base}/rust", "1.69", ["linux/amd64", "linux/arm64"], salt="69")
     reg.push_index(f"{base}/rust", "1.70", ["linux/amd64", "linux/arm64"], salt="70")
     rust71 = reg.push_index(f"{base}/rust", "1.71", ["linux/amd64", "linux/arm64"], salt="71")
     cross4 = reg.push_image(f"{base}/cross", "0.2.4", salt="4")
@@ -132,7 +158,8 @@ def test_renovate_preset_extracts_proposes_and_lockman_follows(
     (repo / "xcargo.toml").write_text(
         '[targets]\ndefault = ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"]\n\n'
         f'[container]\nimage = "{rust}:1.70"\n\n'
-        f'[targets."aarch64-unknown-linux-gnu".container]\nimage = "{cross}:0.2.4@{cross4.digest}"\n'
+        f'[targets."aarch64-unknown-linux-gnu".container]\nimage = "{cross}:0.2.4@{cross4.digest}"\n\n'
+        f'[targets."armv7-unknown-linux-gnueabihf".container]\nimage = "{rust}:1.69"\n'
         f'# image = "{reg.host}/x$(touch pwned):1.0"\n'
     )
     # A directory name that would run a command if it reached the task's command line.
@@ -154,6 +181,8 @@ def test_renovate_preset_extracts_proposes_and_lockman_follows(
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "init")
     locked = lockfile.loads((repo / "xcargo.lock").read_text()).by_key()
+    # rust:1.69 moves: another branch's business, not the rust 1.70 → 1.71 bump's.
+    reg.push_index(f"{base}/rust", "1.69", ["linux/amd64", "linux/arm64"], salt="69b")
 
     # The bot's process: Renovate's credentials are hostRules; the CA for node and for lockman.
     lockman_on_path(tmp_path / "bin")
@@ -161,8 +190,7 @@ def test_renovate_preset_extracts_proposes_and_lockman_follows(
         "HOME": str(isolated_env),
         "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
         "NO_PROXY": "127.0.0.1,localhost",
-        "NODE_EXTRA_CA_CERTS": str(tls.ca_pem),
-        "SSL_CERT_FILE": str(tls.ca_pem),
+        **documented_ca_env(tls.ca_pem),
         "RENOVATE_PLATFORM": "local",
         "RENOVATE_DRY_RUN": "lookup",
         "RENOVATE_BASE_DIR": str(tmp_path / "renovate-base"),
@@ -172,6 +200,12 @@ def test_renovate_preset_extracts_proposes_and_lockman_follows(
         "LOG_LEVEL": "debug",
         "LOG_FORMAT": "json",
     }
+    # SSL_CERT_FILE alone (what the docs used to say) is not enough for Renovate on Node 20.
+    only_ssl = {k: v for k, v in bot_env.items() if k != "NODE_EXTRA_CA_CERTS"}
+    only_ssl["RENOVATE_BASE_DIR"] = str(tmp_path / "renovate-base-refused")  # its own cache
+    refused = run_renovate(dist, repo, only_ssl)
+    assert any("unable to verify the first certificate" in json.dumps(r) for r in refused)
+    assert not [r for r in refused if r.get("msg") == "packageFiles with updates" and _updates(r)]
     records = run_renovate(dist, repo, bot_env)
     assert not [r for r in records if r.get("level", 0) >= 50], "Renovate logged errors"
     assert not any("validation" in r.get("msg", "").lower() and r.get("level", 0) >= 40 for r in records)
@@ -179,8 +213,10 @@ def test_renovate_preset_extracts_proposes_and_lockman_follows(
     assert list(found) == ["regex"]
     (package_file,) = found["regex"]  # not "$(touch pwned)/xcargo.toml"
     assert package_file["packageFile"] == "xcargo.toml"
-    deps = {d["depName"]: d for d in package_file["deps"]}
-    assert sorted(deps) == [cross, rust]  # not the comment's name with a command in it
+    all_deps = {(d["depName"], d["currentValue"]): d for d in package_file["deps"]}
+    # not the comment's name with a command in it
+    assert sorted(all_deps) == [(cross, "0.2.4"), (rust, "1.69"), (rust, "1.70")]
+    deps = {name: d for (name, tag), d in all_deps.items() if tag != "1.69"}
     assert (deps[rust]["currentValue"], deps[rust].get("currentDigest")) == ("1.70", None)
     assert (deps[cross]["currentValue"], deps[cross]["currentDigest"]) == ("0.2.4", cross4.digest)
     # docker:pinDigests (config:best-practices) is scoped off: tag bumps only, no pin branches.
@@ -230,7 +266,7 @@ def test_renovate_preset_extracts_proposes_and_lockman_follows(
     nocreds, rust_result, cross_result, custom_result, tampered = post_upgrade_tasks(dist, tasks)
 
     assert nocreds["allowed"] and nocreds["code"] == 3, nocreds
-    assert nocreds["compiled"] == f"lockman update --config xcargo.toml {rust}"
+    assert nocreds["compiled"] == f"lockman update --config xcargo.toml {rust}:1.71"
     assert "looked in " in nocreds["stderr"]
     assert f"{bare_home / '.docker' / 'config.json'} (DOCKER_CONFIG unset)" in nocreds["stderr"]
     nocreds_lock = Path(tasks[0]["cwd"]) / "xcargo.lock"
@@ -245,14 +281,16 @@ def test_renovate_preset_extracts_proposes_and_lockman_follows(
     ]
     for result, changed, task in checks:
         assert result["code"] == 0, result
-        assert result["compiled"] == f"lockman update --config xcargo.toml {changed}"
+        bumped = task["upgrade"]["currentValue"], task["upgrade"]["newValue"]
+        assert result["compiled"] == f"lockman update --config xcargo.toml {changed}:{bumped[1]}"
         branch = Path(task["cwd"])
         after = lockfile.loads((branch / "xcargo.lock").read_text()).by_key()
-        untouched = {k: v for k, v in locked.items() if k[0] != changed}
-        assert {k: v for k, v in after.items() if k[0] != changed} == untouched  # only this image moved
+        # Only this name:tag moved: not another image, not another tag of this one (rust:1.69).
+        untouched = {k: v for k, v in locked.items() if k not in {(changed, t) for t in bumped}}
+        assert {k: v for k, v in after.items() if k not in {(changed, t) for t in bumped}} == untouched
         assert run("verify", "--config", branch / "xcargo.toml").code == 0
     after = lockfile.loads((Path(tasks[1]["cwd"]) / "xcargo.lock").read_text()).by_key()
-    assert sorted(k for k in after if k[0] == rust) == [(rust, "1.71")]  # the 1.70 entry is gone
+    assert sorted(k for k in after if k[0] == rust) == [(rust, "1.69"), (rust, "1.71")]  # 1.70 is gone
     assert after[(rust, "1.71")].digest == rust71.digest
     after = lockfile.loads((Path(tasks[2]["cwd"]) / "xcargo.lock").read_text()).by_key()
     assert after[(cross, "0.2.5")].digest == cross5.digest and after[(cross, "0.2.5")].pinned
@@ -269,3 +307,163 @@ def test_preset_passes_renovate_config_validator() -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Config validated successfully" in proc.stdout + proc.stderr
+
+
+
+@pytest.fixture(scope="module")
+def preset_url() -> Iterator[str]:
+    """renovate/xcargo.json served over loopback HTTP, as Renovate's ``https://…`` presets are."""
+    body = (ROOT / "renovate" / "xcargo.json").read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/xcargo.json" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/xcargo.json"
+    server.shutdown()
+    thread.join()
+
+
+@pytest.mark.parametrize("preset_first", [False, True])
+def test_preset_wins_wherever_it_is_listed_in_extends(
+    tmp_path: Path, tls: TLSSetup, isolated_env: Path, preset_url: str, preset_first: bool
+) -> None:
+    """``docker:pinDigests`` (in ``config:best-practices``) listed after the preset must not bring
+    back the pin-digest branches lockman's lock makes pointless ("Digest is not updated")."""
+    dist = _renovate_dist()
+    reg = tls.registry
+    base = unique_repo("order")
+    reg.push_image(f"{base}/rust", "1.70", salt="o70")
+    reg.push_image(f"{base}/rust", "1.71", salt="o71")
+    rust = f"{reg.host}/{base}/rust"
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "xcargo.toml").write_text(f'[container]\nimage = "{rust}:1.70"\n')
+    extends = [preset_url, "config:best-practices"] if preset_first else ["config:best-practices", preset_url]
+    (repo / "renovate.json").write_text(json.dumps({"extends": extends}))
+    env = {
+        "HOME": str(isolated_env),
+        "PATH": os.environ["PATH"],
+        "NO_PROXY": "127.0.0.1,localhost",
+        **documented_ca_env(tls.ca_pem),
+        "RENOVATE_PLATFORM": "local",
+        "RENOVATE_DRY_RUN": "lookup",
+        "RENOVATE_BASE_DIR": str(tmp_path / "renovate-base"),
+        "RENOVATE_HOST_RULES": json.dumps(
+            [{"matchHost": f"https://{reg.host}", "username": "alice", "password": PASSWORD}]
+        ),
+        "LOG_LEVEL": "debug",
+        "LOG_FORMAT": "json",
+    }
+    records = run_renovate(dist, repo, env)
+    assert not [r for r in records if r.get("level", 0) >= 50], "Renovate logged errors"
+    (found,) = [r for r in records if r.get("msg") == "packageFiles with updates"]
+    updates = _updates(found)
+    assert [u["newValue"] for u in updates if u["updateType"] == "minor"] == ["1.71"]
+    # The lookup may still list a pinDigest candidate (docker:pinDigests came later and won)...
+    assert {u["updateType"] for u in updates} <= {"minor", "pinDigest"}
+    # ... but only the tag bump becomes a branch.
+    branches = [r["msg"] for r in records if re.fullmatch(r"Returning \d+ branch\(es\)", r.get("msg", ""))]
+    assert branches == ["Returning 1 branch(es)"]
+    flattened = [r["msg"] for r in records if "flattened updates found" in r.get("msg", "")]
+    assert flattened == [f"1 flattened updates found: {rust}"]
+
+
+@pytest.fixture
+def fake_github(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A loopback stand-in for GitHub's contents API over a real git repository holding lockman's
+    published files: ``GET /repos/<owner>/lockman/contents/<path>?ref=REF`` answers what git
+    resolves REF to (a commit, a tag, a branch), 404 for a name the repository lacks."""
+    repo = tmp_path / "lockman-repo"
+    repo.mkdir()
+    for name in ("renovate/xcargo.json", "action.yml", ".pre-commit-hooks.yaml"):
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, repo / name)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "lockman")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            url = urllib.parse.urlsplit(self.path)
+            ref = urllib.parse.parse_qs(url.query).get("ref", ["HEAD"])[0]
+            prefix = "/repos/acme/lockman/contents/"
+            found = url.path.startswith(prefix) and subprocess.run(
+                ["git", "-C", str(repo), "cat-file", "-e", f"{ref}:{url.path.removeprefix(prefix)}"],
+                capture_output=True,
+            ).returncode == 0
+            if found:
+                blob = git(repo, "show", f"{ref}:{url.path.removeprefix(prefix)}")
+                body = json.dumps({"content": base64.b64encode(blob.encode()).decode(), "encoding": "base64"})
+            else:
+                body = json.dumps({"message": f"No commit found for the ref {ref}"})
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", repo
+    server.shutdown()
+    thread.join()
+
+
+def resolve_preset(dist: Path, preset: str, endpoint: str) -> dict:
+    proc = subprocess.run(
+        ["node", str(ROOT / "tests" / "support" / "renovate_preset.cjs"), str(dist)],
+        input=json.dumps({"preset": preset, "endpoint": endpoint}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "LOG_LEVEL": "fatal"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("RENOVATE-PRESET-RESULT ")]
+    return json.loads(line.partition(" ")[2])
+
+
+def test_the_documented_lockman_references_resolve(fake_github: tuple[str, Path]) -> None:
+    """What docs/integrations.md tells users to write for pre-commit, the Action and the preset
+    names something the repository has (it named a tag, v0.1.0, that was never pushed)."""
+    dist = _renovate_dist()
+    endpoint, repo = fake_github
+    sha = git(repo, "rev-parse", "HEAD").strip()
+    page = (ROOT / "docs" / "integrations.md").read_text()
+    (rev,) = set(re.findall(r"^\s*rev: (\S+)", page, re.M))
+    uses = set(re.findall(r"uses: <owner>/lockman@(\S+)", page))
+    (preset,) = set(re.findall(r'"(github><owner>/lockman//[^"]+)"', page))
+    refs = {rev, *uses, preset.rpartition("#")[2]}
+    assert refs == {"<commit>"}, refs  # one placeholder, explained in "Pinning lockman"
+    # Every vX.Y.Z the docs or the action name is a tag of this checkout (none is, so far).
+    tags = set(git(ROOT, "tag", "--list").split())
+    texts = [page, (ROOT / "action.yml").read_text(), (ROOT / "README.md").read_text()]
+    assert {v for t in texts for v in re.findall(r"[@#]v\d+\.\d+\.\d+\b|rev: v\S+", t)} <= tags
+
+    # pre-commit and the Action: git checks the commit out.
+    clone = repo.parent / "clone"
+    git(repo.parent, "clone", "-q", str(repo), str(clone))
+    git(clone, "checkout", "-q", rev.replace("<commit>", sha))
+    assert (clone / "action.yml").read_bytes() == (ROOT / "action.yml").read_bytes()
+    # The preset: Renovate's own parser and fetch code, against the contents API stand-in.
+    filled = preset.replace("<owner>", "acme").replace("<commit>", sha)
+    result = resolve_preset(dist, filled, endpoint)
+    assert result["parsed"]["tag"] == sha and result["parsed"]["presetPath"] == "renovate"
+    assert result.get("preset") == json.loads((ROOT / "renovate" / "xcargo.json").read_text()), result
+    # A name the repository lacks stops Renovate, as the old v0.1.0 did.
+    missing_tag = resolve_preset(dist, filled.replace(sha, "v0.1.0"), endpoint)
+    assert missing_tag["error"] == "dep not found", missing_tag

@@ -95,7 +95,13 @@ def test_json_matches_the_documented_example() -> None:
     }
     assert real["commit_message"].startswith("chore(deps): update 3 container image digests\n\n")
     empty = json.loads(report.render_update(report.UpdateReport((), "x/xcargo.lock"), "json"))
-    assert empty == {"updates": [], "changed_files": [], "lockfile": "x/xcargo.lock", "commit_message": None}
+    assert empty == {
+        "updates": [],
+        "changed_files": [],
+        "lockfile": "x/xcargo.lock",
+        "commit_message": None,
+        "kept_pins": [],
+    }
     # the documented example is itself consistent with the renderer
     one = report.UpdateReport(
         (
@@ -219,7 +225,8 @@ def test_renovate_preset_regex_reads_xcargo_images() -> None:
     cfg = json.loads((ROOT / "renovate" / "xcargo.json").read_text())
     (task,) = [r["postUpgradeTasks"] for r in cfg["packageRules"] if "postUpgradeTasks" in r]
     assert "xcargo.lock" in task["fileFilters"]
-    assert task["commands"] == ["lockman update --config {{{packageFile}}} {{{depName}}}"]
+    # exactly the name:tag the branch bumped (update NAME:TAG), not every tag of the image
+    assert task["commands"] == ["lockman update --config {{{packageFile}}} {{{depName}}}:{{{newValue}}}"]
     pattern = re.compile(cfg["customManagers"][0]["matchStrings"][0].replace("(?<", "(?P<"))
     toml = (
         '[container]\nimage = "rust:1.70"  # c\n'
@@ -321,3 +328,49 @@ def test_toolchain_comes_first_with_a_downgrade_flagged() -> None:
     ]
     same = report.ImageUpdate("app", "v1", d("a"), d("b"), "x", insight=Insight(toolchain=tc[2:]))
     assert report.update_text(report.UpdateReport((same,), "l")).splitlines()[1] == "    toolchain unchanged: gcc 12"
+
+
+def test_tag_bumps_are_one_row_each_with_both_tags_and_digests() -> None:
+    """Three images bumped by a bot: three bumps, not three removals and three additions (the
+    commit message said "update 6 container image digests")."""
+    old = Lockfile(
+        (
+            LockedImage("rust", "1.70", d("a"), source="container.image"),
+            LockedImage("cross", "0.2.4", d("b")),
+            LockedImage("tool", "1", d("c")),
+            LockedImage("two", "1", d("1")),
+            LockedImage("two", "2", d("2")),
+        )
+    )
+    new = Lockfile(
+        (
+            LockedImage("rust", "1.71", d("e"), source="container.image"),
+            LockedImage("cross", "0.2.5", d("f")),
+            LockedImage("tool", "2", d("c")),  # a new tag at the same digest is still a bump
+            LockedImage("two", "3", d("3")),  # two tags gone, one came: no guess
+        )
+    )
+    ups = report.image_updates(old, new)
+    bumps = [(u.name, u.old_tag, u.tag, u.old_digest, u.new_digest) for u in ups if u.kind == "bumped"]
+    assert bumps == [
+        ("cross", "0.2.4", "0.2.5", d("b"), d("f")),
+        ("rust", "1.70", "1.71", d("a"), d("e")),
+        ("tool", "1", "2", d("c"), d("c")),
+    ]
+    assert sorted((u.display, u.kind) for u in ups if u.name == "two") == [
+        ("two:1", "removed"),
+        ("two:2", "removed"),
+        ("two:3", "added"),
+    ]
+    three = report.UpdateReport(tuple(u for u in ups if u.name != "two"), "xcargo.lock")
+    message = three.commit_message
+    assert message is not None
+    assert message.splitlines()[0] == "chore(deps): update 3 container image digests"
+    assert "- update rust from 1.70 to 1.71 (eeeeeee)" in message.splitlines()
+    md = report.update_markdown(three)
+    assert "| rust | 1.70 → 1.71 | `aaaaaaa` → `eeeeeee` |" in md
+    text = report.update_text(three)
+    assert f"rust  1.70 → 1.71  {d('a')[:19]} → {d('e')[:19]}" in text.splitlines()
+    doc = json.loads(report.render_update(three, "json"))
+    assert [(u["tag"], u["old_tag"]) for u in doc["updates"]] == [("0.2.5", "0.2.4"), ("1.71", "1.70"), ("2", "1")]
+    assert report.image_updates(new, new) == ()

@@ -64,6 +64,31 @@ def test_name_or_name_and_tag_selects_that_image(selector: str, expected: list[s
     assert chosen(selector) == expected
 
 
+PIN = "sha256:" + "ab" * 32
+TWO_TAGS = f"""\
+[container]
+image = "rust:1.70@{PIN}"
+
+[targets."aarch64-unknown-linux-gnu".container]
+image = "rust:1.69"
+"""
+
+
+def test_name_and_tag_selects_one_tag_of_an_image_used_at_two() -> None:
+    """What a bot's branch passes (``depName:newValue``): its bump, not the image's other tag."""
+    assert chosen("rust", text=TWO_TAGS) == ["rust:1.69", "rust:1.70"]
+    assert chosen("rust:1.70", text=TWO_TAGS) == ["rust:1.70"]
+    assert chosen("rust:1.69", text=TWO_TAGS) == ["rust:1.69"]
+
+
+def test_name_and_pinned_digest_selects_the_use_pinned_to_it() -> None:
+    assert chosen(f"rust@{PIN}", text=TWO_TAGS) == ["rust:1.70"]
+    with pytest.raises(InputError, match="no image matches"):
+        chosen(f"rust@sha256:{'cd' * 32}", text=TWO_TAGS)
+    with pytest.raises(InputError, match="no image matches"):
+        chosen(f"cross@{PIN}", text=TWO_TAGS)
+
+
 def test_target_with_its_own_image_selects_only_that_image() -> None:
     assert chosen("aarch64-unknown-linux-gnu") == ["ghcr.io/acme/cross:arm64"]
     assert chosen("armv7-unknown-linux-gnueabihf") == ["rust:1.70"]
@@ -95,7 +120,7 @@ def test_selector_that_matches_nothing_is_an_input_error(selector: str) -> None:
         chosen(selector)
     assert type(caught.value) is InputError
     assert str(caught.value) == (
-        f"proj/xcargo.toml: no image matches {selector!r} (give a name, name:tag or target triple; "
+        f"proj/xcargo.toml: no image matches {selector!r} (give a name, name:tag, name@digest or target triple; "
         "images: ghcr.io/acme/cross:arm64, rust:1.70)"
     )
 
