@@ -16,9 +16,9 @@ from lockman.console import count, err, info, out, short, use_colour
 from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, EXIT_VERIFY
 from lockman.images import updater
+from lockman.images.sources import load_project
 from lockman.images.updater import UpdateOptions, UpdateResult
 from lockman.model import pinning
-from lockman.model.xcargo import load_config
 from lockman.registry.client import RegistryClient
 
 
@@ -45,7 +45,7 @@ async def run(
         write=not (check or dry_run),
         insight=insight and not check and not commit_message,
     )
-    config = load_config(config_path)
+    config = load_project(config_path)
     result = await updater.update(
         config,
         options,

@@ -14,8 +14,8 @@ from lockman.commands._common import CLI_HOOKS, signature_options, worst
 from lockman.console import err, info, out, use_colour
 from lockman.enforce.options import SignatureOptions
 from lockman.images import verifier
+from lockman.images.sources import load_project
 from lockman.images.verifier import VerifyOptions, VerifyResult
-from lockman.model.xcargo import load_config
 from lockman.registry.client import RegistryClient
 
 
@@ -29,7 +29,7 @@ async def run(
     no_cache: bool = False,
     fmt: report.Format = "text",
 ) -> int:
-    config = load_config(config_path)
+    config = load_project(config_path)
     result = await verifier.verify(
         config,
         VerifyOptions(offline=offline, deep=deep, no_cache=no_cache),
