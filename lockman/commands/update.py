@@ -115,6 +115,8 @@ def _dry_run_text(result: UpdateResult) -> None:
         assert result.config_text is not None and result.new_config_text is not None
         diff = pinning.unified_diff(result.config_text, result.new_config_text, str(result.config_path))
         out(diff.rstrip("\n"))
+    for path, text, new_text in result.other_files:
+        out(pinning.unified_diff(text, new_text, str(path)).rstrip("\n"))
     if result.lock_changes:
         info(f"{result.lockfile_path}: would be updated (dry run)")
     if result.config_changes:
@@ -125,6 +127,8 @@ def _written_text(result: UpdateResult, rep: report.UpdateReport) -> None:
     assert result.new is not None
     if result.config_path in result.written:
         info(f"{result.config_path}: pins moved to the tags' new digests")
+    for path, _, _ in result.other_files:
+        info(f"{path}: pins moved to the tags' new digests")
     if not result.lock_changes:
         return
     errors = result.errors

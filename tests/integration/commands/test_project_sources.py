@@ -103,7 +103,7 @@ def test_a_bot_pinned_digest_is_followed_and_verified(tmp_path: Path, registry: 
     """Renovate pins FROM x:1.19@sha256:OLD; the tag moves; lockman locks the pin, not the tag."""
     repo = unique_repo("bot")
     old = registry.push_image(f"{repo}/alpine", "3.19", salt="old")
-    registry.push_image(f"{repo}/alpine", "3.19", salt="new")  # the tag moved on
+    new = registry.push_image(f"{repo}/alpine", "3.19", salt="new")  # the tag moved on
     (tmp_path / "xcargo.toml").write_text("")
     (tmp_path / "Dockerfile").write_text(f"FROM {registry.host}/{repo}/alpine:3.19@{old.digest}\n")
     git(tmp_path, "init", "-q")
@@ -114,11 +114,19 @@ def test_a_bot_pinned_digest_is_followed_and_verified(tmp_path: Path, registry: 
     (entry,) = lockfile.loads((tmp_path / "xcargo.lock").read_text()).images
     assert entry.digest == old.digest and entry.pinned
     assert run("verify", "--config", cfg).code == 0
+    # --repin moves the pin where it is written, and the lock with it
+    r = run("update", "--repin", "--config", cfg)
+    assert r.code == 0, r.err
+    assert f"{tmp_path / 'Dockerfile'}: pins moved" in r.out
+    assert (tmp_path / "Dockerfile").read_text() == f"FROM {registry.host}/{repo}/alpine:3.19@{new.digest}\n"
+    (entry,) = lockfile.loads((tmp_path / "xcargo.lock").read_text()).images
+    assert entry.digest == new.digest and entry.pinned
+    assert run("verify", "--config", cfg).code == 0
     # the file now names another digest (a hand edit): verify sees the lock no longer matches
     other = registry.push_image(f"{repo}/alpine", "other", salt="x")
     (tmp_path / "Dockerfile").write_text(f"FROM {registry.host}/{repo}/alpine:3.19@{other.digest}\n")
     v = run("verify", "--config", cfg)
-    assert v.code == 1 and f"pinned to {other.digest} in Dockerfile:1 but locked to {old.digest}" in v.err
+    assert v.code == 1 and f"pinned to {other.digest} in Dockerfile:1 but locked to {new.digest}" in v.err
 
 
 @pytest.mark.registry
