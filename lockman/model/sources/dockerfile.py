@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from lockman.model.sources import Found, Lines, Unresolved, in_place
 
-_DIRECTIVE = re.compile(r"#[ \t]*([A-Za-z]+)[ \t]*=[ \t]*(\S*)[ \t]*$")
+_DIRECTIVE = re.compile(r"[ \t]*#[ \t]*([A-Za-z]+)[ \t]*=[ \t]*(\S*)[ \t]*$")
 _HEREDOC = re.compile(r"<<(-?)[ \t]*([\"']?)([A-Za-z_][\w.-]*)\2")
 _VAR = re.compile(r"\$(?:\{([A-Za-z_]\w*)(?:(:?[-+])([^}]*))?\}|([A-Za-z_]\w*))")
 _BAD_VAR = re.compile(r"\$\{[^}]*\}")
@@ -85,6 +85,8 @@ def expand(value: str, args: Mapping[str, str | None]) -> tuple[str, list[str]]:
         name = m.group(1) or m.group(4)
         op, word = m.group(2), m.group(3) or ""
         v = args.get(name)
+        if len(word) >= 2 and word[0] == word[-1] and word[0] in "\"'":
+            word = word[1:-1]  # ${X:-"a b"}: the shell's quotes are not part of the value
         if op in (":-", "-"):
             return v if v is not None and (v != "" or op == "-") else expand(word, args)[0]
         if op in (":+", "+"):

@@ -64,3 +64,15 @@ def test_an_image_missing_from_the_lock_changes_nothing(tmp_path: Path, run) -> 
     r = run("pin", "--write", "--config", cfg)
     assert r.code == 1 and "no entry for postgres:16 (compose.yml:3)" in r.err
     assert {p: (tmp_path / p).read_bytes() for p in before} == before
+
+
+def test_terminal_escapes_in_a_from_line_are_shown_escaped(tmp_path: Path, run) -> None:
+    (tmp_path / "xcargo.toml").write_text("")
+    (tmp_path / "Dockerfile").write_text("FROM \x1b]0;owned\x07\x1b[2Jevil:1\n")
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    for args in (("pin", "--check"), ("update", "--dry-run")):
+        r = run(*args, "--config", tmp_path / "xcargo.toml")
+        assert "\x1b" not in r.err + r.out and "\x07" not in r.err + r.out
+        assert "Dockerfile:1: FROM: invalid reference" in r.err and "\\x1b" in r.err
+    assert run("pin", "--check", "--config", tmp_path / "xcargo.toml").code == 1
