@@ -226,7 +226,8 @@ def extract(text: str, path: str, build_args: Mapping[str, str] | None = None) -
         if keyword == "FROM":
             seen_from = True
             image = next((w for w in rest if not w.text.startswith("--")), None)
-            if image is None:
+            if image is None:  # BuildKit refuses the file; say so rather than lock less
+                found.append(Unresolved(path, where.line(ins.offsets[0]), "FROM names no image"))
                 continue
             after = rest[rest.index(image) + 1 :]
             if len(after) >= 2 and after[0].text.lower() == "as":
