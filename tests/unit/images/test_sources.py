@@ -134,3 +134,16 @@ def test_the_config_gains_the_images_and_the_findings(tmp_path: Path) -> None:
         ("rust", "1.70", "Dockerfile:1"),
     ]
     assert config.findings and "depends on X" in config.findings[0]
+
+
+def test_verify_names_the_file_and_line_of_an_image_the_lock_lacks(tmp_path: Path) -> None:
+    from lockman.images.verifier import consistency
+    from lockman.model.lockfile import Lockfile
+
+    repo(tmp_path, {"Dockerfile": "FROM rust:1.70\n"})
+    config = sources.load_project(tmp_path / "xcargo.toml")
+    (p,) = consistency(config, Lockfile())
+    assert (
+        p.kind == "missing"
+        and p.message == "rust:1.70: used by Dockerfile:1 but not in xcargo.lock; run `lockman update`"
+    )
