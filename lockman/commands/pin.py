@@ -34,6 +34,7 @@ def run(config_path: Path, *, write: bool, check: bool = False) -> int:
         return _check(config, found)
     lock_path = config.lockfile_path
     with lockfile.locked(lock_path, also=(config.path, *(config.path.parent / p for p in found.texts or {}))):
+        found = sources.discover(config.path.parent)  # again, under the lock: the bytes rewritten
         lock = lockfile.read(lock_path)
         if lock is None:
             raise VerificationError(f"{lock_path}: no lockfile; run `lockman update` first")

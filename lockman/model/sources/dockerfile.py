@@ -13,6 +13,7 @@ reference that needs a variable with no value is :class:`Unresolved`, never gues
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -60,8 +61,13 @@ def _physical_lines(text: str) -> Iterator[tuple[int, str]]:
         pos += len(raw)
 
 
+MAX_WORDS = 256
+"""Words of an instruction looked at: its flags, image and stage name come first. A RUN with a
+megabyte of arguments costs no more than a short one."""
+
+
 def _words(s: str) -> list[_Word]:
-    return [_Word(m.group(), m.start()) for m in re.finditer(r"\S+", s)]
+    return [_Word(m.group(), m.start()) for m in itertools.islice(re.finditer(r"\S+", s), MAX_WORDS)]
 
 
 def _directives(lines: list[tuple[int, str]]) -> tuple[dict[str, tuple[str, int]], int]:
