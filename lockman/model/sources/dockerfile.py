@@ -265,6 +265,8 @@ def _reference(
     where: Lines,
     text: str,
 ) -> Found | Unresolved | None:
+    if not written:  # ``COPY --from=`` with nothing after it: BuildKit refuses it, nothing to pull
+        return None
     line = where.line(ins.offsets[at])
     if "$" not in written:
         if written.lower() in stages or written.lower() == "scratch" or written.isdigit():
