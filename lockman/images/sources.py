@@ -10,6 +10,7 @@ compose files. ``[sources]`` in lockman.toml narrows that::
     kinds = ["dockerfile", "cross", "workflow", "compose"]
     include = ["docker/**"]      # only these paths (default: every tracked file)
     exclude = ["examples/**"]    # never these
+    ignore = ["myorg/base"]      # images built by the project itself, not pulled (name globs)
 
 Each file is read bounded (a huge file is bad input naming it, exit 2). Outside a git work tree
 (or without git) only xcargo.toml is read.
@@ -17,6 +18,7 @@ Each file is read bounded (a huge file is bad input naming it, exit 2). Outside 
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import stat
@@ -76,6 +78,11 @@ class Settings:
     kinds: frozenset[str] = frozenset(KINDS)
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+
+    def ignores(self, name: str) -> bool:
+        """An image the project builds itself (``FROM myorg/base`` after building it): not locked."""
+        return any(fnmatch.fnmatchcase(name, g) for g in self.ignore)
 
     def wants(self, path: str) -> bool:
         if self.include and not any(glob_regex(g).fullmatch(path) for g in self.include):
@@ -106,7 +113,7 @@ def settings(project: Path) -> Settings:
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise InputError(f"{path}: sources.kinds: unknown kind {unknown[0]!r} (one of {', '.join(KINDS)})")
-    return Settings(frozenset(kinds), strings("include", ()), strings("exclude", ()))
+    return Settings(frozenset(kinds), strings("include", ()), strings("exclude", ()), strings("ignore", ()))
 
 
 def tracked_files(project: Path) -> list[str] | None:
@@ -202,11 +209,12 @@ def discover(project: Path) -> Discovered:
             bad.append(item)
             continue
         try:
-            refmod.parse(item.ref)
+            ref = refmod.parse(item.ref)
         except InvalidReference as e:
             bad.append(Unresolved(item.path, item.line, f"{item.what}: {e}; not locked"))
             continue
-        good.append(item)
+        if not wanted.ignores(ref.written):
+            good.append(item)
     return Discovered(tuple(good), tuple(dict.fromkeys(bad)), texts)
 
 

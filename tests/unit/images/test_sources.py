@@ -147,3 +147,15 @@ def test_verify_names_the_file_and_line_of_an_image_the_lock_lacks(tmp_path: Pat
         p.kind == "missing"
         and p.message == "rust:1.70: used by Dockerfile:1 but not in xcargo.lock; run `lockman update`"
     )
+
+
+def test_images_the_project_builds_itself_can_be_ignored(tmp_path: Path) -> None:
+    repo(
+        tmp_path,
+        {
+            "base/Dockerfile": "FROM debian:12\n",
+            "Dockerfile": "FROM myorg/base:dev\nFROM localhost/tools\nFROM rust:1.70\n",
+            "lockman.toml": '[sources]\nignore = ["myorg/base", "localhost/*"]\n',
+        },
+    )
+    assert [f.ref for f in sources.discover(tmp_path).found] == ["rust:1.70", "debian:12"]
