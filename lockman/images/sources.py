@@ -39,7 +39,7 @@ MAX_SOURCE_BYTES = 8 << 20
 """A Dockerfile, workflow or compose file larger than this is not one."""
 
 _DOCKERFILE = re.compile(r"(^|/|\.)([Dd]ocker|[Cc]ontainer)file$|(^|/)([Dd]ocker|[Cc]ontainer)file[^/]*$")
-_WORKFLOW = re.compile(r"(^|/)\.github/workflows/[^/]+\.ya?ml$")
+_WORKFLOW = re.compile(r"(^|/)\.github/workflows/[^/]+\.ya?ml$|(^|/)action\.ya?ml$")
 _COMPOSE = re.compile(r"(^|/)(?:docker-)?compose[^/]*\.ya?ml$")
 
 

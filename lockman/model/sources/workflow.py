@@ -1,9 +1,10 @@
-"""GitHub Actions workflow → the images its jobs run in.
+"""GitHub Actions workflow (or action metadata, ``action.yml``) → the images its jobs run in.
 
 ``jobs.<id>.container`` (a string, or a mapping's ``image``), ``jobs.<id>.services.<id>.image``
 (or a service given as a string) and ``jobs.<id>.steps[*].uses: docker://IMAGE``. A value with a
 ``${{ … }}`` expression (a matrix, an input) is known only when the workflow runs: reported,
-not guessed.
+not guessed. In ``action.yml``: ``runs.image: docker://IMAGE`` (an image ``Dockerfile`` is built,
+and read as a Dockerfile) and composite steps' ``uses: docker://IMAGE``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ def _one(text: str, path: str, node: Node | None, what: str, prefix: str = "") -
 def extract(text: str, path: str) -> list[Found | Unresolved]:
     root = y.compose(text, path)
     out: list[Found | Unresolved | None] = []
+    runs = y.get(root, "runs")  # an action's metadata (action.yml): a Docker action or composite steps
+    out.append(_one(text, path, y.get(runs, "image"), "runs.image", "docker://"))
+    steps = y.get(runs, "steps")
+    for i, step in enumerate(steps.value if isinstance(steps, SequenceNode) else []):
+        out.append(_one(text, path, y.get(step, "uses"), f"runs.steps[{i}].uses", "docker://"))
     for job_id, job in y.items(y.get(root, "jobs")):
         container = y.get(job, "container")
         if y.string(container) is not None:

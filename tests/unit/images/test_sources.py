@@ -34,6 +34,7 @@ def test_kinds_by_name() -> None:
     assert sources.kind_of("Cross.toml") == "cross" and sources.kind_of("cross.toml") is None
     assert sources.kind_of(".github/workflows/ci.yml") == "workflow"
     assert sources.kind_of(".github/workflows/sub/ci.yml") is None
+    assert sources.kind_of("action.yml") == sources.kind_of("actions/setup/action.yaml") == "workflow"
     assert sources.kind_of("docker-compose.yml") == sources.kind_of("deploy/compose.prod.yaml") == "compose"
     assert sources.kind_of("README.md") is None
 

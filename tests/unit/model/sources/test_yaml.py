@@ -124,3 +124,13 @@ def test_non_string_values_are_ignored() -> None:
     assert compose.extract("services:\n  a:\n    image: 12\n  b: [1]\nx: 1\n", "c.yml") == []
     assert workflow.extract("jobs: [1, 2]\n", "w.yml") == []
     assert compose.extract("", "c.yml") == [] and workflow.extract("# only a comment\n", "w.yml") == []
+
+
+def test_action_metadata_docker_image_and_composite_steps() -> None:
+    docker = "name: a\nruns:\n  using: docker\n  image: 'docker://alpine:3.19'  # pinned later\n"
+    (f,) = workflow.extract(docker, "action.yml")
+    assert isinstance(f, Found) and (f.ref, f.line, f.what) == ("alpine:3.19", 4, "runs.image")
+    assert f.span is not None and docker[f.span[0] : f.span[1]] == "alpine:3.19"
+    assert workflow.extract("runs:\n  using: docker\n  image: Dockerfile\n", "action.yml") == []
+    composite = "runs:\n  using: composite\n  steps:\n    - uses: docker://busybox:1\n    - run: echo\n"
+    assert [f.ref for f in workflow.extract(composite, "action.yml") if isinstance(f, Found)] == ["busybox:1"]
