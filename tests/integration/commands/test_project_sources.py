@@ -39,6 +39,7 @@ def make_project(tmp_path: Path, registry: Registry) -> dict[str, str]:
         f"    services:\n      db:\n        image: *pg\n    steps:\n      - uses: docker://{base}/tool:1\n"
     )
     (tmp_path / "compose.yaml").write_text(f"services:\n  db:\n    image: {base}/pg:16\n")
+    (tmp_path / "Cross.toml").write_text(f'[target.aarch64-unknown-linux-gnu]\nimage = {{ name = "{base}/tool:1" }}\n')
     git(tmp_path, "init", "-q")
     git(tmp_path, "add", "-A")
     git(tmp_path, "commit", "-qm", "project")
@@ -57,10 +58,13 @@ def test_update_verify_pin_round_trip(tmp_path: Path, registry: Registry, run) -
     # one entry per name:tag, naming every place that uses it
     assert by_name["rust"].source == "Dockerfile:2; container.image"
     assert by_name["pg"].source == ".github/workflows/ci.yml:1; compose.yaml:3"
+    assert by_name["tool"].source == ".github/workflows/ci.yml:9; Cross.toml:2; Dockerfile:4"
     assert [x.platform for x in by_name["rust"].platforms] == ["linux/amd64", "linux/arm64"]
     v = run("verify", "--config", cfg)
     assert v.code == 0, v.err
     assert "4 images verified" in v.out
+    d = run("verify", "--deep", "--config", cfg)
+    assert d.code == 0, d.err
 
     c = run("pin", "--check", "--config", cfg)
     assert c.code == 1
@@ -81,7 +85,7 @@ def test_update_verify_pin_round_trip(tmp_path: Path, registry: Registry, run) -
     # only the references changed: each line differs from its old self by an @sha256:… inserted
     removed = [ln[1:] for ln in changed if ln.startswith("-")]
     added = [ln[1:] for ln in changed if ln.startswith("+")]
-    assert len(removed) == len(added) == 8  # xcargo.toml 1, Dockerfile 3, workflow 3, compose 1
+    assert len(removed) == len(added) == 9  # xcargo.toml 1, Dockerfile 3, workflow 3, compose 1, Cross.toml 1
     for old, new in zip(removed, added, strict=True):
         for k in ("rust", "alpine", "pg", "tool"):
             new = new.replace(f"@{p[k]}", "")
@@ -90,7 +94,7 @@ def test_update_verify_pin_round_trip(tmp_path: Path, registry: Registry, run) -
     assert "*pg" in (tmp_path / ".github/workflows/ci.yml").read_text()  # the alias stays an alias
 
     again = sources.discover(tmp_path)
-    assert all("@sha256:" in f.ref for f in again.found) and len(again.found) == 7
+    assert all("@sha256:" in f.ref for f in again.found) and len(again.found) == 8
     assert run("pin", "--check", "--config", cfg).code == 0
     v = run("verify", "--config", cfg)
     assert v.code == 0, v.err
