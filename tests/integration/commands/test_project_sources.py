@@ -39,7 +39,9 @@ def make_project(tmp_path: Path, registry: Registry) -> dict[str, str]:
         f"    services:\n      db:\n        image: *pg\n    steps:\n      - uses: docker://{base}/tool:1\n"
     )
     (tmp_path / "compose.yaml").write_text(f"services:\n  db:\n    image: {base}/pg:16\n")
-    (tmp_path / "Cross.toml").write_text(f'[target.aarch64-unknown-linux-gnu]\nimage = {{ name = "{base}/tool:1" }}\n')
+    (tmp_path / "Cross.toml").write_text(
+        f'[target.aarch64-unknown-linux-gnu]\nimage = {{ name = "{base}/tool:1" }}\n'
+    )
     git(tmp_path, "init", "-q")
     git(tmp_path, "add", "-A")
     git(tmp_path, "commit", "-qm", "project")

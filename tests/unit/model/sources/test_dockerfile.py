@@ -107,3 +107,9 @@ def test_bom_and_spans_splice_back() -> None:
 def test_terminal_escapes_are_kept_as_written_for_the_caller_to_refuse() -> None:
     (f,) = extract("FROM \x1b[31mevil\n", "D")
     assert isinstance(f, Found) and f.ref == "\x1b[31mevil"  # lockman.images.sources refuses it
+
+
+def test_a_repeated_directive_ends_the_directives() -> None:
+    # BuildKit: a directive given twice is a comment, and so is every directive after it
+    text = "# syntax=a/b:1\n# syntax=c/d:2\n# escape=`\nFROM e \\\n  f\n"
+    assert refs(text) == ["a/b:1", "e"]
