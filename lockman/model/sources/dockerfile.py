@@ -119,7 +119,7 @@ def _instructions(text: str, lines: list[tuple[int, str]], escape: str) -> Itera
         parts: list[tuple[int, str]] = []
         while True:
             body = line.rstrip(" \t")
-            if body.endswith(escape) and i <= len(lines):
+            if body.endswith(escape):
                 parts.append((offset, body[:-1]))
                 # next non-comment, non-empty line continues the instruction
                 while i < len(lines) and (not lines[i][1].strip() or lines[i][1].lstrip().startswith("#")):

@@ -113,3 +113,27 @@ def test_a_repeated_directive_ends_the_directives() -> None:
     # BuildKit: a directive given twice is a comment, and so is every directive after it
     text = "# syntax=a/b:1\n# syntax=c/d:2\n# escape=`\nFROM e \\\n  f\n"
     assert refs(text) == ["a/b:1", "e"]
+
+
+def test_expansion_of_set_empty_and_unset_values() -> None:
+    assert expand("${A:-x}", {"A": "v"}) == ("v", [])
+    assert expand("${A-x}", {"A": "v"}) == ("v", [])
+    assert expand("${A-x}", {}) == ("x", [])
+    assert expand("${A:+y}", {"A": ""}) == ("", [])
+    assert expand("${A+y}", {"A": ""}) == ("y", [])
+    assert expand("${A:+y}", {}) == ("", []) and expand("${A+y}", {}) == ("", [])
+
+
+def test_quotes_are_stripped_only_when_they_pair() -> None:
+    assert expand("${X:-aa}", {}) == ("aa", [])
+    assert expand('${X:-"a:1}', {}) == ('"a:1', [])
+    assert expand("${X:-'a:1'}", {}) == ("a:1", [])
+    assert refs("ARG A=aa\nARG B='b:1\"\nFROM $A\nFROM $B\n") == ["aa", "'b:1\""]
+
+
+def test_only_as_names_a_stage() -> None:
+    assert refs("FROM a x y\nFROM y\n") == ["a", "y"]
+
+
+def test_a_variable_naming_a_stage_is_that_stage() -> None:
+    assert refs("ARG S=build\nFROM rust:1 AS build\nFROM $S\nFROM ${S}\n") == ["rust:1"]
