@@ -137,3 +137,7 @@ def test_only_as_names_a_stage() -> None:
 
 def test_a_variable_naming_a_stage_is_that_stage() -> None:
     assert refs("ARG S=build\nFROM rust:1 AS build\nFROM $S\nFROM ${S}\n") == ["rust:1"]
+
+
+def test_a_variable_naming_an_index_or_scratch_is_no_image() -> None:
+    assert refs("ARG N=0\nARG E=scratch\nFROM a\nFROM $E\nCOPY --from=$N /x /y\n") == ["a"]
