@@ -78,7 +78,7 @@ def items(node: Node | None, depth: int = 0) -> Iterator[tuple[str, Node]]:
     for k, v in node.value:
         if not isinstance(k, ScalarNode):
             continue
-        if k.tag == "tag:yaml.org,2002:merge" or (k.value == "<<" and k.style is None):
+        if k.tag == "tag:yaml.org,2002:merge":  # the resolver's tag for a plain <<, or !!merge
             sources = v.value if isinstance(v, SequenceNode) else [v]
             for src in sources:
                 for mk, mv in items(src, depth + 1):

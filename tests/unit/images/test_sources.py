@@ -160,3 +160,18 @@ def test_images_the_project_builds_itself_can_be_ignored(tmp_path: Path) -> None
         },
     )
     assert [f.ref for f in sources.discover(tmp_path).found] == ["rust:1.70", "debian:12"]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("[sources\n", "not valid TOML"),
+        ("sources = 1\n", "sources: expected a table"),
+        ("[sources]\nexclude = 'x'\n", "sources.exclude: expected an array of strings"),
+        ("[sources]\ninclude = [1]\n", "sources.include: expected an array of strings"),
+    ],
+)
+def test_a_bad_sources_table_is_bad_input_naming_it(tmp_path: Path, text: str, problem: str) -> None:
+    repo(tmp_path, {"lockman.toml": text})
+    with pytest.raises(InputError, match=rf"lockman\.toml: {problem}"):
+        sources.discover(tmp_path)

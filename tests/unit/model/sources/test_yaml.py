@@ -134,3 +134,28 @@ def test_action_metadata_docker_image_and_composite_steps() -> None:
     assert workflow.extract("runs:\n  using: docker\n  image: Dockerfile\n", "action.yml") == []
     composite = "runs:\n  using: composite\n  steps:\n    - uses: docker://busybox:1\n    - run: echo\n"
     assert [f.ref for f in workflow.extract(composite, "action.yml") if isinstance(f, Found)] == ["busybox:1"]
+
+
+def test_merge_keys_plain_and_tagged_but_not_quoted() -> None:
+    base = "x: &b {image: 'a:1'}\nservices:\n"
+    assert [f.ref for f in compose.extract(base + "  s:\n    <<: *b\n", "c.yml")] == ["a:1"]
+    assert [f.ref for f in compose.extract(base + "  s:\n    !!merge <<: *b\n", "c.yml")] == ["a:1"]
+    assert compose.extract(base + "  s:\n    '<<': *b\n", "c.yml") == []  # a key named <<
+    assert [f.ref for f in compose.extract(base + "  s:\n    <<: [*b]\n    image: 'c:2'\n", "c.yml")] == ["c:2"]
+
+
+def test_complex_keys_are_skipped() -> None:
+    assert compose.extract("services:\n  ? [a]\n  : {image: x}\n  s: {image: 'y:1'}\n", "c.yml")[0].ref == "y:1"  # type: ignore[union-attr]
+
+
+def test_the_node_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lockman.model.sources import yamlnodes
+
+    monkeypatch.setattr(yamlnodes, "MAX_NODES", 50)
+    with pytest.raises(InputError, match=r"^c\.yml: more than 50 nodes; not read$"):
+        compose.extract("services:\n" + "".join(f"  s{i}: {{image: x}}\n" for i in range(20)), "c.yml")
+
+
+def test_a_control_character_is_named() -> None:
+    with pytest.raises(InputError, match=r"^c\.yml: not valid YAML: character 0x1b at offset 26 is not allowed$"):
+        compose.extract("services:\n  a:\n    image: \x1b[31mred\n", "c.yml")
