@@ -175,3 +175,10 @@ def test_a_bad_sources_table_is_bad_input_naming_it(tmp_path: Path, text: str, p
     repo(tmp_path, {"lockman.toml": text})
     with pytest.raises(InputError, match=rf"lockman\.toml: {problem}"):
         sources.discover(tmp_path)
+
+
+def test_a_file_that_is_not_utf8_is_bad_input_naming_it(tmp_path: Path) -> None:
+    repo(tmp_path, {"Dockerfile": "FROM a\n"})
+    (tmp_path / "Dockerfile").write_bytes(b"FROM \xff\n")
+    with pytest.raises(InputError, match=r"Dockerfile: not UTF-8 text$"):
+        sources.discover(tmp_path)
