@@ -76,3 +76,19 @@ def test_terminal_escapes_in_a_from_line_are_shown_escaped(tmp_path: Path, run) 
         assert "\x1b" not in r.err + r.out and "\x07" not in r.err + r.out
         assert "Dockerfile:1: FROM: invalid reference" in r.err and "\\x1b" in r.err
     assert run("pin", "--check", "--config", tmp_path / "xcargo.toml").code == 1
+
+
+def test_no_lock_is_an_error(tmp_path: Path, run) -> None:
+    r = run("pin", "--write", "--config", project(tmp_path, lock=False))
+    assert r.code == 1 and "no lockfile; run `lockman update` first" in r.err
+
+
+def test_pins_and_references_built_from_parts_are_left_alone(tmp_path: Path, run) -> None:
+    cfg = project(tmp_path)
+    text = f"ARG R=rust\nARG T=1.70\nFROM $R:$T\nFROM rust:1.70@{D1}\n"
+    (tmp_path / "Dockerfile").write_text(text)
+    (tmp_path / "compose.yml").write_text("services: {}\n")
+    r = run("pin", "--write", "--config", cfg)
+    assert r.code == 0, r.err
+    assert (tmp_path / "Dockerfile").read_text() == text
+    assert f"notice: {tmp_path}/Dockerfile:3: rust:1.70 is not written in one piece" in r.err
