@@ -24,6 +24,10 @@ _DIRECTIVE = re.compile(r"[ \t]*#[ \t]*([A-Za-z]+)[ \t]*=[ \t]*(\S*)[ \t]*$")
 _HEREDOC = re.compile(r"<<(-?)[ \t]*([\"']?)([A-Za-z_][\w.-]*)\2")
 _VAR = re.compile(r"\$(?:\{([A-Za-z_]\w*)(?:(:?[-+])([^}]*))?\}|([A-Za-z_]\w*))")
 _BAD_VAR = re.compile(r"\$\{[^}]*\}")
+_HINTS = {
+    "CROSS_BASE_IMAGE": "cross passes its own image for the target, at the installed cross's version, "
+    "which lockman cannot know; pin the base in the FROM instead",
+}
 
 
 @dataclass
@@ -280,7 +284,7 @@ def _reference(
             path,
             line,
             f"{what} {written}: depends on {names}, which has no value here; "
-            "not locked (give the ARG a default)",
+            f"not locked ({_HINTS.get(missing[0], 'give the ARG a default')})",
         )
     if value.lower() in stages or value.lower() == "scratch" or value.isdigit():
         return None

@@ -141,3 +141,8 @@ def test_a_variable_naming_a_stage_is_that_stage() -> None:
 
 def test_a_variable_naming_an_index_or_scratch_is_no_image() -> None:
     assert refs("ARG N=0\nARG E=scratch\nFROM a\nFROM $E\nCOPY --from=$N /x /y\n") == ["a"]
+
+
+def test_cross_base_image_is_explained() -> None:
+    (f,) = extract("ARG CROSS_BASE_IMAGE\nFROM $CROSS_BASE_IMAGE\n", "D")
+    assert isinstance(f, Unresolved) and "cross passes its own image for the target" in f.message
