@@ -182,3 +182,10 @@ def test_a_file_that_is_not_utf8_is_bad_input_naming_it(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_bytes(b"FROM \xff\n")
     with pytest.raises(InputError, match=r"Dockerfile: not UTF-8 text$"):
         sources.discover(tmp_path)
+
+
+def test_tracked_files_deleted_from_the_work_tree_are_skipped(tmp_path: Path) -> None:
+    repo(tmp_path, {"Cross.toml": '[target.x]\nimage = "a:1"\n', "Dockerfile": "FROM b:1\n", "compose.yml": ""})
+    for name in ("Cross.toml", "Dockerfile", "compose.yml"):
+        (tmp_path / name).unlink()
+    assert sources.discover(tmp_path).found == ()

@@ -146,3 +146,8 @@ def test_a_variable_naming_an_index_or_scratch_is_no_image() -> None:
 def test_cross_base_image_is_explained() -> None:
     (f,) = extract("ARG CROSS_BASE_IMAGE\nFROM $CROSS_BASE_IMAGE\n", "D")
     assert isinstance(f, Unresolved) and "cross passes its own image for the target" in f.message
+
+
+def test_a_build_arg_from_outside_is_located_at_the_from() -> None:
+    (f,) = extract("ARG B=u:1\nFROM $B\n", "D", {"B": "x:1"})
+    assert isinstance(f, Found) and (f.ref, f.line, f.span) == ("x:1", 2, None)  # not pinnable in the ARG
