@@ -361,15 +361,24 @@ def pin(
     *,
     config: ConfigOpt = Path("xcargo.toml"),
     write: Annotated[
-        bool, Parameter(negative="", help="Rewrite xcargo.toml; without it, show the diff.")
+        bool,
+        Parameter(
+            negative="",
+            help="Rewrite xcargo.toml and the project's Dockerfiles, Cross.toml, workflows and compose "
+            "files; without it, show the diff.",
+        ),
+    ] = False,
+    check: Annotated[
+        bool,
+        Parameter(negative="", help="Fail (exit 1) naming file and line of every reference not pinned."),
     ] = False,
     timeout: UnusedTimeoutOpt = DEFAULT_TIMEOUT,
     output: OutputOpts = NORMAL_OUTPUT,
 ) -> int:
-    """Write the locked digests into xcargo.toml (image = "name:tag@sha256:…"), keeping comments."""
+    """Write the locked digests where the images are named (name:tag@sha256:…), keeping the rest."""
     from lockman.commands import pin as cmd
 
-    return _sync(lambda: cmd.run(config, write=write), output)
+    return _sync(lambda: cmd.run(config, write=write, check=check), output)
 
 
 @app.command

@@ -26,13 +26,13 @@ from lockman.images import runtime
 from lockman.images.graph import ImageGraph, config_platform, locked_content, walk
 from lockman.images.locker import pin_mismatches, wanted_images
 from lockman.images.oci_layout import OciLayout
+from lockman.images.sources import load_project
 from lockman.model import lockfile, reference
 from lockman.model.lockfile import LockedImage
 from lockman.model.manifest import Descriptor, Platform
 from lockman.model.oci_convert import ORIGINAL, oci_view
 from lockman.model.platforms import matches, parse_platform
 from lockman.model.reference import Reference
-from lockman.model.xcargo import load_config
 from lockman.registry.blobs import BLOB_CONCURRENCY, download_blob, read_blob
 from lockman.registry.cache import ManifestCache
 from lockman.registry.client import RegistryClient
@@ -187,7 +187,7 @@ async def run(
     timeout: float,
     signatures: SignatureOptions | None = None,
 ) -> int:
-    config = load_config(config_path)
+    config = load_project(config_path)
     gate = SignatureGate.open(config.path, signature_options(signatures))
     lock = lockfile.read(config.lockfile_path)
     if lock is None:

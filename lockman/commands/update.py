@@ -25,9 +25,9 @@ from lockman.enforce.options import SignatureOptions
 from lockman.errors import EXIT_OK, EXIT_VERIFY
 from lockman.images import updater
 from lockman.images.locker import Outcome
+from lockman.images.sources import load_project
 from lockman.images.updater import UpdateOptions, UpdateResult
 from lockman.model import pinning
-from lockman.model.xcargo import load_config
 from lockman.registry.client import RegistryClient
 
 
@@ -57,7 +57,7 @@ async def run(
         vulnerabilities=vulnerabilities,
         osv_url=env.get("LOCKMAN_OSV_URL"),
     )
-    config = load_config(config_path)
+    config = load_project(config_path)
     options = replace(options, vuln_policy=vuln_policy(config_path))
     result = await updater.update(
         config,
@@ -145,6 +145,8 @@ def _dry_run_text(result: UpdateResult) -> None:
         assert result.config_text is not None and result.new_config_text is not None
         diff = pinning.unified_diff(result.config_text, result.new_config_text, str(result.config_path))
         out(diff.rstrip("\n"))
+    for path, text, new_text in result.other_files:
+        out(pinning.unified_diff(text, new_text, str(path)).rstrip("\n"))
     if result.lock_changes:
         info(f"{result.lockfile_path}: would be updated (dry run)")
     if result.config_changes:
@@ -155,6 +157,8 @@ def _written_text(result: UpdateResult, rep: report.UpdateReport) -> None:
     assert result.new is not None
     if result.config_path in result.written:
         info(f"{result.config_path}: pins moved to the tags' new digests")
+    for path, _, _ in result.other_files:
+        info(f"{path}: pins moved to the tags' new digests")
     if not result.lock_changes:
         return
     errors = result.errors

@@ -15,9 +15,9 @@ from lockman.commands._common import CLI_HOOKS, signature_options, vuln_policy, 
 from lockman.console import err, info, out, short, use_colour
 from lockman.enforce.options import SignatureOptions
 from lockman.images import verifier
+from lockman.images.sources import load_project
 from lockman.images.verifier import VerifyOptions, VerifyResult
 from lockman.model.insight import Insight
-from lockman.model.xcargo import load_config
 from lockman.registry.client import RegistryClient
 
 
@@ -32,7 +32,7 @@ async def run(
     fmt: report.Format = "text",
     report_moved: bool = False,
 ) -> int:
-    config = load_config(config_path)
+    config = load_project(config_path)
     options = VerifyOptions(
         offline=offline,
         deep=deep,

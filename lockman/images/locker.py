@@ -96,7 +96,7 @@ def pin_mismatches(wanted: Iterable[Wanted], lock: Lockfile, config_path: object
             display = f"{w.use.name}:{w.use.tag}" if w.use.tag else w.use.name
             found.append((
                 display,
-                f"{display}: pinned to {w.use.ref.digest} in {config_path} ({w.use.key}) but locked to "
+                f"{display}: pinned to {w.use.ref.digest} in {w.use.where(config_path)} but locked to "
                 f"{e.digest}; run `lockman update` to lock the pinned digest",
             ))  # fmt: skip
     return found

@@ -73,6 +73,8 @@ class UpdateResult:
     config_text: str | None = None  # xcargo.toml before and after repin (None: not read)
     new_config_text: str | None = None
     written: tuple[Path, ...] = ()
+    # (file, text, new text) of the project's other files whose pins repin moves (images.sources)
+    other_files: tuple[tuple[Path, str, str], ...] = ()
 
     @property
     def stopped(self) -> bool:
@@ -88,7 +90,7 @@ class UpdateResult:
 
     @property
     def changed(self) -> bool:
-        return self.lock_changes or self.config_changes
+        return self.lock_changes or self.config_changes or bool(self.other_files)
 
 
 def _named(o: Outcome, e: LockmanError) -> LockmanError:
@@ -373,6 +375,7 @@ class _Update:
             text != current_text,
             config_text,
             new_config_text,
+            other_files=self._repinned_sources(),
         )
         if result.changed and self.options.write:
             result = replace(result, written=_write(result, text))
@@ -409,6 +412,28 @@ class _Update:
             lambda _k, ref: by_key.get((ref.written, ref.tag or "")) if ref.digest else None,
         )
         return config_text, new_config_text
+
+    def _repinned_sources(self) -> tuple[tuple[Path, str, str], ...]:
+        """The moved pins in the project's Dockerfiles, Cross.toml, workflows, compose files."""
+        if not self.moved_to:
+            return ()
+        from lockman.images import sources
+        from lockman.model.reference import parse
+        from lockman.model.sources import splice
+
+        by_key = {w.key: self.moved_to[w.key] for w in self.wanted if w.key in self.moved_to}
+        found = sources.discover(self.config.path.parent)
+        out = []
+        for rel, text in (found.texts or {}).items():
+            spans: dict[tuple[int, int], str] = {}
+            for f in found.found:
+                ref = parse(f.ref)
+                digest = by_key.get((ref.written, ref.tag or ""))
+                if f.path == rel and f.span is not None and ref.digest and digest:
+                    spans[f.span] = pinning.pinned_text(ref, digest)
+            if spans:
+                out.append((self.config.path.parent / rel, text, splice(text, spans)))
+        return tuple(out)
 
 
 async def _describe_edited(
@@ -450,6 +475,7 @@ def _write(result: UpdateResult, text: str) -> tuple[Path, ...]:
     if result.config_changes:
         assert result.new_config_text is not None
         files.append((result.config_path, result.new_config_text))
+    files += [(path, new) for path, _, new in result.other_files]
     if result.lock_changes:
         files.append((result.lockfile_path, text))
     write_together(files)  # with repin: xcargo.toml and xcargo.lock change together

@@ -58,8 +58,8 @@ def consistency(config: XcargoConfig, lock: Lockfile | None) -> list[Problem]:
                 Problem(
                     "missing",
                     display,
-                    f"{display}: used by {config.path} "
-                    f"({w.use.key}) but not in {lock_path.name}; run `lockman update`",
+                    f"{display}: used by {w.use.where(config.path)} but not in {lock_path.name}; "
+                    "run `lockman update`",
                 )
             )
     problems += [Problem("pin-mismatch", image, m) for image, m in pin_mismatches(wanted, lock, config.path)]

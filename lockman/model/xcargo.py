@@ -46,6 +46,11 @@ class ImageUse:
     ref: refmod.Reference
     source: str
     key: str  # dotted TOML key of the value (or of the triple that implies it), for messages
+    file: str = ""  # another file of the project that names it (key is then ``file:line``)
+
+    def where(self, config_path: object) -> str:
+        """Where the use is written, for messages: ``xcargo.toml (container.image)``, ``Dockerfile:3``."""
+        return self.key if self.file else f"{config_path} ({self.key})"
 
     @property
     def name(self) -> str:
@@ -68,6 +73,7 @@ class XcargoConfig:
     skipped_targets: tuple[str, ...]  # triples with no container image at all
     targets: tuple[str, ...] = ()  # every triple the file names, in order of appearance
     target_keys: tuple[str, ...] = ()  # where each of ``targets`` is first named (dotted key)
+    findings: tuple[str, ...] = ()  # references in the project's other files that are not locked
 
     @property
     def lockfile_path(self) -> Path:
@@ -93,7 +99,7 @@ def warnings(config: XcargoConfig) -> list[str]:
     A triple neither rustc nor xcargo knows is most likely a typo; a triple with no image is
     skipped; a config that uses no image at all gets an empty lock, and is told why.
     """
-    out: list[str] = []
+    out: list[str] = list(config.findings)
     for triple, key in zip(config.targets, config.target_keys, strict=True):
         if triple in BUILTIN_TRIPLES or _natively_built(triple) or triple in rust_targets():
             continue

@@ -203,3 +203,11 @@ def test_certificate_with_a_malformed_extension() -> None:
     pem = "-----BEGIN CERTIFICATE-----\n" + base64.b64encode(forged).decode() + "\n-----END CERTIFICATE-----\n"
     with pytest.raises(VerificationError):
         load_certificates(pem)
+
+
+def test_dockerfile_copy_from_with_no_value() -> None:
+    """``COPY --from=`` at the end of the file indexed past the line (IndexError)."""
+    from lockman.model.sources import dockerfile
+
+    assert dockerfile.extract("FROM scratch\nCOPY --from=", "D") == []
+    assert dockerfile.extract("FROM a\nRUN --mount=from=", "D")[1:] == []

@@ -434,6 +434,72 @@ def _lockman_toml(data: bytes) -> object:
     return [policies.policy_for(n) for n in ("ghcr.io/acme/app", "docker.io/library/alpine", "x.test/y")]
 
 
+# -- Dockerfiles, compose files, workflows, Cross.toml (lockman.model.sources) ---------------
+
+
+def _source_seeds(table: str, real: str) -> list[bytes]:
+    rows = (
+        json.loads((TESTDATA / "sources" / "renovate" / f"{table}.json").read_text())["rows"] if table else []
+    )
+    return [r["input"].encode("utf-8", "surrogateescape") for r in rows] + _files(real, TESTDATA / "sources")
+
+
+def _in_place(text: str, found: list[Any]) -> object:
+    """Beyond the contract: every span holds its reference, and pinning it round-trips."""
+    from lockman.model.sources import Found, splice
+
+    spans = {}
+    for f in found:
+        if isinstance(f, Found) and f.span is not None:
+            assert text[f.span[0] : f.span[1]] == f.ref, f"span {f.span} does not hold {f.ref!r}"
+            spans[f.span] = f.ref + "@sha256:" + "f" * 64
+    if spans and "@sha256:" + "f" * 64 not in text:
+        assert splice(text, spans).replace("@sha256:" + "f" * 64, "") == text  # only the references change
+    return found
+
+
+@target("dockerfile", lambda: _source_seeds("dockerfile", "real/*Dockerfile*"), kind="text", examples=400)
+def _dockerfile(data: bytes) -> object:
+    from lockman.model.sources import dockerfile
+
+    text = _text(data)
+    return _in_place(text, dockerfile.extract(text, "Dockerfile", {"CROSS_BASE_IMAGE": "x:1"}))
+
+
+@target("compose", lambda: _source_seeds("docker-compose", "real/*compose*"), kind="text", examples=300)
+def _compose(data: bytes) -> object:
+    from lockman.model.sources import compose
+
+    text = _text(data)
+    return _in_place(text, compose.extract(text, "compose.yml"))
+
+
+@target("workflow", lambda: _source_seeds("github-actions", "real/*.yml"), kind="text", examples=300)
+def _workflow(data: bytes) -> object:
+    from lockman.model.sources import workflow
+
+    text = _text(data)
+    return _in_place(text, workflow.extract(text, "ci.yml"))
+
+
+_CROSS_SEED = b"""[build]
+dockerfile = { file = "d/Dockerfile", build-args = { BASE = "ubuntu:22.04" } }
+[target.aarch64-unknown-linux-gnu]
+image = "ghcr.io/cross-rs/aarch64-unknown-linux-gnu:0.2.5"
+[target.x86_64-unknown-linux-gnu]
+image = { name = 'ghcr.io/cross-rs/x86_64-unknown-linux-gnu:main', toolchain = ["x86_64-unknown-linux-gnu"] }
+"""
+
+
+@target("cross-toml", lambda: [_CROSS_SEED], kind="toml", examples=200)
+def _cross_toml(data: bytes) -> object:
+    from lockman.model.sources import cross
+
+    text = _text(data)
+    found, _ = cross.extract(text, "Cross.toml")
+    return _in_place(text, list(found))
+
+
 # -- Sigstore: bundles, trusted roots, DSSE, in-toto, checkpoints, TSA responses ------------
 
 IDENTITY = ("https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
