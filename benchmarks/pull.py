@@ -28,6 +28,7 @@ Every layout lockman writes is checked blob by blob. ``uptime`` load is printed 
 scenario: the machine is shared.
 
     python3 benchmarks/pull.py [--runs 5] [--delay 0.02] [--big-mib 1024] [--baseline DIR]
+                               [--only direct,latency,...] [--deep-gib 1,2,4]
 
 ``--baseline DIR`` also times the lockman of another checkout (e.g. ``git archive main``
 unpacked in DIR), alternating with this tree's, so before/after ratios come from one run.
