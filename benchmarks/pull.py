@@ -7,12 +7,20 @@ of the TLS one. Images of random (incompressible) layers are pushed:
 
 - ``5x64``: one image of 5 layers of 64 MiB;
 - ``multi``: an index of 2 platforms with 3 layers of 32 MiB each;
-- ``1g``: one 1 GiB layer (peak RSS must not grow with it).
+- ``index2`` / ``index8``: indexes of 2 and 8 platforms, 2 layers of 16 MiB each;
+- ``rss``: one layer of 64 MiB, one of 256 MiB (peak RSS must not grow with the size);
+- ``1g``: one 1 GiB layer (peak RSS must not grow with it);
+- ``--deep-gib 1,2,4``: images of 4, 8, 16 layers of 256 MiB for ``verify --deep``.
 
 Each scenario runs skopeo and lockman alternately, several times, each time into a fresh
-layout directory; the table shows the median wall time, the rate over the image's bytes, the
-ratio against skopeo's median in the same run (> 1 means lockman is faster), and the CPU time
-(user + system) and peak RSS of the client's process tree (``RUSAGE_CHILDREN`` of a fresh
+layout directory. lockman runs as a user runs it: ``lockman pull --oci-layout DIR`` in the locked
+project's directory, with its bytecode compiled (as installed) and its manifest cache on. In the
+same round comes the floor: ``curl --parallel --http2`` downloads the same blobs side by side
+over one connection, then ``sha256sum`` (and ``openssl dgst``, which uses the CPU's SHA
+instructions) hashes the files. The table shows the median wall time, the rate over the image's
+bytes, the ratio to skopeo's median (> 1: lockman is faster), the ratio to the floor
+(max(curl, sha256sum) of the same round; median and range of the per-round ratios), and the CPU
+time (user + system) and peak RSS of the client's process tree (``RUSAGE_CHILDREN`` of a fresh
 parent). On a shared machine CPU time is the steadier figure; the registry's CPU is not in it.
 ``verify --deep --no-cache`` is timed against ``cat blobs/* | sha256sum`` over the same bytes
 (the files are in the page cache).
@@ -20,6 +28,7 @@ Every layout lockman writes is checked blob by blob. ``uptime`` load is printed 
 scenario: the machine is shared.
 
     python3 benchmarks/pull.py [--runs 5] [--delay 0.02] [--big-mib 1024] [--baseline DIR]
+                               [--only direct,latency,...] [--deep-gib 1,2,4]
 
 ``--baseline DIR`` also times the lockman of another checkout (e.g. ``git archive main``
 unpacked in DIR), alternating with this tree's, so before/after ratios come from one run.
@@ -29,6 +38,7 @@ Needs docker-registry, skopeo and the test extras (trustme).
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import hashlib
 import json
@@ -122,12 +132,21 @@ def push_image(reg: Registry, repo: str, tag: str | None, sizes: list[int], arch
     }
 
 
-def push_index(reg: Registry, repo: str, tag: str, per_platform: list[int], seed: int) -> None:
+ARCHES = ["amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64", "mips64le"]
+
+
+def push_index(
+    reg: Registry, repo: str, tag: str, per_platform: list[int], seed: int, platforms: int = 2
+) -> None:
     children = [
-        push_image(reg, repo, None, per_platform, a, seed + i) for i, a in enumerate(["amd64", "arm64"])
+        push_image(reg, repo, None, per_platform, a, seed + i) for i, a in enumerate(ARCHES[:platforms])
     ]
     index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children}).encode()
     reg.push_manifest(repo, tag, index, OCI_INDEX)
+
+
+# The floor rows of each pull scenario: the download floor, and two hashes of the same files.
+FLOOR_ROWS = ("curl --parallel --http2", "sha256sum", "openssl dgst -sha256")
 
 
 # -- running -----------------------------------------------------------------------------------
@@ -158,9 +177,9 @@ class Row:
         return max(s.rss_kib for s in self.samples) / 1024
 
 
-def timed(argv: list[str], env: dict[str, str]) -> Sample:
+def timed(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> Sample:
     p = subprocess.run(
-        [sys.executable, "-c", _WRAP, *argv], env=env, capture_output=True, text=True, check=False
+        [sys.executable, "-c", _WRAP, *argv], env=env, capture_output=True, text=True, check=False, cwd=cwd
     )
     res = json.loads(p.stdout)
     if res["code"] != 0:
@@ -234,6 +253,33 @@ def environment(root: Path, delay: float) -> Iterator[dict]:
             r.stop()
 
 
+def layout_blobs(layout: Path) -> list[str]:
+    """The config and layer digests of every image manifest in a layout: what a pull downloads."""
+    digests: list[str] = []
+    for p in (layout / "blobs/sha256").iterdir():
+        if p.stat().st_size > 4 * MiB:
+            continue
+        try:
+            doc = json.loads(p.read_bytes())
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and "layers" in doc:
+            for d in [doc["config"], *doc["layers"]]:
+                if d["digest"] not in digests:
+                    digests.append(d["digest"])
+    return digests
+
+
+def curl_floor_argv(host: str, repo: str, digests: list[str], ca: Path, out: Path) -> list[str]:
+    """curl (C, nghttp2) fetching every blob side by side over one HTTP/2 connection, each to a
+    file named by its digest: the network and the registry's floor for a pull."""
+    argv = ["curl", "--silent", "--show-error", "--fail", "--parallel", "--parallel-max", "64"]
+    argv += ["--http2", "--cacert", str(ca), "--noproxy", "*", "--create-dirs"]
+    for d in digests:
+        argv += ["-o", str(out / d.removeprefix("sha256:")), f"https://{host}/v2/{repo}/blobs/{d}"]
+    return argv
+
+
 def run_scenario(
     title: str,
     ref: str,
@@ -257,7 +303,12 @@ def run_scenario(
     rows = {c.label: Row(title, c.label, nbytes) for c in clients}
     if skopeo:
         rows["skopeo copy"] = Row(title, "skopeo copy", nbytes)
+    for label in FLOOR_ROWS:
+        rows[label] = Row(title, label, nbytes)
     out = work / "out"
+    host, _, rest = ref.partition("/")
+    repo = rest.rpartition(":")[0]
+    blobs: list[str] = []
     for _ in range(runs):
         if skopeo:
             shutil.rmtree(out, ignore_errors=True)
@@ -268,10 +319,25 @@ def run_scenario(
             )
         for c in clients:
             shutil.rmtree(out, ignore_errors=True)
-            pull = c.argv("pull", "--config", str(cfg), "--no-cache", "--oci-layout", str(out))
-            rows[c.label].samples.append(timed(pull, c.env(work, ca)))
+            # The command a user types in a locked project: from its directory, cache as configured.
+            pull = c.argv("pull", "--oci-layout", str(out))
+            rows[c.label].samples.append(timed(pull, c.env(work, ca), cwd=cfg_dir))
             got = layout_bytes(out)
             assert got >= nbytes, f"{c.label}: {got} bytes in the layout, expected at least {nbytes}"
+            blobs = blobs or layout_blobs(out)
+        # The floor, in the same round: curl downloads, then sha256sum (and openssl) hash the files.
+        shutil.rmtree(out, ignore_errors=True)
+        rows[FLOOR_ROWS[0]].samples.append(
+            timed(curl_floor_argv(host, repo, blobs, ca, out), dict(os.environ))
+        )
+        sums = timed(["sh", "-c", f"cd {out} && sha256sum * > ../sums"], dict(os.environ))
+        rows[FLOOR_ROWS[1]].samples.append(sums)
+        for line in (out.parent / "sums").read_text().splitlines():
+            digest, name = line.split()
+            assert digest == name, f"curl wrote {name}, which hashes to {digest}"
+        rows[FLOOR_ROWS[2]].samples.append(
+            timed(["sh", "-c", f"cat {out}/* | openssl dgst -sha256"], dict(os.environ))
+        )
     shutil.rmtree(out, ignore_errors=True)
     return list(rows.values())
 
@@ -298,7 +364,7 @@ def run_deep(
         capture_output=True,
     )
     rows = {c.label: Row(title, f"{c.label} verify --deep", nbytes) for c in clients}
-    rows["sha256sum"] = Row(title, "sha256sum (cat blobs/*)", nbytes)
+    rows["sha256sum"] = Row(title, "sha256sum", nbytes)  # cat blobs/* | sha256sum
     for _ in range(runs):
         shell = f"cat {layout}/blobs/sha256/* | sha256sum"
         rows["sha256sum"].samples.append(timed(["sh", "-c", shell], dict(os.environ)))
@@ -315,17 +381,23 @@ def main() -> int:
     ap.add_argument("--delay", type=float, default=0.02, help="latency proxy delay in seconds")
     ap.add_argument("--big-mib", type=int, default=1024, help="size of the one-layer image (0: skip)")
     ap.add_argument("--baseline", type=Path, help="also time the lockman of this checkout")
-    ap.add_argument("--only", help="comma-separated scenarios: direct,latency,multi,deep,big")
+    ap.add_argument(
+        "--only", help="comma-separated scenarios: direct,latency,multi,index2,index8,rss,deep,big"
+    )
+    ap.add_argument("--deep-gib", default="", help="verify --deep of images of these sizes, e.g. 1,2,4")
     args = ap.parse_args()
+    deep_gib = [int(g) for g in args.deep_gib.split(",") if g]
     for exe in ("skopeo", "docker-registry"):
         if shutil.which(exe) is None:
             sys.exit(f"benchmarks/pull.py: {exe} is not installed")
-    only = set(args.only.split(",")) if args.only else {"direct", "latency", "multi", "deep", "big"}
+    only = set(args.only.split(",")) if args.only else {"direct", "latency", "multi", "index8", "deep", "big"}
     clients = [Client("lockman", TREE)]
     if args.baseline:
         clients.append(Client("lockman (baseline)", args.baseline.resolve()))
+    for c in clients:  # bytecode cached, as `pip install` leaves it; a run that compiles pays ~0.14 s CPU
+        compileall.compile_dir(c.tree / "lockman", quiet=1)
     root = Path(tempfile.mkdtemp(prefix="lockman-pull-bench-"))
-    table: list[tuple[Row, Row | None, str]] = []
+    table: list[tuple[Row, dict[str, Row], str]] = []  # row, the scenario's rows by client, loads
     here = Path.cwd()
     os.chdir(root)  # `python -m lockman` imports from the working directory first: not a checkout
     try:
@@ -334,6 +406,15 @@ def main() -> int:
             plain: Registry = env["plain"]
             push_image(plain, "bench/layers", "5x64", [64 * MiB] * 5, "amd64", 1)
             push_index(plain, "bench/multi", "2x3x32", [32 * MiB] * 3, 10)
+            if "index2" in only:
+                push_index(plain, "bench/index2", "p", [16 * MiB] * 2, 30, platforms=2)
+            if "index8" in only:
+                push_index(plain, "bench/index8", "p", [16 * MiB] * 2, 40, platforms=8)
+            if "rss" in only:
+                push_image(plain, "bench/one", "64", [64 * MiB], "amd64", 50)
+                push_image(plain, "bench/one", "256", [256 * MiB], "amd64", 51)
+            for gib in deep_gib:  # layers of 256 MiB
+                push_image(plain, "bench/deep", f"{gib}g", [256 * MiB] * (4 * gib), "amd64", 60 + gib)
             if args.big_mib and "big" in only:
                 push_image(plain, "bench/big", "1g", [args.big_mib * MiB], "amd64", 20)
             print(f"pushed in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
@@ -359,6 +440,24 @@ def main() -> int:
                     args.runs,
                 ),
                 (
+                    "index2",
+                    "index: 2 platforms x 2x16 MiB, TLS",
+                    f"{tls}/bench/index2:p",
+                    True,
+                    64 * MiB,
+                    args.runs,
+                ),
+                (
+                    "index8",
+                    "index: 8 platforms x 2x16 MiB, TLS",
+                    f"{tls}/bench/index8:p",
+                    True,
+                    256 * MiB,
+                    args.runs,
+                ),
+                ("rss", "1 layer of 64 MiB, TLS", f"{tls}/bench/one:64", False, 64 * MiB, args.runs),
+                ("rss", "1 layer of 256 MiB, TLS", f"{tls}/bench/one:256", False, 256 * MiB, args.runs),
+                (
                     "big",
                     f"1 layer of {args.big_mib} MiB, TLS",
                     f"{tls}/bench/big:1g",
@@ -372,9 +471,9 @@ def main() -> int:
                     continue
                 before = load()
                 rows = run_scenario(title, ref, all_platforms, nbytes, runs, clients, cert_dir, work, True)
-                sk = rows[-1]
+                by_client = {r.client: r for r in rows}
                 for r in rows:
-                    table.append((r, sk, f"{before} / {load()}"))
+                    table.append((r, by_client, f"{before} / {load()}"))
                 print(f"done: {title}", file=sys.stderr)
             if "deep" in only:
                 before = load()
@@ -382,8 +481,19 @@ def main() -> int:
                 rows = run_deep(
                     title, f"{tls}/bench/layers:5x64", 320 * MiB, args.runs, clients, cert_dir, work
                 )
+                by_client = {r.client: r for r in rows}
                 for r in rows:
-                    table.append((r, rows[-1], f"{before} / {load()}"))
+                    table.append((r, by_client, f"{before} / {load()}"))
+            for gib in deep_gib:
+                before = load()
+                title = f"verify --deep, {gib} GiB (256 MiB layers), TLS"
+                rows = run_deep(
+                    title, f"{tls}/bench/deep:{gib}g", gib << 30, args.runs, clients, cert_dir, work
+                )
+                by_client = {r.client: r for r in rows}
+                for r in rows:
+                    table.append((r, by_client, f"{before} / {load()}"))
+                print(f"done: {title}", file=sys.stderr)
     finally:
         os.chdir(here)
         shutil.rmtree(root, ignore_errors=True)
@@ -391,20 +501,29 @@ def main() -> int:
     day = time.strftime("%Y-%m-%d")
     print(f"\nmedian of {args.runs} runs (1 for the big layer), {os.cpu_count()} CPUs, {day}")
     print(
-        "ratio: the reference's median time / this row's (> 1: faster); sha256sum rows: time / sha256sum's\n"
+        "vs skopeo: skopeo's median time / this row's (> 1: faster). vs floor: this row's time / "
+        "max(curl's, sha256sum's) in the same round, median [range] (verify --deep: / sha256sum's)\n"
     )
-    print("| scenario | client | time | MiB/s | ratio | CPU time | peak RSS | load (1 min, before / after) |")
-    print("|---|---|---:|---:|---:|---:|---:|---|")
-    for row, ref_row, loads in table:
-        if "verify" in row.client:
-            ratio = f"{row.median / ref_row.median:.2f}x sha256sum" if ref_row else "-"
-        else:
-            ratio = f"{ref_row.median / row.median:.2f}x" if ref_row else "-"
-        if row is ref_row:
-            ratio = "1.00x"
+    print(
+        "| scenario | client | time | MiB/s | vs skopeo | vs floor | CPU | peak RSS | load (before/after) |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    for row, by_client, loads in table:
+        sk, sums = by_client.get("skopeo copy"), by_client.get("sha256sum")
+        curl = by_client.get(FLOOR_ROWS[0])
+        vs_skopeo = f"{sk.median / row.median:.2f}x" if sk else "-"
+        vs_floor = "-"
+        if curl and sums and row.client not in FLOOR_ROWS:
+            # max(download, hash) in each round, then the median of this row's ratio to it
+            floors = [max(a.secs, b.secs) for a, b in zip(curl.samples, sums.samples, strict=True)]
+            per_run = sorted(s.secs / f for s, f in zip(row.samples, floors, strict=True))
+            vs_floor = f"{statistics.median(per_run):.2f}x [{per_run[0]:.2f}-{per_run[-1]:.2f}]"
+        elif sums and row.client.endswith("verify --deep"):
+            per_run = sorted(s.secs / f.secs for s, f in zip(row.samples, sums.samples, strict=True))
+            vs_floor = f"{statistics.median(per_run):.2f}x sha256sum [{per_run[0]:.2f}-{per_run[-1]:.2f}]"
         rate = row.nbytes / MiB / row.median
         print(
-            f"| {row.scenario} | {row.client} | {row.median:.2f} s | {rate:.0f} | {ratio} "
+            f"| {row.scenario} | {row.client} | {row.median:.2f} s | {rate:.0f} | {vs_skopeo} | {vs_floor} "
             f"| {row.cpu:.2f} s | {row.rss_mib:.0f} MiB | {loads} |"
         )
     return 0

@@ -46,6 +46,15 @@ from tests.support.registry import Registry  # noqa: E402
 from tests.support.token_server import TokenServer, registry_auth  # noqa: E402
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+# lockman's own Accept header for manifests, so the floor asks for exactly the same thing.
+ACCEPT = ", ".join(
+    [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        OCI_MANIFEST,
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+)
 
 
 def sha256(data: bytes) -> str:
@@ -100,6 +109,50 @@ def run_lockman(refs: list[str], env: dict[str, str]) -> dict[str, str]:
     for line in p.stdout.splitlines():
         ref, _, digest = line.partition("@")
         digests[ref] = digest
+    return digests
+
+
+def run_curl_floor(refs: list[str], ca: Path, http2: bool = True) -> dict[str, str]:
+    """The floor: curl (C, nghttp2) sends the ``GET /v2/`` ping and one ``HEAD`` per reference,
+    with lockman's Accept header, all at once from one process (``--parallel``; over HTTP/2 they
+    are multiplexed on one connection, as lockman's are). Returns each reference's digest from
+    ``Docker-Content-Digest``, checked against lockman's like skopeo's."""
+    hosts = list(dict.fromkeys(r.split("/", 1)[0] for r in refs))
+    # Per-transfer options are reset by `next`, so each of the two sets (the GET ping, the HEADs)
+    # carries them; --parallel is global.
+    per_set = [
+        "http2" if http2 else "http1.1",
+        f'cacert = "{ca}"',
+        'noproxy = "*"',
+        f'header = "Accept: {ACCEPT}"',
+        'write-out = "%{http_code} %{url} %header{docker-content-digest}\\n"',
+    ]
+    lines = list(per_set)
+    for host in hosts:
+        lines += [f'url = "https://{host}/v2/"', 'output = "/dev/null"']
+    lines += ["next", *per_set, "head"]
+    for r in refs:
+        host, _, name = r.partition("/")
+        repo, _, tag = name.rpartition(":")
+        lines += [f'url = "https://{host}/v2/{repo}/manifests/{tag}"', 'output = "/dev/null"']
+    p = subprocess.run(
+        ["curl", "--silent", "--show-error", "--parallel", "--parallel-max", "64", "--config", "-"],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if p.returncode != 0:
+        raise RuntimeError(f"curl failed ({p.returncode}): {p.stderr.strip()[:500]}")
+    digests = {}
+    for line in p.stdout.splitlines():
+        code, url, *digest = line.split()
+        if code != "200":
+            raise RuntimeError(f"curl: {url} answered {code}")
+        if "/manifests/" in url:
+            host, _, path = url.removeprefix("https://").partition("/v2/")
+            repo, _, tag = path.partition("/manifests/")
+            digests[f"{host}/{repo}:{tag}"] = digest[0]
     return digests
 
 
@@ -253,7 +306,14 @@ def environment(args: argparse.Namespace) -> Iterator[dict]:
         procs.append(p)
         tok_proxy, p = start_proxy(tok.port, args.delay)
         procs.append(p)
+        many: list[tuple[Registry, int]] = []  # --registries N: N TLS registries, each behind a proxy
+        for i in range(args.registries if args.registries > 1 else 0):
+            r = reg(f"tls{i}", tls=(str(cert), str(key)))
+            port, p = start_proxy(r.port, args.delay)
+            procs.append(p)
+            many.append((r, port))
         yield {
+            "many": many,
             "root": root,
             "ca": ca_path,
             "cert_dir": cert_dir,
@@ -289,7 +349,14 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5, help="runs per client and scenario (median shown)")
     ap.add_argument("--delay", type=float, default=0.02, help="latency proxy delay in seconds")
     ap.add_argument("--rss-images", type=int, default=1000, help="references for the peak-RSS run")
-    ap.add_argument("--no-skopeo", action="store_true", help="lockman only")
+    ap.add_argument("--no-skopeo", action="store_true", help="no skopeo runs (lockman and the curl floor)")
+    ap.add_argument(
+        "--registries",
+        type=int,
+        default=1,
+        help="also resolve the references spread over this many registries",
+    )
+    ap.add_argument("--no-loopback", action="store_true", help="skip the plain-HTTP and token scenarios")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--tree", type=Path, help="measure the lockman of this checkout (default: this one)")
     ap.add_argument(
@@ -314,12 +381,31 @@ def main() -> int:
         tok_counters = [env["token_registry"].request_count, lambda: env["token"].requests]
         scenarios = [
             (f"TLS + {ms} ms", f"127.0.0.1:{env['tls_proxy']}", env["ca"], [env["tls"].request_count], True),
+        ]
+        if env["many"]:
+            k = len(env["many"])
+            scenarios.append(
+                (
+                    f"TLS + {ms} ms, {k} registries",
+                    [f"127.0.0.1:{port}" for _, port in env["many"]],
+                    env["ca"],
+                    [r.request_count for r, _ in env["many"]],
+                    False,
+                )
+            )
+        scenarios += [
             (f"TLS + {ms} ms, token auth", f"127.0.0.1:{env['tok_proxy']}", env["ca"], tok_counters, False),
             ("HTTP loopback", f"127.0.0.1:{env['plain'].port}", None, [env["plain"].request_count], False),
         ]
-        table: list[tuple[str, Result, Result | None]] = []
+        if args.no_loopback:
+            scenarios = [s for s in scenarios if s[2] is not None and "token" not in s[0]]
+        table: list[tuple[str, Result, Result | None, Result | None, str]] = []
         for title, host, ca, counters, both_http in scenarios:
-            refs = [f"{host}/{n}" for n in env["names"]]
+            hosts = host if isinstance(host, list) else [host]
+            refs = [f"{hosts[i % len(hosts)]}/{n}" for i, n in enumerate(env["names"])]
+            skopeo = not args.no_skopeo and len(hosts) == 1
+            floor = ca is not None and "token" not in title  # curl does no token dance
+            load0 = os.getloadavg()[0]
             results: dict[str, Result] = {}
             clients = [("lockman (HTTP/2)" if ca else "lockman", lockman_env(ca, http2=True))]
             if both_http:
@@ -330,7 +416,17 @@ def main() -> int:
                         label, lambda lenv=lenv, refs=refs: run_lockman(refs, lenv), counters, results
                     )
                     assert len(got) == len(refs), f"{label}: {len(got)} of {len(refs)} resolved"
-                if not args.no_skopeo:
+                if floor:
+                    fl = measure(
+                        "curl floor (HTTP/2)",
+                        lambda ca=ca, refs=refs: run_curl_floor(refs, ca),
+                        counters,
+                        results,
+                    )
+                    if fl != got:
+                        bad = [r for r in refs if fl.get(r) != got.get(r)]
+                        raise SystemExit(f"{title}: curl and lockman disagree on {len(bad)} refs: {bad[:3]}")
+                if skopeo:
                     cert_dir = env["cert_dir"] if ca else None
                     sk = measure(
                         "skopeo", lambda cd=cert_dir, refs=refs: run_skopeo(refs, cd), counters, results
@@ -341,10 +437,13 @@ def main() -> int:
                             f"{title}: skopeo and lockman disagree on {len(bad)} refs: {bad[:3]}"
                         )
             sk_res = results.pop("skopeo", None)
+            fl_res = results.pop("curl floor (HTTP/2)", None)
+            loads = f"{load0:.1f} / {os.getloadavg()[0]:.1f}"
             for res in results.values():
-                table.append((title, res, sk_res))
-            if sk_res:
-                table.append((title, sk_res, None))
+                table.append((title, res, sk_res, fl_res, loads))
+            for extra in (fl_res, sk_res):
+                if extra:
+                    table.append((title, extra, None, None, loads))
             print(f"done: {title}", file=sys.stderr)
 
         rss = peak_rss_kib(
@@ -361,18 +460,28 @@ def main() -> int:
         f"load {load_before:.1f} before / {os.getloadavg()[0]:.1f} after (1-minute average)\n"
     )
     print(
-        f"| {'scenario':<24} | {'client':<19} | {'wall time':>9} | {'requests/ref':>12} | {'vs skopeo':>9} "
-        f"| {'CPU time':>8} |"
+        "vs skopeo: skopeo's median time / this row's (> 1: faster); vs floor: this row's median "
+        "time / curl's (< 1.1 is the aim); per-run ratios in the same interleaved round in brackets\n"
     )
-    print(f"|{'-' * 26}|{'-' * 21}|{'-' * 11}|{'-' * 14}|{'-' * 11}|{'-' * 10}|")
-    for title, res, sk in table:
-        ratio = f"{sk.median / res.median:.1f}x" if sk else "1.0x"
-        if sk is None and res.label != "skopeo":
-            ratio = "-"
+    print(
+        f"| {'scenario':<24} | {'client':<19} | {'wall time':>9} | {'requests/ref':>12} | {'vs skopeo':>9} "
+        f"| {'vs floor':>8} | {'CPU time':>8} | load (before / after) |"
+    )
+    print(f"|{'-' * 26}|{'-' * 21}|{'-' * 11}|{'-' * 14}|{'-' * 11}|{'-' * 10}|{'-' * 10}|---|")
+    for title, res, sk, fl, loads in table:
+        ratio = f"{sk.median / res.median:.1f}x" if sk else "-"
+        if res.label == "skopeo":
+            ratio = "1.0x"
+        vs_floor = "-"
+        if fl:
+            pairs = sorted(a / b for a, b in zip(res.times, fl.times, strict=True))
+            vs_floor = f"{res.median / fl.median:.2f}x [{pairs[0]:.2f}-{pairs[-1]:.2f}]"
+        elif res.label.startswith("curl"):
+            vs_floor = "1.00x"
         per_ref = statistics.median(res.requests) / n
         print(
             f"| {title:<24} | {res.label:<19} | {res.median:>7.2f} s | {per_ref:>12.3f} | {ratio:>9} "
-            f"| {res.median_cpu:>6.2f} s |"
+            f"| {vs_floor:>8} | {res.median_cpu:>6.2f} s | {loads} |"
         )
     print()
     for label, t, c in startup:

@@ -26,6 +26,8 @@ import httpcore
 
 # Stop reading from the socket when this much is queued and unread (a slow consumer).
 HIGH_WATER = 4 << 20
+# At most this much is handed over by one read (what asyncio's TLS transport decrypted, joined).
+READ_SIZE = 1 << 20
 
 
 class _Protocol(asyncio.Protocol):
@@ -102,10 +104,18 @@ class _Stream(httpcore.AsyncNetworkStream):
             if p.error is not None:
                 raise httpcore.ReadError(str(p.error) or type(p.error).__name__) from p.error
             return b""
+        # Everything queued, up to READ_SIZE, whatever max_bytes says: httpcore feeds what it
+        # reads to h11 or h2, which take any amount, while its 64 KiB would send each MiB of a
+        # blob through httpx's stream layers, the body deadline and the hasher 16 times.
         chunk = p.chunks.popleft()
-        if len(chunk) > max_bytes:
-            p.chunks.appendleft(chunk[max_bytes:])
-            chunk = chunk[:max_bytes]
+        if p.chunks and len(chunk) < READ_SIZE:
+            parts = [chunk]
+            size = len(chunk)
+            while p.chunks and size + len(p.chunks[0]) <= READ_SIZE:
+                part = p.chunks.popleft()
+                parts.append(part)
+                size += len(part)
+            chunk = b"".join(parts)
         p.queued -= len(chunk)
         if p.reading_paused and p.queued <= HIGH_WATER // 2:
             p.reading_paused = False
