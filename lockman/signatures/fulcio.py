@@ -144,7 +144,8 @@ def _diagnose(
     """The common failures in lockman's words; anything else in cryptography's."""
     issuers = [c for c in pool if _issued_by(leaf, c)]
     if not issuers:
-        return ChainError(f"no trusted issuer found for {_subject(leaf)}", reason="foreign-issuer")
+        why = f"no trusted issuer found for {_subject(leaf)} (issuer {leaf.issuer.rfc4514_string()})"
+        return ChainError(why, reason="foreign-issuer")
     if not any(_valid_at(c, when) for c in issuers):
         return _not_valid(issuers[0], when, "CA certificate", "ca-not-valid")
     return ChainError(f"path validation failed for {_subject(leaf)}: {refusal}", reason="rejected")
