@@ -64,11 +64,11 @@ BUNDLE_MEDIA_TYPES = tuple(BUNDLE_VERSIONS)
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 IN_TOTO_STATEMENT_TYPES = ("https://in-toto.io/Statement/v0.1", "https://in-toto.io/Statement/v1")
 COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
+"""Predicate type of ``cosign sign`` in bundle format; attestations use others."""
 VERIFIED_TIME_THRESHOLD = 1
 """Verified times (RFC 3161 tokens that verify, a Rekor v1 SET) a bundle with RFC 3161 tokens
 must give, as sigstore-python's ``VERIFIED_TIME_THRESHOLD``: tokens that do not verify are
 ignored, so without this a bundle of only bad tokens would be checked at the current time."""
-"""Predicate type of ``cosign sign`` in bundle format; attestations use others."""
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:

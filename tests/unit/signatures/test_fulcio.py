@@ -421,3 +421,13 @@ def test_common_failures_keep_lockmans_words_and_reason() -> None:
         with pytest.raises(ChainError, match=words) as refused:
             verify_chain(cert, [], root, when)
         assert refused.value.reason == reason and reason in CHAIN_REASONS
+
+
+def test_an_expired_trust_anchor_is_refused() -> None:
+    """Every certificate of the path, the trusted root's own included, must be valid at the time."""
+    fulcio = FakeFulcio()
+    fulcio.reissue(root={"not_after": T0 - timedelta(minutes=6)})
+    leaf = fulcio.leaf(new_key("p256"))
+    with pytest.raises(ChainError, match=r"cert is not valid at validation time") as refused:
+        verify_chain(leaf, [fulcio.intermediate], fulcio.trusted_root(chain="root"), T0)
+    assert refused.value.reason == "rejected"
