@@ -87,7 +87,7 @@ def parse_checkpoint(envelope: str) -> Checkpoint:
 def _origin_names_log(origin: str, log: LogKey) -> bool:
     if not log.base_url:
         return True  # loose PEM roots know no URL; the key alone must vouch (as sigstore-python)
-    return origin == (urlsplit(log.base_url).hostname or log.base_url)
+    return origin == urlsplit(log.base_url).hostname  # sigstore-go: url.Parse(baseUrl).Hostname()
 
 
 def is_rekor_v1_origin(origin: str) -> bool:

@@ -71,6 +71,9 @@ def test_rekor_v2_origin_must_be_exactly_the_host() -> None:
     note = f"{body}\n\u2014 {log.origin} {b64(log.log_id[:4] + log.key.sign(body.encode()))}\n"
     with pytest.raises(VerificationError, match=r"^checkpoint origin 'rekor2.lockman.test extra' does not name"):
         _verify(note, log)
+    # A baseUrl without a scheme names no host (Go's url.Parse reads it as a path): nothing matches.
+    with pytest.raises(VerificationError, match=r"^checkpoint origin 'rekor2.lockman.test' does not name"):
+        _verify(log.checkpoint(7, ROOT_HASH), log, _root(log, "rekor2.lockman.test"))
 
 
 def test_origin_must_name_the_trusted_log() -> None:
