@@ -3,7 +3,8 @@
 Sigstore rotates keys (Rekor v2 logs, TSAs, Fulcio CAs); a root shipped in the wheel goes stale.
 python-tuf's ngclient does the TUF work (root rotation, signature thresholds, expiry, rollback
 and freeze protection); we give it a starting ``root.json`` (the embedded one for Sigstore's
-public-good repository, or the user's own for a private repository) and a cache directory.
+public-good repository, or the user's own for a private repository), a cache directory, and a
+fetcher on lockman's own transport (proxy, CAs, timeouts, caps: :mod:`lockman.registry.tuf_fetcher`).
 
 Failure policy: when the repository cannot be reached *or serves metadata TUF refuses* (expired,
 rolled back, badly signed), we fall back to the cached ``trusted_root.json`` if TUF verifies it
@@ -37,6 +38,8 @@ from tuf.ngclient.fetcher import FetcherInterface
 
 from lockman.errors import InputError
 from lockman.fileio import open_read
+from lockman.registry.client import DEFAULT_TIMEOUT
+from lockman.registry.tuf_fetcher import TransportFetcher
 
 if TYPE_CHECKING:
     from tuf.api.metadata import TargetFile
@@ -168,8 +171,12 @@ def fetch_trusted_root(
     bootstrap_root: bytes | None = None,
     offline: bool = False,
     embedded_date: str = "",
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> FetchedRoot:
-    """Return the newest ``trusted_root.json`` TUF verifies, or the fallback with a warning."""
+    """Return the newest ``trusted_root.json`` TUF verifies, or the fallback with a warning.
+
+    Downloads go over lockman's transport (:mod:`lockman.registry.tuf_fetcher`): the proxy, CA
+    and ``certs.d`` settings that registries get, ``timeout`` per read, capped bodies."""
     url = url.rstrip("/")
     base = (cache_dir or default_cache_dir()) / quote(url, safe="")
     metadata_dir, target_dir = base / "metadata", base / "targets"
@@ -180,20 +187,22 @@ def fetch_trusted_root(
     try:
         metadata_dir.mkdir(parents=True, exist_ok=True)
         target_dir.mkdir(parents=True, exist_ok=True)
-        updater = Updater(
-            metadata_dir=str(metadata_dir),
-            metadata_base_url=url,
-            target_dir=str(target_dir),
-            target_base_url=f"{url}/targets/",
-            bootstrap=bootstrap,
-        )
-        updater.refresh()
-        info = updater.get_targetinfo(TARGET)
-        if info is None:
-            return _fallback(base, url, bootstrap, f"the repository has no {TARGET}", embedded_date)
-        path = updater.find_cached_target(info, str(target_dir / TARGET))
-        if path is None:
-            path = updater.download_target(info, str(target_dir / TARGET))
+        with TransportFetcher(timeout=timeout) as fetcher:  # lockman's proxy, CA, timeouts, caps
+            updater = Updater(
+                metadata_dir=str(metadata_dir),
+                metadata_base_url=url,
+                target_dir=str(target_dir),
+                target_base_url=f"{url}/targets/",
+                fetcher=fetcher,
+                bootstrap=bootstrap,
+            )
+            updater.refresh()
+            info = updater.get_targetinfo(TARGET)
+            if info is None:
+                return _fallback(base, url, bootstrap, f"the repository has no {TARGET}", embedded_date)
+            path = updater.find_cached_target(info, str(target_dir / TARGET))
+            if path is None:
+                path = updater.download_target(info, str(target_dir / TARGET))
         data = _verified_bytes(info, Path(path))
     except tuf_errors.ExpiredMetadataError as exc:
         return _fallback(base, url, bootstrap, f"expired metadata refused: {exc}", embedded_date)
@@ -202,8 +211,12 @@ def fetch_trusted_root(
     except tuf_errors.RepositoryError as exc:
         why = f"metadata refused: {type(exc).__name__}: {exc}"
         return _fallback(base, url, bootstrap, why, embedded_date)
+    except tuf_errors.DownloadLengthMismatchError as exc:  # python-tuf's length limit, or lockman's cap
+        return _fallback(base, url, bootstrap, f"too large: {type(exc).__name__}: {exc}", embedded_date)
     except tuf_errors.DownloadError as exc:
-        return _fallback(base, url, bootstrap, f"unreachable: {type(exc).__name__}", embedded_date)
+        cause = exc.__cause__ if exc.__cause__ is not None else exc  # python-tuf wraps the fetcher's
+        why = f"unreachable: {type(cause).__name__}: {cause}"
+        return _fallback(base, url, bootstrap, why, embedded_date)
     except (OSError, ValueError, InputError) as exc:
         return _fallback(base, url, bootstrap, f"{type(exc).__name__}: {exc}", embedded_date)
     return FetchedRoot(data=data, source=f"trusted root from {url} (TUF, verified)")

@@ -7,7 +7,9 @@ parse them into a :class:`Bundle` first (malformed input is refused there), then
 1. the content: a DSSE envelope around an in-toto statement whose subject has the digest (and,
    if asked, one of the accepted predicate types), or a message signature over the artifact
    whose SHA-256 is the digest; the signature, by the policy key or the bundle's certificate;
-2. RFC 3161 timestamps, if any: every one must verify against the trusted root's TSAs;
+2. RFC 3161 timestamps, if any: those that verify against the trusted root's TSAs give times,
+   the others are ignored (sigstore-python's and sigstore-go's rule); with tokens, at least
+   :data:`VERIFIED_TIME_THRESHOLD` verified times (tokens or a SET) are required;
 3. unless ``ignore_tlog``: a tlog entry from a trusted log whose body records this signature.
    Media type rules (as sigstore-python applies them): v0.1 needs the inclusion promise (SET),
    the proof is optional; v0.2 and v0.3 need the inclusion proof with its checkpoint (Rekor v2
@@ -23,7 +25,7 @@ import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from cryptography import x509
 
@@ -63,6 +65,10 @@ IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 IN_TOTO_STATEMENT_TYPES = ("https://in-toto.io/Statement/v0.1", "https://in-toto.io/Statement/v1")
 COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
 """Predicate type of ``cosign sign`` in bundle format; attestations use others."""
+VERIFIED_TIME_THRESHOLD = 1
+"""Verified times (RFC 3161 tokens that verify, a Rekor v1 SET) a bundle with RFC 3161 tokens
+must give, as sigstore-python's ``VERIFIED_TIME_THRESHOLD``: tokens that do not verify are
+ignored, so without this a bundle of only bad tokens would be checked at the current time."""
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -389,6 +395,11 @@ def _verify_tlog(
     raise VerificationError("tlog: " + "; ".join(reasons))
 
 
+def _too_few_times(count: int, ignored: tuple[str, ...]) -> NoReturn:
+    why = "; ".join(ignored)
+    raise VerificationError(f"not enough verified times ({count} < {VERIFIED_TIME_THRESHOLD}): {why}")
+
+
 def verify_bundle(
     image_digest: str,
     bundle_bytes: bytes | Bundle,
@@ -409,12 +420,20 @@ def verify_bundle(
     predicate_type = _verify_content(bundle.content, image_digest, key, predicate_types)
 
     times: list[datetime] = []
+    ignored: tuple[str, ...] = ()
     if bundle.material.timestamps:
         from lockman.signatures.timestamp import verify_timestamps
 
-        tokens = list(bundle.material.timestamps)
-        times += [t.time for t in verify_timestamps(tokens, bundle.content.signature, policy.root())]
+        # Over the one signature that verified above: a token over other bytes lends no time.
+        check = verify_timestamps(list(bundle.material.timestamps), bundle.content.signature, policy.root())
+        times += [t.time for t in check.verified]
+        ignored = check.ignored
     tsa_times = tuple(t.isoformat() for t in times)
+
+    entries = () if policy.ignore_tlog else bundle.material.tlog_entries
+    may_set = any(isinstance(e, LogEntry) and e.signed_entry_timestamp is not None for e in entries)
+    if ignored and len(times) + may_set < VERIFIED_TIME_THRESHOLD:
+        _too_few_times(len(times), ignored)  # said before the log is read: no SET can make up for it
 
     tlog: TlogVerification | None = None
     if not policy.ignore_tlog:
@@ -422,6 +441,8 @@ def verify_bundle(
         tlog, entry = _verify_tlog(bundle, digest, key, leaf, policy, need_set=leaf is not None and not times)
         if tlog.set_verified:
             times.append(entry.integrated_datetime)
+    if ignored and len(times) < VERIFIED_TIME_THRESHOLD:
+        _too_few_times(len(times), ignored)
 
     result = signer_result(
         kind="sigstore-bundle",

@@ -6,12 +6,12 @@ leading to a root that the log signed in a checkpoint. Rules (C2SP ``signed-note
 
 - the note is ``body`` + one blank line + signature lines ``— <name> <base64(hint4 || sig)>``;
   the body is ``origin``, ``size``, ``base64(root)`` and optional extension lines;
-- the log's own signature is the line whose name is the origin's host (Rekor v1's origin adds
-  `` - <tree id>``, its key name does not) and whose 4-byte key hint
-  is the first bytes of the entry's log id; other lines (witness cosignatures, keys we do not
-  know) are ignored, in any order;
-- the origin must name the trusted log: its first word is the host of the log's ``baseUrl``
-  (Rekor v1 writes ``rekor.sigstore.dev - <tree id>``, Rekor v2 the bare host).
+- the log's own signature is the line whose 4-byte key hint is the first bytes of the entry's
+  log id (for Rekor v2 also named by the origin); other lines (witness cosignatures, keys we do
+  not know) are ignored, in any order;
+- a Rekor v2 origin is the host of the log's ``baseUrl``; a Rekor v1 origin
+  (``<name> - <tree id>``) is not compared with anything, as in the reference verifiers
+  (see :func:`verify_checkpoint`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from lockman.signatures.trust import LogKey, TrustedRoot
 MAX_CHECKPOINT_BYTES = 64 * 1024
 _SIZE = re.compile(r"[0-9]+")
 _SIG_LINE = re.compile(r"\u2014 (\S+) (\S+)")
+_V1_ORIGIN = re.compile(r".* - [0-9]+")
 
 
 @dataclass(frozen=True)
@@ -85,25 +86,45 @@ def parse_checkpoint(envelope: str) -> Checkpoint:
 
 def _origin_names_log(origin: str, log: LogKey) -> bool:
     if not log.base_url:
-        return True  # loose PEM roots know no URL; the key alone must vouch
-    host = urlsplit(log.base_url).netloc or log.base_url
-    return origin.split(" ", 1)[0] == host
+        return True  # loose PEM roots know no URL; the key alone must vouch (as sigstore-python)
+    return origin == urlsplit(log.base_url).hostname  # sigstore-go: url.Parse(baseUrl).Hostname()
+
+
+def is_rekor_v1_origin(origin: str) -> bool:
+    """sigstore-go's ``hasRekorV1STH``: Rekor v1 signs tree heads whose origin ends in `` - <tree id>``."""
+    return _V1_ORIGIN.fullmatch(origin) is not None
 
 
 def verify_checkpoint(
     envelope: str, *, log_id: bytes, tree_size: int, root_hash: bytes, trusted_root: TrustedRoot
 ) -> Checkpoint:
-    """Check the note is signed by the trusted log ``log_id`` and states this tree."""
+    """Check the note is signed by the trusted log ``log_id`` and states this tree.
+
+    What the reference verifiers check, no more (docs/signatures.md cites the lines):
+
+    - every checkpoint: a signature line whose key hint is ``log_id[:4]`` verifies with that
+      log's key, and the root hash is the proof's (rekor ``VerifyCheckpointSignature``,
+      sigstore-python ``SignedNote.verify``); other lines are ignored;
+    - Rekor v1 (origin ``<name> - <tree id>``): nothing else. The origin is the deployment's
+      own name (``rekor.sigstore.dev``, or a pod's name in a private deployment), so neither
+      reference compares it, nor the line's name, with the log's URL;
+    - otherwise (Rekor v2), as sigstore-go: the origin is exactly the host of the log's
+      ``baseUrl``, the signature line bears that name, and the size is the proof's (sigstore-go
+      proves inclusion against the checkpoint's own size and root).
+    """
     cp = parse_checkpoint(envelope)
-    if cp.size != tree_size or cp.root_hash != root_hash:
+    v1 = is_rekor_v1_origin(cp.origin)
+    if cp.root_hash != root_hash or (not v1 and cp.size != tree_size):
         raise VerificationError("checkpoint does not match the inclusion proof's tree (size or root hash)")
     logs = trusted_root.tlog_keys(log_id)
     if not logs:
         raise VerificationError("checkpoint has no signature from a trusted Rekor log")
-    if not any(_origin_names_log(cp.origin, log) for log in logs):
-        raise VerificationError(f"checkpoint origin {cp.origin!r} does not name the trusted log")
+    if not v1:
+        logs = [log for log in logs if _origin_names_log(cp.origin, log)]
+        if not logs:
+            raise VerificationError(f"checkpoint origin {cp.origin!r} does not name the trusted log")
     for name, hint, sig in cp.signatures:
-        if name != cp.origin.split(" ", 1)[0] or hint != log_id[:4]:
+        if hint != log_id[:4] or (not v1 and name != cp.origin):
             continue  # a witness or another key: not the log's own signature
         if any(signature_valid(log.key, sig, cp.signed_text) for log in logs):
             return cp

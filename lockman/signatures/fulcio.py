@@ -1,11 +1,12 @@
 """Keyless signing certificates (Fulcio): chain, time, usage, identity, embedded SCT.
 
-We walk the chain ourselves instead of using cryptography's ``PolicyBuilder``: its client
-verifier insists on the clientAuth EKU, which Fulcio leaves do not carry (they are codeSigning).
-Each link is checked with ``verify_directly_issued_by`` (issuer name + signature), every issuer
-must be a CA allowed to sign certificates, and every certificate must be valid at the signing
-time, which comes from the Rekor entry's ``integratedTime``. The chain must end in a certificate
-of a Fulcio CA from the trusted root whose validity window also contains that time.
+The chain is built and checked by cryptography's ``x509.verification`` (RFC 5280 path building
+with backtracking, the Web PKI profile's extension, name-constraint and algorithm rules), set up
+as sigstore-python 4.5 does: since cryptography 45 ``PolicyBuilder.extension_policies`` lets the
+client verifier accept Fulcio's codeSigning EKU. We add what the library cannot know: the
+trusted root's Fulcio CAs, each tried on its own with its validity window, at the signing time
+(a Rekor SET's ``integratedTime`` or an RFC 3161 time), and lockman's own words for the common
+failures (:class:`ChainError`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.certificate_transparency import LogEntryType, SignedCertificateTimestamp
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
+from cryptography.x509.verification import ClientVerifier, Criticality, ExtensionPolicy, PolicyBuilder, Store
+from cryptography.x509.verification import VerificationError as X509VerificationError
 
 from lockman.errors import VerificationError
 from lockman.signatures.keys import key_id, signature_valid
@@ -39,10 +42,6 @@ def _parsed(cert: x509.Certificate) -> x509.Certificate:
     """cryptography parses extensions lazily: a malformed one must fail here, not in a later check."""
     _ = cert.extensions
     return cert
-
-
-class _NoIssuer(VerificationError):
-    """No certificate in the pool issued this one: the CA is not the chain's (a foreign CA)."""
 
 
 def load_certificate(pem: str | bytes, what: str = "certificate") -> x509.Certificate:
@@ -76,44 +75,80 @@ def _subject(cert: x509.Certificate) -> str:
     return cert.subject.rfc4514_string() or "<empty subject>"
 
 
+class ChainError(VerificationError):
+    """A Fulcio chain that does not verify, with ``reason`` saying which common failure it is
+    (see :data:`CHAIN_REASONS`), so callers and tests branch on it, never on the text."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+CHAIN_REASONS = {
+    "leaf-not-valid": "the signing certificate is expired or not yet valid at the signing time",
+    "ca-outside-window": "the trusted root's window for the CA does not contain the signing time",
+    "foreign-issuer": "no certificate of the CA (or the given intermediates) names the issuer",
+    "ca-not-valid": "an issuing CA certificate is expired or not yet valid at the signing time",
+    "rejected": "cryptography's path validation refused every path (its message says why)",
+}
+
+
 def _valid_at(cert: x509.Certificate, when: datetime) -> bool:
     return cert.not_valid_before_utc <= when <= cert.not_valid_after_utc
 
 
-def _check_valid_at(cert: x509.Certificate, when: datetime, what: str) -> None:
-    if not _valid_at(cert, when):
-        raise VerificationError(
-            f"{what} ({_subject(cert)}) not valid at {when.isoformat()}: valid "
-            f"{cert.not_valid_before_utc.isoformat()} to {cert.not_valid_after_utc.isoformat()}"
-        )
+def _not_valid(cert: x509.Certificate, when: datetime, what: str, reason: str) -> ChainError:
+    return ChainError(
+        f"{what} ({_subject(cert)}) not valid at {when.isoformat()}: valid "
+        f"{cert.not_valid_before_utc.isoformat()} to {cert.not_valid_after_utc.isoformat()}",
+        reason=reason,
+    )
 
 
-def _check_ca(cert: x509.Certificate, below: int) -> None:
-    """``cert`` must be a CA allowed to sign certs, with ``below`` CAs beneath it in the path."""
-    try:
-        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        bc = None
-    if bc is None or not bc.ca:
-        raise VerificationError(f"issuer {_subject(cert)} is not a CA")
-    if bc.path_length is not None and below > bc.path_length:
-        raise VerificationError(f"issuer {_subject(cert)} path length {bc.path_length} exceeded")
-    try:
-        ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        return
-    if not ku.key_cert_sign:
-        raise VerificationError(f"issuer {_subject(cert)} lacks keyCertSign usage")
+def _client_verifier(anchors: Sequence[x509.Certificate], when: datetime) -> ClientVerifier:
+    """cryptography's RFC 5280 path validation with the Web PKI profile, as sigstore-python 4.5
+    sets it up (``Verifier._verify_chain_at_time``): Fulcio leaves are codeSigning, not
+    clientAuth, so only the EKU rule is relaxed; every other default stays (unknown critical
+    extensions, name constraints, basic constraints and path length, key usage, the allowed
+    signature algorithms, validity of each certificate at ``when``)."""
+    ca_policy = ExtensionPolicy.webpki_defaults_ca().may_be_present(
+        x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, None
+    )
+    ee_policy = ExtensionPolicy.webpki_defaults_ee().may_be_present(
+        x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, None
+    )
+    return (
+        PolicyBuilder()
+        .store(Store(list(anchors)))
+        .time(when)
+        .max_chain_depth(_MAX_CHAIN)
+        .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
+        .build_client_verifier()
+    )
 
 
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Name and signature link (only to word a refusal: the library decides)."""
     if cert.issuer != issuer.subject:
         return False
     try:
         cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):  # an issuer key we cannot read
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False
     return True
+
+
+def _diagnose(
+    leaf: x509.Certificate, pool: Sequence[x509.Certificate], when: datetime, refusal: str
+) -> ChainError:
+    """The common failures in lockman's words; anything else in cryptography's."""
+    issuers = [c for c in pool if _issued_by(leaf, c)]
+    if not issuers:
+        why = f"no trusted issuer found for {_subject(leaf)} (issuer {leaf.issuer.rfc4514_string()})"
+        return ChainError(why, reason="foreign-issuer")
+    if not any(_valid_at(c, when) for c in issuers):
+        return _not_valid(issuers[0], when, "CA certificate", "ca-not-valid")
+    return ChainError(f"path validation failed for {_subject(leaf)}: {refusal}", reason="rejected")
 
 
 def _path_to(
@@ -122,22 +157,12 @@ def _path_to(
     ca: CertificateAuthority,
     when: datetime,
 ) -> list[x509.Certificate]:
-    """Walk from ``leaf`` to any certificate of ``ca``; return the path (leaf first)."""
-    anchors = list(ca.chain)
-    pool = anchors + [c for c in intermediates if c not in anchors]
-    path = [leaf]
-    current = leaf
-    for _ in range(_MAX_CHAIN):
-        if current in anchors:
-            return path
-        issuer = next((c for c in pool if c not in path and _issued_by(current, c)), None)
-        if issuer is None:
-            raise _NoIssuer(f"no trusted issuer found for {_subject(current)}")
-        _check_ca(issuer, below=len(path) - 1)
-        _check_valid_at(issuer, when, "CA certificate")
-        path.append(issuer)
-        current = issuer
-    raise VerificationError("certificate chain too long")
+    """A path from ``leaf`` to a certificate of ``ca`` (each one a trust anchor, as in
+    sigstore-python's ``Store(get_fulcio_certs())``); the path, leaf first."""
+    try:
+        return list(_client_verifier(ca.chain, when).verify(leaf, list(intermediates)).chain)
+    except (X509VerificationError, x509.UnsupportedGeneralNameType) as exc:
+        raise _diagnose(leaf, [*ca.chain, *intermediates], when, str(exc)) from None
 
 
 def verify_chain(
@@ -149,24 +174,28 @@ def verify_chain(
     """Check that ``leaf`` chains to a Fulcio CA of ``trusted_root`` at time ``when``.
 
     ``intermediates`` are untrusted helpers (the chain annotation); only the trusted root's CA
-    certificates anchor. Returns the path, leaf first. Raises VerificationError with the reason
-    from the most promising CA if none works.
+    certificates anchor, and only CAs whose trusted-root window contains ``when``. Returns the
+    path, leaf first. Raises :class:`ChainError` with the reason from the most promising CA if
+    none works.
     """
-    _check_valid_at(leaf, when, "signing certificate")
+    if not _valid_at(leaf, when):
+        raise _not_valid(leaf, when, "signing certificate", "leaf-not-valid")
     if not trusted_root.certificate_authorities:
         raise VerificationError(f"{trusted_root.source} has no Fulcio certificate authorities")
-    reasons: list[tuple[str, bool]] = []  # (why, the CA did not issue the chain at all)
+    reasons: list[ChainError] = []
     for ca in trusted_root.certificate_authorities:
         if not ca.validity.contains(when):
-            reasons.append((f"CA {ca.uri or _subject(ca.chain[-1])} not valid at {when.isoformat()}", False))
+            name = ca.uri or _subject(ca.chain[-1])
+            why = f"CA {name} not valid at {when.isoformat()}"
+            reasons.append(ChainError(why, reason="ca-outside-window"))
             continue
         try:
             return _path_to(leaf, intermediates, ca, when)
-        except VerificationError as exc:
-            reasons.append((str(exc), isinstance(exc, _NoIssuer)))
+        except ChainError as exc:
+            reasons.append(exc)
     # Prefer the reason that got furthest: one not about a foreign issuer.
-    specific = [r for r, foreign in reasons if not foreign]
-    raise VerificationError("certificate chain: " + (specific or [r for r, _ in reasons])[0])
+    best = next((r for r in reasons if r.reason != "foreign-issuer"), reasons[0])
+    raise ChainError(f"certificate chain: {best.message}", reason=best.reason)
 
 
 def check_code_signing(leaf: x509.Certificate) -> None:
@@ -323,8 +352,8 @@ def verify_certificate(
 
     Identity matching is the policy's job (``Policy.match_identity``); this only extracts it.
     """
+    check_code_signing(leaf)  # first: lockman's words for a leaf that is no Fulcio leaf at all
     path = verify_chain(leaf, intermediates, trusted_root, when)
-    check_code_signing(leaf)
     sct_log = None
     if not ignore_sct:
         if len(path) < 2:

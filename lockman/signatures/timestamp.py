@@ -21,6 +21,11 @@ MAX_TIMESTAMPS = 32
 """More tokens than this is an attack on verification time, not a real bundle."""
 
 
+class UnverifiedTimestamp(VerificationError):
+    """A well-formed token that no trusted TSA vouches for over these bytes, or outside the
+    TSA's window: ignored where other evidence may suffice (:func:`verify_timestamps`)."""
+
+
 @dataclass(frozen=True)
 class VerifiedTimestamp:
     """A time a trusted TSA signed, and which TSA (its URI or subject) did."""
@@ -69,15 +74,36 @@ def verify_timestamp(token: bytes, signature: bytes, trusted_root: TrustedRoot) 
             reasons.append(f"{name}: time {gen_time.isoformat()} outside its trusted window {tsa.validity}")
             continue
         return VerifiedTimestamp(time=gen_time, authority=name)
-    raise VerificationError("RFC 3161 timestamp not verified by a trusted TSA (" + "; ".join(reasons) + ")")
+    raise UnverifiedTimestamp("RFC 3161 timestamp not verified by a trusted TSA (" + "; ".join(reasons) + ")")
 
 
-def verify_timestamps(
-    tokens: Sequence[bytes], signature: bytes, trusted_root: TrustedRoot
-) -> list[VerifiedTimestamp]:
-    """Every token must verify (cosign's rule: more timestamps never weaken the proof)."""
+@dataclass(frozen=True)
+class TimestampCheck:
+    """The tokens that verified, and why each of the others did not (they are ignored)."""
+
+    verified: tuple[VerifiedTimestamp, ...]
+    ignored: tuple[str, ...]
+
+
+def verify_timestamps(tokens: Sequence[bytes], signature: bytes, trusted_root: TrustedRoot) -> TimestampCheck:
+    """Check every token over ``signature``; keep those that verify, ignore the others.
+
+    The reference verifiers' rule (sigstore-python ``Verifier._verify_timestamp_authority``,
+    sigstore-go ``VerifySignedTimestamp``): a token from an unknown TSA or over other bytes is
+    no evidence, but no harm either; the caller then requires enough verified times. Refused
+    outright, as there: more than :data:`MAX_TIMESTAMPS` tokens, a repeated token, tokens with a
+    trusted root that names no TSA, and a token that is not a timestamp response at all (a
+    malformed bundle, which sigstore-python refuses when parsing it).
+    """
     if len(tokens) > MAX_TIMESTAMPS:
         raise VerificationError(f"bundle has {len(tokens)} timestamps; at most {MAX_TIMESTAMPS} accepted")
     if len(set(tokens)) != len(tokens):
         raise VerificationError("bundle repeats an RFC 3161 timestamp")
-    return [verify_timestamp(t, signature, trusted_root) for t in tokens]
+    verified: list[VerifiedTimestamp] = []
+    ignored: list[str] = []
+    for token in tokens:
+        try:
+            verified.append(verify_timestamp(token, signature, trusted_root))
+        except UnverifiedTimestamp as exc:
+            ignored.append(str(exc))
+    return TimestampCheck(tuple(verified), tuple(ignored))

@@ -72,3 +72,38 @@ class Listener:
         assert not any(t.is_alive() for t in threads), "a listener thread did not stop"
         if self._errors:
             raise self._errors[0]
+
+
+def pipe(src: socket.socket, dst: socket.socket) -> None:
+    """Copy ``src`` to ``dst`` until ``src`` ends, then end ``dst``'s sending side."""
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+        dst.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+class ConnectProxy(Listener):
+    """An HTTP CONNECT proxy (what HTTPS_PROXY names): the TLS handshake happens through it.
+    ``tunnels`` records each ``host:port`` asked for."""
+
+    def __init__(self) -> None:
+        self.tunnels: list[str] = []
+        super().__init__()
+
+    def accepted(self, sock: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = sock.recv(4096)
+            if not data:
+                return
+            head += data
+        method, target, _ = head.split(b"\r\n", 1)[0].decode().split(" ", 2)
+        assert method == "CONNECT", method
+        self.tunnels.append(target)
+        host, port = target.rsplit(":", 1)
+        upstream = self.track(socket.create_connection((host, int(port))))
+        sock.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        self._spawn(pipe, upstream, sock)
+        pipe(sock, upstream)

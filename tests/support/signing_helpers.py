@@ -310,6 +310,7 @@ class FakeFulcio:
                 critical=True,
             )
         )
+        builder = builder.add_extension(_aki(self.inter_key), critical=False)
         if "eku" not in omit:
             builder = builder.add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
         if ca is not None:
@@ -396,6 +397,10 @@ def ca_cert(
         .not_valid_before(not_before)
         .not_valid_after(not_after)
     )
+    # Key identifiers as real Fulcio CAs carry them (the Web PKI profile requires the AKI below a root).
+    builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    if issuer is not None:
+        builder = builder.add_extension(_aki(issuer_key), critical=False)
     if ca is not None:
         builder = builder.add_extension(
             x509.BasicConstraints(ca=ca, path_length=path_length if ca else None), critical=True
@@ -403,6 +408,10 @@ def ca_cert(
     if key_cert_sign is not None:
         builder = builder.add_extension(_ca_usage(key_cert_sign), critical=True)
     return builder.sign(issuer_key, hashes.SHA384())  # type: ignore[arg-type]
+
+
+def _aki(issuer_key: PrivateKey) -> x509.AuthorityKeyIdentifier:
+    return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key())  # type: ignore[arg-type]
 
 
 def _ca_usage(key_cert_sign: bool = True) -> x509.KeyUsage:

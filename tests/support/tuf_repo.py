@@ -7,11 +7,14 @@ rotate the root key, let metadata expire, roll a version back.
 from __future__ import annotations
 
 import http.server
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from securesystemslib.signer import CryptoSigner
 from tuf.api.metadata import (
@@ -109,25 +112,60 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+@dataclass
+class Endless:
+    """Paths answered with a body that never ends (no Content-Length), and how much was sent."""
+
+    paths: tuple[str, ...]
+    sent: int = 0
+    chunk: bytes = b"{" * 65536
+
+
 @contextmanager
-def serve(directory: Path, requests: list[str] | None = None) -> Iterator[str]:
+def serve(
+    directory: Path,
+    requests: list[str] | None = None,
+    *,
+    tls: Any = None,
+    endless: Endless | None = None,
+) -> Iterator[str]:
     """Serve ``directory`` on 127.0.0.1; yield the base URL. Each request's path is appended to
-    ``requests`` when given (to prove a run made none)."""
+    ``requests`` when given (to prove a run made none). ``tls``: a ``trustme.CA`` whose
+    certificate for 127.0.0.1 the server presents (https). ``endless``: those paths get a body
+    that never ends, until the client hangs up (or 1 GiB)."""
 
     class Recording(_Quiet):
         def do_GET(self) -> None:
             if requests is not None:
                 requests.append(self.path)
+            if endless is not None and self.path in endless.paths:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                try:
+                    while endless.sent < 1 << 30:
+                        self.wfile.write(endless.chunk)
+                        endless.sent += len(endless.chunk)
+                except OSError:  # the client stopped reading and hung up
+                    pass
+                self.close_connection = True
+                return
             super().do_GET()
 
     def handler(*args: object, **kwargs: object) -> _Quiet:
         return Recording(*args, directory=str(directory), **kwargs)  # type: ignore[arg-type]
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    scheme = "http"
+    if tls is not None:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.issue_cert("127.0.0.1").configure_cert(ctx)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"{scheme}://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

@@ -14,6 +14,7 @@ import pytest
 import trustme
 
 from lockman.registry.host_transport import HostTransport
+from tests.support.listener import ConnectProxy
 from tests.support.listener import Listener as _Listener
 from tests.support.registry import TLSSetup
 
@@ -127,31 +128,6 @@ def test_http2_registry_burst_shares_one_connection(tls_setup: TLSSetup, monkeyp
         relay.close()
     assert {(r.status_code, r.http_version) for r in responses} == {(404, "HTTP/2")}
     assert relay.connections == 1
-
-
-class ConnectProxy(_Listener):
-    """An HTTP CONNECT proxy (what HTTPS_PROXY names): the TLS handshake happens through it, so
-    lockman's own connection code never sees the ALPN result."""
-
-    def __init__(self) -> None:
-        self.tunnels: list[str] = []
-        super().__init__()
-
-    def accepted(self, sock: socket.socket) -> None:
-        head = b""
-        while b"\r\n\r\n" not in head:
-            data = sock.recv(4096)
-            if not data:
-                return
-            head += data
-        method, target, _ = head.split(b"\r\n", 1)[0].decode().split(" ", 2)
-        assert method == "CONNECT", method
-        self.tunnels.append(target)
-        host, port = target.rsplit(":", 1)
-        upstream = self.track(socket.create_connection((host, int(port))))
-        sock.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        self._spawn(CountingRelay._pipe, upstream, sock)
-        CountingRelay._pipe(sock, upstream)
 
 
 def _burst_within(url: str, n: int, seconds: float = 20) -> list[httpx.Response | BaseException]:

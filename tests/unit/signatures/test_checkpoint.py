@@ -33,13 +33,47 @@ def test_rekor_v2_checkpoint_verifies_and_parses() -> None:
     assert (cp.origin, cp.size, cp.root_hash) == (log.origin, 7, ROOT_HASH)
 
 
+def _v1_note(log: Rekor2Log, origin: str, size: int = 7, name: str | None = None) -> str:
+    body = f"{origin} - 1193050959916656506\n{size}\n{b64(ROOT_HASH)}\n"
+    return f"{body}\n\u2014 {name or origin} {b64(log.log_id[:4] + log.key.sign(body.encode()))}\n"
+
+
 def test_rekor_v1_origin_with_tree_id_and_port_in_base_url() -> None:
     v1 = Rekor2Log(origin="rekor.lockman.test")
-    body = f"rekor.lockman.test - 1193050959916656506\n7\n{b64(ROOT_HASH)}\n"
-    note = f"{body}\n\u2014 rekor.lockman.test {b64(v1.log_id[:4] + v1.key.sign(body.encode()))}\n"
-    _verify(note, v1)
-    local = Rekor2Log(origin="localhost:8000")
+    _verify(_v1_note(v1, "rekor.lockman.test"), v1)
+    local = Rekor2Log(origin="localhost")  # sigstore-go compares the URL's host, without its port
     _verify(local.checkpoint(7, ROOT_HASH), local, _root(local, "http://localhost:8000"))
+
+
+def test_rekor_v1_origin_is_the_deployments_own_name() -> None:
+    """sigstore-go's othername bundle: a private Rekor v1 whose tree heads are named after its pod,
+    not its URL. Neither reference compares a v1 origin (or the line's name) with anything: the
+    log key and its hint vouch. The root hash is still the proof's; the size is not compared."""
+    log = Rekor2Log(origin="rekor-00001-deployment-56bf7777c9-jds5x")
+    root = _root(log, "http://rekor.rekor-system.172.18.255.1.sslip.io")
+    _verify(_v1_note(log, log.origin), log, root)
+    _verify(_v1_note(log, log.origin, name="anything.lockman.test"), log, root)
+    _verify(_v1_note(log, log.origin, size=8), log, root)
+    with pytest.raises(VerificationError, match=r"^checkpoint does not match the inclusion proof's tree"):
+        verify_checkpoint(_v1_note(log, log.origin), log_id=log.log_id, tree_size=7, root_hash=bytes(32), trusted_root=root)
+    with pytest.raises(VerificationError, match=r"^checkpoint has no signature from a trusted Rekor log$"):
+        _verify(_v1_note(Rekor2Log(origin=log.origin), log.origin), log, root)
+    # Without the tree id the same origin is a Rekor v2 one, and must then name the log.
+    with pytest.raises(VerificationError, match=r"^checkpoint origin '.*' does not name the trusted log$"):
+        _verify(log.checkpoint(7, ROOT_HASH), log, root)
+
+
+def test_rekor_v2_origin_must_be_exactly_the_host() -> None:
+    """sigstore-go: ``note.NewNoteVerifier(u.Hostname(), ...)`` then ``ParseCheckpoint`` compares
+    the whole origin, so extra words after the host are not the log's."""
+    log = Rekor2Log()
+    body = f"{log.origin} extra\n7\n{b64(ROOT_HASH)}\n"
+    note = f"{body}\n\u2014 {log.origin} {b64(log.log_id[:4] + log.key.sign(body.encode()))}\n"
+    with pytest.raises(VerificationError, match=r"^checkpoint origin 'rekor2.lockman.test extra' does not name"):
+        _verify(note, log)
+    # A baseUrl without a scheme names no host (Go's url.Parse reads it as a path): nothing matches.
+    with pytest.raises(VerificationError, match=r"^checkpoint origin 'rekor2.lockman.test' does not name"):
+        _verify(log.checkpoint(7, ROOT_HASH), log, _root(log, "rekor2.lockman.test"))
 
 
 def test_origin_must_name_the_trusted_log() -> None:

@@ -8,10 +8,14 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
 from lockman.errors import VerificationError
 from lockman.signatures.fulcio import (
+    CHAIN_REASONS,
+    ChainError,
     certificate_identities,
     certificate_issuer,
     load_certificate,
@@ -147,9 +151,10 @@ def _chain_through_untrusted_intermediate(fulcio: FakeFulcio) -> tuple:
 @pytest.mark.parametrize(
     ("intermediate", "refusal"),
     [
-        ({"ca": False}, r"issuer .*test-intermediate.* is not a CA"),
-        ({"ca": None}, r"issuer .*test-intermediate.* is not a CA"),  # no basicConstraints at all
-        ({"key_cert_sign": False}, r"issuer .*test-intermediate.* lacks keyCertSign usage"),
+        ({"ca": False}, r"basicConstraints.cA must be asserted in a CA certificate"),
+        ({"ca": None}, r"CA certificate has no basicConstraints"),  # no basicConstraints at all
+        ({"key_cert_sign": False}, r"keyUsage.keyCertSign must be asserted in a CA certificate"),
+        ({"key_cert_sign": None}, r"2.5.29.15: Certificate is missing required extension"),  # no keyUsage
         ({"not_after": T0 - timedelta(minutes=6)}, r"CA certificate .*test-intermediate.* not valid at"),
         ({"not_before": T0 + timedelta(minutes=1)}, r"CA certificate .*test-intermediate.* not valid at"),
     ],
@@ -162,19 +167,11 @@ def test_forged_intermediate_refused(intermediate: dict, refusal: str) -> None:
         verify_chain(leaf, helpers, root, T0)
 
 
-def test_intermediate_without_key_usage_is_a_ca_all_the_same() -> None:
-    """keyUsage absent means unrestricted (RFC 5280 §4.2.1.3): the chain stands."""
-    fulcio = FakeFulcio()
-    fulcio.reissue(intermediate={"key_cert_sign": None})
-    leaf, helpers, root = _chain_through_untrusted_intermediate(fulcio)
-    assert len(verify_chain(leaf, helpers, root, T0)) == 3
-
-
 def test_root_path_length_exceeded() -> None:
     fulcio = FakeFulcio()
     fulcio.reissue(root={"path_length": 0})  # root may sign leaves only, not another CA
     leaf, helpers, root = _chain_through_untrusted_intermediate(fulcio)
-    with pytest.raises(VerificationError, match=r"issuer .*test-root.* path length 0 exceeded"):
+    with pytest.raises(VerificationError, match=r"path length constraint violated"):
         verify_chain(leaf, helpers, root, T0)
     fulcio.reissue(root={"path_length": 1})
     leaf, helpers, root = _chain_through_untrusted_intermediate(fulcio)
@@ -188,8 +185,9 @@ def test_impostor_intermediate_with_trusted_name_refused() -> None:
     """Same subject as the trusted intermediate, own key: the signature link must not hold."""
     fulcio, impostor = FakeFulcio(), FakeFulcio()
     leaf = impostor.leaf(new_key("p256"))
-    with pytest.raises(VerificationError, match=r"no trusted issuer found"):
+    with pytest.raises(ChainError, match=r"^certificate chain: path validation failed") as refused:
         verify_chain(leaf, [impostor.intermediate, impostor.root], fulcio.trusted_root(chain="root"), T0)
+    assert refused.value.reason == "rejected"
 
 
 def test_issuer_name_must_match_as_well_as_signature() -> None:
@@ -214,7 +212,7 @@ def test_overlong_chain_refused() -> None:
         helpers.append(parent)
     fulcio.inter_key = keys[-1]  # the leaf is issued by the last CA of the ladder
     leaf = fulcio.leaf(new_key("p256"))
-    with pytest.raises(VerificationError, match=r"certificate chain too long"):
+    with pytest.raises(VerificationError, match=r"chain construction exceeds max depth"):
         verify_chain(leaf, helpers, fulcio.trusted_root(chain="root"), T0)
 
 
@@ -317,3 +315,119 @@ def test_sct_from_unknown_log_reported_as_such() -> None:
     leaf = fulcio.leaf(new_key("p256"), sct_hash=5)
     with pytest.raises(VerificationError, match=r"^SCT from unknown CT log [0-9a-f]{64}$"):
         verify_sct(leaf, fulcio.intermediate, FakeFulcio().trusted_root())
+
+
+# ---------------------------------------------------------------- path validation by cryptography
+# What the hand-written walk got wrong: it never refused an unknown critical extension, a name
+# outside the CA's name constraints or a forbidden signature algorithm, and took the first issuer
+# that verified without backtracking. cryptography's x509.verification does all four.
+
+
+def _leaf_builder(issuer: x509.Certificate, issuer_key, san: x509.GeneralName) -> x509.CertificateBuilder:
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(issuer.subject)
+        .public_key(new_key("p256").public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(T0 - timedelta(minutes=5))
+        .not_valid_after(T0 + timedelta(minutes=5))
+        .add_extension(x509.SubjectAlternativeName([san]), critical=True)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
+    )
+
+
+def test_unknown_critical_extension_refused() -> None:
+    """RFC 5280 §4.2: a certificate with a critical extension the verifier does not know is refused."""
+    fulcio = FakeFulcio()
+    builder = _leaf_builder(fulcio.intermediate, fulcio.inter_key, x509.RFC822Name("a@lockman.test"))
+    assert len(verify_chain(builder.sign(fulcio.inter_key, hashes.SHA384()), [], fulcio.trusted_root(), T0)) == 2
+    odd = builder.add_extension(x509.UnrecognizedExtension(ObjectIdentifier("1.3.6.1.4.1.99999.1"), b"\x05\x00"), True)
+    with pytest.raises(ChainError, match=r"unaccounted-for critical extensions") as refused:
+        verify_chain(odd.sign(fulcio.inter_key, hashes.SHA384()), [], fulcio.trusted_root(), T0)
+    assert refused.value.reason == "rejected"
+
+
+@pytest.mark.parametrize(
+    ("constraints", "san", "refusal"),
+    [
+        (x509.NameConstraints([x509.DNSName("lockman.test")], None), x509.DNSName("evil.test"), "no permitted name constraints matched SAN"),
+        (x509.NameConstraints(None, [x509.DNSName("evil.test")]), x509.DNSName("evil.test"), "excluded name constraint matched SAN"),
+        (x509.NameConstraints([x509.RFC822Name("lockman.test")], None), x509.RFC822Name("a@evil.test"), "no permitted name constraints matched SAN"),
+    ],
+)
+def test_name_outside_the_cas_name_constraints_refused(constraints, san, refusal: str) -> None:
+    """An intermediate constrained to some names cannot vouch for others (RFC 5280 §4.2.1.10)."""
+    fulcio = FakeFulcio()
+    key = new_key("p384")
+    constrained = (
+        x509.CertificateBuilder()
+        .subject_name(fulcio.intermediate.subject)
+        .issuer_name(fulcio.root.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(T0 - timedelta(days=1))
+        .not_valid_after(T0 + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(fulcio.intermediate.extensions.get_extension_for_class(x509.KeyUsage).value, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(fulcio.root_key.public_key()), critical=False)
+        .add_extension(constraints, critical=True)
+        .sign(fulcio.root_key, hashes.SHA384())
+    )
+    root = fulcio.trusted_root(chain="root")
+    fits = x509.RFC822Name("a@lockman.test") if isinstance(san, x509.RFC822Name) else x509.DNSName("a.lockman.test")
+    assert len(verify_chain(_leaf_builder(constrained, key, fits).sign(key, hashes.SHA384()), [constrained], root, T0)) == 3
+    with pytest.raises(ChainError, match=refusal) as refused:
+        verify_chain(_leaf_builder(constrained, key, san).sign(key, hashes.SHA384()), [constrained], root, T0)
+    assert refused.value.reason == "rejected"
+
+
+def test_path_found_by_backtracking_past_a_dead_end() -> None:
+    """Two intermediates with the same name and key (a re-issued CA): the first one tried was
+    issued by an untrusted root, the second by the trusted one. The walk must try the second."""
+    fulcio, stranger = FakeFulcio(), FakeFulcio()
+    dead_end = ca_cert("test-intermediate", fulcio.inter_key, stranger.root, stranger.root_key, path_length=0)
+    leaf = fulcio.leaf(new_key("p256"))
+    path = verify_chain(leaf, [dead_end, fulcio.intermediate], fulcio.trusted_root(chain="root"), T0)
+    assert path == [leaf, fulcio.intermediate, fulcio.root]
+    expired = ca_cert("test-intermediate", fulcio.inter_key, fulcio.root, fulcio.root_key, path_length=0,
+                      not_before=T0 - timedelta(days=9), not_after=T0 - timedelta(days=1))  # fmt: skip
+    path = verify_chain(leaf, [expired, fulcio.intermediate], fulcio.trusted_root(chain="root"), T0)
+    assert path == [leaf, fulcio.intermediate, fulcio.root]
+
+
+def test_forbidden_signature_algorithm_refused() -> None:
+    """The Web PKI profile's algorithms only: an ECDSA-with-SHA-224 signature is refused."""
+    fulcio = FakeFulcio()
+    builder = _leaf_builder(fulcio.intermediate, fulcio.inter_key, x509.RFC822Name("a@lockman.test"))
+    with pytest.raises(ChainError, match=r"Forbidden signature algorithm") as refused:
+        verify_chain(builder.sign(fulcio.inter_key, hashes.SHA224()), [], fulcio.trusted_root(), T0)
+    assert refused.value.reason == "rejected"
+
+
+def test_common_failures_keep_lockmans_words_and_reason() -> None:
+    """Expired leaf, foreign CA, CA outside its trusted window: one clear line and a reason field."""
+    fulcio = FakeFulcio()
+    leaf = fulcio.leaf(new_key("p256"))
+    cases = [
+        (leaf, fulcio.trusted_root(), T0 + timedelta(hours=1), "leaf-not-valid", r"signing certificate .* not valid at"),
+        (leaf, FakeFulcio().trusted_root(), T0, "foreign-issuer", r"^certificate chain: no trusted issuer found"),
+    ]
+    (ca,) = fulcio.trusted_root().certificate_authorities
+    closed = replace(fulcio.trusted_root(), certificate_authorities=(replace(ca, validity=ValidityWindow(end=T0 - timedelta(days=1))),))
+    cases.append((leaf, closed, T0, "ca-outside-window", r"^certificate chain: CA .* not valid at"))
+    for cert, root, when, reason, words in cases:
+        with pytest.raises(ChainError, match=words) as refused:
+            verify_chain(cert, [], root, when)
+        assert refused.value.reason == reason and reason in CHAIN_REASONS
+
+
+def test_an_expired_trust_anchor_is_refused() -> None:
+    """Every certificate of the path, the trusted root's own included, must be valid at the time."""
+    fulcio = FakeFulcio()
+    fulcio.reissue(root={"not_after": T0 - timedelta(minutes=6)})
+    leaf = fulcio.leaf(new_key("p256"))
+    with pytest.raises(ChainError, match=r"cert is not valid at validation time") as refused:
+        verify_chain(leaf, [fulcio.intermediate], fulcio.trusted_root(chain="root"), T0)
+    assert refused.value.reason == "rejected"

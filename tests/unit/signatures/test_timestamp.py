@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -64,15 +65,21 @@ def test_tsa_chain_without_root_is_skipped(tsa: OpensslTSA) -> None:
         verify_timestamp(tsa.timestamp(b"sig"), b"sig", lone)
 
 
-def test_every_timestamp_must_verify(tsa: OpensslTSA) -> None:
+def test_timestamps_that_do_not_verify_are_ignored_not_fatal(tsa: OpensslTSA, tmp_path: Path) -> None:
+    """sigstore-python's and sigstore-go's rule: count the tokens that verify, ignore the others
+    (over other bytes, from an unknown TSA); the cap and the repeat check still refuse."""
     good, other = tsa.timestamp(b"sig"), tsa.timestamp(b"not sig")
-    assert len(verify_timestamps([good], b"sig", _root(tsa))) == 1
-    with pytest.raises(VerificationError, match=r"not verified by a trusted TSA"):
-        verify_timestamps([good, other], b"sig", _root(tsa))
+    stranger = OpensslTSA(tmp_path / "stranger").timestamp(b"sig")
+    check = verify_timestamps([other, good, stranger], b"sig", _root(tsa))
+    assert [t.authority for t in check.verified] == ["CN=test-tsa"]
+    assert len(check.ignored) == 2 and all("not verified by a trusted TSA" in r for r in check.ignored)
+    assert verify_timestamps([other], b"sig", _root(tsa)).verified == ()
     with pytest.raises(VerificationError, match=r"repeats an RFC 3161 timestamp"):
         verify_timestamps([good, good], b"sig", _root(tsa))
     with pytest.raises(VerificationError, match=rf"at most {MAX_TIMESTAMPS}"):
         verify_timestamps([b"x"] * (MAX_TIMESTAMPS + 1), b"sig", _root(tsa))
+    with pytest.raises(VerificationError, match=r"^RFC 3161 timestamp is malformed"):
+        verify_timestamps([good, b"x"], b"sig", _root(tsa))
 
 
 @pytest.mark.parametrize("token", [b"", b"\x30\x03\x02\x01\x00", b"not der at all"])
@@ -114,6 +121,15 @@ def test_tsa_time_alone_vouches_without_a_log(tsa: OpensslTSA) -> None:
     assert result.tlog is None and len(result.timestamps) == 1
     with pytest.raises(VerificationError, match=r"no tlog entry \(transparency log required\)"):
         verify_bundle(digest, json.dumps(doc).encode(), replace(policy, ignore_tlog=False))
+    # A second token over other bytes is ignored (sigstore-python, sigstore-go), not fatal; alone
+    # it gives no verified time, and the bundle is refused.
+    tokens = doc["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
+    other = {"signedTimestamp": base64.b64encode(tsa.timestamp(b"other bytes")).decode()}
+    tokens.append(other)
+    assert verify_bundle(digest, json.dumps(doc).encode(), policy).timestamps == result.timestamps
+    tokens[:] = [other]
+    with pytest.raises(VerificationError, match=r"^not enough verified times \(0 < 1\): RFC 3161 timestamp not"):
+        verify_bundle(digest, json.dumps(doc).encode(), policy)
 
 
 def test_timestamp_over_another_dsse_signature_lends_no_time(tsa: OpensslTSA) -> None:
@@ -148,7 +164,7 @@ def test_timestamp_over_another_dsse_signature_lends_no_time(tsa: OpensslTSA) ->
         ignore_tlog=True,
     )
     # Alone, the new signature has no timestamp of its own: the old token is over another one.
-    with pytest.raises(VerificationError, match=r"RFC 3161 timestamp"):
+    with pytest.raises(VerificationError, match=r"^not enough verified times \(0 < 1\): RFC 3161 timestamp"):
         verify_bundle(digest, json.dumps(new).encode(), policy)
     # The old signature put first, where the timestamp is checked: refused for the envelope's shape.
     new["dsseEnvelope"]["signatures"].insert(0, old["dsseEnvelope"]["signatures"][0])
