@@ -23,10 +23,13 @@ CLI_HOOKS = Hooks(tell=err, progress=progress)
 """Notices to stderr as they happen; a progress bar when stderr is a terminal."""
 
 
-def signature_options(flags: SignatureOptions | None = None) -> SignatureOptions:
+def signature_options(
+    flags: SignatureOptions | None = None, timeout: float | None = None
+) -> SignatureOptions:
     """The signature flags, with the TUF settings they leave unset taken from ``LOCKMAN_TUF_*``.
 
-    Read here, at the command's edge, so ``lockman.enforce`` depends on its arguments alone.
+    Read here, at the command's edge, so ``lockman.enforce`` depends on its arguments alone;
+    ``timeout`` (the global ``--timeout``) bounds each read of the TUF refresh as it does registry reads.
     """
     options = flags or SignatureOptions()
     return replace(
@@ -34,6 +37,7 @@ def signature_options(flags: SignatureOptions | None = None) -> SignatureOptions
         tuf_url=options.tuf_url or env.get("LOCKMAN_TUF_URL"),
         tuf_root=options.tuf_root or env.get("LOCKMAN_TUF_ROOT"),
         tuf_offline=options.tuf_offline or bool(env.get("LOCKMAN_TUF_OFFLINE")),
+        tuf_timeout=timeout if timeout is not None else options.tuf_timeout,
     )
 
 

@@ -120,7 +120,7 @@ def _insight(
         from lockman.commands._common import signature_options
         from lockman.enforce.check import load_policies
 
-        policies = load_policies(config_path, signature_options())
+        policies = load_policies(config_path, signature_options(timeout=timeout))
     changed = [(parse(e.name), before.get(e.key), e) for e in new.images if e.key in before]
 
     from lockman import env

@@ -188,7 +188,7 @@ async def run(
     signatures: SignatureOptions | None = None,
 ) -> int:
     config = load_project(config_path)
-    gate = SignatureGate.open(config.path, signature_options(signatures))
+    gate = SignatureGate.open(config.path, signature_options(signatures, timeout))
     lock = lockfile.read(config.lockfile_path)
     if lock is None:
         raise InputError(f"{config.lockfile_path}: no lockfile; run `lockman update`")

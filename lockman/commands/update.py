@@ -62,7 +62,7 @@ async def run(
     result = await updater.update(
         config,
         options,
-        signatures=signature_options(signatures),
+        signatures=signature_options(signatures, timeout),
         connect=lambda cache: RegistryClient(timeout=timeout, cache=cache),
         hooks=CLI_HOOKS,
     )

@@ -44,7 +44,7 @@ async def run(
     result = await verifier.verify(
         config,
         options,
-        signatures=signature_options(signatures),
+        signatures=signature_options(signatures, timeout),
         connect=lambda cache: RegistryClient(timeout=timeout, cache=cache),
         hooks=CLI_HOOKS,
     )

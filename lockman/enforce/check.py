@@ -104,6 +104,7 @@ def load_policies(config_path: Path, options: SignatureOptions) -> PolicySet | N
 def current_trusted_root(options: SignatureOptions) -> TrustedRoot:
     """The public-good root, kept current over TUF (one warning on stderr if it cannot be)."""
     from lockman.console import err
+    from lockman.registry.client import DEFAULT_TIMEOUT
     from lockman.registry.trust_update import DEFAULT_TUF_URL, fetch_trusted_root
     from lockman.signatures.trust import DEFAULT_TRUSTED_ROOT_DATE, default_trusted_root
 
@@ -117,7 +118,11 @@ def current_trusted_root(options: SignatureOptions) -> TrustedRoot:
         except OSError as exc:
             raise InputError(f"{root_path}: cannot read TUF root ({exc.strerror or exc})") from exc
     fetched = fetch_trusted_root(
-        url, bootstrap_root=bootstrap, offline=offline, embedded_date=DEFAULT_TRUSTED_ROOT_DATE
+        url,
+        bootstrap_root=bootstrap,
+        offline=offline,
+        embedded_date=DEFAULT_TRUSTED_ROOT_DATE,
+        timeout=options.tuf_timeout if options.tuf_timeout is not None else DEFAULT_TIMEOUT,
     )
     if fetched.warning:
         err(fetched.warning)

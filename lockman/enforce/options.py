@@ -60,6 +60,8 @@ class SignatureOptions:
     """Starting root.json of a TUF repository other than Sigstore's (e.g. GitHub's); env LOCKMAN_TUF_ROOT."""
     tuf_offline: bool = False
     """Never fetch the trusted root over TUF: use the cached, else shipped one; env LOCKMAN_TUF_OFFLINE=1."""
+    tuf_timeout: Annotated[float | None, Parameter(parse=False)] = None
+    """Seconds per read of the TUF refresh: the global ``--timeout`` (set by the command, no flag)."""
     recursive: bool = False
     """For multi-platform images, also require every locked platform's manifest to be signed."""
 

@@ -201,3 +201,36 @@ def test_describe_names_an_attestation_but_not_a_plain_bundle_signature() -> Non
     assert describe(slsa) == (
         ".att layer 1, transparency log not checked, attestation https://slsa.dev/provenance/v1"
     )
+
+
+def test_the_global_timeout_bounds_the_tuf_refresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A TUF repository that accepts and never answers: ``--timeout`` (here 0.3 s) gives up on it
+    as on a registry, instead of the refresh's own 30 s default."""
+    import concurrent.futures
+    import socket
+
+    from lockman.commands._common import signature_options
+
+    monkeypatch.delenv("LOCKMAN_TUF_OFFLINE", raising=False)
+    silent = socket.create_server(("127.0.0.1", 0))
+    silent.listen(8)
+    from tests.support.tuf_repo import TufRepo
+
+    repo = TufRepo(tmp_path / "repo")
+    repo.publish_top()
+    bootstrap = tmp_path / "root.json"
+    bootstrap.write_bytes(repo.root_bytes())  # a root that parses: the refresh reaches the network
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    options = signature_options(SignatureOptions(tuf_url=url, tuf_root=bootstrap), timeout=0.3)
+    assert options.tuf_timeout == 0.3
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            root = pool.submit(current_trusted_root, options).result(timeout=15)
+    finally:
+        silent.close()
+    assert root.source == f"public-good trusted root ({DEFAULT_TRUSTED_ROOT_DATE})"
+    warning = capsys.readouterr().err
+    assert warning.startswith(f"warning: cannot refresh the Sigstore trusted root from {url} (")
+    assert "Timeout" in warning  # the silent repository, not a refusal of the bootstrap root
