@@ -14,7 +14,7 @@ import pytest
 import trustme
 
 from lockman.registry.host_transport import HostTransport
-from tests.support.listener import ConnectProxy
+from tests.support.listener import ConnectProxy, pipe
 from tests.support.listener import Listener as _Listener
 from tests.support.registry import TLSSetup
 
@@ -76,17 +76,8 @@ class CountingRelay(_Listener):
     def accepted(self, sock: socket.socket) -> None:
         self.connections += 1
         upstream = self.track(socket.create_connection(("127.0.0.1", self.target)))
-        self._spawn(self._pipe, upstream, sock)
-        self._pipe(sock, upstream)
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-            dst.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
+        self._spawn(pipe, upstream, sock)
+        pipe(sock, upstream)
 
 
 def _burst(url: str, n: int = BURST) -> list[httpx.Response]:
