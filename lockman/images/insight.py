@@ -214,13 +214,35 @@ class _Reader:
             sbom = await self.sbom(entry.digest, notes, which, _buildkit_attestation(top, child))
         except (LockmanError, _Exhausted) as e:
             self._note_or_raise(e, notes, f"{which} SBOM not readable")
-        return ImageFacts(created, model.oci_labels(*labels_from), facts, sbom, tuple(notes), env)
+        sboms: dict[str, Sbom | None] = {config_platform: sbom} if config_platform is not None else {}
+        shared = sbom if sbom is not None and sbom.source != "buildkit-attestation" else None
+        for plat in facts:  # the other platforms, after the first: it has the budget first
+            if plat not in sboms:
+                try:
+                    sboms[plat] = await self.platform_sbom(top, children.get(plat), shared, notes, which)
+                except (LockmanError, _Exhausted) as e:
+                    self._note_or_raise(e, notes, f"{which} {plat} SBOM not readable")
+        return ImageFacts(created, model.oci_labels(*labels_from), facts, sbom, tuple(notes), env, sboms)
+
+    async def platform_sbom(
+        self, top: Manifest, child: str | None, shared: Sbom | None, notes: list[str], which: str
+    ) -> Sbom | None:
+        """A platform's own SBOM (buildkit's attestation manifest naming its image: listed in
+        the index, so found without a request), else the index's (``shared``, for all).
+        Under a signature policy a signed index-level SBOM comes first, as in :meth:`sbom`."""
+        desc = _buildkit_attestation(top, child)
+        if desc is None or (self.t.verifier is not None and shared is not None):
+            return shared
+        found = await self._buildkit_sbom(desc, notes, which)
+        return found if found is not None else shared
 
     def _note_or_raise(self, e: Exception, notes: list[str], what: str) -> None:
         if isinstance(e, VerificationError) and tampered(e):
             raise e
         if isinstance(e, _Exhausted):
-            notes.append(f"request limit ({MAX_REQUESTS}) reached; the rest was not inspected")
+            text = f"request limit ({MAX_REQUESTS}) reached; the rest was not inspected"
+            if text not in notes:
+                notes.append(text)
         else:
             notes.append(f"{what}: {e}")
 
@@ -371,27 +393,50 @@ def _platforms(
     return chosen[:MAX_PLATFORMS], config, added, removed
 
 
-async def vulnerabilities(osv: OsvClient, old: Sbom | None, new: Sbom | None, platform: str) -> VulnDiff:
+async def vulnerabilities(
+    osv: OsvClient, old: Sbom | None, new: Sbom | None, platform: str, lookup: Lookup | None = None
+) -> VulnDiff:
     """Known vulnerabilities fixed and introduced between two SBOMs (OSV's records read only
     for those, introduced first); "not-scanned" without both SBOMs, "unavailable" when OSV
-    could not be asked."""
+    could not be asked. ``lookup`` is shared by an image's platforms: one request budget, and
+    what one platform asked the next need not ask again."""
     if old is None or new is None:
         which = "either" if old is None and new is None else "the old" if old is None else "the new"
         return VulnDiff("not-scanned", platform, notes=(f"no SBOM for {which} digest",))
     if not old.purls and not new.purls:
         return VulnDiff("not-scanned", platform, notes=("the SBOMs name no package URLs",))
-    lookup = Lookup()
+    lookup = lookup if lookup is not None else Lookup()
+    sent, noted = lookup.requests, len(lookup.notes)
     try:
         await osv.find(old.purls | new.purls, lookup)
         before = {i for p in old.purls for i in lookup.ids.get(p.purl, ())}
         after = {i for p in new.purls for i in lookup.ids.get(p.purl, ())}
         await osv.read([*sorted(after - before), *sorted(before - after)], lookup)
     except OsvUnavailable as e:
-        return VulnDiff("unavailable", platform, notes=(str(e),), requests=lookup.requests)
+        return VulnDiff("unavailable", platform, notes=(str(e),), requests=lookup.requests - sent)
     return vulns.diff(
         old.purls, new.purls, lookup.ids, lookup.records,
-        platform=platform, notes=lookup.notes, requests=lookup.requests,
+        platform=platform, notes=lookup.notes[noted:], requests=lookup.requests - sent,
     )  # fmt: skip
+
+
+async def by_platform(
+    osv: OsvClient, old: ImageFacts, new: ImageFacts, platforms: Sequence[str]
+) -> tuple[VulnDiff, ...]:
+    """:func:`vulnerabilities` for each platform both sides read, in order, sharing one lookup;
+    a platform whose SBOM was left unread (the request budget, an unreadable manifest) is
+    "not-scanned", never clean. One platform when neither side read any per platform."""
+    if not old.platform_sboms and not new.platform_sboms:
+        return (await vulnerabilities(osv, old.sbom, new.sbom, platforms[0] if platforms else ""),)
+    lookup, out = Lookup(), []
+    unread = ("its SBOM was not read (see the insight's notes)",)
+    for plat in platforms:
+        if plat not in old.platform_sboms or plat not in new.platform_sboms:
+            out.append(VulnDiff("not-scanned", plat, notes=unread))
+            continue
+        before, after = old.platform_sboms[plat], new.platform_sboms[plat]
+        out.append(await vulnerabilities(osv, before, after, plat, lookup))
+    return tuple(out)
 
 
 async def inspect(
@@ -406,8 +451,11 @@ async def inspect(
     plats, config, added, removed = _platforms(t.old, t.new)
     old, new = await _all([reader.side(t.old, plats, config), reader.side(t.new, plats, config)])
     insight = model.compare(old, new, requests=reader.requests)
-    found = None if osv is None else await vulnerabilities(osv, old.sbom, new.sbom, config or "")
-    return replace(insight, platforms_added=added, platforms_removed=removed, vulnerabilities=found)
+    insight = replace(insight, platforms_added=added, platforms_removed=removed)
+    if osv is None:
+        return insight
+    found = await by_platform(osv, old, new, plats or [config or ""])
+    return replace(insight, vulnerabilities=found[0], vulnerabilities_by_platform=found)
 
 
 async def inspect_all(
