@@ -487,23 +487,32 @@ async def _all(aws: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
 
 async def scan_all(
     client: RegistryClient, targets: Sequence[tuple[Reference, LockedImage]], osv: OsvClient
-) -> dict[tuple[str, str], VulnDiff]:
-    """Known vulnerabilities present in each locked image (``verify`` under a
-    ``[vulnerabilities] refuse`` policy): its SBOM read as for insight, every id OSV names for
-    its packages reported as ``introduced`` (against nothing); "not-scanned" without an SBOM."""
+) -> dict[tuple[str, str], tuple[VulnDiff, ...]]:
+    """Known vulnerabilities present in each locked image, per platform (``verify`` under a
+    ``[vulnerabilities] refuse`` policy): each platform's SBOM read as for insight, every id OSV
+    names for its packages reported as ``introduced`` (against nothing), the first platform
+    first; "not-scanned" without an SBOM. The image's platforms share one OSV lookup."""
     manifests, blobs = ManifestCache(), BlobCache()
 
-    async def one(ref: Reference, entry: LockedImage) -> VulnDiff:
+    async def one(ref: Reference, entry: LockedImage) -> tuple[VulnDiff, ...]:
         reader = _Reader(client, Target(entry.key, ref, entry, entry), manifests, blobs)
         plats, config, _, _ = _platforms(entry, entry)
         try:
             facts = await reader.side(entry, plats, config)
         except LockmanError as e:  # bytes that do not hash: verify's own checks report them
-            return VulnDiff("not-scanned", config or "", notes=(str(e),))
-        if facts.sbom is None:
-            return VulnDiff("not-scanned", config or "", notes=("no SBOM for this digest",))
-        nothing = replace(facts.sbom, packages=frozenset(), purls=frozenset())
-        return await vulnerabilities(osv, nothing, facts.sbom, config or "")
+            return (VulnDiff("not-scanned", config or "", notes=(str(e),)),)
+        lookup, out = Lookup(), []
+        for plat in plats or [config or ""]:
+            if facts.platform_sboms and plat not in facts.platform_sboms:
+                out.append(VulnDiff("not-scanned", plat, notes=("its SBOM was not read",)))
+                continue
+            sbom = facts.platform_sboms.get(plat) if facts.platform_sboms else facts.sbom
+            if sbom is None:
+                out.append(VulnDiff("not-scanned", plat, notes=("no SBOM for this digest",)))
+                continue
+            nothing = replace(sbom, packages=frozenset(), purls=frozenset())
+            out.append(await vulnerabilities(osv, nothing, sbom, plat, lookup))
+        return tuple(out)
 
     results = await _all([one(ref, e) for ref, e in targets])
     return {e.key: r for (_, e), r in zip(targets, results, strict=True)}

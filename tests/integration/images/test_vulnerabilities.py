@@ -465,3 +465,31 @@ def test_platforms_past_the_request_budget_are_not_scanned_not_clean(
     assert sorted(p for m, p, _ in osv_server.log if m == "GET") == [
         "/v1/vulns/CVE-2024-1013", "/v1/vulns/CVE-2024-3847"
     ]  # fmt: skip
+
+
+def test_verify_applies_the_policy_to_every_platform(
+    tmp_path: Path, registry: Registry, osv_server: OsvServer, run
+) -> None:
+    """Only linux/arm64's SBOM has chromium: verify refuses what is locked for that platform,
+    though linux/amd64 (the first, the one a single scan would read) is clean under the policy."""
+    repo = unique_repo("vulns-verify-platforms")
+    _platforms_index(registry, repo, "one", {
+        "linux/amd64": {"unixodbc": "2.3.11-2"},
+        "linux/arm64": {"unixodbc": "2.3.11-2", "chromium": "73.0.3683.75-1"},
+    })  # fmt: skip
+    cfg = project(tmp_path, f"{registry.host}/{repo}:v1")
+    assert run("update", "--config", cfg, "--no-insight").code == 0
+    (tmp_path / "lockman.toml").write_text('[vulnerabilities]\nrefuse = "low"\naccept = ["CVE-2024-1013"]\n')
+    r = run("verify", "--config", cfg, "--format", "json")
+    assert r.code == 1, (r.out, r.err)
+    data = json.loads(r.out)
+    [problem] = data["problems"]
+    assert problem["kind"] == "vulnerability" and "CVE-2024-3847 (low)" in problem["message"]
+    assert "linux/arm64" in problem["message"]
+    [image] = data["images"]
+    assert image["vulnerabilities"]["platform"] == "linux/amd64"  # as before: the first platform
+    by = {v["platform"]: v for v in image["vulnerabilities_by_platform"]}
+    assert {f["id"] for f in by["linux/arm64"]["present"]} == {"CVE-2024-1013", "CVE-2024-3847"}
+    assert {f["id"] for f in by["linux/amd64"]["present"]} == {"CVE-2024-1013"}
+    # unixodbc asked about once for both platforms (arm64's query names only chromium)
+    assert sorted(q["package"]["name"] for q in osv_server.queries) == ["chromium", "unixodbc"]
