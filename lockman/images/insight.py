@@ -208,33 +208,42 @@ class _Reader:
         labels_from.append(model.manifest_annotations(top.raw))
         if config_of is not None and config_of is not top:
             labels_from.append(model.manifest_annotations(config_of.raw))
-        sbom = None
+        sbom, own = None, False
         try:
             child = config_of.digest if top.is_index and config_of is not None else None
             sbom = await self.sbom(entry.digest, notes, which, _buildkit_attestation(top, child))
+            if sbom is None and child is not None:  # none for the index: the platform image's own
+                sbom = await self.sbom(child, notes, which, None)
+                own = sbom is not None
         except (LockmanError, _Exhausted) as e:
             self._note_or_raise(e, notes, f"{which} SBOM not readable")
         sboms: dict[str, Sbom | None] = {config_platform: sbom} if config_platform is not None else {}
-        shared = sbom if sbom is not None and sbom.source != "buildkit-attestation" else None
+        own = own or (sbom is not None and sbom.source == "buildkit-attestation")
+        shared = sbom if not own else None
         for plat in facts:  # the other platforms, after the first: it has the budget first
             if plat not in sboms:
                 try:
-                    sboms[plat] = await self.platform_sbom(top, children.get(plat), shared, notes, which)
+                    sboms[plat] = await self.platform_sbom(top, children.get(plat), shared, own, notes, which)
                 except (LockmanError, _Exhausted) as e:
                     self._note_or_raise(e, notes, f"{which} {plat} SBOM not readable")
         return ImageFacts(created, model.oci_labels(*labels_from), facts, sbom, tuple(notes), env, sboms)
 
     async def platform_sbom(
-        self, top: Manifest, child: str | None, shared: Sbom | None, notes: list[str], which: str
+        self, top: Manifest, child: str | None, shared: Sbom | None, own: bool, notes: list[str], which: str
     ) -> Sbom | None:
         """A platform's own SBOM (buildkit's attestation manifest naming its image: listed in
-        the index, so found without a request), else the index's (``shared``, for all).
+        the index, so found without a request), else the index's (``shared``, for all), else,
+        when the first platform's image had its own (``own``), the referrers and ``.att`` of
+        this platform's image: an index without any SBOM costs no look-up per platform.
         Under a signature policy a signed index-level SBOM comes first, as in :meth:`sbom`."""
         desc = _buildkit_attestation(top, child)
-        if desc is None or (self.t.verifier is not None and shared is not None):
+        if desc is not None and (self.t.verifier is None or shared is None):
+            found = await self._buildkit_sbom(desc, notes, which)
+            if found is not None:
+                return found
+        if shared is not None or not own or child is None:
             return shared
-        found = await self._buildkit_sbom(desc, notes, which)
-        return found if found is not None else shared
+        return await self.sbom(child, notes, which, None)
 
     def _note_or_raise(self, e: Exception, notes: list[str], what: str) -> None:
         if isinstance(e, VerificationError) and tampered(e):

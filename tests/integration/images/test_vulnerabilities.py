@@ -493,3 +493,40 @@ def test_verify_applies_the_policy_to_every_platform(
     assert {f["id"] for f in by["linux/amd64"]["present"]} == {"CVE-2024-1013"}
     # unixodbc asked about once for both platforms (arm64's query names only chromium)
     assert sorted(q["package"]["name"] for q in osv_server.queries) == ["chromium", "unixodbc"]
+
+
+def test_sboms_attached_to_each_platform_image_as_referrers(
+    tmp_path: Path, registry: Registry, osv_server: OsvServer, run
+) -> None:
+    """No buildkit attestation and nothing attached to the index: each platform's image has its
+    own SBOM as an OCI referrer (``cosign attach sbom``/``oras attach`` per platform digest)."""
+    from tests.support.registry import OCI_INDEX, OCI_MANIFEST
+
+    repo = unique_repo("vulns-child-referrers")
+
+    def index(salt: str, versions: dict[str, str]) -> None:
+        manifests = []
+        for platform, version in versions.items():
+            os_, arch = platform.split("/")
+            tag = f"{salt}-{arch}"
+            b = push_build(registry, repo, tag, [tag.encode() * 10], "2026-01-01T00:00:00Z", {})
+            attach_sbom(registry, repo, b, cyclonedx({"requests": f"pkg:pypi/requests@{version}"}), CDX)
+            manifests.append({"mediaType": OCI_MANIFEST, "digest": b.digest, "size": len(b.manifest),
+                              "platform": {"architecture": arch, "os": os_}})  # fmt: skip
+        body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}).encode()
+        registry.push_manifest(repo, "v1", body, OCI_INDEX)
+
+    index("old", {"linux/amd64": "2.30.0", "linux/arm64": "2.31.0"})
+    cfg = project(tmp_path, f"{registry.host}/{repo}:v1")
+    assert run("update", "--config", cfg, "--no-insight").code == 0
+    index("new", {"linux/amd64": "2.31.0", "linux/arm64": "2.30.0"})
+    r = run("update", "--config", cfg, "--dry-run", "--format", "json")
+    assert r.code == 0, r.err
+    ins = json.loads(r.out)["updates"][0]["insight"]
+    by = {v["platform"]: v for v in ins["vulnerabilities_by_platform"]}
+    assert [f["id"] for f in by["linux/amd64"]["fixed"]] == ["PYSEC-2023-74"]
+    assert by["linux/amd64"]["introduced"] == []
+    assert [f["id"] for f in by["linux/arm64"]["introduced"]] == ["PYSEC-2023-74"]
+    assert by["linux/arm64"]["fixed"] == []
+    assert ins["sbom"] is not None  # the package diff reads the first platform's too
+    assert ins["requests"] <= 48
