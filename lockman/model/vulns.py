@@ -467,7 +467,10 @@ def merge_platforms(diffs: Iterable[VulnDiff]) -> tuple[VulnDiff, ...]:
 
 def distinct(findings: Iterable[Finding]) -> tuple[Finding, ...]:
     """One finding per id (platforms fixing or introducing the same one count it once)."""
-    return tuple({f.id: f for f in reversed(list(findings))}.values())[::-1]
+    seen: dict[str, Finding] = {}
+    for f in findings:
+        seen.setdefault(f.id, f)
+    return tuple(seen.values())
 
 
 def worst_first(findings: Iterable[Finding]) -> tuple[Finding, ...]:
