@@ -415,7 +415,8 @@ async def vulnerabilities(
     if not old.purls and not new.purls:
         return VulnDiff("not-scanned", platform, notes=("the SBOMs name no package URLs",))
     lookup = lookup if lookup is not None else Lookup()
-    sent, noted = lookup.requests, len(lookup.notes)
+    sent = lookup.requests
+    noted = lookup.since = len(lookup.notes)  # this platform's notes start here
     try:
         await osv.find(old.purls | new.purls, lookup)
         before = {i for p in old.purls for i in lookup.ids.get(p.purl, ())}

@@ -120,9 +120,10 @@ class Lookup:
     records: dict[str, Vuln] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     requests: int = 0
+    since: int = 0  # notes before this index belong to an earlier platform: said again if met
 
     def note(self, text: str) -> None:
-        if text not in self.notes:
+        if text not in self.notes[self.since :]:
             self.notes.append(text)
 
     def spend(self) -> bool:
