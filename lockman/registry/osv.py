@@ -152,6 +152,7 @@ class OsvClient:
         # or the OsvUnavailable that lookup met. Futures, so concurrent images wait, not ask.
         self._ids: dict[str, asyncio.Future[Any]] = {}
         self._records: dict[str, asyncio.Future[Any]] = {}
+        self._partial: set[str] = set()  # package URLs whose ids a limit cut (said to each waiter)
 
     async def _call(self, method: str, path: str, body: Any, limit: int) -> Any:
         """One request; the JSON answer, or OsvUnavailable (network, status, size, not JSON)."""
@@ -235,6 +236,8 @@ class OsvClient:
                 again.append(purl)
             else:
                 lookup.ids[purl] = answer
+                if purl in self._partial:
+                    lookup.note("OSV's answer for some packages was cut by a limit (see other images' notes)")
         if again:
             await self._find(again, lookup)
 
@@ -244,6 +247,7 @@ class OsvClient:
         pending = list(range(len(batch)))
         tokens: dict[int, str] = {}
         found: dict[int, list[str]] = {i: [] for i in pending}
+        answered: set[int] = set()  # a query never sent (the budget) has no answer, not "none"
         complete = True
         for page in range(MAX_PAGES + 1):
             if not pending:
@@ -272,6 +276,7 @@ class OsvClient:
                         f"package, {MAX_IDS} an image); the rest were dropped"
                     )
                     ids, token = ids[:room], None
+                answered.add(i)
                 fresh = [x for x in dict.fromkeys(ids) if x not in found[i]]
                 found[i] += fresh
                 total += len(fresh)
@@ -279,10 +284,12 @@ class OsvClient:
                     tokens[i] = token
                     still.append(i)
             pending = still
-        for i, ids in found.items():
-            lookup.ids[batch[i][0]] = ids
-            if self.cache is not None and complete:
-                self.cache.put_ids(batch[i][0], ids)
+        for i in sorted(answered):
+            lookup.ids[batch[i][0]] = found[i]
+            if not complete:
+                self._partial.add(batch[i][0])
+            elif self.cache is not None:
+                self.cache.put_ids(batch[i][0], found[i])
 
     async def read(self, ids: Sequence[str], lookup: Lookup) -> None:
         """Fill ``lookup.records`` for ``ids`` (this run's, the disk cache, then one GET each,

@@ -207,3 +207,19 @@ def test_a_shared_lookup_that_fails_fails_every_image_waiting_on_it(server: OsvS
     found = concurrent(server, 2, [GRADIO], timeout=0.5)
     assert all(isinstance(r, OsvUnavailable) for r in found)  # never "no ids": that reads as clean
     assert server.count("POST") == 1  # the second image did not ask a failing service again
+
+
+def test_a_package_one_image_had_no_budget_to_ask_about_is_not_clean_for_the_next(server: OsvServer) -> None:
+    """The first image's budget is spent before it asks: gradio has no answer (not "no ids"),
+    and the next image of the run asks for itself instead of taking that as clean."""
+
+    async def go() -> tuple[Lookup, Lookup]:
+        async with httpx.AsyncClient(timeout=5) as http:
+            client = OsvClient(http, server.url)
+            spent, fresh = Lookup(requests=osv.MAX_REQUESTS), Lookup()
+            await asyncio.gather(client.find([GRADIO], spent), client.find([GRADIO], fresh))
+            return spent, fresh
+
+    spent, fresh = asyncio.run(go())
+    assert GRADIO.purl not in spent.ids and any("request limit" in n for n in spent.notes)
+    assert fresh.ids[GRADIO.purl] == ["GHSA-9v2f-6vcg-3hgv"] and server.count("POST") == 1
