@@ -86,9 +86,8 @@ def vuln_policy(config_path: Path) -> VulnPolicy:
 
 def warn_unavailable(insights: Iterable[Insight]) -> None:
     """One warning when OSV could not be asked (the update itself goes on)."""
-    for i in insights:
-        v = i.vulnerabilities
-        if v is not None and v.status == "unavailable":
+    for v in (v for i in insights for v in i.vulnerability_results):
+        if v.status == "unavailable":
             why = v.notes[0] if v.notes else "no answer"
             err(f"warning: known vulnerabilities not checked: {why}")
             return

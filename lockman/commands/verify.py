@@ -18,6 +18,7 @@ from lockman.images import verifier
 from lockman.images.sources import load_project
 from lockman.images.verifier import VerifyOptions, VerifyResult
 from lockman.model.insight import Insight
+from lockman.model.vulns import VulnDiff
 from lockman.registry.client import RegistryClient
 
 
@@ -93,15 +94,18 @@ def _vulnerabilities(result: VerifyResult, key: tuple[str, str]) -> dict[str, An
     v = result.vulnerabilities.get(key)
     if v is None:
         return {}
-    return {
-        "vulnerabilities": {
+
+    def scan(v: VulnDiff) -> dict[str, Any]:
+        return {
             "status": v.status,
             "platform": v.platform,
             "present": [f.as_dict() for f in v.introduced],
             "notes": list(v.notes),
             "requests": v.requests,
         }
-    }
+
+    every = result.vulnerabilities_by_platform.get(key) or (v,)
+    return {"vulnerabilities": scan(v), "vulnerabilities_by_platform": [scan(x) for x in every]}
 
 
 def _vulnerability_notices(result: VerifyResult) -> None:

@@ -208,19 +208,50 @@ class _Reader:
         labels_from.append(model.manifest_annotations(top.raw))
         if config_of is not None and config_of is not top:
             labels_from.append(model.manifest_annotations(config_of.raw))
-        sbom = None
+        sbom, own = None, False
         try:
             child = config_of.digest if top.is_index and config_of is not None else None
             sbom = await self.sbom(entry.digest, notes, which, _buildkit_attestation(top, child))
+            if sbom is None and child is not None:  # none for the index: the platform image's own
+                sbom = await self.sbom(child, notes, which, None)
+                own = sbom is not None
         except (LockmanError, _Exhausted) as e:
             self._note_or_raise(e, notes, f"{which} SBOM not readable")
-        return ImageFacts(created, model.oci_labels(*labels_from), facts, sbom, tuple(notes), env)
+        sboms: dict[str, Sbom | None] = {config_platform: sbom} if config_platform is not None else {}
+        own = own or (sbom is not None and sbom.source == "buildkit-attestation")
+        shared = sbom if not own else None
+        for plat in facts:  # the other platforms, after the first: it has the budget first
+            if plat not in sboms:
+                try:
+                    sboms[plat] = await self.platform_sbom(top, children.get(plat), shared, own, notes, which)
+                except (LockmanError, _Exhausted) as e:
+                    self._note_or_raise(e, notes, f"{which} {plat} SBOM not readable")
+        return ImageFacts(created, model.oci_labels(*labels_from), facts, sbom, tuple(notes), env, sboms)
+
+    async def platform_sbom(
+        self, top: Manifest, child: str | None, shared: Sbom | None, own: bool, notes: list[str], which: str
+    ) -> Sbom | None:
+        """A platform's own SBOM (buildkit's attestation manifest naming its image: listed in
+        the index, so found without a request), else the index's (``shared``, for all), else,
+        when the first platform's image had its own (``own``), the referrers and ``.att`` of
+        this platform's image: an index without any SBOM costs no look-up per platform.
+        Under a signature policy a signed index-level SBOM comes first, as in :meth:`sbom`."""
+        desc = _buildkit_attestation(top, child)
+        if desc is not None and (self.t.verifier is None or shared is None):
+            found = await self._buildkit_sbom(desc, notes, which)
+            if found is not None:
+                return found
+        if shared is not None or not own or child is None:
+            return shared
+        return await self.sbom(child, notes, which, None)
 
     def _note_or_raise(self, e: Exception, notes: list[str], what: str) -> None:
         if isinstance(e, VerificationError) and tampered(e):
             raise e
         if isinstance(e, _Exhausted):
-            notes.append(f"request limit ({MAX_REQUESTS}) reached; the rest was not inspected")
+            text = f"request limit ({MAX_REQUESTS}) reached; the rest was not inspected"
+            if text not in notes:
+                notes.append(text)
         else:
             notes.append(f"{what}: {e}")
 
@@ -371,27 +402,51 @@ def _platforms(
     return chosen[:MAX_PLATFORMS], config, added, removed
 
 
-async def vulnerabilities(osv: OsvClient, old: Sbom | None, new: Sbom | None, platform: str) -> VulnDiff:
+async def vulnerabilities(
+    osv: OsvClient, old: Sbom | None, new: Sbom | None, platform: str, lookup: Lookup | None = None
+) -> VulnDiff:
     """Known vulnerabilities fixed and introduced between two SBOMs (OSV's records read only
     for those, introduced first); "not-scanned" without both SBOMs, "unavailable" when OSV
-    could not be asked."""
+    could not be asked. ``lookup`` is shared by an image's platforms: one request budget, and
+    what one platform asked the next need not ask again."""
     if old is None or new is None:
         which = "either" if old is None and new is None else "the old" if old is None else "the new"
         return VulnDiff("not-scanned", platform, notes=(f"no SBOM for {which} digest",))
     if not old.purls and not new.purls:
         return VulnDiff("not-scanned", platform, notes=("the SBOMs name no package URLs",))
-    lookup = Lookup()
+    lookup = lookup if lookup is not None else Lookup()
+    sent = lookup.requests
+    noted = lookup.since = len(lookup.notes)  # this platform's notes start here
     try:
         await osv.find(old.purls | new.purls, lookup)
         before = {i for p in old.purls for i in lookup.ids.get(p.purl, ())}
         after = {i for p in new.purls for i in lookup.ids.get(p.purl, ())}
         await osv.read([*sorted(after - before), *sorted(before - after)], lookup)
     except OsvUnavailable as e:
-        return VulnDiff("unavailable", platform, notes=(str(e),), requests=lookup.requests)
+        return VulnDiff("unavailable", platform, notes=(str(e),), requests=lookup.requests - sent)
     return vulns.diff(
         old.purls, new.purls, lookup.ids, lookup.records,
-        platform=platform, notes=lookup.notes, requests=lookup.requests,
+        platform=platform, notes=lookup.notes[noted:], requests=lookup.requests - sent,
     )  # fmt: skip
+
+
+async def by_platform(
+    osv: OsvClient, old: ImageFacts, new: ImageFacts, platforms: Sequence[str]
+) -> tuple[VulnDiff, ...]:
+    """:func:`vulnerabilities` for each platform both sides read, in order, sharing one lookup;
+    a platform whose SBOM was left unread (the request budget, an unreadable manifest) is
+    "not-scanned", never clean. One platform when neither side read any per platform."""
+    if not old.platform_sboms and not new.platform_sboms:
+        return (await vulnerabilities(osv, old.sbom, new.sbom, platforms[0] if platforms else ""),)
+    lookup, out = Lookup(), []
+    unread = ("its SBOM was not read (see the insight's notes)",)
+    for plat in platforms:
+        if plat not in old.platform_sboms or plat not in new.platform_sboms:
+            out.append(VulnDiff("not-scanned", plat, notes=unread))
+            continue
+        before, after = old.platform_sboms[plat], new.platform_sboms[plat]
+        out.append(await vulnerabilities(osv, before, after, plat, lookup))
+    return tuple(out)
 
 
 async def inspect(
@@ -406,8 +461,11 @@ async def inspect(
     plats, config, added, removed = _platforms(t.old, t.new)
     old, new = await _all([reader.side(t.old, plats, config), reader.side(t.new, plats, config)])
     insight = model.compare(old, new, requests=reader.requests)
-    found = None if osv is None else await vulnerabilities(osv, old.sbom, new.sbom, config or "")
-    return replace(insight, platforms_added=added, platforms_removed=removed, vulnerabilities=found)
+    insight = replace(insight, platforms_added=added, platforms_removed=removed)
+    if osv is None:
+        return insight
+    found = await by_platform(osv, old, new, plats or [config or ""])
+    return replace(insight, vulnerabilities=found[0], vulnerabilities_by_platform=found)
 
 
 async def inspect_all(
@@ -439,23 +497,32 @@ async def _all(aws: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
 
 async def scan_all(
     client: RegistryClient, targets: Sequence[tuple[Reference, LockedImage]], osv: OsvClient
-) -> dict[tuple[str, str], VulnDiff]:
-    """Known vulnerabilities present in each locked image (``verify`` under a
-    ``[vulnerabilities] refuse`` policy): its SBOM read as for insight, every id OSV names for
-    its packages reported as ``introduced`` (against nothing); "not-scanned" without an SBOM."""
+) -> dict[tuple[str, str], tuple[VulnDiff, ...]]:
+    """Known vulnerabilities present in each locked image, per platform (``verify`` under a
+    ``[vulnerabilities] refuse`` policy): each platform's SBOM read as for insight, every id OSV
+    names for its packages reported as ``introduced`` (against nothing), the first platform
+    first; "not-scanned" without an SBOM. The image's platforms share one OSV lookup."""
     manifests, blobs = ManifestCache(), BlobCache()
 
-    async def one(ref: Reference, entry: LockedImage) -> VulnDiff:
+    async def one(ref: Reference, entry: LockedImage) -> tuple[VulnDiff, ...]:
         reader = _Reader(client, Target(entry.key, ref, entry, entry), manifests, blobs)
         plats, config, _, _ = _platforms(entry, entry)
         try:
             facts = await reader.side(entry, plats, config)
         except LockmanError as e:  # bytes that do not hash: verify's own checks report them
-            return VulnDiff("not-scanned", config or "", notes=(str(e),))
-        if facts.sbom is None:
-            return VulnDiff("not-scanned", config or "", notes=("no SBOM for this digest",))
-        nothing = replace(facts.sbom, packages=frozenset(), purls=frozenset())
-        return await vulnerabilities(osv, nothing, facts.sbom, config or "")
+            return (VulnDiff("not-scanned", config or "", notes=(str(e),)),)
+        lookup, out = Lookup(), []
+        for plat in plats or [config or ""]:
+            if facts.platform_sboms and plat not in facts.platform_sboms:
+                out.append(VulnDiff("not-scanned", plat, notes=("its SBOM was not read",)))
+                continue
+            sbom = facts.platform_sboms.get(plat) if facts.platform_sboms else facts.sbom
+            if sbom is None:
+                out.append(VulnDiff("not-scanned", plat, notes=("no SBOM for this digest",)))
+                continue
+            nothing = replace(sbom, packages=frozenset(), purls=frozenset())
+            out.append(await vulnerabilities(osv, nothing, sbom, plat, lookup))
+        return tuple(out)
 
     results = await _all([one(ref, e) for ref, e in targets])
     return {e.key: r for (_, e), r in zip(targets, results, strict=True)}

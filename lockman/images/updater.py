@@ -301,11 +301,12 @@ class _Update:
         """lockman.toml's ``[vulnerabilities] refuse``: a digest introducing a vulnerability at or
         above that severity (and not accepted) is not locked, and the run writes nothing."""
         from lockman.errors import VulnerabilityRefused
+        from lockman.model.vulns import distinct
 
         out: list[LockmanError] = []
         policy = self.options.vuln_policy
         for (name, tag), insight in sorted(self.insights.items()):
-            found = policy.refused(insight.vulnerabilities) if insight.vulnerabilities is not None else ()
+            found = distinct(f for v in insight.vulnerability_results for f in policy.refused(v))
             if found:
                 ids = ", ".join(f"{f.id} ({f.severity})" for f in found[:5])
                 more = f" and {len(found) - 5} more" if len(found) > 5 else ""

@@ -25,7 +25,7 @@ from lockman.model import lockfile, xcargo
 from lockman.model.lockfile import LockedImage, Lockfile
 from lockman.model.manifest import check_descriptor
 from lockman.model.reference import Reference
-from lockman.model.vulns import VulnDiff, VulnPolicy
+from lockman.model.vulns import Finding, VulnDiff, VulnPolicy
 from lockman.model.xcargo import XcargoConfig
 from lockman.registry.cache import ManifestCache
 from lockman.registry.client import NotFound, RegistryClient
@@ -195,6 +195,8 @@ class VerifyResult:
     blob_bytes: int = 0
     vulnerabilities: Mapping[tuple[str, str], VulnDiff] = field(default_factory=dict)  # refuse set
     moved: tuple[MovedTag, ...] | None = None  # report_moved: the moved tags (None: not asked)
+    # Every platform's scan (``vulnerabilities`` holds the first's), under a refuse policy.
+    vulnerabilities_by_platform: Mapping[tuple[str, str], tuple[VulnDiff, ...]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -274,8 +276,9 @@ async def _online(
     problems = (*(p for r in results for p in r), *deep[0], *_signature_problems(signed))
     problems += tuple(_vulnerability_problems(targets, scans, options.vuln_policy))
     checked = tuple(e for _, e in targets)
+    first = {k: v[0] for k, v in scans.items() if v}
     return VerifyResult(
-        config.lockfile_path, False, checked, problems, tuple(signed), deep[1], deep[2], scans, moved
+        config.lockfile_path, False, checked, problems, tuple(signed), deep[1], deep[2], first, moved, scans
     )  # fmt: skip
 
 
@@ -284,9 +287,9 @@ async def _scan(
     targets: list[tuple[Reference, LockedImage]],
     results: list[list[Problem]],
     options: VerifyOptions,
-) -> dict[tuple[str, str], VulnDiff]:
+) -> dict[tuple[str, str], tuple[VulnDiff, ...]]:
     """Only under a ``[vulnerabilities] refuse`` policy: the known vulnerabilities of each image
-    whose manifests check out (see lockman.images.insight.scan_all)."""
+    whose manifests check out, per platform (see lockman.images.insight.scan_all)."""
     policy = options.vuln_policy
     if policy.refuse is None or not policy.enabled:
         return {}
@@ -299,14 +302,23 @@ async def _scan(
 
 def _vulnerability_problems(
     targets: list[tuple[Reference, LockedImage]],
-    scans: Mapping[tuple[str, str], VulnDiff],
+    scans: Mapping[tuple[str, str], tuple[VulnDiff, ...]],
     policy: VulnPolicy,
 ) -> list[Problem]:
+    """One problem per image refused on any platform; each id once, with the platforms it is on
+    when the image has several."""
     out = []
     for _, e in targets:
-        found = policy.refused(scans[e.key]) if e.key in scans else ()
+        where: dict[str, list[str]] = {}
+        found = []
+        for d in scans.get(e.key, ()):
+            for f in policy.refused(d):
+                if f.id not in where:
+                    found.append(f)
+                where.setdefault(f.id, []).append(d.platform)
         if found:
-            ids = ", ".join(f"{f.id} ({f.severity})" for f in found[:5])
+            several = len(scans[e.key]) > 1
+            ids = ", ".join(_refused_text(f, where[f.id] if several else []) for f in found[:5])
             more = f" and {len(found) - 5} more" if len(found) > 5 else ""
             what = "vulnerability" if len(found) == 1 else "vulnerabilities"
             out.append(
@@ -318,6 +330,10 @@ def _vulnerability_problems(
                 )
             )
     return out
+
+
+def _refused_text(f: Finding, platforms: list[str]) -> str:
+    return f"{f.id} ({f.severity})" + (f" on {', '.join(platforms)}" if platforms else "")
 
 
 async def _none() -> None:

@@ -78,6 +78,9 @@ class ImageFacts:
     sbom: Sbom | None = None
     notes: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)  # toolchain versions from the config's Env
+    # Per platform read: its own SBOM (buildkit's attestation naming its image), else the one
+    # attached to the index (it applies to all), else None; a platform left out was not read.
+    platform_sboms: Mapping[str, Sbom | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,16 @@ class Insight:
     requests: int = 0
     base_name: str | None = None  # the base image's name (new side), to say which base moved
     vulnerabilities: VulnDiff | None = None  # None: not looked up (--no-vulnerabilities)
+    # Every platform compared, the first one (``vulnerabilities``) first; () when not looked up.
+    vulnerabilities_by_platform: tuple[VulnDiff, ...] = ()
     toolchain: tuple[ToolchainChange, ...] = ()  # C library, distro, compilers, openssl, rust
+
+    @property
+    def vulnerability_results(self) -> tuple[VulnDiff, ...]:
+        """Each platform's known vulnerabilities (an insight built with one: that one)."""
+        if self.vulnerabilities is None:
+            return ()
+        return self.vulnerabilities_by_platform or (self.vulnerabilities,)
 
     @property
     def base_moved(self) -> FieldChange | None:
@@ -188,6 +200,9 @@ class Insight:
             "notes": list(self.notes),
             "requests": self.requests,
             "vulnerabilities": None if self.vulnerabilities is None else self.vulnerabilities.as_dict(),
+            "vulnerabilities_by_platform": None
+            if self.vulnerabilities is None
+            else [v.as_dict() for v in self.vulnerability_results],
         }
 
 

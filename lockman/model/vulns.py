@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -454,6 +454,23 @@ class VulnDiff:
             "notes": list(self.notes),
             "requests": self.requests,
         }
+
+
+def merge_platforms(diffs: Iterable[VulnDiff]) -> tuple[VulnDiff, ...]:
+    """Platforms with the same result as one, named ``linux/amd64, linux/arm64``: an index whose
+    platforms share an SBOM would otherwise say the same thing once per platform."""
+    groups: dict[VulnDiff, list[str]] = {}
+    for d in diffs:
+        groups.setdefault(replace(d, platform="", requests=0), []).append(d.platform)
+    return tuple(replace(d, platform=", ".join(p for p in ps if p)) for d, ps in groups.items())
+
+
+def distinct(findings: Iterable[Finding]) -> tuple[Finding, ...]:
+    """One finding per id (platforms fixing or introducing the same one count it once)."""
+    seen: dict[str, Finding] = {}
+    for f in findings:
+        seen.setdefault(f.id, f)
+    return tuple(seen.values())
 
 
 def worst_first(findings: Iterable[Finding]) -> tuple[Finding, ...]:

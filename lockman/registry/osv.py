@@ -8,12 +8,15 @@ per package (its ``next_page_token`` pages followed a bounded number of times);
 introduced). Every answer is remote text: bodies are capped, ids kept per package and per
 lookup are capped, ids must match a strict grammar before they go into a URL, and a record
 that does not parse is a note. Answers are cached on disk by package URL (and records by id)
-for ``CACHE_SECONDS``. Any failure raises :class:`OsvUnavailable`; the caller turns it into
-one warning, never a failed run.
+for ``CACHE_SECONDS``, and shared in process: one client asks about a package URL (or reads a
+record) once per run, however many images and platforms name it, even while they are all in
+flight. Any failure raises :class:`OsvUnavailable`; the caller turns it into one warning,
+never a failed run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -117,9 +120,10 @@ class Lookup:
     records: dict[str, Vuln] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     requests: int = 0
+    since: int = 0  # notes before this index belong to an earlier platform: said again if met
 
     def note(self, text: str) -> None:
-        if text not in self.notes:
+        if text not in self.notes[self.since :]:
             self.notes.append(text)
 
     def spend(self) -> bool:
@@ -143,6 +147,12 @@ class OsvClient:
         self.http, self.base = http, (base_url or DEFAULT_URL).rstrip("/")
         self.cache = cache
         self.sent = 0  # every request this client sent (all images)
+        # This run's answers, by package URL and by id, settled once the asking lookup is done:
+        # ids (None: that lookup's budget ran out first), a record's JSON (None: OSV has none),
+        # or the OsvUnavailable that lookup met. Futures, so concurrent images wait, not ask.
+        self._ids: dict[str, asyncio.Future[Any]] = {}
+        self._records: dict[str, asyncio.Future[Any]] = {}
+        self._partial: set[str] = set()  # package URLs whose ids a limit cut (said to each waiter)
 
     async def _call(self, method: str, path: str, body: Any, limit: int) -> Any:
         """One request; the JSON answer, or OsvUnavailable (network, status, size, not JSON)."""
@@ -180,9 +190,19 @@ class OsvClient:
             raise OsvUnavailable(f"{self.base}: answer to {method} {path} is not JSON") from None
 
     async def find(self, packages: Iterable[Package], lookup: Lookup) -> None:
-        """Fill ``lookup.ids`` for each package URL (cache first, then querybatch)."""
+        """Fill ``lookup.ids`` for each package URL (this run's answers, the disk cache, then
+        querybatch)."""
+        await self._find(sorted({p.purl for p in packages}), lookup)
+
+    async def _find(self, purls: list[str], lookup: Lookup) -> None:
         todo: list[tuple[str, dict[str, Any]]] = []
-        for purl in sorted({p.purl for p in packages}):
+        waits: list[tuple[str, asyncio.Future[Any]]] = []
+        for purl in purls:
+            if purl in lookup.ids:
+                continue
+            if purl in self._ids:
+                waits.append((purl, self._ids[purl]))
+                continue
             cached = self.cache.ids(purl) if self.cache is not None else None
             if cached is not None:
                 lookup.ids[purl] = cached
@@ -191,8 +211,35 @@ class OsvClient:
             query = osv_package(parsed) if parsed is not None else None
             if query is not None:
                 todo.append((purl, query))
-        for start in range(0, len(todo), BATCH):
-            await self._batch(todo[start : start + BATCH], lookup)
+        loop = asyncio.get_running_loop()
+        mine = {purl: loop.create_future() for purl, _ in todo}
+        self._ids.update(mine)
+        outcome: OsvUnavailable | None = OsvUnavailable(f"{self.base}: the lookup was interrupted")
+        try:
+            for start in range(0, len(todo), BATCH):
+                await self._batch(todo[start : start + BATCH], lookup)
+            outcome = None
+        except OsvUnavailable as e:
+            outcome = e
+            raise
+        finally:
+            for purl, future in mine.items():
+                if outcome is None and purl not in lookup.ids:
+                    del self._ids[purl]  # not asked (budget): whoever needs it asks
+                future.set_result(outcome if outcome is not None else lookup.ids.get(purl))
+        again = []
+        for purl, future in waits:
+            answer = await future
+            if isinstance(answer, OsvUnavailable):
+                raise OsvUnavailable(str(answer))
+            if answer is None:
+                again.append(purl)
+            else:
+                lookup.ids[purl] = answer
+                if purl in self._partial:
+                    lookup.note("OSV's answer for some packages was cut by a limit (see other images' notes)")
+        if again:
+            await self._find(again, lookup)
 
     async def _batch(self, batch: list[tuple[str, dict[str, Any]]], lookup: Lookup) -> None:
         """One querybatch request, then a bounded number for the queries with more pages."""
@@ -200,6 +247,7 @@ class OsvClient:
         pending = list(range(len(batch)))
         tokens: dict[int, str] = {}
         found: dict[int, list[str]] = {i: [] for i in pending}
+        answered: set[int] = set()  # a query never sent (the budget) has no answer, not "none"
         complete = True
         for page in range(MAX_PAGES + 1):
             if not pending:
@@ -228,6 +276,7 @@ class OsvClient:
                         f"package, {MAX_IDS} an image); the rest were dropped"
                     )
                     ids, token = ids[:room], None
+                answered.add(i)
                 fresh = [x for x in dict.fromkeys(ids) if x not in found[i]]
                 found[i] += fresh
                 total += len(fresh)
@@ -235,24 +284,32 @@ class OsvClient:
                     tokens[i] = token
                     still.append(i)
             pending = still
-        for i, ids in found.items():
-            lookup.ids[batch[i][0]] = ids
-            if self.cache is not None and complete:
-                self.cache.put_ids(batch[i][0], ids)
+        for i in sorted(answered):
+            lookup.ids[batch[i][0]] = found[i]
+            if not complete:
+                self._partial.add(batch[i][0])
+            elif self.cache is not None:
+                self.cache.put_ids(batch[i][0], found[i])
 
     async def read(self, ids: Sequence[str], lookup: Lookup) -> None:
-        """Fill ``lookup.records`` for ``ids`` (cache first, then one GET each, within budget)."""
+        """Fill ``lookup.records`` for ``ids`` (this run's, the disk cache, then one GET each,
+        within budget)."""
         for vid in ids:
             if vid in lookup.records or not valid_id(vid):
                 continue
-            raw = self.cache.record(vid) if self.cache is not None else None
-            if raw is None:
-                if not lookup.spend():
-                    return
-                raw = await self._call("GET", f"/v1/vulns/{vid}", None, MAX_RECORD_BYTES)
+            if vid in self._records:
+                raw = await self._records[vid]
+                if isinstance(raw, OsvUnavailable):
+                    raise OsvUnavailable(str(raw))
+            else:
+                raw = self.cache.record(vid) if self.cache is not None else None
                 if raw is None:
-                    lookup.note(f"OSV has no record {vid}")
-                    continue
+                    if not lookup.spend():
+                        return
+                    raw = await self._get(vid)
+            if raw is None:
+                lookup.note(f"OSV has no record {vid}")
+                continue
             record = parse_record(raw)
             if record is None or record.id != vid:
                 lookup.note(f"OSV record {vid} is not readable; shown without details")
@@ -260,3 +317,16 @@ class OsvClient:
             lookup.records[vid] = record
             if self.cache is not None:
                 self.cache.put_record(vid, raw)
+
+    async def _get(self, vid: str) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._records[vid] = future
+        outcome: Any = OsvUnavailable(f"{self.base}: the lookup was interrupted")
+        try:
+            outcome = await self._call("GET", f"/v1/vulns/{vid}", None, MAX_RECORD_BYTES)
+            return outcome
+        except OsvUnavailable as e:
+            outcome = e
+            raise
+        finally:
+            future.set_result(outcome)

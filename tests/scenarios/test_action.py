@@ -10,6 +10,7 @@ step (from this checkout, through ``package``); ``git push`` goes to a local bar
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -365,3 +366,40 @@ def test_docs_show_the_shipped_renovate_files() -> None:
                 assert "unrelated" in line, line
             elif package.startswith("xcargo-lockman"):
                 assert package == f"xcargo-lockman=={version}", line
+
+
+@pytest.mark.registry
+def test_action_pull_request_title_says_how_many_known_vulnerabilities_it_fixes(
+    tmp_path: Path, registry: Registry, run, isolated_env: Path, osv_server
+) -> None:
+    """The title and commit message come from ``lockman diff --commit-message``: with
+    ``--insight`` it asks OSV (the loopback one here), so a fix is said where a reviewer looks."""
+    from tests.support.images import attach_sbom, push_build
+
+    repo = unique_repo("actvulns")
+
+    def image(salt: str, version: str) -> str:
+        b = push_build(registry, repo, "v1", [salt.encode() * 10], "2026-01-01T00:00:00Z", {})
+        purl = f"pkg:pypi/requests@{version}"
+        cdx = {"bomFormat": "CycloneDX", "specVersion": "1.5",
+               "components": [{"type": "library", "name": "requests", "version": version, "purl": purl}]}  # fmt: skip
+        attach_sbom(registry, repo, b, json.dumps(cdx).encode(), "application/vnd.cyclonedx+json")
+        return b.digest
+
+    image("old", "2.30.0")
+    origin, work = _checkout(tmp_path, f'[container]\nimage = "{registry.host}/{repo}:v1"\n', run)
+    new = image("new", "2.31.0")  # requests 2.31.0 fixes PYSEC-2023-74
+    runner, gh_log = _runner(tmp_path, work)
+    assert runner.run({"command": "update", "open-pr": "true", "package": str(ROOT)}) == 0, runner.log
+    title = runner.outputs["update"]["title"]
+    assert title == (
+        f"chore(deps): update {registry.host}/{repo}:v1 digest to {new[7:14]} (fixes 1 known vulnerability)"
+    )
+    assert git(origin, "log", "-1", "--format=%s", "lockman/update").strip() == title
+    assert "--title\n" + title in gh_log.read_text()
+
+    # --no-vulnerabilities in args: the title asks OSV nothing either.
+    asked = len(osv_server.log)
+    image("newer", "2.30.0")
+    assert runner.run({"command": "update", "args": "--no-vulnerabilities"}, skip=("Install lockman",)) == 0
+    assert not runner.outputs["update"]["title"].endswith(")") and len(osv_server.log) == asked

@@ -179,55 +179,61 @@ def attach_sbom(reg: Registry, repo: str, subject: Build, doc: bytes, artifact_t
 def push_buildkit_index(reg: Registry, repo: str, tag: str, build: Build, doc: bytes) -> str:
     """An index as ``docker buildx build --sbom=true`` pushes it: the image, and an attestation
     manifest (platform unknown/unknown) whose layer is an in-toto SPDX statement (``doc``) about it."""
-    statement = json.dumps(
-        {
-            "_type": "https://in-toto.io/Statement/v0.1",
-            "predicateType": "https://spdx.dev/Document",
-            "subject": [{"name": "pkg:docker/app", "digest": {"sha256": build.digest.split(":")[1]}}],
-            "predicate": json.loads(doc),
-        }
-    ).encode()
+    return push_buildkit_platforms(reg, repo, tag, [(build, "linux/amd64", doc)])
+
+
+def push_buildkit_platforms(reg: Registry, repo: str, tag: str, images: list[tuple[Build, str, bytes]]) -> str:
+    """``docker buildx build --platform A,B --sbom=true``: per (image, platform, SPDX document),
+    the image and an attestation manifest naming it (``vnd.docker.reference.digest``)."""
     config_bytes = b'{"architecture":"unknown","os":"unknown","rootfs":{"type":"layers","diff_ids":[]}}'
     config = reg.push_blob(repo, config_bytes)
-    layer = reg.push_blob(repo, statement)
-    att = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": config, "size": len(config_bytes)},
-            "layers": [
-                {
-                    "mediaType": "application/vnd.in-toto+json",
-                    "digest": layer,
-                    "size": len(statement),
-                    "annotations": {"in-toto.io/predicate-type": "https://spdx.dev/Document"},
-                }
-            ],
-        }
-    ).encode()
-    att_digest = reg.push_manifest(repo, sha256(att), att, OCI_MANIFEST)
-    index = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_INDEX,
-            "manifests": [
-                {
-                    "mediaType": OCI_MANIFEST,
-                    "digest": build.digest,
-                    "size": len(build.manifest),
-                    "platform": {"architecture": "amd64", "os": "linux"},
+    manifests: list[dict[str, object]] = []
+    for build, platform, doc in images:
+        statement = json.dumps(
+            {
+                "_type": "https://in-toto.io/Statement/v0.1",
+                "predicateType": "https://spdx.dev/Document",
+                "subject": [{"name": "pkg:docker/app", "digest": {"sha256": build.digest.split(":")[1]}}],
+                "predicate": json.loads(doc),
+            }
+        ).encode()
+        layer = reg.push_blob(repo, statement)
+        att = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": config, "size": len(config_bytes)},
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.in-toto+json",
+                        "digest": layer,
+                        "size": len(statement),
+                        "annotations": {"in-toto.io/predicate-type": "https://spdx.dev/Document"},
+                    }
+                ],
+            }
+        ).encode()
+        att_digest = reg.push_manifest(repo, sha256(att), att, OCI_MANIFEST)
+        os_, arch, *variant = platform.split("/")
+        manifests.append(
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": build.digest,
+                "size": len(build.manifest),
+                "platform": {"architecture": arch, "os": os_, **({"variant": variant[0]} if variant else {})},
+            }
+        )
+        manifests.append(
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": att_digest,
+                "size": len(att),
+                "platform": {"architecture": "unknown", "os": "unknown"},
+                "annotations": {
+                    "vnd.docker.reference.type": "attestation-manifest",
+                    "vnd.docker.reference.digest": build.digest,
                 },
-                {
-                    "mediaType": OCI_MANIFEST,
-                    "digest": att_digest,
-                    "size": len(att),
-                    "platform": {"architecture": "unknown", "os": "unknown"},
-                    "annotations": {
-                        "vnd.docker.reference.type": "attestation-manifest",
-                        "vnd.docker.reference.digest": build.digest,
-                    },
-                },
-            ],
-        }
-    ).encode()
+            }
+        )
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}).encode()
     return reg.push_manifest(repo, tag, index, OCI_INDEX)

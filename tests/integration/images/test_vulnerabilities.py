@@ -15,7 +15,7 @@ import pytest
 
 from lockman.model import lockfile
 from tests.support.fixtures import unique_repo
-from tests.support.images import Build, attach_sbom, push_build, push_buildkit_index
+from tests.support.images import Build, attach_sbom, push_build, push_buildkit_index, push_buildkit_platforms
 from tests.support.osv_server import OsvServer
 from tests.support.paths import TESTDATA
 from tests.support.project import image_project as project
@@ -369,3 +369,164 @@ def test_diff_insight_commit_message_says_what_it_fixes(
     n = len(osv_server.log)
     r = run("diff", "git:HEAD", "--config", cfg, "--insight", "--no-vulnerabilities", "--format", "json")
     assert json.loads(r.out)["updates"][0]["insight"]["vulnerabilities"] is None and len(osv_server.log) == n
+
+
+def _platforms_index(registry: Registry, repo: str, salt: str, sboms: dict[str, dict[str, str]]) -> str:
+    """A buildkit-style multi-platform index: per platform its own image and its own SPDX SBOM."""
+    images = []
+    for platform, packages in sboms.items():
+        tag = f"{salt}-{platform.replace('/', '-')}"
+        b = push_build(registry, repo, tag, [tag.encode() * 10], "2026-01-01T00:00:00Z", {})
+        images.append((b, platform, spdx_debian(packages)))
+    return push_buildkit_platforms(registry, repo, "v1", images)
+
+
+def test_each_platform_is_scanned_with_its_own_sbom_and_equal_results_merge(
+    tmp_path: Path, registry: Registry, osv_server: OsvServer, run
+) -> None:
+    """linux/amd64 drops chromium (fixes CVE-2024-3847); linux/arm64 and linux/arm/v7 add it
+    (introduce it): three sections would be noise, so the two equal ones are one."""
+    repo = unique_repo("vulns-platforms")
+    both = {"unixodbc": "2.3.11-2", "chromium": "73.0.3683.75-1"}
+    base = {"unixodbc": "2.3.11-2"}
+    _platforms_index(registry, repo, "old", {"linux/amd64": both, "linux/arm64": base, "linux/arm/v7": base})
+    cfg = project(tmp_path, f"{registry.host}/{repo}:v1")
+    assert run("update", "--config", cfg, "--no-insight").code == 0
+    _platforms_index(registry, repo, "new", {"linux/amd64": base, "linux/arm64": both, "linux/arm/v7": both})
+    before = registry.request_count()
+
+    r = run("update", "--config", cfg, "--dry-run", "--format", "json")
+    assert r.code == 0, r.err
+    data = json.loads(r.out)
+    ins = data["updates"][0]["insight"]
+    v = ins["vulnerabilities"]  # as before: the first platform's
+    assert v["platform"] == "linux/amd64" and [f["id"] for f in v["fixed"]] == ["CVE-2024-3847"]
+    assert v["introduced"] == []
+    by = {x["platform"]: x for x in ins["vulnerabilities_by_platform"]}
+    assert [x["platform"] for x in ins["vulnerabilities_by_platform"]] == [
+        "linux/amd64", "linux/arm/v7", "linux/arm64"
+    ]  # fmt: skip
+    assert by["linux/amd64"] == v
+    for plat in ("linux/arm64", "linux/arm/v7"):
+        assert by[plat]["fixed"] == [] and by[plat]["still_present"] == 1
+        assert [(f["id"], f["package"], f["old_version"], f["new_version"]) for f in by[plat]["introduced"]] == [
+            ("CVE-2024-3847", "chromium", None, "73.0.3683.75-1")
+        ]
+    # The union of the platforms' fixed ids: the commit message counts CVE-2024-3847 once.
+    assert "fixes 1 known vulnerability" in data["commit_message"]
+    # OSV: the two distinct packages of all six SBOMs in one query, the one changed id read once.
+    assert osv_server.count("POST", "/v1/querybatch") == 1 and len(osv_server.queries) == 2
+    assert [p for m, p, _ in osv_server.log if m == "GET"] == ["/v1/vulns/CVE-2024-3847"]
+    # Registry: per side at most the index, three platform manifests, a config and per
+    # platform the attestation manifest and its layer; the registry saw no more than that.
+    assert ins["requests"] <= 2 * (1 + 3 + 1 + 3 * 2)
+    assert registry.request_count() - before <= ins["requests"] + 4  # + resolving the tag
+
+    r = run("update", "--config", cfg, "--dry-run")
+    assert r.code == 0, r.err
+    text = [ln.strip() for ln in r.out.splitlines()]
+    assert "vulnerabilities (linux/amd64): fixes 1, introduces 0, 1 still present" in text
+    assert "vulnerabilities (linux/arm/v7, linux/arm64): fixes 0, introduces 1, 1 still present" in text
+    assert sum(ln.startswith("vulnerabilities") for ln in text) == 2
+    r = run("update", "--config", cfg, "--dry-run", "--format", "markdown")
+    assert "**Known vulnerabilities (linux/arm/v7, linux/arm64)**: fixes 0, introduces 1" in r.out
+    assert r.out.count("**Known vulnerabilities") == 2
+
+    # The policy looks at every platform: amd64 alone fixes, arm64 introduces.
+    (tmp_path / "lockman.toml").write_text('[vulnerabilities]\nrefuse = "low"\n')
+    lock = (tmp_path / "xcargo.lock").read_bytes()
+    r = run("update", "--config", cfg)
+    assert r.code == 1 and "CVE-2024-3847 (low)" in r.err, (r.out, r.err)
+    assert (tmp_path / "xcargo.lock").read_bytes() == lock
+
+
+def test_platforms_past_the_request_budget_are_not_scanned_not_clean(
+    tmp_path: Path, registry: Registry, osv_server: OsvServer, run
+) -> None:
+    """Eight platforms, each with its own SBOM: reading them all would take more than the 48
+    registry calls an image may cost; the ones left are "not scanned", never clean."""
+    repo = unique_repo("vulns-budget")
+    plats = [f"linux/arch{i}" for i in range(8)]
+    _platforms_index(registry, repo, "old", {p: {"unixodbc": "2.3.11-2"} for p in plats})
+    cfg = project(tmp_path, f"{registry.host}/{repo}:v1")
+    assert run("update", "--config", cfg, "--no-insight").code == 0
+    _platforms_index(registry, repo, "new", {p: {"chromium": "73.0.3683.75-1"} for p in plats})
+    r = run("update", "--config", cfg, "--dry-run", "--format", "json")
+    assert r.code == 0, r.err
+    ins = json.loads(r.out)["updates"][0]["insight"]
+    assert ins["requests"] <= 48
+    statuses = [x["status"] for x in ins["vulnerabilities_by_platform"]]
+    assert len(statuses) == 8 and statuses[0] == "compared" and "not-scanned" in statuses
+    assert set(statuses) == {"compared", "not-scanned"}
+    assert any("request limit (48)" in n for n in ins["notes"])
+    # Every compared platform asks about the same two packages: one query, and one read for
+    # each of the two ids (unixodbc's fixed, chromium's introduced), not one per platform.
+    assert osv_server.count("POST", "/v1/querybatch") == 1
+    assert sorted(p for m, p, _ in osv_server.log if m == "GET") == [
+        "/v1/vulns/CVE-2024-1013", "/v1/vulns/CVE-2024-3847"
+    ]  # fmt: skip
+
+
+def test_verify_applies_the_policy_to_every_platform(
+    tmp_path: Path, registry: Registry, osv_server: OsvServer, run
+) -> None:
+    """Only linux/arm64's SBOM has chromium: verify refuses what is locked for that platform,
+    though linux/amd64 (the first, the one a single scan would read) is clean under the policy."""
+    repo = unique_repo("vulns-verify-platforms")
+    _platforms_index(registry, repo, "one", {
+        "linux/amd64": {"unixodbc": "2.3.11-2"},
+        "linux/arm64": {"unixodbc": "2.3.11-2", "chromium": "73.0.3683.75-1"},
+    })  # fmt: skip
+    cfg = project(tmp_path, f"{registry.host}/{repo}:v1")
+    assert run("update", "--config", cfg, "--no-insight").code == 0
+    (tmp_path / "lockman.toml").write_text('[vulnerabilities]\nrefuse = "low"\naccept = ["CVE-2024-1013"]\n')
+    r = run("verify", "--config", cfg, "--format", "json")
+    assert r.code == 1, (r.out, r.err)
+    data = json.loads(r.out)
+    [problem] = data["problems"]
+    assert problem["kind"] == "vulnerability" and "CVE-2024-3847 (low)" in problem["message"]
+    assert "linux/arm64" in problem["message"]
+    [image] = data["images"]
+    assert image["vulnerabilities"]["platform"] == "linux/amd64"  # as before: the first platform
+    by = {v["platform"]: v for v in image["vulnerabilities_by_platform"]}
+    assert {f["id"] for f in by["linux/arm64"]["present"]} == {"CVE-2024-1013", "CVE-2024-3847"}
+    assert {f["id"] for f in by["linux/amd64"]["present"]} == {"CVE-2024-1013"}
+    # unixodbc asked about once for both platforms (arm64's query names only chromium)
+    assert sorted(q["package"]["name"] for q in osv_server.queries) == ["chromium", "unixodbc"]
+
+
+def test_sboms_attached_to_each_platform_image_as_referrers(
+    tmp_path: Path, registry: Registry, osv_server: OsvServer, run
+) -> None:
+    """No buildkit attestation and nothing attached to the index: each platform's image has its
+    own SBOM as an OCI referrer (``cosign attach sbom``/``oras attach`` per platform digest)."""
+    from tests.support.registry import OCI_INDEX, OCI_MANIFEST
+
+    repo = unique_repo("vulns-child-referrers")
+
+    def index(salt: str, versions: dict[str, str]) -> None:
+        manifests = []
+        for platform, version in versions.items():
+            os_, arch = platform.split("/")
+            tag = f"{salt}-{arch}"
+            b = push_build(registry, repo, tag, [tag.encode() * 10], "2026-01-01T00:00:00Z", {})
+            attach_sbom(registry, repo, b, cyclonedx({"requests": f"pkg:pypi/requests@{version}"}), CDX)
+            manifests.append({"mediaType": OCI_MANIFEST, "digest": b.digest, "size": len(b.manifest),
+                              "platform": {"architecture": arch, "os": os_}})  # fmt: skip
+        body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}).encode()
+        registry.push_manifest(repo, "v1", body, OCI_INDEX)
+
+    index("old", {"linux/amd64": "2.30.0", "linux/arm64": "2.31.0"})
+    cfg = project(tmp_path, f"{registry.host}/{repo}:v1")
+    assert run("update", "--config", cfg, "--no-insight").code == 0
+    index("new", {"linux/amd64": "2.31.0", "linux/arm64": "2.30.0"})
+    r = run("update", "--config", cfg, "--dry-run", "--format", "json")
+    assert r.code == 0, r.err
+    ins = json.loads(r.out)["updates"][0]["insight"]
+    by = {v["platform"]: v for v in ins["vulnerabilities_by_platform"]}
+    assert [f["id"] for f in by["linux/amd64"]["fixed"]] == ["PYSEC-2023-74"]
+    assert by["linux/amd64"]["introduced"] == []
+    assert [f["id"] for f in by["linux/arm64"]["introduced"]] == ["PYSEC-2023-74"]
+    assert by["linux/arm64"]["fixed"] == []
+    assert ins["sbom"] is not None  # the package diff reads the first platform's too
+    assert ins["requests"] <= 48

@@ -331,3 +331,18 @@ def test_policy_table() -> None:
     p = vulns.parse_policy({"refuse": "HIGH", "accept": ["CVE-1"], "enabled": False}, "x")
     assert p == VulnPolicy("high", frozenset({"CVE-1"}), False)
     assert vulns.parse_policy(None, "x") == VulnPolicy()
+
+
+def test_platforms_with_the_same_result_merge_and_a_fix_counts_once() -> None:
+    from lockman.model.vulns import Finding, Severity, VulnDiff, distinct, merge_platforms
+
+    f = Finding("CVE-1", (), Severity.of("high", 7.5, "CVSS_V3"), "x", "1", "2", "2")
+    g = Finding("CVE-2", (), Severity.of("low", 2.0, "CVSS_V3"), "y", "1", "2", None)
+    amd = VulnDiff("compared", "linux/amd64", (f,), (), 1, (), 3)
+    arm = VulnDiff("compared", "linux/arm64", (f,), (), 1, (), 0)  # fewer requests: same result
+    v7 = VulnDiff("compared", "linux/arm/v7", (f,), (g,), 1)
+    merged = merge_platforms([amd, v7, arm])
+    assert [m.platform for m in merged] == ["linux/amd64, linux/arm64", "linux/arm/v7"]
+    assert merged[0].fixed == (f,) and merged[1].introduced == (g,)
+    assert merge_platforms([VulnDiff("not-scanned", "")])[0].platform == ""  # a single-platform image
+    assert distinct([f, g, f]) == (f, g)

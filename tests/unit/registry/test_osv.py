@@ -171,3 +171,55 @@ def test_a_cache_entry_for_another_purl_is_a_miss(server: OsvServer, tmp_path: P
     entry.write_text(json.dumps({**doc, "key": "pkg:pypi/other@1", "value": ["EVIL-1"]}))
     r = lookup(server, [REQUESTS_OLD], read=False, cache=cache)
     assert r.ids[REQUESTS_OLD.purl] == ["PYSEC-2023-74"] and server.count("POST") == 2
+
+
+def concurrent(server: OsvServer, n: int, packages: list[Package], timeout: float = 5.0) -> list[Lookup | Exception]:
+    """``n`` images' lookups of the same packages, all in flight at once on one client (a run)."""
+
+    async def one(client: OsvClient) -> Lookup:
+        result = Lookup()
+        await client.find(packages, result)
+        await client.read(sorted({i for ids in result.ids.values() for i in ids}), result)
+        return result
+
+    async def go() -> list[Lookup | Exception]:
+        async with httpx.AsyncClient(timeout=timeout) as http:
+            client = OsvClient(http, server.url)  # no disk cache: only the run's sharing
+            return list(await asyncio.gather(*(one(client) for _ in range(n)), return_exceptions=True))
+
+    return asyncio.run(go())
+
+
+def test_images_in_one_run_share_their_lookups_even_in_flight(server: OsvServer) -> None:
+    server.delay = 0.3  # every image is waiting on the first answer when the next one asks
+    found = concurrent(server, 3, [REQUESTS_OLD, GRADIO, OPENSSL])
+    assert server.count("POST") == 1 and server.count("GET") == 3
+    for r in found:
+        assert isinstance(r, Lookup)
+        assert r.ids[GRADIO.purl] == ["GHSA-9v2f-6vcg-3hgv"] and set(r.records) == {
+            "PYSEC-2023-74", "GHSA-9v2f-6vcg-3hgv", "CVE-2018-5407"
+        }  # fmt: skip
+    assert sum(r.requests for r in found if isinstance(r, Lookup)) == 4  # each request counted once
+
+
+def test_a_shared_lookup_that_fails_fails_every_image_waiting_on_it(server: OsvServer) -> None:
+    server.delay = 2
+    found = concurrent(server, 2, [GRADIO], timeout=0.5)
+    assert all(isinstance(r, OsvUnavailable) for r in found)  # never "no ids": that reads as clean
+    assert server.count("POST") == 1  # the second image did not ask a failing service again
+
+
+def test_a_package_one_image_had_no_budget_to_ask_about_is_not_clean_for_the_next(server: OsvServer) -> None:
+    """The first image's budget is spent before it asks: gradio has no answer (not "no ids"),
+    and the next image of the run asks for itself instead of taking that as clean."""
+
+    async def go() -> tuple[Lookup, Lookup]:
+        async with httpx.AsyncClient(timeout=5) as http:
+            client = OsvClient(http, server.url)
+            spent, fresh = Lookup(requests=osv.MAX_REQUESTS), Lookup()
+            await asyncio.gather(client.find([GRADIO], spent), client.find([GRADIO], fresh))
+            return spent, fresh
+
+    spent, fresh = asyncio.run(go())
+    assert GRADIO.purl not in spent.ids and any("request limit" in n for n in spent.notes)
+    assert fresh.ids[GRADIO.purl] == ["GHSA-9v2f-6vcg-3hgv"] and server.count("POST") == 1
