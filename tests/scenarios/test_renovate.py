@@ -42,7 +42,9 @@ RENOVATE_DIR = Path(
 )
 PASSWORD = "renovate-Pa55word-for-tests"
 ((TASK_COMMAND,),) = [
-    r["postUpgradeTasks"]["commands"] for r in PRESET["packageRules"] if "postUpgradeTasks" in r
+    r["postUpgradeTasks"]["commands"]
+    for r in PRESET["packageRules"]
+    if "postUpgradeTasks" in r and "matchFileNames" in r
 ]
 
 pytestmark = [pytest.mark.registry, pytest.mark.renovate]
@@ -294,6 +296,118 @@ def test_renovate_preset_extracts_proposes_and_lockman_follows(
     assert after[(rust, "1.71")].digest == rust71.digest
     after = lockfile.loads((Path(tasks[2]["cwd"]) / "xcargo.lock").read_text()).by_key()
     assert after[(cross, "0.2.5")].digest == cross5.digest and after[(cross, "0.2.5")].pinned
+
+
+def bot_env_for(tmp_path: Path, home: Path, tls: TLSSetup, name: str) -> dict[str, str]:
+    """The Renovate process's environment: local platform, lookup only, credentials as hostRules."""
+    return {
+        "HOME": str(home),
+        "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        "NO_PROXY": "127.0.0.1,localhost",
+        **documented_ca_env(tls.ca_pem),
+        "RENOVATE_PLATFORM": "local",
+        "RENOVATE_DRY_RUN": "lookup",
+        "RENOVATE_BASE_DIR": str(tmp_path / f"renovate-base-{name}"),
+        "RENOVATE_HOST_RULES": json.dumps(
+            [{"matchHost": f"https://{tls.registry.host}", "username": "alice", "password": PASSWORD}]
+        ),
+        "LOG_LEVEL": "debug",
+        "LOG_FORMAT": "json",
+    }
+
+
+def test_renovate_dockerfile_compose_workflow_bumps_keep_the_lock_current(
+    tmp_path: Path, tls: TLSSetup, run, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Renovate's dockerfile, docker-compose and github-actions managers move digests lockman also
+    locks: the preset's task for them rewrites xcargo.lock for exactly that image on the bot's
+    branch, so ``lockman verify`` passes there (it failed: lockman fought the bot)."""
+    dist = _renovate_dist()
+    reg = tls.registry
+    base = unique_repo("mgr")
+    old = reg.push_index(f"{base}/rust", "1.70", ["linux/amd64", "linux/arm64"], salt="old")
+    pg = reg.push_image(f"{base}/pg", "16", salt="pg")
+    tool = reg.push_image(f"{base}/tool", "1", salt="tool")
+    rust, pgname, toolname = (f"{reg.host}/{base}/{n}" for n in ("rust", "pg", "tool"))
+    repo = tmp_path / "repo"
+    (repo / ".github" / "workflows").mkdir(parents=True)
+    (repo / "xcargo.toml").write_text("")
+    (repo / "Dockerfile").write_text(f"FROM {rust}:1.70@{old.digest} AS build\nRUN true\n")
+    (repo / "compose.yaml").write_text(f"services:\n  db:\n    image: {pgname}:16@{pg.digest}\n")
+    (repo / ".github" / "workflows" / "ci.yml").write_text(
+        f"on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    container: {toolname}:1@{tool.digest}\n"
+        "    steps:\n      - run: true\n"
+    )
+    user_config = {k: v for k, v in PRESET.items() if k not in ("$schema", "description")}
+    (repo / "renovate.json").write_text(json.dumps({"extends": ["config:best-practices"], **user_config}))
+    docker_dir = isolated_env / ".docker"
+    docker_dir.mkdir()
+    (docker_dir / "config.json").write_text(
+        json.dumps({"auths": {reg.host: {"username": "alice", "password": PASSWORD}}})
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls.ca_pem))
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "init")
+    assert run("update", "--config", repo / "xcargo.toml").code == 0
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "lock")
+    locked = lockfile.loads((repo / "xcargo.lock").read_text()).by_key()
+    assert locked[(rust, "1.70")].digest == old.digest
+    # Every tag moves; Renovate proposes a digest update for each, in its own manager.
+    new = reg.push_index(f"{base}/rust", "1.70", ["linux/amd64", "linux/arm64"], salt="new")
+    pg2 = reg.push_image(f"{base}/pg", "16", salt="pg2")
+    tool2 = reg.push_image(f"{base}/tool", "1", salt="tool2")
+
+    lockman_on_path(tmp_path / "bin")
+    bot_env = bot_env_for(tmp_path, isolated_env, tls, "mgr")
+    records = run_renovate(dist, repo, bot_env)
+    assert not [r for r in records if r.get("level", 0) >= 50], "Renovate logged errors"
+    (found,) = [r["config"] for r in records if r.get("msg") == "packageFiles with updates"]
+    assert sorted(found) == ["docker-compose", "dockerfile", "github-actions"]
+    expected = {rust: new.digest, pgname: pg2.digest, toolname: tool2.digest}
+    for manager, files in found.items():
+        ((package_file, dep),) = [(f, d) for f in files for d in f["deps"] if d.get("updates")]
+        (update,) = dep["updates"]
+        assert update["updateType"] == "digest" and update["newDigest"] == expected[dep["depName"]]
+        branch = tmp_path / f"branch-{manager}"
+        shutil.copytree(repo, branch)
+        path = branch / package_file["packageFile"]
+        # Renovate's autoReplace for a digest update: the old digest, replaced where it is written.
+        assert path.read_text().count(dep["currentDigest"]) == 1
+        path.write_text(path.read_text().replace(dep["currentDigest"], update["newDigest"]))
+        # Without the task, the branch fails verify: the lock still names the old digest.
+        stale = run("verify", "--config", branch / "xcargo.toml")
+        assert stale.code == 1, stale.err
+        upgrade = {**dep, **update, "manager": manager, "packageFile": package_file["packageFile"]}
+        (result,) = post_upgrade_tasks(
+            dist,
+            [{"packageRules": PRESET["packageRules"], "upgrade": upgrade, "cwd": str(branch), "env": bot_env}],
+        )
+        assert result.get("code") == 0, result
+        assert result["compiled"] == f"lockman update --config xcargo.toml {dep['depName']}:{update['newValue']}"
+        assert run("verify", "--config", branch / "xcargo.toml").code == 0
+        after = lockfile.loads((branch / "xcargo.lock").read_text()).by_key()
+        key = (dep["depName"], update["newValue"])
+        assert after[key].digest == update["newDigest"] and after[key].pinned
+        assert {k: v for k, v in after.items() if k != key} == {k: v for k, v in locked.items() if k != key}
+
+    # The rule is for docker dependencies with shell-safe names only: an action's bump, or a name
+    # that would run a command, gets no task (and the admin's pattern refuses anything appended).
+    hostile = [
+        {"manager": "github-actions", "datasource": "github-tags", "depName": "actions/checkout", "newValue": "v4.2.0"},
+        {"manager": "dockerfile", "datasource": "docker", "depName": "x$(touch pwned)", "newValue": "1"},
+        {"manager": "dockerfile", "datasource": "docker", "depName": "x", "newValue": "1;touch pwned"},
+        {"manager": "regex", "datasource": "docker", "depName": "x", "newValue": "1"},
+    ]
+    tasks = [
+        {"packageRules": PRESET["packageRules"], "upgrade": u, "cwd": str(repo), "env": bot_env} for u in hostile
+    ]
+    tasks.append({"command": "lockman update --config xcargo.toml {{{depName}}}:{{{newValue}}}; touch pwned",
+                  "upgrade": hostile[1], "cwd": str(repo), "env": bot_env})
+    results = post_upgrade_tasks(dist, tasks)
+    assert results == [{"commands": []}] * 4 + [{"allowed": False}]
+    assert not (repo / "pwned").exists()
 
 
 def test_preset_passes_renovate_config_validator() -> None:
