@@ -242,6 +242,42 @@ def test_action_repin_pull_request_commits_the_config_with_the_lock(
 
 
 @pytest.mark.registry
+def test_action_repin_commits_a_dockerfile_with_the_lock(
+    tmp_path: Path, registry: Registry, run, isolated_env: Path
+) -> None:
+    """The images lockman finds in a Dockerfile: ``--repin`` moves the pin written there, and the
+    update branch carries that Dockerfile with the lock, so ``verify`` passes on what was pushed."""
+    repo = unique_repo("actdocker")
+    one = registry.push_image(repo, "v1", salt="1")
+    name = f"{registry.host}/{repo}"
+    origin, work = _checkout(tmp_path, "", run)
+    (work / "docker").mkdir()
+    (work / "docker" / "Dockerfile").write_text(f"# base\nFROM {name}:v1@{one.digest} AS build\nRUN true\n")
+    git(work, "add", "-A")
+    assert run("update", "--config", work / "xcargo.toml").code == 0
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "dockerfile")
+    runner, gh_log = _runner(tmp_path, work)
+    assert runner.run({"command": "verify", "package": str(ROOT)}) == 0, runner.log
+
+    two = registry.push_image(repo, "v1", salt="2")
+    assert runner.run({"command": "update", "open-pr": "true", "args": "--repin"}, skip=("Install lockman",)) == 0
+    assert runner.outputs["update"]["changed"] == "true", runner.log
+    changed = Path(runner.outputs["update"]["changed-files"]).read_text().split("\0")
+    assert sorted(filter(None, changed)) == ["docker/Dockerfile", "xcargo.lock"]
+    files = git(origin, "show", "--name-only", "--format=", "lockman/update").split()
+    assert files == ["docker/Dockerfile", "xcargo.lock"]
+    dockerfile = git(origin, "show", "lockman/update:docker/Dockerfile")
+    assert dockerfile == f"# base\nFROM {name}:v1@{two.digest} AS build\nRUN true\n"
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "-b", "lockman/update", str(origin), str(clone))
+    assert run("verify", "--config", clone / "xcargo.toml").code == 0
+    assert lockfile.read(clone / "xcargo.lock").images[0].digest == two.digest
+    assert git(work, "status", "--porcelain") == ""
+    assert "pr\ncreate" in gh_log.read_text()
+
+
+@pytest.mark.registry
 def test_action_update_refreshes_the_rest_of_a_file_a_renovate_branch_left_split(
     tmp_path: Path, registry: Registry, run, isolated_env: Path
 ) -> None:
