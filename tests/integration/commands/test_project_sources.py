@@ -246,3 +246,27 @@ def test_moved_dockerfile_image_has_insight_and_a_diff(tmp_path: Path, registry:
     assert d.code == 0, d.err
     (change,) = json.loads(d.out)["updates"]
     assert (change["old_digest"], change["new_digest"]) == (old.digest, new.digest), change
+
+
+@pytest.mark.registry
+def test_compose_env_file_is_read_only_when_tracked(tmp_path: Path, registry: Registry, run) -> None:
+    """``${REG}/app:${TAG}`` takes its values from the tracked ``.env`` next to the compose file."""
+    repo = unique_repo("srcenv")
+    img = registry.push_image(f"{repo}/app", "2", salt="env")
+    (tmp_path / "xcargo.toml").write_text("")
+    (tmp_path / "deploy").mkdir()
+    (tmp_path / "deploy" / "compose.yaml").write_text("services:\n  app:\n    image: ${REG}/app:${TAG}\n")
+    (tmp_path / "deploy" / ".env").write_text(f"REG={registry.host}/{repo}\nTAG=2\n")
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "xcargo.toml", "deploy/compose.yaml")
+    cfg = tmp_path / "xcargo.toml"
+    r = run("update", "--config", cfg)  # .env untracked: not read, the reference is reported
+    assert "depends on REG, TAG, which has no default and no .env value" in r.err + r.out, r.err
+    assert not lockfile.loads((tmp_path / "xcargo.lock").read_text()).images
+    git(tmp_path, "add", "deploy/.env")
+    r = run("update", "--config", cfg)
+    assert r.code == 0, r.err
+    (entry,) = lockfile.loads((tmp_path / "xcargo.lock").read_text()).images
+    assert (entry.name, entry.tag, entry.digest) == (f"{registry.host}/{repo}/app", "2", img.digest)
+    assert entry.source == "deploy/compose.yaml:3"
+    assert run("verify", "--config", cfg).code == 0
