@@ -1,4 +1,4 @@
-"""Compose file → ``services.<name>.image``.
+"""Compose file → ``services.<name>.image`` (and ``<name>.image`` in the v1 layout).
 
 Compose interpolates ``$VAR``, ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``,
 ``${VAR:?err}`` and ``${VAR:+alt}`` from the process environment and the ``.env`` file next to
@@ -8,10 +8,13 @@ one shell would silently lock another image. A variable set in neither and with 
 reported, and ``$$`` is a literal ``$``. A service with ``build:`` names the image it builds with
 ``image:``, not one it pulls: skipped, as Renovate's docker-compose manager does.
 """
+
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+
+from yaml.nodes import Node
 
 from lockman.model.sources import Found, Unresolved, in_place
 from lockman.model.sources import yamlnodes as y
@@ -84,16 +87,27 @@ def _closing_quote(raw: str) -> int:
     return -1
 
 
+_TOP_LEVEL = frozenset({"version", "name", "include", "networks", "volumes", "configs", "secrets"})
+
+
+def services(root: Node | None) -> list[tuple[str, Node]]:
+    """``services:`` (as ``services.<name>``), or in the v1 layout (no ``services`` and no
+    ``version``: what docker-compose 1 ran and Renovate still reads) the top-level mappings."""
+    if y.get(root, "services") is not None or y.get(root, "version") is not None:
+        return [(f"services.{k}", v) for k, v in y.items(y.get(root, "services"))]
+    return [(k, v) for k, v in y.items(root) if k not in _TOP_LEVEL and not k.startswith("x-")]
+
+
 def extract(text: str, path: str, env: Mapping[str, str] | None = None) -> list[Found | Unresolved]:
     """``env``: the variables of the ``.env`` file next to the compose file (none by default)."""
     root = y.compose(text, path)
     out: list[Found | Unresolved] = []
-    for name, service in y.items(y.get(root, "services")):
+    for name, service in services(root):
         node = y.get(service, "image")
         value = y.string(node)
         if node is None or value is None or y.get(service, "build") is not None or not value.strip():
             continue
-        what = f"services.{name}.image"
+        what = f"{name}.image"
         if "$" not in value:
             out.append(Found(value, path, y.line(node), y.scalar_span(text, node), what))
             continue

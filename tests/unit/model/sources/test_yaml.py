@@ -188,3 +188,18 @@ def test_compose_reads_the_env_file_values_it_is_given(monkeypatch: pytest.Monke
     monkeypatch.setenv("TAG", "1")
     first = str(compose.extract(text, "c.yml")[0])
     assert first.endswith("depends on REG, TAG, which has no default and no .env value; not locked")
+
+
+def test_compose_v1_layout_services_at_the_top_level() -> None:
+    text = (
+        "x-common: &c\n  image: 'no:1'\nvolumes:\n  image: 'no:2'\nredis:\n  image: redis:7\n"
+        "app:\n  image: $${X}\n  build: .\nweb:\n  image: ${TAG}\n"
+    )
+    got = compose.extract(text, "docker-compose.yml")
+    assert [g.ref if isinstance(g, Found) else str(g) for g in got] == [
+        "redis:7",
+        "docker-compose.yml:11: web.image ${TAG}: depends on TAG, which has no default and no .env value; not locked",
+    ]
+    assert splice(text, {got[0].span: "redis:7@sha256:" + "a" * 64}).count("redis:7@sha256:") == 1  # type: ignore[union-attr, dict-item]
+    # A file with version: but no services: holds none (not the v1 layout).
+    assert compose.extract("version: '3'\nredis:\n  image: redis:7\n", "c.yml") == []
