@@ -327,7 +327,7 @@ def test_renovate_dockerfile_compose_workflow_bumps_keep_the_lock_current(
     base = unique_repo("mgr")
     old = reg.push_index(f"{base}/rust", "1.70", ["linux/amd64", "linux/arm64"], salt="old")
     pg = reg.push_image(f"{base}/pg", "16", salt="pg")
-    tool = reg.push_image(f"{base}/tool", "1", salt="tool")
+    reg.push_image(f"{base}/tool", "1", salt="tool")
     rust, pgname, toolname = (f"{reg.host}/{base}/{n}" for n in ("rust", "pg", "tool"))
     repo = tmp_path / "repo"
     (repo / ".github" / "workflows").mkdir(parents=True)
@@ -335,7 +335,7 @@ def test_renovate_dockerfile_compose_workflow_bumps_keep_the_lock_current(
     (repo / "Dockerfile").write_text(f"FROM {rust}:1.70@{old.digest} AS build\nRUN true\n")
     (repo / "compose.yaml").write_text(f"services:\n  db:\n    image: {pgname}:16@{pg.digest}\n")
     (repo / ".github" / "workflows" / "ci.yml").write_text(
-        f"on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    container: {toolname}:1@{tool.digest}\n"
+        f"on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    container: {toolname}:1\n"
         "    steps:\n      - run: true\n"
     )
     user_config = {k: v for k, v in PRESET.items() if k not in ("$schema", "description")}
@@ -354,8 +354,11 @@ def test_renovate_dockerfile_compose_workflow_bumps_keep_the_lock_current(
     git(repo, "commit", "-qm", "lock")
     locked = lockfile.loads((repo / "xcargo.lock").read_text()).by_key()
     assert locked[(rust, "1.70")].digest == old.digest
-    # Every tag moves; Renovate proposes a digest update for each, in its own manager.
+    # Every tag moves and rust:1.71 appears: Renovate's own managers propose a digest update
+    # (rust:1.70, pg:16), a tag bump with its digest (rust 1.70 → 1.71) and a digest pin of the
+    # workflow's unpinned container (config:best-practices), each on its own branch.
     new = reg.push_index(f"{base}/rust", "1.70", ["linux/amd64", "linux/arm64"], salt="new")
+    rust71 = reg.push_index(f"{base}/rust", "1.71", ["linux/amd64", "linux/arm64"], salt="71")
     pg2 = reg.push_image(f"{base}/pg", "16", salt="pg2")
     tool2 = reg.push_image(f"{base}/tool", "1", salt="tool2")
 
@@ -365,21 +368,39 @@ def test_renovate_dockerfile_compose_workflow_bumps_keep_the_lock_current(
     assert not [r for r in records if r.get("level", 0) >= 50], "Renovate logged errors"
     (found,) = [r["config"] for r in records if r.get("msg") == "packageFiles with updates"]
     assert sorted(found) == ["docker-compose", "dockerfile", "github-actions"]
-    expected = {rust: new.digest, pgname: pg2.digest, toolname: tool2.digest}
-    for manager, files in found.items():
-        ((package_file, dep),) = [(f, d) for f in files for d in f["deps"] if d.get("updates")]
-        (update,) = dep["updates"]
-        assert update["updateType"] == "digest" and update["newDigest"] == expected[dep["depName"]]
-        branch = tmp_path / f"branch-{manager}"
+    proposals = [
+        (manager, f["packageFile"], d, u)
+        for manager, files in found.items()
+        for f in files
+        for d in f["deps"]
+        for u in d.get("updates", [])
+    ]
+    assert sorted((d["depName"], u["updateType"], u["newValue"], u["newDigest"]) for _, _, d, u in proposals) == sorted(
+        [
+            (pgname, "digest", "16", pg2.digest),
+            (rust, "digest", "1.70", new.digest),
+            (rust, "minor", "1.71", rust71.digest),
+            (toolname, "pinDigest", "1", tool2.digest),
+        ]
+    )
+    for i, (manager, package_file, dep, update) in enumerate(proposals):
+        branch = tmp_path / f"branch-{i}-{manager}"
         shutil.copytree(repo, branch)
-        path = branch / package_file["packageFile"]
-        # Renovate's autoReplace for a digest update: the old digest, replaced where it is written.
-        assert path.read_text().count(dep["currentDigest"]) == 1
-        path.write_text(path.read_text().replace(dep["currentDigest"], update["newDigest"]))
-        # Without the task, the branch fails verify: the lock still names the old digest.
+        path = branch / package_file
+        # Renovate's autoReplace: the reference with the new tag and digest (or the digest added).
+        old_ref = dep["replaceString"]
+        new_ref = old_ref.replace(f":{dep['currentValue']}", f":{update['newValue']}", 1)
+        if dep.get("currentDigest"):
+            new_ref = new_ref.replace(dep["currentDigest"], update["newDigest"])
+        else:
+            new_ref += f"@{update['newDigest']}"
+        assert path.read_text().count(old_ref) == 1
+        path.write_text(path.read_text().replace(old_ref, new_ref))
+        # Without the task, the branch fails verify: the lock still names the old digest (or,
+        # for the pin, none: the file pins a digest the lock does not have).
         stale = run("verify", "--config", branch / "xcargo.toml")
-        assert stale.code == 1, stale.err
-        upgrade = {**dep, **update, "manager": manager, "packageFile": package_file["packageFile"]}
+        assert stale.code == 1, (update, stale.out, stale.err)
+        upgrade = {**dep, **update, "manager": manager, "packageFile": package_file}
         (result,) = post_upgrade_tasks(
             dist,
             [{"packageRules": PRESET["packageRules"], "upgrade": upgrade, "cwd": str(branch), "env": bot_env}],
@@ -388,9 +409,12 @@ def test_renovate_dockerfile_compose_workflow_bumps_keep_the_lock_current(
         assert result["compiled"] == f"lockman update --config xcargo.toml {dep['depName']}:{update['newValue']}"
         assert run("verify", "--config", branch / "xcargo.toml").code == 0
         after = lockfile.loads((branch / "xcargo.lock").read_text()).by_key()
-        key = (dep["depName"], update["newValue"])
+        key, gone = (dep["depName"], update["newValue"]), (dep["depName"], dep["currentValue"])
         assert after[key].digest == update["newDigest"] and after[key].pinned
-        assert {k: v for k, v in after.items() if k != key} == {k: v for k, v in locked.items() if k != key}
+        # Only this image moved; the tag bumped away from is gone from the lock.
+        assert {k: v for k, v in after.items() if k != key} == {
+            k: v for k, v in locked.items() if k not in (key, gone)
+        }
 
     # The rule is for docker dependencies with shell-safe names only: an action's bump, or a name
     # that would run a command, gets no task (and the admin's pattern refuses anything appended).
