@@ -382,6 +382,45 @@ def test_action_review_keeps_one_comment_with_the_bump_and_relocks_for_the_hoste
         assert gh.on(9) == []
 
 
+@pytest.mark.registry
+def test_action_review_relocks_a_dockerfile_bump_of_the_hosted_app(
+    tmp_path: Path, registry: Registry, run, isolated_env: Path
+) -> None:
+    """The hosted app's dockerfile manager bumps a digest in a Dockerfile (xcargo.toml as on the
+    base): relock still locks exactly that image, so verify passes on the branch."""
+    repo = unique_repo("reviewdf")
+    old = registry.push_image(f"{repo}/rust", "1.70", salt="70")
+    registry.push_image(f"{repo}/tool", "1", salt="t1")
+    rust, tool = f"{registry.host}/{repo}/rust", f"{registry.host}/{repo}/tool"
+    origin, work = _checkout(tmp_path, "", run)
+    (work / "Dockerfile").write_text(f"FROM {rust}:1.70@{old.digest}\nCOPY --from={tool}:1 /x /x\n")
+    git(work, "add", "-A")
+    assert run("update", "--config", work / "xcargo.toml").code == 0
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "dockerfile")
+    git(work, "push", "-q", "origin", "main")
+    new = registry.push_image(f"{repo}/rust", "1.70", salt="70b")
+    registry.push_image(f"{repo}/tool", "1", salt="t2")  # not this branch's business
+
+    git(work, "switch", "-q", "-c", "renovate/rust")
+    (work / "Dockerfile").write_text((work / "Dockerfile").read_text().replace(old.digest, new.digest))
+    git(work, "commit", "-qam", "chore(deps): update rust docker digest")
+    git(work, "push", "-q", "origin", "renovate/rust")
+    pushed_before = git(origin, "rev-parse", "renovate/rust").strip()
+    with fake_github("token-for-tests") as gh:
+        runner = _review_runner(tmp_path, work, gh.url, "7", "renovate/rust")
+        assert runner.run({"command": "review", "relock": "true", "package": str(ROOT)}) == 0, runner.log
+        log = git(origin, "log", "--format=%s", f"{pushed_before}..renovate/rust").splitlines()
+        assert len(log) == 1, runner.log
+        assert git(origin, "show", "--name-only", "--format=", "renovate/rust").split() == ["xcargo.lock"]
+        lock = lockfile.loads(git(origin, "show", "renovate/rust:xcargo.lock")).by_key()
+        on_main = lockfile.loads(git(origin, "show", "main:xcargo.lock")).by_key()
+        assert lock[(rust, "1.70")].digest == new.digest and lock[(tool, "1")] == on_main[(tool, "1")]
+        clone = tmp_path / "clone"
+        git(tmp_path, "clone", "-q", "-b", "renovate/rust", str(origin), str(clone))
+        assert run("verify", "--offline", "--config", clone / "xcargo.toml").code == 0
+
+
 def test_docs_show_the_shipped_renovate_files() -> None:
     """The admin config and pinned versions the docs print are the ones the tests use."""
     import json
