@@ -162,13 +162,22 @@ class Discovered:
     texts: dict[str, str] | None = None  # path → text as read, for pin --write
 
 
+def dotenv(project: Path, compose_file: str, files: list[str]) -> dict[str, str]:
+    """The ``.env`` next to a compose file, as ``docker compose`` reads it for ``${VAR}``; only
+    when git tracks it (an untracked one would make the lock differ between clones), and never
+    the process environment (it differs between shells and CI)."""
+    rel = str(PurePosixPath(compose_file).parent / ".env").removeprefix("./")
+    text = read_source(project, rel) if rel in files else None
+    return compose.parse_env(text) if text is not None else {}
+
+
 def discover(project: Path) -> Discovered:
     """Every image reference in the project's tracked files, and those lockman cannot tell."""
     files = tracked_files(project)
     if files is None:
         return Discovered()
     wanted = settings(project)
-    files = [f for f in files if wanted.wants(f)]
+    tracked, files = files, [f for f in files if wanted.wants(f)]
     found: list[Found | Unresolved] = []
     texts: dict[str, str] = {}
     build_args: dict[str, list[dict[str, str]]] = {}
@@ -196,12 +205,16 @@ def discover(project: Path) -> Discovered:
         texts[f] = text
         for args in build_args.get(f) or [{}]:
             found += dockerfile.extract(text, f, args)
-    for k, extract in (("workflow", workflow.extract), ("compose", compose.extract)):
-        for f in by_kind.get(k, []):
-            text = read_source(project, f)
-            if text is not None:
-                texts[f] = text
-                found += extract(text, f)
+    for f in by_kind.get("workflow", []):
+        text = read_source(project, f)
+        if text is not None:
+            texts[f] = text
+            found += workflow.extract(text, f)
+    for f in by_kind.get("compose", []):
+        text = read_source(project, f)
+        if text is not None:
+            texts[f] = text
+            found += compose.extract(text, f, dotenv(project, f, tracked))
     good: list[Found] = []
     bad: list[Unresolved] = []
     for item in dict.fromkeys(found):  # a Dockerfile read with two sets of args: each use once

@@ -243,6 +243,42 @@ def test_action_repin_pull_request_commits_the_config_with_the_lock(
 
 
 @pytest.mark.registry
+def test_action_repin_commits_a_dockerfile_with_the_lock(
+    tmp_path: Path, registry: Registry, run, isolated_env: Path
+) -> None:
+    """The images lockman finds in a Dockerfile: ``--repin`` moves the pin written there, and the
+    update branch carries that Dockerfile with the lock, so ``verify`` passes on what was pushed."""
+    repo = unique_repo("actdocker")
+    one = registry.push_image(repo, "v1", salt="1")
+    name = f"{registry.host}/{repo}"
+    origin, work = _checkout(tmp_path, "", run)
+    (work / "docker").mkdir()
+    (work / "docker" / "Dockerfile").write_text(f"# base\nFROM {name}:v1@{one.digest} AS build\nRUN true\n")
+    git(work, "add", "-A")
+    assert run("update", "--config", work / "xcargo.toml").code == 0
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "dockerfile")
+    runner, gh_log = _runner(tmp_path, work)
+    assert runner.run({"command": "verify", "package": str(ROOT)}) == 0, runner.log
+
+    two = registry.push_image(repo, "v1", salt="2")
+    assert runner.run({"command": "update", "open-pr": "true", "args": "--repin"}, skip=("Install lockman",)) == 0
+    assert runner.outputs["update"]["changed"] == "true", runner.log
+    changed = Path(runner.outputs["update"]["changed-files"]).read_text().split("\0")
+    assert sorted(filter(None, changed)) == ["docker/Dockerfile", "xcargo.lock"]
+    files = git(origin, "show", "--name-only", "--format=", "lockman/update").split()
+    assert files == ["docker/Dockerfile", "xcargo.lock"]
+    dockerfile = git(origin, "show", "lockman/update:docker/Dockerfile")
+    assert dockerfile == f"# base\nFROM {name}:v1@{two.digest} AS build\nRUN true\n"
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "-b", "lockman/update", str(origin), str(clone))
+    assert run("verify", "--config", clone / "xcargo.toml").code == 0
+    assert lockfile.read(clone / "xcargo.lock").images[0].digest == two.digest
+    assert git(work, "status", "--porcelain") == ""
+    assert "pr\ncreate" in gh_log.read_text()
+
+
+@pytest.mark.registry
 def test_action_update_refreshes_the_rest_of_a_file_a_renovate_branch_left_split(
     tmp_path: Path, registry: Registry, run, isolated_env: Path
 ) -> None:
@@ -345,6 +381,45 @@ def test_action_review_keeps_one_comment_with_the_bump_and_relocks_for_the_hoste
         git(work, "switch", "-q", "renovate/rust-1.x")
         assert runner.run({"command": "review", "pr": "9"}, skip=("Install lockman",)) != 0
         assert gh.on(9) == []
+
+
+@pytest.mark.registry
+def test_action_review_relocks_a_dockerfile_bump_of_the_hosted_app(
+    tmp_path: Path, registry: Registry, run, isolated_env: Path
+) -> None:
+    """The hosted app's dockerfile manager bumps a digest in a Dockerfile (xcargo.toml as on the
+    base): relock still locks exactly that image, so verify passes on the branch."""
+    repo = unique_repo("reviewdf")
+    old = registry.push_image(f"{repo}/rust", "1.70", salt="70")
+    registry.push_image(f"{repo}/tool", "1", salt="t1")
+    rust, tool = f"{registry.host}/{repo}/rust", f"{registry.host}/{repo}/tool"
+    origin, work = _checkout(tmp_path, "", run)
+    (work / "Dockerfile").write_text(f"FROM {rust}:1.70@{old.digest}\nCOPY --from={tool}:1 /x /x\n")
+    git(work, "add", "-A")
+    assert run("update", "--config", work / "xcargo.toml").code == 0
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "dockerfile")
+    git(work, "push", "-q", "origin", "main")
+    new = registry.push_image(f"{repo}/rust", "1.70", salt="70b")
+    registry.push_image(f"{repo}/tool", "1", salt="t2")  # not this branch's business
+
+    git(work, "switch", "-q", "-c", "renovate/rust")
+    (work / "Dockerfile").write_text((work / "Dockerfile").read_text().replace(old.digest, new.digest))
+    git(work, "commit", "-qam", "chore(deps): update rust docker digest")
+    git(work, "push", "-q", "origin", "renovate/rust")
+    pushed_before = git(origin, "rev-parse", "renovate/rust").strip()
+    with fake_github("token-for-tests") as gh:
+        runner = _review_runner(tmp_path, work, gh.url, "7", "renovate/rust")
+        assert runner.run({"command": "review", "relock": "true", "package": str(ROOT)}) == 0, runner.log
+        log = git(origin, "log", "--format=%s", f"{pushed_before}..renovate/rust").splitlines()
+        assert len(log) == 1, runner.log
+        assert git(origin, "show", "--name-only", "--format=", "renovate/rust").split() == ["xcargo.lock"]
+        lock = lockfile.loads(git(origin, "show", "renovate/rust:xcargo.lock")).by_key()
+        on_main = lockfile.loads(git(origin, "show", "main:xcargo.lock")).by_key()
+        assert lock[(rust, "1.70")].digest == new.digest and lock[(tool, "1")] == on_main[(tool, "1")]
+        clone = tmp_path / "clone"
+        git(tmp_path, "clone", "-q", "-b", "renovate/rust", str(origin), str(clone))
+        assert run("verify", "--offline", "--config", clone / "xcargo.toml").code == 0
 
 
 def test_docs_show_the_shipped_renovate_files() -> None:

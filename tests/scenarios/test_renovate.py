@@ -42,7 +42,9 @@ RENOVATE_DIR = Path(
 )
 PASSWORD = "renovate-Pa55word-for-tests"
 ((TASK_COMMAND,),) = [
-    r["postUpgradeTasks"]["commands"] for r in PRESET["packageRules"] if "postUpgradeTasks" in r
+    r["postUpgradeTasks"]["commands"]
+    for r in PRESET["packageRules"]
+    if "postUpgradeTasks" in r and "matchFileNames" in r
 ]
 
 pytestmark = [pytest.mark.registry, pytest.mark.renovate]
@@ -294,6 +296,142 @@ def test_renovate_preset_extracts_proposes_and_lockman_follows(
     assert after[(rust, "1.71")].digest == rust71.digest
     after = lockfile.loads((Path(tasks[2]["cwd"]) / "xcargo.lock").read_text()).by_key()
     assert after[(cross, "0.2.5")].digest == cross5.digest and after[(cross, "0.2.5")].pinned
+
+
+def bot_env_for(tmp_path: Path, home: Path, tls: TLSSetup, name: str) -> dict[str, str]:
+    """The Renovate process's environment: local platform, lookup only, credentials as hostRules."""
+    return {
+        "HOME": str(home),
+        "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        "NO_PROXY": "127.0.0.1,localhost",
+        **documented_ca_env(tls.ca_pem),
+        "RENOVATE_PLATFORM": "local",
+        "RENOVATE_DRY_RUN": "lookup",
+        "RENOVATE_BASE_DIR": str(tmp_path / f"renovate-base-{name}"),
+        "RENOVATE_HOST_RULES": json.dumps(
+            [{"matchHost": f"https://{tls.registry.host}", "username": "alice", "password": PASSWORD}]
+        ),
+        "LOG_LEVEL": "debug",
+        "LOG_FORMAT": "json",
+    }
+
+
+def test_renovate_dockerfile_compose_workflow_bumps_keep_the_lock_current(
+    tmp_path: Path, tls: TLSSetup, run, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Renovate's dockerfile, docker-compose and github-actions managers move digests lockman also
+    locks: the preset's task for them rewrites xcargo.lock for exactly that image on the bot's
+    branch, so ``lockman verify`` passes there (it failed: lockman fought the bot)."""
+    dist = _renovate_dist()
+    reg = tls.registry
+    base = unique_repo("mgr")
+    old = reg.push_index(f"{base}/rust", "1.70", ["linux/amd64", "linux/arm64"], salt="old")
+    pg = reg.push_image(f"{base}/pg", "16", salt="pg")
+    reg.push_image(f"{base}/tool", "1", salt="tool")
+    rust, pgname, toolname = (f"{reg.host}/{base}/{n}" for n in ("rust", "pg", "tool"))
+    repo = tmp_path / "repo"
+    (repo / ".github" / "workflows").mkdir(parents=True)
+    (repo / "xcargo.toml").write_text("")
+    (repo / "Dockerfile").write_text(f"FROM {rust}:1.70@{old.digest} AS build\nRUN true\n")
+    (repo / "compose.yaml").write_text(f"services:\n  db:\n    image: {pgname}:16@{pg.digest}\n")
+    (repo / ".github" / "workflows" / "ci.yml").write_text(
+        f"on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    container: {toolname}:1\n"
+        "    steps:\n      - run: true\n"
+    )
+    user_config = {k: v for k, v in PRESET.items() if k not in ("$schema", "description")}
+    (repo / "renovate.json").write_text(json.dumps({"extends": ["config:best-practices"], **user_config}))
+    docker_dir = isolated_env / ".docker"
+    docker_dir.mkdir()
+    (docker_dir / "config.json").write_text(
+        json.dumps({"auths": {reg.host: {"username": "alice", "password": PASSWORD}}})
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls.ca_pem))
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "init")
+    assert run("update", "--config", repo / "xcargo.toml").code == 0
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "lock")
+    locked = lockfile.loads((repo / "xcargo.lock").read_text()).by_key()
+    assert locked[(rust, "1.70")].digest == old.digest
+    # Every tag moves and rust:1.71 appears: Renovate's own managers propose a digest update
+    # (rust:1.70, pg:16), a tag bump with its digest (rust 1.70 → 1.71) and a digest pin of the
+    # workflow's unpinned container (config:best-practices), each on its own branch.
+    new = reg.push_index(f"{base}/rust", "1.70", ["linux/amd64", "linux/arm64"], salt="new")
+    rust71 = reg.push_index(f"{base}/rust", "1.71", ["linux/amd64", "linux/arm64"], salt="71")
+    pg2 = reg.push_image(f"{base}/pg", "16", salt="pg2")
+    tool2 = reg.push_image(f"{base}/tool", "1", salt="tool2")
+
+    lockman_on_path(tmp_path / "bin")
+    bot_env = bot_env_for(tmp_path, isolated_env, tls, "mgr")
+    records = run_renovate(dist, repo, bot_env)
+    assert not [r for r in records if r.get("level", 0) >= 50], "Renovate logged errors"
+    (found,) = [r["config"] for r in records if r.get("msg") == "packageFiles with updates"]
+    assert sorted(found) == ["docker-compose", "dockerfile", "github-actions"]
+    proposals = [
+        (manager, f["packageFile"], d, u)
+        for manager, files in found.items()
+        for f in files
+        for d in f["deps"]
+        for u in d.get("updates", [])
+    ]
+    assert sorted((d["depName"], u["updateType"], u["newValue"], u["newDigest"]) for _, _, d, u in proposals) == sorted(
+        [
+            (pgname, "digest", "16", pg2.digest),
+            (rust, "digest", "1.70", new.digest),
+            (rust, "minor", "1.71", rust71.digest),
+            (toolname, "pinDigest", "1", tool2.digest),
+        ]
+    )
+    for i, (manager, package_file, dep, update) in enumerate(proposals):
+        branch = tmp_path / f"branch-{i}-{manager}"
+        shutil.copytree(repo, branch)
+        path = branch / package_file
+        # Renovate's autoReplace: the reference with the new tag and digest (or the digest added).
+        old_ref = dep["replaceString"]
+        new_ref = old_ref.replace(f":{dep['currentValue']}", f":{update['newValue']}", 1)
+        if dep.get("currentDigest"):
+            new_ref = new_ref.replace(dep["currentDigest"], update["newDigest"])
+        else:
+            new_ref += f"@{update['newDigest']}"
+        assert path.read_text().count(old_ref) == 1
+        path.write_text(path.read_text().replace(old_ref, new_ref))
+        # Without the task, the branch fails verify: the lock still names the old digest (or,
+        # for the pin, none: the file pins a digest the lock does not have).
+        stale = run("verify", "--config", branch / "xcargo.toml")
+        assert stale.code == 1, (update, stale.out, stale.err)
+        upgrade = {**dep, **update, "manager": manager, "packageFile": package_file}
+        (result,) = post_upgrade_tasks(
+            dist,
+            [{"packageRules": PRESET["packageRules"], "upgrade": upgrade, "cwd": str(branch), "env": bot_env}],
+        )
+        assert result.get("code") == 0, result
+        assert result["compiled"] == f"lockman update --config xcargo.toml {dep['depName']}:{update['newValue']}"
+        assert run("verify", "--config", branch / "xcargo.toml").code == 0
+        after = lockfile.loads((branch / "xcargo.lock").read_text()).by_key()
+        key, gone = (dep["depName"], update["newValue"]), (dep["depName"], dep["currentValue"])
+        assert after[key].digest == update["newDigest"] and after[key].pinned
+        # Only this image moved; the tag bumped away from is gone from the lock.
+        assert {k: v for k, v in after.items() if k != key} == {
+            k: v for k, v in locked.items() if k not in (key, gone)
+        }
+
+    # The rule is for docker dependencies with shell-safe names only: an action's bump, or a name
+    # that would run a command, gets no task (and the admin's pattern refuses anything appended).
+    hostile = [
+        {"manager": "github-actions", "datasource": "github-tags", "depName": "actions/checkout", "newValue": "v4.2.0"},
+        {"manager": "dockerfile", "datasource": "docker", "depName": "x$(touch pwned)", "newValue": "1"},
+        {"manager": "dockerfile", "datasource": "docker", "depName": "x", "newValue": "1;touch pwned"},
+        {"manager": "regex", "datasource": "docker", "depName": "x", "newValue": "1"},
+    ]
+    tasks = [
+        {"packageRules": PRESET["packageRules"], "upgrade": u, "cwd": str(repo), "env": bot_env} for u in hostile
+    ]
+    tasks.append({"command": "lockman update --config xcargo.toml {{{depName}}}:{{{newValue}}}; touch pwned",
+                  "upgrade": hostile[1], "cwd": str(repo), "env": bot_env})
+    results = post_upgrade_tasks(dist, tasks)
+    assert results == [{"commands": []}] * 4 + [{"allowed": False}]
+    assert not (repo / "pwned").exists()
 
 
 def test_preset_passes_renovate_config_validator() -> None:

@@ -474,6 +474,25 @@ def _compose(data: bytes) -> object:
     return _in_place(text, compose.extract(text, "compose.yml"))
 
 
+_DOTENV_SEED = b"""# compose's .env
+REG=ghcr.io/acme
+export TAG='1.2'
+Q="a\\"b" # comment
+EMPTY=
+U=x #note
+"""
+
+
+@target("compose-dotenv", lambda: [_DOTENV_SEED], kind="text", examples=300)
+def _compose_dotenv(data: bytes) -> object:
+    from lockman.model.sources import compose
+
+    env = compose.parse_env(_text(data))
+    assert all(isinstance(v, str) and "\n" not in v for v in env.values())
+    text = "services:\n  a:\n    image: ${" + (next(iter(env), "X")) + ":-a:1}\n"
+    return _in_place(text, compose.extract(text, "compose.yml", env))
+
+
 @target("workflow", lambda: _source_seeds("github-actions", "real/*.yml"), kind="text", examples=300)
 def _workflow(data: bytes) -> object:
     from lockman.model.sources import workflow

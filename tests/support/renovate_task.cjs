@@ -6,8 +6,9 @@
 // run by Renovate's exec, whose child gets Renovate's trimmed copy of the bot's environment plus
 // the admin's customEnvVariables. Input on stdin (JSON): allowedCommands, allowCommandTemplating,
 // and tasks: [{command, upgrade, cwd, env, customEnvVariables}], where env is the environment of
-// the Renovate process for that task. Output: one marked JSON line on stdout (Renovate's
-// logger writes there too), a result per task.
+// the Renovate process for that task. A task with packageRules instead of command takes its
+// command from what Renovate's own applyPackageRules gives that upgrade (none: {commands: []}).
+// Output: one marked JSON line on stdout (Renovate's logger writes there too), a result per task.
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
@@ -20,6 +21,7 @@ const { regEx } = req('util/regex');
 const { compile } = req('util/template');
 const { setCustomEnv } = req('util/env');
 const { exec } = req('util/exec');
+const { applyPackageRules } = req('util/package-rules');
 
 async function runTask(task) {
   GlobalConfig.set({
@@ -30,16 +32,22 @@ async function runTask(task) {
   setCustomEnv(task.customEnvVariables || {});
   for (const key of Object.keys(process.env)) delete process.env[key];
   Object.assign(process.env, task.env);
-  const cmd = task.command;
+  let cmd = task.command;
+  if (task.packageRules) {
+    const applied = await applyPackageRules({ ...task.upgrade, packageRules: task.packageRules });
+    const commands = applied.postUpgradeTasks?.commands ?? [];
+    if (commands.length !== 1) return { commands };
+    cmd = commands[0];
+  }
   if (!input.allowedCommands.some((pattern) => regEx(pattern).test(cmd))) {
     return { allowed: false };
   }
   const compiled = input.allowCommandTemplating ? compile(cmd, task.upgrade) : cmd;
   try {
     const r = await exec(compiled, { cwd: task.cwd });
-    return { allowed: true, compiled, code: 0, stdout: r.stdout, stderr: r.stderr };
+    return { allowed: true, command: cmd, compiled, code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (e) {
-    return { allowed: true, compiled, code: e.exitCode ?? 1, stdout: e.stdout, stderr: e.stderr };
+    return { allowed: true, command: cmd, compiled, code: e.exitCode ?? 1, stdout: e.stdout, stderr: e.stderr };
   }
 }
 

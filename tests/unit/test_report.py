@@ -223,7 +223,7 @@ def test_lockfile_round_trip_feeds_diff(tmp_path: Path) -> None:
 
 def test_renovate_preset_regex_reads_xcargo_images() -> None:
     cfg = json.loads((ROOT / "renovate" / "xcargo.json").read_text())
-    (task,) = [r["postUpgradeTasks"] for r in cfg["packageRules"] if "postUpgradeTasks" in r]
+    (task,) = [r["postUpgradeTasks"] for r in cfg["packageRules"] if "postUpgradeTasks" in r and "matchFileNames" in r]
     assert "xcargo.lock" in task["fileFilters"]
     # exactly the name:tag the branch bumped (update NAME:TAG), not every tag of the image
     assert task["commands"] == ["lockman update --config {{{packageFile}}} {{{depName}}}:{{{newValue}}}"]

@@ -3,6 +3,8 @@ against a real docker-registry: update locks all, verify passes, pin --write rou
 
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
 from pathlib import Path
 
@@ -10,9 +12,12 @@ import pytest
 
 from lockman.images import sources
 from lockman.model import lockfile
+from lockman.signatures.keys import key_fingerprint
+from tests.support.cosign_registry import push_signatures
 from tests.support.fixtures import unique_repo
 from tests.support.project import git
 from tests.support.registry import Registry
+from tests.support.signing_helpers import keyed_layer, new_key, public_pem
 
 
 def make_project(tmp_path: Path, registry: Registry) -> dict[str, str]:
@@ -156,3 +161,112 @@ def test_hostile_sources_fail_cleanly(tmp_path: Path, registry: Registry) -> Non
         f"error: {tmp_path / 'Dockerfile'}: larger than 8 MiB; not a dockerfile file"
     ]
     assert not (tmp_path / "xcargo.lock").exists()
+
+
+def dockerfile_project(tmp_path: Path, *froms: str) -> Path:
+    """A project whose only images are a Dockerfile's ``FROM``s (xcargo.toml names none), committed."""
+    (tmp_path / "xcargo.toml").write_text("")
+    (tmp_path / "Dockerfile").write_text("".join(f"FROM {f} AS s{i}\n" for i, f in enumerate(froms)))
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "project")
+    return tmp_path / "xcargo.toml"
+
+
+@pytest.mark.registry
+def test_dockerfile_image_is_pulled_into_the_layout(tmp_path: Path, registry: Registry, run) -> None:
+    repo = unique_repo("srcpull")
+    img = registry.push_image(f"{repo}/base", "1", salt="pull")
+    ref = f"{registry.host}/{repo}/base:1"
+    cfg = dockerfile_project(tmp_path, ref)
+    assert run("update", "--config", cfg).code == 0
+    out = tmp_path / "layout"
+    r = run("pull", "--config", cfg, "--oci-layout", out)
+    assert r.code == 0, r.err
+    index = json.loads((out / "index.json").read_text())
+    names = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"] for m in index["manifests"]}
+    assert names == {ref: img.digest}
+    for layer in img.layers:
+        assert (out / "blobs" / "sha256" / hashlib.sha256(layer).hexdigest()).read_bytes() == layer
+    # The Dockerfile now pins another digest (a bot's bump, the lock not yet updated): pull
+    # refuses to hand out what the Dockerfile does not build on.
+    other = registry.push_image(f"{repo}/base", "1", salt="moved")
+    (tmp_path / "Dockerfile").write_text(f"FROM {ref}@{other.digest} AS s0\n")
+    r = run("pull", "--config", cfg, "--oci-layout", tmp_path / "again")
+    assert r.code == 1 and f"pinned to {other.digest} in Dockerfile:1 but locked to {img.digest}" in r.err, r.err
+
+
+@pytest.mark.registry
+def test_policy_covers_dockerfile_images(tmp_path: Path, registry: Registry, run) -> None:
+    """A lockman.toml rule covering a Dockerfile's images: the key-signed one is locked and
+    verified as signed, an unsigned one is refused and never enters the lock."""
+    priv = new_key("p256")
+    repo = unique_repo("srcpolicy")
+    signed = registry.push_image(f"{repo}/signed", "1", salt="s")
+    registry.push_image(f"{repo}/unsigned", "1", salt="u")
+    push_signatures(registry, f"{repo}/signed", signed.digest, [keyed_layer(priv, signed.digest, None)])
+    cfg = dockerfile_project(tmp_path, f"{registry.host}/{repo}/signed:1")
+    (tmp_path / "release.pub").write_bytes(public_pem(priv))
+    (tmp_path / "lockman.toml").write_text(
+        f'[[policy]]\nimages = ["{registry.host}/{repo}/*"]\nkey = "release.pub"\ninsecure-ignore-tlog = true\n'
+    )
+    r = run("update", "--config", cfg)
+    assert r.code == 0, r.err
+    assert f"{registry.host}/{repo}/signed:1: signed by key {key_fingerprint(priv.public_key())}" in r.out
+    v = run("verify", "--config", cfg)
+    assert v.code == 0 and "1 image verified against its registry, 1 signed" in v.out, v.out + v.err
+    lock = (tmp_path / "xcargo.lock").read_bytes()
+
+    with (tmp_path / "Dockerfile").open("a") as f:
+        f.write(f"FROM {registry.host}/{repo}/unsigned:1\n")
+    git(tmp_path, "add", "-A")
+    r = run("update", "--config", cfg)
+    assert r.code == 1, r.out + r.err
+    assert f"{repo}/unsigned:1 (sha256:" in r.err and "signature check failed" in r.err
+    assert (tmp_path / "xcargo.lock").read_bytes() == lock
+
+
+@pytest.mark.registry
+def test_moved_dockerfile_image_has_insight_and_a_diff(tmp_path: Path, registry: Registry, run) -> None:
+    repo = unique_repo("srcinsight")
+    old = registry.push_image(f"{repo}/base", "1", salt="a")
+    ref = f"{registry.host}/{repo}/base:1"
+    cfg = dockerfile_project(tmp_path, ref)
+    assert run("update", "--config", cfg).code == 0
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "lock")
+    new = registry.push_image(f"{repo}/base", "1", salt="b")
+    r = run("update", "--config", cfg, "--dry-run", "--format", "json")
+    assert r.code == 0, r.err
+    (up,) = json.loads(r.out)["updates"]
+    assert (up["name"] + ":" + up["tag"], up["old_digest"], up["new_digest"]) == (ref, old.digest, new.digest), up
+    assert up["insight"]["notes"] == ["no OCI labels and no SBOM published for this image"]
+    assert run("update", "--config", cfg).code == 0
+    d = run("diff", "git:HEAD", "--config", cfg, "--format", "json")
+    assert d.code == 0, d.err
+    (change,) = json.loads(d.out)["updates"]
+    assert (change["old_digest"], change["new_digest"]) == (old.digest, new.digest), change
+
+
+@pytest.mark.registry
+def test_compose_env_file_is_read_only_when_tracked(tmp_path: Path, registry: Registry, run) -> None:
+    """``${REG}/app:${TAG}`` takes its values from the tracked ``.env`` next to the compose file."""
+    repo = unique_repo("srcenv")
+    img = registry.push_image(f"{repo}/app", "2", salt="env")
+    (tmp_path / "xcargo.toml").write_text("")
+    (tmp_path / "deploy").mkdir()
+    (tmp_path / "deploy" / "compose.yaml").write_text("services:\n  app:\n    image: ${REG}/app:${TAG}\n")
+    (tmp_path / "deploy" / ".env").write_text(f"REG={registry.host}/{repo}\nTAG=2\n")
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "xcargo.toml", "deploy/compose.yaml")
+    cfg = tmp_path / "xcargo.toml"
+    r = run("update", "--config", cfg)  # .env untracked: not read, the reference is reported
+    assert "depends on REG, TAG, which has no default and no .env value" in r.err + r.out, r.err
+    assert not lockfile.loads((tmp_path / "xcargo.lock").read_text()).images
+    git(tmp_path, "add", "deploy/.env")
+    r = run("update", "--config", cfg)
+    assert r.code == 0, r.err
+    (entry,) = lockfile.loads((tmp_path / "xcargo.lock").read_text()).images
+    assert (entry.name, entry.tag, entry.digest) == (f"{registry.host}/{repo}/app", "2", img.digest)
+    assert entry.source == "deploy/compose.yaml:3"
+    assert run("verify", "--config", cfg).code == 0

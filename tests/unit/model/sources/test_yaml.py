@@ -159,3 +159,47 @@ def test_the_node_budget(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_control_character_is_named() -> None:
     with pytest.raises(InputError, match=r"^c\.yml: not valid YAML: character 0x1b at offset 26 is not allowed$"):
         compose.extract("services:\n  a:\n    image: \x1b[31mred\n", "c.yml")
+
+
+def test_compose_reads_the_env_file_values_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``.env`` values as docker compose applies them; what neither .env nor a default sets is reported."""
+    env = compose.parse_env(
+        "# registry\nREG=ghcr.io/acme\nexport TAG='1.2'  \nQ=\"a\\\"b\" # c\nEMPTY=\nU=x #note\nbad line\n"
+    )
+    assert env == {"REG": "ghcr.io/acme", "TAG": "1.2", "Q": 'a"b', "EMPTY": "", "U": "x"}
+    text = (
+        "services:\n  a:\n    image: ${REG}/app:${TAG}\n  b:\n    image: ${EMPTY:-b:1}\n"
+        "  c:\n    image: ${EMPTY-c}:2\n  d:\n    image: ${NOPE}/x:1\n  e:\n    image: ${TAG:+e}:3\n"
+        "  f:\n    image: ${REG:-f:1}\n"
+    )
+    got = compose.extract(text, "c.yml", env)
+    assert [g.ref if isinstance(g, Found) else str(g) for g in got] == [
+        "ghcr.io/acme/app:1.2",
+        "b:1",
+        ":2",
+        "c.yml:9: services.d.image ${NOPE}/x:1: depends on NOPE, which has no default and no .env value; not locked",
+        "e:3",
+        "ghcr.io/acme",
+    ]
+    # the default is written in the file and rewritten in place; a .env value is not
+    assert [g.span is not None for g in got if isinstance(g, Found)] == [False, True, False, False, False]
+    # no .env: the process environment is never read
+    monkeypatch.setenv("REG", "evil.example")
+    monkeypatch.setenv("TAG", "1")
+    first = str(compose.extract(text, "c.yml")[0])
+    assert first.endswith("depends on REG, TAG, which has no default and no .env value; not locked")
+
+
+def test_compose_v1_layout_services_at_the_top_level() -> None:
+    text = (
+        "x-common: &c\n  image: 'no:1'\nvolumes:\n  image: 'no:2'\nredis:\n  image: redis:7\n"
+        "app:\n  image: $${X}\n  build: .\nweb:\n  image: ${TAG}\n"
+    )
+    got = compose.extract(text, "docker-compose.yml")
+    assert [g.ref if isinstance(g, Found) else str(g) for g in got] == [
+        "redis:7",
+        "docker-compose.yml:11: web.image ${TAG}: depends on TAG, which has no default and no .env value; not locked",
+    ]
+    assert splice(text, {got[0].span: "redis:7@sha256:" + "a" * 64}).count("redis:7@sha256:") == 1  # type: ignore[union-attr, dict-item]
+    # A file with version: but no services: holds none (not the v1 layout).
+    assert compose.extract("version: '3'\nredis:\n  image: redis:7\n", "c.yml") == []
