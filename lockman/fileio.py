@@ -61,10 +61,10 @@ def read_bounded(path: Path, *, limit: int, what: str) -> bytes | None:
     return b"".join(chunks)
 
 
-def read_utf8(path: Path, *, kind: str = "TOML") -> str | None:
+def read_utf8(path: Path, *, kind: str = "TOML", limit: int = MAX_TEXT_BYTES) -> str | None:
     """The file's text, or None when it does not exist; unreadable or non-UTF-8 is bad input."""
     try:
-        data = read_bounded(path, limit=MAX_TEXT_BYTES, what=f"a {kind} file")
+        data = read_bounded(path, limit=limit, what=f"a {kind} file")
     except OSError as e:
         raise InputError(f"{path}: cannot read: {e.strerror}") from None
     if data is None:

@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 
 from lockman import programs
 from lockman.errors import InputError, InvalidReference
-from lockman.fileio import read_bounded
+from lockman.fileio import read_bounded, read_utf8
 from lockman.model import reference as refmod
 from lockman.model.sources import KINDS, Found, Unresolved, compose, cross, dockerfile, workflow
 from lockman.model.xcargo import ImageUse, XcargoConfig, load_config
@@ -142,17 +142,11 @@ def read_source(project: Path, rel: str) -> str | None:
     try:
         if not stat.S_ISREG(os.lstat(path).st_mode):
             return None  # links (a tracked link to /etc/…) and deleted files are not read
-        data = read_bounded(path, limit=MAX_SOURCE_BYTES, what=f"a {kind_of(rel) or 'source'} file")
     except FileNotFoundError:
         return None
     except OSError as e:
         raise InputError(f"{path}: cannot read: {e.strerror}") from None
-    if data is None:
-        return None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not UTF-8 text") from None
+    return read_utf8(path, kind=kind_of(rel) or "source", limit=MAX_SOURCE_BYTES)
 
 
 @dataclass(frozen=True)

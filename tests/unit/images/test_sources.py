@@ -180,7 +180,7 @@ def test_a_bad_sources_table_is_bad_input_naming_it(tmp_path: Path, text: str, p
 def test_a_file_that_is_not_utf8_is_bad_input_naming_it(tmp_path: Path) -> None:
     repo(tmp_path, {"Dockerfile": "FROM a\n"})
     (tmp_path / "Dockerfile").write_bytes(b"FROM \xff\n")
-    with pytest.raises(InputError, match=r"Dockerfile: not UTF-8 text$"):
+    with pytest.raises(InputError, match=r"Dockerfile: not valid dockerfile: not UTF-8 text$"):
         sources.discover(tmp_path)
 
 
