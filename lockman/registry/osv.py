@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from lockman import safejson
+from lockman.errors import LockmanError
 from lockman.fileio import read_bounded, write_atomic
 from lockman.model.vulns import (
     Package,
@@ -79,7 +80,7 @@ class OsvCache:
             path = self.root / kind / f"{_key(name)}.json"
             raw = read_bounded(path, limit=MAX_RECORD_BYTES, what="a cache entry")
             obj = safejson.loads(raw) if raw is not None else None
-        except Exception:  # any unreadable entry is a miss
+        except (OSError, ValueError, LockmanError):  # unreadable, too large, not JSON: a miss
             return None
         if not isinstance(obj, dict) or obj.get("key") != name:
             return None
