@@ -142,6 +142,24 @@ def apply(path: Path, dep: dict, update: dict) -> None:
     path.write_text(text.replace(old, new))
 
 
+def bot_env_for(tmp_path: Path, home: Path, tls: TLSSetup, name: str) -> dict[str, str]:
+    """The Renovate process's environment: local platform, lookup only, credentials as hostRules."""
+    return {
+        "HOME": str(home),
+        "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        "NO_PROXY": "127.0.0.1,localhost",
+        **documented_ca_env(tls.ca_pem),
+        "RENOVATE_PLATFORM": "local",
+        "RENOVATE_DRY_RUN": "lookup",
+        "RENOVATE_BASE_DIR": str(tmp_path / f"renovate-base-{name}"),
+        "RENOVATE_HOST_RULES": json.dumps(
+            [{"matchHost": f"https://{tls.registry.host}", "username": "alice", "password": PASSWORD}]
+        ),
+        "LOG_LEVEL": "debug",
+        "LOG_FORMAT": "json",
+    }
+
+
 def test_renovate_preset_extracts_proposes_and_lockman_follows(
     tmp_path: Path, tls: TLSSetup, run, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -188,20 +206,7 @@ def test_renovate_preset_extracts_proposes_and_lockman_follows(
 
     # The bot's process: Renovate's credentials are hostRules; the CA for node and for lockman.
     lockman_on_path(tmp_path / "bin")
-    bot_env = {
-        "HOME": str(isolated_env),
-        "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
-        "NO_PROXY": "127.0.0.1,localhost",
-        **documented_ca_env(tls.ca_pem),
-        "RENOVATE_PLATFORM": "local",
-        "RENOVATE_DRY_RUN": "lookup",
-        "RENOVATE_BASE_DIR": str(tmp_path / "renovate-base"),
-        "RENOVATE_HOST_RULES": json.dumps(
-            [{"matchHost": f"https://{reg.host}", "username": "alice", "password": PASSWORD}]
-        ),
-        "LOG_LEVEL": "debug",
-        "LOG_FORMAT": "json",
-    }
+    bot_env = bot_env_for(tmp_path, isolated_env, tls, "preset")
     # SSL_CERT_FILE alone (what the docs used to say) is not enough for Renovate on Node 20.
     only_ssl = {k: v for k, v in bot_env.items() if k != "NODE_EXTRA_CA_CERTS"}
     only_ssl["RENOVATE_BASE_DIR"] = str(tmp_path / "renovate-base-refused")  # its own cache
@@ -296,24 +301,6 @@ def test_renovate_preset_extracts_proposes_and_lockman_follows(
     assert after[(rust, "1.71")].digest == rust71.digest
     after = lockfile.loads((Path(tasks[2]["cwd"]) / "xcargo.lock").read_text()).by_key()
     assert after[(cross, "0.2.5")].digest == cross5.digest and after[(cross, "0.2.5")].pinned
-
-
-def bot_env_for(tmp_path: Path, home: Path, tls: TLSSetup, name: str) -> dict[str, str]:
-    """The Renovate process's environment: local platform, lookup only, credentials as hostRules."""
-    return {
-        "HOME": str(home),
-        "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
-        "NO_PROXY": "127.0.0.1,localhost",
-        **documented_ca_env(tls.ca_pem),
-        "RENOVATE_PLATFORM": "local",
-        "RENOVATE_DRY_RUN": "lookup",
-        "RENOVATE_BASE_DIR": str(tmp_path / f"renovate-base-{name}"),
-        "RENOVATE_HOST_RULES": json.dumps(
-            [{"matchHost": f"https://{tls.registry.host}", "username": "alice", "password": PASSWORD}]
-        ),
-        "LOG_LEVEL": "debug",
-        "LOG_FORMAT": "json",
-    }
 
 
 def test_renovate_dockerfile_compose_workflow_bumps_keep_the_lock_current(
@@ -489,20 +476,7 @@ def test_preset_wins_wherever_it_is_listed_in_extends(
     (repo / "xcargo.toml").write_text(f'[container]\nimage = "{rust}:1.70"\n')
     extends = [preset_url, "config:best-practices"] if preset_first else ["config:best-practices", preset_url]
     (repo / "renovate.json").write_text(json.dumps({"extends": extends}))
-    env = {
-        "HOME": str(isolated_env),
-        "PATH": os.environ["PATH"],
-        "NO_PROXY": "127.0.0.1,localhost",
-        **documented_ca_env(tls.ca_pem),
-        "RENOVATE_PLATFORM": "local",
-        "RENOVATE_DRY_RUN": "lookup",
-        "RENOVATE_BASE_DIR": str(tmp_path / "renovate-base"),
-        "RENOVATE_HOST_RULES": json.dumps(
-            [{"matchHost": f"https://{reg.host}", "username": "alice", "password": PASSWORD}]
-        ),
-        "LOG_LEVEL": "debug",
-        "LOG_FORMAT": "json",
-    }
+    env = bot_env_for(tmp_path, isolated_env, tls, "order")
     records = run_renovate(dist, repo, env)
     assert not [r for r in records if r.get("level", 0) >= 50], "Renovate logged errors"
     (found,) = [r for r in records if r.get("msg") == "packageFiles with updates"]

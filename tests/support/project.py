@@ -20,6 +20,16 @@ def image_project(tmp_path: Path, ref: str) -> Path:
     return project(tmp_path, f'[container]\nimage = "{ref}"\n')
 
 
+def images_project(tmp_path: Path, *images: str) -> Path:
+    """An xcargo.toml with ``images[0]`` as ``[container].image`` and the rest, in order, as the
+    images of the targets aarch64- and x86_64-unknown-linux-musl."""
+    body = f'[container]\nimage = "{images[0]}"\n'
+    triples = ["aarch64-unknown-linux-musl", "x86_64-unknown-linux-musl"]
+    for triple, image in zip(triples, images[1:], strict=False):
+        body += f'\n[targets."{triple}".container]\nimage = "{image}"\n'
+    return project(tmp_path, body)
+
+
 def git(cwd: Path, *args: str) -> str:
     """``git args`` in ``cwd`` with a throw-away identity; its stdout; a failure raises."""
     return subprocess.run(

@@ -20,6 +20,7 @@ import pytest
 from lockman.model import lockfile
 from tests.support.faultproxy import FaultProxy
 from tests.support.fixtures import unique_repo
+from tests.support.project import images_project
 from tests.support.registry import OCI_INDEX, Registry, require_tool, sha256
 
 needs_skopeo = pytest.mark.usefixtures("skopeo_installed")
@@ -42,16 +43,6 @@ def proxy(registry: Registry) -> Iterator[RecordingProxy]:
     p = RecordingProxy("127.0.0.1", registry.port).start()
     yield p
     p.stop()
-
-
-def write_config(tmp_path: Path, *images: str) -> Path:
-    cfg = tmp_path / "xcargo.toml"
-    body = f'[container]\nimage = "{images[0]}"\n'
-    triples = ["aarch64-unknown-linux-musl", "x86_64-unknown-linux-musl"]
-    for triple, image in zip(triples, images[1:], strict=False):
-        body += f'\n[targets."{triple}".container]\nimage = "{image}"\n'
-    cfg.write_text(body)
-    return cfg
 
 
 def layout_problems(layout: Path) -> list[str]:
@@ -85,7 +76,7 @@ def test_pull_layout_read_back_by_skopeo(
     idx = registry.push_index(f"{base}/rust", "1.70", ["linux/amd64", "linux/arm64/v8"])
     single = registry.push_image(f"{base}/musl", "v1", layer_size=200_000)
     rust, musl = f"{proxy.host}/{base}/rust:1.70", f"{proxy.host}/{base}/musl:v1"
-    cfg = write_config(tmp_path, rust, musl)
+    cfg = images_project(tmp_path, rust, musl)
     assert run("update", "--config", cfg).code == 0
     out = tmp_path / "layout"
 
@@ -166,7 +157,7 @@ def test_platform_selection_and_nested_index(tmp_path: Path, registry: Registry,
     ).encode()
     outer_digest = registry.push_manifest(repo, "nested", outer, OCI_INDEX)
     name = f"{registry.host}/{repo}:nested"
-    cfg = write_config(tmp_path, name)
+    cfg = images_project(tmp_path, name)
     assert run("update", "--config", cfg).code == 0
 
     out = tmp_path / "arm"
@@ -200,7 +191,7 @@ def test_altered_blob_fails_pull_and_deep_verify(
     repo = unique_repo("alter")
     img = registry.push_image(repo, "v1", layer_size=100_000)
     name = f"{proxy.host}/{repo}:v1"
-    cfg = write_config(tmp_path, name)
+    cfg = images_project(tmp_path, name)
     assert run("update", "--config", cfg).code == 0
     layer_digest = sha256(img.layers[0])
 
@@ -268,7 +259,7 @@ def test_concurrent_blob_transfers_stay_bounded(tmp_path: Path, registry: Regist
     front = InFlightProxy("127.0.0.1", registry.port, hold_for=BLOB_CONCURRENCY)
     front.start()
     try:
-        cfg = write_config(tmp_path, f"{front.host}/{repo}:v1")
+        cfg = images_project(tmp_path, f"{front.host}/{repo}:v1")
         assert run("update", "--config", cfg).code == 0
         r = run("pull", "--config", cfg, "--oci-layout", tmp_path / "out")
         assert r.code == 0, r.err
@@ -311,7 +302,7 @@ def test_every_byte_is_checked(
     layers = _random_layers(3, 1_500_000, repo)
     registry.push_image(repo, "v1", layers=layers)
     bad = sha256(layers[1])
-    cfg = write_config(tmp_path, f"{proxy.host}/{repo}:v1")
+    cfg = images_project(tmp_path, f"{proxy.host}/{repo}:v1")
     assert run("update", "--config", cfg).code == 0
     proxy.add(f"/blobs/{bad}", "alter", method="GET", transform=transform)
     out = tmp_path / "out"
@@ -339,7 +330,7 @@ def test_interrupted_pull_resumes_with_range(
     repo = unique_repo("resume")
     img = registry.push_image(repo, "v1", layer_size=2_000_000)
     layer_digest = sha256(img.layers[0])
-    cfg = write_config(tmp_path, f"{proxy.host}/{repo}:v1")
+    cfg = images_project(tmp_path, f"{proxy.host}/{repo}:v1")
     assert run("update", "--config", cfg).code == 0
     out = tmp_path / "layout"
 
@@ -385,7 +376,7 @@ def test_interrupted_pull_resumes_with_range(
 def test_manifest_cache_saves_gets(tmp_path: Path, registry: Registry, proxy: RecordingProxy, run) -> None:
     base = unique_repo("cache")
     registry.push_index(f"{base}/rust", "1.70", ["linux/amd64", "linux/arm64/v8"])
-    cfg = write_config(tmp_path, f"{proxy.host}/{base}/rust:1.70")
+    cfg = images_project(tmp_path, f"{proxy.host}/{base}/rust:1.70")
     assert run("update", "--config", cfg).code == 0
     manifests = 3  # the index and both platforms
 
@@ -441,7 +432,7 @@ def test_pull_with_runtime_runs_engine_by_digest(
     base = unique_repo("rt")
     idx = registry.push_index(f"{base}/rust", "1.70", ["linux/amd64", "linux/arm64/v8"])
     name = f"{proxy.host}/{base}/rust"
-    cfg = write_config(tmp_path, f"{name}:1.70")
+    cfg = images_project(tmp_path, f"{name}:1.70")
     assert run("update", "--config", cfg).code == 0
     bindir = tmp_path / "bin"
     bindir.mkdir()
@@ -560,7 +551,7 @@ def test_blob_redirect_does_not_forward_authorization(
         docker.mkdir(exist_ok=True)
         auth = base64.b64encode(f"alice:{reg.password}".encode()).decode()
         (docker / "config.json").write_text(json.dumps({"auths": {front.host: {"auth": auth}}}))
-        cfg = write_config(tmp_path, f"{front.host}/{repo}:v1")
+        cfg = images_project(tmp_path, f"{front.host}/{repo}:v1")
         assert run("update", "--config", cfg).code == 0
         front.add(
             f"/blobs/{layer_digest}",
@@ -586,7 +577,7 @@ def test_update_platform_kind_is_kept(tmp_path: Path, registry: Registry, run) -
     base = unique_repo("kindtest")
     idx = registry.push_index(f"{base}/rust", "1.70", ["linux/amd64", "linux/arm64/v8"])
     single = registry.push_image(f"{base}/musl", "v1")
-    cfg = write_config(tmp_path, f"{registry.host}/{base}/rust:1.70", f"{registry.host}/{base}/musl:v1")
+    cfg = images_project(tmp_path, f"{registry.host}/{base}/rust:1.70", f"{registry.host}/{base}/musl:v1")
     lock_path = tmp_path / "xcargo.lock"
     assert run("update", "--config", cfg).code == 0
     assert "kind =" not in lock_path.read_text()  # default entries: as before
@@ -640,7 +631,7 @@ def test_pull_enforces_signature_policy(tmp_path: Path, registry: Registry, run,
     push_signatures(registry, signed_repo, signed.digest, [keyed_layer(priv, signed.digest, None)])
     (tmp_path / "release.pub").write_bytes(public_pem(priv))
     good, bad = f"{registry.host}/{signed_repo}:v1", f"{registry.host}/{unsigned_repo}:v1"
-    cfg = write_config(tmp_path, good, bad)
+    cfg = images_project(tmp_path, good, bad)
     assert run("update", "--config", cfg).code == 0
     (tmp_path / "lockman.toml").write_text(
         '[[policy]]\nimages = ["*"]\nkey = "release.pub"\ninsecure-ignore-tlog = true\n'
@@ -686,7 +677,7 @@ def test_failed_pull_leaves_the_layout_as_it_was(
     registry.push_index(f"{base}/rust", "1.70", ["linux/amd64", "linux/arm64/v8"])
     bad_img = registry.push_image(f"{base}/musl", "v1", layer_size=300_000)
     rust, musl = f"{proxy.host}/{base}/rust:1.70", f"{proxy.host}/{base}/musl:v1"
-    cfg = write_config(tmp_path, rust, musl)
+    cfg = images_project(tmp_path, rust, musl)
     assert run("update", "--config", cfg).code == 0
     bad = sha256(bad_img.layers[0])
     proxy.add(f"/blobs/{bad}", "alter", method="GET", transform=_flip_at(1000))
@@ -725,7 +716,7 @@ def test_pull_platform_is_all_or_nothing_and_takes_single_platform_as_update_doe
     single = registry.push_image(f"{base}/single", "v1")  # linux/amd64
     both, amdonly, one = (f"{registry.host}/{base}/{n}" for n in ("both:1", "amdonly:1", "single:v1"))
 
-    cfg = write_config(tmp_path, both, amdonly, one)
+    cfg = images_project(tmp_path, both, amdonly, one)
     assert run("update", "--config", cfg).code == 0
     out = tmp_path / "out"
     r = run("pull", "--config", cfg, "--oci-layout", out, "--platform", "linux/arm64")
@@ -733,7 +724,7 @@ def test_pull_platform_is_all_or_nothing_and_takes_single_platform_as_update_doe
     assert not out.exists()  # not two images of three
     assert f"{out}: left as it was (1 of 3 images failed)" in r.err
 
-    cfg = write_config(tmp_path, both, one)
+    cfg = images_project(tmp_path, both, one)
     assert run("update", "--config", cfg).code == 0
     r = run("pull", "--config", cfg, "--oci-layout", out, "--platform", "linux/arm64")
     assert r.code == 0, r.err
@@ -773,8 +764,8 @@ def test_a_locked_digest_the_registry_no_longer_serves_is_exit_1_everywhere(
     b = registry.push_image(blob_gone, "v1", salt="b")
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    cfg_a = write_config(tmp_path / "a", f"{fault_proxy.host}/{manifest_gone}:v1")
-    cfg_b = write_config(tmp_path / "b", f"{fault_proxy.host}/{blob_gone}:v1")
+    cfg_a = images_project(tmp_path / "a", f"{fault_proxy.host}/{manifest_gone}:v1")
+    cfg_b = images_project(tmp_path / "b", f"{fault_proxy.host}/{blob_gone}:v1")
     assert run("update", "--config", cfg_a).code == 0 and run("update", "--config", cfg_b).code == 0
 
     # 5xx: the registry is failing, not the lock: exit 3 in both.

@@ -17,19 +17,10 @@ import pytest
 from lockman.model.oci_convert import ORIGINAL
 from tests.support.fixtures import unique_repo
 from tests.support.images import push_runnable, push_runnable_list
+from tests.support.project import images_project
 from tests.support.registry import OCI_INDEX, OCI_MANIFEST, Registry, require_tool
 
 pytestmark = pytest.mark.registry
-
-
-def write_config(tmp_path: Path, *images: str) -> Path:
-    cfg = tmp_path / "xcargo.toml"
-    body = f'[container]\nimage = "{images[0]}"\n'
-    triples = ["aarch64-unknown-linux-musl", "x86_64-unknown-linux-musl"]
-    for triple, image in zip(triples, images[1:], strict=False):
-        body += f'\n[targets."{triple}".container]\nimage = "{image}"\n'
-    cfg.write_text(body)
-    return cfg
 
 
 def tool(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -68,7 +59,7 @@ def test_docker_format_layout_opens_by_name_in_skopeo_podman_umoci(
         {"amd64": {"arch.txt": b"amd64\n"}, "arm64/v8": {"arch.txt": b"arm64\n"}},
     )
     one, many = f"{registry.host}/{base}/single:v1", f"{registry.host}/{base}/multi:v1"
-    cfg = write_config(tmp_path, one, many)
+    cfg = images_project(tmp_path, one, many)
     assert run("update", "--config", cfg).code == 0
     out = tmp_path / "layout"
     r = run("pull", "--config", cfg, "--oci-layout", out)
@@ -164,7 +155,7 @@ def test_podman_pulls_over_plain_http_then_tags_as_configured(
     )
     other = push_runnable(registry, f"{base}/other", "v1", {"v": b"other\n"})
     name = f"{registry.host}/{base}/rust"
-    cfg = write_config(tmp_path, f"{name}:1.70")
+    cfg = images_project(tmp_path, f"{name}:1.70")
     assert run("update", "--config", cfg).code == 0
     # The configured tag names other bytes locally (an older pull, another build).
     p = tool("podman", "pull", "-q", "--tls-verify=false", f"{registry.host}/{base}/other:v1")
