@@ -32,7 +32,7 @@ from lockman import programs
 from lockman.errors import InputError, InvalidReference
 from lockman.fileio import read_bounded, read_utf8
 from lockman.model import reference as refmod
-from lockman.model.sources import KINDS, Found, Unresolved, compose, cross, dockerfile, workflow
+from lockman.model.sources import KINDS, Found, Unresolved, cross, dockerfile
 from lockman.model.xcargo import ImageUse, XcargoConfig, load_config
 
 MAX_SOURCE_BYTES = 8 << 20
@@ -160,6 +160,8 @@ def dotenv(project: Path, compose_file: str, files: list[str]) -> dict[str, str]
     """The ``.env`` next to a compose file, as ``docker compose`` reads it for ``${VAR}``; only
     when git tracks it (an untracked one would make the lock differ between clones), and never
     the process environment (it differs between shells and CI)."""
+    from lockman.model.sources import compose  # YAML, loaded only for a project that has some
+
     rel = str(PurePosixPath(compose_file).parent / ".env").removeprefix("./")
     text = read_source(project, rel) if rel in files else None
     return compose.parse_env(text) if text is not None else {}
@@ -199,6 +201,9 @@ def discover(project: Path) -> Discovered:
         texts[f] = text
         for args in build_args.get(f) or [{}]:
             found += dockerfile.extract(text, f, args)
+    if by_kind.get("workflow") or by_kind.get("compose"):
+        # PyYAML (about 9 ms to import) only for projects with workflow or compose files.
+        from lockman.model.sources import compose, workflow
     for f in by_kind.get("workflow", []):
         text = read_source(project, f)
         if text is not None:
