@@ -36,6 +36,7 @@ import httpcore
 import httpx
 
 from lockman.console import register_secret
+from lockman.registry.bulk_http11 import BulkConnectionPool
 from lockman.registry.hosts import host_only
 from lockman.registry.network_backend import AsyncioBackend
 from lockman.registry.tls import HostCerts, build_context, host_certs
@@ -130,6 +131,14 @@ class HostTransport(httpx.AsyncBaseTransport):
         )
         if proxy is None and isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
             limits = self._limits
+            if not http2:  # blob bodies (and everything else when HTTP/2 is off or not spoken)
+                transport._pool = BulkConnectionPool(
+                    ssl_context=ctx,
+                    max_connections=limits.max_connections,
+                    max_keepalive_connections=limits.max_keepalive_connections,
+                    keepalive_expiry=limits.keepalive_expiry,
+                )
+                return transport
             transport._pool = httpcore.AsyncConnectionPool(
                 ssl_context=ctx,
                 max_connections=limits.max_connections,
@@ -137,9 +146,7 @@ class HostTransport(httpx.AsyncBaseTransport):
                 keepalive_expiry=limits.keepalive_expiry,
                 http1=True,
                 http2=http2,
-                network_backend=AsyncioBackend(
-                    on_tls=(lambda alpn: self._learn(host, alpn == "h2")) if http2 else None
-                ),
+                network_backend=AsyncioBackend(on_tls=lambda alpn: self._learn(host, alpn == "h2")),
             )
         return transport
 
