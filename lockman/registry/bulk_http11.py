@@ -315,7 +315,7 @@ class BulkConnection(httpcore.AsyncConnectionInterface):
         assert r is not None
         if r.error is not None:
             error = httpcore.ReadError(_reason(r.error))
-            error.__cause__ = r.error
+            error.__cause__ = error.__context__ = r.error  # as `raise ... from` in its handler would
             return error
         return httpcore.RemoteProtocolError("server closed the connection")
 
