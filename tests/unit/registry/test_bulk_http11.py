@@ -69,7 +69,12 @@ class Server(Listener):
                 self.requests.append(head)
                 self.pending = pending  # what came after the head (a request body, perhaps)
                 n = len(self.requests) - 1
-            self.reply(sock, n)
+            try:
+                self.reply(sock, n)
+            except OSError:  # the client closed while the answer was being sent
+                with self.lock:
+                    self.closed_by_client += 1
+                return
 
 
 def _ok(body: bytes, extra: bytes = b"") -> bytes:
