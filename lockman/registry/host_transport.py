@@ -8,8 +8,13 @@ time a host is contacted and reuses it (and its keep-alive connections) afterwar
 Blob bodies go over separate HTTP/1.1 connections (a request carrying the :data:`BULK`
 extension): over HTTP/2, httpcore moves a large body in 16 KiB frames with Python-level flow
 control, at a third of the rate one HTTP/1.1 connection per blob reaches (``benchmarks/pull.py``).
-Manifests and other small requests stay multiplexed on the host's HTTP/2 connection. Connections
-without a proxy use :mod:`lockman.registry.network_backend` (asyncio's transports, large reads).
+Manifests and other small requests stay multiplexed on the host's HTTP/2 connection. Without a
+proxy, the HTTP/2 pools run on :mod:`lockman.registry.network_backend` (asyncio's transports,
+large reads), and the HTTP/1.1 ones (blobs; everything when HTTP/2 is off or the host does not
+speak it) are :class:`~lockman.registry.bulk_http11.BulkConnectionPool`: asyncio's TLS decrypts
+straight into one buffer per connection and a ``Content-Length`` body reaches the hasher in MiB
+with one copy, where h11 and httpcore made five or six. Through a proxy, httpx and httpcore do
+everything as they come.
 
 A TLS host that does not speak HTTP/2 (token servers often, registries behind some proxies)
 would open its connections one at a time: httpcore's HTTP/2-capable pool queues every request
@@ -36,6 +41,7 @@ import httpcore
 import httpx
 
 from lockman.console import register_secret
+from lockman.registry.bulk_http11 import BulkConnectionPool
 from lockman.registry.hosts import host_only
 from lockman.registry.network_backend import AsyncioBackend
 from lockman.registry.tls import HostCerts, build_context, host_certs
@@ -130,6 +136,14 @@ class HostTransport(httpx.AsyncBaseTransport):
         )
         if proxy is None and isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
             limits = self._limits
+            if not http2:  # blob bodies (and everything else when HTTP/2 is off or not spoken)
+                transport._pool = BulkConnectionPool(
+                    ssl_context=ctx,
+                    max_connections=limits.max_connections,
+                    max_keepalive_connections=limits.max_keepalive_connections,
+                    keepalive_expiry=limits.keepalive_expiry,
+                )
+                return transport
             transport._pool = httpcore.AsyncConnectionPool(
                 ssl_context=ctx,
                 max_connections=limits.max_connections,
@@ -137,9 +151,7 @@ class HostTransport(httpx.AsyncBaseTransport):
                 keepalive_expiry=limits.keepalive_expiry,
                 http1=True,
                 http2=http2,
-                network_backend=AsyncioBackend(
-                    on_tls=(lambda alpn: self._learn(host, alpn == "h2")) if http2 else None
-                ),
+                network_backend=AsyncioBackend(on_tls=lambda alpn: self._learn(host, alpn == "h2")),
             )
         return transport
 

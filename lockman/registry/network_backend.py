@@ -6,8 +6,10 @@ Python per 16 KiB, so a blob download was bound by CPU at 60-150 MiB/s on loopba
 TLS transport decrypts everything the socket has (up to 256 KiB) in one go and calls
 ``data_received`` once; this backend queues those chunks and hands them to httpcore as they
 are, so a 64 MiB layer costs about 1,000 reads instead of 4,100. It measured 2-2.5x the
-throughput of the anyio backend for blob bodies (``benchmarks/pull.py``) and is used for every
-connection lockman opens without a proxy.
+throughput of the anyio backend for blob bodies (``benchmarks/pull.py``). It now carries the
+connections of the HTTP/2-capable pools without a proxy (manifests, tokens, other small
+requests); blob bodies and every other HTTP/1.1-only pool without a proxy go over
+:mod:`lockman.registry.bulk_http11`, which also skips h11's and httpcore's copies of the body.
 
 HTTP semantics stay with httpcore and h11/h2; only moving bytes is done here. Errors are
 httpcore's (``ConnectError``, ``ReadError``, ``ReadTimeout``...), chained to the ``OSError`` /
