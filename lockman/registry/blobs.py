@@ -24,7 +24,7 @@ from typing import BinaryIO
 import httpx
 
 from lockman.errors import DigestMismatch, RegistryError, SizeMismatch, TooLarge, VerificationError
-from lockman.fileio import SafeDir, UnsafePath
+from lockman.fileio import SafeDir, UnsafePath, start_writeback
 from lockman.model.digest import Digest
 from lockman.model.manifest import Descriptor
 from lockman.model.reference import Reference
@@ -112,6 +112,9 @@ class _Sink:
             self.hasher.update(chunk)  # VerificationError past the declared size
             if self.file is not None:
                 self.file.write(chunk)
+        if self.file is not None:  # to disk while the rest arrives: the fsync at the end is short
+            self.file.flush()
+            start_writeback(self.file.fileno())
 
     async def drain(self) -> None:
         await self._hand_over()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
-from lockman.fileio import SafeDir, UnsafePath, open_read, write_atomic, write_together
+from lockman.fileio import SafeDir, UnsafePath, open_read, start_writeback, write_atomic, write_together
 
 
 def test_pair_is_rolled_back_when_the_second_rename_fails(tmp_path: Path) -> None:
@@ -258,3 +259,17 @@ def test_xcargo_files_named_as_devices(tmp_path: Path) -> None:
     assert read_utf8(Path("/dev/null")) == ""
     with pytest.raises(InputError, match=r"^/dev/zero: larger than 64 MiB; not a TOML file$"):
         read_utf8(Path("/dev/zero"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sync_file_range is Linux's")
+def test_start_writeback_reaches_the_kernel(tmp_path: Path) -> None:
+    with open(tmp_path / "f", "wb") as f:
+        f.write(b"x" * (1 << 20))
+        f.flush()
+        assert start_writeback(f.fileno()) is True
+    r, w = os.pipe()
+    try:  # the kernel's own answer for a pipe (ESPIPE): asked, refused, nothing raised
+        assert start_writeback(w) is False
+    finally:
+        os.close(r)
+        os.close(w)

@@ -17,6 +17,7 @@ from lockman.fileio import SafeDir
 from lockman.model import reference
 from lockman.model.manifest import Descriptor
 from lockman.model.reference import Reference
+from lockman.registry import blobs
 from lockman.registry.blobs import ATTEMPTS, BlobFiles, download_blob, file_matches, hash_blob, read_blob
 from lockman.registry.client import RegistryClient
 from tests.support.fake_registry import OCI_LAYER, FakeRegistry, sha256
@@ -143,6 +144,17 @@ def test_download_lands_under_the_final_name_only(files: BlobFiles, tmp_path: Pa
     ref, desc = blob(fake)
     assert run(fake, lambda c: download_blob(c, ref, desc, files, what="layer")) == len(DATA)
     assert final(tmp_path).read_bytes() == DATA and not partial(tmp_path).exists()
+
+
+def test_download_starts_writing_the_partial_file_to_disk_before_its_fsync(
+    files: BlobFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[int] = []  # the partial file's size each time writeback was started
+    monkeypatch.setattr(blobs, "start_writeback", lambda fd: started.append(os.fstat(fd).st_size) or True)
+    fake = FakeRegistry()
+    ref, desc = blob(fake)
+    run(fake, lambda c: download_blob(c, ref, desc, files, what="layer"))
+    assert started and started[-1] == len(DATA)
 
 
 def test_download_of_other_bytes_leaves_nothing_behind(files: BlobFiles, tmp_path: Path) -> None:
