@@ -35,6 +35,8 @@ from typing import Any
 import h11
 import httpcore
 
+from lockman.registry.network_backend import Endpoint
+
 # The caller gets a body in chunks of at least this much (but its last): each chunk crosses
 # httpx's stream layers, the body deadline and the hasher's hand-over once.
 CHUNK = 1 << 20
@@ -43,32 +45,22 @@ BUFFER = 2 << 20
 MAX_HEAD = 100 * 1024  # a response head larger than this is refused (httpcore's bound)
 
 
-class _Receiver(asyncio.BufferedProtocol):
+class _Receiver(Endpoint, asyncio.BufferedProtocol):
     """One buffer the transport writes into; wakes the reader once it holds what it waits for."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
         self._loop = loop
         self.buf = bytearray(BUFFER)
         self.view = memoryview(self.buf)
         self.start = 0  # unread bytes are buf[start:end]
         self.end = 0
         self.want = 1
-        self.waiter: asyncio.Future[None] | None = None
         self.last_arrival = 0.0
-        self.eof = False
-        self.error: BaseException | None = None
-        self.transport: asyncio.Transport | None = None
-        self.reading_paused = False
-        self.writing_paused = False
-        self.drain_waiter: asyncio.Future[None] | None = None
 
     @property
     def buffered(self) -> int:
         return self.end - self.start
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self.end == len(self.buf):  # reading pauses before this; stay correct regardless
@@ -105,30 +97,6 @@ class _Receiver(asyncio.BufferedProtocol):
             self.reading_paused = False
             self.transport.resume_reading()
         return data
-
-    def _wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    def eof_received(self) -> bool:
-        self.eof = True
-        self._wake()
-        return False  # close the transport
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.eof = True
-        if self.error is None:
-            self.error = exc
-        self._wake()
-        self.resume_writing()
-
-    def pause_writing(self) -> None:
-        self.writing_paused = True
-
-    def resume_writing(self) -> None:
-        self.writing_paused = False
-        if self.drain_waiter is not None and not self.drain_waiter.done():
-            self.drain_waiter.set_result(None)
 
 
 class _State(enum.Enum):

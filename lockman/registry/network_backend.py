@@ -32,12 +32,14 @@ HIGH_WATER = 4 << 20
 READ_SIZE = 1 << 20
 
 
-class _Protocol(asyncio.Protocol):
-    """Queues what arrives; wakes the one reader waiting for it."""
+class Endpoint:
+    """The state both protocols keep of their connection (this one's, and bulk_http11's).
+
+    One reader waits at a time (``waiter``), woken by data, EOF or the connection's loss; one
+    writer waits for the transport to drain (``drain_waiter``). The first error ends it.
+    """
 
     def __init__(self) -> None:
-        self.chunks: collections.deque[bytes] = collections.deque()
-        self.queued = 0
         self.eof = False
         self.error: BaseException | None = None
         self.transport: asyncio.Transport | None = None
@@ -54,14 +56,6 @@ class _Protocol(asyncio.Protocol):
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
 
-    def data_received(self, data: bytes) -> None:
-        self.chunks.append(data)
-        self.queued += len(data)
-        if self.queued > HIGH_WATER and not self.reading_paused and self.transport is not None:
-            self.reading_paused = True
-            self.transport.pause_reading()
-        self._wake()
-
     def eof_received(self) -> bool:
         self.eof = True
         self._wake()
@@ -69,7 +63,8 @@ class _Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = True
-        self.error = exc
+        if self.error is None:
+            self.error = exc
         self._wake()
         self.resume_writing()
 
@@ -80,6 +75,23 @@ class _Protocol(asyncio.Protocol):
         self.writing_paused = False
         if self.drain_waiter is not None and not self.drain_waiter.done():
             self.drain_waiter.set_result(None)
+
+
+class _Protocol(Endpoint, asyncio.Protocol):
+    """Queues what arrives; wakes the one reader waiting for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.queued = 0
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.queued += len(data)
+        if self.queued > HIGH_WATER and not self.reading_paused and self.transport is not None:
+            self.reading_paused = True
+            self.transport.pause_reading()
+        self._wake()
 
 
 class _Stream(httpcore.AsyncNetworkStream):

@@ -107,3 +107,18 @@ class ConnectProxy(Listener):
         sock.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
         self._spawn(pipe, upstream, sock)
         pipe(sock, upstream)
+
+
+class CountingRelay(Listener):
+    """A TCP relay that counts the connections made through it (TLS passes through untouched)."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.connections = 0
+        super().__init__()
+
+    def accepted(self, sock: socket.socket) -> None:
+        self.connections += 1
+        upstream = self.track(socket.create_connection(("127.0.0.1", self.target)))
+        self._spawn(pipe, upstream, sock)
+        pipe(sock, upstream)

@@ -4,31 +4,15 @@ on no more connections than blobs are fetched at once (kept alive from one blob 
 from __future__ import annotations
 
 import hashlib
-import socket
 from pathlib import Path
 
 import pytest
 
 from lockman.registry.blobs import BLOB_CONCURRENCY
 from tests.support.fixtures import unique_repo
-from tests.support.listener import Listener, pipe
+from tests.support.listener import CountingRelay
 from tests.support.project import images_project
 from tests.support.registry import TLSSetup
-
-
-class CountingRelay(Listener):
-    """A TCP relay that counts the connections made through it (TLS passes through untouched)."""
-
-    def __init__(self, port: int) -> None:
-        self.target = port
-        self.connections = 0
-        super().__init__()
-
-    def accepted(self, sock: socket.socket) -> None:
-        self.connections += 1
-        upstream = self.track(socket.create_connection(("127.0.0.1", self.target)))
-        self._spawn(pipe, upstream, sock)
-        pipe(sock, upstream)
 
 
 @pytest.mark.registry

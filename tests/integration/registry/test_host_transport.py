@@ -14,7 +14,7 @@ import pytest
 import trustme
 
 from lockman.registry.host_transport import HostTransport
-from tests.support.listener import ConnectProxy, pipe
+from tests.support.listener import ConnectProxy, CountingRelay
 from tests.support.listener import Listener as _Listener
 from tests.support.registry import TLSSetup
 
@@ -63,21 +63,6 @@ class HeldHandshakes(_Listener):
                     tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         except (OSError, ssl.SSLError):
             return
-
-
-class CountingRelay(_Listener):
-    """A TCP relay that counts the connections made through it (TLS passes through untouched)."""
-
-    def __init__(self, port: int) -> None:
-        self.target = port
-        self.connections = 0
-        super().__init__()
-
-    def accepted(self, sock: socket.socket) -> None:
-        self.connections += 1
-        upstream = self.track(socket.create_connection(("127.0.0.1", self.target)))
-        self._spawn(pipe, upstream, sock)
-        pipe(sock, upstream)
 
 
 def _burst(url: str, n: int = BURST) -> list[httpx.Response]:
