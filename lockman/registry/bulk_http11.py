@@ -228,19 +228,7 @@ class BulkConnection(httpcore.AsyncConnectionInterface):
     async def _write(self, data: bytes, timeout: float | None) -> None:
         r, transport = self._receiver, self._transport
         assert r is not None and transport is not None
-        if r.eof or transport.is_closing():
-            error = r.error or ConnectionResetError("connection closed")
-            raise httpcore.WriteError(_reason(error)) from error
-        transport.write(data)
-        if r.writing_paused:
-            r.drain_waiter = asyncio.get_running_loop().create_future()
-            try:
-                async with asyncio.timeout(timeout):
-                    await r.drain_waiter
-            except TimeoutError:
-                raise httpcore.WriteTimeout(f"could not send within {timeout:g} s") from None
-            finally:
-                r.drain_waiter = None
+        await r.send(transport, data, timeout)
 
     async def _fill(self, want: int, timeout: float | None) -> None:
         """Wait until ``want`` bytes are buffered (or the buffer is full, or the stream ended).

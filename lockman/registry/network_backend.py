@@ -68,6 +68,22 @@ class Endpoint:
         self._wake()
         self.resume_writing()
 
+    async def send(self, transport: asyncio.Transport, data: bytes, timeout: float | None) -> None:
+        """Write ``data``, then wait (up to ``timeout``) while the transport asks to pause."""
+        if self.eof or transport.is_closing():
+            error = self.error or ConnectionResetError("connection closed")
+            raise httpcore.WriteError(str(error) or type(error).__name__) from error
+        transport.write(data)
+        if self.writing_paused:
+            self.drain_waiter = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.drain_waiter
+            except TimeoutError:
+                raise httpcore.WriteTimeout(f"could not send within {timeout:g} s") from None
+            finally:
+                self.drain_waiter = None
+
     def pause_writing(self) -> None:
         self.writing_paused = True
 
@@ -137,22 +153,8 @@ class _Stream(httpcore.AsyncNetworkStream):
         return chunk
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        if not buffer:
-            return
-        p = self._protocol
-        if p.eof or self._transport.is_closing():
-            error = p.error or ConnectionResetError("connection closed")
-            raise httpcore.WriteError(str(error)) from error
-        self._transport.write(buffer)
-        if p.writing_paused:
-            p.drain_waiter = asyncio.get_running_loop().create_future()
-            try:
-                async with asyncio.timeout(timeout):
-                    await p.drain_waiter
-            except TimeoutError:
-                raise httpcore.WriteTimeout(f"could not send within {timeout:g} s") from None
-            finally:
-                p.drain_waiter = None
+        if buffer:
+            await self._protocol.send(self._transport, buffer, timeout)
 
     async def aclose(self) -> None:
         self._transport.close()
