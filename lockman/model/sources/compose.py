@@ -52,27 +52,40 @@ _ENV_LINE = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*?)
 
 def parse_env(text: str) -> dict[str, str]:
     """A ``.env`` file as compose reads it: ``KEY=value`` lines, ``#`` comments, values quoted
-    with ``'`` (literal) or ``"`` (``\\"`` and ``\\\\`` escapes), an unquoted value ending at
-    `` #``. A line that is none of these sets nothing: a variable it meant stays unset and is
-    reported where it is used, never guessed."""
+    with ``'`` (literal) or ``"`` (``\\"``, ``\\\\`` and ``\\$`` escapes), an unquoted value ending at
+    `` #``. Unquoted and double-quoted values expand the variables set on earlier lines
+    (``${BASE}-slim``, with defaults), as compose-go's dotenv parser does. A line that is none
+    of these sets nothing, and neither does a value naming a variable set nowhere before it
+    (compose would take it from the shell): a variable it meant stays unset and is reported
+    where it is used, never guessed."""
     env: dict[str, str] = {}
     for line in text.splitlines():
         m = _ENV_LINE.fullmatch(line)
         if m is None or line.lstrip().startswith("#"):
             continue
         key, raw = m.groups()
-        if raw[:1] in ("'", '"'):
-            q = raw[0]
-            end = raw.find(q, 1) if q == "'" else _closing_quote(raw)
-            if end < 0:
-                continue
-            value = raw[1:end]
-            if q == '"':
-                value = re.sub(r"\\([\\\"])", r"\1", value)
+        value = _env_value(raw, env)
+        if value is None:
+            env.pop(key, None)  # this line cannot say what it sets: unset, whatever came before
         else:
-            value = re.split(r"\s#", raw, maxsplit=1)[0].rstrip()
-        env[key] = value
+            env[key] = value
     return env
+
+
+def _env_value(raw: str, env: Mapping[str, str]) -> str | None:
+    if raw[:1] == "'":
+        end = raw.find("'", 1)
+        return raw[1:end] if end >= 0 else None
+    if raw[:1] == '"':
+        end = _closing_quote(raw)
+        if end < 0:
+            return None
+        # \$ is a literal $: written as $$, which interpolation turns into one $
+        value = re.sub(r'\\([\\"$])', lambda e: "$$" if e.group(1) == "$" else e.group(1), raw[1:end])
+    else:
+        value = re.split(r"\s#", raw, maxsplit=1)[0].rstrip()
+    value, missing = interpolate(value, env)
+    return None if missing else value
 
 
 def _closing_quote(raw: str) -> int:

@@ -190,6 +190,51 @@ def test_compose_reads_the_env_file_values_it_is_given(monkeypatch: pytest.Monke
     assert first.endswith("depends on REG, TAG, which has no default and no .env value; not locked")
 
 
+# compose-spec/compose-go dotenv/godotenv_var_expansion_test.go (commit 1e4da93), its envMap
+# written as .env lines, then each row's input; "UNSET" when compose fails or takes the shell's.
+COMPOSE_GO_EXPANSION = [
+    ("RESULT=${UNSET_VAR:-Default Value}", "Default Value"),
+    ("RESULT=${EMPTY_VAR:-Default Value}", "Default Value"),
+    ("RESULT=${TEST_VAR:-Default Value}", "Test Value"),
+    ("RESULT=${UNSET_VAR-Default Value}", "Default Value"),
+    ("RESULT=${EMPTY_VAR-Default Value}", ""),
+    ("RESULT=${TEST_VAR-Default Value}", "Test Value"),
+    ("RESULT=${UNSET_VAR:?Test error}", "UNSET"),
+    ("RESULT=${EMPTY_VAR:?Test error}", "UNSET"),
+    ("RESULT=${TEST_VAR:?Default Value}", "Test Value"),
+    ("RESULT=${UNSET_VAR?Test error}", "UNSET"),
+    ("RESULT=${EMPTY_VAR?Test error}", ""),
+    ("RESULT=${TEST_VAR?Default Value}", "Test Value"),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), COMPOSE_GO_EXPANSION)
+def test_env_values_expand_earlier_variables_as_compose_go_does(line: str, expected: str) -> None:
+    env = compose.parse_env(f"EMPTY_VAR=\nTEST_VAR=Test Value\n{line}\n")
+    assert env.get("RESULT", "UNSET") == expected
+
+
+def test_env_expansion_quoting_and_a_variable_set_nowhere() -> None:
+    env = compose.parse_env(
+        "BASE=1.70\nTAG=${BASE}-slim\nREG=ghcr.io\nIMG=$REG/rust\nQ=\"v$BASE \\$BASE $$\"\n"
+        "LIT='${BASE}'\nSHELL_ONLY=${HOME}/x\nLATER=${NEXT}\nNEXT=1\nBASE=${BASE}.1\n"
+    )
+    assert env == {
+        "BASE": "1.70.1",  # set again from its own earlier value
+        "TAG": "1.70-slim",
+        "REG": "ghcr.io",
+        "IMG": "ghcr.io/rust",
+        "Q": "v1.70 $BASE $",  # \$ and $$ are a literal $
+        "LIT": "${BASE}",  # single quotes: literal
+        "NEXT": "1",
+    }  # SHELL_ONLY (from the shell in compose) and LATER (NEXT comes after it): unset, not guessed
+    got = compose.extract("services:\n  a:\n    image: ${IMG}:${TAG}\n  b:\n    image: x:${LATER}\n", "c.yml", env)
+    assert [g.ref if isinstance(g, Found) else str(g) for g in got] == [
+        "ghcr.io/rust:1.70-slim",
+        "c.yml:5: services.b.image x:${LATER}: depends on LATER, which has no default and no .env value; not locked",
+    ]
+
+
 def test_compose_v1_layout_services_at_the_top_level() -> None:
     text = (
         "x-common: &c\n  image: 'no:1'\nvolumes:\n  image: 'no:2'\nredis:\n  image: redis:7\n"
