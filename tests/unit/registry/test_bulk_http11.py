@@ -18,7 +18,7 @@ import httpx
 import pytest
 import trustme
 
-from lockman.registry.bulk_http11 import BUFFER, CHUNK, BulkConnection, BulkConnectionPool
+from lockman.registry.bulk_http11 import BUFFER, CHUNK, MAX_HEAD, BulkConnection, BulkConnectionPool
 from lockman.registry.host_transport import BULK, HostTransport
 from tests.support.listener import Listener
 
@@ -460,3 +460,29 @@ def test_the_connection_itself_refuses_reuse(server_factory, answer: bytes, clos
 
     body, is_closed, available = asyncio.run(main())
     assert (body, is_closed, available) == (b"blob", closed, not closed)
+
+
+def test_a_head_that_never_ends_is_refused_past_its_limit(server_factory) -> None:
+    """A hostile server streams one endless header line: refused once it passes MAX_HEAD, not
+    buffered on; the connection is not kept."""
+    sent: list[int] = []
+
+    def reply(sock: socket.socket, n: int) -> None:
+        sock.sendall(b"HTTP/1.1 200 OK\r\nX-Endless: ")
+        total = 0
+        for _ in range(400):  # up to 25 MiB, stopped by the client's close long before
+            sock.sendall(b"a" * 65536)
+            total += 65536
+            sent.append(total)
+
+    server = server_factory(reply)
+
+    async def main() -> None:
+        async with _pool() as pool:
+            with pytest.raises(httpcore.RemoteProtocolError):  # not a ReadTimeout after 25 MiB
+                await _get(pool, f"http://127.0.0.1:{server.port}/", timeout={"read": 5.0})
+
+    asyncio.run(main())
+    _wait_for(lambda: server.closed_by_client == 1)
+    assert server.closed_by_client == 1
+    assert sent and sent[-1] < 16 * MAX_HEAD + 8 * BUFFER  # the client stopped reading early
